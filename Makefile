@@ -1,0 +1,124 @@
+# cgpt - plain Makefile. Sources are found by wildcard: a new module is a new
+# src/<layer>/<name>.c (+ .h), a new test is tests/<layer>/test_<name>.c.
+#
+#   make            build build/cgpt and build/libcgpt.a
+#   make run        install what is missing, build, run the main job
+#   make test       install what is missing, build, run every test (plain and ASan+UBSan)
+#   make unit       build and run the unit tests only (no installs)
+#   make fuzz       build the libFuzzer targets and run each for FUZZ_SECONDS
+
+CC       ?= cc
+BUILD    := build
+CI       ?=
+OPT      ?= -O2
+WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter
+ifeq ($(CI),true)
+WARN     += -Werror
+endif
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc -pthread -MMD -MP -fno-strict-aliasing
+CFLAGS   ?=
+CFLAGS   += $(OPT) $(CFLAGS_COMMON)
+LDLIBS   := -lm -lpthread
+SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cli/*'))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(shell find tests -name 'test_*.c'))
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+TOOLS    := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+
+ALIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
+ACLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/asan/%.o)
+ATEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/asan/%.o)
+
+.PHONY: all run test unit unit-asan integration deps deps-fuzz fuzz clean asan tools
+
+all: $(BUILD)/cgpt $(BUILD)/libcgpt.a
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 $(CFLAGS_COMMON) $(SAN) -c $< -o $@
+
+$(BUILD)/libcgpt.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/cgpt: $(CLI_OBJ) $(BUILD)/libcgpt.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libcgpt.a $(LDLIBS)
+
+$(BUILD)/unit: $(TEST_OBJ) $(BUILD)/libcgpt.a
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libcgpt.a -lcriterion $(LDLIBS)
+
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libcgpt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcgpt.a $(LDLIBS)
+
+# The ASan+UBSan build: its own objects, library, binary and unit tests.
+$(BUILD)/asan/libcgpt.a: $(ALIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/asan/cgpt: $(ACLI_OBJ) $(BUILD)/asan/libcgpt.a
+	$(CC) -O1 $(CFLAGS_COMMON) $(SAN) -o $@ $(ACLI_OBJ) $(BUILD)/asan/libcgpt.a $(LDLIBS)
+
+$(BUILD)/asan/unit: $(ATEST_OBJ) $(BUILD)/asan/libcgpt.a
+	$(CC) -O1 $(CFLAGS_COMMON) $(SAN) -o $@ $(ATEST_OBJ) $(BUILD)/asan/libcgpt.a -lcriterion $(LDLIBS)
+
+tools: $(TOOLS)
+asan: $(BUILD)/asan/cgpt $(BUILD)/asan/unit
+
+deps:
+	@scripts/install-deps.sh test
+
+deps-fuzz:
+	@scripts/install-deps.sh fuzz
+
+# Criterion runs tests in parallel processes; -j2 matches the machine.
+unit: $(BUILD)/unit
+	$(BUILD)/unit -j2
+
+unit-asan: $(BUILD)/asan/unit
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/asan/unit -j2
+
+integration: all tools asan
+	tests/run_integration.sh
+
+test: deps
+	$(MAKE) all tools asan $(BUILD)/unit
+	$(MAKE) unit
+	$(MAKE) unit-asan
+	$(MAKE) integration
+	@echo "make test: all suites passed"
+
+run: deps all tools
+	scripts/run.sh
+
+# libFuzzer targets: fuzz/fuzz_<name>.c, each linked with the library built by clang.
+FUZZ_SRC     := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN     := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+
+$(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzz: deps-fuzz $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do \
+	  n=$$(basename $$f | sed 's/^fuzz_//'); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -artifact_prefix=fuzz/ \
+	      $(BUILD)/fuzz/corpus-$$n fuzz/corpus/$$n || exit 1; \
+	done
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ALIB_OBJ:.o=.d) $(ATEST_OBJ:.o=.d) $(ACLI_OBJ:.o=.d)

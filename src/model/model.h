@@ -1,0 +1,110 @@
+/* model.h - a transformer loaded from GGUF, run over batches of rows.
+ *
+ * Architectures (llama.cpp names and conventions): "llama" (Llama 2/3,
+ * Mistral, TinyLlama, SmolLM), "qwen2", "qwen3", "gpt2". Weights stay in the
+ * file's mapping (any supported DType); the KV cache and all scratch buffers
+ * are allocated once in model_load() from ModelParams, never per token.
+ *
+ * The KV cache is a pool of fixed-size blocks (kv_block_size positions each);
+ * every sequence id in [0, n_seq_max) has a block table mapping its positions
+ * to blocks. Blocks are taken from the pool as a sequence grows and returned
+ * by model_seq_free(). */
+#ifndef CGPT_MODEL_MODEL_H
+#define CGPT_MODEL_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "gguf/gguf.h"
+
+typedef enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GPT2, ARCH_COUNT } Arch;
+
+typedef enum {
+    ROPE_NONE = 0, /* learned absolute positions (gpt2) */
+    ROPE_NORM = 1, /* rotate adjacent pairs (x[2i], x[2i+1]) - llama */
+    ROPE_NEOX = 2, /* rotate halves (x[i], x[i + n_rot/2]) - qwen2, qwen3 */
+} RopeType;
+
+typedef struct {
+    Arch arch;
+    const char *arch_name; /* "llama", ... (static string) */
+    int n_vocab;
+    int n_ctx_train;
+    int n_embd;
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;
+    int head_dim;   /* per head, for q/k/v */
+    int n_ff;
+    float norm_eps; /* rms or layer norm epsilon */
+    RopeType rope_type;
+    int n_rot;      /* rotated dims per head (rope.dimension_count, default head_dim) */
+    float rope_freq_base;
+    /* Llama-3 style rope scaling (rope.scaling.type "llama3" or the
+     * llama3-shaped keys present) */
+    bool rope_llama3;
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_orig_ctx;
+    bool tied_output; /* output projection uses token_embd.weight */
+    uint64_t n_params;
+} ModelConfig;
+
+typedef struct {
+    int n_threads;     /* 0: all online CPUs */
+    int n_ctx;         /* max positions per sequence; 0: min(n_ctx_train, 4096) */
+    int n_seq_max;     /* sequence ids 0..n_seq_max-1; 0: 1 */
+    int n_batch;       /* max rows per model_forward; 0: 512 */
+    int kv_block_size; /* positions per KV block; 0: 16 */
+    int n_kv_blocks;   /* blocks in the pool; 0: n_seq_max * ceil(n_ctx / kv_block_size) */
+} ModelParams;
+
+#define MODEL_MAX_LAYERS 512
+#define MODEL_MAX_EMBD (1 << 16)
+#define MODEL_MAX_HEADS 1024
+#define MODEL_MAX_VOCAB (1 << 22)
+#define MODEL_MAX_CTX (1 << 20)
+
+typedef struct Model Model;
+
+/* Load the model at 'path'. Validates architecture, hyperparameters
+ * (head_count >= 1, head_count_kv dividing head_count, ...), and that every
+ * required tensor exists with the expected shape and a supported type.
+ * Returns an owned model in *out (free with model_free()); on failure
+ * returns non-OK, fills 'err' and sets *out = NULL. */
+Status model_load(Model **out, const char *path, const ModelParams *p, Err *err);
+void model_free(Model *m);
+
+/* Views valid until model_free(). */
+const ModelConfig *model_config(const Model *m);
+const GGUF *model_gguf(const Model *m);
+/* The parameters actually in force (defaults resolved). */
+const ModelParams *model_params(const Model *m);
+
+/* One row of a batch: token 'token' of sequence 'seq' at position 'pos'. */
+typedef struct {
+    int32_t token;
+    int32_t pos;
+    int32_t seq;
+    bool logits; /* return logits for this row */
+} BatchRow;
+
+/* Run one forward pass over 'n_rows' rows (1..n_batch). Rows of one
+ * sequence must come in increasing position order; a row at position p
+ * attends to positions 0..p of its sequence, which must already be in the
+ * cache or earlier in this batch. Rows of different sequences may be mixed
+ * freely. Writes n_vocab floats per row with .logits set, in row order, to
+ * 'logits'. Errors (STATUS_INVALID/STATUS_LIMIT): token out of range, seq
+ * out of range, pos >= n_ctx, position gap, KV pool exhausted - the cache is
+ * then unchanged for the failing sequences' existing positions. */
+Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, Err *err);
+
+/* Drop all positions of sequence 'seq' and return its blocks to the pool. */
+void model_seq_free(Model *m, int seq);
+/* Positions currently cached for 'seq' (the next position to feed). */
+int model_seq_len(const Model *m, int seq);
+/* KV blocks free in the pool / in total. */
+int model_kv_free_blocks(const Model *m);
+int model_kv_total_blocks(const Model *m);
+
+#endif

@@ -1,0 +1,50 @@
+/* quant.h - per-type kernels: dequantize, quantize, dot product.
+ *
+ * For each supported weight type T there is one QuantOps entry:
+ *   dequant(src, dst, n)  - n elements (a multiple of T's block size) of T -> F32
+ *   quantize(src, dst, n) - F32 -> T, deterministic; block layout identical
+ *                           to ggml (quantize_row_*_ref), so files we write
+ *                           load in llama.cpp and vice versa
+ *   vec_dot(n, s, w, a)   - *s = sum_i w[i]*a[i], with w a row of T and a a
+ *                           row of T's vec_dot_type (the activation format)
+ *   vec_dot_type          - F32 for F32/F16/BF16 (exact float activations),
+ *                           Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1,
+ *                           Q8_K for the K-quants (as ggml)
+ * The activation types Q8_0, Q8_1, Q8_K have entries too (quantize, dequant)
+ * so matmul can convert activations once per batch.
+ *
+ * Every kernel has a scalar twin (level SIMD_SCALAR) that is never optimised;
+ * SIMD levels replace individual functions. quant_ops() picks the CPU's best
+ * level once; quant_ops_at() gives a specific level for tests. Both return
+ * NULL for types without kernels. All pointers may be unaligned. */
+#ifndef CGPT_TENSOR_QUANT_H
+#define CGPT_TENSOR_QUANT_H
+
+#include <stdint.h>
+
+#include "core/cpu.h"
+#include "tensor/dtype.h"
+
+typedef void (*QuantDequantFn)(const void *src, float *dst, int64_t n);
+typedef void (*QuantQuantizeFn)(const float *src, void *dst, int64_t n);
+typedef void (*QuantDotFn)(int64_t n, float *s, const void *w, const void *a);
+
+typedef struct {
+    QuantDequantFn dequant;
+    QuantQuantizeFn quantize;
+    QuantDotFn vec_dot; /* NULL for activation-only types */
+    DType vec_dot_type;
+} QuantOps;
+
+const QuantOps *quant_ops(DType t);
+const QuantOps *quant_ops_at(DType t, SimdLevel level);
+
+/* Fill functions, one per kernel family (each in its own file). Each writes
+ * the entries it implements at exactly 'level' into 'ops' (indexed by DType),
+ * leaving others untouched; quant.c calls them for SCALAR first, then each
+ * higher level up to the one wanted. */
+void quant_float_fill(QuantOps *ops, SimdLevel level);  /* F32 F16 BF16 */
+void quant_legacy_fill(QuantOps *ops, SimdLevel level); /* Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q8_1 */
+void quant_k_fill(QuantOps *ops, SimdLevel level);      /* Q4_K Q5_K Q6_K Q8_K */
+
+#endif
