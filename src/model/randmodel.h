@@ -1,0 +1,43 @@
+/* randmodel.h - writes small random models of each architecture as GGUF.
+ *
+ * For tests, fuzz seeds and `make run` before a real model exists. The file
+ * has exactly the tensor names, shapes and metadata keys llama.cpp's
+ * converters write for the architecture (src/llama-arch.cpp), plus a
+ * synthetic vocabulary (tokenizer.ggml.model "gpt2", tokens "t0".."tN-1" as
+ * needed to make the file self-describing). Weights are drawn from a seeded
+ * normal distribution with scale 'init_std' (norm weights around 1, biases
+ * small), stored as F32 and then converted to 'wtype' for every 2-D weight
+ * matrix whose row length is a multiple of the type's block size (others
+ * stay F32, as llama.cpp's fallbacks keep them in a wider type); token_embd
+ * and output follow 'wtype' too. 1-D tensors (norms, biases) stay F32. */
+#ifndef CGPT_MODEL_RANDMODEL_H
+#define CGPT_MODEL_RANDMODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "tensor/dtype.h"
+
+typedef struct {
+    const char *arch;    /* "llama", "qwen2", "qwen3", "gpt2" */
+    int n_vocab;
+    int n_embd;
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;      /* gpt2: must equal n_heads */
+    int head_dim;        /* n_embd need not equal n_heads * head_dim (qwen3 allows it) */
+    int n_ff;
+    int n_ctx_train;
+    float rope_freq_base;
+    bool rope_llama3;    /* write llama3 rope-scaling keys + rope_freqs.weight (llama) */
+    bool tied;           /* omit output.weight */
+    DType wtype;         /* type of the 2-D weight matrices */
+    uint64_t seed;
+    float init_std;      /* 0: 0.02 */
+} RandModelSpec;
+
+/* Write a random model to 'path'. STATUS_INVALID for an inconsistent spec. */
+Status randmodel_write(const char *path, const RandModelSpec *spec, Err *err);
+
+#endif
