@@ -5,10 +5,10 @@
  * every string length; no duplicate keys or tensor names; value types known;
  * well-known keys of the right type (general.alignment must be u32, a power
  * of two, <= GGUF_MAX_ALIGNMENT; general.architecture a string; ...);
- * n_dims in 1..4 and every dimension >= 1; element counts and byte sizes
- * without overflow; tensor types known (dtype_info) with rows a multiple of
- * the block size; offsets aligned, in increasing order, non-overlapping and
- * inside the file. Any failure returns STATUS_FORMAT or STATUS_LIMIT with a
+ * n_dims in 1..4 and every dimension >= 0 (as ggml); element counts and
+ * byte sizes without overflow; tensor types known (dtype_info) with rows a
+ * multiple of the block size; offsets aligned, non-overlapping (in any order)
+ * and inside the file. Any failure returns STATUS_FORMAT or STATUS_LIMIT with a
  * message naming the key or tensor, the value and the limit, e.g.
  *   "tensor 'blk.3.attn_q.weight': data ends at 4096, past end of file (size 2048)".
  * Allocations are bounded by the file size (arrays of n entries are only
@@ -99,6 +99,12 @@ typedef struct {
     GGUFKV *kv;
     uint64_t n_tensors;
     GGUFTensor *tensors;
+    /* Private to gguf.c: kv / tensor indices sorted by name (for duplicate
+     * detection and O(log n) lookup), and the bytes the reader allocated for
+     * this file (tests check it stays O(file size)). */
+    uint32_t *kv_by_name;
+    uint32_t *tensor_by_name;
+    uint64_t alloc_bytes;
 } GGUF;
 
 /* Open and validate the file at 'path'. On failure returns non-OK, fills

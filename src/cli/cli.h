@@ -1,0 +1,16 @@
+/* cli.h - subcommand entry points. Each returns the process exit code
+ * (0 ok, 1 bad input or failure) and is the only code that prints to stdout.
+ * Errors are one line on stderr: "cgpt <cmd>: <message>". */
+#ifndef CGPT_CLI_CLI_H
+#define CGPT_CLI_CLI_H
+
+#include "core/err.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+
+/* Print "cgpt <cmd>: <err->msg>" to stderr and return 1. */
+int cli_fail(const char *cmd, const Err *err);
+
+#endif

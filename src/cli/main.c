@@ -1,0 +1,43 @@
+/* main.c - the cgpt binary: dispatches to a subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define CGPT_VERSION "0.1.0"
+
+static const char USAGE[] =
+    "usage: cgpt <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  info     -m MODEL                      describe a GGUF model\n"
+    "  run      -m MODEL --tokens \"IDS\" --ids   generate token ids (greedy with --temp 0)\n"
+    "  quantize IN OUT TYPE                   convert weights: F16 Q8_0 Q4_0 Q5_0 Q4_K Q6_K Q4_K_M Q5_K_M\n"
+    "\n"
+    "cgpt <command> --help shows the options of a command.\n";
+
+int cli_fail(const char *cmd, const Err *err) {
+    fprintf(stderr, "cgpt %s: %s\n", cmd, err->msg[0] ? err->msg : status_name(err->status));
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 1 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("cgpt %s\n", CGPT_VERSION);
+        return 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "info"))
+        return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run"))
+        return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize"))
+        return cmd_quantize(argc - 1, argv + 1);
+    fprintf(stderr, "cgpt: unknown command '%s' (try 'cgpt --help')\n", cmd);
+    return 1;
+}

@@ -1,0 +1,387 @@
+/* randmodel.c - small random models of each architecture, written as GGUF.
+ *
+ * The tensor names, shapes and metadata keys are the ones llama.cpp's
+ * converters write (src/llama-arch.cpp, convert_hf_to_gguf.py), so the files
+ * load in llama.cpp as well as in cgpt. Weights are drawn in a fixed order
+ * from one seeded Rng: the same spec always gives the same bytes.
+ *
+ * Deliberately not done here: any forward computation, and tokenizer
+ * realism (the vocabulary is "t0".."tN-1" with an empty merge list).
+ *
+ * Llama-3 rope scaling is written the way convert_hf_to_gguf.py writes it:
+ * as the tensor rope_freqs.weight (n_rot/2 frequency divisors) and no
+ * rope.scaling.* keys - llama.cpp asserts on an unknown rope.scaling.type
+ * and would read rope.scaling.factor as linear scaling. */
+#include "model/randmodel.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "gguf/gguf_writer.h"
+#include "tensor/quant.h"
+
+#define RANDMODEL_MAX_DIM (1 << 20)   /* any one dimension of the spec */
+#define RANDMODEL_MAX_LAYERS 512
+#define RANDMODEL_MAX_ELEMS (1ll << 31) /* elements in one tensor */
+#define RANDMODEL_NAME_MAX 96
+
+/* Llama 3.1 rope scaling constants (its config.json "rope_scaling"). */
+#define LLAMA3_FACTOR 8.0
+#define LLAMA3_LOW_FREQ_FACTOR 1.0
+#define LLAMA3_HIGH_FREQ_FACTOR 4.0
+#define LLAMA3_ORIG_CTX 8192.0
+
+typedef enum { RA_LLAMA, RA_QWEN2, RA_QWEN3, RA_GPT2 } RArch;
+
+/* Everything the writer borrows, freed after gguf_writer_write(). */
+typedef struct {
+    GGUFWriter *w;
+    Rng rng;
+    float std;
+    DType wtype;
+    const QuantOps *qops; /* NULL when wtype is F32 */
+    void **bufs;
+    int n_bufs, cap_bufs;
+    bool oom;
+} Builder;
+
+static void *builder_keep(Builder *b, void *p) {
+    if (!p) {
+        b->oom = true;
+        return NULL;
+    }
+    if (b->n_bufs == b->cap_bufs) {
+        int cap = b->cap_bufs ? 2 * b->cap_bufs : 64;
+        void **nb = realloc(b->bufs, (size_t)cap * sizeof *nb);
+        if (!nb) {
+            free(p);
+            b->oom = true;
+            return NULL;
+        }
+        b->bufs = nb;
+        b->cap_bufs = cap;
+    }
+    b->bufs[b->n_bufs++] = p;
+    return p;
+}
+
+typedef enum { INIT_WEIGHT, INIT_NORM, INIT_BIAS, INIT_VALUES } InitKind;
+
+/* Add tensor 'name' of shape ne[0..n_dims) (innermost first). 2-D tensors
+ * whose rows are whole blocks of the builder's wtype are converted to it;
+ * everything else stays F32. 'values' (INIT_VALUES) are copied. */
+static void builder_add(Builder *b, const char *name, int n_dims, int64_t ne0, int64_t ne1,
+                        InitKind kind, const float *values) {
+    if (b->oom)
+        return;
+    int64_t ne[2] = {ne0, ne1};
+    int64_t n = ne0 * (n_dims == 2 ? ne1 : 1);
+    float *f = builder_keep(b, malloc((size_t)n * sizeof *f));
+    if (!f)
+        return;
+    for (int64_t i = 0; i < n; i++) {
+        switch (kind) {
+        case INIT_WEIGHT: f[i] = b->std * rng_normal(&b->rng); break;
+        case INIT_NORM: f[i] = 1.0f + 0.1f * rng_normal(&b->rng); break;
+        case INIT_BIAS: f[i] = b->std * rng_normal(&b->rng); break;
+        case INIT_VALUES: f[i] = values[i]; break;
+        }
+    }
+    DType t = DTYPE_F32;
+    const void *data = f;
+    if (n_dims == 2 && b->qops && ne0 % dtype_info(b->wtype)->block_size == 0) {
+        uint64_t bytes = dtype_row_bytes(b->wtype, ne0) * (uint64_t)ne1;
+        void *q = builder_keep(b, malloc((size_t)bytes));
+        if (!q)
+            return;
+        b->qops->quantize(f, q, n);
+        t = b->wtype;
+        data = q;
+    }
+    gguf_writer_add_tensor(b->w, name, t, n_dims, ne, data);
+}
+
+static void builder_add_blk(Builder *b, int il, const char *what, int n_dims, int64_t ne0,
+                            int64_t ne1, InitKind kind) {
+    char name[RANDMODEL_NAME_MAX];
+    int k = snprintf(name, sizeof name, "blk.%d.%s", il, what);
+    ASSERT(k > 0 && (size_t)k < sizeof name);
+    builder_add(b, name, n_dims, ne0, ne1, kind, NULL);
+}
+
+/* llama.cpp's general.file_type (enum llama_ftype) for a uniform wtype. */
+static uint32_t file_type_of(DType t) {
+    switch (t) {
+    case DTYPE_F32: return 0;
+    case DTYPE_F16: return 1;
+    case DTYPE_Q4_0: return 2;
+    case DTYPE_Q4_1: return 3;
+    case DTYPE_Q8_0: return 7;
+    case DTYPE_Q5_0: return 8;
+    case DTYPE_Q5_1: return 9;
+    case DTYPE_Q2_K: return 10;
+    case DTYPE_Q3_K: return 11;  /* Q3_K_S */
+    case DTYPE_Q4_K: return 14;  /* Q4_K_S */
+    case DTYPE_Q5_K: return 16;  /* Q5_K_S */
+    case DTYPE_Q6_K: return 18;
+    case DTYPE_BF16: return 32;
+    default: return 0;
+    }
+}
+
+/* Llama 3.1's rope frequency divisors, as convert_hf_to_gguf.py computes
+ * them for rope_freqs.weight: 1 for short wavelengths, 'factor' for long
+ * ones, a smooth blend in between. */
+static void llama3_rope_factors(float *out, int n_rot, double base) {
+    double low_wavelen = LLAMA3_ORIG_CTX / LLAMA3_LOW_FREQ_FACTOR;
+    double high_wavelen = LLAMA3_ORIG_CTX / LLAMA3_HIGH_FREQ_FACTOR;
+    for (int i = 0; i < n_rot / 2; i++) {
+        double freq = 1.0 / pow(base, (2.0 * i) / n_rot);
+        double wavelen = 2.0 * M_PI / freq;
+        double f;
+        if (wavelen < high_wavelen) {
+            f = 1.0;
+        } else if (wavelen > low_wavelen) {
+            f = LLAMA3_FACTOR;
+        } else {
+            double smooth = (LLAMA3_ORIG_CTX / wavelen - LLAMA3_LOW_FREQ_FACTOR) /
+                            (LLAMA3_HIGH_FREQ_FACTOR - LLAMA3_LOW_FREQ_FACTOR);
+            f = 1.0 / ((1.0 - smooth) / LLAMA3_FACTOR + smooth);
+        }
+        out[i] = (float)f;
+    }
+}
+
+static bool dim_ok(int v) { return v >= 1 && v <= RANDMODEL_MAX_DIM; }
+
+static Status check_spec(const RandModelSpec *s, RArch *arch, Err *err) {
+    if (!s->arch)
+        return err_set(err, STATUS_INVALID, "randmodel: no architecture");
+    if (!strcmp(s->arch, "llama"))
+        *arch = RA_LLAMA;
+    else if (!strcmp(s->arch, "qwen2"))
+        *arch = RA_QWEN2;
+    else if (!strcmp(s->arch, "qwen3"))
+        *arch = RA_QWEN3;
+    else if (!strcmp(s->arch, "gpt2"))
+        *arch = RA_GPT2;
+    else
+        return err_set(err, STATUS_INVALID,
+                       "randmodel: unknown architecture '%s' (llama, qwen2, qwen3, gpt2)", s->arch);
+    struct {
+        const char *what;
+        int v;
+    } dims[] = {{"n_vocab", s->n_vocab}, {"n_embd", s->n_embd},       {"n_heads", s->n_heads},
+                {"n_kv_heads", s->n_kv_heads}, {"head_dim", s->head_dim}, {"n_ff", s->n_ff},
+                {"n_ctx_train", s->n_ctx_train}};
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (!dim_ok(dims[i].v))
+            return err_set(err, STATUS_INVALID, "randmodel: %s = %d out of range [1, %d]",
+                           dims[i].what, dims[i].v, RANDMODEL_MAX_DIM);
+    if (s->n_layers < 1 || s->n_layers > RANDMODEL_MAX_LAYERS)
+        return err_set(err, STATUS_INVALID, "randmodel: n_layers = %d out of range [1, %d]",
+                       s->n_layers, RANDMODEL_MAX_LAYERS);
+    if (s->n_heads % s->n_kv_heads)
+        return err_set(err, STATUS_INVALID, "randmodel: n_heads %d not a multiple of n_kv_heads %d",
+                       s->n_heads, s->n_kv_heads);
+    if (s->head_dim % 2)
+        return err_set(err, STATUS_INVALID, "randmodel: head_dim %d must be even (rope pairs)",
+                       s->head_dim);
+    if ((int64_t)s->n_heads * s->head_dim > RANDMODEL_MAX_DIM)
+        return err_set(err, STATUS_INVALID, "randmodel: n_heads * head_dim = %lld exceeds %d",
+                       (long long)s->n_heads * s->head_dim, RANDMODEL_MAX_DIM);
+    int64_t big = (int64_t)s->n_embd * (s->n_vocab > s->n_ff ? s->n_vocab : s->n_ff);
+    if (big > RANDMODEL_MAX_ELEMS || (int64_t)s->n_embd * s->n_ctx_train > RANDMODEL_MAX_ELEMS)
+        return err_set(err, STATUS_INVALID, "randmodel: a tensor would exceed %lld elements",
+                       (long long)RANDMODEL_MAX_ELEMS);
+    if (*arch == RA_GPT2) {
+        if (s->n_kv_heads != s->n_heads)
+            return err_set(err, STATUS_INVALID, "randmodel: gpt2 needs n_kv_heads (%d) == n_heads (%d)",
+                           s->n_kv_heads, s->n_heads);
+        if (s->n_heads * s->head_dim != s->n_embd)
+            return err_set(err, STATUS_INVALID,
+                           "randmodel: gpt2 needs n_heads * head_dim (%d) == n_embd (%d)",
+                           s->n_heads * s->head_dim, s->n_embd);
+    }
+    if (s->rope_llama3 && *arch != RA_LLAMA)
+        return err_set(err, STATUS_INVALID, "randmodel: llama3 rope scaling is for arch llama only");
+    const DTypeInfo *ti = dtype_info(s->wtype);
+    if (!ti)
+        return err_set(err, STATUS_INVALID, "randmodel: unknown weight type %d", (int)s->wtype);
+    if (!(s->init_std >= 0.0f) || s->init_std > 100.0f)
+        return err_set(err, STATUS_INVALID, "randmodel: init_std %g out of range [0, 100]",
+                       (double)s->init_std);
+    return STATUS_OK;
+}
+
+static void set_key(GGUFWriter *w, const char *arch, const char *suffix, uint32_t v) {
+    char key[RANDMODEL_NAME_MAX];
+    int k = snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    ASSERT(k > 0 && (size_t)k < sizeof key);
+    gguf_writer_set_u32(w, key, v);
+}
+
+static void set_key_f32(GGUFWriter *w, const char *arch, const char *suffix, float v) {
+    char key[RANDMODEL_NAME_MAX];
+    int k = snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    ASSERT(k > 0 && (size_t)k < sizeof key);
+    gguf_writer_set_f32(w, key, v);
+}
+
+/* Synthetic vocabulary: "t<i>", token 1 = BOS and 2 = EOS (control) when
+ * the vocabulary is big enough, else 0. */
+static Status write_vocab(Builder *b, const RandModelSpec *s, Err *err) {
+    int n = s->n_vocab;
+    char **toks = builder_keep(b, calloc((size_t)n, sizeof *toks));
+    int32_t *types = builder_keep(b, malloc((size_t)n * sizeof *types));
+    if (!toks || !types)
+        return err_set(err, STATUS_NOMEM, "randmodel: out of memory for %d tokens", n);
+    uint32_t bos = n > 1 ? 1 : 0, eos = n > 2 ? 2 : 0;
+    for (int i = 0; i < n; i++) {
+        char buf[16];
+        int k = snprintf(buf, sizeof buf, "t%d", i);
+        ASSERT(k > 0 && (size_t)k < sizeof buf);
+        toks[i] = builder_keep(b, strdup(buf));
+        if (!toks[i])
+            return err_set(err, STATUS_NOMEM, "randmodel: out of memory for token %d", i);
+        types[i] = (i == (int)bos || i == (int)eos) ? 3 : 1; /* control : normal */
+    }
+    gguf_writer_set_str(b->w, "tokenizer.ggml.model", "gpt2");
+    gguf_writer_set_arr_str(b->w, "tokenizer.ggml.tokens", (const char *const *)toks, (uint64_t)n);
+    gguf_writer_set_arr_i32(b->w, "tokenizer.ggml.token_type", types, (uint64_t)n);
+    gguf_writer_set_arr_str(b->w, "tokenizer.ggml.merges", NULL, 0);
+    gguf_writer_set_u32(b->w, "tokenizer.ggml.bos_token_id", bos);
+    gguf_writer_set_u32(b->w, "tokenizer.ggml.eos_token_id", eos);
+    return STATUS_OK;
+}
+
+static void write_layers_llama(Builder *b, const RandModelSpec *s, RArch arch) {
+    int64_t E = s->n_embd, QD = (int64_t)s->n_heads * s->head_dim;
+    int64_t KD = (int64_t)s->n_kv_heads * s->head_dim, F = s->n_ff;
+    for (int il = 0; il < s->n_layers; il++) {
+        builder_add_blk(b, il, "attn_norm.weight", 1, E, 1, INIT_NORM);
+        builder_add_blk(b, il, "attn_q.weight", 2, E, QD, INIT_WEIGHT);
+        builder_add_blk(b, il, "attn_k.weight", 2, E, KD, INIT_WEIGHT);
+        builder_add_blk(b, il, "attn_v.weight", 2, E, KD, INIT_WEIGHT);
+        if (arch == RA_QWEN2) {
+            builder_add_blk(b, il, "attn_q.bias", 1, QD, 1, INIT_BIAS);
+            builder_add_blk(b, il, "attn_k.bias", 1, KD, 1, INIT_BIAS);
+            builder_add_blk(b, il, "attn_v.bias", 1, KD, 1, INIT_BIAS);
+        }
+        if (arch == RA_QWEN3) {
+            builder_add_blk(b, il, "attn_q_norm.weight", 1, s->head_dim, 1, INIT_NORM);
+            builder_add_blk(b, il, "attn_k_norm.weight", 1, s->head_dim, 1, INIT_NORM);
+        }
+        builder_add_blk(b, il, "attn_output.weight", 2, QD, E, INIT_WEIGHT);
+        builder_add_blk(b, il, "ffn_norm.weight", 1, E, 1, INIT_NORM);
+        builder_add_blk(b, il, "ffn_gate.weight", 2, E, F, INIT_WEIGHT);
+        builder_add_blk(b, il, "ffn_up.weight", 2, E, F, INIT_WEIGHT);
+        builder_add_blk(b, il, "ffn_down.weight", 2, F, E, INIT_WEIGHT);
+    }
+}
+
+static void write_layers_gpt2(Builder *b, const RandModelSpec *s) {
+    int64_t E = s->n_embd, F = s->n_ff;
+    for (int il = 0; il < s->n_layers; il++) {
+        builder_add_blk(b, il, "attn_norm.weight", 1, E, 1, INIT_NORM);
+        builder_add_blk(b, il, "attn_norm.bias", 1, E, 1, INIT_BIAS);
+        builder_add_blk(b, il, "attn_qkv.weight", 2, E, 3 * E, INIT_WEIGHT);
+        builder_add_blk(b, il, "attn_qkv.bias", 1, 3 * E, 1, INIT_BIAS);
+        builder_add_blk(b, il, "attn_output.weight", 2, E, E, INIT_WEIGHT);
+        builder_add_blk(b, il, "attn_output.bias", 1, E, 1, INIT_BIAS);
+        builder_add_blk(b, il, "ffn_norm.weight", 1, E, 1, INIT_NORM);
+        builder_add_blk(b, il, "ffn_norm.bias", 1, E, 1, INIT_BIAS);
+        builder_add_blk(b, il, "ffn_up.weight", 2, E, F, INIT_WEIGHT);
+        builder_add_blk(b, il, "ffn_up.bias", 1, F, 1, INIT_BIAS);
+        builder_add_blk(b, il, "ffn_down.weight", 2, F, E, INIT_WEIGHT);
+        builder_add_blk(b, il, "ffn_down.bias", 1, E, 1, INIT_BIAS);
+    }
+}
+
+Status randmodel_write(const char *path, const RandModelSpec *s, Err *err) {
+    RArch arch = RA_LLAMA;
+    Status st = check_spec(s, &arch, err);
+    if (st != STATUS_OK)
+        return st;
+    Builder b = {0};
+    b.wtype = s->wtype;
+    b.std = s->init_std > 0.0f ? s->init_std : 0.02f;
+    if (s->wtype != DTYPE_F32) {
+        b.qops = quant_ops(s->wtype);
+        if (!b.qops || !b.qops->quantize)
+            return err_set(err, STATUS_UNSUPPORTED, "randmodel: no quantize kernel for type %s",
+                           dtype_info(s->wtype)->name);
+    }
+    rng_seed(&b.rng, s->seed);
+    b.w = gguf_writer_new();
+    if (!b.w)
+        return err_set(err, STATUS_NOMEM, "randmodel: out of memory for the writer");
+
+    const char *a = s->arch;
+    char name[RANDMODEL_NAME_MAX];
+    int k = snprintf(name, sizeof name, "randmodel-%s", a);
+    ASSERT(k > 0 && (size_t)k < sizeof name);
+    gguf_writer_set_str(b.w, "general.architecture", a);
+    gguf_writer_set_str(b.w, "general.name", name);
+    set_key(b.w, a, "context_length", (uint32_t)s->n_ctx_train);
+    set_key(b.w, a, "embedding_length", (uint32_t)s->n_embd);
+    set_key(b.w, a, "block_count", (uint32_t)s->n_layers);
+    set_key(b.w, a, "feed_forward_length", (uint32_t)s->n_ff);
+    set_key(b.w, a, "attention.head_count", (uint32_t)s->n_heads);
+    set_key(b.w, a, "attention.head_count_kv", (uint32_t)s->n_kv_heads);
+    if (arch == RA_GPT2) {
+        set_key_f32(b.w, a, "attention.layer_norm_epsilon", 1e-5f);
+    } else {
+        set_key_f32(b.w, a, "attention.layer_norm_rms_epsilon", arch == RA_LLAMA ? 1e-5f : 1e-6f);
+        float base = s->rope_freq_base > 0.0f ? s->rope_freq_base : 10000.0f;
+        set_key_f32(b.w, a, "rope.freq_base", base);
+        set_key(b.w, a, "rope.dimension_count", (uint32_t)s->head_dim);
+        /* llama.cpp defaults head_dim to n_embd / n_head; say it when it differs
+         * (and always for qwen3, whose converter writes it). */
+        if (arch == RA_QWEN3 || s->n_heads * s->head_dim != s->n_embd) {
+            set_key(b.w, a, "attention.key_length", (uint32_t)s->head_dim);
+            set_key(b.w, a, "attention.value_length", (uint32_t)s->head_dim);
+        }
+    }
+    gguf_writer_set_u32(b.w, "general.file_type", file_type_of(s->wtype));
+    st = write_vocab(&b, s, err);
+    if (st != STATUS_OK)
+        goto done;
+
+    int64_t E = s->n_embd;
+    builder_add(&b, "token_embd.weight", 2, E, s->n_vocab, INIT_WEIGHT, NULL);
+    if (arch == RA_GPT2)
+        builder_add(&b, "position_embd.weight", 2, E, s->n_ctx_train, INIT_WEIGHT, NULL);
+    if (s->rope_llama3) {
+        float *factors = builder_keep(&b, malloc((size_t)(s->head_dim / 2) * sizeof *factors));
+        if (factors) {
+            float base = s->rope_freq_base > 0.0f ? s->rope_freq_base : 10000.0f;
+            llama3_rope_factors(factors, s->head_dim, base);
+            builder_add(&b, "rope_freqs.weight", 1, s->head_dim / 2, 1, INIT_VALUES, factors);
+        }
+    }
+    if (arch == RA_GPT2)
+        write_layers_gpt2(&b, s);
+    else
+        write_layers_llama(&b, s, arch);
+    builder_add(&b, "output_norm.weight", 1, E, 1, INIT_NORM, NULL);
+    if (arch == RA_GPT2)
+        builder_add(&b, "output_norm.bias", 1, E, 1, INIT_BIAS, NULL);
+    if (!s->tied)
+        builder_add(&b, "output.weight", 2, E, s->n_vocab, INIT_WEIGHT, NULL);
+
+    if (b.oom) {
+        st = err_set(err, STATUS_NOMEM, "randmodel: out of memory for the weights");
+        goto done;
+    }
+    st = gguf_writer_write(b.w, path, err);
+done:
+    gguf_writer_free(b.w);
+    for (int i = 0; i < b.n_bufs; i++)
+        free(b.bufs[i]);
+    free(b.bufs);
+    return st;
+}

@@ -1,0 +1,91 @@
+/* ops.h - the element-wise and row kernels of the transformer forward pass.
+ *
+ * rmsnorm, layernorm, rope, softmax, silu(gate)*up, gelu, add, plus the F32
+ * dot product and axpy that attention and the F32 matmul are built on. Each
+ * kernel has a naive twin (`*_ref`, double accumulation where it matters)
+ * that is never optimised; tests pit them against each other.
+ *
+ * Kernels here work on one row (or one vector of heads) and are not
+ * threaded: callers split rows across the thread pool (model.c). The SIMD
+ * kernels (dot, axpy, sum of squares) are chosen once at run time from
+ * cpu_simd_level(); ops_kernels_at() hands out a specific level for tests.
+ * Everything is deterministic: the same inputs give the same bits whatever
+ * the batch, the thread count or the row order.
+ *
+ * Not here: matmul (tensor/matmul.h), attention over the KV cache
+ * (model/model.c, built from ops_dot/ops_axpy). */
+#ifndef CGPT_TENSOR_OPS_H
+#define CGPT_TENSOR_OPS_H
+
+#include <stdint.h>
+
+#include "core/cpu.h"
+
+typedef enum {
+    ROPE_NONE = 0, /* learned absolute positions (gpt2) */
+    ROPE_NORM = 1, /* rotate adjacent pairs (x[2i], x[2i+1]) - llama */
+    ROPE_NEOX = 2, /* rotate halves (x[i], x[i + n_rot/2]) - qwen2, qwen3 */
+} RopeType;
+
+/* Largest rotated dimension count (rope_cache arrays are n_rot/2 long). */
+#define OPS_MAX_ROT 4096
+
+typedef float (*OpsDotFn)(int n, const float *a, const float *b);
+typedef void (*OpsAxpyFn)(int n, float *y, float a, const float *x); /* y += a*x */
+
+typedef struct {
+    SimdLevel level;
+    OpsDotFn dot;
+    OpsAxpyFn axpy;
+} OpsKernels;
+
+/* The kernels for this CPU (chosen once) / for a given level (levels above
+ * what the CPU supports are capped to it). Static storage. */
+const OpsKernels *ops_kernels(void);
+const OpsKernels *ops_kernels_at(SimdLevel level);
+
+/* out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]; out may alias x. */
+void rmsnorm_forward(float *out, const float *x, const float *w, int n, float eps);
+void rmsnorm_ref(float *out, const float *x, const float *w, int n, float eps);
+
+/* out[i] = (x[i] - mean) / sqrt(var + eps) * w[i] + b[i] (biased variance,
+ * b may be NULL); out may alias x. */
+void layernorm_forward(float *out, const float *x, const float *w, const float *b, int n,
+                       float eps);
+void layernorm_ref(float *out, const float *x, const float *w, const float *b, int n, float eps);
+
+/* Rope angles for one position: cs[2i] = cos(theta_i), cs[2i+1] = sin(theta_i)
+ * for i in [0, n_rot/2), theta_i = pos * freq_scale * base^(-2i/n_rot) /
+ * freq_factors[i] (freq_factors may be NULL: all 1), as ggml_rope_ext with no
+ * YaRN. Computed in double, stored as float. n_rot even, <= OPS_MAX_ROT. */
+void rope_cache(float *cs, int pos, int n_rot, float base, float freq_scale,
+                const float *freq_factors);
+/* Rotate the first n_rot dims of each of n_heads heads of head_dim floats in
+ * x (heads contiguous) by the angles in cs. NORM rotates (x[2i], x[2i+1]),
+ * NEOX rotates (x[i], x[i + n_rot/2]). ROPE_NONE leaves x alone. */
+void rope_forward(float *x, const float *cs, int n_heads, int head_dim, int n_rot, RopeType type);
+/* Naive twin: computes the angles itself (double throughout). */
+void rope_ref(float *x, int pos, int n_heads, int head_dim, int n_rot, float base,
+              float freq_scale, const float *freq_factors, RopeType type);
+
+/* In-place softmax of n floats. -inf entries get 0; a row of all -inf
+ * becomes all 0 (never NaN). */
+void softmax_forward(float *x, int n);
+void softmax_ref(float *x, int n);
+
+/* out[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + exp(-x)); out may alias. */
+void swiglu_forward(float *out, const float *gate, const float *up, int n);
+void swiglu_ref(float *out, const float *gate, const float *up, int n);
+
+/* out[i] = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); out may alias x. */
+void gelu_forward(float *out, const float *x, int n);
+void gelu_ref(float *out, const float *x, int n);
+
+/* out[i] = a[i] + b[i]; out may alias a or b. */
+void add_forward(float *out, const float *a, const float *b, int n);
+void add_ref(float *out, const float *a, const float *b, int n);
+
+/* Naive dot with double accumulation (the twin of OpsKernels.dot). */
+float dot_ref(int n, const float *a, const float *b);
+
+#endif
