@@ -28,6 +28,7 @@
 #define CGPT_TENSOR_QUANT_BLOCKS_K_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "tensor/dtype.h"
 #include "tensor/quant.h"
@@ -81,10 +82,20 @@ static inline void quant_k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8
     }
 }
 
-/* All eight scales and mins at once. */
+/* All eight scales and mins at once, a word at a time (for the SIMD
+ * kernels; same result as quant_k_scale_min for j = 0..7). */
 static inline void quant_k_scales_mins(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
-    for (int j = 0; j < 8; j++)
-        quant_k_scale_min(j, q, &sc[j], &m[j]);
+    uint32_t w0, w1, w2;
+    memcpy(&w0, q, 4);
+    memcpy(&w1, q + 4, 4);
+    memcpy(&w2, q + 8, 4);
+    uint32_t s_lo = w0 & 0x3f3f3f3fu, m_lo = w1 & 0x3f3f3f3fu;
+    uint32_t s_hi = (w2 & 0x0f0f0f0fu) | (((w0 >> 6) & 0x03030303u) << 4);
+    uint32_t m_hi = ((w2 >> 4) & 0x0f0f0f0fu) | (((w1 >> 6) & 0x03030303u) << 4);
+    memcpy(sc, &s_lo, 4);
+    memcpy(sc + 4, &s_hi, 4);
+    memcpy(m, &m_lo, 4);
+    memcpy(m + 4, &m_hi, 4);
 }
 
 /* The SIMD fills (quant_k_avx2.c, quant_k_avx512.c), called by quant_k_fill()

@@ -1,0 +1,95 @@
+/* kvcache.h - the paged KV cache: a pool of fixed-size blocks shared by
+ * all sequences, one block table per sequence.
+ *
+ * Storage (F32, allocated once in kv_init):
+ *   k, v: (n_layers, n_blocks, n_kv_heads, block_size, head_dim)
+ * i.e. for one layer and one block, each kv head's positions are contiguous
+ * rows of head_dim floats, so attention for one head walks a block as a
+ * small dense matrix. kv_k_block()/kv_v_block() return the (n_kv_heads,
+ * block_size, head_dim) slab of one layer and block.
+ *
+ * Sequence 'seq' in [0, n_seq_max) maps position p to block
+ * table[seq][p / block_size], slot p % block_size. Blocks carry a refcount:
+ * a block may appear in several sequences' tables (a shared prompt prefix,
+ * kv_seq_attach); it returns to the free list when its count drops to 0.
+ * Before writing positions, kv_seq_prepare() gives the sequence its own copy
+ * of any shared block it is about to write (copy on write), so sharing never
+ * changes another sequence's cache.
+ *
+ * Not thread-safe: the owner (the model / engine) serialises calls. */
+#ifndef CGPT_MODEL_KVCACHE_H
+#define CGPT_MODEL_KVCACHE_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "core/err.h"
+
+#define KV_MAX_BLOCK_SIZE 4096
+#define KV_MAX_SEQ 65536
+#define KV_MAX_BLOCKS (1 << 24)
+
+typedef struct {
+    int n_layers, n_kv_heads, head_dim;
+    int block_size;      /* positions per block */
+    int n_blocks;        /* blocks in the pool */
+    int n_seq_max;
+    int n_ctx;           /* max positions per sequence */
+    int max_seq_blocks;  /* ceil(n_ctx / block_size): table width */
+    size_t block_floats; /* n_kv_heads * block_size * head_dim */
+    float *k, *v;        /* (n_layers, n_blocks, n_kv_heads, block_size, head_dim) */
+    int32_t *refcount;   /* (n_blocks) */
+    int32_t *free_list;  /* (n_blocks) stack of free block ids */
+    int n_free;
+    int32_t *table;      /* (n_seq_max, max_seq_blocks) block ids, -1 unused */
+    int32_t *seq_blocks; /* (n_seq_max) blocks held */
+    int32_t *seq_len;    /* (n_seq_max) positions cached */
+} KVCache;
+
+/* Allocate the pool. STATUS_LIMIT when a size exceeds the KV_MAX_* limits or
+ * the total overflows; STATUS_NOMEM when memory is short. On failure 'kv'
+ * is safe to pass to kv_free(). */
+Status kv_init(KVCache *kv, int n_layers, int n_kv_heads, int head_dim, int block_size,
+               int n_blocks, int n_seq_max, int n_ctx, Err *err);
+/* Accepts a zeroed struct. */
+void kv_free(KVCache *kv);
+
+/* Take a free block (refcount 1); -1 when the pool is exhausted. */
+int kv_alloc_block(KVCache *kv);
+void kv_block_ref(KVCache *kv, int block);
+/* Drop one reference; the block is free again at 0. */
+void kv_block_unref(KVCache *kv, int block);
+int kv_block_refcount(const KVCache *kv, int block);
+
+/* Number of free blocks that kv_seq_prepare(seq, from, to) would take. */
+int kv_seq_blocks_needed(const KVCache *kv, int seq, int pos_from, int pos_to);
+
+/* Make positions [pos_from, pos_to) of 'seq' writable: truncates the
+ * sequence to pos_from (pos_from <= seq_len), gives it blocks up to
+ * position pos_to - 1 (taking free blocks, copying shared ones it will
+ * write into), drops blocks past them, and sets seq_len = pos_to. STATUS_LIMIT
+ * when the pool has too few free blocks; then nothing changes. */
+Status kv_seq_prepare(KVCache *kv, int seq, int pos_from, int pos_to, Err *err);
+
+/* Drop all positions of 'seq' and unref its blocks. */
+void kv_seq_free(KVCache *kv, int seq);
+
+/* Start empty sequence 'seq' with the first n_pos positions held in
+ * 'blocks' (ceil(n_pos / block_size) ids, each referenced once more). Used
+ * to share a prompt prefix already computed by another sequence.
+ * STATUS_INVALID when seq is not empty or the ids/counts are out of range. */
+Status kv_seq_attach(KVCache *kv, int seq, const int32_t *blocks, int n_pos, Err *err);
+
+/* The block table of 'seq' (kv->seq_blocks[seq] ids). View valid until the
+ * next call that changes the sequence. */
+const int32_t *kv_seq_table(const KVCache *kv, int seq);
+
+/* (n_kv_heads, block_size, head_dim) slabs of one layer and block. */
+static inline float *kv_k_block(const KVCache *kv, int layer, int block) {
+    return kv->k + ((size_t)layer * kv->n_blocks + (size_t)block) * kv->block_floats;
+}
+static inline float *kv_v_block(const KVCache *kv, int layer, int block) {
+    return kv->v + ((size_t)layer * kv->n_blocks + (size_t)block) * kv->block_floats;
+}
+
+#endif

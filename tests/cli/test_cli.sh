@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# End-to-end checks of the cgpt binary: bad input of every kind exits 1 with
+# exactly one line on stderr (never a crash), good models load, run and
+# quantize, and quantize picks the tensor types llama.cpp's rules give.
+# Usage: tests/cli/test_cli.sh [CGPT_BINARY]   (default build/cgpt)
+set -u
+cd "$(dirname "$0")/../.."
+CGPT=${1:-build/cgpt}
+GEN=build/tools/genmodel
+BREAK=build/tools/breakmodel
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+ok()  { pass=$((pass+1)); }
+bad() { fail=$((fail+1)); echo "FAIL: $*"; }
+
+# expect_error DESC CMD...: exit status 1, one stderr line starting "cgpt".
+expect_error() {
+  local desc=$1; shift
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  local lines; lines=$(wc -l <"$T/err")
+  if [ $rc -ne 1 ]; then bad "$desc: exit $rc (want 1): $(head -c 300 "$T/err")"; return; fi
+  if [ "$lines" -ne 1 ] || ! grep -q '^cgpt' "$T/err"; then
+    bad "$desc: want one 'cgpt ...' line on stderr, got $lines: $(head -c 300 "$T/err")"; return
+  fi
+  ok
+}
+# expect_ok DESC CMD...
+expect_ok() {
+  local desc=$1; shift
+  if "$@" >"$T/out" 2>"$T/err"; then ok; else bad "$desc: exit $?: $(head -c 300 "$T/err")"; fi
+}
+
+expect_error "no arguments" "$CGPT"
+expect_error "unknown command" "$CGPT" frobnicate
+expect_error "info without -m" "$CGPT" info
+expect_error "info of a missing file" "$CGPT" info -m "$T/nope.gguf"
+expect_error "info of a directory" "$CGPT" info -m "$T"
+: >"$T/empty.gguf"
+expect_error "empty file" "$CGPT" info -m "$T/empty.gguf"
+
+M=$T/llama.gguf
+$GEN --arch llama --vocab 301 --embd 256 --layers 8 --heads 8 --kv-heads 2 --head-dim 32 \
+  --ff 512 --ctx 128 --seed 3 -o "$M" || { echo "genmodel failed"; exit 1; }
+expect_ok "info" "$CGPT" info -m "$M"
+grep -q '^architecture: llama' "$T/out" && ok || bad "info does not name the architecture"
+grep -q 'n_kv_heads   2' "$T/out" && ok || bad "info does not show n_kv_heads"
+expect_ok "run greedy" "$CGPT" run -m "$M" --tokens "1 2 3" -n 5 --temp 0 --ids
+[ "$(tail -n1 "$T/out" | wc -w)" -eq 5 ] && ok || bad "run printed $(tail -n1 "$T/out") (want 5 ids)"
+expect_ok "run sampled" "$CGPT" run -m "$M" --tokens "1 2 3" -n 5 --temp 1 --seed 7 --ids
+a=$(tail -n1 "$T/out"); "$CGPT" run -m "$M" --tokens "1 2 3" -n 5 --temp 1 --seed 7 --ids >"$T/out2"
+[ "$a" = "$(tail -n1 "$T/out2")" ] && ok || bad "same seed gave different tokens"
+expect_error "token out of range" "$CGPT" run -m "$M" --tokens "1 301" -n 2 --temp 0 --ids
+expect_error "token not a number" "$CGPT" run -m "$M" --tokens "1 x" -n 2 --ids
+expect_error "empty prompt" "$CGPT" run -m "$M" --tokens " " -n 2 --ids
+expect_error "bad -n" "$CGPT" run -m "$M" --tokens "1" -n -3 --ids
+expect_error "bad --temp" "$CGPT" run -m "$M" --tokens "1" --temp nan --ids
+expect_error "context too small" "$CGPT" run -m "$M" --tokens "1 2 3" -n 8 -c 4 --ids
+expect_error "text prompt before the tokenizer" "$CGPT" run -m "$M" -p hello
+
+# Byte-level damage: magic, version, truncation at every tensor boundary and at random points.
+cp "$M" "$T/magic.gguf"; printf 'GGUX' | dd of="$T/magic.gguf" conv=notrunc status=none
+expect_error "bad magic" "$CGPT" info -m "$T/magic.gguf"
+for v in 0 1 4; do
+  cp "$M" "$T/v$v.gguf"; printf "\\x0$v\\x00\\x00\\x00" | dd of="$T/v$v.gguf" bs=1 seek=4 conv=notrunc status=none
+  expect_error "version $v" "$CGPT" info -m "$T/v$v.gguf"
+done
+size=$(stat -c %s "$M")
+cuts=$($BREAK "$M" --offsets | awk '{ if ($1=="header_end") print $2; else { print $3; if ($4 > 0) print $4 - 1 } }' | sort -un)
+RANDOM=1
+for i in $(seq 1 40); do cuts="$cuts $(( (RANDOM * 32768 + RANDOM) % size ))"; done
+n_cut=0
+for c in $cuts; do
+  [ "$c" -ge "$size" ] && continue
+  head -c "$c" "$M" >"$T/cut.gguf"
+  expect_error "truncated at $c of $size" "$CGPT" info -m "$T/cut.gguf"
+  n_cut=$((n_cut+1))
+done
+echo "truncation points checked: $n_cut"
+
+# Model-level damage, made with breakmodel from the valid model.
+brk() { local out=$T/$1.gguf; shift; $BREAK "$M" "$out" "$@" || bad "breakmodel $*"; echo "$out"; }
+expect_error "head_count 0" "$CGPT" info -m "$(brk hc0 --set-u32 llama.attention.head_count 0)"
+expect_error "head_count_kv 3 with 8 heads" "$CGPT" info -m "$(brk hkv --set-u32 llama.attention.head_count_kv 3)"
+expect_error "missing tensor" "$CGPT" info -m "$(brk miss --drop-tensor blk.3.attn_q.weight)"
+expect_error "missing output_norm" "$CGPT" run -m "$(brk miss2 --drop-tensor output_norm.weight)" --tokens 1 --ids
+expect_error "wrong shape" "$CGPT" info -m "$(brk shape --reshape-tensor blk.0.ffn_up.weight 256 100)"
+expect_error "unsupported type" "$CGPT" info -m "$(brk q2k --retype-tensor blk.0.ffn_up.weight Q2_K)"
+expect_error "unknown architecture" "$CGPT" info -m "$(brk arch --set-str general.architecture frobnet)"
+expect_error "vocab disagrees with tokens" "$CGPT" info -m "$(brk vocab --vocab-trim 300)"
+expect_error "layer count huge" "$CGPT" info -m "$(brk layers --set-u32 llama.block_count 100000)"
+expect_error "embedding length wrong type" "$CGPT" info -m "$(brk embd --set-str llama.embedding_length big)"
+expect_error "alignment wrong type" "$CGPT" info -m "$(brk align --set-str general.alignment 32)"
+
+# quantize: every scheme loads and runs; the mix follows llama.cpp's rules.
+expect_error "quantize unknown type" "$CGPT" quantize "$M" "$T/q.gguf" Q3_XL
+expect_error "quantize same file" "$CGPT" quantize "$M" "$M" Q8_0
+expect_error "quantize missing input" "$CGPT" quantize "$T/nope.gguf" "$T/q.gguf" Q8_0
+for q in F16 Q8_0 Q4_0 Q5_0 Q4_K Q6_K Q4_K_M Q5_K_M; do
+  expect_ok "quantize $q" "$CGPT" quantize "$M" "$T/$q.gguf" $q
+  expect_ok "run $q" "$CGPT" run -m "$T/$q.gguf" --tokens "5 6 7" -n 3 --temp 0 --ids
+done
+# Q4_K_M over 8 layers: "more bits" layers are i < 1, i >= 7, (i - 1) % 3 == 2 -> 0, 3, 6, 7.
+"$CGPT" info -m "$T/Q4_K_M.gguf" --tensors >"$T/info"
+want_type() { # tensor type
+  local got; got=$(awk -v n="$1" '$1==n {print $2}' "$T/info")
+  [ "$got" = "$2" ] && ok || bad "Q4_K_M: $1 is '$got', want $2"
+}
+for i in 0 1 2 3 4 5 6 7; do
+  case $i in 0|3|6|7) w=Q6_K ;; *) w=Q4_K ;; esac
+  want_type "blk.$i.attn_v.weight" $w
+  want_type "blk.$i.ffn_down.weight" $w
+  want_type "blk.$i.attn_q.weight" Q4_K
+  want_type "blk.$i.attn_norm.weight" F32
+done
+want_type output.weight Q6_K
+want_type token_embd.weight Q4_K
+# Rows not divisible by 256 fall back: Q4_K -> Q5_0, Q6_K -> Q8_0 (ffn_down rows are n_ff = 288).
+$GEN --arch llama --vocab 301 --embd 256 --layers 8 --heads 8 --kv-heads 2 --head-dim 32 \
+  --ff 288 --ctx 128 --tied --seed 4 -o "$T/odd.gguf"
+expect_ok "quantize odd shapes" "$CGPT" quantize "$T/odd.gguf" "$T/odd-q.gguf" Q4_K_M
+"$CGPT" info -m "$T/odd-q.gguf" --tensors >"$T/info"
+want_type blk.0.ffn_down.weight Q8_0
+want_type blk.1.ffn_down.weight Q5_0
+want_type blk.1.ffn_up.weight Q4_K
+want_type token_embd.weight Q6_K  # tied output: the embedding takes the output's type
+
+echo "cli: $pass passed, $fail failed"
+[ $fail -eq 0 ]
