@@ -10,7 +10,7 @@ for t in tests/cli/test_*.sh tests/ref/test_*.py; do
   echo "== $t"
   case "$t" in
     *.py) /usr/bin/python3 "$t" ;;
-    *) bash "$t" ;;
+    *) bash "$t" build/cgpt && { echo "== $t (ASan+UBSan binary)"; bash "$t" build/asan/cgpt; } ;;
   esac
   if [ $? -eq 0 ]; then pass=$((pass+1)); else fail=$((fail+1)); failed+=("$t"); fi
 done

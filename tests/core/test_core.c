@@ -1,0 +1,144 @@
+/* test_core.c - the core layer: thread pool, checked arithmetic, errors,
+ * file mapping, RNG. */
+#include <criterion/criterion.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/mapfile.h"
+#include "core/mem.h"
+#include "core/rng.h"
+#include "core/tpool.h"
+
+typedef struct {
+    atomic_int calls;
+    int hits[1000];
+    int nth_seen;
+} PoolCtx;
+
+static void mark(void *p, int ith, int nth) {
+    PoolCtx *c = p;
+    atomic_fetch_add(&c->calls, 1);
+    c->nth_seen = nth;
+    long lo, hi;
+    tpool_range(1000, ith, nth, &lo, &hi);
+    for (long i = lo; i < hi; i++)
+        c->hits[i]++;
+}
+
+Test(core, tpool_every_thread_runs_and_ranges_partition) {
+    for (int n = 1; n <= 5; n++) {
+        TPool *tp = tpool_new(n);
+        cr_assert_not_null(tp);
+        cr_assert_eq(tpool_size(tp), n);
+        for (int round = 0; round < 200; round++) {
+            PoolCtx c = {0};
+            tpool_run(tp, mark, &c);
+            cr_assert_eq(atomic_load(&c.calls), n, "round %d: %d calls, want %d", round,
+                         atomic_load(&c.calls), n);
+            for (int i = 0; i < 1000; i++)
+                cr_assert_eq(c.hits[i], 1, "index %d covered %d times", i, c.hits[i]);
+        }
+        tpool_free(tp);
+    }
+}
+
+Test(core, tpool_null_runs_inline) {
+    PoolCtx c = {0};
+    tpool_run(NULL, mark, &c);
+    cr_assert_eq(atomic_load(&c.calls), 1);
+    cr_assert_eq(c.nth_seen, 1);
+}
+
+Test(core, tpool_sleeps_and_wakes) {
+    TPool *tp = tpool_new(3);
+    PoolCtx c = {0};
+    usleep(50 * 1000); /* long enough for workers to stop spinning and block */
+    tpool_run(tp, mark, &c);
+    cr_assert_eq(atomic_load(&c.calls), 3);
+    tpool_free(tp);
+}
+
+Test(core, tpool_range_sizes) {
+    long lo, hi, total = 0, prev = 0;
+    for (int i = 0; i < 7; i++) {
+        tpool_range(10, i, 7, &lo, &hi);
+        cr_assert_eq(lo, prev);
+        cr_assert(hi - lo == 1 || hi - lo == 2);
+        total += hi - lo;
+        prev = hi;
+    }
+    cr_assert_eq(total, 10);
+}
+
+Test(core, checked_arithmetic) {
+    uint64_t r;
+    cr_assert(mem_mul_ok(1ull << 31, 1ull << 32, &r) && r == 1ull << 63);
+    cr_assert(!mem_mul_ok(1ull << 40, 1ull << 24, &r));
+    cr_assert(!mem_add_ok(UINT64_MAX, 1, &r));
+    cr_assert(mem_align_up_ok(33, 32, &r) && r == 64);
+    cr_assert(mem_align_up_ok(64, 32, &r) && r == 64);
+    cr_assert(!mem_align_up_ok(UINT64_MAX - 3, 32, &r));
+    void *p = mem_alloc_aligned(100);
+    cr_assert_not_null(p);
+    cr_assert_eq((uintptr_t)p % MEM_ALIGN, 0);
+    mem_free_aligned(p);
+}
+
+Test(core, err_formats_and_truncates) {
+    Err e = {0};
+    cr_assert_eq(err_set(&e, STATUS_LIMIT, "value %d over %d", 9, 8), STATUS_LIMIT);
+    cr_assert_str_eq(e.msg, "value 9 over 8");
+    err_prefix(&e, "file %s", "a.gguf");
+    cr_assert_str_eq(e.msg, "file a.gguf: value 9 over 8");
+    char big[2000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    err_set(&e, STATUS_FORMAT, "%s", big);
+    cr_assert_eq(strlen(e.msg), ERR_MSG_MAX - 1);
+    cr_assert_eq(err_set(NULL, STATUS_IO, "ignored"), STATUS_IO);
+}
+
+Test(core, mapfile_errors_name_the_path) {
+    MapFile mf;
+    Err e = {0};
+    cr_assert_eq(mapfile_open(&mf, "/nonexistent/x.gguf", &e), STATUS_IO);
+    cr_assert(strstr(e.msg, "/nonexistent/x.gguf"), "%s", e.msg);
+    mapfile_close(&mf);
+    cr_assert_eq(mapfile_open(&mf, "/tmp", &e), STATUS_IO);
+    cr_assert(strstr(e.msg, "not a regular file"), "%s", e.msg);
+    char path[] = "/tmp/cgpt-mapXXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, "hello", 5), 5);
+    close(fd);
+    cr_assert_eq(mapfile_open(&mf, path, &e), STATUS_OK);
+    cr_assert_eq(mf.size, 5);
+    cr_assert(!memcmp(mf.data, "hello", 5));
+    mapfile_close(&mf);
+    unlink(path);
+}
+
+Test(core, rng_is_deterministic_and_uniformish) {
+    Rng a, b;
+    rng_seed(&a, 123);
+    rng_seed(&b, 123);
+    double sum = 0, sq = 0;
+    for (int i = 0; i < 100000; i++) {
+        float x = rng_f32(&a);
+        cr_assert_eq(x, rng_f32(&b));
+        cr_assert(x >= 0.0f && x < 1.0f);
+        sum += x;
+    }
+    cr_assert(sum / 100000 > 0.49 && sum / 100000 < 0.51, "mean %f", sum / 100000);
+    sum = 0;
+    for (int i = 0; i < 100000; i++) {
+        float z = rng_normal(&a);
+        sum += z;
+        sq += (double)z * z;
+    }
+    cr_assert(sum / 100000 > -0.02 && sum / 100000 < 0.02, "normal mean %f", sum / 100000);
+    cr_assert(sq / 100000 > 0.97 && sq / 100000 < 1.03, "normal var %f", sq / 100000);
+}
