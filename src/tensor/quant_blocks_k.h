@@ -36,10 +36,10 @@
 #define QK_K_SCALE_BYTES 12 /* packed 6-bit scales+mins of Q4_K/Q5_K */
 
 typedef struct {
-    uint16_t d;                        /* scale of the sub-block scales */
-    uint16_t dmin;                     /* scale of the sub-block mins */
-    uint8_t scales[QK_K_SCALE_BYTES];  /* 8 x (6-bit scale, 6-bit min) */
-    uint8_t qs[QK_K / 2];              /* nibbles */
+    uint16_t d;                       /* scale of the sub-block scales */
+    uint16_t dmin;                    /* scale of the sub-block mins */
+    uint8_t scales[QK_K_SCALE_BYTES]; /* 8 x (6-bit scale, 6-bit min) */
+    uint8_t qs[QK_K / 2];             /* nibbles */
 } BlockQ4_K;
 
 typedef struct {
@@ -51,16 +51,16 @@ typedef struct {
 } BlockQ5_K;
 
 typedef struct {
-    uint8_t ql[QK_K / 2];      /* low 4 bits */
-    uint8_t qh[QK_K / 4];      /* high 2 bits */
-    int8_t scales[QK_K / 16];  /* sub-block scales */
-    uint16_t d;                /* super-block scale */
+    uint8_t ql[QK_K / 2];     /* low 4 bits */
+    uint8_t qh[QK_K / 4];     /* high 2 bits */
+    int8_t scales[QK_K / 16]; /* sub-block scales */
+    uint16_t d;               /* super-block scale */
 } BlockQ6_K;
 
 typedef struct {
-    float d;                   /* scale (may be negative, as ggml) */
-    int8_t qs[QK_K];           /* quants */
-    int16_t bsums[QK_K / 16];  /* sums of qs in groups of 16 */
+    float d;                  /* scale (may be negative, as ggml) */
+    int8_t qs[QK_K];          /* quants */
+    int16_t bsums[QK_K / 16]; /* sums of qs in groups of 16 */
 } BlockQ8_K;
 
 _Static_assert(sizeof(BlockQ4_K) == 144, "Q4_K block size");
@@ -82,9 +82,10 @@ static inline void quant_k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8
     }
 }
 
-/* All eight scales and mins at once, a word at a time (for the SIMD
- * kernels; same result as quant_k_scale_min for j = 0..7). */
-static inline void quant_k_scales_mins(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
+/* All eight scales and mins at once, a word at a time, for the SIMD kernels:
+ * byte j (little-endian) of *sc and *m is what quant_k_scale_min(j) gives.
+ * Returned in registers, not arrays, so no store has to be reloaded. */
+static inline void quant_k_scales_mins(const uint8_t *q, uint64_t *sc, uint64_t *m) {
     uint32_t w0, w1, w2;
     memcpy(&w0, q, 4);
     memcpy(&w1, q + 4, 4);
@@ -92,10 +93,8 @@ static inline void quant_k_scales_mins(const uint8_t *q, uint8_t sc[8], uint8_t 
     uint32_t s_lo = w0 & 0x3f3f3f3fu, m_lo = w1 & 0x3f3f3f3fu;
     uint32_t s_hi = (w2 & 0x0f0f0f0fu) | (((w0 >> 6) & 0x03030303u) << 4);
     uint32_t m_hi = ((w2 >> 4) & 0x0f0f0f0fu) | (((w1 >> 6) & 0x03030303u) << 4);
-    memcpy(sc, &s_lo, 4);
-    memcpy(sc + 4, &s_hi, 4);
-    memcpy(m, &m_lo, 4);
-    memcpy(m + 4, &m_hi, 4);
+    *sc = s_lo | (uint64_t)s_hi << 32;
+    *m = m_lo | (uint64_t)m_hi << 32;
 }
 
 /* The SIMD fills (quant_k_avx2.c, quant_k_avx512.c), called by quant_k_fill()
