@@ -202,7 +202,7 @@ def _blocks(raw, t, n):
 
 def _f16(b, col):
     """float32 from the little-endian half at byte column 'col' of each block."""
-    return b[:, col:col + 2].copy().view("<f2").astype(np.float32)
+    return b[:, col:col + 2].copy().view("<f2").astype(np.float32).reshape(-1)
 
 
 def _nibbles(qs):
@@ -304,7 +304,7 @@ def dequantize(raw, t, n):
         ds = d[:, None, None, None] * s
         return (ds * q).reshape(-1)
     if t == Q8_K:  # activation type: f32 d, 256 int8, 16 int16 sums
-        d = b[:, 0:4].copy().view("<f4")
+        d = b[:, 0:4].copy().view("<f4")  # (nb, 1)
         q = b[:, 4:260].view(np.int8)
         return (q.astype(f32) * d).reshape(-1)
     raise GGUFError(f"no dequantization for type {TYPES.get(t, (t,))[0]}")
