@@ -22,10 +22,13 @@ int cli_fail(const char *cmd, const Err *err) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-        !strcmp(argv[1], "help")) {
-        fputs(USAGE, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 1 : 0;
+    if (argc < 2) {
+        fprintf(stderr, "cgpt: no command given (try 'cgpt --help')\n");
+        return 1;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(USAGE, stdout);
+        return 0;
     }
     if (!strcmp(argv[1], "--version")) {
         printf("cgpt %s\n", CGPT_VERSION);

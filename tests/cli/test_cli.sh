@@ -90,7 +90,7 @@ expect_error "unknown architecture" "$CGPT" info -m "$(brk arch --set-str genera
 expect_error "vocab disagrees with tokens" "$CGPT" info -m "$(brk vocab --vocab-trim 300)"
 expect_error "layer count huge" "$CGPT" info -m "$(brk layers --set-u32 llama.block_count 100000)"
 expect_error "embedding length wrong type" "$CGPT" info -m "$(brk embd --set-str llama.embedding_length big)"
-expect_error "alignment wrong type" "$CGPT" info -m "$(brk align --set-str general.alignment 32)"
+expect_error "architecture wrong type" "$CGPT" info -m "$(brk archty --set-u32 general.architecture 5)"
 
 # quantize: every scheme loads and runs; the mix follows llama.cpp's rules.
 expect_error "quantize unknown type" "$CGPT" quantize "$M" "$T/q.gguf" Q3_XL
