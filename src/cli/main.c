@@ -12,6 +12,7 @@ static const char USAGE[] =
     "commands:\n"
     "  info     -m MODEL                      describe a GGUF model\n"
     "  run      -m MODEL --tokens \"IDS\" --ids   generate token ids (greedy with --temp 0)\n"
+    "  bench    -m MODEL                      prefill/decode speed vs this machine's limits\n"
     "  quantize IN OUT TYPE                   convert weights: F16 Q8_0 Q4_0 Q5_0 Q4_K Q6_K Q4_K_M Q5_K_M\n"
     "\n"
     "cgpt <command> --help shows the options of a command.\n";
@@ -39,6 +40,8 @@ int main(int argc, char **argv) {
         return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "run"))
         return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench"))
+        return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize"))
         return cmd_quantize(argc - 1, argv + 1);
     fprintf(stderr, "cgpt: unknown command '%s' (try 'cgpt --help')\n", cmd);

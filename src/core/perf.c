@@ -1,0 +1,152 @@
+/* perf.c - bandwidth and FMA peak probes. The probes are deliberately
+ * simple loops: the point is a ceiling to divide by, measured the same way
+ * each run. */
+#include "core/perf.h"
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/cpu.h"
+#include "core/mem.h"
+
+#define PERF_PASSES 5
+#define PERF_FMA_ITERS 20000000L /* per thread; ~0.1 s at AVX-512 rates */
+
+double perf_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    const uint64_t *buf;
+    size_t n_words;
+    uint64_t sink[64]; /* per-thread results, so the loads are not dead */
+} BwJob;
+
+/* Eight independent accumulators keep several loads in flight. */
+static void bw_read(void *p, int ith, int nth) {
+    BwJob *j = p;
+    long lo, hi;
+    tpool_range((long)(j->n_words / 8), ith, nth, &lo, &hi);
+    const uint64_t *w = j->buf;
+    uint64_t a[8] = {0};
+    for (long i = lo; i < hi; i++)
+        for (int k = 0; k < 8; k++)
+            a[k] ^= w[i * 8 + k];
+    j->sink[ith % 64] = a[0] ^ a[1] ^ a[2] ^ a[3] ^ a[4] ^ a[5] ^ a[6] ^ a[7];
+}
+
+double perf_mem_bandwidth(TPool *tp, size_t bytes) {
+    uint64_t *buf = mem_alloc_aligned(bytes); /* zeroed: every page touched */
+    if (!buf)
+        return 0;
+    memset(buf, 1, bytes);
+    BwJob j = {.buf = buf, .n_words = bytes / 8};
+    double best = 0;
+    for (int pass = 0; pass < PERF_PASSES; pass++) {
+        double t0 = perf_now();
+        tpool_run(tp, bw_read, &j);
+        double dt = perf_now() - t0;
+        double gbs = (double)(j.n_words / 8 * 64) / dt / 1e9;
+        if (gbs > best)
+            best = gbs;
+    }
+    mem_free_aligned(buf);
+    return best;
+}
+
+typedef struct {
+    SimdLevel level;
+    double flops[TPOOL_MAX_THREADS];
+    float sink[TPOOL_MAX_THREADS];
+} FmaJob;
+
+/* 12 independent chains hide the FMA latency (4 cycles x 2 ports + slack). */
+#pragma GCC push_options
+#pragma GCC target("avx512f,fma")
+__attribute__((target("avx512f,fma"))) static float fma_avx512(long iters) {
+    __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2);
+    __m512 a3 = _mm512_set1_ps(3), a4 = _mm512_set1_ps(4), a5 = _mm512_set1_ps(5);
+    __m512 a6 = _mm512_set1_ps(6), a7 = _mm512_set1_ps(7), a8 = _mm512_set1_ps(8);
+    __m512 a9 = _mm512_set1_ps(9), a10 = _mm512_set1_ps(10), a11 = _mm512_set1_ps(11);
+    for (long i = 0; i < iters; i++) {
+        a0 = _mm512_fmadd_ps(a0, m, c), a1 = _mm512_fmadd_ps(a1, m, c);
+        a2 = _mm512_fmadd_ps(a2, m, c), a3 = _mm512_fmadd_ps(a3, m, c);
+        a4 = _mm512_fmadd_ps(a4, m, c), a5 = _mm512_fmadd_ps(a5, m, c);
+        a6 = _mm512_fmadd_ps(a6, m, c), a7 = _mm512_fmadd_ps(a7, m, c);
+        a8 = _mm512_fmadd_ps(a8, m, c), a9 = _mm512_fmadd_ps(a9, m, c);
+        a10 = _mm512_fmadd_ps(a10, m, c), a11 = _mm512_fmadd_ps(a11, m, c);
+    }
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+    return _mm512_reduce_add_ps(s);
+}
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+__attribute__((target("avx2,fma"))) static float fma_avx2(long iters) {
+    __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    __m256 a0 = _mm256_set1_ps(0), a1 = _mm256_set1_ps(1), a2 = _mm256_set1_ps(2);
+    __m256 a3 = _mm256_set1_ps(3), a4 = _mm256_set1_ps(4), a5 = _mm256_set1_ps(5);
+    __m256 a6 = _mm256_set1_ps(6), a7 = _mm256_set1_ps(7), a8 = _mm256_set1_ps(8);
+    __m256 a9 = _mm256_set1_ps(9), a10 = _mm256_set1_ps(10), a11 = _mm256_set1_ps(11);
+    for (long i = 0; i < iters; i++) {
+        a0 = _mm256_fmadd_ps(a0, m, c), a1 = _mm256_fmadd_ps(a1, m, c);
+        a2 = _mm256_fmadd_ps(a2, m, c), a3 = _mm256_fmadd_ps(a3, m, c);
+        a4 = _mm256_fmadd_ps(a4, m, c), a5 = _mm256_fmadd_ps(a5, m, c);
+        a6 = _mm256_fmadd_ps(a6, m, c), a7 = _mm256_fmadd_ps(a7, m, c);
+        a8 = _mm256_fmadd_ps(a8, m, c), a9 = _mm256_fmadd_ps(a9, m, c);
+        a10 = _mm256_fmadd_ps(a10, m, c), a11 = _mm256_fmadd_ps(a11, m, c);
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    return out[0] + out[7];
+}
+#pragma GCC pop_options
+
+static float fma_scalar(long iters) {
+    float acc[12];
+    for (int k = 0; k < 12; k++)
+        acc[k] = (float)k;
+    for (long i = 0; i < iters; i++)
+        for (int k = 0; k < 12; k++)
+            acc[k] = acc[k] * 0.999999f + 1e-7f;
+    return acc[0] + acc[11];
+}
+
+static void fma_run(void *p, int ith, int nth) {
+    FmaJob *j = p;
+    (void)nth;
+    long iters = PERF_FMA_ITERS / (j->level == SIMD_SCALAR ? 16 : 1);
+    int lanes = j->level == SIMD_AVX512 ? 16 : j->level == SIMD_AVX2 ? 8 : 1;
+    float s = j->level == SIMD_AVX512 ? fma_avx512(iters)
+              : j->level == SIMD_AVX2 ? fma_avx2(iters)
+                                      : fma_scalar(iters);
+    j->sink[ith] = s;
+    j->flops[ith] = 2.0 * 12 * lanes * (double)iters;
+}
+
+double perf_fma_peak(TPool *tp) {
+    FmaJob j = {.level = cpu_simd_level()};
+    double best = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        double t0 = perf_now();
+        tpool_run(tp, fma_run, &j);
+        double dt = perf_now() - t0, total = 0;
+        for (int i = 0; i < tpool_size(tp); i++)
+            total += j.flops[i];
+        if (total / dt / 1e9 > best)
+            best = total / dt / 1e9;
+    }
+    return best;
+}
