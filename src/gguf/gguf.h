@@ -100,8 +100,9 @@ typedef struct {
     uint64_t n_tensors;
     GGUFTensor *tensors;
     /* Private to gguf.c: kv / tensor indices sorted by name (for duplicate
-     * detection and O(log n) lookup), and the bytes the reader allocated for
-     * this file (tests check it stays O(file size)). */
+     * detection and O(log n) lookup), and the total bytes the reader
+     * allocated for this file, kept even after a failed open (tests and the
+     * fuzzer check it stays O(file size): at most 8 * size). */
     uint32_t *kv_by_name;
     uint32_t *tensor_by_name;
     uint64_t alloc_bytes;
