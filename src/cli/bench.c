@@ -113,7 +113,6 @@ int cmd_bench(int argc, char **argv) {
                       .n_batch = 256};
     Model *m = NULL;
     if (model_load(&m, o.model, &mp, &err)) {
-        err_prefix(&err, "%s", o.model);
         return cli_fail("bench", &err);
     }
     const ModelConfig *c = model_config(m);

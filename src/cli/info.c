@@ -130,7 +130,6 @@ int cmd_info(int argc, char **argv) {
         ModelParams mp = {.n_threads = 1, .n_ctx = 16, .n_seq_max = 1, .n_batch = 1};
         if (model_load(&m, path, &mp, &err)) {
             gguf_close(&g);
-            err_prefix(&err, "%s", path);
             return cli_fail("info", &err);
         }
     }

@@ -156,7 +156,6 @@ int cmd_run(int argc, char **argv) {
     ModelParams mp = {.n_threads = (int)o.threads, .n_ctx = (int)ctx, .n_seq_max = 1,
                       .n_batch = RUN_BATCH};
     if (model_load(&m, o.model, &mp, &err)) {
-        err_prefix(&err, "%s", o.model);
         goto fail;
     }
     if (generate(m, prompt, n_prompt, &o, out, &err))

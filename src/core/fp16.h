@@ -1,6 +1,10 @@
 /* fp16.h - IEEE half and bfloat16 <-> float conversions (scalar, exact).
  *
- * Round-to-nearest-even on the way down, as ggml does; NaN stays NaN. */
+ * Round-to-nearest-even on the way down, as ggml does; NaN stays NaN.
+ * Bit-identical to the x86 F16C instructions (vcvtph2ps / vcvtps2ph with
+ * round-to-nearest) for every input, NaNs included: a NaN comes out quiet
+ * with the top bits of its payload, so SIMD and scalar kernels agree byte
+ * for byte. */
 #ifndef CGPT_CORE_FP16_H
 #define CGPT_CORE_FP16_H
 
@@ -21,8 +25,8 @@ static inline float fp_from_bits(uint32_t u) {
 static inline float fp16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    if (exp == 0x1f) /* inf / nan */
-        return fp_from_bits(sign | 0x7f800000u | (man << 13));
+    if (exp == 0x1f) /* inf, or nan made quiet with its payload (as F16C's vcvtph2ps) */
+        return fp_from_bits(sign | 0x7f800000u | (man ? 0x400000u : 0) | (man << 13));
     if (exp == 0) {
         if (man == 0)
             return fp_from_bits(sign);
@@ -37,8 +41,10 @@ static inline uint16_t fp32_to_f16(float f) {
     uint32_t x = fp_bits(f);
     uint32_t sign = (x >> 16) & 0x8000;
     uint32_t ax = x & 0x7fffffffu;
-    if (ax >= 0x7f800000u) /* inf or nan */
-        return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0));
+    if (ax > 0x7f800000u) /* nan: quiet, top payload bits kept (as F16C's vcvtps2ph) */
+        return (uint16_t)(sign | 0x7e00 | ((ax >> 13) & 0x3ff));
+    if (ax == 0x7f800000u) /* inf */
+        return (uint16_t)(sign | 0x7c00);
     if (ax >= 0x477ff000u) /* rounds to >= 65520: overflow to inf */
         return (uint16_t)(sign | 0x7c00);
     if (ax < 0x38800000u) { /* below 2^-14: subnormal or zero */

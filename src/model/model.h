@@ -17,14 +17,9 @@
 
 #include "core/err.h"
 #include "gguf/gguf.h"
-
-typedef enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GPT2, ARCH_COUNT } Arch;
-
-typedef enum {
-    ROPE_NONE = 0, /* learned absolute positions (gpt2) */
-    ROPE_NORM = 1, /* rotate adjacent pairs (x[2i], x[2i+1]) - llama */
-    ROPE_NEOX = 2, /* rotate halves (x[i], x[i + n_rot/2]) - qwen2, qwen3 */
-} RopeType;
+#include "model/arch.h"   /* Arch */
+#include "model/kvcache.h"
+#include "tensor/ops.h"   /* RopeType */
 
 typedef struct {
     Arch arch;
@@ -41,11 +36,11 @@ typedef struct {
     RopeType rope_type;
     int n_rot;      /* rotated dims per head (rope.dimension_count, default head_dim) */
     float rope_freq_base;
-    /* Llama-3 style rope scaling (rope.scaling.type "llama3" or the
-     * llama3-shaped keys present) */
-    bool rope_llama3;
-    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
-    int rope_orig_ctx;
+    /* theta *= rope_freq_scale (1 / rope.scaling.factor for "linear", else 1) */
+    float rope_freq_scale;
+    /* rope_freqs.weight present: theta_i /= freq_factors[i] (Llama 3.1 style
+     * scaling as the converter writes it, n_rot/2 floats) */
+    bool has_rope_freqs;
     bool tied_output; /* output projection uses token_embd.weight */
     uint64_t n_params;
 } ModelConfig;
@@ -64,10 +59,13 @@ typedef struct {
 #define MODEL_MAX_HEADS 1024
 #define MODEL_MAX_VOCAB (1 << 22)
 #define MODEL_MAX_CTX (1 << 20)
+#define MODEL_MAX_FF (1 << 20)
+#define MODEL_MAX_SEQ 4096
+#define MODEL_MAX_BATCH 65536
 
 typedef struct Model Model;
 
-/* Load the model at 'path'. Validates architecture, hyperparameters
+/* Load the model at 'path' (error messages start with the path). Validates architecture, hyperparameters
  * (head_count >= 1, head_count_kv dividing head_count, ...), and that every
  * required tensor exists with the expected shape and a supported type.
  * Returns an owned model in *out (free with model_free()); on failure
@@ -106,5 +104,9 @@ int model_seq_len(const Model *m, int seq);
 /* KV blocks free in the pool / in total. */
 int model_kv_free_blocks(const Model *m);
 int model_kv_total_blocks(const Model *m);
+
+/* The KV cache itself, for prefix sharing (kv_seq_attach, kv_block_ref).
+ * View valid until model_free(); not to be used during model_forward(). */
+KVCache *model_kv(Model *m);
 
 #endif

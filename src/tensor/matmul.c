@@ -18,6 +18,205 @@
 
 #define MATMUL_TILE_BYTES (64 * 1024)
 
+/* ------------------------------------------------- F32 register tiles
+ *
+ * out[j*ldo + i] = W row i . x row j for an NW x NA tile, each output one
+ * accumulator chain over LANES-wide chunks (masked tail), then one fixed
+ * horizontal sum. Every tile shape runs exactly that chain per output, so
+ * the (4, 4) tile, its (4, 1)/(1, 4)/(1, 1) edges and M = 1 decode all give
+ * the same bits. Several chains per tile hide the FMA latency; NW x NA
+ * accumulators share NW + NA loads per chunk. */
+typedef void (*TileFn)(int K, const float *w, size_t ldw, const float *a, size_t lda, float *out,
+                       size_t ldo);
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#if defined(__clang__) /* clang ignores the GCC target pragma */
+#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,fma")
+#endif
+static inline __attribute__((always_inline)) float hsum512(__m512 s) {
+    __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(s),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+static inline __attribute__((always_inline)) void tile512(int K, const float *w, size_t ldw,
+                                                          const float *a, size_t lda, float *out,
+                                                          size_t ldo, const int NW, const int NA) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < NW; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NA; j++)
+            acc[i][j] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NW; i++)
+            wv[i] = _mm512_loadu_ps(w + i * ldw + k);
+#pragma GCC unroll 4
+        for (int j = 0; j < NA; j++) {
+            __m512 av = _mm512_loadu_ps(a + j * lda + k);
+#pragma GCC unroll 4
+            for (int i = 0; i < NW; i++)
+                acc[i][j] = _mm512_fmadd_ps(wv[i], av, acc[i][j]);
+        }
+    }
+    if (k < K) {
+        __mmask16 m = (__mmask16)((1u << (K - k)) - 1);
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NW; i++)
+            wv[i] = _mm512_maskz_loadu_ps(m, w + i * ldw + k);
+#pragma GCC unroll 4
+        for (int j = 0; j < NA; j++) {
+            __m512 av = _mm512_maskz_loadu_ps(m, a + j * lda + k);
+#pragma GCC unroll 4
+            for (int i = 0; i < NW; i++)
+                acc[i][j] = _mm512_fmadd_ps(wv[i], av, acc[i][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NW; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NA; j++)
+            out[j * ldo + i] = hsum512(acc[i][j]);
+}
+
+static void tile512_4x4(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+                        size_t ldo) {
+    tile512(K, w, ldw, a, lda, o, ldo, 4, 4);
+}
+static void tile512_4x1(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+                        size_t ldo) {
+    tile512(K, w, ldw, a, lda, o, ldo, 4, 1);
+}
+static void tile512_1x4(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+                        size_t ldo) {
+    tile512(K, w, ldw, a, lda, o, ldo, 1, 4);
+}
+static void tile512_1x1(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+                        size_t ldo) {
+    tile512(K, w, ldw, a, lda, o, ldo, 1, 1);
+}
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#if defined(__clang__) /* clang ignores the GCC target pragma */
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+static const int32_t TILE_AVX2_MASK[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+static inline __attribute__((always_inline)) float hsum256(__m256 s) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* 16 ymm registers: at most 4 x 2 accumulators. */
+static inline __attribute__((always_inline)) void tile256(int K, const float *w, size_t ldw,
+                                                          const float *a, size_t lda, float *out,
+                                                          size_t ldo, const int NW, const int NA) {
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int i = 0; i < NW; i++)
+#pragma GCC unroll 2
+        for (int j = 0; j < NA; j++)
+            acc[i][j] = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 wv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NW; i++)
+            wv[i] = _mm256_loadu_ps(w + i * ldw + k);
+#pragma GCC unroll 2
+        for (int j = 0; j < NA; j++) {
+            __m256 av = _mm256_loadu_ps(a + j * lda + k);
+#pragma GCC unroll 4
+            for (int i = 0; i < NW; i++)
+                acc[i][j] = _mm256_fmadd_ps(wv[i], av, acc[i][j]);
+        }
+    }
+    if (k < K) {
+        __m256i m = _mm256_loadu_si256((const __m256i *)(TILE_AVX2_MASK + 8 - (K - k)));
+        __m256 wv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NW; i++)
+            wv[i] = _mm256_maskload_ps(w + i * ldw + k, m);
+#pragma GCC unroll 2
+        for (int j = 0; j < NA; j++) {
+            __m256 av = _mm256_maskload_ps(a + j * lda + k, m);
+#pragma GCC unroll 4
+            for (int i = 0; i < NW; i++)
+                acc[i][j] = _mm256_fmadd_ps(wv[i], av, acc[i][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NW; i++)
+#pragma GCC unroll 2
+        for (int j = 0; j < NA; j++)
+            out[j * ldo + i] = hsum256(acc[i][j]);
+}
+
+static void tile256_4x2(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+                        size_t ldo) {
+    tile256(K, w, ldw, a, lda, o, ldo, 4, 2);
+}
+static void tile256_4x1(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+                        size_t ldo) {
+    tile256(K, w, ldw, a, lda, o, ldo, 4, 1);
+}
+static void tile256_1x2(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+                        size_t ldo) {
+    tile256(K, w, ldw, a, lda, o, ldo, 1, 2);
+}
+static void tile256_1x1(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+                        size_t ldo) {
+    tile256(K, w, ldw, a, lda, o, ldo, 1, 1);
+}
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif
+
+/* Tiles for one level: full (TW x TA), its two edges and the 1 x 1. NULL
+ * full tile: no tiling, the plain ops dot per output (scalar level). */
+typedef struct {
+    int TW, TA;
+    TileFn full, w_edge, a_edge, one; /* (TW,TA) (TW,1) (1,TA) (1,1) */
+} F32Tiles;
+
+static const F32Tiles *f32_tiles(void) {
+    static const F32Tiles NONE = {1, 1, NULL, NULL, NULL, NULL};
+#if defined(__x86_64__)
+    static const F32Tiles T512 = {4, 4, tile512_4x4, tile512_4x1, tile512_1x4, tile512_1x1};
+    static const F32Tiles T256 = {4, 2, tile256_4x2, tile256_4x1, tile256_1x2, tile256_1x1};
+    SimdLevel l = ops_kernels()->level;
+    if (l == SIMD_AVX512)
+        return &T512;
+    if (l == SIMD_AVX2)
+        return &T256;
+#endif
+    return &NONE;
+}
+
 bool matmul_supported(DType t) {
     if (t == DTYPE_F32)
         return true;
@@ -56,6 +255,7 @@ typedef struct {
     void *scratch;
     const QuantOps *wq, *aq;
     OpsDotFn dot;
+    const F32Tiles *tiles;
 } MatmulCtx;
 
 static void convert_task(void *vctx, int ith, int nth) {
@@ -76,8 +276,29 @@ static void dot_task(void *vctx, int ith, int nth) {
         tile = 1;
     const uint8_t *w = c->w;
     const uint8_t *act = c->act;
+    const F32Tiles *T = c->tiles;
     for (long n0 = lo; n0 < hi; n0 += tile) {
         long n1 = n0 + tile < hi ? n0 + tile : hi;
+        if (c->wtype == DTYPE_F32 && T->full) {
+            const float *x = c->x;
+            size_t K = (size_t)c->K, N = (size_t)c->N;
+            for (int m = 0; m < c->M;) {
+                bool full_a = m + T->TA <= c->M;
+                long n = n0;
+                for (; n + T->TW <= n1; n += T->TW)
+                    (full_a ? T->full : T->w_edge)(c->K, (const float *)(w + (size_t)n * c->w_row_bytes),
+                                                   K, x + (size_t)m * K, K, c->out + (size_t)m * N + n, N);
+                for (; n < n1; n++)
+                    (full_a ? T->a_edge : T->one)(c->K, (const float *)(w + (size_t)n * c->w_row_bytes),
+                                                  K, x + (size_t)m * K, K, c->out + (size_t)m * N + n, N);
+                m += full_a ? T->TA : 1;
+            }
+            if (c->bias)
+                for (int m = 0; m < c->M; m++)
+                    for (long n = n0; n < n1; n++)
+                        c->out[(size_t)m * N + n] += c->bias[n];
+            continue;
+        }
         for (int m = 0; m < c->M; m++) {
             float *o = c->out + (size_t)m * c->N;
             const void *a = act + (size_t)m * c->a_row_bytes;
@@ -102,7 +323,7 @@ void matmul_forward(TPool *tp, float *out, const float *x, const void *w, DType 
     if (M == 0 || N == 0)
         return;
     MatmulCtx c = {.out = out, .x = x, .w = w, .bias = bias, .M = M, .N = N, .K = K,
-                   .wtype = wtype, .scratch = scratch, .dot = ops_kernels()->dot};
+                   .wtype = wtype, .scratch = scratch, .dot = ops_kernels()->dot, .tiles = f32_tiles()};
     c.w_row_bytes = (size_t)dtype_row_bytes(wtype, K);
     ASSERT(c.w_row_bytes > 0);
     c.atype = act_type(wtype);

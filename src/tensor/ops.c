@@ -43,8 +43,12 @@ static void axpy_scalar(int n, float *y, float a, const float *x) {
 
 /* ------------------------------------------------------------------ AVX2 */
 #if OPS_X86
+#if defined(__clang__) /* clang ignores the GCC target pragma */
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#endif
 
 static const int32_t AVX2_TAIL_MASK[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 
@@ -80,11 +84,19 @@ static void axpy_avx2(int n, float *y, float a, const float *x) {
         y[i] = fmaf(a, x[i], y[i]);
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 /* --------------------------------------------------------------- AVX-512 */
+#if defined(__clang__) /* clang ignores the GCC target pragma */
+#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,fma")
+#endif
 
 static float dot_avx512(int n, const float *a, const float *b) {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
@@ -124,7 +136,11 @@ static void axpy_avx512(int n, float *y, float a, const float *x) {
     }
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 #endif /* OPS_X86 */
 
 /* -------------------------------------------------------------- dispatch */
@@ -138,8 +154,8 @@ static void ops_build(void) {
         KERNELS[l] = (OpsKernels){SIMD_SCALAR, dot_scalar, axpy_scalar};
     BEST = cpu_simd_level();
 #if OPS_X86
-    /* cpu_simd_level() says what the CPU can run; levels above it stay scalar
-     * -equivalent by capping below. */
+    /* Filled for every level; ops_kernels_at() caps a request at what the
+     * hardware runs, BEST also honours CGPT_SIMD. */
     KERNELS[SIMD_AVX2] = (OpsKernels){SIMD_AVX2, dot_avx2, axpy_avx2};
     KERNELS[SIMD_AVX512] = (OpsKernels){SIMD_AVX512, dot_avx512, axpy_avx512};
 #endif

@@ -21,15 +21,20 @@ static void f32_copy_quantize(const float *src, void *dst, int64_t n) {
     memcpy(dst, src, (size_t)n * sizeof(float));
 }
 
+/* Weight rows are read bytewise (memcpy) in every scalar kernel here: a
+ * weight row may sit at any address; activation rows are float-aligned. */
 static void f32_dot(int64_t n, float *s, const void *w, const void *a) {
-    const float *x = w, *y = a;
+    const uint8_t *x = w;
+    const float *y = a;
     double sum = 0;
-    for (int64_t i = 0; i < n; i++)
-        sum += (double)x[i] * (double)y[i];
+    for (int64_t i = 0; i < n; i++) {
+        float v;
+        memcpy(&v, x + 4 * i, 4);
+        sum += (double)v * (double)y[i];
+    }
     *s = (float)sum;
 }
 
-/* Half values are read with memcpy: rows may start at odd addresses. */
 static inline uint16_t load_u16(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
