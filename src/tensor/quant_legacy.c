@@ -264,6 +264,17 @@ static void q8_0_dequant(const void *src, float *dst, int64_t n) {
     }
 }
 
+/* roundf(v) as int8 for v = x/d, which is within [-127, 127] for finite x.
+ * NaN (from a broken model's activations) becomes 0 and anything outside
+ * the range is clamped, so the conversion is always defined; for finite
+ * inputs this is exactly (int8_t)roundf(v), as ggml computes it. */
+static inline int8_t q8_round(float v) {
+    if (!(v == v))
+        return 0;
+    v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+    return (int8_t)roundf(v);
+}
+
 static void q8_0_quantize(const float *src, void *dst, int64_t n) {
     BlockQ8_0 *b = dst;
     for (int64_t i = 0; i < n / QK8_0; i++, src += QK8_0) {
@@ -274,7 +285,7 @@ static void q8_0_quantize(const float *src, void *dst, int64_t n) {
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         b[i].d = fp32_to_f16(d);
         for (int j = 0; j < QK8_0; j++)
-            b[i].qs[j] = (int8_t)roundf(src[j] * id);
+            b[i].qs[j] = q8_round(src[j] * id);
     }
 }
 
@@ -313,7 +324,7 @@ static void q8_1_quantize(const float *src, void *dst, int64_t n) {
         b[i].d = fp32_to_f16(d);
         int sum = 0;
         for (int j = 0; j < QK8_1; j++) {
-            b[i].qs[j] = (int8_t)roundf(src[j] * id);
+            b[i].qs[j] = q8_round(src[j] * id);
             sum += b[i].qs[j];
         }
         b[i].s = fp32_to_f16((float)sum * d);
