@@ -91,10 +91,14 @@ typedef struct {
  * sequence must come in increasing position order; a row at position p
  * attends to positions 0..p of its sequence, which must already be in the
  * cache or earlier in this batch. Rows of different sequences may be mixed
- * freely. Writes n_vocab floats per row with .logits set, in row order, to
- * 'logits'. Errors (STATUS_INVALID/STATUS_LIMIT): token out of range, seq
- * out of range, pos >= n_ctx, position gap, KV pool exhausted - the cache is
- * then unchanged for the failing sequences' existing positions. */
+ * freely. A sequence's first row may also be at a position below
+ * model_seq_len() (rewind): the sequence is cut there and re-fed. Each
+ * row's logits are independent of what else is in the batch (the same bits
+ * as the sequence run alone). Nothing is allocated. Writes n_vocab floats
+ * per row with .logits set, in row order, to 'logits'. Errors
+ * (STATUS_INVALID/STATUS_LIMIT): token out of range, seq out of range,
+ * pos >= n_ctx, position gap, KV pool exhausted - the cache is then
+ * unchanged (nothing is reserved, no sequence is cut). */
 Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, Err *err);
 
 /* Drop all positions of sequence 'seq' and return its blocks to the pool. */

@@ -1,0 +1,224 @@
+/* kvcache.c - block pool, refcounts, per-sequence block tables.
+ *
+ * The free list is a stack, so a freed block is the next one handed out
+ * (warm in cache). Every operation that can fail checks first and changes
+ * nothing on failure. */
+#include "model/kvcache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+
+Status kv_init(KVCache *kv, int n_layers, int n_kv_heads, int head_dim, int block_size,
+               int n_blocks, int n_seq_max, int n_ctx, Err *err) {
+    memset(kv, 0, sizeof *kv);
+    if (n_layers < 1 || n_kv_heads < 1 || head_dim < 1)
+        return err_set(err, STATUS_INVALID, "kv cache: bad shape (layers %d, kv heads %d, head dim %d)",
+                       n_layers, n_kv_heads, head_dim);
+    if (block_size < 1 || block_size > KV_MAX_BLOCK_SIZE)
+        return err_set(err, STATUS_LIMIT, "kv cache: block size %d out of range 1..%d", block_size,
+                       KV_MAX_BLOCK_SIZE);
+    if (n_blocks < 1 || n_blocks > KV_MAX_BLOCKS)
+        return err_set(err, STATUS_LIMIT, "kv cache: %d blocks out of range 1..%d", n_blocks,
+                       KV_MAX_BLOCKS);
+    if (n_seq_max < 1 || n_seq_max > KV_MAX_SEQ)
+        return err_set(err, STATUS_LIMIT, "kv cache: %d sequences out of range 1..%d", n_seq_max,
+                       KV_MAX_SEQ);
+    if (n_ctx < 1)
+        return err_set(err, STATUS_INVALID, "kv cache: n_ctx %d < 1", n_ctx);
+    kv->n_layers = n_layers;
+    kv->n_kv_heads = n_kv_heads;
+    kv->head_dim = head_dim;
+    kv->block_size = block_size;
+    kv->n_blocks = n_blocks;
+    kv->n_seq_max = n_seq_max;
+    kv->n_ctx = n_ctx;
+    kv->max_seq_blocks = (int)(((int64_t)n_ctx + block_size - 1) / block_size);
+
+    uint64_t bf, total, bytes, tab;
+    if (!mem_mul_ok((uint64_t)n_kv_heads, (uint64_t)block_size, &bf) ||
+        !mem_mul_ok(bf, (uint64_t)head_dim, &bf) ||
+        !mem_mul_ok(bf, (uint64_t)n_blocks, &total) ||
+        !mem_mul_ok(total, (uint64_t)n_layers, &total) ||
+        !mem_mul_ok(total, sizeof(float), &bytes) || bytes > (uint64_t)SIZE_MAX / 2 ||
+        !mem_mul_ok((uint64_t)n_seq_max, (uint64_t)kv->max_seq_blocks, &tab) ||
+        tab > (uint64_t)INT32_MAX)
+        return err_set(err, STATUS_LIMIT, "kv cache: size overflows (%d layers x %d blocks x %d "
+                       "positions x %d kv heads x %d)", n_layers, n_blocks, block_size,
+                       n_kv_heads, head_dim);
+    kv->block_floats = (size_t)bf;
+    kv->k = mem_alloc_aligned((size_t)bytes);
+    kv->v = mem_alloc_aligned((size_t)bytes);
+    kv->refcount = calloc((size_t)n_blocks, sizeof(int32_t));
+    kv->free_list = calloc((size_t)n_blocks, sizeof(int32_t));
+    kv->table = calloc((size_t)tab, sizeof(int32_t));
+    kv->seq_blocks = calloc((size_t)n_seq_max, sizeof(int32_t));
+    kv->seq_len = calloc((size_t)n_seq_max, sizeof(int32_t));
+    if (!kv->k || !kv->v || !kv->refcount || !kv->free_list || !kv->table || !kv->seq_blocks ||
+        !kv->seq_len) {
+        kv_free(kv);
+        return err_set(err, STATUS_NOMEM, "kv cache: cannot allocate %llu bytes",
+                       (unsigned long long)bytes * 2);
+    }
+    /* Stack with block 0 on top. */
+    for (int i = 0; i < n_blocks; i++)
+        kv->free_list[i] = n_blocks - 1 - i;
+    kv->n_free = n_blocks;
+    for (uint64_t i = 0; i < tab; i++)
+        kv->table[i] = -1;
+    return STATUS_OK;
+}
+
+void kv_free(KVCache *kv) {
+    if (!kv)
+        return;
+    mem_free_aligned(kv->k);
+    mem_free_aligned(kv->v);
+    free(kv->refcount);
+    free(kv->free_list);
+    free(kv->table);
+    free(kv->seq_blocks);
+    free(kv->seq_len);
+    memset(kv, 0, sizeof *kv);
+}
+
+int kv_alloc_block(KVCache *kv) {
+    if (kv->n_free == 0)
+        return -1;
+    int b = kv->free_list[--kv->n_free];
+    ASSERT(kv->refcount[b] == 0);
+    kv->refcount[b] = 1;
+    return b;
+}
+
+void kv_block_ref(KVCache *kv, int block) {
+    ASSERT(block >= 0 && block < kv->n_blocks && kv->refcount[block] > 0);
+    kv->refcount[block]++;
+}
+
+void kv_block_unref(KVCache *kv, int block) {
+    ASSERT(block >= 0 && block < kv->n_blocks && kv->refcount[block] > 0);
+    if (--kv->refcount[block] == 0) {
+        ASSERT(kv->n_free < kv->n_blocks);
+        kv->free_list[kv->n_free++] = block;
+    }
+}
+
+int kv_block_refcount(const KVCache *kv, int block) {
+    ASSERT(block >= 0 && block < kv->n_blocks);
+    return kv->refcount[block];
+}
+
+static int32_t *seq_table(const KVCache *kv, int seq) {
+    return kv->table + (size_t)seq * kv->max_seq_blocks;
+}
+
+const int32_t *kv_seq_table(const KVCache *kv, int seq) {
+    ASSERT(seq >= 0 && seq < kv->n_seq_max);
+    return seq_table(kv, seq);
+}
+
+int kv_seq_blocks_needed(const KVCache *kv, int seq, int pos_from, int pos_to) {
+    ASSERT(seq >= 0 && seq < kv->n_seq_max);
+    ASSERT(pos_from >= 0 && pos_from <= pos_to && pos_to <= kv->n_ctx);
+    if (pos_from == pos_to)
+        return 0;
+    int bs = kv->block_size;
+    int held = kv->seq_blocks[seq];
+    int want = (pos_to + bs - 1) / bs;
+    int need = want > held ? want - held : 0;
+    const int32_t *t = seq_table(kv, seq);
+    int first = pos_from / bs, last = (pos_to - 1) / bs;
+    for (int i = first; i <= last && i < held; i++)
+        if (kv->refcount[t[i]] > 1)
+            need++;
+    return need;
+}
+
+Status kv_seq_prepare(KVCache *kv, int seq, int pos_from, int pos_to, Err *err) {
+    if (seq < 0 || seq >= kv->n_seq_max)
+        return err_set(err, STATUS_INVALID, "kv cache: sequence %d out of range 0..%d", seq,
+                       kv->n_seq_max - 1);
+    if (pos_from < 0 || pos_from > kv->seq_len[seq] || pos_to < pos_from || pos_to > kv->n_ctx)
+        return err_set(err, STATUS_INVALID,
+                       "kv cache: sequence %d: positions [%d, %d) invalid (length %d, n_ctx %d)",
+                       seq, pos_from, pos_to, kv->seq_len[seq], kv->n_ctx);
+    int need = kv_seq_blocks_needed(kv, seq, pos_from, pos_to);
+    if (need > kv->n_free)
+        return err_set(err, STATUS_LIMIT,
+                       "kv cache exhausted: sequence %d needs %d more blocks, %d of %d free", seq,
+                       need, kv->n_free, kv->n_blocks);
+    int bs = kv->block_size;
+    int32_t *t = seq_table(kv, seq);
+    int held = kv->seq_blocks[seq];
+    int want = (pos_to + bs - 1) / bs;
+    if (pos_from < pos_to) {
+        /* Copy on write for shared blocks about to be written. */
+        int first = pos_from / bs, last = (pos_to - 1) / bs;
+        for (int i = first; i <= last && i < held; i++) {
+            int old = t[i];
+            if (kv->refcount[old] <= 1)
+                continue;
+            int nb = kv_alloc_block(kv);
+            ASSERT(nb >= 0);
+            for (int l = 0; l < kv->n_layers; l++) {
+                memcpy(kv_k_block(kv, l, nb), kv_k_block(kv, l, old),
+                       kv->block_floats * sizeof(float));
+                memcpy(kv_v_block(kv, l, nb), kv_v_block(kv, l, old),
+                       kv->block_floats * sizeof(float));
+            }
+            kv_block_unref(kv, old);
+            t[i] = nb;
+        }
+    }
+    for (int i = held; i < want; i++) {
+        int nb = kv_alloc_block(kv);
+        ASSERT(nb >= 0);
+        t[i] = nb;
+    }
+    for (int i = want; i < held; i++) {
+        kv_block_unref(kv, t[i]);
+        t[i] = -1;
+    }
+    kv->seq_blocks[seq] = want;
+    kv->seq_len[seq] = pos_to;
+    return STATUS_OK;
+}
+
+void kv_seq_free(KVCache *kv, int seq) {
+    if (seq < 0 || seq >= kv->n_seq_max)
+        return;
+    int32_t *t = seq_table(kv, seq);
+    for (int i = 0; i < kv->seq_blocks[seq]; i++) {
+        kv_block_unref(kv, t[i]);
+        t[i] = -1;
+    }
+    kv->seq_blocks[seq] = 0;
+    kv->seq_len[seq] = 0;
+}
+
+Status kv_seq_attach(KVCache *kv, int seq, const int32_t *blocks, int n_pos, Err *err) {
+    if (seq < 0 || seq >= kv->n_seq_max)
+        return err_set(err, STATUS_INVALID, "kv cache: sequence %d out of range 0..%d", seq,
+                       kv->n_seq_max - 1);
+    if (kv->seq_blocks[seq] != 0)
+        return err_set(err, STATUS_INVALID, "kv cache: sequence %d is not empty (%d positions)",
+                       seq, kv->seq_len[seq]);
+    if (n_pos < 0 || n_pos > kv->n_ctx)
+        return err_set(err, STATUS_INVALID, "kv cache: %d positions out of range 0..%d", n_pos,
+                       kv->n_ctx);
+    int nb = (n_pos + kv->block_size - 1) / kv->block_size;
+    for (int i = 0; i < nb; i++)
+        if (blocks[i] < 0 || blocks[i] >= kv->n_blocks || kv->refcount[blocks[i]] < 1)
+            return err_set(err, STATUS_INVALID, "kv cache: block %d (entry %d) is not in use",
+                           blocks[i], i);
+    int32_t *t = seq_table(kv, seq);
+    for (int i = 0; i < nb; i++) {
+        kv_block_ref(kv, blocks[i]);
+        t[i] = blocks[i];
+    }
+    kv->seq_blocks[seq] = nb;
+    kv->seq_len[seq] = n_pos;
+    return STATUS_OK;
+}

@@ -1,0 +1,844 @@
+/* model.c - load a GGUF transformer and run it over batches of rows.
+ *
+ * Load: read and bound every hyperparameter, bind every tensor by its
+ * llama.cpp name with the exact expected shape and a type the kernels
+ * support, then allocate everything a forward pass needs (thread pool,
+ * KV pool, scratch for n_batch rows) once.
+ *
+ * Forward over B rows (shape letters: B rows, C n_embd, NH/KVH heads, HD
+ * head_dim, QD = NH*HD, KD = KVH*HD, F n_ff, V n_vocab):
+ *   x = embed(token) [+ position_embd(pos)]                      (B, C)
+ *   per layer:  xb = norm(x); q,k,v = xb.Wq/k/v^T (+b); [q/k rms per head];
+ *               rope(q, k); K/V -> cache at (seq, pos);
+ *               att = softmax(q.K^T / sqrt(HD)) . V over the row's own
+ *               sequence, positions 0..pos (causal by construction);
+ *               x += att.Wo^T (+b);  xb = norm(x);
+ *               x += down(silu(xb.Wgate^T) * xb.Wup^T)   or gelu(up + b) for gpt2
+ *   logits = norm(x).Wout^T for the rows that ask.
+ * Every row's arithmetic is independent of the other rows (matmul dots
+ * one weight row with one activation row; attention is per row and head),
+ * so a batch gives the same bits as each sequence alone.
+ *
+ * Not here: sampling, scheduling, prefix-cache policy (engine/). */
+#include "model/model.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "core/tpool.h"
+#include "model/arch.h"
+#include "model/kvcache.h"
+#include "tensor/matmul.h"
+#include "tensor/ops.h"
+#include "tensor/quant.h"
+
+#define MODEL_DEFAULT_CTX 4096
+#define MODEL_DEFAULT_BATCH 512
+#define MODEL_DEFAULT_BLOCK 16
+#define MODEL_ARCH_NAME_SHOW 64 /* bytes of an unknown architecture name to quote */
+
+/* A weight matrix in the mapping: N rows of K elements of 'type'. */
+typedef struct {
+    const void *data;
+    DType type;
+    int64_t n_rows, n_cols;
+} Weight;
+
+typedef struct {
+    const float *attn_norm, *attn_norm_b; /* (C) */
+    Weight wq, wk, wv, wqkv;              /* (QD, C) (KD, C) (KD, C) (QD + 2KD, C) */
+    const float *bq, *bk, *bv, *bqkv;     /* (QD) (KD) (KD) (QD + 2KD) */
+    const float *q_norm, *k_norm;         /* (HD) */
+    Weight wo;                            /* (C, QD) */
+    const float *bo;                      /* (C) */
+    const float *ffn_norm, *ffn_norm_b;   /* (C) */
+    Weight gate, up, down;                /* (F, C) (F, C) (C, F) */
+    const float *bgate, *bup, *bdown;     /* (F) (F) (C) */
+} Layer;
+
+struct Model {
+    GGUF g;
+    ModelConfig cfg;
+    ModelParams params;
+    const ArchInfo *ai;
+
+    Weight tok_embd;   /* (V, C) */
+    Weight pos_embd;   /* (n_ctx_train, C), gpt2 */
+    Weight output;     /* (V, C): output.weight or token_embd */
+    const float *out_norm, *out_norm_b; /* (C) */
+    const float *rope_freqs;            /* (n_rot/2) or NULL */
+    Layer *layers;     /* (L) */
+
+    TPool *tp;
+    KVCache kv;
+
+    /* scratch, sized for n_batch rows at load */
+    float *x;      /* (B, C) residual stream */
+    float *xb;     /* (B, C) normed input / projection output */
+    float *q;      /* (B, QD) */
+    float *k, *v;  /* (B, KD) */
+    float *qkv;    /* (B, QD + 2KD), fused-qkv architectures only */
+    float *att;    /* (B, QD) attention output */
+    float *hb, *hb2; /* (B, F) */
+    float *cs;     /* (B, n_rot) rope cos/sin per row */
+    float *scores; /* (n_threads, n_ctx) attention weights */
+    void *mm_scratch;
+    int32_t *row_seq_first; /* (n_seq_max) first position in this batch, -1 if absent */
+    int32_t *row_seq_last;  /* (n_seq_max) */
+    int32_t *touched;       /* (B) sequence ids in this batch */
+};
+
+/* ------------------------------------------------------------- loading */
+
+static const char *dtype_name(int t) {
+    const DTypeInfo *i = dtype_info(t);
+    return i ? i->name : "unknown";
+}
+
+static void supported_types(char *buf, size_t n) {
+    size_t off = 0;
+    buf[0] = 0;
+    for (int t = 0; t < DTYPE_COUNT; t++) {
+        if (!dtype_info(t) || !matmul_supported((DType)t))
+            continue;
+        int k = snprintf(buf + off, n - off, "%s%s", off ? ", " : "", dtype_name(t));
+        if (k < 0 || (size_t)k >= n - off)
+            break;
+        off += (size_t)k;
+    }
+}
+
+/* Find tensor 'name' and check it is exactly [ne0, ne1] (ne1 = 1 for a
+ * vector; vectors must be F32, matrices a matmul-supported type). *out is
+ * NULL when an optional tensor is absent. */
+static Status bind_tensor(Model *m, const char *name, int64_t ne0, int64_t ne1, bool matrix,
+                          TensorNeed need, const GGUFTensor **out, Err *err) {
+    *out = NULL;
+    if (need == TENSOR_ABSENT)
+        return STATUS_OK;
+    const GGUFTensor *t = gguf_find_tensor(&m->g, name);
+    if (!t) {
+        if (need == TENSOR_OPTIONAL)
+            return STATUS_OK;
+        if (matrix)
+            return err_set(err, STATUS_FORMAT, "missing tensor '%s' (expected shape [%" PRId64
+                           ", %" PRId64 "])", name, ne0, ne1);
+        return err_set(err, STATUS_FORMAT, "missing tensor '%s' (expected shape [%" PRId64 "])",
+                       name, ne0);
+    }
+    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1) {
+        char got[96];
+        int k;
+        if (t->n_dims <= 1)
+            k = snprintf(got, sizeof got, "[%" PRId64 "]", t->ne[0]);
+        else if (t->n_dims == 2)
+            k = snprintf(got, sizeof got, "[%" PRId64 ", %" PRId64 "]", t->ne[0], t->ne[1]);
+        else
+            k = snprintf(got, sizeof got, "[%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 "]",
+                         t->ne[0], t->ne[1], t->ne[2], t->ne[3]);
+        ASSERT(k > 0);
+        if (matrix)
+            return err_set(err, STATUS_FORMAT,
+                           "tensor '%s': shape %s but expected [%" PRId64 ", %" PRId64 "]", name,
+                           got, ne0, ne1);
+        return err_set(err, STATUS_FORMAT, "tensor '%s': shape %s but expected [%" PRId64 "]", name,
+                       got, ne0);
+    }
+    if (matrix) {
+        if (!matmul_supported(t->type)) {
+            char list[256];
+            supported_types(list, sizeof list);
+            return err_set(err, STATUS_UNSUPPORTED,
+                           "tensor '%s': type %s is not supported (supported: %s)", name,
+                           dtype_name(t->type), list);
+        }
+    } else if (t->type != DTYPE_F32) {
+        return err_set(err, STATUS_UNSUPPORTED, "tensor '%s': type %s but expected F32", name,
+                       dtype_name(t->type));
+    }
+    *out = t;
+    return STATUS_OK;
+}
+
+static Status bind_matrix(Model *m, const char *name, int64_t n_rows, int64_t n_cols,
+                          TensorNeed need, Weight *w, Err *err) {
+    const GGUFTensor *t;
+    memset(w, 0, sizeof *w);
+    Status st = bind_tensor(m, name, n_cols, n_rows, true, need, &t, err);
+    if (st == STATUS_OK && t)
+        *w = (Weight){t->data, t->type, n_rows, n_cols};
+    return st;
+}
+
+static Status bind_vector(Model *m, const char *name, int64_t n, TensorNeed need,
+                          const float **v, Err *err) {
+    const GGUFTensor *t;
+    *v = NULL;
+    Status st = bind_tensor(m, name, n, 1, false, need, &t, err);
+    if (st == STATUS_OK && t)
+        *v = t->data;
+    return st;
+}
+
+static Status bind_blk_matrix(Model *m, int il, const char *suffix, int64_t n_rows,
+                              int64_t n_cols, TensorNeed need, Weight *w, Err *err) {
+    char name[ARCH_NAME_MAX];
+    arch_blk_name(name, il, suffix);
+    return bind_matrix(m, name, n_rows, n_cols, need, w, err);
+}
+
+static Status bind_blk_vector(Model *m, int il, const char *suffix, int64_t n, TensorNeed need,
+                              const float **v, Err *err) {
+    char name[ARCH_NAME_MAX];
+    arch_blk_name(name, il, suffix);
+    return bind_vector(m, name, n, need, v, err);
+}
+
+/* An unsigned hyperparameter "<arch>.<suffix>" in [lo, hi]. */
+static Status get_dim(Model *m, const char *suffix, bool required, uint32_t def, uint32_t lo,
+                      uint32_t hi, int *out, Err *err) {
+    char key[ARCH_NAME_MAX];
+    arch_key(key, m->ai, suffix);
+    uint32_t v = def;
+    Status st = gguf_get_u32(&m->g, key, required, &v, err);
+    if (st != STATUS_OK)
+        return st;
+    if (v < lo || v > hi)
+        return err_set(err, STATUS_LIMIT, "'%s' = %" PRIu32 " out of range [%" PRIu32 ", %" PRIu32
+                       "]", key, v, lo, hi);
+    *out = (int)v;
+    return STATUS_OK;
+}
+
+static Status get_float(Model *m, const char *suffix, bool required, float def, float *out,
+                        Err *err) {
+    char key[ARCH_NAME_MAX];
+    arch_key(key, m->ai, suffix);
+    float v = def;
+    Status st = gguf_get_f32(&m->g, key, required, &v, err);
+    if (st != STATUS_OK)
+        return st;
+    if (!isfinite(v) || !(v > 0.0f))
+        return err_set(err, STATUS_FORMAT, "'%s' = %g must be finite and > 0", key, (double)v);
+    *out = v;
+    return STATUS_OK;
+}
+
+static Status load_hparams(Model *m, Err *err) {
+    ModelConfig *c = &m->cfg;
+    Status st;
+    GGUFStr an = {0};
+    if ((st = gguf_get_str(&m->g, "general.architecture", true, &an, err)))
+        return st;
+    m->ai = arch_find(an.ptr, (size_t)an.len);
+    if (!m->ai) {
+        int show = an.len > MODEL_ARCH_NAME_SHOW ? MODEL_ARCH_NAME_SHOW : (int)an.len;
+        return err_set(err, STATUS_UNSUPPORTED, "unknown architecture '%.*s%s' (supported: %s)",
+                       show, an.ptr, an.len > MODEL_ARCH_NAME_SHOW ? "..." : "",
+                       arch_supported_list());
+    }
+    c->arch = m->ai->arch;
+    c->arch_name = m->ai->name;
+    c->rope_type = m->ai->rope;
+
+    if ((st = get_dim(m, "context_length", true, 0, 1, MODEL_MAX_CTX, &c->n_ctx_train, err)) ||
+        (st = get_dim(m, "embedding_length", true, 0, 1, MODEL_MAX_EMBD, &c->n_embd, err)) ||
+        (st = get_dim(m, "block_count", true, 0, 1, MODEL_MAX_LAYERS, &c->n_layers, err)) ||
+        (st = get_dim(m, "feed_forward_length", true, 0, 1, MODEL_MAX_FF, &c->n_ff, err)) ||
+        (st = get_dim(m, "attention.head_count", true, 0, 1, MODEL_MAX_HEADS, &c->n_heads, err)) ||
+        (st = get_dim(m, "attention.head_count_kv", false, (uint32_t)c->n_heads, 1,
+                      MODEL_MAX_HEADS, &c->n_kv_heads, err)))
+        return st;
+    char key[ARCH_NAME_MAX];
+    if (c->n_heads % c->n_kv_heads) {
+        arch_key(key, m->ai, "attention.head_count_kv");
+        return err_set(err, STATUS_FORMAT, "'%s' = %d does not divide head_count %d", key,
+                       c->n_kv_heads, c->n_heads);
+    }
+    int def_hd = c->n_embd / c->n_heads;
+    if ((st = get_dim(m, "attention.key_length", false, (uint32_t)def_hd, 1, MODEL_MAX_EMBD,
+                      &c->head_dim, err)))
+        return st;
+    int vlen = c->head_dim;
+    if ((st = get_dim(m, "attention.value_length", false, (uint32_t)c->head_dim, 1,
+                      MODEL_MAX_EMBD, &vlen, err)))
+        return st;
+    if (vlen != c->head_dim)
+        return err_set(err, STATUS_UNSUPPORTED,
+                       "attention.value_length %d differs from key_length %d (not supported)",
+                       vlen, c->head_dim);
+    if (c->head_dim < 1)
+        return err_set(err, STATUS_FORMAT, "head dimension is 0 (embedding_length %d < head_count %d)",
+                       c->n_embd, c->n_heads);
+    if ((int64_t)c->head_dim * c->n_heads > 4 * (int64_t)MODEL_MAX_EMBD)
+        return err_set(err, STATUS_LIMIT, "head_count %d x head dim %d exceeds %d", c->n_heads,
+                       c->head_dim, 4 * MODEL_MAX_EMBD);
+    if ((st = get_float(m, m->ai->eps_suffix, true, 0.0f, &c->norm_eps, err)))
+        return st;
+
+    c->rope_freq_base = 10000.0f;
+    c->rope_freq_scale = 1.0f;
+    c->n_rot = 0;
+    if (c->rope_type != ROPE_NONE) {
+        if ((st = get_float(m, "rope.freq_base", false, 10000.0f, &c->rope_freq_base, err)))
+            return st;
+        if ((st = get_dim(m, "rope.dimension_count", false, (uint32_t)c->head_dim, 1,
+                          MODEL_MAX_EMBD, &c->n_rot, err)))
+            return st;
+        if (c->head_dim % 2)
+            return err_set(err, STATUS_FORMAT, "head dimension %d must be even for rope",
+                           c->head_dim);
+        if (c->n_rot % 2 || c->n_rot > c->head_dim || c->n_rot > OPS_MAX_ROT)
+            return err_set(err, STATUS_FORMAT,
+                           "rope.dimension_count %d must be even and <= head dimension %d",
+                           c->n_rot, c->head_dim);
+        GGUFStr stype = {0};
+        arch_key(key, m->ai, "rope.scaling.type");
+        if ((st = gguf_get_str(&m->g, key, false, &stype, err)))
+            return st;
+        if (stype.ptr && gguf_str_eq(stype, "linear")) {
+            float factor = 1.0f;
+            if ((st = get_float(m, "rope.scaling.factor", false, 1.0f, &factor, err)))
+                return st;
+            c->rope_freq_scale = 1.0f / factor;
+        } else if (stype.ptr && !gguf_str_eq(stype, "none")) {
+            int show = stype.len > MODEL_ARCH_NAME_SHOW ? MODEL_ARCH_NAME_SHOW : (int)stype.len;
+            return err_set(err, STATUS_UNSUPPORTED,
+                           "'%s' = '%.*s' is not supported (supported: none, linear)", key, show,
+                           stype.ptr);
+        }
+    }
+    return STATUS_OK;
+}
+
+static Status load_vocab(Model *m, Err *err) {
+    ModelConfig *c = &m->cfg;
+    const GGUFTensor *te = gguf_find_tensor(&m->g, TN_TOKEN_EMBD);
+    if (!te)
+        return err_set(err, STATUS_FORMAT, "missing tensor '%s' (expected shape [%d, n_vocab])",
+                       TN_TOKEN_EMBD, c->n_embd);
+    if (te->ne[1] < 1 || te->ne[1] > MODEL_MAX_VOCAB)
+        return err_set(err, STATUS_LIMIT, "tensor '%s': vocabulary size %" PRId64
+                       " out of range [1, %d]", TN_TOKEN_EMBD, te->ne[1], MODEL_MAX_VOCAB);
+    c->n_vocab = (int)te->ne[1];
+    const GGUFKV *kv = gguf_find_key(&m->g, "tokenizer.ggml.tokens");
+    if (kv && kv->type == GGUF_TYPE_ARRAY && kv->arr_n != (uint64_t)c->n_vocab)
+        return err_set(err, STATUS_FORMAT,
+                       "vocabulary size disagrees: tokenizer.ggml.tokens has %" PRIu64
+                       " entries but '%s' has %d rows", kv->arr_n, TN_TOKEN_EMBD, c->n_vocab);
+    char key[ARCH_NAME_MAX];
+    arch_key(key, m->ai, "vocab_size");
+    if (gguf_find_key(&m->g, key)) {
+        uint32_t vs = 0;
+        Status st = gguf_get_u32(&m->g, key, true, &vs, err);
+        if (st)
+            return st;
+        if (vs != (uint32_t)c->n_vocab)
+            return err_set(err, STATUS_FORMAT,
+                           "vocabulary size disagrees: '%s' = %" PRIu32 " but '%s' has %d rows",
+                           key, vs, TN_TOKEN_EMBD, c->n_vocab);
+    }
+    return STATUS_OK;
+}
+
+static Status load_tensors(Model *m, Err *err) {
+    const ModelConfig *c = &m->cfg;
+    const ArchInfo *a = m->ai;
+    int64_t C = c->n_embd, HD = c->head_dim, QD = (int64_t)c->n_heads * HD;
+    int64_t KD = (int64_t)c->n_kv_heads * HD, F = c->n_ff, V = c->n_vocab;
+    TensorNeed norm_b = a->norm == NORM_LAYER ? TENSOR_REQUIRED : TENSOR_ABSENT;
+    Status st;
+
+    if ((st = bind_matrix(m, TN_TOKEN_EMBD, V, C, TENSOR_REQUIRED, &m->tok_embd, err)))
+        return st;
+    if (a->learned_pos &&
+        (st = bind_matrix(m, TN_POS_EMBD, c->n_ctx_train, C, TENSOR_REQUIRED, &m->pos_embd, err)))
+        return st;
+    if ((st = bind_vector(m, TN_OUTPUT_NORM, C, TENSOR_REQUIRED, &m->out_norm, err)) ||
+        (st = bind_vector(m, TN_OUTPUT_NORM_B, C, norm_b, &m->out_norm_b, err)) ||
+        (st = bind_matrix(m, TN_OUTPUT, V, C, TENSOR_OPTIONAL, &m->output, err)))
+        return st;
+    m->cfg.tied_output = m->output.data == NULL;
+    if (m->cfg.tied_output)
+        m->output = m->tok_embd;
+    if (a->rope_freqs) {
+        if ((st = bind_vector(m, TN_ROPE_FREQS, c->n_rot / 2, TENSOR_OPTIONAL, &m->rope_freqs,
+                              err)))
+            return st;
+        m->cfg.has_rope_freqs = m->rope_freqs != NULL;
+        if (m->rope_freqs)
+            for (int i = 0; i < c->n_rot / 2; i++)
+                if (!isfinite(m->rope_freqs[i]) || !(m->rope_freqs[i] > 0.0f))
+                    return err_set(err, STATUS_FORMAT, "tensor '%s': element %d = %g must be "
+                                   "finite and > 0", TN_ROPE_FREQS, i, (double)m->rope_freqs[i]);
+    }
+
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->layers)
+        return err_set(err, STATUS_NOMEM, "out of memory for %d layers", c->n_layers);
+    TensorNeed gate = a->ffn == FFN_SILU_GATED ? TENSOR_REQUIRED : TENSOR_ABSENT;
+    TensorNeed gate_b = a->ffn == FFN_SILU_GATED ? a->ffn_bias : TENSOR_ABSENT;
+    TensorNeed qnorm = a->qk_norm ? TENSOR_REQUIRED : TENSOR_ABSENT;
+    for (int il = 0; il < c->n_layers; il++) {
+        Layer *L = &m->layers[il];
+        if ((st = bind_blk_vector(m, il, TN_ATTN_NORM, C, TENSOR_REQUIRED, &L->attn_norm, err)) ||
+            (st = bind_blk_vector(m, il, TN_ATTN_NORM_B, C, norm_b, &L->attn_norm_b, err)))
+            return st;
+        if (a->fused_qkv) {
+            if ((st = bind_blk_matrix(m, il, TN_ATTN_QKV, QD + 2 * KD, C, TENSOR_REQUIRED,
+                                      &L->wqkv, err)) ||
+                (st = bind_blk_vector(m, il, TN_ATTN_QKV_B, QD + 2 * KD, a->qkv_bias, &L->bqkv,
+                                      err)))
+                return st;
+        } else {
+            if ((st = bind_blk_matrix(m, il, TN_ATTN_Q, QD, C, TENSOR_REQUIRED, &L->wq, err)) ||
+                (st = bind_blk_matrix(m, il, TN_ATTN_K, KD, C, TENSOR_REQUIRED, &L->wk, err)) ||
+                (st = bind_blk_matrix(m, il, TN_ATTN_V, KD, C, TENSOR_REQUIRED, &L->wv, err)) ||
+                (st = bind_blk_vector(m, il, TN_ATTN_Q_B, QD, a->qkv_bias, &L->bq, err)) ||
+                (st = bind_blk_vector(m, il, TN_ATTN_K_B, KD, a->qkv_bias, &L->bk, err)) ||
+                (st = bind_blk_vector(m, il, TN_ATTN_V_B, KD, a->qkv_bias, &L->bv, err)))
+                return st;
+        }
+        if ((st = bind_blk_vector(m, il, TN_ATTN_Q_NORM, HD, qnorm, &L->q_norm, err)) ||
+            (st = bind_blk_vector(m, il, TN_ATTN_K_NORM, HD, qnorm, &L->k_norm, err)) ||
+            (st = bind_blk_matrix(m, il, TN_ATTN_OUT, C, QD, TENSOR_REQUIRED, &L->wo, err)) ||
+            (st = bind_blk_vector(m, il, TN_ATTN_OUT_B, C, a->out_bias, &L->bo, err)) ||
+            (st = bind_blk_vector(m, il, TN_FFN_NORM, C, TENSOR_REQUIRED, &L->ffn_norm, err)) ||
+            (st = bind_blk_vector(m, il, TN_FFN_NORM_B, C, norm_b, &L->ffn_norm_b, err)) ||
+            (st = bind_blk_matrix(m, il, TN_FFN_GATE, F, C, gate, &L->gate, err)) ||
+            (st = bind_blk_vector(m, il, TN_FFN_GATE_B, F, gate_b, &L->bgate, err)) ||
+            (st = bind_blk_matrix(m, il, TN_FFN_UP, F, C, TENSOR_REQUIRED, &L->up, err)) ||
+            (st = bind_blk_vector(m, il, TN_FFN_UP_B, F, a->ffn_bias, &L->bup, err)) ||
+            (st = bind_blk_matrix(m, il, TN_FFN_DOWN, C, F, TENSOR_REQUIRED, &L->down, err)) ||
+            (st = bind_blk_vector(m, il, TN_FFN_DOWN_B, C, a->ffn_bias, &L->bdown, err)))
+            return st;
+    }
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < m->g.n_tensors; i++)
+        n += m->g.tensors[i].n_elements;
+    m->cfg.n_params = n;
+    return STATUS_OK;
+}
+
+static Status resolve_params(Model *m, const ModelParams *in, Err *err) {
+    ModelParams p = in ? *in : (ModelParams){0};
+    const ModelConfig *c = &m->cfg;
+    if (p.n_threads < 0 || p.n_threads > TPOOL_MAX_THREADS)
+        return err_set(err, STATUS_INVALID, "n_threads %d out of range [0, %d]", p.n_threads,
+                       TPOOL_MAX_THREADS);
+    if (p.n_ctx < 0 || p.n_ctx > MODEL_MAX_CTX)
+        return err_set(err, STATUS_INVALID, "n_ctx %d out of range [0, %d]", p.n_ctx,
+                       MODEL_MAX_CTX);
+    if (p.n_seq_max < 0 || p.n_seq_max > MODEL_MAX_SEQ)
+        return err_set(err, STATUS_INVALID, "n_seq_max %d out of range [0, %d]", p.n_seq_max,
+                       MODEL_MAX_SEQ);
+    if (p.n_batch < 0 || p.n_batch > MODEL_MAX_BATCH)
+        return err_set(err, STATUS_INVALID, "n_batch %d out of range [0, %d]", p.n_batch,
+                       MODEL_MAX_BATCH);
+    if (p.kv_block_size < 0 || p.kv_block_size > KV_MAX_BLOCK_SIZE)
+        return err_set(err, STATUS_INVALID, "kv_block_size %d out of range [0, %d]",
+                       p.kv_block_size, KV_MAX_BLOCK_SIZE);
+    if (p.n_kv_blocks < 0 || p.n_kv_blocks > KV_MAX_BLOCKS)
+        return err_set(err, STATUS_INVALID, "n_kv_blocks %d out of range [0, %d]", p.n_kv_blocks,
+                       KV_MAX_BLOCKS);
+    if (p.n_ctx == 0)
+        p.n_ctx = c->n_ctx_train < MODEL_DEFAULT_CTX ? c->n_ctx_train : MODEL_DEFAULT_CTX;
+    if (m->ai->learned_pos && p.n_ctx > c->n_ctx_train)
+        return err_set(err, STATUS_INVALID,
+                       "n_ctx %d exceeds the %d learned positions of this model", p.n_ctx,
+                       c->n_ctx_train);
+    if (p.n_seq_max == 0)
+        p.n_seq_max = 1;
+    if (p.n_batch == 0)
+        p.n_batch = MODEL_DEFAULT_BATCH;
+    if (p.kv_block_size == 0)
+        p.kv_block_size = MODEL_DEFAULT_BLOCK;
+    if (p.n_kv_blocks == 0) {
+        int64_t per = ((int64_t)p.n_ctx + p.kv_block_size - 1) / p.kv_block_size;
+        int64_t total = per * p.n_seq_max;
+        if (total > KV_MAX_BLOCKS)
+            return err_set(err, STATUS_LIMIT,
+                           "default KV pool of %" PRId64 " blocks exceeds %d (set n_kv_blocks)",
+                           total, KV_MAX_BLOCKS);
+        p.n_kv_blocks = (int)total;
+    }
+    m->params = p;
+    return STATUS_OK;
+}
+
+/* Allocate n floats (checked) into *p. */
+static bool alloc_f32(float **p, int64_t a, int64_t b) {
+    uint64_t n;
+    if (!mem_mul_ok((uint64_t)a, (uint64_t)b, &n) || !mem_mul_ok(n, sizeof(float), &n) ||
+        n > SIZE_MAX / 2)
+        return false;
+    *p = mem_alloc_aligned((size_t)(n ? n : 1));
+    return *p != NULL;
+}
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+static Status alloc_state(Model *m, Err *err) {
+    const ModelConfig *c = &m->cfg;
+    const ModelParams *p = &m->params;
+    int64_t B = p->n_batch, C = c->n_embd, QD = (int64_t)c->n_heads * c->head_dim;
+    int64_t KD = (int64_t)c->n_kv_heads * c->head_dim, F = c->n_ff;
+    m->tp = tpool_new(p->n_threads);
+    if (!m->tp)
+        return err_set(err, STATUS_NOMEM, "cannot create a pool of %d threads", p->n_threads);
+    m->params.n_threads = tpool_size(m->tp);
+    Status st = kv_init(&m->kv, c->n_layers, c->n_kv_heads, c->head_dim, p->kv_block_size,
+                        p->n_kv_blocks, p->n_seq_max, p->n_ctx, err);
+    if (st)
+        return st;
+    bool ok = alloc_f32(&m->x, B, C) && alloc_f32(&m->xb, B, C) && alloc_f32(&m->q, B, QD) &&
+              alloc_f32(&m->k, B, KD) && alloc_f32(&m->v, B, KD) && alloc_f32(&m->att, B, QD) &&
+              alloc_f32(&m->hb, B, F) && alloc_f32(&m->hb2, B, F) &&
+              alloc_f32(&m->cs, B, c->n_rot > 0 ? c->n_rot : 1) &&
+              alloc_f32(&m->scores, m->params.n_threads, p->n_ctx);
+    if (ok && m->ai->fused_qkv)
+        ok = alloc_f32(&m->qkv, B, QD + 2 * KD);
+    /* matmul scratch: the largest activation conversion of any weight */
+    size_t mm = matmul_scratch_bytes(m->output.type, (int)B, (int)C);
+    for (int il = 0; il < c->n_layers && ok; il++) {
+        const Layer *L = &m->layers[il];
+        const Weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wqkv, &L->wo, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            if (ws[i]->data)
+                mm = max_sz(mm, matmul_scratch_bytes(ws[i]->type, (int)B, (int)ws[i]->n_cols));
+    }
+    if (ok && mm) {
+        m->mm_scratch = mem_alloc_aligned(mm);
+        ok = m->mm_scratch != NULL;
+    }
+    if (ok) {
+        m->row_seq_first = malloc((size_t)p->n_seq_max * sizeof(int32_t));
+        m->row_seq_last = malloc((size_t)p->n_seq_max * sizeof(int32_t));
+        m->touched = malloc((size_t)B * sizeof(int32_t));
+        ok = m->row_seq_first && m->row_seq_last && m->touched;
+    }
+    if (!ok)
+        return err_set(err, STATUS_NOMEM, "out of memory for scratch buffers (n_batch %d)",
+                       p->n_batch);
+    for (int s = 0; s < p->n_seq_max; s++)
+        m->row_seq_first[s] = -1;
+    return STATUS_OK;
+}
+
+Status model_load(Model **out, const char *path, const ModelParams *p, Err *err) {
+    *out = NULL;
+    Model *m = calloc(1, sizeof *m);
+    if (!m)
+        return err_set(err, STATUS_NOMEM, "out of memory for the model");
+    Status st = gguf_open(&m->g, path, err);
+    if (st == STATUS_OK)
+        st = load_hparams(m, err);
+    if (st == STATUS_OK)
+        st = load_vocab(m, err);
+    if (st == STATUS_OK)
+        st = load_tensors(m, err);
+    if (st == STATUS_OK)
+        st = resolve_params(m, p, err);
+    if (st == STATUS_OK)
+        st = alloc_state(m, err);
+    if (st != STATUS_OK) {
+        err_prefix(err, "%s", path);
+        model_free(m);
+        return st;
+    }
+    *out = m;
+    return STATUS_OK;
+}
+
+void model_free(Model *m) {
+    if (!m)
+        return;
+    tpool_free(m->tp);
+    kv_free(&m->kv);
+    mem_free_aligned(m->x);
+    mem_free_aligned(m->xb);
+    mem_free_aligned(m->q);
+    mem_free_aligned(m->k);
+    mem_free_aligned(m->v);
+    mem_free_aligned(m->qkv);
+    mem_free_aligned(m->att);
+    mem_free_aligned(m->hb);
+    mem_free_aligned(m->hb2);
+    mem_free_aligned(m->cs);
+    mem_free_aligned(m->scores);
+    mem_free_aligned(m->mm_scratch);
+    free(m->row_seq_first);
+    free(m->row_seq_last);
+    free(m->touched);
+    free(m->layers);
+    gguf_close(&m->g);
+    free(m);
+}
+
+const ModelConfig *model_config(const Model *m) { return &m->cfg; }
+const GGUF *model_gguf(const Model *m) { return &m->g; }
+const ModelParams *model_params(const Model *m) { return &m->params; }
+KVCache *model_kv(Model *m) { return &m->kv; }
+
+void model_seq_free(Model *m, int seq) {
+    if (seq >= 0 && seq < m->params.n_seq_max)
+        kv_seq_free(&m->kv, seq);
+}
+
+int model_seq_len(const Model *m, int seq) {
+    if (seq < 0 || seq >= m->params.n_seq_max)
+        return 0;
+    return m->kv.seq_len[seq];
+}
+
+int model_kv_free_blocks(const Model *m) { return m->kv.n_free; }
+int model_kv_total_blocks(const Model *m) { return m->kv.n_blocks; }
+
+/* ------------------------------------------------------------- forward */
+
+static void matmul(Model *m, float *out, const float *x, const Weight *w, const float *bias,
+                   int M) {
+    matmul_forward(m->tp, out, x, w->data, w->type, bias, M, (int)w->n_rows, (int)w->n_cols,
+                   m->mm_scratch);
+}
+
+/* Row r of a weight matrix as F32 into dst (embedding lookups). */
+static void weight_row(const Weight *w, int64_t r, float *dst) {
+    size_t rb = (size_t)dtype_row_bytes(w->type, w->n_cols);
+    const uint8_t *src = (const uint8_t *)w->data + (size_t)r * rb;
+    if (w->type == DTYPE_F32) {
+        memcpy(dst, src, (size_t)w->n_cols * sizeof(float));
+    } else {
+        const QuantOps *q = quant_ops(w->type);
+        ASSERT(q && q->dequant);
+        q->dequant(src, dst, w->n_cols);
+    }
+}
+
+static void norm_row(const Model *m, float *out, const float *x, const float *w, const float *b) {
+    if (m->ai->norm == NORM_RMS)
+        rmsnorm_forward(out, x, w, m->cfg.n_embd, m->cfg.norm_eps);
+    else
+        layernorm_forward(out, x, w, b, m->cfg.n_embd, m->cfg.norm_eps);
+}
+
+typedef struct {
+    Model *m;
+    const BatchRow *rows;
+    int n_rows;
+    int layer;
+} AttnCtx;
+
+/* One (row, head) pair: scores over the row's cached positions 0..pos,
+ * softmax, weighted sum of V. Threads split the pairs. */
+static void attn_task(void *vctx, int ith, int nth) {
+    AttnCtx *a = vctx;
+    Model *m = a->m;
+    const ModelConfig *c = &m->cfg;
+    const KVCache *kv = &m->kv;
+    const OpsKernels *K = ops_kernels();
+    int NH = c->n_heads, HD = c->head_dim, QD = NH * HD, bs = kv->block_size;
+    int group = NH / c->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)HD);
+    float *sc = m->scores + (size_t)ith * m->params.n_ctx;
+    long lo, hi;
+    tpool_range((long)a->n_rows * NH, ith, nth, &lo, &hi);
+    for (long it = lo; it < hi; it++) {
+        int r = (int)(it / NH), h = (int)(it % NH), kvh = h / group;
+        const BatchRow *row = &a->rows[r];
+        const float *q = m->q + (size_t)r * QD + (size_t)h * HD;
+        float *out = m->att + (size_t)r * QD + (size_t)h * HD;
+        const int32_t *table = kv_seq_table(kv, row->seq);
+        int n = row->pos + 1;
+        for (int t0 = 0; t0 < n; t0 += bs) {
+            int blk = table[t0 / bs];
+            const float *kb = kv_k_block(kv, a->layer, blk) + (size_t)kvh * bs * HD;
+            int cnt = n - t0 < bs ? n - t0 : bs;
+            for (int j = 0; j < cnt; j++)
+                sc[t0 + j] = K->dot(HD, q, kb + (size_t)j * HD) * scale;
+        }
+        softmax_forward(sc, n);
+        memset(out, 0, (size_t)HD * sizeof(float));
+        for (int t0 = 0; t0 < n; t0 += bs) {
+            int blk = table[t0 / bs];
+            const float *vb = kv_v_block(kv, a->layer, blk) + (size_t)kvh * bs * HD;
+            int cnt = n - t0 < bs ? n - t0 : bs;
+            for (int j = 0; j < cnt; j++)
+                K->axpy(HD, out, sc[t0 + j], vb + (size_t)j * HD);
+        }
+    }
+}
+
+static void forward_layer(Model *m, const BatchRow *rows, int B, int il) {
+    const ModelConfig *c = &m->cfg;
+    const Layer *L = &m->layers[il];
+    int C = c->n_embd, HD = c->head_dim, NH = c->n_heads, KVH = c->n_kv_heads;
+    int QD = NH * HD, KD = KVH * HD, F = c->n_ff;
+    KVCache *kv = &m->kv;
+    int bs = kv->block_size;
+
+    /* attention */
+    for (int r = 0; r < B; r++)
+        norm_row(m, m->xb + (size_t)r * C, m->x + (size_t)r * C, L->attn_norm, L->attn_norm_b);
+    if (m->ai->fused_qkv) {
+        int W = QD + 2 * KD;
+        matmul(m, m->qkv, m->xb, &L->wqkv, L->bqkv, B);
+        for (int r = 0; r < B; r++) {
+            const float *src = m->qkv + (size_t)r * W;
+            memcpy(m->q + (size_t)r * QD, src, (size_t)QD * sizeof(float));
+            memcpy(m->k + (size_t)r * KD, src + QD, (size_t)KD * sizeof(float));
+            memcpy(m->v + (size_t)r * KD, src + QD + KD, (size_t)KD * sizeof(float));
+        }
+    } else {
+        matmul(m, m->q, m->xb, &L->wq, L->bq, B);
+        matmul(m, m->k, m->xb, &L->wk, L->bk, B);
+        matmul(m, m->v, m->xb, &L->wv, L->bv, B);
+    }
+    for (int r = 0; r < B; r++) {
+        float *q = m->q + (size_t)r * QD, *k = m->k + (size_t)r * KD;
+        if (L->q_norm) {
+            for (int h = 0; h < NH; h++)
+                rmsnorm_forward(q + (size_t)h * HD, q + (size_t)h * HD, L->q_norm, HD, c->norm_eps);
+            for (int h = 0; h < KVH; h++)
+                rmsnorm_forward(k + (size_t)h * HD, k + (size_t)h * HD, L->k_norm, HD, c->norm_eps);
+        }
+        if (c->rope_type != ROPE_NONE) {
+            const float *cs = m->cs + (size_t)r * c->n_rot;
+            rope_forward(q, cs, NH, HD, c->n_rot, c->rope_type);
+            rope_forward(k, cs, KVH, HD, c->n_rot, c->rope_type);
+        }
+        /* K/V of this row into its cache slot */
+        int blk = kv_seq_table(kv, rows[r].seq)[rows[r].pos / bs], slot = rows[r].pos % bs;
+        float *kb = kv_k_block(kv, il, blk), *vb = kv_v_block(kv, il, blk);
+        const float *v = m->v + (size_t)r * KD;
+        for (int h = 0; h < KVH; h++) {
+            memcpy(kb + ((size_t)h * bs + slot) * HD, k + (size_t)h * HD, (size_t)HD * sizeof(float));
+            memcpy(vb + ((size_t)h * bs + slot) * HD, v + (size_t)h * HD, (size_t)HD * sizeof(float));
+        }
+    }
+    AttnCtx actx = {m, rows, B, il};
+    tpool_run(m->tp, attn_task, &actx);
+    matmul(m, m->xb, m->att, &L->wo, L->bo, B);
+    add_forward(m->x, m->x, m->xb, B * C);
+
+    /* feed-forward */
+    for (int r = 0; r < B; r++)
+        norm_row(m, m->xb + (size_t)r * C, m->x + (size_t)r * C, L->ffn_norm, L->ffn_norm_b);
+    if (m->ai->ffn == FFN_SILU_GATED) {
+        matmul(m, m->hb, m->xb, &L->gate, L->bgate, B);
+        matmul(m, m->hb2, m->xb, &L->up, L->bup, B);
+        swiglu_forward(m->hb, m->hb, m->hb2, B * F);
+    } else {
+        matmul(m, m->hb, m->xb, &L->up, L->bup, B);
+        gelu_forward(m->hb, m->hb, B * F);
+    }
+    matmul(m, m->xb, m->hb, &L->down, L->bdown, B);
+    add_forward(m->x, m->x, m->xb, B * C);
+}
+
+/* Check the rows and reserve their KV slots; on error nothing changes. */
+static Status prepare_batch(Model *m, const BatchRow *rows, int n_rows, Err *err) {
+    const ModelConfig *c = &m->cfg;
+    const ModelParams *p = &m->params;
+    int n_touched = 0;
+    Status st = STATUS_OK;
+    for (int r = 0; r < n_rows && st == STATUS_OK; r++) {
+        const BatchRow *row = &rows[r];
+        if (row->token < 0 || row->token >= c->n_vocab) {
+            st = err_set(err, STATUS_INVALID, "row %d: token %" PRId32 " out of range [0, %d)", r,
+                         row->token, c->n_vocab);
+        } else if (row->seq < 0 || row->seq >= p->n_seq_max) {
+            st = err_set(err, STATUS_INVALID, "row %d: sequence %" PRId32 " out of range [0, %d)",
+                         r, row->seq, p->n_seq_max);
+        } else if (row->pos < 0 || row->pos >= p->n_ctx) {
+            st = err_set(err, STATUS_LIMIT, "row %d: position %" PRId32 " out of range [0, %d)",
+                         r, row->pos, p->n_ctx);
+        } else if (m->row_seq_first[row->seq] < 0) {
+            int len = m->kv.seq_len[row->seq];
+            if (row->pos > len)
+                st = err_set(err, STATUS_INVALID,
+                             "row %d: sequence %" PRId32 " position %" PRId32
+                             " leaves a gap (sequence has %d positions)", r, row->seq, row->pos,
+                             len);
+            m->touched[n_touched++] = row->seq;
+            m->row_seq_first[row->seq] = row->pos;
+            m->row_seq_last[row->seq] = row->pos;
+        } else if (row->pos != m->row_seq_last[row->seq] + 1) {
+            st = err_set(err, STATUS_INVALID,
+                         "row %d: sequence %" PRId32 " position %" PRId32
+                         " does not follow position %" PRId32 " earlier in the batch", r,
+                         row->seq, row->pos, m->row_seq_last[row->seq]);
+        } else {
+            m->row_seq_last[row->seq] = row->pos;
+        }
+    }
+    if (st == STATUS_OK) {
+        int64_t need = 0;
+        for (int i = 0; i < n_touched; i++) {
+            int s = m->touched[i];
+            need += kv_seq_blocks_needed(&m->kv, s, m->row_seq_first[s], m->row_seq_last[s] + 1);
+        }
+        if (need > m->kv.n_free)
+            st = err_set(err, STATUS_LIMIT,
+                         "KV cache exhausted: batch needs %" PRId64 " blocks, %d of %d free", need,
+                         m->kv.n_free, m->kv.n_blocks);
+    }
+    for (int i = 0; i < n_touched; i++) {
+        int s = m->touched[i];
+        if (st == STATUS_OK) {
+            Status s2 = kv_seq_prepare(&m->kv, s, m->row_seq_first[s], m->row_seq_last[s] + 1, err);
+            ASSERT(s2 == STATUS_OK);
+        }
+        m->row_seq_first[s] = -1;
+    }
+    return st;
+}
+
+Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, Err *err) {
+    const ModelConfig *c = &m->cfg;
+    if (n_rows < 1 || n_rows > m->params.n_batch)
+        return err_set(err, STATUS_INVALID, "batch of %d rows out of range [1, %d]", n_rows,
+                       m->params.n_batch);
+    if (!rows)
+        return err_set(err, STATUS_INVALID, "no rows given");
+    int n_out = 0;
+    for (int r = 0; r < n_rows; r++)
+        n_out += rows[r].logits ? 1 : 0;
+    if (n_out && !logits)
+        return err_set(err, STATUS_INVALID, "%d rows ask for logits but no buffer was given",
+                       n_out);
+    Status st = prepare_batch(m, rows, n_rows, err);
+    if (st)
+        return st;
+
+    int C = c->n_embd, B = n_rows;
+    for (int r = 0; r < B; r++) {
+        float *x = m->x + (size_t)r * C;
+        weight_row(&m->tok_embd, rows[r].token, x);
+        if (m->ai->learned_pos) {
+            float *tmp = m->xb + (size_t)r * C;
+            weight_row(&m->pos_embd, rows[r].pos, tmp);
+            add_forward(x, x, tmp, C);
+        }
+        if (c->rope_type != ROPE_NONE)
+            rope_cache(m->cs + (size_t)r * c->n_rot, rows[r].pos, c->n_rot, c->rope_freq_base,
+                       c->rope_freq_scale, m->rope_freqs);
+    }
+    for (int il = 0; il < c->n_layers; il++)
+        forward_layer(m, rows, B, il);
+
+    if (n_out) {
+        /* gather the rows that want logits, normed, into xb */
+        int j = 0;
+        for (int r = 0; r < B; r++)
+            if (rows[r].logits)
+                norm_row(m, m->xb + (size_t)(j++) * C, m->x + (size_t)r * C, m->out_norm,
+                         m->out_norm_b);
+        matmul(m, logits, m->xb, &m->output, NULL, n_out);
+    }
+    return STATUS_OK;
+}

@@ -1,0 +1,519 @@
+/* test_model.c - the forward pass on random models of every architecture:
+ * batching is invisible (ragged sequences interleaved in one batch, chunked
+ * prefill, vs each sequence alone token by token), KV pool exhaustion is an
+ * error that changes nothing, forward input errors; and a table of bad
+ * model files, each a clear error. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/rng.h"
+#include "gguf/gguf.h"
+#include "gguf/gguf_writer.h"
+#include "model/model.h"
+#include "model/randmodel.h"
+#include "tensor/matmul.h"
+#include "../testutil.h"
+
+typedef struct {
+    char dir[64];
+    char path[128];
+} TmpModel;
+
+static void tmp_init(TmpModel *t, const char *name) {
+    strcpy(t->dir, "/tmp/cgpt_model_XXXXXX");
+    cr_assert(mkdtemp(t->dir));
+    snprintf(t->path, sizeof t->path, "%s/%s.gguf", t->dir, name);
+}
+
+static void tmp_done(TmpModel *t) {
+    unlink(t->path);
+    rmdir(t->dir);
+}
+
+static RandModelSpec spec_for(const char *arch) {
+    RandModelSpec s = {.arch = arch, .n_vocab = 61, .n_embd = 32, .n_layers = 2, .n_heads = 4,
+                       .n_kv_heads = 2, .head_dim = 8, .n_ff = 48, .n_ctx_train = 96,
+                       .rope_freq_base = 10000.0f, .wtype = DTYPE_F32, .seed = 7,
+                       .init_std = 0.25f};
+    if (!strcmp(arch, "llama"))
+        s.rope_llama3 = true;
+    if (!strcmp(arch, "qwen2")) {
+        s.n_kv_heads = 1;
+        s.tied = true;
+    }
+    if (!strcmp(arch, "qwen3"))
+        s.head_dim = 16; /* n_heads * head_dim = 64 != n_embd */
+    if (!strcmp(arch, "gpt2")) {
+        s.n_kv_heads = 4;
+        s.n_ff = 128;
+        s.tied = true;
+    }
+    return s;
+}
+
+static Model *load_or_die(const char *path, const ModelParams *p) {
+    Model *m = NULL;
+    Err err = {0};
+    Status st = model_load(&m, path, p, &err);
+    cr_assert(st == STATUS_OK, "model_load %s: %s", path, err.msg);
+    return m;
+}
+
+#define N_SEQS 4
+static const int SEQ_LENS[N_SEQS] = {13, 5, 9, 21};
+
+/* Reference: each sequence alone, token by token. logits[s][p * V]. */
+static float *alone_logits(Model *m, const int32_t *toks, int n, int seq) {
+    int V = model_config(m)->n_vocab;
+    float *out = malloc((size_t)n * V * sizeof(float));
+    Err err = {0};
+    for (int p = 0; p < n; p++) {
+        BatchRow r = {toks[p], p, seq, true};
+        cr_assert(model_forward(m, &r, 1, out + (size_t)p * V, &err) == STATUS_OK, "%s", err.msg);
+    }
+    return out;
+}
+
+static void batching_invisible(const char *arch, DType wtype) {
+    RandModelSpec s = spec_for(arch);
+    s.wtype = wtype;
+    TmpModel t;
+    tmp_init(&t, arch);
+    Err err = {0};
+    Status st = randmodel_write(t.path, &s, &err);
+    cr_assert(st == STATUS_OK, "randmodel_write: %s", err.msg);
+    ModelParams p = {.n_threads = 2, .n_ctx = 64, .n_seq_max = N_SEQS, .n_batch = 48,
+                     .kv_block_size = 4};
+    Model *ma = load_or_die(t.path, &p);
+    Model *mb = load_or_die(t.path, &p);
+    int V = model_config(ma)->n_vocab;
+    cr_expect(V == s.n_vocab);
+
+    Rng rng;
+    rng_seed(&rng, 99);
+    int32_t toks[N_SEQS][32];
+    float *want[N_SEQS];
+    for (int q = 0; q < N_SEQS; q++) {
+        for (int i = 0; i < SEQ_LENS[q]; i++)
+            toks[q][i] = (int32_t)(rng_u64(&rng) % (uint64_t)V);
+        want[q] = alone_logits(ma, toks[q], SEQ_LENS[q], 0);
+        model_seq_free(ma, 0);
+        cr_expect(model_kv_free_blocks(ma) == model_kv_total_blocks(ma));
+    }
+    /* logits are finite and not all equal (the model does something) */
+    cr_expect(isfinite(want[0][0]) && want[0][0] != want[0][1]);
+
+    /* Batched: chunks of 1..6 rows per sequence per step, round-robin
+     * interleaved, sequence ids permuted; some sequences decode while
+     * others are still in prefill. */
+    const int seq_id[N_SEQS] = {2, 0, 3, 1};
+    int done[N_SEQS] = {0};
+    BatchRow rows[48];
+    int owner[48];
+    float *out = malloc((size_t)48 * V * sizeof(float));
+    int steps = 0;
+    for (;;) {
+        int take[N_SEQS], taken[N_SEQS] = {0}, nr = 0, left = 0;
+        for (int q = 0; q < N_SEQS; q++) {
+            int rem = SEQ_LENS[q] - done[q];
+            int c = 1 + (int)(rng_u64(&rng) % 6);
+            take[q] = rem < c ? rem : c;
+            left += rem;
+        }
+        if (!left)
+            break;
+        for (int more = 1; more;) {
+            more = 0;
+            for (int q = 0; q < N_SEQS; q++)
+                if (taken[q] < take[q]) {
+                    int pos = done[q] + taken[q]++;
+                    rows[nr] = (BatchRow){toks[q][pos], pos, seq_id[q], true};
+                    owner[nr++] = q;
+                    more = 1;
+                }
+        }
+        st = model_forward(mb, rows, nr, out, &err);
+        cr_assert(st == STATUS_OK, "%s step %d: %s", arch, steps, err.msg);
+        for (int r = 0; r < nr; r++) {
+            int q = owner[r];
+            char name[96];
+            snprintf(name, sizeof name, "%s/%s seq %d pos %d (batch step %d, row %d of %d)", arch,
+                     dtype_info(wtype)->name, q, rows[r].pos, steps, r, nr);
+            cr_expect(check_close(name, out + (size_t)r * V, want[q] + (size_t)rows[r].pos * V, V,
+                                  1e-6f, 0.0f));
+        }
+        for (int q = 0; q < N_SEQS; q++)
+            done[q] += take[q];
+        steps++;
+    }
+    for (int q = 0; q < N_SEQS; q++)
+        cr_expect(model_seq_len(mb, seq_id[q]) == SEQ_LENS[q]);
+
+    /* Chunked prefill of the longest sequence (7 + 1 + 13 rows), logits only
+     * on some rows, vs alone. */
+    model_seq_free(mb, 1);
+    cr_expect(model_seq_len(mb, 1) == 0);
+    const int chunks[3] = {7, 1, 13};
+    int at = 0;
+    for (int c = 0; c < 3; c++) {
+        int nr = 0;
+        for (int i = 0; i < chunks[c]; i++, at++)
+            rows[nr++] = (BatchRow){toks[3][at], at, 1, (at % 3) == 0 || i == chunks[c] - 1};
+        cr_assert(model_forward(mb, rows, nr, out, &err) == STATUS_OK, "%s", err.msg);
+        int j = 0;
+        for (int r = 0; r < nr; r++) {
+            if (!rows[r].logits)
+                continue;
+            char name[64];
+            snprintf(name, sizeof name, "%s chunked prefill pos %d", arch, rows[r].pos);
+            cr_expect(check_close(name, out + (size_t)(j++) * V,
+                                  want[3] + (size_t)rows[r].pos * V, V, 1e-6f, 0.0f));
+        }
+    }
+    /* seq_free returns every block */
+    for (int q = 0; q < N_SEQS; q++)
+        model_seq_free(mb, q);
+    cr_expect(model_kv_free_blocks(mb) == model_kv_total_blocks(mb));
+
+    free(out);
+    for (int q = 0; q < N_SEQS; q++)
+        free(want[q]);
+    model_free(ma);
+    model_free(mb);
+    tmp_done(&t);
+}
+
+Test(model, batching_invisible_llama) { batching_invisible("llama", DTYPE_F32); }
+Test(model, batching_invisible_qwen2) { batching_invisible("qwen2", DTYPE_F32); }
+Test(model, batching_invisible_qwen3) { batching_invisible("qwen3", DTYPE_F32); }
+Test(model, batching_invisible_gpt2) { batching_invisible("gpt2", DTYPE_F32); }
+Test(model, batching_invisible_quantized) {
+    const DType types[] = {DTYPE_F16, DTYPE_Q8_0, DTYPE_Q4_0};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (matmul_supported(types[i]))
+            batching_invisible("llama", types[i]);
+}
+
+Test(model, config_and_defaults) {
+    RandModelSpec s = spec_for("qwen3");
+    TmpModel t;
+    tmp_init(&t, "qwen3");
+    Err err = {0};
+    cr_assert(randmodel_write(t.path, &s, &err) == STATUS_OK, "%s", err.msg);
+    Model *m = load_or_die(t.path, NULL);
+    const ModelConfig *c = model_config(m);
+    cr_expect(c->arch == ARCH_QWEN3 && !strcmp(c->arch_name, "qwen3"));
+    cr_expect(c->n_vocab == 61 && c->n_embd == 32 && c->n_layers == 2 && c->n_heads == 4 &&
+              c->n_kv_heads == 2 && c->head_dim == 16 && c->n_ff == 48 && c->n_ctx_train == 96);
+    cr_expect(c->rope_type == ROPE_NEOX && c->n_rot == 16 && c->rope_freq_base == 10000.0f);
+    cr_expect(c->norm_eps > 0 && !c->tied_output && !c->has_rope_freqs);
+    cr_expect(c->n_params > 0);
+    const ModelParams *p = model_params(m);
+    cr_expect(p->n_ctx == 96 && p->n_seq_max == 1 && p->n_batch == 512 && p->kv_block_size == 16);
+    cr_expect(p->n_kv_blocks == 6 && p->n_threads >= 1);
+    cr_expect(model_kv_total_blocks(m) == 6 && model_kv_free_blocks(m) == 6);
+    cr_expect(model_gguf(m) != NULL && model_gguf(m)->n_tensors > 0);
+    model_free(m);
+    model_free(NULL);
+    tmp_done(&t);
+}
+
+Test(model, kv_exhaustion_is_an_error_that_changes_nothing) {
+    RandModelSpec s = spec_for("llama");
+    TmpModel t;
+    tmp_init(&t, "llama");
+    Err err = {0};
+    cr_assert(randmodel_write(t.path, &s, &err) == STATUS_OK, "%s", err.msg);
+    ModelParams p = {.n_threads = 2, .n_ctx = 32, .n_seq_max = 2, .n_batch = 16,
+                     .kv_block_size = 4, .n_kv_blocks = 4};
+    Model *m = load_or_die(t.path, &p);
+    Model *ref = load_or_die(t.path, &p);
+    int V = model_config(m)->n_vocab;
+    int32_t toks[16];
+    for (int i = 0; i < 16; i++)
+        toks[i] = (int32_t)((i * 7 + 3) % V);
+    float *want = alone_logits(ref, toks, 14, 0);
+    float *out = malloc((size_t)16 * V * sizeof(float));
+    BatchRow rows[16];
+    for (int i = 0; i < 12; i++)
+        rows[i] = (BatchRow){toks[i], i, 0, false};
+    cr_assert(model_forward(m, rows, 12, out, &err) == STATUS_OK, "%s", err.msg);
+    cr_expect(model_kv_free_blocks(m) == 1);
+
+    /* seq 1 wants 8 positions = 2 blocks, 1 free */
+    for (int i = 0; i < 8; i++)
+        rows[i] = (BatchRow){toks[i], i, 1, true};
+    Status st = model_forward(m, rows, 8, out, &err);
+    cr_expect(st == STATUS_LIMIT, "got %s: %s", status_name(st), err.msg);
+    cr_expect(strstr(err.msg, "KV cache exhausted") != NULL, "%s", err.msg);
+    cr_expect(model_kv_free_blocks(m) == 1 && model_seq_len(m, 0) == 12 && model_seq_len(m, 1) == 0);
+
+    /* mixed batch: seq 0 needs a block for pos 12, seq 1 needs 1 -> 2 > 1 free */
+    rows[0] = (BatchRow){toks[12], 12, 0, true};
+    for (int i = 0; i < 4; i++)
+        rows[1 + i] = (BatchRow){toks[i], i, 1, true};
+    st = model_forward(m, rows, 5, out, &err);
+    cr_expect(st == STATUS_LIMIT, "%s", err.msg);
+    cr_expect(model_kv_free_blocks(m) == 1 && model_seq_len(m, 0) == 12 && model_seq_len(m, 1) == 0);
+
+    /* seq 0 still continues correctly */
+    rows[0] = (BatchRow){toks[12], 12, 0, true};
+    rows[1] = (BatchRow){toks[13], 13, 0, true};
+    cr_assert(model_forward(m, rows, 2, out, &err) == STATUS_OK, "%s", err.msg);
+    cr_expect(check_close("after exhaustion pos 12", out, want + (size_t)12 * V, V, 1e-6f, 0));
+    cr_expect(check_close("after exhaustion pos 13", out + V, want + (size_t)13 * V, V, 1e-6f, 0));
+    cr_expect(model_kv_free_blocks(m) == 0);
+    /* nothing left at all */
+    rows[0] = (BatchRow){toks[0], 0, 1, true};
+    cr_expect(model_forward(m, rows, 1, out, &err) == STATUS_LIMIT);
+    model_seq_free(m, 0);
+    cr_expect(model_kv_free_blocks(m) == 4 && model_seq_len(m, 0) == 0);
+    cr_expect(model_forward(m, rows, 1, out, &err) == STATUS_OK, "%s", err.msg);
+    cr_expect(check_close("seq 1 pos 0", out, want, V, 1e-6f, 0));
+    free(out);
+    free(want);
+    model_free(m);
+    model_free(ref);
+    tmp_done(&t);
+}
+
+Test(model, forward_input_errors) {
+    RandModelSpec s = spec_for("gpt2");
+    TmpModel t;
+    tmp_init(&t, "gpt2");
+    Err err = {0};
+    cr_assert(randmodel_write(t.path, &s, &err) == STATUS_OK, "%s", err.msg);
+    ModelParams p = {.n_threads = 1, .n_ctx = 16, .n_seq_max = 2, .n_batch = 4};
+    Model *m = load_or_die(t.path, &p);
+    int V = model_config(m)->n_vocab;
+    float *out = malloc((size_t)4 * V * sizeof(float));
+    BatchRow ok2[2] = {{1, 0, 0, true}, {2, 1, 0, true}};
+    cr_assert(model_forward(m, ok2, 2, out, &err) == STATUS_OK, "%s", err.msg);
+    int free0 = model_kv_free_blocks(m);
+    struct {
+        BatchRow rows[3];
+        int n;
+        const char *expect;
+    } bad[] = {
+        {{{V, 2, 0, true}}, 1, "token"},
+        {{{-1, 2, 0, true}}, 1, "token"},
+        {{{1, 2, 2, true}}, 1, "sequence 2 out of range"},
+        {{{1, 2, -1, true}}, 1, "sequence"},
+        {{{1, 16, 1, true}}, 1, "position 16 out of range"},
+        {{{1, -1, 1, true}}, 1, "position"},
+        {{{1, 3, 0, true}}, 1, "gap"},
+        {{{1, 1, 1, true}}, 1, "gap"},
+        {{{1, 2, 0, true}, {1, 4, 0, true}}, 2, "does not follow"},
+        {{{1, 2, 0, true}, {1, 2, 0, true}}, 2, "does not follow"},
+        {{{1, 2, 0, true}, {1, 0, 1, true}, {5, 0, 1, true}}, 3, "does not follow"},
+        {{{1, 2, 0, true}}, 0, "out of range"},
+        {{{1, 2, 0, true}}, 5, "out of range"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.msg[0] = 0;
+        Status st = model_forward(m, bad[i].rows, bad[i].n, out, &err);
+        cr_expect(st != STATUS_OK, "case %zu accepted", i);
+        cr_expect(strstr(err.msg, bad[i].expect) != NULL, "case %zu: '%s' lacks '%s'", i, err.msg,
+                  bad[i].expect);
+        cr_expect(model_seq_len(m, 0) == 2 && model_seq_len(m, 1) == 0 &&
+                  model_kv_free_blocks(m) == free0, "case %zu changed the cache", i);
+    }
+    cr_expect(model_forward(m, ok2, 2, NULL, &err) == STATUS_INVALID, "logits wanted, no buffer");
+    /* a row without logits needs no buffer; rewinding a sequence is allowed */
+    BatchRow quiet = {3, 1, 0, false};
+    cr_expect(model_forward(m, &quiet, 1, NULL, &err) == STATUS_OK, "%s", err.msg);
+    cr_expect(model_seq_len(m, 0) == 2);
+    free(out);
+    model_free(m);
+    tmp_done(&t);
+}
+
+/* ------------------------------------------------------------ bad models */
+
+typedef struct {
+    const char *name;
+    const char *drop_key;
+    const char *u32_key; /* set to u32 */
+    uint32_t u32;
+    const char *f32_key;
+    float f32;
+    const char *str_key;
+    const char *str;
+    const char *drop_tensor;
+    const char *tensor;  /* change this tensor: */
+    int64_t ne1_delta;   /*   its row count */
+    int new_type;        /*   its type (-1 keep; data zeroed) */
+    int vocab_delta;     /* tokenizer.ggml.tokens length change */
+    Status want;
+    const char *expect;  /* substring of the message */
+} BadCase;
+
+static void write_bad(const char *base, const char *path, const BadCase *bc) {
+    GGUF g = {0};
+    Err err = {0};
+    cr_assert(gguf_open(&g, base, &err) == STATUS_OK, "%s", err.msg);
+    GGUFWriter *w = gguf_writer_new();
+    cr_assert(w);
+    for (uint64_t i = 0; i < g.n_kv; i++) {
+        const GGUFKV *kv = &g.kv[i];
+        if (bc->drop_key && gguf_str_eq(kv->key, bc->drop_key))
+            continue;
+        gguf_writer_set_kv(w, kv);
+    }
+    if (bc->u32_key)
+        gguf_writer_set_u32(w, bc->u32_key, bc->u32);
+    if (bc->f32_key)
+        gguf_writer_set_f32(w, bc->f32_key, bc->f32);
+    if (bc->str_key)
+        gguf_writer_set_str(w, bc->str_key, bc->str);
+    char **toks = NULL;
+    int n_toks = 0;
+    if (bc->vocab_delta) {
+        const GGUFKV *tk = gguf_find_key(&g, "tokenizer.ggml.tokens");
+        cr_assert(tk);
+        n_toks = (int)tk->arr_n + bc->vocab_delta;
+        toks = calloc((size_t)n_toks, sizeof *toks);
+        for (int i = 0; i < n_toks; i++) {
+            toks[i] = malloc(16);
+            snprintf(toks[i], 16, "t%d", i);
+        }
+        gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks,
+                                (uint64_t)n_toks);
+    }
+    void *zeros = NULL;
+    for (uint64_t i = 0; i < g.n_tensors; i++) {
+        const GGUFTensor *t = &g.tensors[i];
+        if (bc->drop_tensor && gguf_str_eq(t->name, bc->drop_tensor))
+            continue;
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+        int64_t ne[4] = {t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
+        DType type = t->type;
+        const void *data = t->data;
+        if (bc->tensor && !strcmp(name, bc->tensor)) {
+            ne[1] += bc->ne1_delta;
+            if (bc->new_type >= 0) {
+                type = (DType)bc->new_type;
+                uint64_t nb = dtype_row_bytes(type, ne[0]) * (uint64_t)ne[1];
+                cr_assert(nb > 0, "bad case %s: row length %lld not a multiple of the block",
+                          bc->name, (long long)ne[0]);
+                zeros = calloc(1, nb);
+                data = zeros;
+            }
+        }
+        gguf_writer_add_tensor(w, name, type, t->n_dims, ne, data);
+    }
+    cr_assert(gguf_writer_write(w, path, &err) == STATUS_OK, "%s: %s", bc->name, err.msg);
+    gguf_writer_free(w);
+    free(zeros);
+    for (int i = 0; i < n_toks; i++)
+        free(toks[i]);
+    free(toks);
+    gguf_close(&g);
+}
+
+Test(model_bad, table_of_bad_models) {
+    /* n_embd 256 so that a Q2_K row (256 elements) fits */
+    RandModelSpec s = {.arch = "llama", .n_vocab = 40, .n_embd = 256, .n_layers = 2, .n_heads = 4,
+                       .n_kv_heads = 2, .head_dim = 64, .n_ff = 256, .n_ctx_train = 64,
+                       .wtype = DTYPE_F32, .seed = 3};
+    TmpModel base, bad;
+    tmp_init(&base, "base");
+    snprintf(bad.dir, sizeof bad.dir, "%s", base.dir);
+    snprintf(bad.path, sizeof bad.path, "%s/bad.gguf", base.dir);
+    Err err = {0};
+    cr_assert(randmodel_write(base.path, &s, &err) == STATUS_OK, "%s", err.msg);
+    ModelParams p = {.n_threads = 1, .n_ctx = 16};
+    Model *m = load_or_die(base.path, &p); /* the base itself is fine */
+    model_free(m);
+
+    const BadCase cases[] = {
+        {.name = "head_count 0", .u32_key = "llama.attention.head_count", .u32 = 0,
+         .want = STATUS_LIMIT, .expect = "llama.attention.head_count' = 0"},
+        {.name = "head_count_kv not dividing", .u32_key = "llama.attention.head_count_kv",
+         .u32 = 3, .want = STATUS_FORMAT, .expect = "does not divide head_count 4"},
+        {.name = "head_count huge", .u32_key = "llama.attention.head_count", .u32 = 100000,
+         .want = STATUS_LIMIT, .expect = "out of range"},
+        {.name = "missing tensor", .drop_tensor = "blk.1.ffn_down.weight", .want = STATUS_FORMAT,
+         .expect = "missing tensor 'blk.1.ffn_down.weight' (expected shape [256, 256])"},
+        {.name = "wrong shape", .tensor = "blk.0.attn_k.weight", .ne1_delta = -1, .new_type = -1,
+         .want = STATUS_FORMAT,
+         .expect = "tensor 'blk.0.attn_k.weight': shape [256, 127] but expected [256, 128]"},
+        {.name = "unsupported type", .tensor = "blk.0.attn_q.weight", .new_type = DTYPE_Q2_K,
+         .want = STATUS_UNSUPPORTED, .expect = "tensor 'blk.0.attn_q.weight': type Q2_K is not supported"},
+        {.name = "norm not F32", .tensor = "blk.1.ffn_norm.weight", .new_type = DTYPE_I32,
+         .want = STATUS_UNSUPPORTED, .expect = "type I32 but expected F32"},
+        {.name = "unknown architecture", .str_key = "general.architecture", .str = "mamba9",
+         .want = STATUS_UNSUPPORTED,
+         .expect = "unknown architecture 'mamba9' (supported: llama, qwen2, qwen3, gpt2)"},
+        {.name = "vocab disagrees with tokens", .vocab_delta = -1, .want = STATUS_FORMAT,
+         .expect = "tokenizer.ggml.tokens has 39 entries but 'token_embd.weight' has 40 rows"},
+        {.name = "vocab_size key disagrees", .u32_key = "llama.vocab_size", .u32 = 41,
+         .want = STATUS_FORMAT, .expect = "'llama.vocab_size' = 41"},
+        {.name = "n_layers huge", .u32_key = "llama.block_count", .u32 = 1000000,
+         .want = STATUS_LIMIT, .expect = "'llama.block_count' = 1000000 out of range [1, 512]"},
+        {.name = "n_layers more than tensors", .u32_key = "llama.block_count", .u32 = 3,
+         .want = STATUS_FORMAT, .expect = "missing tensor 'blk.2.attn_norm.weight'"},
+        {.name = "missing embedding_length", .drop_key = "llama.embedding_length",
+         .want = STATUS_FORMAT, .expect = "llama.embedding_length"},
+        {.name = "eps zero", .f32_key = "llama.attention.layer_norm_rms_epsilon", .f32 = 0.0f,
+         .want = STATUS_FORMAT, .expect = "must be finite and > 0"},
+        {.name = "eps nan", .f32_key = "llama.attention.layer_norm_rms_epsilon", .f32 = NAN,
+         .want = STATUS_FORMAT, .expect = "must be finite and > 0"},
+        {.name = "rope dims > head_dim", .u32_key = "llama.rope.dimension_count", .u32 = 66,
+         .want = STATUS_FORMAT, .expect = "rope.dimension_count 66"},
+        {.name = "rope dims odd", .u32_key = "llama.rope.dimension_count", .u32 = 33,
+         .want = STATUS_FORMAT, .expect = "must be even"},
+        {.name = "yarn scaling", .str_key = "llama.rope.scaling.type", .str = "yarn",
+         .want = STATUS_UNSUPPORTED, .expect = "'yarn' is not supported"},
+        {.name = "missing token_embd", .drop_tensor = "token_embd.weight", .want = STATUS_FORMAT,
+         .expect = "missing tensor 'token_embd.weight'"},
+        {.name = "key_length mismatch", .u32_key = "llama.attention.key_length", .u32 = 32,
+         .want = STATUS_FORMAT, .expect = "rope.dimension_count 64 must be even and <= head dimension 32"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_bad(base.path, bad.path, &cases[i]);
+        m = (Model *)&err; /* must be reset to NULL */
+        err.msg[0] = 0;
+        Status st = model_load(&m, bad.path, &p, &err);
+        cr_expect(st == cases[i].want, "%s: status %s, want %s (%s)", cases[i].name,
+                  status_name(st), status_name(cases[i].want), err.msg);
+        cr_expect(m == NULL, "%s: *out not NULL on failure", cases[i].name);
+        cr_expect(strstr(err.msg, cases[i].expect) != NULL, "%s: message '%s' lacks '%s'",
+                  cases[i].name, err.msg, cases[i].expect);
+        cr_expect(strstr(err.msg, bad.path) != NULL, "%s: message names the file", cases[i].name);
+        cr_log_info("%s -> %s", cases[i].name, err.msg);
+        unlink(bad.path);
+    }
+    tmp_done(&base);
+}
+
+Test(model_bad, bad_params) {
+    RandModelSpec s = spec_for("gpt2");
+    TmpModel t;
+    tmp_init(&t, "gpt2");
+    Err err = {0};
+    cr_assert(randmodel_write(t.path, &s, &err) == STATUS_OK, "%s", err.msg);
+    ModelParams bad[] = {
+        {.n_ctx = 97},      /* beyond gpt2's 96 learned positions */
+        {.n_ctx = -1},
+        {.n_batch = MODEL_MAX_BATCH + 1},
+        {.n_seq_max = MODEL_MAX_SEQ + 1},
+        {.kv_block_size = -3},
+        {.n_threads = TPOOL_MAX_THREADS + 1},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        Model *m = NULL;
+        Status st = model_load(&m, t.path, &bad[i], &err);
+        cr_expect(st == STATUS_INVALID, "params case %zu: %s", i, err.msg);
+        cr_expect(m == NULL);
+    }
+    Model *m = NULL;
+    cr_expect(model_load(&m, "/nonexistent/x.gguf", NULL, &err) != STATUS_OK);
+    cr_expect(m == NULL && strstr(err.msg, "/nonexistent/x.gguf"));
+    tmp_done(&t);
+}
