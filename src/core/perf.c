@@ -24,20 +24,50 @@ double perf_now(void) {
 typedef struct {
     const uint64_t *buf;
     size_t n_words;
-    uint64_t sink[64]; /* per-thread results, so the loads are not dead */
+    SimdLevel level;
+    uint64_t sink[TPOOL_MAX_THREADS]; /* per-thread results, so the loads are not dead */
 } BwJob;
 
-/* Eight independent accumulators keep several loads in flight. */
-static void bw_read(void *p, int ith, int nth) {
-    BwJob *j = p;
-    long lo, hi;
-    tpool_range((long)(j->n_words / 8), ith, nth, &lo, &hi);
-    const uint64_t *w = j->buf;
+/* Each reader walks [lo, hi) in 64-byte lines with four independent
+ * accumulators, using the widest loads the CPU has: the probe must be bound
+ * by memory, not by the loop (scalar loads alone cap below DRAM speed). */
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
+#endif
+__attribute__((target("avx512f"))) static uint64_t bw_avx512(const uint64_t *w, long lo, long hi) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    long i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        a0 = _mm512_xor_si512(a0, _mm512_load_si512((const void *)(w + i * 8)));
+        a1 = _mm512_xor_si512(a1, _mm512_load_si512((const void *)(w + i * 8 + 8)));
+        a2 = _mm512_xor_si512(a2, _mm512_load_si512((const void *)(w + i * 8 + 16)));
+        a3 = _mm512_xor_si512(a3, _mm512_load_si512((const void *)(w + i * 8 + 24)));
+    }
+    for (; i < hi; i++)
+        a0 = _mm512_xor_si512(a0, _mm512_load_si512((const void *)(w + i * 8)));
+    a0 = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
+    return (uint64_t)_mm512_reduce_add_epi64(a0);
+}
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#pragma GCC pop_options
+
+static uint64_t bw_scalar(const uint64_t *w, long lo, long hi) {
     uint64_t a[8] = {0};
     for (long i = lo; i < hi; i++)
         for (int k = 0; k < 8; k++)
             a[k] ^= w[i * 8 + k];
-    j->sink[ith % 64] = a[0] ^ a[1] ^ a[2] ^ a[3] ^ a[4] ^ a[5] ^ a[6] ^ a[7];
+    return a[0] ^ a[1] ^ a[2] ^ a[3] ^ a[4] ^ a[5] ^ a[6] ^ a[7];
+}
+
+static void bw_read(void *p, int ith, int nth) {
+    BwJob *j = p;
+    long lo, hi;
+    tpool_range((long)(j->n_words / 8), ith, nth, &lo, &hi);
+    j->sink[ith] = j->level == SIMD_AVX512 ? bw_avx512(j->buf, lo, hi) : bw_scalar(j->buf, lo, hi);
 }
 
 double perf_mem_bandwidth(TPool *tp, size_t bytes) {
@@ -45,7 +75,7 @@ double perf_mem_bandwidth(TPool *tp, size_t bytes) {
     if (!buf)
         return 0;
     memset(buf, 1, bytes);
-    BwJob j = {.buf = buf, .n_words = bytes / 8};
+    BwJob j = {.buf = buf, .n_words = bytes / 8, .level = cpu_simd_level()};
     double best = 0;
     for (int pass = 0; pass < PERF_PASSES; pass++) {
         double t0 = perf_now();
@@ -68,6 +98,9 @@ typedef struct {
 /* 12 independent chains hide the FMA latency (4 cycles x 2 ports + slack). */
 #pragma GCC push_options
 #pragma GCC target("avx512f,fma")
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,fma"))), apply_to = function)
+#endif
 __attribute__((target("avx512f,fma"))) static float fma_avx512(long iters) {
     __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
     __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2);
@@ -87,10 +120,16 @@ __attribute__((target("avx512f,fma"))) static float fma_avx512(long iters) {
     s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
     return _mm512_reduce_add_ps(s);
 }
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#endif
 __attribute__((target("avx2,fma"))) static float fma_avx2(long iters) {
     __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
     __m256 a0 = _mm256_set1_ps(0), a1 = _mm256_set1_ps(1), a2 = _mm256_set1_ps(2);
@@ -112,6 +151,9 @@ __attribute__((target("avx2,fma"))) static float fma_avx2(long iters) {
     _mm256_storeu_ps(out, s);
     return out[0] + out[7];
 }
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 
 static float fma_scalar(long iters) {
