@@ -6,11 +6,16 @@
 #include "core/tpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#define TPOOL_SPIN_ITERS 20000
+/* Spin this many rounds before blocking; every TPOOL_YIELD_EVERY rounds the
+ * spinner yields, so an oversubscribed machine (more runnable threads than
+ * cores) still runs the thread that holds the work. */
+#define TPOOL_SPIN_ITERS 8192
+#define TPOOL_YIELD_EVERY 256
 
 struct TPool {
     int n;
@@ -41,8 +46,10 @@ static void *worker_main(void *arg) {
         int spins = 0;
         while ((g = atomic_load_explicit(&tp->gen, memory_order_acquire)) == seen &&
                !atomic_load(&tp->stop) && spins < TPOOL_SPIN_ITERS) {
-            spins++;
-            __builtin_ia32_pause();
+            if (++spins % TPOOL_YIELD_EVERY == 0)
+                sched_yield();
+            else
+                __builtin_ia32_pause();
         }
         if (g == seen && !atomic_load(&tp->stop)) {
             pthread_mutex_lock(&tp->mu);
@@ -127,8 +134,10 @@ void tpool_run(TPool *tp, TPoolFn fn, void *ctx) {
     int spins = 0;
     while (atomic_load_explicit(&tp->pending, memory_order_acquire) != 0 &&
            spins < TPOOL_SPIN_ITERS) {
-        spins++;
-        __builtin_ia32_pause();
+        if (++spins % TPOOL_YIELD_EVERY == 0)
+            sched_yield();
+        else
+            __builtin_ia32_pause();
     }
     if (atomic_load(&tp->pending) != 0) {
         pthread_mutex_lock(&tp->mu);
