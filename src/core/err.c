@@ -26,7 +26,9 @@ Status err_prefix(Err *err, const char *fmt, ...) {
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
     old[sizeof old - 1] = '\0';
-    snprintf(err->msg, sizeof err->msg, "%s: %s", pre, old);
+    /* Truncation is accepted: the message keeps its start, which names what failed. */
+    if (snprintf(err->msg, sizeof err->msg, "%s: %s", pre, old) >= (int)sizeof err->msg)
+        err->msg[sizeof err->msg - 1] = '\0';
     return err->status;
 }
 
