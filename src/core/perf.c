@@ -11,6 +11,7 @@
 
 #include "core/cpu.h"
 #include "core/mem.h"
+#include "core/simd.h"
 
 #define PERF_PASSES 5
 #define PERF_FMA_ITERS 20000000L /* per thread; ~0.1 s at AVX-512 rates */
@@ -31,12 +32,8 @@ typedef struct {
 /* Each reader walks [lo, hi) in 64-byte lines with four independent
  * accumulators, using the widest loads the CPU has: the probe must be bound
  * by memory, not by the loop (scalar loads alone cap below DRAM speed). */
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
-#endif
-__attribute__((target("avx512f"))) static uint64_t bw_avx512(const uint64_t *w, long lo, long hi) {
+SIMD_BEGIN_AVX512
+static uint64_t bw_avx512(const uint64_t *w, long lo, long hi) {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     long i = lo;
     for (; i + 4 <= hi; i += 4) {
@@ -50,10 +47,7 @@ __attribute__((target("avx512f"))) static uint64_t bw_avx512(const uint64_t *w, 
     a0 = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
     return (uint64_t)_mm512_reduce_add_epi64(a0);
 }
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
-#pragma GCC pop_options
+SIMD_END
 
 static uint64_t bw_scalar(const uint64_t *w, long lo, long hi) {
     uint64_t a[8] = {0};
@@ -96,12 +90,8 @@ typedef struct {
 } FmaJob;
 
 /* 12 independent chains hide the FMA latency (4 cycles x 2 ports + slack). */
-#pragma GCC push_options
-#pragma GCC target("avx512f,fma")
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,fma"))), apply_to = function)
-#endif
-__attribute__((target("avx512f,fma"))) static float fma_avx512(long iters) {
+SIMD_BEGIN_AVX512
+static float fma_avx512(long iters) {
     __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
     __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2);
     __m512 a3 = _mm512_set1_ps(3), a4 = _mm512_set1_ps(4), a5 = _mm512_set1_ps(5);
@@ -120,17 +110,10 @@ __attribute__((target("avx512f,fma"))) static float fma_avx512(long iters) {
     s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
     return _mm512_reduce_add_ps(s);
 }
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
-#pragma GCC pop_options
+SIMD_END
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#endif
-__attribute__((target("avx2,fma"))) static float fma_avx2(long iters) {
+SIMD_BEGIN_AVX2
+static float fma_avx2(long iters) {
     __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
     __m256 a0 = _mm256_set1_ps(0), a1 = _mm256_set1_ps(1), a2 = _mm256_set1_ps(2);
     __m256 a3 = _mm256_set1_ps(3), a4 = _mm256_set1_ps(4), a5 = _mm256_set1_ps(5);
@@ -151,10 +134,7 @@ __attribute__((target("avx2,fma"))) static float fma_avx2(long iters) {
     _mm256_storeu_ps(out, s);
     return out[0] + out[7];
 }
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
-#pragma GCC pop_options
+SIMD_END
 
 static float fma_scalar(long iters) {
     float acc[12];

@@ -31,13 +31,9 @@ typedef void (*TileFn)(int K, const float *w, size_t ldw, const float *a, size_t
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "core/simd.h"
 
-#if defined(__clang__) /* clang ignores the GCC target pragma */
-#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,fma")
-#endif
+SIMD_BEGIN_AVX512
 static inline __attribute__((always_inline)) float hsum512(__m512 s) {
     __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(s),
                               _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
@@ -107,18 +103,9 @@ static void tile512_1x1(int K, const float *w, size_t ldw, const float *a, size_
                         size_t ldo) {
     tile512(K, w, ldw, a, lda, o, ldo, 1, 1);
 }
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SIMD_END
 
-#if defined(__clang__) /* clang ignores the GCC target pragma */
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
+SIMD_BEGIN_AVX2
 static const int32_t TILE_AVX2_MASK[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 
 static inline __attribute__((always_inline)) float hsum256(__m256 s) {
@@ -189,11 +176,7 @@ static void tile256_1x1(int K, const float *w, size_t ldw, const float *a, size_
                         size_t ldo) {
     tile256(K, w, ldw, a, lda, o, ldo, 1, 1);
 }
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SIMD_END
 #endif
 
 /* Tiles for one level: full (TW x TA), its two edges and the 1 x 1. NULL

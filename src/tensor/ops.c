@@ -15,6 +15,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "core/simd.h"
 #define OPS_X86 1
 #else
 #define OPS_X86 0
@@ -43,12 +44,7 @@ static void axpy_scalar(int n, float *y, float a, const float *x) {
 
 /* ------------------------------------------------------------------ AVX2 */
 #if OPS_X86
-#if defined(__clang__) /* clang ignores the GCC target pragma */
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
+SIMD_BEGIN_AVX2
 
 static const int32_t AVX2_TAIL_MASK[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 
@@ -84,19 +80,10 @@ static void axpy_avx2(int n, float *y, float a, const float *x) {
         y[i] = fmaf(a, x[i], y[i]);
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SIMD_END
 
 /* --------------------------------------------------------------- AVX-512 */
-#if defined(__clang__) /* clang ignores the GCC target pragma */
-#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,fma")
-#endif
+SIMD_BEGIN_AVX512
 
 static float dot_avx512(int n, const float *a, const float *b) {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
@@ -136,11 +123,7 @@ static void axpy_avx512(int n, float *y, float a, const float *x) {
     }
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SIMD_END
 #endif /* OPS_X86 */
 
 /* -------------------------------------------------------------- dispatch */

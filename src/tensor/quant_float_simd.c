@@ -21,14 +21,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
+#include "core/simd.h"
 
 /* ======================================================================== */
-#if defined(__clang__) /* clang ignores the GCC target pragma */
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
+SIMD_BEGIN_AVX2
 
 static inline float hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -143,19 +139,10 @@ static void bf16_quantize_avx2(const float *src, void *dst, int64_t n) {
     }
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SIMD_END
 
 /* ======================================================================== */
-#if defined(__clang__) /* clang ignores the GCC target pragma */
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")
-#endif
+SIMD_BEGIN_AVX512
 
 /* n - i remaining elements, 1..15: a mask of that many low lanes. */
 static inline __mmask16 tail_mask(int64_t rem) { return (__mmask16)((1u << rem) - 1); }
@@ -256,11 +243,7 @@ static void bf16_quantize_avx512(const float *src, void *dst, int64_t n) {
     }
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SIMD_END
 
 void quant_float_simd_fill(QuantOps *ops, SimdLevel level) {
     if (level == SIMD_AVX2) {

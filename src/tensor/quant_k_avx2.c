@@ -20,15 +20,11 @@
 #include <immintrin.h>
 
 #include "core/fp16.h"
+#include "core/simd.h"
 
 /* GCC takes the target pragma; clang (the fuzz build) ignores it and needs
  * its own attribute push for the intrinsics to compile. */
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
+SIMD_BEGIN_AVX2
 
 static inline int32_t hsum_i32x8(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -336,11 +332,7 @@ static void q8_k_quantize_avx2(const float *src, void *dst, int64_t n) {
     }
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SIMD_END
 
 void quant_k_avx2_fill(QuantOps *ops) {
     ops[DTYPE_Q4_K].vec_dot = q4_k_vec_dot_avx2;

@@ -26,6 +26,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
+#include "core/simd.h"
 
 static inline uint32_t load_qh(const uint8_t qh[4]) {
     uint32_t v;
@@ -40,12 +41,7 @@ static inline void q8_scale(float amax, float *d, float *id) {
 }
 
 /* ======================================================================== */
-#if defined(__clang__) /* clang ignores the GCC target pragma */
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
+SIMD_BEGIN_AVX2
 
 static inline float hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -231,19 +227,10 @@ static void q4_0_dequant_avx2(const void *src, float *dst, int64_t n) {
     }
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SIMD_END
 
 /* ======================================================================== */
-#if defined(__clang__) /* clang ignores the GCC target pragma */
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")
-#endif
+SIMD_BEGIN_AVX512
 
 /* Two blocks' 32 quant bytes side by side in one register. */
 static inline __m512i load2x32(const int8_t *p0, const int8_t *p1) {
@@ -464,11 +451,7 @@ static void q4_0_dequant_avx512(const void *src, float *dst, int64_t n) {
     }
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SIMD_END
 
 void quant_legacy_simd_fill(QuantOps *ops, SimdLevel level) {
     if (level == SIMD_AVX2) {
