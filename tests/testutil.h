@@ -26,9 +26,9 @@ static inline int check_close(const char *name, const float *got, const float *w
             first_bad = i;
     }
     if (first_bad >= 0) {
-        cr_log_error("%s: mismatch at index %lld: got %.9g want %.9g (max |diff| %.3g, atol %g rtol %g)",
-                     name, (long long)first_bad, got[first_bad], want[first_bad], max_diff, atol,
-                     rtol);
+        cr_log_error(
+            "%s: mismatch at index %lld: got %.9g want %.9g (max |diff| %.3g, atol %g rtol %g)",
+            name, (long long)first_bad, got[first_bad], want[first_bad], max_diff, atol, rtol);
         return 0;
     }
     return 1;

@@ -109,8 +109,8 @@ int cmd_bench(int argc, char **argv) {
         return cli_fail("bench", &err);
     }
     long ctx = (o.n_prompt > o.n_gen ? o.n_prompt : o.n_gen) + 1;
-    ModelParams mp = {.n_threads = (int)o.threads, .n_ctx = (int)ctx, .n_seq_max = 1,
-                      .n_batch = 256};
+    ModelParams mp = {
+        .n_threads = (int)o.threads, .n_ctx = (int)ctx, .n_seq_max = 1, .n_batch = 256};
     Model *m = NULL;
     if (model_load(&m, o.model, &mp, &err)) {
         return cli_fail("bench", &err);
@@ -145,8 +145,8 @@ int cmd_bench(int argc, char **argv) {
            tpool_size(tp), cpu_simd_name(cpu_simd_level()), bw, peak);
     printf("prefill:   %ld tokens  %.1f tokens/s  %.1f GFLOP/s  = %.3f of FMA peak\n", o.n_prompt,
            pre_tps, pre_gflops, pre_gflops / peak);
-    printf("decode:    %ld tokens  %.2f tokens/s  %.2f GB/s  = %.3f of memory bandwidth\n",
-           o.n_gen, dec_tps, dec_gbs, dec_gbs / bw);
+    printf("decode:    %ld tokens  %.2f tokens/s  %.2f GB/s  = %.3f of memory bandwidth\n", o.n_gen,
+           dec_tps, dec_gbs, dec_gbs / bw);
     rc = 0;
 done:
     if (rc)

@@ -14,8 +14,8 @@
 #include "gguf/gguf.h"
 #include "model/model.h"
 
-#define INFO_STR_SHOW 72  /* bytes of a string value shown */
-#define INFO_ARR_SHOW 6   /* array elements shown */
+#define INFO_STR_SHOW 72 /* bytes of a string value shown */
+#define INFO_ARR_SHOW 6  /* array elements shown */
 
 /* Print bytes as a quoted, escaped, possibly truncated string. */
 static void print_str(GGUFStr s, uint64_t max) {
@@ -42,15 +42,24 @@ static void print_scalar(GGUFType t, uint64_t u, int64_t i, double f) {
     case GGUF_TYPE_UINT8:
     case GGUF_TYPE_UINT16:
     case GGUF_TYPE_UINT32:
-    case GGUF_TYPE_UINT64: printf("%" PRIu64, u); break;
+    case GGUF_TYPE_UINT64:
+        printf("%" PRIu64, u);
+        break;
     case GGUF_TYPE_INT8:
     case GGUF_TYPE_INT16:
     case GGUF_TYPE_INT32:
-    case GGUF_TYPE_INT64: printf("%" PRId64, i); break;
+    case GGUF_TYPE_INT64:
+        printf("%" PRId64, i);
+        break;
     case GGUF_TYPE_FLOAT32:
-    case GGUF_TYPE_FLOAT64: printf("%g", f); break;
-    case GGUF_TYPE_BOOL: fputs(u ? "true" : "false", stdout); break;
-    default: fputs("?", stdout);
+    case GGUF_TYPE_FLOAT64:
+        printf("%g", f);
+        break;
+    case GGUF_TYPE_BOOL:
+        fputs(u ? "true" : "false", stdout);
+        break;
+    default:
+        fputs("?", stdout);
     }
 }
 
@@ -84,8 +93,8 @@ static const char *rope_name(RopeType r) {
 
 static void print_config(const ModelConfig *c) {
     printf("hyperparameters:\n");
-    printf("  n_vocab      %d\n  n_ctx_train  %d\n  n_embd       %d\n  n_layers     %d\n", c->n_vocab,
-           c->n_ctx_train, c->n_embd, c->n_layers);
+    printf("  n_vocab      %d\n  n_ctx_train  %d\n  n_embd       %d\n  n_layers     %d\n",
+           c->n_vocab, c->n_ctx_train, c->n_embd, c->n_layers);
     printf("  n_heads      %d\n  n_kv_heads   %d (GQA %d)\n  head_dim     %d\n  n_ff         %d\n",
            c->n_heads, c->n_kv_heads, c->n_heads / c->n_kv_heads, c->head_dim, c->n_ff);
     printf("  norm_eps     %g\n  rope         %s", c->norm_eps, rope_name(c->rope_type));

@@ -13,7 +13,8 @@ static const char USAGE[] =
     "  info     -m MODEL                      describe a GGUF model\n"
     "  run      -m MODEL --tokens \"IDS\" --ids   generate token ids (greedy with --temp 0)\n"
     "  bench    -m MODEL                      prefill/decode speed vs this machine's limits\n"
-    "  quantize IN OUT TYPE                   convert weights: F16 Q8_0 Q4_0 Q5_0 Q4_K Q6_K Q4_K_M Q5_K_M\n"
+    "  quantize IN OUT TYPE                   convert weights: F16 Q8_0 Q4_0 Q5_0 Q4_K Q6_K Q4_K_M "
+    "Q5_K_M\n"
     "\n"
     "cgpt <command> --help shows the options of a command.\n";
 

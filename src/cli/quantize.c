@@ -25,7 +25,8 @@ int cmd_quantize(int argc, char **argv) {
         const char *o = argv[a.i];
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             printf("usage: cgpt quantize IN.gguf OUT.gguf TYPE [--pure] [-t THREADS]\n"
-                   "TYPE: %s\n", QUANTIZE_SCHEMES);
+                   "TYPE: %s\n",
+                   QUANTIZE_SCHEMES);
             return 0;
         } else if (!strcmp(o, "--pure")) {
             opts.pure = true;

@@ -20,13 +20,12 @@
 #define RUN_MAX_NEW 65536    /* -n upper bound */
 #define RUN_BATCH 256        /* prefill rows per forward */
 
-static const char RUN_USAGE[] =
-    "usage: cgpt run -m MODEL --tokens \"ID ID ...\" --ids [options]\n"
-    "  -n N            tokens to generate (default 16)\n"
-    "  --temp T        temperature; 0 = greedy (default 0.8)\n"
-    "  --seed N        sampling seed (default 42)\n"
-    "  -t, --threads N threads (default: all CPUs)\n"
-    "  -c, --ctx N     context size (default: prompt + n)\n";
+static const char RUN_USAGE[] = "usage: cgpt run -m MODEL --tokens \"ID ID ...\" --ids [options]\n"
+                                "  -n N            tokens to generate (default 16)\n"
+                                "  --temp T        temperature; 0 = greedy (default 0.8)\n"
+                                "  --seed N        sampling seed (default 42)\n"
+                                "  -t, --threads N threads (default: all CPUs)\n"
+                                "  -c, --ctx N     context size (default: prompt + n)\n";
 
 typedef struct {
     const char *model;
@@ -153,8 +152,8 @@ int cmd_run(int argc, char **argv) {
                 n_prompt, o.n_new, ctx);
         goto fail;
     }
-    ModelParams mp = {.n_threads = (int)o.threads, .n_ctx = (int)ctx, .n_seq_max = 1,
-                      .n_batch = RUN_BATCH};
+    ModelParams mp = {
+        .n_threads = (int)o.threads, .n_ctx = (int)ctx, .n_seq_max = 1, .n_batch = RUN_BATCH};
     if (model_load(&m, o.model, &mp, &err)) {
         goto fail;
     }

@@ -22,8 +22,8 @@ static SimdLevel detect(void) {
     if (!osxsave || !avx)
         return SIMD_SCALAR;
     uint64_t xcr0 = xgetbv0();
-    int ymm_ok = (xcr0 & 0x6) == 0x6;      /* SSE + AVX state */
-    int zmm_ok = (xcr0 & 0xe6) == 0xe6;    /* + opmask, ZMM hi256, hi16 ZMM */
+    int ymm_ok = (xcr0 & 0x6) == 0x6;   /* SSE + AVX state */
+    int zmm_ok = (xcr0 & 0xe6) == 0xe6; /* + opmask, ZMM hi256, hi16 ZMM */
     if (__get_cpuid_max(0, NULL) < 7)
         return SIMD_SCALAR;
     __cpuid_count(7, 0, a, b, c, d);
@@ -55,9 +55,12 @@ SimdLevel cpu_simd_level(void) {
 
 const char *cpu_simd_name(SimdLevel l) {
     switch (l) {
-    case SIMD_SCALAR: return "scalar";
-    case SIMD_AVX2: return "avx2";
-    case SIMD_AVX512: return "avx512-vnni";
+    case SIMD_SCALAR:
+        return "scalar";
+    case SIMD_AVX2:
+        return "avx2";
+    case SIMD_AVX512:
+        return "avx512-vnni";
     }
     return "?";
 }

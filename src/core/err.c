@@ -34,13 +34,20 @@ Status err_prefix(Err *err, const char *fmt, ...) {
 
 const char *status_name(Status s) {
     switch (s) {
-    case STATUS_OK: return "ok";
-    case STATUS_IO: return "io";
-    case STATUS_FORMAT: return "format";
-    case STATUS_LIMIT: return "limit";
-    case STATUS_NOMEM: return "nomem";
-    case STATUS_UNSUPPORTED: return "unsupported";
-    case STATUS_INVALID: return "invalid";
+    case STATUS_OK:
+        return "ok";
+    case STATUS_IO:
+        return "io";
+    case STATUS_FORMAT:
+        return "format";
+    case STATUS_LIMIT:
+        return "limit";
+    case STATUS_NOMEM:
+        return "nomem";
+    case STATUS_UNSUPPORTED:
+        return "unsupported";
+    case STATUS_INVALID:
+        return "invalid";
     }
     return "unknown";
 }

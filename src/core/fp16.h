@@ -47,7 +47,7 @@ static inline uint16_t fp32_to_f16(float f) {
         return (uint16_t)(sign | 0x7c00);
     if (ax >= 0x477ff000u) /* rounds to >= 65520: overflow to inf */
         return (uint16_t)(sign | 0x7c00);
-    if (ax < 0x38800000u) { /* below 2^-14: subnormal or zero */
+    if (ax < 0x38800000u) {   /* below 2^-14: subnormal or zero */
         if (ax < 0x33000000u) /* below 2^-25: rounds to zero */
             return (uint16_t)sign;
         uint32_t e = ax >> 23;

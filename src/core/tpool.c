@@ -23,8 +23,8 @@ struct TPool {
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
     pthread_cond_t cv_done;
-    atomic_uint gen;     /* bumped once per tpool_run */
-    atomic_int pending;  /* workers still running the current task */
+    atomic_uint gen;    /* bumped once per tpool_run */
+    atomic_int pending; /* workers still running the current task */
     atomic_int stop;
     TPoolFn fn;
     void *ctx;

@@ -29,12 +29,12 @@
 #include "tensor/dtype.h"
 
 #define GGUF_MAGIC "GGUF"
-#define GGUF_MAX_TENSORS (1u << 20)      /* tensor infos in one file */
-#define GGUF_MAX_KV (1u << 20)           /* metadata pairs in one file */
-#define GGUF_MAX_STRING (1u << 30)       /* bytes in one string */
-#define GGUF_MAX_ARRAY (1ull << 32)      /* elements in one array */
+#define GGUF_MAX_TENSORS (1u << 20) /* tensor infos in one file */
+#define GGUF_MAX_KV (1u << 20)      /* metadata pairs in one file */
+#define GGUF_MAX_STRING (1u << 30)  /* bytes in one string */
+#define GGUF_MAX_ARRAY (1ull << 32) /* elements in one array */
 #define GGUF_MAX_DIMS 4
-#define GGUF_MAX_ALIGNMENT (1u << 16)    /* general.alignment upper bound */
+#define GGUF_MAX_ALIGNMENT (1u << 16) /* general.alignment upper bound */
 #define GGUF_DEFAULT_ALIGNMENT 32
 
 typedef enum {
@@ -62,19 +62,19 @@ typedef struct {
 
 typedef struct {
     GGUFStr key;
-    GGUFType type;       /* GGUF_TYPE_ARRAY for arrays */
+    GGUFType type; /* GGUF_TYPE_ARRAY for arrays */
     /* scalars (type != ARRAY): the value, widened */
     union {
-        uint64_t u;      /* UINT8..UINT64, BOOL (0/1) */
-        int64_t i;       /* INT8..INT64 */
-        double f;        /* FLOAT32, FLOAT64 */
-        GGUFStr s;       /* STRING */
+        uint64_t u; /* UINT8..UINT64, BOOL (0/1) */
+        int64_t i;  /* INT8..INT64 */
+        double f;   /* FLOAT32, FLOAT64 */
+        GGUFStr s;  /* STRING */
     } val;
     /* arrays (type == ARRAY) */
-    GGUFType arr_type;   /* element type; never ARRAY (nested arrays are rejected) */
-    uint64_t arr_n;      /* element count */
+    GGUFType arr_type;       /* element type; never ARRAY (nested arrays are rejected) */
+    uint64_t arr_n;          /* element count */
     const uint8_t *arr_data; /* first element in the mapping (raw little-endian) */
-    GGUFStr *arr_strs;   /* for string arrays: arr_n views (owned by the GGUF) */
+    GGUFStr *arr_strs;       /* for string arrays: arr_n views (owned by the GGUF) */
 } GGUFKV;
 
 typedef struct {
@@ -82,19 +82,19 @@ typedef struct {
     int n_dims;
     int64_t ne[GGUF_MAX_DIMS]; /* innermost first; unused dims are 1 */
     DType type;
-    uint64_t offset;           /* relative to the data section */
+    uint64_t offset; /* relative to the data section */
     uint64_t n_elements;
     uint64_t n_bytes;
-    const void *data;          /* in the mapping */
+    const void *data; /* in the mapping */
 } GGUFTensor;
 
 typedef struct {
-    MapFile map;               /* empty when opened from memory */
+    MapFile map; /* empty when opened from memory */
     const uint8_t *base;
     uint64_t size;
     uint32_t version;
     uint64_t alignment;
-    uint64_t data_offset;      /* start of the tensor data section */
+    uint64_t data_offset; /* start of the tensor data section */
     uint64_t n_kv;
     GGUFKV *kv;
     uint64_t n_tensors;

@@ -29,18 +29,19 @@ typedef enum { TENSOR_ABSENT = 0, TENSOR_OPTIONAL, TENSOR_REQUIRED } TensorNeed;
 
 typedef struct {
     Arch arch;
-    const char *name;       /* general.architecture value */
+    const char *name; /* general.architecture value */
     RopeType rope;
-    NormType norm;          /* every norm in the model, with bias for NORM_LAYER */
+    NormType norm; /* every norm in the model, with bias for NORM_LAYER */
     FfnType ffn;
-    bool fused_qkv;         /* attn_qkv (rows: q, then k, then v) */
-    bool learned_pos;       /* position_embd.weight */
-    bool qk_norm;           /* attn_q_norm / attn_k_norm (size head_dim) */
-    bool rope_freqs;        /* rope_freqs.weight may be present */
-    TensorNeed qkv_bias;    /* attn_q/k/v.bias or attn_qkv.bias */
-    TensorNeed out_bias;    /* attn_output.bias */
-    TensorNeed ffn_bias;    /* ffn_up/ffn_gate/ffn_down.bias */
-    const char *eps_suffix; /* "attention.layer_norm_rms_epsilon" / "attention.layer_norm_epsilon" */
+    bool fused_qkv;      /* attn_qkv (rows: q, then k, then v) */
+    bool learned_pos;    /* position_embd.weight */
+    bool qk_norm;        /* attn_q_norm / attn_k_norm (size head_dim) */
+    bool rope_freqs;     /* rope_freqs.weight may be present */
+    TensorNeed qkv_bias; /* attn_q/k/v.bias or attn_qkv.bias */
+    TensorNeed out_bias; /* attn_output.bias */
+    TensorNeed ffn_bias; /* ffn_up/ffn_gate/ffn_down.bias */
+    const char
+        *eps_suffix; /* "attention.layer_norm_rms_epsilon" / "attention.layer_norm_epsilon" */
 } ArchInfo;
 
 /* The entry for a name given as (ptr, len); NULL if unsupported. */

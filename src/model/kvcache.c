@@ -14,8 +14,9 @@ Status kv_init(KVCache *kv, int n_layers, int n_kv_heads, int head_dim, int bloc
                int n_blocks, int n_seq_max, int n_ctx, Err *err) {
     memset(kv, 0, sizeof *kv);
     if (n_layers < 1 || n_kv_heads < 1 || head_dim < 1)
-        return err_set(err, STATUS_INVALID, "kv cache: bad shape (layers %d, kv heads %d, head dim %d)",
-                       n_layers, n_kv_heads, head_dim);
+        return err_set(err, STATUS_INVALID,
+                       "kv cache: bad shape (layers %d, kv heads %d, head dim %d)", n_layers,
+                       n_kv_heads, head_dim);
     if (block_size < 1 || block_size > KV_MAX_BLOCK_SIZE)
         return err_set(err, STATUS_LIMIT, "kv cache: block size %d out of range 1..%d", block_size,
                        KV_MAX_BLOCK_SIZE);
@@ -38,15 +39,15 @@ Status kv_init(KVCache *kv, int n_layers, int n_kv_heads, int head_dim, int bloc
 
     uint64_t bf, total, bytes, tab;
     if (!mem_mul_ok((uint64_t)n_kv_heads, (uint64_t)block_size, &bf) ||
-        !mem_mul_ok(bf, (uint64_t)head_dim, &bf) ||
-        !mem_mul_ok(bf, (uint64_t)n_blocks, &total) ||
+        !mem_mul_ok(bf, (uint64_t)head_dim, &bf) || !mem_mul_ok(bf, (uint64_t)n_blocks, &total) ||
         !mem_mul_ok(total, (uint64_t)n_layers, &total) ||
         !mem_mul_ok(total, sizeof(float), &bytes) || bytes > (uint64_t)SIZE_MAX / 2 ||
         !mem_mul_ok((uint64_t)n_seq_max, (uint64_t)kv->max_seq_blocks, &tab) ||
         tab > (uint64_t)INT32_MAX)
-        return err_set(err, STATUS_LIMIT, "kv cache: size overflows (%d layers x %d blocks x %d "
-                       "positions x %d kv heads x %d)", n_layers, n_blocks, block_size,
-                       n_kv_heads, head_dim);
+        return err_set(err, STATUS_LIMIT,
+                       "kv cache: size overflows (%d layers x %d blocks x %d "
+                       "positions x %d kv heads x %d)",
+                       n_layers, n_blocks, block_size, n_kv_heads, head_dim);
     kv->block_floats = (size_t)bf;
     kv->k = mem_alloc_aligned((size_t)bytes);
     kv->v = mem_alloc_aligned((size_t)bytes);

@@ -20,8 +20,8 @@
 #ifndef CGPT_MODEL_KVCACHE_H
 #define CGPT_MODEL_KVCACHE_H
 
-#include <stdint.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/err.h"
 
@@ -31,8 +31,8 @@
 
 typedef struct {
     int n_layers, n_kv_heads, head_dim;
-    int block_size;      /* positions per block */
-    int n_blocks;        /* blocks in the pool */
+    int block_size; /* positions per block */
+    int n_blocks;   /* blocks in the pool */
     int n_seq_max;
     int n_ctx;           /* max positions per sequence */
     int max_seq_blocks;  /* ceil(n_ctx / block_size): table width */

@@ -66,26 +66,26 @@ struct Model {
     ModelParams params;
     const ArchInfo *ai;
 
-    Weight tok_embd;   /* (V, C) */
-    Weight pos_embd;   /* (n_ctx_train, C), gpt2 */
-    Weight output;     /* (V, C): output.weight or token_embd */
+    Weight tok_embd;                    /* (V, C) */
+    Weight pos_embd;                    /* (n_ctx_train, C), gpt2 */
+    Weight output;                      /* (V, C): output.weight or token_embd */
     const float *out_norm, *out_norm_b; /* (C) */
     const float *rope_freqs;            /* (n_rot/2) or NULL */
-    Layer *layers;     /* (L) */
+    Layer *layers;                      /* (L) */
 
     TPool *tp;
     KVCache kv;
 
     /* scratch, sized for n_batch rows at load */
-    float *x;      /* (B, C) residual stream */
-    float *xb;     /* (B, C) normed input / projection output */
-    float *q;      /* (B, QD) */
-    float *k, *v;  /* (B, KD) */
-    float *qkv;    /* (B, QD + 2KD), fused-qkv architectures only */
-    float *att;    /* (B, QD) attention output */
+    float *x;        /* (B, C) residual stream */
+    float *xb;       /* (B, C) normed input / projection output */
+    float *q;        /* (B, QD) */
+    float *k, *v;    /* (B, KD) */
+    float *qkv;      /* (B, QD + 2KD), fused-qkv architectures only */
+    float *att;      /* (B, QD) attention output */
     float *hb, *hb2; /* (B, F) */
-    float *cs;     /* (B, n_rot) rope cos/sin per row */
-    float *scores; /* (n_threads, n_ctx) attention weights */
+    float *cs;       /* (B, n_rot) rope cos/sin per row */
+    float *scores;   /* (n_threads, n_ctx) attention weights */
     void *mm_scratch;
     int32_t *row_seq_first; /* (n_seq_max) first position in this batch, -1 if absent */
     int32_t *row_seq_last;  /* (n_seq_max) */
@@ -125,8 +125,9 @@ static Status bind_tensor(Model *m, const char *name, int64_t ne0, int64_t ne1, 
         if (need == TENSOR_OPTIONAL)
             return STATUS_OK;
         if (matrix)
-            return err_set(err, STATUS_FORMAT, "missing tensor '%s' (expected shape [%" PRId64
-                           ", %" PRId64 "])", name, ne0, ne1);
+            return err_set(err, STATUS_FORMAT,
+                           "missing tensor '%s' (expected shape [%" PRId64 ", %" PRId64 "])", name,
+                           ne0, ne1);
         return err_set(err, STATUS_FORMAT, "missing tensor '%s' (expected shape [%" PRId64 "])",
                        name, ne0);
     }
@@ -174,8 +175,8 @@ static Status bind_matrix(Model *m, const char *name, int64_t n_rows, int64_t n_
     return st;
 }
 
-static Status bind_vector(Model *m, const char *name, int64_t n, TensorNeed need,
-                          const float **v, Err *err) {
+static Status bind_vector(Model *m, const char *name, int64_t n, TensorNeed need, const float **v,
+                          Err *err) {
     const GGUFTensor *t;
     *v = NULL;
     Status st = bind_tensor(m, name, n, 1, false, need, &t, err);
@@ -184,8 +185,8 @@ static Status bind_vector(Model *m, const char *name, int64_t n, TensorNeed need
     return st;
 }
 
-static Status bind_blk_matrix(Model *m, int il, const char *suffix, int64_t n_rows,
-                              int64_t n_cols, TensorNeed need, Weight *w, Err *err) {
+static Status bind_blk_matrix(Model *m, int il, const char *suffix, int64_t n_rows, int64_t n_cols,
+                              TensorNeed need, Weight *w, Err *err) {
     char name[ARCH_NAME_MAX];
     arch_blk_name(name, il, suffix);
     return bind_matrix(m, name, n_rows, n_cols, need, w, err);
@@ -208,8 +209,9 @@ static Status get_dim(Model *m, const char *suffix, bool required, uint32_t def,
     if (st != STATUS_OK)
         return st;
     if (v < lo || v > hi)
-        return err_set(err, STATUS_LIMIT, "'%s' = %" PRIu32 " out of range [%" PRIu32 ", %" PRIu32
-                       "]", key, v, lo, hi);
+        return err_set(err, STATUS_LIMIT,
+                       "'%s' = %" PRIu32 " out of range [%" PRIu32 ", %" PRIu32 "]", key, v, lo,
+                       hi);
     *out = (int)v;
     return STATUS_OK;
 }
@@ -250,8 +252,8 @@ static Status load_hparams(Model *m, Err *err) {
         (st = get_dim(m, "block_count", true, 0, 1, MODEL_MAX_LAYERS, &c->n_layers, err)) ||
         (st = get_dim(m, "feed_forward_length", true, 0, 1, MODEL_MAX_FF, &c->n_ff, err)) ||
         (st = get_dim(m, "attention.head_count", true, 0, 1, MODEL_MAX_HEADS, &c->n_heads, err)) ||
-        (st = get_dim(m, "attention.head_count_kv", false, (uint32_t)c->n_heads, 1,
-                      MODEL_MAX_HEADS, &c->n_kv_heads, err)))
+        (st = get_dim(m, "attention.head_count_kv", false, (uint32_t)c->n_heads, 1, MODEL_MAX_HEADS,
+                      &c->n_kv_heads, err)))
         return st;
     char key[ARCH_NAME_MAX];
     if (c->n_heads % c->n_kv_heads) {
@@ -264,16 +266,17 @@ static Status load_hparams(Model *m, Err *err) {
                       &c->head_dim, err)))
         return st;
     int vlen = c->head_dim;
-    if ((st = get_dim(m, "attention.value_length", false, (uint32_t)c->head_dim, 1,
-                      MODEL_MAX_EMBD, &vlen, err)))
+    if ((st = get_dim(m, "attention.value_length", false, (uint32_t)c->head_dim, 1, MODEL_MAX_EMBD,
+                      &vlen, err)))
         return st;
     if (vlen != c->head_dim)
         return err_set(err, STATUS_UNSUPPORTED,
-                       "attention.value_length %d differs from key_length %d (not supported)",
-                       vlen, c->head_dim);
+                       "attention.value_length %d differs from key_length %d (not supported)", vlen,
+                       c->head_dim);
     if (c->head_dim < 1)
-        return err_set(err, STATUS_FORMAT, "head dimension is 0 (embedding_length %d < head_count %d)",
-                       c->n_embd, c->n_heads);
+        return err_set(err, STATUS_FORMAT,
+                       "head dimension is 0 (embedding_length %d < head_count %d)", c->n_embd,
+                       c->n_heads);
     if ((int64_t)c->head_dim * c->n_heads > 4 * (int64_t)MODEL_MAX_EMBD)
         return err_set(err, STATUS_LIMIT, "head_count %d x head dim %d exceeds %d", c->n_heads,
                        c->head_dim, 4 * MODEL_MAX_EMBD);
@@ -322,14 +325,16 @@ static Status load_vocab(Model *m, Err *err) {
         return err_set(err, STATUS_FORMAT, "missing tensor '%s' (expected shape [%d, n_vocab])",
                        TN_TOKEN_EMBD, c->n_embd);
     if (te->ne[1] < 1 || te->ne[1] > MODEL_MAX_VOCAB)
-        return err_set(err, STATUS_LIMIT, "tensor '%s': vocabulary size %" PRId64
-                       " out of range [1, %d]", TN_TOKEN_EMBD, te->ne[1], MODEL_MAX_VOCAB);
+        return err_set(err, STATUS_LIMIT,
+                       "tensor '%s': vocabulary size %" PRId64 " out of range [1, %d]",
+                       TN_TOKEN_EMBD, te->ne[1], MODEL_MAX_VOCAB);
     c->n_vocab = (int)te->ne[1];
     const GGUFKV *kv = gguf_find_key(&m->g, "tokenizer.ggml.tokens");
     if (kv && kv->type == GGUF_TYPE_ARRAY && kv->arr_n != (uint64_t)c->n_vocab)
         return err_set(err, STATUS_FORMAT,
                        "vocabulary size disagrees: tokenizer.ggml.tokens has %" PRIu64
-                       " entries but '%s' has %d rows", kv->arr_n, TN_TOKEN_EMBD, c->n_vocab);
+                       " entries but '%s' has %d rows",
+                       kv->arr_n, TN_TOKEN_EMBD, c->n_vocab);
     char key[ARCH_NAME_MAX];
     arch_key(key, m->ai, "vocab_size");
     if (gguf_find_key(&m->g, key)) {
@@ -366,15 +371,17 @@ static Status load_tensors(Model *m, Err *err) {
     if (m->cfg.tied_output)
         m->output = m->tok_embd;
     if (a->rope_freqs) {
-        if ((st = bind_vector(m, TN_ROPE_FREQS, c->n_rot / 2, TENSOR_OPTIONAL, &m->rope_freqs,
-                              err)))
+        if ((st =
+                 bind_vector(m, TN_ROPE_FREQS, c->n_rot / 2, TENSOR_OPTIONAL, &m->rope_freqs, err)))
             return st;
         m->cfg.has_rope_freqs = m->rope_freqs != NULL;
         if (m->rope_freqs)
             for (int i = 0; i < c->n_rot / 2; i++)
                 if (!isfinite(m->rope_freqs[i]) || !(m->rope_freqs[i] > 0.0f))
-                    return err_set(err, STATUS_FORMAT, "tensor '%s': element %d = %g must be "
-                                   "finite and > 0", TN_ROPE_FREQS, i, (double)m->rope_freqs[i]);
+                    return err_set(err, STATUS_FORMAT,
+                                   "tensor '%s': element %d = %g must be "
+                                   "finite and > 0",
+                                   TN_ROPE_FREQS, i, (double)m->rope_freqs[i]);
     }
 
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
@@ -389,8 +396,8 @@ static Status load_tensors(Model *m, Err *err) {
             (st = bind_blk_vector(m, il, TN_ATTN_NORM_B, C, norm_b, &L->attn_norm_b, err)))
             return st;
         if (a->fused_qkv) {
-            if ((st = bind_blk_matrix(m, il, TN_ATTN_QKV, QD + 2 * KD, C, TENSOR_REQUIRED,
-                                      &L->wqkv, err)) ||
+            if ((st = bind_blk_matrix(m, il, TN_ATTN_QKV, QD + 2 * KD, C, TENSOR_REQUIRED, &L->wqkv,
+                                      err)) ||
                 (st = bind_blk_vector(m, il, TN_ATTN_QKV_B, QD + 2 * KD, a->qkv_bias, &L->bqkv,
                                       err)))
                 return st;
@@ -716,8 +723,10 @@ static void forward_layer(Model *m, const BatchRow *rows, int B, int il) {
         float *kb = kv_k_block(kv, il, blk), *vb = kv_v_block(kv, il, blk);
         const float *v = m->v + (size_t)r * KD;
         for (int h = 0; h < KVH; h++) {
-            memcpy(kb + ((size_t)h * bs + slot) * HD, k + (size_t)h * HD, (size_t)HD * sizeof(float));
-            memcpy(vb + ((size_t)h * bs + slot) * HD, v + (size_t)h * HD, (size_t)HD * sizeof(float));
+            memcpy(kb + ((size_t)h * bs + slot) * HD, k + (size_t)h * HD,
+                   (size_t)HD * sizeof(float));
+            memcpy(vb + ((size_t)h * bs + slot) * HD, v + (size_t)h * HD,
+                   (size_t)HD * sizeof(float));
         }
     }
     AttnCtx actx = {m, rows, B, il};
@@ -755,23 +764,23 @@ static Status prepare_batch(Model *m, const BatchRow *rows, int n_rows, Err *err
             st = err_set(err, STATUS_INVALID, "row %d: sequence %" PRId32 " out of range [0, %d)",
                          r, row->seq, p->n_seq_max);
         } else if (row->pos < 0 || row->pos >= p->n_ctx) {
-            st = err_set(err, STATUS_LIMIT, "row %d: position %" PRId32 " out of range [0, %d)",
-                         r, row->pos, p->n_ctx);
+            st = err_set(err, STATUS_LIMIT, "row %d: position %" PRId32 " out of range [0, %d)", r,
+                         row->pos, p->n_ctx);
         } else if (m->row_seq_first[row->seq] < 0) {
             int len = m->kv.seq_len[row->seq];
             if (row->pos > len)
                 st = err_set(err, STATUS_INVALID,
                              "row %d: sequence %" PRId32 " position %" PRId32
-                             " leaves a gap (sequence has %d positions)", r, row->seq, row->pos,
-                             len);
+                             " leaves a gap (sequence has %d positions)",
+                             r, row->seq, row->pos, len);
             m->touched[n_touched++] = row->seq;
             m->row_seq_first[row->seq] = row->pos;
             m->row_seq_last[row->seq] = row->pos;
         } else if (row->pos != m->row_seq_last[row->seq] + 1) {
             st = err_set(err, STATUS_INVALID,
                          "row %d: sequence %" PRId32 " position %" PRId32
-                         " does not follow position %" PRId32 " earlier in the batch", r,
-                         row->seq, row->pos, m->row_seq_last[row->seq]);
+                         " does not follow position %" PRId32 " earlier in the batch",
+                         r, row->seq, row->pos, m->row_seq_last[row->seq]);
         } else {
             m->row_seq_last[row->seq] = row->pos;
         }

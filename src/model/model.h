@@ -17,9 +17,9 @@
 
 #include "core/err.h"
 #include "gguf/gguf.h"
-#include "model/arch.h"   /* Arch */
+#include "model/arch.h" /* Arch */
 #include "model/kvcache.h"
-#include "tensor/ops.h"   /* RopeType */
+#include "tensor/ops.h" /* RopeType */
 
 typedef struct {
     Arch arch;
@@ -30,11 +30,11 @@ typedef struct {
     int n_layers;
     int n_heads;
     int n_kv_heads;
-    int head_dim;   /* per head, for q/k/v */
+    int head_dim; /* per head, for q/k/v */
     int n_ff;
     float norm_eps; /* rms or layer norm epsilon */
     RopeType rope_type;
-    int n_rot;      /* rotated dims per head (rope.dimension_count, default head_dim) */
+    int n_rot; /* rotated dims per head (rope.dimension_count, default head_dim) */
     float rope_freq_base;
     /* theta *= rope_freq_scale (1 / rope.scaling.factor for "linear", else 1) */
     float rope_freq_scale;
@@ -65,8 +65,8 @@ typedef struct {
 
 typedef struct Model Model;
 
-/* Load the model at 'path' (error messages start with the path). Validates architecture, hyperparameters
- * (head_count >= 1, head_count_kv dividing head_count, ...), and that every
+/* Load the model at 'path' (error messages start with the path). Validates architecture,
+ * hyperparameters (head_count >= 1, head_count_kv dividing head_count, ...), and that every
  * required tensor exists with the expected shape and a supported type.
  * Returns an owned model in *out (free with model_free()); on failure
  * returns non-OK, fills 'err' and sets *out = NULL. */

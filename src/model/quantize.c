@@ -131,8 +131,8 @@ static const Scheme *find_scheme(const char *name) {
     return NULL;
 }
 
-Status quantize_file(const char *in, const char *out, const char *scheme,
-                     const QuantizeOpts *opts, Err *err) {
+Status quantize_file(const char *in, const char *out, const char *scheme, const QuantizeOpts *opts,
+                     Err *err) {
     const Scheme *s = find_scheme(scheme);
     if (!s)
         return err_set(err, STATUS_INVALID, "unknown type '%s' (supported: %s)", scheme,
@@ -153,7 +153,8 @@ Status quantize_file(const char *in, const char *out, const char *scheme,
         goto done;
     }
 
-    Chooser c = {.s = s, .pure = opts && opts->pure, .tied = !gguf_find_tensor(&g, "output.weight")};
+    Chooser c = {
+        .s = s, .pure = opts && opts->pure, .tied = !gguf_find_tensor(&g, "output.weight")};
     int64_t max_cols = 1;
     for (uint64_t i = 0; i < g.n_tensors; i++) {
         GGUFStr n = g.tensors[i].name;
@@ -204,7 +205,10 @@ Status quantize_file(const char *in, const char *out, const char *scheme,
                 goto done;
             }
             int64_t n_rows = (int64_t)(t->n_elements / (uint64_t)t->ne[0]);
-            ConvertJob j = {.t = t, .to = to, .n_rows = n_rows, .scratch = scratch,
+            ConvertJob j = {.t = t,
+                            .to = to,
+                            .n_rows = n_rows,
+                            .scratch = scratch,
                             .src_row_bytes = dtype_row_bytes(t->type, t->ne[0]),
                             .dst_row_bytes = dtype_row_bytes(to, t->ne[0])};
             uint64_t bytes;

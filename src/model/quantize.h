@@ -40,7 +40,7 @@ extern const char QUANTIZE_SCHEMES[];
 /* Convert 'in' to 'out' with the named scheme (case-insensitive). Errors:
  * unknown scheme (STATUS_INVALID), unreadable/invalid input, a source type
  * without kernels (STATUS_UNSUPPORTED), I/O. */
-Status quantize_file(const char *in, const char *out, const char *scheme,
-                     const QuantizeOpts *opts, Err *err);
+Status quantize_file(const char *in, const char *out, const char *scheme, const QuantizeOpts *opts,
+                     Err *err);
 
 #endif

@@ -23,7 +23,7 @@
 #include "gguf/gguf_writer.h"
 #include "tensor/quant.h"
 
-#define RANDMODEL_MAX_DIM (1 << 20)   /* any one dimension of the spec */
+#define RANDMODEL_MAX_DIM (1 << 20) /* any one dimension of the spec */
 #define RANDMODEL_MAX_LAYERS 512
 #define RANDMODEL_MAX_ELEMS (1ll << 31) /* elements in one tensor */
 #define RANDMODEL_NAME_MAX 96
@@ -84,10 +84,18 @@ static void builder_add(Builder *b, const char *name, int n_dims, int64_t ne0, i
         return;
     for (int64_t i = 0; i < n; i++) {
         switch (kind) {
-        case INIT_WEIGHT: f[i] = b->std * rng_normal(&b->rng); break;
-        case INIT_NORM: f[i] = 1.0f + 0.1f * rng_normal(&b->rng); break;
-        case INIT_BIAS: f[i] = b->std * rng_normal(&b->rng); break;
-        case INIT_VALUES: f[i] = values[i]; break;
+        case INIT_WEIGHT:
+            f[i] = b->std * rng_normal(&b->rng);
+            break;
+        case INIT_NORM:
+            f[i] = 1.0f + 0.1f * rng_normal(&b->rng);
+            break;
+        case INIT_BIAS:
+            f[i] = b->std * rng_normal(&b->rng);
+            break;
+        case INIT_VALUES:
+            f[i] = values[i];
+            break;
         }
     }
     DType t = DTYPE_F32;
@@ -115,20 +123,34 @@ static void builder_add_blk(Builder *b, int il, const char *what, int n_dims, in
 /* llama.cpp's general.file_type (enum llama_ftype) for a uniform wtype. */
 static uint32_t file_type_of(DType t) {
     switch (t) {
-    case DTYPE_F32: return 0;
-    case DTYPE_F16: return 1;
-    case DTYPE_Q4_0: return 2;
-    case DTYPE_Q4_1: return 3;
-    case DTYPE_Q8_0: return 7;
-    case DTYPE_Q5_0: return 8;
-    case DTYPE_Q5_1: return 9;
-    case DTYPE_Q2_K: return 10;
-    case DTYPE_Q3_K: return 11;  /* Q3_K_S */
-    case DTYPE_Q4_K: return 14;  /* Q4_K_S */
-    case DTYPE_Q5_K: return 16;  /* Q5_K_S */
-    case DTYPE_Q6_K: return 18;
-    case DTYPE_BF16: return 32;
-    default: return 0;
+    case DTYPE_F32:
+        return 0;
+    case DTYPE_F16:
+        return 1;
+    case DTYPE_Q4_0:
+        return 2;
+    case DTYPE_Q4_1:
+        return 3;
+    case DTYPE_Q8_0:
+        return 7;
+    case DTYPE_Q5_0:
+        return 8;
+    case DTYPE_Q5_1:
+        return 9;
+    case DTYPE_Q2_K:
+        return 10;
+    case DTYPE_Q3_K:
+        return 11; /* Q3_K_S */
+    case DTYPE_Q4_K:
+        return 14; /* Q4_K_S */
+    case DTYPE_Q5_K:
+        return 16; /* Q5_K_S */
+    case DTYPE_Q6_K:
+        return 18;
+    case DTYPE_BF16:
+        return 32;
+    default:
+        return 0;
     }
 }
 
@@ -174,8 +196,8 @@ static Status check_spec(const RandModelSpec *s, RArch *arch, Err *err) {
     struct {
         const char *what;
         int v;
-    } dims[] = {{"n_vocab", s->n_vocab}, {"n_embd", s->n_embd},       {"n_heads", s->n_heads},
-                {"n_kv_heads", s->n_kv_heads}, {"head_dim", s->head_dim}, {"n_ff", s->n_ff},
+    } dims[] = {{"n_vocab", s->n_vocab},        {"n_embd", s->n_embd},     {"n_heads", s->n_heads},
+                {"n_kv_heads", s->n_kv_heads},  {"head_dim", s->head_dim}, {"n_ff", s->n_ff},
                 {"n_ctx_train", s->n_ctx_train}};
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
         if (!dim_ok(dims[i].v))
@@ -199,15 +221,17 @@ static Status check_spec(const RandModelSpec *s, RArch *arch, Err *err) {
                        (long long)RANDMODEL_MAX_ELEMS);
     if (*arch == RA_GPT2) {
         if (s->n_kv_heads != s->n_heads)
-            return err_set(err, STATUS_INVALID, "randmodel: gpt2 needs n_kv_heads (%d) == n_heads (%d)",
-                           s->n_kv_heads, s->n_heads);
+            return err_set(err, STATUS_INVALID,
+                           "randmodel: gpt2 needs n_kv_heads (%d) == n_heads (%d)", s->n_kv_heads,
+                           s->n_heads);
         if (s->n_heads * s->head_dim != s->n_embd)
             return err_set(err, STATUS_INVALID,
                            "randmodel: gpt2 needs n_heads * head_dim (%d) == n_embd (%d)",
                            s->n_heads * s->head_dim, s->n_embd);
     }
     if (s->rope_llama3 && *arch != RA_LLAMA)
-        return err_set(err, STATUS_INVALID, "randmodel: llama3 rope scaling is for arch llama only");
+        return err_set(err, STATUS_INVALID,
+                       "randmodel: llama3 rope scaling is for arch llama only");
     const DTypeInfo *ti = dtype_info(s->wtype);
     if (!ti)
         return err_set(err, STATUS_INVALID, "randmodel: unknown weight type %d", (int)s->wtype);

@@ -20,21 +20,21 @@
 #include "tensor/dtype.h"
 
 typedef struct {
-    const char *arch;    /* "llama", "qwen2", "qwen3", "gpt2" */
+    const char *arch; /* "llama", "qwen2", "qwen3", "gpt2" */
     int n_vocab;
     int n_embd;
     int n_layers;
     int n_heads;
-    int n_kv_heads;      /* gpt2: must equal n_heads */
-    int head_dim;        /* n_embd need not equal n_heads * head_dim (qwen3 allows it) */
+    int n_kv_heads; /* gpt2: must equal n_heads */
+    int head_dim;   /* n_embd need not equal n_heads * head_dim (qwen3 allows it) */
     int n_ff;
     int n_ctx_train;
     float rope_freq_base;
-    bool rope_llama3;    /* write llama3 rope-scaling keys + rope_freqs.weight (llama) */
-    bool tied;           /* omit output.weight */
-    DType wtype;         /* type of the 2-D weight matrices */
+    bool rope_llama3; /* write llama3 rope-scaling keys + rope_freqs.weight (llama) */
+    bool tied;        /* omit output.weight */
+    DType wtype;      /* type of the 2-D weight matrices */
     uint64_t seed;
-    float init_std;      /* 0: 0.02 */
+    float init_std; /* 0: 0.02 */
 } RandModelSpec;
 
 /* Write a random model to 'path'. STATUS_INVALID for an inconsistent spec. */

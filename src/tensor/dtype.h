@@ -57,11 +57,11 @@ typedef enum {
 #define QK_K 256
 
 typedef struct {
-    const char *name;  /* "Q4_K", as llama.cpp prints it */
-    int block_size;    /* elements per block */
-    int type_size;     /* bytes per block */
-    bool quantized;    /* block_size > 1 or integer-coded */
-    bool supported;    /* kernels exist (dequant + dot) */
+    const char *name; /* "Q4_K", as llama.cpp prints it */
+    int block_size;   /* elements per block */
+    int type_size;    /* bytes per block */
+    bool quantized;   /* block_size > 1 or integer-coded */
+    bool supported;   /* kernels exist (dequant + dot) */
 } DTypeInfo;
 
 /* Returns the static description of 't', or NULL for an unknown id

@@ -30,8 +30,8 @@ typedef void (*TileFn)(int K, const float *w, size_t ldw, const float *a, size_t
                        size_t ldo);
 
 #if defined(__x86_64__)
-#include <immintrin.h>
 #include "core/simd.h"
+#include <immintrin.h>
 
 SIMD_BEGIN_AVX512
 static inline __attribute__((always_inline)) float hsum512(__m512 s) {
@@ -207,7 +207,8 @@ bool matmul_supported(DType t) {
     if (!info || !info->supported)
         return false;
     const QuantOps *q = quant_ops(t);
-    return q && q->vec_dot && q->dequant && (q->vec_dot_type == DTYPE_F32 || quant_ops(q->vec_dot_type));
+    return q && q->vec_dot && q->dequant &&
+           (q->vec_dot_type == DTYPE_F32 || quant_ops(q->vec_dot_type));
 }
 
 /* The activation format for weights of type t. */
@@ -234,7 +235,7 @@ typedef struct {
     int M, N, K;
     DType wtype, atype;
     size_t w_row_bytes, a_row_bytes;
-    const void *act;   /* activations in atype */
+    const void *act; /* activations in atype */
     void *scratch;
     const QuantOps *wq, *aq;
     OpsDotFn dot;
@@ -269,11 +270,13 @@ static void dot_task(void *vctx, int ith, int nth) {
                 bool full_a = m + T->TA <= c->M;
                 long n = n0;
                 for (; n + T->TW <= n1; n += T->TW)
-                    (full_a ? T->full : T->w_edge)(c->K, (const float *)(w + (size_t)n * c->w_row_bytes),
-                                                   K, x + (size_t)m * K, K, c->out + (size_t)m * N + n, N);
+                    (full_a ? T->full
+                            : T->w_edge)(c->K, (const float *)(w + (size_t)n * c->w_row_bytes), K,
+                                         x + (size_t)m * K, K, c->out + (size_t)m * N + n, N);
                 for (; n < n1; n++)
-                    (full_a ? T->a_edge : T->one)(c->K, (const float *)(w + (size_t)n * c->w_row_bytes),
-                                                  K, x + (size_t)m * K, K, c->out + (size_t)m * N + n, N);
+                    (full_a ? T->a_edge
+                            : T->one)(c->K, (const float *)(w + (size_t)n * c->w_row_bytes), K,
+                                      x + (size_t)m * K, K, c->out + (size_t)m * N + n, N);
                 m += full_a ? T->TA : 1;
             }
             if (c->bias)
@@ -305,8 +308,17 @@ void matmul_forward(TPool *tp, float *out, const float *x, const void *w, DType 
     ASSERT(M >= 0 && N >= 0 && K >= 0);
     if (M == 0 || N == 0)
         return;
-    MatmulCtx c = {.out = out, .x = x, .w = w, .bias = bias, .M = M, .N = N, .K = K,
-                   .wtype = wtype, .scratch = scratch, .dot = ops_kernels()->dot, .tiles = f32_tiles()};
+    MatmulCtx c = {.out = out,
+                   .x = x,
+                   .w = w,
+                   .bias = bias,
+                   .M = M,
+                   .N = N,
+                   .K = K,
+                   .wtype = wtype,
+                   .scratch = scratch,
+                   .dot = ops_kernels()->dot,
+                   .tiles = f32_tiles()};
     c.w_row_bytes = (size_t)dtype_row_bytes(wtype, K);
     ASSERT(c.w_row_bytes > 0);
     c.atype = act_type(wtype);

@@ -14,8 +14,8 @@
 #include "core/err.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
 #include "core/simd.h"
+#include <immintrin.h>
 #define OPS_X86 1
 #else
 #define OPS_X86 0
@@ -75,7 +75,8 @@ static void axpy_avx2(int n, float *y, float a, const float *x) {
     __m256 va = _mm256_set1_ps(a);
     int i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+        _mm256_storeu_ps(y + i,
+                         _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++)
         y[i] = fmaf(a, x[i], y[i]);
 }
@@ -114,7 +115,8 @@ static void axpy_avx512(int n, float *y, float a, const float *x) {
     __m512 va = _mm512_set1_ps(a);
     int i = 0;
     for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+        _mm512_storeu_ps(y + i,
+                         _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
     if (i < n) {
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
         _mm512_mask_storeu_ps(
@@ -323,8 +325,8 @@ void layernorm_ref(float *out, const float *x, const float *w, const float *b, i
         out[i] = (float)((x[i] - mean) * scale * w[i] + (b ? b[i] : 0.0));
 }
 
-void rope_ref(float *x, int pos, int n_heads, int head_dim, int n_rot, float base,
-              float freq_scale, const float *freq_factors, RopeType type) {
+void rope_ref(float *x, int pos, int n_heads, int head_dim, int n_rot, float base, float freq_scale,
+              const float *freq_factors, RopeType type) {
     if (type == ROPE_NONE)
         return;
     int half = n_rot / 2;

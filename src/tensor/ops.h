@@ -65,8 +65,8 @@ void rope_cache(float *cs, int pos, int n_rot, float base, float freq_scale,
  * NEOX rotates (x[i], x[i + n_rot/2]). ROPE_NONE leaves x alone. */
 void rope_forward(float *x, const float *cs, int n_heads, int head_dim, int n_rot, RopeType type);
 /* Naive twin: computes the angles itself (double throughout). */
-void rope_ref(float *x, int pos, int n_heads, int head_dim, int n_rot, float base,
-              float freq_scale, const float *freq_factors, RopeType type);
+void rope_ref(float *x, int pos, int n_heads, int head_dim, int n_rot, float base, float freq_scale,
+              const float *freq_factors, RopeType type);
 
 /* In-place softmax of n floats. -inf entries get 0; a row of all -inf
  * becomes all 0 (never NaN). */

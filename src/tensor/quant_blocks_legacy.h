@@ -42,14 +42,14 @@ typedef struct __attribute__((packed)) {
 } BlockQ5_1;
 
 typedef struct __attribute__((packed)) {
-    uint16_t d;        /* scale: x = q * d */
-    int8_t qs[QK8_0];  /* quants, in [-127, 127] when made by quantize */
+    uint16_t d;       /* scale: x = q * d */
+    int8_t qs[QK8_0]; /* quants, in [-127, 127] when made by quantize */
 } BlockQ8_0;
 
 typedef struct __attribute__((packed)) {
-    uint16_t d;        /* scale: x = q * d */
-    uint16_t s;        /* fp16(d * sum(qs)), used by the Q4_1/Q5_1 dots */
-    int8_t qs[QK8_1];  /* quants, in [-127, 127] when made by quantize */
+    uint16_t d;       /* scale: x = q * d */
+    uint16_t s;       /* fp16(d * sum(qs)), used by the Q4_1/Q5_1 dots */
+    int8_t qs[QK8_1]; /* quants, in [-127, 127] when made by quantize */
 } BlockQ8_1;
 
 _Static_assert(sizeof(BlockQ4_0) == 18, "block_q4_0 is 18 bytes");

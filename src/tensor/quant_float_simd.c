@@ -20,8 +20,8 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 
-#include <immintrin.h>
 #include "core/simd.h"
+#include <immintrin.h>
 
 /* ======================================================================== */
 SIMD_BEGIN_AVX2
@@ -46,29 +46,29 @@ static inline __m256 f32x8_load_avx2(const uint8_t *p) { return _mm256_loadu_ps(
 
 /* One dot kernel per weight type; LOAD turns 8 weights at byte offset into
  * floats, SZ is the weight size in bytes, SCALAR converts one weight. */
-#define DOT_AVX2(name, LOAD, SZ, SCALAR)                                                          \
-    static void name(int64_t n, float *s, const void *w, const void *a) {                        \
-        const uint8_t *x = w;                                                                     \
-        const float *y = a;                                                                       \
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;                 \
-        int64_t i = 0;                                                                            \
-        for (; i + 32 <= n; i += 32) {                                                            \
-            acc0 = _mm256_fmadd_ps(LOAD(x + (i + 0) * SZ), _mm256_loadu_ps(y + i + 0), acc0);     \
-            acc1 = _mm256_fmadd_ps(LOAD(x + (i + 8) * SZ), _mm256_loadu_ps(y + i + 8), acc1);     \
-            acc2 = _mm256_fmadd_ps(LOAD(x + (i + 16) * SZ), _mm256_loadu_ps(y + i + 16), acc2);   \
-            acc3 = _mm256_fmadd_ps(LOAD(x + (i + 24) * SZ), _mm256_loadu_ps(y + i + 24), acc3);   \
-        }                                                                                         \
-        for (; i + 8 <= n; i += 8)                                                                \
-            acc0 = _mm256_fmadd_ps(LOAD(x + i * SZ), _mm256_loadu_ps(y + i), acc0);               \
-        float sum = hsum256(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3))); \
-        for (; i < n; i++) {                                                                      \
-            uint16_t h;                                                                           \
-            float f;                                                                              \
-            (void)h;                                                                              \
-            SCALAR;                                                                               \
-            sum += f * y[i];                                                                      \
-        }                                                                                         \
-        *s = sum;                                                                                 \
+#define DOT_AVX2(name, LOAD, SZ, SCALAR)                                                           \
+    static void name(int64_t n, float *s, const void *w, const void *a) {                          \
+        const uint8_t *x = w;                                                                      \
+        const float *y = a;                                                                        \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;                  \
+        int64_t i = 0;                                                                             \
+        for (; i + 32 <= n; i += 32) {                                                             \
+            acc0 = _mm256_fmadd_ps(LOAD(x + (i + 0) * SZ), _mm256_loadu_ps(y + i + 0), acc0);      \
+            acc1 = _mm256_fmadd_ps(LOAD(x + (i + 8) * SZ), _mm256_loadu_ps(y + i + 8), acc1);      \
+            acc2 = _mm256_fmadd_ps(LOAD(x + (i + 16) * SZ), _mm256_loadu_ps(y + i + 16), acc2);    \
+            acc3 = _mm256_fmadd_ps(LOAD(x + (i + 24) * SZ), _mm256_loadu_ps(y + i + 24), acc3);    \
+        }                                                                                          \
+        for (; i + 8 <= n; i += 8)                                                                 \
+            acc0 = _mm256_fmadd_ps(LOAD(x + i * SZ), _mm256_loadu_ps(y + i), acc0);                \
+        float sum = hsum256(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));  \
+        for (; i < n; i++) {                                                                       \
+            uint16_t h;                                                                            \
+            float f;                                                                               \
+            (void)h;                                                                               \
+            SCALAR;                                                                                \
+            sum += f * y[i];                                                                       \
+        }                                                                                          \
+        *s = sum;                                                                                  \
     }
 
 DOT_AVX2(f32_dot_avx2, f32x8_load_avx2, 4, memcpy(&f, x + 4 * i, 4))
@@ -160,26 +160,30 @@ static inline __m512 bf16x16_load_avx512(const uint8_t *p, __mmask16 m) {
 
 /* The tail (n % 16 elements) goes through masked loads, so there is no
  * scalar loop and no read past the end of either row. */
-#define DOT_AVX512(name, LOAD, SZ)                                                                \
-    static void name(int64_t n, float *s, const void *w, const void *a) {                        \
-        const uint8_t *x = w;                                                                     \
-        const float *y = a;                                                                       \
-        const __mmask16 all = 0xffff;                                                             \
-        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;                 \
-        int64_t i = 0;                                                                            \
-        for (; i + 64 <= n; i += 64) {                                                            \
-            acc0 = _mm512_fmadd_ps(LOAD(x + (i + 0) * SZ, all), _mm512_loadu_ps(y + i + 0), acc0);   \
-            acc1 = _mm512_fmadd_ps(LOAD(x + (i + 16) * SZ, all), _mm512_loadu_ps(y + i + 16), acc1); \
-            acc2 = _mm512_fmadd_ps(LOAD(x + (i + 32) * SZ, all), _mm512_loadu_ps(y + i + 32), acc2); \
-            acc3 = _mm512_fmadd_ps(LOAD(x + (i + 48) * SZ, all), _mm512_loadu_ps(y + i + 48), acc3); \
-        }                                                                                         \
-        for (; i + 16 <= n; i += 16)                                                              \
-            acc0 = _mm512_fmadd_ps(LOAD(x + i * SZ, all), _mm512_loadu_ps(y + i), acc0);          \
-        if (i < n) {                                                                              \
-            const __mmask16 m = tail_mask(n - i);                                                 \
-            acc1 = _mm512_fmadd_ps(LOAD(x + i * SZ, m), _mm512_maskz_loadu_ps(m, y + i), acc1);   \
-        }                                                                                         \
-        *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3))); \
+#define DOT_AVX512(name, LOAD, SZ)                                                                 \
+    static void name(int64_t n, float *s, const void *w, const void *a) {                          \
+        const uint8_t *x = w;                                                                      \
+        const float *y = a;                                                                        \
+        const __mmask16 all = 0xffff;                                                              \
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;                  \
+        int64_t i = 0;                                                                             \
+        for (; i + 64 <= n; i += 64) {                                                             \
+            acc0 = _mm512_fmadd_ps(LOAD(x + (i + 0) * SZ, all), _mm512_loadu_ps(y + i + 0), acc0); \
+            acc1 =                                                                                 \
+                _mm512_fmadd_ps(LOAD(x + (i + 16) * SZ, all), _mm512_loadu_ps(y + i + 16), acc1);  \
+            acc2 =                                                                                 \
+                _mm512_fmadd_ps(LOAD(x + (i + 32) * SZ, all), _mm512_loadu_ps(y + i + 32), acc2);  \
+            acc3 =                                                                                 \
+                _mm512_fmadd_ps(LOAD(x + (i + 48) * SZ, all), _mm512_loadu_ps(y + i + 48), acc3);  \
+        }                                                                                          \
+        for (; i + 16 <= n; i += 16)                                                               \
+            acc0 = _mm512_fmadd_ps(LOAD(x + i * SZ, all), _mm512_loadu_ps(y + i), acc0);           \
+        if (i < n) {                                                                               \
+            const __mmask16 m = tail_mask(n - i);                                                  \
+            acc1 = _mm512_fmadd_ps(LOAD(x + i * SZ, m), _mm512_maskz_loadu_ps(m, y + i), acc1);    \
+        }                                                                                          \
+        *s = _mm512_reduce_add_ps(                                                                 \
+            _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));                  \
     }
 
 DOT_AVX512(f32_dot_avx512, f32x16_load_avx512, 4)
@@ -239,7 +243,8 @@ static void bf16_quantize_avx512(const float *src, void *dst, int64_t n) {
         _mm256_storeu_si256((__m256i *)(p + 2 * i), bf16x16_round_avx512(_mm512_loadu_ps(src + i)));
     if (i < n) {
         const __mmask16 m = tail_mask(n - i);
-        _mm256_mask_storeu_epi16(p + 2 * i, m, bf16x16_round_avx512(_mm512_maskz_loadu_ps(m, src + i)));
+        _mm256_mask_storeu_epi16(p + 2 * i, m,
+                                 bf16x16_round_avx512(_mm512_maskz_loadu_ps(m, src + i)));
     }
 }
 
@@ -249,10 +254,12 @@ void quant_float_simd_fill(QuantOps *ops, SimdLevel level) {
     if (level == SIMD_AVX2) {
         ops[DTYPE_F32].vec_dot = f32_dot_avx2;
         ops[DTYPE_F16] = (QuantOps){f16_dequant_avx2, f16_quantize_avx2, f16_dot_avx2, DTYPE_F32};
-        ops[DTYPE_BF16] = (QuantOps){bf16_dequant_avx2, bf16_quantize_avx2, bf16_dot_avx2, DTYPE_F32};
+        ops[DTYPE_BF16] =
+            (QuantOps){bf16_dequant_avx2, bf16_quantize_avx2, bf16_dot_avx2, DTYPE_F32};
     } else if (level == SIMD_AVX512) {
         ops[DTYPE_F32].vec_dot = f32_dot_avx512;
-        ops[DTYPE_F16] = (QuantOps){f16_dequant_avx512, f16_quantize_avx512, f16_dot_avx512, DTYPE_F32};
+        ops[DTYPE_F16] =
+            (QuantOps){f16_dequant_avx512, f16_quantize_avx512, f16_dot_avx512, DTYPE_F32};
         ops[DTYPE_BF16] =
             (QuantOps){bf16_dequant_avx512, bf16_quantize_avx512, bf16_dot_avx512, DTYPE_F32};
     }

@@ -25,8 +25,8 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 
-#include <immintrin.h>
 #include "core/simd.h"
+#include <immintrin.h>
 
 static inline uint32_t load_qh(const uint8_t qh[4]) {
     uint32_t v;
@@ -84,11 +84,15 @@ static inline __m256i dot_u8_avx2(__m256i x, __m256i y) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
 }
 
-static inline __m256i load32_avx2(const int8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline __m256i load32_avx2(const int8_t *p) {
+    return _mm256_loadu_si256((const __m256i *)p);
+}
 
 /* fp16 <-> f32 with F16C: bit-identical to core/fp16.h (tested), branch-free. */
 static inline float h2f_avx2(uint16_t h) { return _cvtsh_ss(h); }
-static inline uint16_t f2h_avx2(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
+static inline uint16_t f2h_avx2(float f) {
+    return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+}
 
 /* Per-block integer dots as 8 float lanes (exact: |sum| < 2^24). */
 static inline __m256 q4_0_block_avx2(const BlockQ4_0 *x, const BlockQ8_0 *y) {
@@ -117,8 +121,8 @@ static inline __m256 q8_0_block_avx2(const BlockQ8_0 *x, const BlockQ8_0 *y) {
 /* Two blocks per step into two accumulators (breaking the FMA latency
  * chain), an odd last block into the first; MS(i) is block i's m*s term
  * (0 for the symmetric types), summed separately as ggml does. */
-#define DOT_AVX2(name, WT, AT, BLOCK, MS)                                                           \
-    static void name(int64_t n, float *s, const void *w, const void *a) {                         \
+#define DOT_AVX2(name, WT, AT, BLOCK, MS)                                                          \
+    static void name(int64_t n, float *s, const void *w, const void *a) {                          \
         const WT *x = w;                                                                           \
         const AT *y = a;                                                                           \
         const int64_t nb = n / 32;                                                                 \
@@ -167,8 +171,9 @@ static inline float q8_block_avx2(const float *src, int8_t *qs, int32_t *sum) {
     __m256 v[4];
     for (int k = 0; k < 4; k++)
         v[k] = _mm256_loadu_ps(src + 8 * k);
-    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
-                             _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+    __m256 m =
+        _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                      _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
@@ -178,7 +183,8 @@ static inline float q8_block_avx2(const float *src, int8_t *qs, int32_t *sum) {
     __m256i q[4];
     for (int k = 0; k < 4; k++)
         q[k] = roundf_i32_avx2(_mm256_mul_ps(v[k], idv));
-    *sum = hsum256_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+    *sum =
+        hsum256_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
     __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
     b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256((__m256i *)qs, b);
@@ -208,7 +214,8 @@ static void q8_0_dequant_avx2(const void *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n / QK8_0; i++, dst += QK8_0) {
         const __m256 d = _mm256_set1_ps(h2f_avx2(b[i].d));
         for (int k = 0; k < 4; k++) {
-            const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b[i].qs + 8 * k)));
+            const __m256i q =
+                _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b[i].qs + 8 * k)));
             _mm256_storeu_ps(dst + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
         }
     }
@@ -271,16 +278,16 @@ static inline __m512i dot_u8_512(__m512i x, __m512i y, int bias) {
     const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x, y);
     if (!bias)
         return p;
-    return _mm512_sub_epi32(p, _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                                   _mm512_set1_epi8((char)bias), y));
+    return _mm512_sub_epi32(
+        p, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)bias), y));
 }
 
 static inline __m256i dot_u8_256(__m256i x, __m256i y, int bias) {
     const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), x, y);
     if (!bias)
         return p;
-    return _mm256_sub_epi32(p, _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-                                                   _mm256_set1_epi8((char)bias), y));
+    return _mm256_sub_epi32(
+        p, _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8((char)bias), y));
 }
 
 static inline float hsum_512_256(__m512 acc, __m256 acc1) {
@@ -291,7 +298,9 @@ static inline float hsum_512_256(__m512 acc, __m256 acc1) {
 }
 
 static inline float h2f_512(uint16_t h) { return _cvtsh_ss(h); }
-static inline uint16_t f2h_512(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
+static inline uint16_t f2h_512(float f) {
+    return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+}
 
 /* Per-pair (blocks i, i+1 in the low and high halves) and per-block integer
  * dots as float lanes; exact. */
@@ -327,7 +336,8 @@ static inline __m256i q5_bytes_256(const uint8_t *qs, const uint8_t *qh) {
 static inline __m512i q5_bytes_512(const uint8_t *qs0, const uint8_t *qh0, const uint8_t *qs1,
                                    const uint8_t *qh1) {
     const __mmask64 hb = (__mmask64)load_qh(qh0) | ((__mmask64)load_qh(qh1) << 32);
-    return _mm512_or_si512(nibbles2_vnni(qs0, qs1), _mm512_maskz_mov_epi8(hb, _mm512_set1_epi8(0x10)));
+    return _mm512_or_si512(nibbles2_vnni(qs0, qs1),
+                           _mm512_maskz_mov_epi8(hb, _mm512_set1_epi8(0x10)));
 }
 static inline __m512 q5_0_pair(const BlockQ5_0 *x, const BlockQ8_0 *y) {
     return _mm512_cvtepi32_ps(dot_u8_512(q5_bytes_512(x[0].qs, x[0].qh, x[1].qs, x[1].qh),
@@ -353,7 +363,7 @@ static inline __m256 q5_1_one(const BlockQ5_1 *x, const BlockQ8_1 *y) {
  * an odd block with 256-bit VNNI; the accumulators and the m*s terms (MS)
  * are summed in a fixed order at the end. */
 #define DOT_AVX512(name, WT, AT, PAIR, ONE, MS)                                                    \
-    static void name(int64_t n, float *s, const void *w, const void *a) {                         \
+    static void name(int64_t n, float *s, const void *w, const void *a) {                          \
         const WT *x = w;                                                                           \
         const AT *y = a;                                                                           \
         const int64_t nb = n / 32;                                                                 \
@@ -432,7 +442,8 @@ static void q8_0_dequant_avx512(const void *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n / QK8_0; i++, dst += QK8_0) {
         const __m512 d = _mm512_set1_ps(h2f_512(b[i].d));
         for (int k = 0; k < 2; k++) {
-            const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b[i].qs + 16 * k)));
+            const __m512i q =
+                _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b[i].qs + 16 * k)));
             _mm512_storeu_ps(dst + 16 * k, _mm512_mul_ps(_mm512_cvtepi32_ps(q), d));
         }
     }
@@ -443,11 +454,13 @@ static void q4_0_dequant_avx512(const void *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n / QK4_0; i++, dst += QK4_0) {
         const __m512 d = _mm512_set1_ps(h2f_512(b[i].d));
         const __m256i q = _mm256_sub_epi8(nibbles_vnni(b[i].qs), _mm256_set1_epi8(8));
-        _mm512_storeu_ps(dst, _mm512_mul_ps(
-                                  _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q))), d));
-        _mm512_storeu_ps(dst + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                                                     _mm256_extracti128_si256(q, 1))),
-                                                 d));
+        _mm512_storeu_ps(
+            dst,
+            _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q))), d));
+        _mm512_storeu_ps(
+            dst + 16,
+            _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1))),
+                          d));
     }
 }
 

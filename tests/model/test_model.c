@@ -10,13 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../testutil.h"
 #include "core/rng.h"
 #include "gguf/gguf.h"
 #include "gguf/gguf_writer.h"
 #include "model/model.h"
 #include "model/randmodel.h"
 #include "tensor/matmul.h"
-#include "../testutil.h"
 
 typedef struct {
     char dir[64];
@@ -35,9 +35,18 @@ static void tmp_done(TmpModel *t) {
 }
 
 static RandModelSpec spec_for(const char *arch) {
-    RandModelSpec s = {.arch = arch, .n_vocab = 61, .n_embd = 32, .n_layers = 2, .n_heads = 4,
-                       .n_kv_heads = 2, .head_dim = 8, .n_ff = 48, .n_ctx_train = 96,
-                       .rope_freq_base = 10000.0f, .wtype = DTYPE_F32, .seed = 7,
+    RandModelSpec s = {.arch = arch,
+                       .n_vocab = 61,
+                       .n_embd = 32,
+                       .n_layers = 2,
+                       .n_heads = 4,
+                       .n_kv_heads = 2,
+                       .head_dim = 8,
+                       .n_ff = 48,
+                       .n_ctx_train = 96,
+                       .rope_freq_base = 10000.0f,
+                       .wtype = DTYPE_F32,
+                       .seed = 7,
                        .init_std = 0.25f};
     if (!strcmp(arch, "llama"))
         s.rope_llama3 = true;
@@ -86,8 +95,8 @@ static void batching_invisible(const char *arch, DType wtype) {
     Err err = {0};
     Status st = randmodel_write(t.path, &s, &err);
     cr_assert(st == STATUS_OK, "randmodel_write: %s", err.msg);
-    ModelParams p = {.n_threads = 2, .n_ctx = 64, .n_seq_max = N_SEQS, .n_batch = 48,
-                     .kv_block_size = 4};
+    ModelParams p = {
+        .n_threads = 2, .n_ctx = 64, .n_seq_max = N_SEQS, .n_batch = 48, .kv_block_size = 4};
     Model *ma = load_or_die(t.path, &p);
     Model *mb = load_or_die(t.path, &p);
     int V = model_config(ma)->n_vocab;
@@ -170,8 +179,8 @@ static void batching_invisible(const char *arch, DType wtype) {
                 continue;
             char name[64];
             snprintf(name, sizeof name, "%s chunked prefill pos %d", arch, rows[r].pos);
-            cr_expect(check_close(name, out + (size_t)(j++) * V,
-                                  want[3] + (size_t)rows[r].pos * V, V, 1e-6f, 0.0f));
+            cr_expect(check_close(name, out + (size_t)(j++) * V, want[3] + (size_t)rows[r].pos * V,
+                                  V, 1e-6f, 0.0f));
         }
     }
     /* seq_free returns every block */
@@ -228,8 +237,12 @@ Test(model, kv_exhaustion_is_an_error_that_changes_nothing) {
     tmp_init(&t, "llama");
     Err err = {0};
     cr_assert(randmodel_write(t.path, &s, &err) == STATUS_OK, "%s", err.msg);
-    ModelParams p = {.n_threads = 2, .n_ctx = 32, .n_seq_max = 2, .n_batch = 16,
-                     .kv_block_size = 4, .n_kv_blocks = 4};
+    ModelParams p = {.n_threads = 2,
+                     .n_ctx = 32,
+                     .n_seq_max = 2,
+                     .n_batch = 16,
+                     .kv_block_size = 4,
+                     .n_kv_blocks = 4};
     Model *m = load_or_die(t.path, &p);
     Model *ref = load_or_die(t.path, &p);
     int V = model_config(m)->n_vocab;
@@ -250,7 +263,8 @@ Test(model, kv_exhaustion_is_an_error_that_changes_nothing) {
     Status st = model_forward(m, rows, 8, out, &err);
     cr_expect(st == STATUS_LIMIT, "got %s: %s", status_name(st), err.msg);
     cr_expect(strstr(err.msg, "KV cache exhausted") != NULL, "%s", err.msg);
-    cr_expect(model_kv_free_blocks(m) == 1 && model_seq_len(m, 0) == 12 && model_seq_len(m, 1) == 0);
+    cr_expect(model_kv_free_blocks(m) == 1 && model_seq_len(m, 0) == 12 &&
+              model_seq_len(m, 1) == 0);
 
     /* mixed batch: seq 0 needs a block for pos 12, seq 1 needs 1 -> 2 > 1 free */
     rows[0] = (BatchRow){toks[12], 12, 0, true};
@@ -258,7 +272,8 @@ Test(model, kv_exhaustion_is_an_error_that_changes_nothing) {
         rows[1 + i] = (BatchRow){toks[i], i, 1, true};
     st = model_forward(m, rows, 5, out, &err);
     cr_expect(st == STATUS_LIMIT, "%s", err.msg);
-    cr_expect(model_kv_free_blocks(m) == 1 && model_seq_len(m, 0) == 12 && model_seq_len(m, 1) == 0);
+    cr_expect(model_kv_free_blocks(m) == 1 && model_seq_len(m, 0) == 12 &&
+              model_seq_len(m, 1) == 0);
 
     /* seq 0 still continues correctly */
     rows[0] = (BatchRow){toks[12], 12, 0, true};
@@ -320,7 +335,8 @@ Test(model, forward_input_errors) {
         cr_expect(strstr(err.msg, bad[i].expect) != NULL, "case %zu: '%s' lacks '%s'", i, err.msg,
                   bad[i].expect);
         cr_expect(model_seq_len(m, 0) == 2 && model_seq_len(m, 1) == 0 &&
-                  model_kv_free_blocks(m) == free0, "case %zu changed the cache", i);
+                      model_kv_free_blocks(m) == free0,
+                  "case %zu changed the cache", i);
     }
     cr_expect(model_forward(m, ok2, 2, NULL, &err) == STATUS_INVALID, "logits wanted, no buffer");
     /* a row without logits needs no buffer; rewinding a sequence is allowed */
@@ -344,12 +360,12 @@ typedef struct {
     const char *str_key;
     const char *str;
     const char *drop_tensor;
-    const char *tensor;  /* change this tensor: */
-    int64_t ne1_delta;   /*   its row count */
-    int new_type;        /*   its type (-1 keep; data zeroed) */
-    int vocab_delta;     /* tokenizer.ggml.tokens length change */
+    const char *tensor; /* change this tensor: */
+    int64_t ne1_delta;  /*   its row count */
+    int new_type;       /*   its type (-1 keep; data zeroed) */
+    int vocab_delta;    /* tokenizer.ggml.tokens length change */
     Status want;
-    const char *expect;  /* substring of the message */
+    const char *expect; /* substring of the message */
 } BadCase;
 
 static void write_bad(const char *base, const char *path, const BadCase *bc) {
@@ -418,9 +434,17 @@ static void write_bad(const char *base, const char *path, const BadCase *bc) {
 
 Test(model_bad, table_of_bad_models) {
     /* n_embd 256 so that a Q2_K row (256 elements) fits */
-    RandModelSpec s = {.arch = "llama", .n_vocab = 40, .n_embd = 256, .n_layers = 2, .n_heads = 4,
-                       .n_kv_heads = 2, .head_dim = 64, .n_ff = 256, .n_ctx_train = 64,
-                       .wtype = DTYPE_F32, .seed = 3};
+    RandModelSpec s = {.arch = "llama",
+                       .n_vocab = 40,
+                       .n_embd = 256,
+                       .n_layers = 2,
+                       .n_heads = 4,
+                       .n_kv_heads = 2,
+                       .head_dim = 64,
+                       .n_ff = 256,
+                       .n_ctx_train = 64,
+                       .wtype = DTYPE_F32,
+                       .seed = 3};
     TmpModel base, bad;
     tmp_init(&base, "base");
     snprintf(bad.dir, sizeof bad.dir, "%s", base.dir);
@@ -432,48 +456,103 @@ Test(model_bad, table_of_bad_models) {
     model_free(m);
 
     const BadCase cases[] = {
-        {.name = "head_count 0", .u32_key = "llama.attention.head_count", .u32 = 0,
-         .want = STATUS_LIMIT, .expect = "llama.attention.head_count' = 0"},
-        {.name = "head_count_kv not dividing", .u32_key = "llama.attention.head_count_kv",
-         .u32 = 3, .want = STATUS_FORMAT, .expect = "does not divide head_count 4"},
-        {.name = "head_count huge", .u32_key = "llama.attention.head_count", .u32 = 100000,
-         .want = STATUS_LIMIT, .expect = "out of range"},
-        {.name = "missing tensor", .drop_tensor = "blk.1.ffn_down.weight", .want = STATUS_FORMAT,
+        {.name = "head_count 0",
+         .u32_key = "llama.attention.head_count",
+         .u32 = 0,
+         .want = STATUS_LIMIT,
+         .expect = "llama.attention.head_count' = 0"},
+        {.name = "head_count_kv not dividing",
+         .u32_key = "llama.attention.head_count_kv",
+         .u32 = 3,
+         .want = STATUS_FORMAT,
+         .expect = "does not divide head_count 4"},
+        {.name = "head_count huge",
+         .u32_key = "llama.attention.head_count",
+         .u32 = 100000,
+         .want = STATUS_LIMIT,
+         .expect = "out of range"},
+        {.name = "missing tensor",
+         .drop_tensor = "blk.1.ffn_down.weight",
+         .want = STATUS_FORMAT,
          .expect = "missing tensor 'blk.1.ffn_down.weight' (expected shape [256, 256])"},
-        {.name = "wrong shape", .tensor = "blk.0.attn_k.weight", .ne1_delta = -1, .new_type = -1,
+        {.name = "wrong shape",
+         .tensor = "blk.0.attn_k.weight",
+         .ne1_delta = -1,
+         .new_type = -1,
          .want = STATUS_FORMAT,
          .expect = "tensor 'blk.0.attn_k.weight': shape [256, 127] but expected [256, 128]"},
-        {.name = "unsupported type", .tensor = "blk.0.attn_q.weight", .new_type = DTYPE_Q2_K,
-         .want = STATUS_UNSUPPORTED, .expect = "tensor 'blk.0.attn_q.weight': type Q2_K is not supported"},
-        {.name = "norm not F32", .tensor = "blk.1.ffn_norm.weight", .new_type = DTYPE_I32,
-         .want = STATUS_UNSUPPORTED, .expect = "type I32 but expected F32"},
-        {.name = "unknown architecture", .str_key = "general.architecture", .str = "mamba9",
+        {.name = "unsupported type",
+         .tensor = "blk.0.attn_q.weight",
+         .new_type = DTYPE_Q2_K,
+         .want = STATUS_UNSUPPORTED,
+         .expect = "tensor 'blk.0.attn_q.weight': type Q2_K is not supported"},
+        {.name = "norm not F32",
+         .tensor = "blk.1.ffn_norm.weight",
+         .new_type = DTYPE_I32,
+         .want = STATUS_UNSUPPORTED,
+         .expect = "type I32 but expected F32"},
+        {.name = "unknown architecture",
+         .str_key = "general.architecture",
+         .str = "mamba9",
          .want = STATUS_UNSUPPORTED,
          .expect = "unknown architecture 'mamba9' (supported: llama, qwen2, qwen3, gpt2)"},
-        {.name = "vocab disagrees with tokens", .vocab_delta = -1, .want = STATUS_FORMAT,
+        {.name = "vocab disagrees with tokens",
+         .vocab_delta = -1,
+         .want = STATUS_FORMAT,
          .expect = "tokenizer.ggml.tokens has 39 entries but 'token_embd.weight' has 40 rows"},
-        {.name = "vocab_size key disagrees", .u32_key = "llama.vocab_size", .u32 = 41,
-         .want = STATUS_FORMAT, .expect = "'llama.vocab_size' = 41"},
-        {.name = "n_layers huge", .u32_key = "llama.block_count", .u32 = 1000000,
-         .want = STATUS_LIMIT, .expect = "'llama.block_count' = 1000000 out of range [1, 512]"},
-        {.name = "n_layers more than tensors", .u32_key = "llama.block_count", .u32 = 3,
-         .want = STATUS_FORMAT, .expect = "missing tensor 'blk.2.attn_norm.weight'"},
-        {.name = "missing embedding_length", .drop_key = "llama.embedding_length",
-         .want = STATUS_FORMAT, .expect = "llama.embedding_length"},
-        {.name = "eps zero", .f32_key = "llama.attention.layer_norm_rms_epsilon", .f32 = 0.0f,
-         .want = STATUS_FORMAT, .expect = "must be finite and > 0"},
-        {.name = "eps nan", .f32_key = "llama.attention.layer_norm_rms_epsilon", .f32 = NAN,
-         .want = STATUS_FORMAT, .expect = "must be finite and > 0"},
-        {.name = "rope dims > head_dim", .u32_key = "llama.rope.dimension_count", .u32 = 66,
-         .want = STATUS_FORMAT, .expect = "rope.dimension_count 66"},
-        {.name = "rope dims odd", .u32_key = "llama.rope.dimension_count", .u32 = 33,
-         .want = STATUS_FORMAT, .expect = "must be even"},
-        {.name = "yarn scaling", .str_key = "llama.rope.scaling.type", .str = "yarn",
-         .want = STATUS_UNSUPPORTED, .expect = "'yarn' is not supported"},
-        {.name = "missing token_embd", .drop_tensor = "token_embd.weight", .want = STATUS_FORMAT,
+        {.name = "vocab_size key disagrees",
+         .u32_key = "llama.vocab_size",
+         .u32 = 41,
+         .want = STATUS_FORMAT,
+         .expect = "'llama.vocab_size' = 41"},
+        {.name = "n_layers huge",
+         .u32_key = "llama.block_count",
+         .u32 = 1000000,
+         .want = STATUS_LIMIT,
+         .expect = "'llama.block_count' = 1000000 out of range [1, 512]"},
+        {.name = "n_layers more than tensors",
+         .u32_key = "llama.block_count",
+         .u32 = 3,
+         .want = STATUS_FORMAT,
+         .expect = "missing tensor 'blk.2.attn_norm.weight'"},
+        {.name = "missing embedding_length",
+         .drop_key = "llama.embedding_length",
+         .want = STATUS_FORMAT,
+         .expect = "llama.embedding_length"},
+        {.name = "eps zero",
+         .f32_key = "llama.attention.layer_norm_rms_epsilon",
+         .f32 = 0.0f,
+         .want = STATUS_FORMAT,
+         .expect = "must be finite and > 0"},
+        {.name = "eps nan",
+         .f32_key = "llama.attention.layer_norm_rms_epsilon",
+         .f32 = NAN,
+         .want = STATUS_FORMAT,
+         .expect = "must be finite and > 0"},
+        {.name = "rope dims > head_dim",
+         .u32_key = "llama.rope.dimension_count",
+         .u32 = 66,
+         .want = STATUS_FORMAT,
+         .expect = "rope.dimension_count 66"},
+        {.name = "rope dims odd",
+         .u32_key = "llama.rope.dimension_count",
+         .u32 = 33,
+         .want = STATUS_FORMAT,
+         .expect = "must be even"},
+        {.name = "yarn scaling",
+         .str_key = "llama.rope.scaling.type",
+         .str = "yarn",
+         .want = STATUS_UNSUPPORTED,
+         .expect = "'yarn' is not supported"},
+        {.name = "missing token_embd",
+         .drop_tensor = "token_embd.weight",
+         .want = STATUS_FORMAT,
          .expect = "missing tensor 'token_embd.weight'"},
-        {.name = "key_length mismatch", .u32_key = "llama.attention.key_length", .u32 = 32,
-         .want = STATUS_FORMAT, .expect = "rope.dimension_count 64 must be even and <= head dimension 32"},
+        {.name = "key_length mismatch",
+         .u32_key = "llama.attention.key_length",
+         .u32 = 32,
+         .want = STATUS_FORMAT,
+         .expect = "rope.dimension_count 64 must be even and <= head dimension 32"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_bad(base.path, bad.path, &cases[i]);
@@ -499,7 +578,7 @@ Test(model_bad, bad_params) {
     Err err = {0};
     cr_assert(randmodel_write(t.path, &s, &err) == STATUS_OK, "%s", err.msg);
     ModelParams bad[] = {
-        {.n_ctx = 97},      /* beyond gpt2's 96 learned positions */
+        {.n_ctx = 97}, /* beyond gpt2's 96 learned positions */
         {.n_ctx = -1},
         {.n_batch = MODEL_MAX_BATCH + 1},
         {.n_seq_max = MODEL_MAX_SEQ + 1},

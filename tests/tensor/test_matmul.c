@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../testutil.h"
 #include "core/rng.h"
 #include "core/tpool.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
-#include "../testutil.h"
 
 static const int NS[] = {1, 7, 33, 257};
 static const int MS[] = {1, 3, 17};
@@ -76,8 +76,10 @@ static void check_one(TPool *tp, DType t, int M, int N, int K, Rng *r, bool bias
                 mag += fabs((double)x[(size_t)m * K + k] * wd[(size_t)n * K + k]);
             double g = got[(size_t)m * N + n], e = want[(size_t)m * N + n];
             if (!(fabs(g - e) <= tol * mag + 1e-6)) {
-                cr_expect(0, "matmul %s M %d N %d K %d bias %d: [%d,%d] got %.8g want %.8g "
-                          "(mag %.4g)", dtype_info(t)->name, M, N, K, bias, m, n, g, e, mag);
+                cr_expect(0,
+                          "matmul %s M %d N %d K %d bias %d: [%d,%d] got %.8g want %.8g "
+                          "(mag %.4g)",
+                          dtype_info(t)->name, M, N, K, bias, m, n, g, e, mag);
                 goto done;
             }
         }

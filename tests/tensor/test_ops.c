@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../testutil.h"
 #include "core/rng.h"
 #include "tensor/ops.h"
-#include "../testutil.h"
 
 static const int SIZES[] = {1, 7, 33, 257, 1000};
 #define N_SIZES (int)(sizeof SIZES / sizeof SIZES[0])

@@ -72,18 +72,19 @@ Test(quant_float_fp16, exhaustive_decode_and_round_trip) {
         if (isnan(want)) {
             cr_assert(isnan(f), "half %#06x: got %g, want nan", h, f);
         } else {
-            cr_assert((double)f == want && !signbit(f) == !signbit(want), "half %#06x: got %.9g want %.9g", h,
-                      f, want);
+            cr_assert((double)f == want && !signbit(f) == !signbit(want),
+                      "half %#06x: got %.9g want %.9g", h, f, want);
         }
         if (hw) {
             const float g = hw_f16_to_f32((uint16_t)h);
-            cr_assert(fp_bits(f) == fp_bits(g), "half %#06x: bits %#010x, F16C %#010x", h, fp_bits(f),
-                      fp_bits(g));
+            cr_assert(fp_bits(f) == fp_bits(g), "half %#06x: bits %#010x, F16C %#010x", h,
+                      fp_bits(f), fp_bits(g));
         }
         /* back to half: every value is exact; a NaN comes back quiet with its payload */
         const uint16_t back = fp32_to_f16(f);
         const uint16_t want_back = isnan(want) ? (uint16_t)(h | 0x200) : (uint16_t)h;
-        cr_assert(back == want_back, "half %#06x -> %.9g -> %#06x, want %#06x", h, f, back, want_back);
+        cr_assert(back == want_back, "half %#06x -> %.9g -> %#06x, want %#06x", h, f, back,
+                  want_back);
     }
 }
 
@@ -91,15 +92,15 @@ Test(quant_float_fp16, known_values) {
     cr_expect(fp32_to_f16(1.0f) == 0x3c00);
     cr_expect(fp32_to_f16(-2.0f) == 0xc000);
     cr_expect(fp32_to_f16(65504.0f) == 0x7bff);
-    cr_expect(fp32_to_f16(65519.99f) == 0x7bff);            /* below the midpoint to 65536 */
-    cr_expect(fp32_to_f16(65520.0f) == 0x7c00);             /* the midpoint: even is inf */
-    cr_expect(fp32_to_f16(0x1p-24f) == 0x0001);             /* smallest subnormal */
-    cr_expect(fp32_to_f16(0x1p-25f) == 0x0000);             /* half of it: tie to even 0 */
-    cr_expect(fp32_to_f16(0x1.8p-25f) == 0x0001);           /* above the tie */
-    cr_expect(fp32_to_f16(0x1.8p-24f) == 0x0002);           /* 1.5 ulp: tie to even 2 */
-    cr_expect(fp32_to_f16(0x1p-14f) == 0x0400);             /* smallest normal */
-    cr_expect(fp32_to_f16(1.0f + 0x1p-11f) == 0x3c00);      /* tie to even: down */
-    cr_expect(fp32_to_f16(1.0f + 3 * 0x1p-11f) == 0x3c02);  /* tie to even: up */
+    cr_expect(fp32_to_f16(65519.99f) == 0x7bff);           /* below the midpoint to 65536 */
+    cr_expect(fp32_to_f16(65520.0f) == 0x7c00);            /* the midpoint: even is inf */
+    cr_expect(fp32_to_f16(0x1p-24f) == 0x0001);            /* smallest subnormal */
+    cr_expect(fp32_to_f16(0x1p-25f) == 0x0000);            /* half of it: tie to even 0 */
+    cr_expect(fp32_to_f16(0x1.8p-25f) == 0x0001);          /* above the tie */
+    cr_expect(fp32_to_f16(0x1.8p-24f) == 0x0002);          /* 1.5 ulp: tie to even 2 */
+    cr_expect(fp32_to_f16(0x1p-14f) == 0x0400);            /* smallest normal */
+    cr_expect(fp32_to_f16(1.0f + 0x1p-11f) == 0x3c00);     /* tie to even: down */
+    cr_expect(fp32_to_f16(1.0f + 3 * 0x1p-11f) == 0x3c02); /* tie to even: up */
     cr_expect(fp32_to_f16(-0.0f) == 0x8000);
     cr_expect(fp32_to_f16(-INFINITY) == 0xfc00);
     cr_expect((fp32_to_f16(NAN) & 0x7e00) == 0x7e00);
@@ -120,8 +121,9 @@ Test(quant_float_fp16, matches_f16c) {
     for (int64_t i = 0; i < 4000000; i++) {
         uint32_t u = (uint32_t)rng_u64(&r);
         switch (i & 3) {
-        case 0: break; /* any pattern */
-        case 1:        /* exponents around the fp16 range: 2^-26 .. 2^17 */
+        case 0:
+            break; /* any pattern */
+        case 1:    /* exponents around the fp16 range: 2^-26 .. 2^17 */
             u = (u & 0x807fffffu) | ((uint32_t)(101 + rng_u64(&r) % 43) << 23);
             break;
         case 2: /* midpoints and their neighbours: low 13 bits 0x1000 +- 1 */
@@ -149,7 +151,8 @@ static uint16_t bf16_reference(float f) {
     if ((u & 0xffffu) == 0)
         return (uint16_t)(lo >> 16);
     const double a = fabs((double)f), dlo = fabs((double)fp_from_bits(lo));
-    const double dhi = (hi & 0x7f800000u) == 0x7f800000u ? ldexp(1.0, 128) : fabs((double)fp_from_bits(hi));
+    const double dhi =
+        (hi & 0x7f800000u) == 0x7f800000u ? ldexp(1.0, 128) : fabs((double)fp_from_bits(hi));
     const double mid = dlo + (dhi - dlo) / 2; /* exact in double */
     if (a < mid)
         return (uint16_t)(lo >> 16);
@@ -190,9 +193,11 @@ Test(quant_float_bf16, conversions) {
 /* ---- (1) hand-built rows --------------------------------------------------- */
 
 Test(quant_float_hand, decode) {
-    const uint8_t f16[] = {0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b, 0x01, 0x00, 0x00, 0x7c, 0x00, 0x80, 0x55, 0x35};
+    const uint8_t f16[] = {0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b, 0x01,
+                           0x00, 0x00, 0x7c, 0x00, 0x80, 0x55, 0x35};
     const float want16[] = {1.0f, -2.0f, 65504.0f, 0x1p-24f, INFINITY, -0.0f, 0x1.554p-2f};
-    const uint8_t bf16[] = {0x80, 0x3f, 0xa0, 0xc0, 0x49, 0x40, 0x80, 0xff, 0x01, 0x00, 0x00, 0x80, 0x7f, 0x7f};
+    const uint8_t bf16[] = {0x80, 0x3f, 0xa0, 0xc0, 0x49, 0x40, 0x80,
+                            0xff, 0x01, 0x00, 0x00, 0x80, 0x7f, 0x7f};
     const float wantbf[] = {1.0f, -5.0f, 3.140625f, -INFINITY, 0x1p-133f, -0.0f, 0x1.fep127f};
     for (int l = SIMD_SCALAR; l <= (int)cpu_simd_level(); l++) {
         float got[7];
@@ -209,7 +214,8 @@ Test(quant_float_hand, decode) {
         quant_ops_at(DTYPE_F16, (SimdLevel)l)->quantize(want16, back, 7);
         cr_expect(memcmp(back, f16, 14) == 0, "%s F16 quantize bytes", cpu_simd_name((SimdLevel)l));
         quant_ops_at(DTYPE_BF16, (SimdLevel)l)->quantize(wantbf, back, 7);
-        cr_expect(memcmp(back, bf16, 14) == 0, "%s BF16 quantize bytes", cpu_simd_name((SimdLevel)l));
+        cr_expect(memcmp(back, bf16, 14) == 0, "%s BF16 quantize bytes",
+                  cpu_simd_name((SimdLevel)l));
     }
     /* dots by hand: 1*3 + -2*0.5 + 0.25*-4 = 1 */
     const float a[3] = {3.0f, 0.5f, -4.0f};
@@ -232,12 +238,24 @@ static void fill_floats(Rng *r, float *x, int64_t n, int variant) {
     for (int64_t i = 0; i < n; i++) {
         const float g = rng_normal(r);
         switch ((i / 16 + variant) % 6) {
-        case 0: x[i] = g; break;
-        case 1: x[i] = 0.0f; break;
-        case 2: x[i] = g * 1e4f; break;
-        case 3: x[i] = g * 1e-3f; break;
-        case 4: x[i] = 0.75f; break;
-        default: x[i] = g * 1e-6f; break; /* fp16 subnormals */
+        case 0:
+            x[i] = g;
+            break;
+        case 1:
+            x[i] = 0.0f;
+            break;
+        case 2:
+            x[i] = g * 1e4f;
+            break;
+        case 3:
+            x[i] = g * 1e-3f;
+            break;
+        case 4:
+            x[i] = 0.75f;
+            break;
+        default:
+            x[i] = g * 1e-6f;
+            break; /* fp16 subnormals */
         }
     }
 }
@@ -259,7 +277,9 @@ Test(quant_float_roundtrip, bounds_and_grid) {
                 /* half an ulp: 2^-24 relative for F32 (exact), 2^-11 for F16 normals
                  * (2^-25 absolute in its subnormal range), 2^-8 for BF16 */
                 const double ax = fabs((double)x[i]);
-                const double bound = t == DTYPE_F32 ? 0 : t == DTYPE_F16 ? fmax(ax * 0x1p-11, 0x1p-25) : ax * 0x1p-8;
+                const double bound = t == DTYPE_F32   ? 0
+                                     : t == DTYPE_F16 ? fmax(ax * 0x1p-11, 0x1p-25)
+                                                      : ax * 0x1p-8;
                 cr_assert(fabs((double)y[i] - x[i]) <= bound, "%s variant %d [%lld]: %.9g -> %.9g",
                           dtype_info(t)->name, variant, (long long)i, x[i], y[i]);
             }
@@ -292,7 +312,8 @@ Test(quant_float_simd, against_scalar) {
         const int64_t n = LENGTHS[li];
         void *b0, *b1, *b2, *b3, *b4, *b5;
         float *got = alloc_off(n * 4, 4, &b5);
-        float *x = alloc_off(n * 4, 4, &b0), *a = alloc_off(n * 4, 4, &b1), *want = alloc_off(n * 4, 4, &b2);
+        float *x = alloc_off(n * 4, 4, &b0), *a = alloc_off(n * 4, 4, &b1),
+              *want = alloc_off(n * 4, 4, &b2);
         uint8_t *qw = alloc_off(n * 4, 1, &b3), *qg = alloc_off(n * 4, 1, &b4);
         for (int variant = 0; variant < 7; variant++) {
             fill_floats(&r, x, n, variant);
@@ -316,7 +337,8 @@ Test(quant_float_simd, against_scalar) {
                     o0->vec_dot(n, &dot0, qw, a);
                     /* (5) the double-accumulating twin is the exact dot, rounded */
                     cr_assert(fabs((double)dot0 - ref) <= 1e-7 * mag + 1e-38,
-                              "%s scalar dot n=%lld: %.9g vs %.9g", dtype_info(t)->name, (long long)n, dot0, ref);
+                              "%s scalar dot n=%lld: %.9g vs %.9g", dtype_info(t)->name,
+                              (long long)n, dot0, ref);
                 }
                 for (int l = SIMD_AVX2; l <= (int)cpu_simd_level(); l++) {
                     const QuantOps *o = quant_ops_at(t, (SimdLevel)l);
@@ -324,20 +346,23 @@ Test(quant_float_simd, against_scalar) {
                     memset(qg, 0x5a, n * ts);
                     o->quantize(x, qg, n);
                     for (int64_t i = 0; i < n; i++)
-                        cr_assert(memcmp(qg + i * ts, qw + i * ts, ts) == 0,
-                                  "%s quantize at %s n=%lld variant %d: element %lld (%#010x) differs",
-                                  dtype_info(t)->name, lv, (long long)n, variant, (long long)i, fp_bits(x[i]));
+                        cr_assert(
+                            memcmp(qg + i * ts, qw + i * ts, ts) == 0,
+                            "%s quantize at %s n=%lld variant %d: element %lld (%#010x) differs",
+                            dtype_info(t)->name, lv, (long long)n, variant, (long long)i,
+                            fp_bits(x[i]));
                     o->dequant(qw, got, n);
                     for (int64_t i = 0; i < n; i++)
                         cr_assert(fp_bits(got[i]) == fp_bits(want[i]),
                                   "%s dequant at %s n=%lld: element %lld got %#010x want %#010x",
-                                  dtype_info(t)->name, lv, (long long)n, (long long)i, fp_bits(got[i]),
-                                  fp_bits(want[i]));
+                                  dtype_info(t)->name, lv, (long long)n, (long long)i,
+                                  fp_bits(got[i]), fp_bits(want[i]));
                     if (variant != 6) {
                         float dot = NAN;
                         o->vec_dot(n, &dot, qw, a);
                         cr_assert(fabs((double)dot - dot0) <= 1e-5 * mag + 1e-38,
-                                  "%s vec_dot at %s n=%lld variant %d: got %.9g want %.9g (sum|w*a| %.3g)",
+                                  "%s vec_dot at %s n=%lld variant %d: got %.9g want %.9g "
+                                  "(sum|w*a| %.3g)",
                                   dtype_info(t)->name, lv, (long long)n, variant, dot, dot0, mag);
                     }
                 }

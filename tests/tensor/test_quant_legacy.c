@@ -17,7 +17,8 @@
 #include "tensor/quant.h"
 #include "tensor/quant_blocks_legacy.h"
 
-static const DType LEGACY[] = {DTYPE_Q4_0, DTYPE_Q4_1, DTYPE_Q5_0, DTYPE_Q5_1, DTYPE_Q8_0, DTYPE_Q8_1};
+static const DType LEGACY[] = {DTYPE_Q4_0, DTYPE_Q4_1, DTYPE_Q5_0,
+                               DTYPE_Q5_1, DTYPE_Q8_0, DTYPE_Q8_1};
 #define N_LEGACY (int)(sizeof(LEGACY) / sizeof(LEGACY[0]))
 static const int NBLOCKS[] = {1, 7, 33, 257};
 #define N_NBLOCKS (int)(sizeof(NBLOCKS) / sizeof(NBLOCKS[0]))
@@ -52,16 +53,36 @@ static void fill_data(Rng *r, float *x, int64_t n, int variant) {
         for (int j = 0; j < QK; j++) {
             const float g = rng_normal(r);
             switch (kind) {
-            case 0: v[j] = g; break;
-            case 1: v[j] = 0.0f; break;
-            case 2: v[j] = g * 1e4f; break;
-            case 3: v[j] = g * 1e-3f; break;
-            case 4: v[j] = c; break;
-            case 5: v[j] = j == (int)(b % QK) ? 100.0f * (c < 0 ? -1.0f : 1.0f) : 0.01f * g; break;
-            case 6: v[j] = (j & 1) ? 0.75f : -0.75f; break;
-            case 7: v[j] = 5.0f + g; break;
-            case 8: v[j] = g * 1e-9f; break;
-            default: v[j] = j == 3 ? -127.0f : (float)(int)(g * 20) + (g < 0 ? -0.5f : 0.5f); break;
+            case 0:
+                v[j] = g;
+                break;
+            case 1:
+                v[j] = 0.0f;
+                break;
+            case 2:
+                v[j] = g * 1e4f;
+                break;
+            case 3:
+                v[j] = g * 1e-3f;
+                break;
+            case 4:
+                v[j] = c;
+                break;
+            case 5:
+                v[j] = j == (int)(b % QK) ? 100.0f * (c < 0 ? -1.0f : 1.0f) : 0.01f * g;
+                break;
+            case 6:
+                v[j] = (j & 1) ? 0.75f : -0.75f;
+                break;
+            case 7:
+                v[j] = 5.0f + g;
+                break;
+            case 8:
+                v[j] = g * 1e-9f;
+                break;
+            default:
+                v[j] = j == 3 ? -127.0f : (float)(int)(g * 20) + (g < 0 ? -0.5f : 0.5f);
+                break;
             }
         }
     }
@@ -96,10 +117,10 @@ static void dequant_one(DType t, const void *block, float *out) {
 
 Test(quant_legacy_hand, q4_0_block) {
     BlockQ4_0 b;
-    b.d = 0x3800; /* 0.5 */
+    b.d = 0x3800;                     /* 0.5 */
     memset(b.qs, 0x88, sizeof(b.qs)); /* every element 8 -> 0 */
-    b.qs[0] = 0x9f;  /* x[0] = (15-8)*0.5, x[16] = (9-8)*0.5 */
-    b.qs[15] = 0x07; /* x[15] = (7-8)*0.5, x[31] = (0-8)*0.5 */
+    b.qs[0] = 0x9f;                   /* x[0] = (15-8)*0.5, x[16] = (9-8)*0.5 */
+    b.qs[15] = 0x07;                  /* x[15] = (7-8)*0.5, x[31] = (0-8)*0.5 */
     float want[QK] = {0}, got[QK];
     want[0] = 3.5f, want[16] = 0.5f, want[15] = -0.5f, want[31] = -4.0f;
     dequant_one(DTYPE_Q4_0, &b, got);
@@ -132,8 +153,8 @@ Test(quant_legacy_hand, q5_0_block) {
     float want[QK], got[QK];
     for (int j = 0; j < QK; j++)
         want[j] = -32.0f; /* (0 - 16) * 2 */
-    want[0] = 2.0f;   /* (17 - 16) * 2 */
-    want[16] = -28.0f; /* (2 - 16) * 2 */
+    want[0] = 2.0f;       /* (17 - 16) * 2 */
+    want[16] = -28.0f;    /* (2 - 16) * 2 */
     want[1] = -32.0f;
     want[17] = 30.0f; /* (31 - 16) * 2 */
     dequant_one(DTYPE_Q5_0, &b, got);
@@ -151,9 +172,9 @@ Test(quant_legacy_hand, q5_1_block) {
     float want[QK], got[QK];
     for (int j = 0; j < QK; j++)
         want[j] = 1.0f;
-    want[2] = 15.0f;  /* 28 * 0.5 + 1 */
-    want[18] = 3.5f;  /* 5 * 0.5 + 1 */
-    want[31] = 9.0f;  /* 16 * 0.5 + 1 */
+    want[2] = 15.0f; /* 28 * 0.5 + 1 */
+    want[18] = 3.5f; /* 5 * 0.5 + 1 */
+    want[31] = 9.0f; /* 16 * 0.5 + 1 */
     dequant_one(DTYPE_Q5_1, &b, got);
     cr_assert(check_close("q5_1 hand", got, want, QK, 0, 0));
 }
@@ -221,8 +242,8 @@ Test(quant_legacy_hand, dots) {
         const void *a;
         float want;
     } cases[] = {
-        {DTYPE_Q4_0, &w40, &a0, 5.0f},  {DTYPE_Q4_1, &w41, &a1, 12.0f},
-        {DTYPE_Q5_0, &w50, &a0, 206.0f}, {DTYPE_Q5_1, &w51, &a1, 38.0f},
+        {DTYPE_Q4_0, &w40, &a0, 5.0f},     {DTYPE_Q4_1, &w41, &a1, 12.0f},
+        {DTYPE_Q5_0, &w50, &a0, 206.0f},   {DTYPE_Q5_1, &w51, &a1, 38.0f},
         {DTYPE_Q8_0, &w80, &a0, -190.25f},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
@@ -342,9 +363,10 @@ Test(quant_legacy_roundtrip, error_bounds) {
                 for (int j = 0; j < QK; j++) {
                     const int64_t i = b * QK + j;
                     const double err = fabs((double)x[i] - (double)y[i]);
-                    cr_assert(err <= bound * (1 + 1e-6) + 1e-30,
-                              "%s variant %d block %lld elem %d: x %.9g got %.9g err %.3g > bound %.3g",
-                              dtype_info(t)->name, variant, (long long)b, j, x[i], y[i], err, bound);
+                    cr_assert(
+                        err <= bound * (1 + 1e-6) + 1e-30,
+                        "%s variant %d block %lld elem %d: x %.9g got %.9g err %.3g > bound %.3g",
+                        dtype_info(t)->name, variant, (long long)b, j, x[i], y[i], err, bound);
                 }
             }
         }
@@ -380,10 +402,12 @@ Test(quant_legacy_roundtrip, q8_1_sum) {
  * quantizer derives its scale from. dequant -> quantize must give back the
  * same bytes. */
 static void make_grid_block(Rng *r, DType t, uint8_t *blk) {
-    const float d = (float)(256 + rng_u64(r) % 768) / 1024.0f;      /* 10 bits, [0.25, 1) */
+    const float d = (float)(256 + rng_u64(r) % 768) / 1024.0f;         /* 10 bits, [0.25, 1) */
     const float m = (float)((int)(rng_u64(r) % 4097) - 2048) / 256.0f; /* [-8, 8] step 2^-8 */
     int q[QK];
-    const int levels = (t == DTYPE_Q4_0 || t == DTYPE_Q4_1) ? 16 : (t == DTYPE_Q5_0 || t == DTYPE_Q5_1) ? 32 : 255;
+    const int levels = (t == DTYPE_Q4_0 || t == DTYPE_Q4_1)   ? 16
+                       : (t == DTYPE_Q5_0 || t == DTYPE_Q5_1) ? 32
+                                                              : 255;
     for (int j = 0; j < QK; j++)
         q[j] = (int)(rng_u64(r) % (uint64_t)levels);
     const int a = (int)(rng_u64(r) % QK), b = (a + 1 + (int)(rng_u64(r) % (QK - 1))) % QK;
@@ -399,11 +423,19 @@ static void make_grid_block(Rng *r, DType t, uint8_t *blk) {
     float x[QK];
     for (int j = 0; j < QK; j++) {
         switch (t) {
-        case DTYPE_Q4_0: x[j] = (float)(q[j] - 8) * d; break;
-        case DTYPE_Q5_0: x[j] = (float)(q[j] - 16) * d; break;
+        case DTYPE_Q4_0:
+            x[j] = (float)(q[j] - 8) * d;
+            break;
+        case DTYPE_Q5_0:
+            x[j] = (float)(q[j] - 16) * d;
+            break;
         case DTYPE_Q4_1:
-        case DTYPE_Q5_1: x[j] = (float)q[j] * d + m; break;
-        default: x[j] = (float)q[j] * d; break;
+        case DTYPE_Q5_1:
+            x[j] = (float)q[j] * d + m;
+            break;
+        default:
+            x[j] = (float)q[j] * d;
+            break;
         }
     }
     scalar_ops(t)->quantize(x, blk, QK); /* the bytes under test, checked below */
@@ -451,7 +483,8 @@ Test(quant_legacy_simd, quantize_bit_identical) {
             const int64_t nb = NBLOCKS[si], n = nb * QK;
             void *b0, *b1, *b2;
             float *x = alloc_off(n * sizeof(float), 4, &b0);
-            uint8_t *want = alloc_off(nb * type_size(t), 1, &b1), *got = alloc_off(nb * type_size(t), 1, &b2);
+            uint8_t *want = alloc_off(nb * type_size(t), 1, &b1),
+                    *got = alloc_off(nb * type_size(t), 1, &b2);
             for (int variant = 0; variant < 10; variant++) {
                 fill_data(&r, x, n, variant);
                 scalar_ops(t)->quantize(x, want, n);
@@ -459,9 +492,12 @@ Test(quant_legacy_simd, quantize_bit_identical) {
                     memset(got, 0x5a, nb * type_size(t));
                     quant_ops_at(t, (SimdLevel)l)->quantize(x, got, n);
                     const int64_t at = first_diff(got, want, nb * type_size(t));
-                    cr_assert(at < 0, "%s quantize at %s, %lld blocks, variant %d: byte %lld (block %lld) got %02x want %02x",
-                              dtype_info(t)->name, cpu_simd_name((SimdLevel)l), (long long)nb, variant,
-                              (long long)at, (long long)(at / (int64_t)type_size(t)), got[at], want[at]);
+                    cr_assert(at < 0,
+                              "%s quantize at %s, %lld blocks, variant %d: byte %lld (block %lld) "
+                              "got %02x want %02x",
+                              dtype_info(t)->name, cpu_simd_name((SimdLevel)l), (long long)nb,
+                              variant, (long long)at, (long long)(at / (int64_t)type_size(t)),
+                              got[at], want[at]);
                 }
             }
             free(b0), free(b1), free(b2);
@@ -507,7 +543,8 @@ Test(quant_legacy_simd, dequant_bit_identical) {
             const int64_t nb = NBLOCKS[si], n = nb * QK;
             void *b0, *b1, *b2, *b3;
             uint8_t *q = alloc_off(nb * type_size(t), 1, &b0);
-            float *want = alloc_off(n * sizeof(float), 4, &b1), *got = alloc_off(n * sizeof(float), 4, &b2);
+            float *want = alloc_off(n * sizeof(float), 4, &b1),
+                  *got = alloc_off(n * sizeof(float), 4, &b2);
             float *x = alloc_off(n * sizeof(float), 4, &b3);
             for (int variant = 0; variant < 11; variant++) {
                 if (variant == 10) {
@@ -520,9 +557,11 @@ Test(quant_legacy_simd, dequant_bit_identical) {
                 for (int l = SIMD_AVX2; l <= (int)cpu_simd_level(); l++) {
                     quant_ops_at(t, (SimdLevel)l)->dequant(q, got, n);
                     const int64_t at = first_diff(got, want, n * sizeof(float));
-                    cr_assert(at < 0, "%s dequant at %s, %lld blocks, variant %d: element %lld got %.9g want %.9g",
-                              dtype_info(t)->name, cpu_simd_name((SimdLevel)l), (long long)nb, variant,
-                              (long long)(at / 4), got[at / 4], want[at / 4]);
+                    cr_assert(at < 0,
+                              "%s dequant at %s, %lld blocks, variant %d: element %lld got %.9g "
+                              "want %.9g",
+                              dtype_info(t)->name, cpu_simd_name((SimdLevel)l), (long long)nb,
+                              variant, (long long)(at / 4), got[at / 4], want[at / 4]);
                 }
             }
             free(b0), free(b1), free(b2), free(b3);
@@ -561,7 +600,8 @@ static double dot_magnitude(DType t, const void *w, const void *a, int64_t n, do
     return mag;
 }
 
-static void make_dot_inputs(Rng *r, DType t, uint8_t *w, uint8_t *a, float *x, int64_t n, int variant) {
+static void make_dot_inputs(Rng *r, DType t, uint8_t *w, uint8_t *a, float *x, int64_t n,
+                            int variant) {
     const QuantOps *ow = scalar_ops(t), *oa = scalar_ops(ow->vec_dot_type);
     if (variant == 10) {
         fill_random_blocks(r, t, w, n / QK, 0);
@@ -586,7 +626,8 @@ Test(quant_legacy_simd, vec_dot_close) {
         for (int si = 0; si < N_NBLOCKS; si++) {
             const int64_t nb = NBLOCKS[si], n = nb * QK;
             void *b0, *b1, *b2;
-            uint8_t *w = alloc_off(nb * type_size(t), 1, &b0), *a = alloc_off(nb * type_size(at), 1, &b1);
+            uint8_t *w = alloc_off(nb * type_size(t), 1, &b0),
+                    *a = alloc_off(nb * type_size(at), 1, &b1);
             float *x = alloc_off(n * sizeof(float), 4, &b2);
             for (int variant = 0; variant < 11; variant++) {
                 make_dot_inputs(&r, t, w, a, x, n, variant);
@@ -598,9 +639,10 @@ Test(quant_legacy_simd, vec_dot_close) {
                     float got = NAN;
                     quant_ops_at(t, (SimdLevel)l)->vec_dot(n, &got, w, a);
                     cr_assert(fabs((double)got - want) <= 1e-5 * mag + 1e-30,
-                              "%s vec_dot at %s, %lld blocks, variant %d: got %.9g want %.9g (sum|w*a| %.3g)",
-                              dtype_info(t)->name, cpu_simd_name((SimdLevel)l), (long long)nb, variant,
-                              got, want, mag);
+                              "%s vec_dot at %s, %lld blocks, variant %d: got %.9g want %.9g "
+                              "(sum|w*a| %.3g)",
+                              dtype_info(t)->name, cpu_simd_name((SimdLevel)l), (long long)nb,
+                              variant, got, want, mag);
                 }
             }
             free(b0), free(b1), free(b2);
@@ -635,7 +677,8 @@ Test(quant_legacy_dot, equals_dequantized_dot) {
                 float got = NAN;
                 o->vec_dot(n, &got, w, a);
                 cr_assert(fabs((double)got - ref) <= 1e-5 * mag + serr + 1e-30,
-                          "%s scalar vec_dot, %lld blocks, variant %d: got %.9g, dequantized dot %.9g (sum|w*a| %.3g, s rounding %.3g)",
+                          "%s scalar vec_dot, %lld blocks, variant %d: got %.9g, dequantized dot "
+                          "%.9g (sum|w*a| %.3g, s rounding %.3g)",
                           dtype_info(t)->name, (long long)nb, variant, got, ref, mag, serr);
             }
             free(w), free(a), free(x), free(y);
@@ -655,8 +698,8 @@ Test(quant_legacy_dot, vec_dot_types) {
         for (int ti = 0; ti < N_LEGACY; ti++) {
             const QuantOps *o = quant_ops_at(LEGACY[ti], (SimdLevel)l);
             cr_assert_not_null(o);
-            cr_expect(o->dequant && o->quantize, "%s at %s incomplete", dtype_info(LEGACY[ti])->name,
-                      cpu_simd_name((SimdLevel)l));
+            cr_expect(o->dequant && o->quantize, "%s at %s incomplete",
+                      dtype_info(LEGACY[ti])->name, cpu_simd_name((SimdLevel)l));
             cr_expect(o->vec_dot_type == scalar_ops(LEGACY[ti])->vec_dot_type);
         }
 }

@@ -28,12 +28,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_quant [rows] [cols, a multiple of 256] [min_seconds]\n");
         return 2;
     }
-    const DType types[] = {DTYPE_F32, DTYPE_F16, DTYPE_BF16, DTYPE_Q8_0, DTYPE_Q5_1,
-                           DTYPE_Q5_0, DTYPE_Q4_1, DTYPE_Q4_0};
+    const DType types[] = {DTYPE_F32,  DTYPE_F16,  DTYPE_BF16, DTYPE_Q8_0,
+                           DTYPE_Q5_1, DTYPE_Q5_0, DTYPE_Q4_1, DTYPE_Q4_0};
     const SimdLevel top = cpu_simd_level();
     Rng r;
     rng_seed(&r, 1);
-    float *x = malloc((size_t)(rows * cols) * sizeof(float)), *act = malloc((size_t)cols * sizeof(float));
+    float *x = malloc((size_t)(rows * cols) * sizeof(float)),
+          *act = malloc((size_t)cols * sizeof(float));
     float *out = malloc((size_t)rows * sizeof(float));
     if (!x || !act || !out) {
         fprintf(stderr, "bench_quant: out of memory\n");
@@ -76,8 +77,9 @@ int main(int argc, char **argv) {
                 el = now_s() - t0;
             } while (el < min_s || reps < 2);
             const double bytes = (double)row_bytes * (double)rows;
-            printf("%-6s %-12s %10.1f %12.2f %12.1f\n", dtype_info(t)->name, cpu_simd_name((SimdLevel)l),
-                   bytes / 1e6, bytes * reps / el / 1e9, el / reps * 1e6);
+            printf("%-6s %-12s %10.1f %12.2f %12.1f\n", dtype_info(t)->name,
+                   cpu_simd_name((SimdLevel)l), bytes / 1e6, bytes * reps / el / 1e9,
+                   el / reps * 1e6);
         }
         free(w);
         free(a);

@@ -72,8 +72,8 @@ int main(int argc, char **argv) {
         int k = nargs(argv[i]);
         if (k < 0 || i + k >= argc || n == MAX_EDITS)
             return die("bad edit", argv[i]);
-        edits[n++] = (Edit){argv[i], argv[i + 1], k > 1 ? argv[i + 2] : NULL,
-                            k > 2 ? argv[i + 3] : NULL};
+        edits[n++] =
+            (Edit){argv[i], argv[i + 1], k > 1 ? argv[i + 2] : NULL, k > 2 ? argv[i + 3] : NULL};
         i += k + 1;
     }
     GGUFWriter *w = gguf_writer_new();

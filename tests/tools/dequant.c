@@ -52,7 +52,8 @@ int main(int argc, char **argv) {
     int rc = 0;
     for (uint64_t i = 0; i < g.n_tensors && rc == 0; i++) {
         const GGUFTensor *t = &g.tensors[i];
-        const QuantOps *q = level < 0 ? quant_ops(t->type) : quant_ops_at(t->type, (SimdLevel)level);
+        const QuantOps *q =
+            level < 0 ? quant_ops(t->type) : quant_ops_at(t->type, (SimdLevel)level);
         float *buf = malloc((size_t)t->n_elements * sizeof *buf);
         if (!q || !buf) {
             fprintf(stderr, "dequant: tensor '%.*s': %s\n", (int)t->name.len, t->name.ptr,

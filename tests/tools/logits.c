@@ -103,7 +103,8 @@ int main(int argc, char **argv) {
     }
     if (!model_path || !out_path || n_seqs == 0)
         die("usage: logits -m MODEL --seq \"1 2 3\" [--seq ...] [--batched] [--chunk N] "
-            "-o OUT.bin%s", "");
+            "-o OUT.bin%s",
+            "");
 
     int max_len = 0;
     int64_t total = 0;
@@ -170,8 +171,8 @@ int main(int argc, char **argv) {
                 cur++;
         }
         if (model_forward(m, rows, nr, buf, &err) != STATUS_OK) {
-            fprintf(stderr, "logits: forward (%d rows, first seq %d pos %d): %s\n", nr,
-                    rows[0].seq, rows[0].pos, err.msg);
+            fprintf(stderr, "logits: forward (%d rows, first seq %d pos %d): %s\n", nr, rows[0].seq,
+                    rows[0].pos, err.msg);
             rc = 1;
             break;
         }
