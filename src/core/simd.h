@@ -12,6 +12,7 @@
 #ifndef CGPT_CORE_SIMD_H
 #define CGPT_CORE_SIMD_H
 
+// clang-format off (_Pragma needs each string whole)
 #if defined(__clang__)
 #define SIMD_BEGIN_AVX2                                                                            \
     _Pragma("clang attribute push(__attribute__((target(\"avx2,fma,f16c\"))), apply_to = "         \
@@ -28,5 +29,6 @@
         _Pragma("GCC target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c\")")
 #define SIMD_END _Pragma("GCC pop_options")
 #endif
+// clang-format on
 
 #endif
