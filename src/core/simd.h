@@ -12,21 +12,15 @@
 #ifndef CGPT_CORE_SIMD_H
 #define CGPT_CORE_SIMD_H
 
-// clang-format off (_Pragma needs each string whole)
+/* _Pragma needs each string whole, so the formatter keeps off these lines. */
+// clang-format off
 #if defined(__clang__)
-#define SIMD_BEGIN_AVX2                                                                            \
-    _Pragma("clang attribute push(__attribute__((target(\"avx2,fma,f16c\"))), apply_to = "         \
-            "function)")
-#define SIMD_BEGIN_AVX512                                                                          \
-    _Pragma("clang attribute "                                                                     \
-            "push(__attribute__((target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,"      \
-            "f16c\"))), apply_to = function)")
+#define SIMD_BEGIN_AVX2 _Pragma("clang attribute push(__attribute__((target(\"avx2,fma,f16c\"))), apply_to = function)")
+#define SIMD_BEGIN_AVX512 _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c\"))), apply_to = function)")
 #define SIMD_END _Pragma("clang attribute pop")
 #else
 #define SIMD_BEGIN_AVX2 _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma,f16c\")")
-#define SIMD_BEGIN_AVX512                                                                          \
-    _Pragma("GCC push_options")                                                                    \
-        _Pragma("GCC target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c\")")
+#define SIMD_BEGIN_AVX512 _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c\")")
 #define SIMD_END _Pragma("GCC pop_options")
 #endif
 // clang-format on
