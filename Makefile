@@ -35,7 +35,7 @@ ALIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
 ACLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/asan/%.o)
 ATEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/asan/%.o)
 
-.PHONY: all run test unit unit-asan integration deps deps-fuzz fuzz clean asan tools
+.PHONY: all run test unit unit-asan integration deps deps-fuzz fuzz fuzz-smoke clean asan tools
 
 all: $(BUILD)/cgpt $(BUILD)/libcgpt.a
 
@@ -90,11 +90,12 @@ unit-asan: $(BUILD)/asan/unit
 integration: all tools asan
 	tests/run_integration.sh
 
-test: deps
+test: deps deps-fuzz
 	$(MAKE) all tools asan $(BUILD)/unit
 	$(MAKE) unit
 	$(MAKE) unit-asan
 	$(MAKE) integration
+	$(MAKE) fuzz-smoke
 	@echo "make test: all suites passed"
 
 run: deps all tools
@@ -117,6 +118,14 @@ fuzz: deps-fuzz $(FUZZ_BIN)
 	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -artifact_prefix=fuzz/ \
 	      $(BUILD)/fuzz/corpus-$$n fuzz/corpus/$$n || exit 1; \
 	done
+
+# Every fuzz target builds (clang) and runs its seed corpus once: keeps the
+# targets and the clang build of the library from rotting between fuzz runs.
+fuzz-smoke: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do \
+	  n=$$(basename $$f | sed 's/^fuzz_//'); \
+	  $$f -runs=0 fuzz/corpus/$$n >/dev/null 2>&1 || { echo "fuzz-smoke: $$n failed on its seeds"; exit 1; }; \
+	done; echo "fuzz-smoke: $(words $(FUZZ_BIN)) targets ran their seed corpora"
 
 clean:
 	rm -rf $(BUILD)
