@@ -15,10 +15,13 @@ WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter
 ifeq ($(CI),true)
 WARN     += -Werror
 endif
-CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc -pthread -MMD -MP -fno-strict-aliasing
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc $(PKG_CFLAGS) -pthread -MMD -MP -fno-strict-aliasing
 CFLAGS   ?=
 CFLAGS   += $(OPT) $(CFLAGS_COMMON)
-LDLIBS   := -lm -lpthread
+PKGS     := jansson libpcre2-8 libedit
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS   := $(PKG_LIBS) -lm -lpthread
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cli/*'))
@@ -105,7 +108,7 @@ run: deps all tools
 FUZZ_SRC     := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN     := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 60
-FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
 $(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRC)
 	@mkdir -p $(dir $@)
