@@ -255,30 +255,77 @@ static void set_key_f32(GGUFWriter *w, const char *arch, const char *suffix, flo
     gguf_writer_set_f32(w, key, v);
 }
 
-/* Synthetic vocabulary: "t<i>", token 1 = BOS and 2 = EOS (control) when
- * the vocabulary is big enough, else 0. */
+/* GPT-2's byte-level alphabet: printable bytes stand for themselves, the
+ * others for code points 256 + k in byte order. Writes the UTF-8 of byte
+ * 'b''s stand-in to out (3 bytes at most) and returns its length. */
+static int byte_char(int b, char *out) {
+    int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    int cp = b;
+    if (!printable) {
+        int k = 0;
+        for (int i = 0; i < b; i++)
+            k += !((i >= 33 && i <= 126) || (i >= 161 && i <= 172) || (i >= 174 && i <= 255));
+        cp = 256 + k;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    out[0] = (char)(0xc0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3f));
+    return 2;
+}
+
+/* Synthetic vocabulary. With room for it (n_vocab >= RANDMODEL_BYTE_VOCAB) a
+ * real byte-level BPE vocabulary without merges, so any text tokenizes (one
+ * token per byte) and decodes back:
+ *   0 <|pad|>, 1 <|startoftext|> (BOS), 2 <|endoftext|> (EOS),
+ *   3..258 the 256 bytes, 259 <|im_start|>, 260 <|im_end|> (so the built-in
+ *   ChatML template applies), then "t<i>" fillers.
+ * Smaller vocabularies are "t<i>" with 1 = BOS and 2 = EOS. Specials are
+ * control tokens (type 3). */
+#define RANDMODEL_BYTE_VOCAB 261
 static Status write_vocab(Builder *b, const RandModelSpec *s, Err *err) {
     int n = s->n_vocab;
     char **toks = builder_keep(b, calloc((size_t)n, sizeof *toks));
     int32_t *types = builder_keep(b, malloc((size_t)n * sizeof *types));
     if (!toks || !types)
         return err_set(err, STATUS_NOMEM, "randmodel: out of memory for %d tokens", n);
+    static const char *const SPECIAL[] = {"<|pad|>", "<|startoftext|>", "<|endoftext|>"};
+    bool bytes = n >= RANDMODEL_BYTE_VOCAB;
     uint32_t bos = n > 1 ? 1 : 0, eos = n > 2 ? 2 : 0;
     for (int i = 0; i < n; i++) {
         char buf[16];
-        int k = snprintf(buf, sizeof buf, "t%d", i);
+        int k;
+        types[i] = 1; /* normal */
+        if (bytes && i < 3) {
+            k = snprintf(buf, sizeof buf, "%s", SPECIAL[i]);
+            types[i] = 3;
+        } else if (bytes && i < 259) {
+            k = byte_char(i - 3, buf);
+            buf[k] = '\0';
+        } else if (bytes && i < RANDMODEL_BYTE_VOCAB) {
+            k = snprintf(buf, sizeof buf, "%s", i == 259 ? "<|im_start|>" : "<|im_end|>");
+            types[i] = 3;
+        } else {
+            k = snprintf(buf, sizeof buf, "t%d", i);
+            if (i == (int)bos || i == (int)eos)
+                types[i] = 3;
+        }
         ASSERT(k > 0 && (size_t)k < sizeof buf);
         toks[i] = builder_keep(b, strdup(buf));
         if (!toks[i])
             return err_set(err, STATUS_NOMEM, "randmodel: out of memory for token %d", i);
-        types[i] = (i == (int)bos || i == (int)eos) ? 3 : 1; /* control : normal */
     }
     gguf_writer_set_str(b->w, "tokenizer.ggml.model", "gpt2");
+    gguf_writer_set_str(b->w, "tokenizer.ggml.pre", "gpt-2");
     gguf_writer_set_arr_str(b->w, "tokenizer.ggml.tokens", (const char *const *)toks, (uint64_t)n);
     gguf_writer_set_arr_i32(b->w, "tokenizer.ggml.token_type", types, (uint64_t)n);
     gguf_writer_set_arr_str(b->w, "tokenizer.ggml.merges", NULL, 0);
     gguf_writer_set_u32(b->w, "tokenizer.ggml.bos_token_id", bos);
     gguf_writer_set_u32(b->w, "tokenizer.ggml.eos_token_id", eos);
+    if (bytes)
+        gguf_writer_set_u32(b->w, "tokenizer.ggml.eot_token_id", 260);
     return STATUS_OK;
 }
 

@@ -3,8 +3,9 @@
  * For tests, fuzz seeds and `make run` before a real model exists. The file
  * has exactly the tensor names, shapes and metadata keys llama.cpp's
  * converters write for the architecture (src/llama-arch.cpp), plus a
- * synthetic vocabulary (tokenizer.ggml.model "gpt2", tokens "t0".."tN-1" as
- * needed to make the file self-describing). Weights are drawn from a seeded
+ * synthetic vocabulary: from 261 tokens up a working byte-level BPE (one
+ * token per byte, ChatML specials; see write_vocab in randmodel.c), below
+ * that placeholder tokens "t<i>". Weights are drawn from a seeded
  * normal distribution with scale 'init_std' (norm weights around 1, biases
  * small), stored as F32 and then converted to 'wtype' for every 2-D weight
  * matrix whose row length is a multiple of the type's block size (others
