@@ -7,6 +7,7 @@ want=(gcc make pkg-config libcriterion-dev libjansson-dev libpcre2-dev libedit-d
 case "${1:-test}" in
   fuzz) want+=(clang libclang-rt-14-dev) ;;
 esac
+command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,7 +5,7 @@
 set -u
 cd "$(dirname "$0")/.."
 pass=0; fail=0; failed=()
-for t in tests/cli/test_*.sh tests/ref/test_*.py; do
+for t in tests/cli/test_*.sh tests/cli/test_*.py tests/ref/test_*.py tests/chat/test_*.py tests/tokenizer/test_*.sh tests/sample/test_*.py; do
   [ -e "$t" ] || continue
   echo "== $t"
   case "$t" in

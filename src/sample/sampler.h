@@ -60,11 +60,16 @@ typedef struct Sampler Sampler;
 
 /* Validate params (ranges; bias tokens in [0, n_vocab)) and return an owned
  * sampler (free with sampler_free), or NULL with STATUS_INVALID in 'err'
- * naming the field. */
+ * naming the field. Accepted: temperature finite (<= 0: greedy); top_p in
+ * (0, 1]; min_p <= 1 (<= 0: off); repeat_penalty finite > 0; presence and
+ * frequency finite; penalty_last_n in [-1, SAMPLER_MAX_LAST_N]; n_bias in
+ * [0, SAMPLER_MAX_BIAS]; each bias finite or -INFINITY (entries for the same
+ * token add up). */
 Sampler *sampler_new(const SamplerParams *p, int n_vocab, Err *err);
 void sampler_free(Sampler *s);
 
-/* Record a token of the context (prompt or generated) for the penalties. */
+/* Record a token of the context (prompt or generated) for the penalties.
+ * Tokens outside [0, n_vocab) are ignored. */
 void sampler_accept(Sampler *s, int32_t token);
 /* Forget the history (new conversation); the RNG keeps going. */
 void sampler_reset(Sampler *s);
@@ -72,14 +77,20 @@ void sampler_reset(Sampler *s);
 /* Choose the next token from n_vocab logits (borrowed, unchanged). When
  * 'logprob' is non-NULL it gets log of the chosen token's probability under
  * the full distribution after penalties and bias, before top-k/p (what the
- * OpenAI API reports). */
+ * OpenAI API reports): log_softmax at temperature 1 over all n_vocab
+ * post-bias/penalty logits, l_tok - max - log(sum_j exp(l_j - max)), for
+ * every temperature (greedy included). NaN logits count as -inf and +inf as
+ * FLT_MAX; ties go to the lower id. If every logit is -inf (e.g. all
+ * banned) the result is token 0 with *logprob = -INFINITY (callers that
+ * serialise it must map it). Allocates nothing; see sampler.c for the cost. */
 int32_t sampler_sample(Sampler *s, const float *logits, float *logprob);
 
 /* The processors, exposed for tests and reuse; each works in place on
  * cand[0..*n) and may shrink *n. sort_desc: sorted by logit, descending. */
 void sampler_apply_bias(Candidate *cand, int n, const LogitBias *bias, int n_bias);
-void sampler_apply_penalties(Candidate *cand, int n, const int32_t *last, int n_last,
-                             float repeat, float presence, float frequency);
+void sampler_apply_penalties(Candidate *cand, int n, const int32_t *last, int n_last, float repeat,
+                             float presence, float frequency);
+/* top_k: k <= 0 or k >= *n changes nothing; else the k best, sorted. */
 void sampler_apply_top_k(Candidate *cand, int *n, int k);
 void sampler_apply_softmax(Candidate *cand, int n); /* sorts desc, fills p */
 void sampler_apply_top_p(Candidate *cand, int *n, float p);
