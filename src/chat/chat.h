@@ -21,6 +21,11 @@
 
 typedef enum { CHAT_BUILTIN_NONE, CHAT_CHATML, CHAT_LLAMA3, CHAT_LLAMA2 } ChatBuiltin;
 
+#define CHAT_MAX_MESSAGES 4096             /* messages in one conversation */
+#define CHAT_MAX_CONTENT_BYTES (4u << 20)  /* bytes of one message's content (parts joined) */
+#define CHAT_MAX_PARTS 1024                /* parts in one content list */
+#define CHAT_MAX_ROLE_BYTES 64             /* bytes of a role name */
+
 typedef struct ChatFormat ChatFormat;
 
 /* Choose the template: 'override_src' (a template's source, e.g. from
@@ -33,6 +38,23 @@ ChatFormat *chat_format_new(const GGUF *g, const Tokenizer *t, const char *overr
 void chat_format_free(ChatFormat *f);
 /* A short description for logs: "model template", "built-in chatml", ... */
 const char *chat_format_name(const ChatFormat *f);
+/* Which built-in the format uses; CHAT_BUILTIN_NONE for a model or override template. */
+ChatBuiltin chat_format_builtin(const ChatFormat *f);
+
+/* A format from template source or a built-in, without a model: 'bos_text' /
+ * 'eos_text' (NUL-terminated, may be NULL for "") become bos_token /
+ * eos_token. For tools and tests. Returns owned (chat_format_free) or NULL
+ * with 'err' filled. */
+ChatFormat *chat_format_from_source(const char *src, size_t len, const char *bos_text,
+                                    const char *eos_text, Err *err);
+ChatFormat *chat_format_from_builtin(ChatBuiltin b, const char *bos_text, const char *eos_text,
+                                     Err *err);
+
+/* The Jinja source of a built-in (static, NUL-terminated): the official
+ * template of the family (ChatML as OpenHermes 2.5, Meta-Llama-3-Instruct,
+ * Llama-2-chat). NULL for CHAT_BUILTIN_NONE. */
+const char *chat_builtin_source(ChatBuiltin b);
+const char *chat_builtin_name(ChatBuiltin b);
 
 /* Render 'messages' (borrowed JSON array; see above). 'extra' may add
  * variables (tools, ...) or be NULL. Output as tmpl_render(). Validates the

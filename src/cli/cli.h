@@ -10,6 +10,10 @@ int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_template(int argc, char **argv);
 
 /* Print "cgpt <cmd>: <err->msg>" to stderr and return 1. */
 int cli_fail(const char *cmd, const Err *err);

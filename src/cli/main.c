@@ -10,11 +10,15 @@ static const char USAGE[] =
     "usage: cgpt <command> [options]\n"
     "\n"
     "commands:\n"
-    "  info     -m MODEL                      describe a GGUF model\n"
-    "  run      -m MODEL --tokens \"IDS\" --ids   generate token ids (greedy with --temp 0)\n"
-    "  bench    -m MODEL                      prefill/decode speed vs this machine's limits\n"
-    "  quantize IN OUT TYPE                   convert weights: F16 Q8_0 Q4_0 Q5_0 Q4_K Q6_K Q4_K_M "
-    "Q5_K_M\n"
+    "  chat       [-m MODEL]                   chat in the terminal\n"
+    "  run        -m MODEL -p TEXT             one-shot completion, streamed\n"
+    "  tokenize   -m MODEL -p TEXT             token ids of the text\n"
+    "  template   -m MODEL -f MESSAGES.json    the prompt the chat template makes\n"
+    "  perplexity -m MODEL -f FILE [-c CTX]    perplexity of a text\n"
+    "  info       -m MODEL                     describe a GGUF model\n"
+    "  bench      -m MODEL                     prefill/decode speed vs this machine's limits\n"
+    "  quantize   IN OUT TYPE                  convert weights: F16 Q8_0 Q4_0 Q5_0 Q4_K Q6_K "
+    "Q4_K_M Q5_K_M\n"
     "\n"
     "cgpt <command> --help shows the options of a command.\n";
 
@@ -41,6 +45,14 @@ int main(int argc, char **argv) {
         return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "run"))
         return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "chat"))
+        return cmd_chat(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize"))
+        return cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "perplexity"))
+        return cmd_perplexity(argc - 1, argv + 1);
+    if (!strcmp(cmd, "template"))
+        return cmd_template(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))
         return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize"))

@@ -1,38 +1,48 @@
 /* run.c - `cgpt run`: one-shot generation.
  *
- * Until the tokenizer lands, the prompt is given as token ids (--tokens) and
- * the output printed as ids (--ids): the generated ids, space-separated, as
- * the last line of stdout. In --ids mode exactly N tokens are generated (no
- * end-of-sequence handling), so tests compare fixed-length continuations.
- * The prompt is fed in chunks of at most RUN_BATCH rows (chunked prefill),
- * then one row per generated token. */
+ *   cgpt run -m MODEL -p TEXT [-n N] [sampling] [--stop S]... [--chat]
+ *       streams the continuation of TEXT to stdout. The prompt gets the
+ *       model's BOS when it adds one, and special-token strings in it are
+ *       parsed (as llama.cpp's CLI does: the user of `run` writes raw prompts).
+ *       With --chat, TEXT is one user message (after --system, if given)
+ *       rendered through the chat template (--chat-template-file overrides
+ *       it), and special tokens come only from the template.
+ *   cgpt run -m MODEL --tokens "ID ..." --ids [-n N] [sampling]
+ *       the prompt as token ids; prints the generated ids, space-separated,
+ *       as the last line of stdout. Exactly N tokens are generated (no
+ *       end-of-sequence handling), so tests compare fixed-length output. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/args.h"
 #include "cli/cli.h"
-#include "core/rng.h"
-#include "model/model.h"
-#include "sample/sample.h"
+#include "cli/common.h"
+#include "engine/generate.h"
+#include "sample/stop.h"
 
-#define RUN_MAX_PROMPT 65536 /* token ids accepted on the command line */
+#define RUN_MAX_PROMPT 65536 /* token ids accepted by --tokens */
 #define RUN_MAX_NEW 65536    /* -n upper bound */
 #define RUN_BATCH 256        /* prefill rows per forward */
 
-static const char RUN_USAGE[] = "usage: cgpt run -m MODEL --tokens \"ID ID ...\" --ids [options]\n"
-                                "  -n N            tokens to generate (default 16)\n"
-                                "  --temp T        temperature; 0 = greedy (default 0.8)\n"
-                                "  --seed N        sampling seed (default 42)\n"
-                                "  -t, --threads N threads (default: all CPUs)\n"
-                                "  -c, --ctx N     context size (default: prompt + n)\n";
+static const char RUN_USAGE[] =
+    "usage: cgpt run -m MODEL (-p TEXT | -f FILE | --tokens \"ID ...\" --ids) [options]\n"
+    "  -n N                  tokens to generate (default 128; --ids: 16)\n"
+    "  --stop TEXT           stop before TEXT (repeatable)\n"
+    "  --ignore-eos          keep generating past end-of-sequence tokens\n"
+    "  --chat                TEXT is a user message, rendered with the chat template\n"
+    "  --system TEXT         system message for --chat\n"
+    "  --chat-template-file F  template to use instead of the model's\n"
+    "  -t, --threads N       threads (default: all CPUs)\n"
+    "  -c, --ctx N           context size (default: prompt + n, at most the model's)\n";
 
 typedef struct {
-    const char *model;
-    const char *tokens;
-    long n_new, seed, threads, ctx;
-    double temp;
-    bool ids;
+    const char *model, *prompt, *file, *tokens, *system, *tfile;
+    const char *stop[STOP_MAX_STRINGS];
+    int n_stop;
+    long n_new, threads, ctx;
+    SamplerParams sp;
+    bool ids, chat, ignore_eos, n_given;
 } RunOpts;
 
 static Status parse(int argc, char **argv, RunOpts *o, bool *help, Err *err) {
@@ -40,29 +50,41 @@ static Status parse(int argc, char **argv, RunOpts *o, bool *help, Err *err) {
     const char *v;
     for (; a.i < argc; a.i++) {
         const char *opt = argv[a.i];
-        Status s = STATUS_OK;
+        bool matched = false;
+        Status s = cli_sampling_flag(&a, &o->sp, &matched, err);
+        if (s)
+            return s;
+        if (matched)
+            continue;
         if (!strcmp(opt, "-h") || !strcmp(opt, "--help")) {
             *help = true;
             return STATUS_OK;
         } else if (!strcmp(opt, "--ids")) {
             o->ids = true;
+        } else if (!strcmp(opt, "--chat")) {
+            o->chat = true;
+        } else if (!strcmp(opt, "--ignore-eos")) {
+            o->ignore_eos = true;
         } else if (!strcmp(opt, "-m") || !strcmp(opt, "--model")) {
             s = args_value(&a, &o->model, err);
         } else if (!strcmp(opt, "--tokens")) {
             s = args_value(&a, &o->tokens, err);
         } else if (!strcmp(opt, "-p") || !strcmp(opt, "--prompt")) {
-            return err_set(err, STATUS_UNSUPPORTED,
-                           "text prompts need the tokenizer, which is not built yet; "
-                           "give token ids with --tokens and --ids");
+            s = args_value(&a, &o->prompt, err);
+        } else if (!strcmp(opt, "-f") || !strcmp(opt, "--file")) {
+            s = args_value(&a, &o->file, err);
+        } else if (!strcmp(opt, "--system")) {
+            s = args_value(&a, &o->system, err);
+        } else if (!strcmp(opt, "--chat-template-file")) {
+            s = args_value(&a, &o->tfile, err);
+        } else if (!strcmp(opt, "--stop")) {
+            if (o->n_stop == STOP_MAX_STRINGS)
+                return err_set(err, STATUS_LIMIT, "more than %d --stop strings", STOP_MAX_STRINGS);
+            s = args_value(&a, &o->stop[o->n_stop++], err);
         } else if (!strcmp(opt, "-n") || !strcmp(opt, "--n-predict")) {
             if (!(s = args_value(&a, &v, err)))
                 s = args_int(opt, v, 0, RUN_MAX_NEW, &o->n_new, err);
-        } else if (!strcmp(opt, "--temp")) {
-            if (!(s = args_value(&a, &v, err)))
-                s = args_float(opt, v, 0, 100, &o->temp, err);
-        } else if (!strcmp(opt, "--seed")) {
-            if (!(s = args_value(&a, &v, err)))
-                s = args_int(opt, v, 0, 0x7fffffffL, &o->seed, err);
+            o->n_given = true;
         } else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) {
             if (!(s = args_value(&a, &v, err)))
                 s = args_int(opt, v, 0, 256, &o->threads, err);
@@ -77,97 +99,175 @@ static Status parse(int argc, char **argv, RunOpts *o, bool *help, Err *err) {
     }
     if (!o->model)
         return err_set(err, STATUS_INVALID, "no model given (use -m MODEL)");
-    if (!o->tokens)
-        return err_set(err, STATUS_INVALID, "no prompt given (use --tokens \"ID ID ...\")");
-    if (!o->ids)
-        return err_set(err, STATUS_UNSUPPORTED,
-                       "printing text needs the tokenizer, which is not built yet; add --ids");
+    int given = !!o->prompt + !!o->file + !!o->tokens;
+    if (given != 1)
+        return err_set(err, STATUS_INVALID, "give exactly one of -p TEXT, -f FILE, --tokens IDS");
+    if (o->tokens && !o->ids)
+        return err_set(err, STATUS_INVALID, "--tokens prints token ids: add --ids");
+    if (o->ids && !o->tokens)
+        return err_set(err, STATUS_INVALID, "--ids needs the prompt as --tokens \"ID ...\"");
+    if (!o->n_given)
+        o->n_new = o->ids ? 16 : 128;
     return STATUS_OK;
 }
 
-/* Feed the prompt in chunks, then sample n_new tokens; writes them to 'out'. */
-static Status generate(Model *m, const int32_t *prompt, int n_prompt, const RunOpts *o,
-                       int32_t *out, Err *err) {
-    const ModelConfig *c = model_config(m);
-    int n_vocab = c->n_vocab;
-    float *logits = malloc(sizeof(float) * (size_t)n_vocab);
-    float *probs = malloc(sizeof(float) * (size_t)n_vocab);
-    BatchRow *rows = malloc(sizeof(BatchRow) * RUN_BATCH);
+/* --tokens/--ids: exactly n_new tokens, printed as ids. */
+static Status run_ids(const RunOpts *o, Err *err) {
+    int32_t *prompt = malloc(sizeof(int32_t) * RUN_MAX_PROMPT);
+    int32_t *out = malloc(sizeof(int32_t) * (size_t)(o->n_new ? o->n_new : 1));
+    int n_prompt = 0;
+    Model *m = NULL;
+    Sampler *smp = NULL;
+    float *logits = NULL;
+    BatchRow *rows = NULL;
     Status s = STATUS_OK;
-    if (!logits || !probs || !rows) {
-        s = err_set(err, STATUS_NOMEM, "out of memory for a vocabulary of %d", n_vocab);
+    if (!prompt || !out) {
+        s = err_set(err, STATUS_NOMEM, "out of memory");
         goto done;
     }
-    Rng rng;
-    rng_seed(&rng, (uint64_t)o->seed);
+    if ((s = args_int_list("--tokens", o->tokens, prompt, RUN_MAX_PROMPT, &n_prompt, err)))
+        goto done;
+    if (n_prompt == 0) {
+        s = err_set(err, STATUS_INVALID, "--tokens: the prompt is empty");
+        goto done;
+    }
+    long ctx = o->ctx ? o->ctx : n_prompt + o->n_new;
+    if (n_prompt + o->n_new > ctx) {
+        s = err_set(err, STATUS_LIMIT, "prompt (%d tokens) + -n %ld exceeds the context of %ld",
+                    n_prompt, o->n_new, ctx);
+        goto done;
+    }
+    ModelParams mp = {.n_threads = (int)o->threads, .n_ctx = (int)ctx, .n_seq_max = 1,
+                      .n_batch = RUN_BATCH};
+    if ((s = model_load(&m, o->model, &mp, err)))
+        goto done;
+    int V = model_config(m)->n_vocab;
+    logits = malloc(sizeof(float) * (size_t)V);
+    rows = malloc(sizeof(BatchRow) * RUN_BATCH);
+    if (!logits || !rows) {
+        s = err_set(err, STATUS_NOMEM, "out of memory for a vocabulary of %d", V);
+        goto done;
+    }
+    if (!(smp = sampler_new(&o->sp, V, err))) {
+        s = err->status;
+        goto done;
+    }
     for (int at = 0; at < n_prompt && !s; at += RUN_BATCH) {
         int n = n_prompt - at < RUN_BATCH ? n_prompt - at : RUN_BATCH;
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             rows[i] = (BatchRow){prompt[at + i], at + i, 0, at + i == n_prompt - 1};
+            if (prompt[at + i] < V)
+                sampler_accept(smp, prompt[at + i]);
+        }
         s = model_forward(m, rows, n, logits, err);
     }
     for (int k = 0; k < o->n_new && !s; k++) {
-        int tok = o->temp <= 0 ? sample_greedy(logits, n_vocab)
-                               : sample_temperature(logits, n_vocab, (float)o->temp, &rng, probs);
-        out[k] = tok;
+        out[k] = sampler_sample(smp, logits, NULL);
+        sampler_accept(smp, out[k]);
         if (k + 1 < o->n_new) {
-            BatchRow r = {tok, n_prompt + k, 0, true};
+            BatchRow r = {out[k], n_prompt + k, 0, true};
             s = model_forward(m, &r, 1, logits, err);
         }
     }
+    if (!s) {
+        for (long k = 0; k < o->n_new; k++)
+            printf("%s%d", k ? " " : "", out[k]);
+        printf("\n");
+    }
 done:
+    sampler_free(smp);
+    model_free(m);
     free(logits);
-    free(probs);
     free(rows);
+    free(prompt);
+    free(out);
+    return s;
+}
+
+static bool print_text(void *ctx, const char *text, size_t len) {
+    (void)ctx;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return true;
+}
+
+/* Text prompt: tokenize (or render the chat), then stream the reply. */
+static Status run_text(const RunOpts *o, Err *err) {
+    char *buf = NULL;
+    size_t len = 0;
+    const char *text = o->prompt;
+    Status s = STATUS_OK;
+    CliModel cm = {0};
+    GenSession gs = {0};
+    int32_t *ids = NULL;
+    size_t n = 0;
+    json_t *msgs = NULL;
+    if (o->file) {
+        if ((s = cli_read_file(o->file, CLI_MAX_FILE, &buf, &len, err)))
+            return s;
+        text = buf;
+    } else {
+        len = strlen(text);
+    }
+    /* the context: what was asked for, else the model's (at most 4096) */
+    ModelParams mp = {.n_threads = (int)o->threads, .n_ctx = (int)o->ctx, .n_seq_max = 1,
+                      .n_batch = RUN_BATCH};
+    if ((s = cli_load(&cm, o->model, &mp, o->tfile, o->chat, err)) ||
+        (s = gen_session_init(&gs, cm.m, cm.tok, 0, err)))
+        goto done;
+    if (o->chat) {
+        msgs = json_array();
+        if (o->system)
+            json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content",
+                                                  o->system));
+        json_array_append_new(msgs, json_pack("{s:s, s:s%}", "role", "user", "content", text, len));
+        if ((s = chat_tokenize(cm.fmt, cm.tok, msgs, true, NULL, &ids, &n, err)))
+            goto done;
+    } else {
+        if (!(ids = malloc(sizeof(int32_t) * (len + 3)))) {
+            s = err_set(err, STATUS_NOMEM, "out of memory");
+            goto done;
+        }
+        TokEncodeOpts eo = {.add_bos = tok_add_bos(cm.tok), .parse_special = true};
+        if ((s = tok_encode(cm.tok, text, len, &eo, ids, len + 3, &n, err)))
+            goto done;
+        if (!o->chat)
+            fwrite(text, 1, len, stdout); /* the completion continues the prompt */
+    }
+    if (n == 0) {
+        s = err_set(err, STATUS_INVALID, "the prompt is empty");
+        goto done;
+    }
+    GenParams gp = {.max_tokens = (int)o->n_new, .sampling = o->sp, .stop = o->stop,
+                    .n_stop = o->n_stop, .ignore_eos = o->ignore_eos};
+    GenStats st;
+    if ((s = gen_generate(&gs, ids, (int)n, &gp, print_text, NULL, NULL, &st, err)))
+        goto done;
+    printf("\n");
+    fprintf(stderr, "[%d prompt tokens, %d generated, %.1f tokens/s, finish: %s]\n", st.n_prompt,
+            st.n_generated, st.t_generate > 0 ? st.n_generated / st.t_generate : 0.0,
+            gen_finish_name(st.finish));
+done:
+    json_decref(msgs);
+    free(ids);
+    gen_session_free(&gs);
+    cli_unload(&cm);
+    free(buf);
     return s;
 }
 
 int cmd_run(int argc, char **argv) {
-    RunOpts o = {.n_new = 16, .seed = 42, .temp = 0.8};
+    RunOpts o = {0};
+    o.sp = sampler_defaults();
     Err err = {0};
     bool help = false;
     if (parse(argc, argv, &o, &help, &err))
         return cli_fail("run", &err);
     if (help) {
-        fputs(RUN_USAGE, stdout);
+        printf("%s%s", RUN_USAGE, CLI_SAMPLING_HELP);
         return 0;
     }
-    int32_t *prompt = malloc(sizeof(int32_t) * RUN_MAX_PROMPT);
-    int32_t *out = malloc(sizeof(int32_t) * (size_t)(o.n_new ? o.n_new : 1));
-    int n_prompt = 0, rc = 1;
-    Model *m = NULL;
-    if (!prompt || !out) {
-        err_set(&err, STATUS_NOMEM, "out of memory");
-        goto fail;
-    }
-    if (args_int_list("--tokens", o.tokens, prompt, RUN_MAX_PROMPT, &n_prompt, &err))
-        goto fail;
-    if (n_prompt == 0) {
-        err_set(&err, STATUS_INVALID, "--tokens: the prompt is empty");
-        goto fail;
-    }
-    long ctx = o.ctx ? o.ctx : n_prompt + o.n_new;
-    if (n_prompt + o.n_new > ctx) {
-        err_set(&err, STATUS_LIMIT, "prompt (%d tokens) + -n %ld exceeds the context of %ld",
-                n_prompt, o.n_new, ctx);
-        goto fail;
-    }
-    ModelParams mp = {
-        .n_threads = (int)o.threads, .n_ctx = (int)ctx, .n_seq_max = 1, .n_batch = RUN_BATCH};
-    if (model_load(&m, o.model, &mp, &err)) {
-        goto fail;
-    }
-    if (generate(m, prompt, n_prompt, &o, out, &err))
-        goto fail;
-    for (long k = 0; k < o.n_new; k++)
-        printf("%s%d", k ? " " : "", out[k]);
-    printf("\n");
-    rc = 0;
-fail:
-    if (rc)
-        cli_fail("run", &err);
-    model_free(m);
-    free(prompt);
-    free(out);
-    return rc;
+    if ((o.ids ? run_ids(&o, &err) : run_text(&o, &err)))
+        return cli_fail("run", &err);
+    return 0;
 }

@@ -1,0 +1,357 @@
+/* chat.c - `cgpt chat [-m MODEL]`: a terminal ChatGPT.
+ *
+ * On a terminal: line editing and history (libedit), the reply streamed as
+ * it is generated, Ctrl-C stops the reply (not the program), Ctrl-D quits.
+ * A line ending in a backslash continues on the next line (multi-line
+ * input). Commands: /system TEXT, /reset, /save FILE, /load FILE, /stats,
+ * /help, /quit. When the conversation no longer fits the context, the
+ * oldest turns (after the system message) are dropped and the user is told.
+ *
+ * With stdin not a terminal (a pipe): no banner, no prompts; each input
+ * line is one user message and its reply is printed followed by a newline.
+ *
+ * The conversation is a JSON message list rendered through the model's
+ * chat template every turn; the engine reuses the KV cache for the prefix
+ * that did not change, so each turn only computes the new text. */
+#include <editline/readline.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/common.h"
+#include "engine/generate.h"
+
+#define CHAT_MAX_INPUT (1u << 20) /* bytes of one user message */
+#define CHAT_REPLY_RESERVE 256    /* context kept free for the reply when trimming */
+
+typedef struct {
+    CliModel cm;
+    GenSession gs;
+    GenParams gp;
+    json_t *messages; /* the conversation */
+    bool tty;
+    char *reply;      /* the reply being streamed */
+    size_t reply_len, reply_cap;
+    GenStats last;
+    bool have_last;
+} Chat;
+
+static GenSession *volatile g_active; /* for the SIGINT handler */
+
+/* Ctrl-C: stop the reply being generated. At the prompt it only reminds how
+ * to leave; reads restart (SA_RESTART) so the line being typed survives. */
+static void on_sigint(int sig) {
+    (void)sig;
+    static const char hint[] = "\n(Ctrl-D or /quit to leave)\n";
+    if (g_active)
+        gen_cancel(g_active);
+    else if (write(STDERR_FILENO, hint, sizeof hint - 1) < 0)
+        return;
+}
+
+static bool on_text(void *ctx, const char *text, size_t len) {
+    Chat *c = ctx;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    if (c->reply_len + len + 1 > c->reply_cap) {
+        size_t cap = (c->reply_cap + len + 1) * 2;
+        char *nb = realloc(c->reply, cap);
+        if (!nb)
+            return false;
+        c->reply = nb;
+        c->reply_cap = cap;
+    }
+    memcpy(c->reply + c->reply_len, text, len);
+    c->reply_len += len;
+    c->reply[c->reply_len] = '\0';
+    return true;
+}
+
+static void add_message(Chat *c, const char *role, const char *content, size_t len) {
+    json_t *m = json_object();
+    json_object_set_new(m, "role", json_string(role));
+    json_object_set_new(m, "content", json_stringn(content, len));
+    json_array_append_new(c->messages, m);
+}
+
+static bool has_system(const Chat *c) {
+    json_t *first = json_array_get(c->messages, 0);
+    return first && !strcmp(json_string_value(json_object_get(first, "role")), "system");
+}
+
+/* Render and tokenize the conversation, dropping the oldest turns (after a
+ * system message) until it fits with room for a reply. */
+static Status build_prompt(Chat *c, int32_t **ids, size_t *n, Err *err) {
+    int n_ctx = c->gs.cap, dropped = 0;
+    for (;;) {
+        Status st = chat_tokenize(c->cm.fmt, c->cm.tok, c->messages, true, NULL, ids, n, err);
+        if (st)
+            return st;
+        int reserve = n_ctx / 4 < CHAT_REPLY_RESERVE ? n_ctx / 4 : CHAT_REPLY_RESERVE;
+        if ((int)*n + reserve <= n_ctx)
+            break;
+        size_t first = has_system(c) ? 1 : 0;
+        if (json_array_size(c->messages) <= first + 1) {
+            free(*ids);
+            *ids = NULL;
+            return err_set(err, STATUS_LIMIT,
+                           "the message needs %zu tokens; the context holds %d (use -c)", *n,
+                           n_ctx);
+        }
+        free(*ids);
+        *ids = NULL;
+        json_array_remove(c->messages, first);
+        dropped++;
+    }
+    if (dropped)
+        fprintf(stderr, "(context full: dropped the %d oldest message%s)\n", dropped,
+                dropped > 1 ? "s" : "");
+    return STATUS_OK;
+}
+
+static Status turn(Chat *c, const char *input, size_t len, Err *err) {
+    add_message(c, "user", input, len);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    Status st = build_prompt(c, &ids, &n, err);
+    if (st) {
+        json_array_remove(c->messages, json_array_size(c->messages) - 1);
+        return st;
+    }
+    c->reply_len = 0;
+    if (c->reply)
+        c->reply[0] = '\0';
+    g_active = &c->gs;
+    st = gen_generate(&c->gs, ids, (int)n, &c->gp, on_text, c, NULL, &c->last, err);
+    g_active = NULL;
+    free(ids);
+    if (st)
+        return st;
+    c->have_last = true;
+    putchar('\n');
+    if (c->last.finish == GEN_FINISH_CANCELLED && c->tty)
+        fprintf(stderr, "(stopped)\n");
+    add_message(c, "assistant", c->reply ? c->reply : "", c->reply_len);
+    return STATUS_OK;
+}
+
+static void print_help(void) {
+    fprintf(stderr, "commands:\n"
+                    "  /system TEXT   set the system message (starts a new conversation)\n"
+                    "  /reset         start a new conversation\n"
+                    "  /save FILE     save the conversation as JSON\n"
+                    "  /load FILE     load a conversation saved with /save\n"
+                    "  /stats         speed of the last reply and context used\n"
+                    "  /help          this list\n"
+                    "  /quit          leave (or Ctrl-D)\n"
+                    "end a line with \\ to continue on the next; Ctrl-C stops a reply\n");
+}
+
+static void reset(Chat *c, const char *system) {
+    json_array_clear(c->messages);
+    if (system && *system)
+        add_message(c, "system", system, strlen(system));
+    gen_session_reset(&c->gs);
+}
+
+/* Returns false to quit. */
+static bool command(Chat *c, const char *line) {
+    Err err = {0};
+    if (!strcmp(line, "/quit") || !strcmp(line, "/exit"))
+        return false;
+    if (!strcmp(line, "/help")) {
+        print_help();
+    } else if (!strcmp(line, "/reset")) {
+        json_t *sys = has_system(c) ? json_incref(json_array_get(c->messages, 0)) : NULL;
+        reset(c, sys ? json_string_value(json_object_get(sys, "content")) : NULL);
+        json_decref(sys);
+        fprintf(stderr, "(new conversation)\n");
+    } else if (!strncmp(line, "/system", 7) && (line[7] == ' ' || !line[7])) {
+        reset(c, line[7] ? line + 8 : "");
+        fprintf(stderr, "(system message set; new conversation)\n");
+    } else if (!strncmp(line, "/save ", 6)) {
+        if (json_dump_file(c->messages, line + 6, JSON_INDENT(2)))
+            fprintf(stderr, "cannot write '%s'\n", line + 6);
+        else
+            fprintf(stderr, "(saved %zu messages to %s)\n", json_array_size(c->messages), line + 6);
+    } else if (!strncmp(line, "/load ", 6)) {
+        json_error_t je;
+        json_t *m = json_load_file(line + 6, JSON_REJECT_DUPLICATES, &je);
+        char *out = NULL;
+        uint8_t *mask = NULL;
+        size_t len;
+        if (!m) {
+            fprintf(stderr, "cannot load '%s': line %d: %s\n", line + 6, je.line, je.text);
+        } else if (!json_is_array(m) ||
+                   chat_render(c->cm.fmt, m, true, NULL, &out, &mask, &len, &err)) {
+            fprintf(stderr, "cannot load '%s': %s\n", line + 6,
+                    err.msg[0] ? err.msg : "not an array of messages");
+            json_decref(m);
+        } else {
+            json_decref(c->messages);
+            c->messages = m;
+            gen_session_reset(&c->gs);
+            fprintf(stderr, "(loaded %zu messages)\n", json_array_size(m));
+        }
+        free(out);
+        free(mask);
+    } else if (!strcmp(line, "/stats")) {
+        if (c->have_last) {
+            GenStats *s = &c->last;
+            double ptok = s->n_prompt - s->n_reused;
+            fprintf(stderr, "prompt: %d tokens (%d reused), %.1f tokens/s\n", s->n_prompt,
+                    s->n_reused, s->t_prompt > 0 ? ptok / s->t_prompt : 0);
+            fprintf(stderr, "reply:  %d tokens, %.1f tokens/s (%s)\n", s->n_generated,
+                    s->t_generate > 0 ? s->n_generated / s->t_generate : 0,
+                    gen_finish_name(s->finish));
+        }
+        fprintf(stderr, "context: %d of %d tokens used\n", c->gs.n_cached, c->gs.cap);
+    } else {
+        fprintf(stderr, "unknown command '%s' (try /help)\n", line);
+    }
+    return true;
+}
+
+/* Read one message: on a terminal with libedit (a trailing backslash
+ * continues), else one line from stdin. Returns an owned string or NULL at
+ * end of input. */
+static char *read_message(bool tty) {
+    if (!tty) {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n = getline(&line, &cap, stdin);
+        if (n < 0) {
+            free(line);
+            return NULL;
+        }
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        return line;
+    }
+    char *msg = NULL;
+    size_t len = 0;
+    for (;;) {
+        char *line = readline(msg ? "... " : "> ");
+        if (!line)
+            return msg;
+        size_t n = strlen(line);
+        bool more = n > 0 && line[n - 1] == '\\';
+        if (more)
+            line[--n] = '\0';
+        char *nb = realloc(msg, len + n + 2);
+        if (!nb) {
+            free(line);
+            return msg;
+        }
+        msg = nb;
+        if (len)
+            msg[len++] = '\n';
+        memcpy(msg + len, line, n + 1);
+        len += n;
+        free(line);
+        if (!more)
+            break;
+    }
+    if (len)
+        add_history(msg);
+    return msg;
+}
+
+int cmd_chat(int argc, char **argv) {
+    const char *model = NULL, *system = NULL, *tfile = NULL, *v;
+    long ctx = 4096, threads = 0, n_max = -1;
+    Chat c = {0};
+    c.gp.sampling = sampler_defaults();
+    Err err = {0};
+    Args a = {argc, argv, 1};
+    for (; a.i < argc; a.i++) {
+        const char *o = argv[a.i];
+        bool matched = false;
+        Status s = cli_sampling_flag(&a, &c.gp.sampling, &matched, &err);
+        if (s)
+            return cli_fail("chat", &err);
+        if (matched)
+            continue;
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+            printf("usage: cgpt chat [-m MODEL] [--system TEXT] [-c CTX] [-n MAX_REPLY] "
+                   "[-t THREADS] [--chat-template-file FILE] [--ignore-eos] [sampling options]\n%s",
+                   CLI_SAMPLING_HELP);
+            return 0;
+        } else if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
+            s = args_value(&a, &model, &err);
+        } else if (!strcmp(o, "--ignore-eos")) {
+            c.gp.ignore_eos = true;
+        } else if (!strcmp(o, "--system")) {
+            s = args_value(&a, &system, &err);
+        } else if (!strcmp(o, "--chat-template-file")) {
+            s = args_value(&a, &tfile, &err);
+        } else if (!strcmp(o, "-c") || !strcmp(o, "--ctx")) {
+            if (!(s = args_value(&a, &v, &err)))
+                s = args_int(o, v, 16, MODEL_MAX_CTX, &ctx, &err);
+        } else if (!strcmp(o, "-n")) {
+            if (!(s = args_value(&a, &v, &err)))
+                s = args_int(o, v, -1, MODEL_MAX_CTX, &n_max, &err);
+        } else if (!strcmp(o, "-t") || !strcmp(o, "--threads")) {
+            if (!(s = args_value(&a, &v, &err)))
+                s = args_int(o, v, 0, 256, &threads, &err);
+        } else {
+            s = err_set(&err, STATUS_INVALID, "unknown option '%s'", o);
+        }
+        if (s)
+            return cli_fail("chat", &err);
+    }
+    const char *path;
+    if (cli_model_path(model, &path, &err))
+        return cli_fail("chat", &err);
+    c.tty = isatty(STDIN_FILENO);
+    c.gp.max_tokens = (int)n_max;
+    c.messages = json_array();
+    ModelParams mp = {.n_threads = (int)threads, .n_ctx = (int)ctx, .n_seq_max = 1, .n_batch = 256};
+    int rc = 1;
+    if (cli_load(&c.cm, path, &mp, tfile, true, &err) ||
+        gen_session_init(&c.gs, c.cm.m, c.cm.tok, 0, &err))
+        goto done;
+    reset(&c, system);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    rl_catch_signals = 0; /* libedit must not turn Ctrl-C into end of input */
+    if (c.tty)
+        fprintf(stderr, "cgpt chat - %s (%s, context %d, template: %s). /help for commands.\n",
+                path, model_config(c.cm.m)->arch_name, c.gs.cap, chat_format_name(c.cm.fmt));
+    for (;;) {
+        char *msg = read_message(c.tty);
+        if (!msg)
+            break;
+        bool go = true;
+        if (msg[0] == '/' && c.tty) {
+            go = command(&c, msg);
+        } else if (msg[0]) {
+            if (turn(&c, msg, strlen(msg), &err)) {
+                if (!c.tty) { /* a script wants the failure in the exit code */
+                    free(msg);
+                    goto done;
+                }
+                fprintf(stderr, "cgpt chat: %s\n", err.msg);
+            }
+        }
+        free(msg);
+        if (!go)
+            break;
+    }
+    rc = 0;
+done:
+    if (rc)
+        cli_fail("chat", &err);
+    signal(SIGINT, SIG_DFL);
+    gen_session_free(&c.gs);
+    cli_unload(&c.cm);
+    json_decref(c.messages);
+    free(c.reply);
+    return rc;
+}

@@ -1,0 +1,100 @@
+/* perplexity.c - `cgpt perplexity -m MODEL -f FILE [-c CTX] [-t N]`.
+ *
+ * Definition (llama.cpp's, so numbers compare): the file is tokenized (no
+ * special tokens) and cut into consecutive chunks of CTX tokens (the tail
+ * that does not fill a chunk is dropped). When the model adds BOS, each
+ * chunk's first token is replaced by BOS. Within a chunk, the tokens at
+ * positions CTX/2 .. CTX-1 are scored - each predicted from all tokens
+ * before it in the chunk - so every scored token has at least CTX/2 of
+ * context. perplexity = exp(mean of -ln p(token | preceding)) over all
+ * scored tokens. One line per chunk with the running value; the last line
+ * is "perplexity: <float>". */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/common.h"
+#include "engine/generate.h"
+
+int cmd_perplexity(int argc, char **argv) {
+    const char *model = NULL, *file = NULL, *v;
+    long ctx = 512, threads = 0;
+    Err err = {0};
+    Args a = {argc, argv, 1};
+    for (; a.i < argc; a.i++) {
+        const char *o = argv[a.i];
+        Status s = STATUS_OK;
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+            printf("usage: cgpt perplexity -m MODEL -f FILE [-c CTX (default 512)] [-t THREADS]\n");
+            return 0;
+        } else if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
+            s = args_value(&a, &model, &err);
+        } else if (!strcmp(o, "-f") || !strcmp(o, "--file")) {
+            s = args_value(&a, &file, &err);
+        } else if (!strcmp(o, "-c") || !strcmp(o, "--ctx")) {
+            if (!(s = args_value(&a, &v, &err)))
+                s = args_int(o, v, 4, MODEL_MAX_CTX, &ctx, &err);
+        } else if (!strcmp(o, "-t") || !strcmp(o, "--threads")) {
+            if (!(s = args_value(&a, &v, &err)))
+                s = args_int(o, v, 0, 256, &threads, &err);
+        } else {
+            s = err_set(&err, STATUS_INVALID, "unknown option '%s'", o);
+        }
+        if (s)
+            return cli_fail("perplexity", &err);
+    }
+    if (!model || !file) {
+        err_set(&err, STATUS_INVALID, "give -m MODEL and -f FILE");
+        return cli_fail("perplexity", &err);
+    }
+    char *text = NULL;
+    size_t len = 0;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = 1;
+    CliModel cm = {0};
+    GenSession gs = {0};
+    if (cli_read_file(file, CLI_MAX_FILE, &text, &len, &err))
+        goto done;
+    ModelParams mp = {.n_threads = (int)threads, .n_ctx = (int)ctx, .n_seq_max = 1, .n_batch = 512};
+    if (cli_load(&cm, model, &mp, NULL, false, &err) || gen_session_init(&gs, cm.m, cm.tok, 0, &err))
+        goto done;
+    if (!(ids = malloc(sizeof(int32_t) * (len + 3)))) {
+        err_set(&err, STATUS_NOMEM, "out of memory");
+        goto done;
+    }
+    TokEncodeOpts eo = {0};
+    if (tok_encode(cm.tok, text, len, &eo, ids, len + 3, &n, &err))
+        goto done;
+    size_t n_chunks = n / (size_t)ctx;
+    if (n_chunks == 0) {
+        err_set(&err, STATUS_INVALID, "'%s' has %zu tokens, fewer than one chunk of %ld (use -c)",
+                file, n, ctx);
+        goto done;
+    }
+    printf("%zu tokens, %zu chunks of %ld, scoring positions %ld..%ld of each\n", n, n_chunks,
+           ctx, ctx / 2, ctx - 1);
+    double nll = 0;
+    long count = 0;
+    for (size_t c = 0; c < n_chunks; c++) {
+        int32_t *chunk = ids + c * (size_t)ctx;
+        if (tok_add_bos(cm.tok) && tok_bos(cm.tok) >= 0)
+            chunk[0] = tok_bos(cm.tok);
+        if (gen_score(&gs, chunk, (int)ctx, (int)(ctx / 2), &nll, &count, &err))
+            goto done;
+        printf("[%zu/%zu] %.4f\n", c + 1, n_chunks, exp(nll / (double)count));
+        fflush(stdout);
+    }
+    printf("perplexity: %.6f\n", exp(nll / (double)count));
+    rc = 0;
+done:
+    if (rc)
+        cli_fail("perplexity", &err);
+    gen_session_free(&gs);
+    cli_unload(&cm);
+    free(ids);
+    free(text);
+    return rc;
+}

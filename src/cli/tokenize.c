@@ -1,0 +1,119 @@
+/* tokenize.c - `cgpt tokenize -m MODEL (-p TEXT | -f FILE) [--bos] [--special] [--pieces]`.
+ *
+ * Prints the ids of exactly that text as one line, space-separated: no BOS
+ * or EOS unless --bos, special-token strings are plain text unless
+ * --special. --pieces prints one token a line instead: the id, a tab and the
+ * token's decoded bytes (escaped). Works on vocabulary-only GGUF files: only
+ * the tokenizer metadata is read. This output is a contract for conformance
+ * checks: keep it stable. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/common.h"
+
+static void print_escaped(const char *s, int n) {
+    for (int i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\\')
+            fputs("\\\\", stdout);
+        else if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c == '\t')
+            fputs("\\t", stdout);
+        else if (c == '\r')
+            fputs("\\r", stdout);
+        else if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
+    }
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    const char *model = NULL, *text = NULL, *file = NULL;
+    bool bos = false, special = false, pieces = false;
+    Err err = {0};
+    Args a = {argc, argv, 1};
+    for (; a.i < argc; a.i++) {
+        const char *o = argv[a.i];
+        Status s = STATUS_OK;
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+            printf("usage: cgpt tokenize -m MODEL (-p TEXT | -f FILE) [--bos] [--special] "
+                   "[--pieces]\n");
+            return 0;
+        } else if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
+            s = args_value(&a, &model, &err);
+        } else if (!strcmp(o, "-p") || !strcmp(o, "--prompt")) {
+            s = args_value(&a, &text, &err);
+        } else if (!strcmp(o, "-f") || !strcmp(o, "--file")) {
+            s = args_value(&a, &file, &err);
+        } else if (!strcmp(o, "--bos")) {
+            bos = true;
+        } else if (!strcmp(o, "--special")) {
+            special = true;
+        } else if (!strcmp(o, "--pieces")) {
+            pieces = true;
+        } else {
+            s = err_set(&err, STATUS_INVALID, "unknown option '%s'", o);
+        }
+        if (s)
+            return cli_fail("tokenize", &err);
+    }
+    if (!model || (!text == !file)) {
+        err_set(&err, STATUS_INVALID, "give -m MODEL and one of -p TEXT or -f FILE");
+        return cli_fail("tokenize", &err);
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    if (file) {
+        if (cli_read_file(file, CLI_MAX_FILE, &buf, &len, &err))
+            return cli_fail("tokenize", &err);
+    } else {
+        len = strlen(text);
+    }
+    GGUF g = {0};
+    Tokenizer *tok = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = 1;
+    if (gguf_open(&g, model, &err)) {
+        err_prefix(&err, "%s", model);
+        goto done;
+    }
+    if (tok_load(&tok, &g, &err)) {
+        err_prefix(&err, "%s", model);
+        goto done;
+    }
+    ids = malloc(sizeof(int32_t) * (len + 3));
+    if (!ids) {
+        err_set(&err, STATUS_NOMEM, "out of memory for %zu bytes of text", len);
+        goto done;
+    }
+    TokEncodeOpts eo = {.add_bos = bos, .parse_special = special};
+    if (tok_encode(tok, file ? buf : text, len, &eo, ids, len + 3, &n, &err))
+        goto done;
+    if (pieces) {
+        char piece[TOK_MAX_PIECE];
+        for (size_t i = 0; i < n; i++) {
+            int k = tok_piece_bytes(tok, ids[i], true, piece);
+            printf("%d\t", ids[i]);
+            print_escaped(piece, k < 0 ? 0 : k);
+            putchar('\n');
+        }
+    } else {
+        for (size_t i = 0; i < n; i++)
+            printf("%s%d", i ? " " : "", ids[i]);
+        putchar('\n');
+    }
+    rc = 0;
+done:
+    if (rc)
+        cli_fail("tokenize", &err);
+    free(ids);
+    free(buf);
+    tok_free(tok);
+    gguf_close(&g);
+    return rc;
+}
