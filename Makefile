@@ -85,10 +85,10 @@ deps-fuzz:
 
 # Criterion runs tests in parallel processes; -j2 matches the machine.
 unit: $(BUILD)/unit
-	$(BUILD)/unit -j2
+	$(BUILD)/unit -j2 --timeout 300
 
 unit-asan: $(BUILD)/asan/unit
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/asan/unit -j2
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/asan/unit -j2 --timeout 600
 
 integration: all tools asan
 	tests/run_integration.sh
