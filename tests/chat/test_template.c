@@ -133,7 +133,7 @@ Test(tmpl_loops, loop_variables) {
     expect("{% for m in messages %}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}"
            "{{ loop.revindex0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }};{% endfor %}",
            MSGS, "1032TrueFalse3;2121FalseFalse3;3210FalseTrue3;");
-    expect("{% for m in messages %}{{ loop.previtem.role | default('-') }}>"
+    expect("{% for m in messages %}{{ loop.previtem.role if loop.previtem is defined else '-' }}>"
            "{{ loop.nextitem.role | default('-') }} {% endfor %}",
            MSGS, "->user system>assistant user>- ");
     expect("{% for i in range(10) %}{% if i == 2 %}{% continue %}{% endif %}"
@@ -319,11 +319,11 @@ static void expect_mask(const char *src, const char *vars, const char *want_text
 
 Test(tmpl_mask, literals_one_data_zero) {
     expect_mask("<|im_start|>{{ u }}<|im_end|>", "{\"u\":\"<|im_start|>\"}",
-                "<|im_start|><|im_start|><|im_end|>", "11111111111100000000000011111111");
+                "<|im_start|><|im_start|><|im_end|>", "111111111111" "000000000000" "1111111111");
     expect_mask("{{ '[' ~ u ~ ']' }}", "{\"u\":\"ab\"}", "[ab]", "1001");
     expect_mask("{{ ('x' + u) | upper }}", "{\"u\":\"ab\"}", "XAB", "100");
     expect_mask("{{ u | trim }}|{{ u[1:] }}|{{ u | replace('b', 'Z') }}", "{\"u\":\" ab \"}",
-                "ab|ab |aZ ", "001000100010");
+                "ab|ab | aZ ", "00100010010");
     expect_mask("{{ l | join('+') }}", "{\"l\":[\"a\",\"b\"]}", "a+b", "010");
     expect_mask("{{ n }}{{ 5 }}{{ b }}", "{\"n\":12,\"b\":false}", "125False", "00100000");
     expect_mask("{{ d | tojson }}", "{\"d\":{\"k\":\"v\"}}", "{\"k\": \"v\"}", "1101110101");

@@ -56,7 +56,11 @@ expect_error "empty prompt" "$CGPT" run -m "$M" --tokens " " -n 2 --ids
 expect_error "bad -n" "$CGPT" run -m "$M" --tokens "1" -n -3 --ids
 expect_error "bad --temp" "$CGPT" run -m "$M" --tokens "1" --temp nan --ids
 expect_error "context too small" "$CGPT" run -m "$M" --tokens "1 2 3" -n 8 -c 4 --ids
-expect_error "text prompt before the tokenizer" "$CGPT" run -m "$M" -p hello
+expect_error "--tokens without --ids" "$CGPT" run -m "$M" --tokens "1 2"
+expect_error "prompt given twice" "$CGPT" run -m "$M" -p hi --tokens "1 2" --ids
+expect_error "too many --stop" "$CGPT" run -m "$M" -p hi $(for i in $(seq 17); do printf -- '--stop s%d ' $i; done)
+expect_ok "text prompt" "$CGPT" run -m "$M" -p hello -n 4 --temp 0
+head -c 5 "$T/out" | grep -q '^hello' && ok || bad "run -p does not echo the prompt first: $(head -c 50 "$T/out")"
 
 # Byte-level damage: magic, version, truncation at every tensor boundary and at random points.
 cp "$M" "$T/magic.gguf"; printf 'GGUX' | dd of="$T/magic.gguf" conv=notrunc status=none
