@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # The main job, until the server and the built-in model exist: make a small
-# random Llama-shaped model, describe it, and generate a few tokens from it.
+# random Llama-shaped model (its vocabulary is one token per byte), describe
+# it, and generate from it through the whole text path (tokenizer, engine,
+# sampler, streaming decode). A random model writes random bytes: this shows
+# the machinery, not a conversation. `cgpt chat -m MODEL` works the same way
+# with a real GGUF model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p build/demo
@@ -9,5 +13,5 @@ m=build/demo/random-llama.gguf
   --kv-heads 4 --head-dim 32 --ff 688 --ctx 512 --type Q8_0 --seed 1 -o "$m"
 build/cgpt info -m "$m"
 echo
-echo "generating 16 tokens (greedy) after the prompt 1 2 3:"
-build/cgpt run -m "$m" --tokens "1 2 3" -n 16 --temp 0 --ids
+echo "cgpt run -m $m -p 'Hello' -n 32 --temp 0:"
+build/cgpt run -m "$m" -p "Hello" -n 32 --temp 0

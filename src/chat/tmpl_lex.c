@@ -20,23 +20,28 @@ typedef struct {
     /* line/column tracking: lines counted up to 'lc_pos' */
     size_t lc_pos;
     int line;
-    size_t line_start;
+    int col; /* code points since the line start, at lc_pos */
     TArena *a;
     TFail *f;
     TTok *toks;
     size_t n_toks, cap;
 } Lexer;
 
+/* Line and 1-based column (in code points) of 'pos'; positions only move
+ * forward, so this is linear over the whole source. */
 static void lc_at(Lexer *L, size_t pos, int *line, int *col) {
     while (L->lc_pos < pos) {
-        if (L->s[L->lc_pos] == '\n') {
+        unsigned char ch = (unsigned char)L->s[L->lc_pos];
+        if (ch == '\n') {
             L->line++;
-            L->line_start = L->lc_pos + 1;
+            L->col = 0;
+        } else if ((ch & 0xc0) != 0x80) {
+            L->col++;
         }
         L->lc_pos++;
     }
     *line = L->line;
-    *col = (int)(tu_count(L->s + L->line_start, pos - L->line_start) + 1);
+    *col = L->col + 1;
 }
 
 static _Noreturn void lex_fail(Lexer *L, size_t pos, const char *msg) {

@@ -134,7 +134,7 @@ Test(tmpl_loops, loop_variables) {
            "{{ loop.revindex0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }};{% endfor %}",
            MSGS, "1032TrueFalse3;2121FalseFalse3;3210FalseTrue3;");
     expect("{% for m in messages %}{{ loop.previtem.role if loop.previtem is defined else '-' }}>"
-           "{{ loop.nextitem.role | default('-') }} {% endfor %}",
+           "{{ loop.nextitem.role if loop.nextitem is defined else '-' }} {% endfor %}",
            MSGS, "->user system>assistant user>- ");
     expect("{% for i in range(10) %}{% if i == 2 %}{% continue %}{% endif %}"
            "{% if i == 5 %}{% break %}{% endif %}{{ i }}{% endfor %}",
@@ -326,7 +326,7 @@ Test(tmpl_mask, literals_one_data_zero) {
                 "ab|ab | aZ ", "00100010010");
     expect_mask("{{ l | join('+') }}", "{\"l\":[\"a\",\"b\"]}", "a+b", "010");
     expect_mask("{{ n }}{{ 5 }}{{ b }}", "{\"n\":12,\"b\":false}", "125False", "00100000");
-    expect_mask("{{ d | tojson }}", "{\"d\":{\"k\":\"v\"}}", "{\"k\": \"v\"}", "1101110101");
+    expect_mask("{{ d | tojson }}", "{\"d\":{\"k\":\"v\"}}", "{\"k\": \"v\"}", "1101111011");
     expect_mask("{% set s %}<{{ u }}>{% endset %}{{ s }}", "{\"u\":\"x\"}", "<x>", "101");
     expect_mask("{% macro m(a) %}[{{ a }}]{% endmacro %}{{ m(u) }}", "{\"u\":\"x\"}", "[x]", "101");
 }
