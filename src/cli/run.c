@@ -244,6 +244,7 @@ static Status run_text(const RunOpts *o, Err *err) {
     if ((s = gen_generate(&gs, ids, (int)n, &gp, print_text, NULL, NULL, &st, err)))
         goto done;
     printf("\n");
+    fflush(stdout);
     fprintf(stderr, "[%d prompt tokens, %d generated, %.1f tokens/s, finish: %s]\n", st.n_prompt,
             st.n_generated, st.t_generate > 0 ? st.n_generated / st.t_generate : 0.0,
             gen_finish_name(st.finish));
