@@ -1688,8 +1688,10 @@ static bool parse_num(TStr s, bool want_int, int base, int64_t *iv, double *fv) 
         buf[o++] = t.b[i];
     }
     buf[o] = '\0';
-    char *end;
+    char *end = buf;
     if (want_int) {
+        if (base != 0 && (base < 2 || base > 36))
+            return false; /* Python raises ValueError; the int filter falls back */
         errno = 0;
         long long v = strtoll(buf, &end, base);
         if (*end || errno || end == buf)
