@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tokenizer/tok_heap.h"
 #include "tokenizer/tok_impl.h"
 
 /* GPT-2 bytes_to_unicode(): printable Latin-1 bytes stand for themselves;
@@ -53,15 +54,9 @@ typedef struct {
     uint8_t dead;
 } Sym;
 
-typedef struct {
-    uint32_t rank;
-    int32_t left, right;
-    int32_t lid, rid, res;
-} Pair;
-
-static bool pair_less(const Pair *a, const Pair *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
+/* Merge candidates in the queue: key = rank, payload a = left token id,
+ * b = right token id, c = merged token id (a stale candidate is one whose
+ * symbols changed since it was queued). */
 
 static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap)
@@ -102,50 +97,9 @@ static bool merge_find(const Tokenizer *t, int32_t l, int32_t r, uint32_t *rank,
 
 typedef struct {
     Sym *sym;
-    Pair *heap;
-    size_t n_heap, cap_heap;
+    size_t n_heap;
     BpeScratch *sc;
 } Work;
-
-static void heap_push(Work *w, Pair p) {
-    if (w->n_heap == w->cap_heap) {
-        if (!grow(&w->sc->heap, &w->sc->heap_cap, w->n_heap + 1, sizeof(Pair))) {
-            w->sc->oom = true;
-            return;
-        }
-        w->heap = w->sc->heap;
-        w->cap_heap = w->sc->heap_cap;
-    }
-    size_t i = w->n_heap++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!pair_less(&p, &w->heap[parent]))
-            break;
-        w->heap[i] = w->heap[parent];
-        i = parent;
-    }
-    w->heap[i] = p;
-}
-
-static Pair heap_pop(Work *w) {
-    Pair top = w->heap[0];
-    Pair last = w->heap[--w->n_heap];
-    size_t i = 0, n = w->n_heap;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && pair_less(&w->heap[c + 1], &w->heap[c]))
-            c++;
-        if (!pair_less(&w->heap[c], &last))
-            break;
-        w->heap[i] = w->heap[c];
-        i = c;
-    }
-    if (n)
-        w->heap[i] = last;
-    return top;
-}
 
 static void try_pair(const Tokenizer *t, Work *w, int32_t l, int32_t r) {
     if (l < 0 || r < 0)
@@ -153,9 +107,12 @@ static void try_pair(const Tokenizer *t, Work *w, int32_t l, int32_t r) {
     int32_t lid = w->sym[l].id, rid = w->sym[r].id;
     if (lid < 0 || rid < 0)
         return;
-    Pair p = {.left = l, .right = r, .lid = lid, .rid = rid};
-    if (merge_find(t, lid, rid, &p.rank, &p.res))
-        heap_push(w, p);
+    uint32_t rank;
+    int32_t res;
+    if (merge_find(t, lid, rid, &rank, &res) &&
+        !tok_heap_push(&w->sc->heap, &w->n_heap, &w->sc->heap_cap,
+                       (TokPair){(double)rank, l, r, lid, rid, res}))
+        w->sc->oom = true;
 }
 
 void bpe_encode_word(const Tokenizer *t, const char *s, size_t len, TokOut *o, void *scratch) {
@@ -186,7 +143,7 @@ void bpe_encode_word(const Tokenizer *t, const char *s, size_t len, TokOut *o, v
         sc->oom = true;
         return;
     }
-    Work w = {.sym = sc->sym, .heap = sc->heap, .cap_heap = sc->heap_cap, .sc = sc};
+    Work w = {.sym = sc->sym, .sc = sc};
     for (size_t i = 0; i < len; i++) {
         w.sym[i] = (Sym){.id = t->byte_tok[u[i]],
                          .prev = (int32_t)i - 1,
@@ -195,11 +152,11 @@ void bpe_encode_word(const Tokenizer *t, const char *s, size_t len, TokOut *o, v
     for (size_t i = 1; i < len; i++)
         try_pair(t, &w, (int32_t)i - 1, (int32_t)i);
     while (w.n_heap > 0 && !sc->oom) {
-        Pair p = heap_pop(&w);
+        TokPair p = tok_heap_pop(sc->heap, &w.n_heap);
         Sym *l = &w.sym[p.left], *r = &w.sym[p.right];
-        if (l->dead || r->dead || l->id != p.lid || r->id != p.rid || l->next != p.right)
+        if (l->dead || r->dead || l->id != p.a || r->id != p.b || l->next != p.right)
             continue;
-        l->id = p.res;
+        l->id = p.c;
         l->next = r->next;
         if (r->next >= 0)
             w.sym[r->next].prev = p.left;

@@ -23,66 +23,17 @@ typedef struct {
     int32_t prev, next;
 } Sym;
 
-typedef struct {
-    float score;
-    int32_t left, right;
-    uint32_t size;
-} Pair;
-
-static bool pair_before(const Pair *a, const Pair *b) {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
+/* Merge candidates in the queue (tok_heap.h): key = -score (best score
+ * first), payload a = byte size of the merged piece (a stale candidate is
+ * one whose symbols changed size since it was queued). */
 typedef struct {
     const Tokenizer *t;
     const char *s;
     Sym *sym;
-    Pair *heap;
+    TokPair *heap;
     size_t n_heap, cap_heap;
     bool oom;
 } Work;
-
-static void heap_push(Work *w, Pair p) {
-    if (w->n_heap == w->cap_heap) {
-        size_t n = w->cap_heap ? 2 * w->cap_heap : 64;
-        Pair *q = realloc(w->heap, n * sizeof *q);
-        if (!q) {
-            w->oom = true;
-            return;
-        }
-        w->heap = q;
-        w->cap_heap = n;
-    }
-    size_t i = w->n_heap++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!pair_before(&p, &w->heap[parent]))
-            break;
-        w->heap[i] = w->heap[parent];
-        i = parent;
-    }
-    w->heap[i] = p;
-}
-
-static Pair heap_pop(Work *w) {
-    Pair top = w->heap[0];
-    Pair last = w->heap[--w->n_heap];
-    size_t i = 0, n = w->n_heap;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && pair_before(&w->heap[c + 1], &w->heap[c]))
-            c++;
-        if (!pair_before(&w->heap[c], &last))
-            break;
-        w->heap[i] = w->heap[c];
-        i = c;
-    }
-    if (n)
-        w->heap[i] = last;
-    return top;
-}
 
 static int piece_id(const Tokenizer *t, const char *s, size_t len) {
     if (len > t->max_token_len)
@@ -98,7 +49,9 @@ static void try_pair(Work *w, int32_t l, int32_t r) {
     int id = piece_id(w->t, w->s + w->sym[l].start, size);
     if (id < 0)
         return;
-    heap_push(w, (Pair){.score = w->t->score[id], .left = l, .right = r, .size = size});
+    if (!tok_heap_push(&w->heap, &w->n_heap, &w->cap_heap,
+                       (TokPair){-(double)w->t->score[id], l, r, (int32_t)size, 0, 0}))
+        w->oom = true;
 }
 
 static void emit_symbol(const Tokenizer *t, const char *s, const Sym *y, TokOut *o) {
@@ -146,9 +99,9 @@ Status spm_encode(const Tokenizer *t, const char *s, size_t len, TokOut *o, Err 
     for (int32_t i = 1; i < n; i++)
         try_pair(&w, i - 1, i);
     while (w.n_heap > 0 && !w.oom) {
-        Pair p = heap_pop(&w);
+        TokPair p = tok_heap_pop(w.heap, &w.n_heap);
         Sym *l = &w.sym[p.left], *r = &w.sym[p.right];
-        if (l->len == 0 || r->len == 0 || l->len + r->len != p.size)
+        if (l->len == 0 || r->len == 0 || l->len + r->len != (uint32_t)p.a)
             continue;
         l->len += r->len;
         r->len = 0;

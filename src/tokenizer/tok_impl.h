@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "tokenizer/tok_heap.h"
 #include "tokenizer/tokenizer.h"
 
 #define TOK_MAX_REGEXES 8 /* regexes one pre-tokenizer applies in sequence */
@@ -111,7 +112,7 @@ Status spm_encode(const Tokenizer *t, const char *s, size_t len, TokOut *o, Err 
 typedef struct {
     void *sym;
     size_t sym_cap;
-    void *heap;
+    TokPair *heap; /* the merge queue's storage (tok_heap.h) */
     size_t heap_cap;
     char *enc; /* byte-level encoded word for ignore_merges lookups */
     size_t enc_cap;

@@ -30,11 +30,12 @@
 #include "core/err.h"
 #include "gguf/gguf.h"
 
-#define TOK_MAX_VOCAB (1 << 22)     /* tokens in a vocabulary */
-#define TOK_MAX_TOKEN_BYTES 65536   /* bytes of one token string */
-#define TOK_MAX_PIECE 256           /* bytes tok_piece_bytes() writes at most per token;
-                                       longer tokens are an error at load */
-#define TOK_MAX_TEXT (1u << 30)     /* bytes of text one tok_encode() accepts */
+#define TOK_MAX_VOCAB (1 << 22)   /* tokens in a vocabulary */
+#define TOK_MAX_TOKEN_BYTES 65536 /* bytes of one token string */
+#define TOK_MAX_PIECE                                                                              \
+    256                         /* bytes tok_piece_bytes() writes at most per token;               \
+                                   longer tokens are an error at load */
+#define TOK_MAX_TEXT (1u << 30) /* bytes of text one tok_encode() accepts */
 
 typedef enum { TOK_KIND_BPE, TOK_KIND_SPM } TokKind;
 
@@ -105,8 +106,8 @@ int tok_piece_bytes(const Tokenizer *t, int id, bool render_special, char *buf);
  * (may exceed cap: then the text is cut at cap). SPM removes the space the
  * encoder's add_space_prefix added before the first token, so
  * decode(encode(s)) == s for valid UTF-8 s. Invalid UTF-8 stays as bytes. */
-size_t tok_decode(const Tokenizer *t, const int32_t *ids, size_t n, bool render_special,
-                  char *buf, size_t cap);
+size_t tok_decode(const Tokenizer *t, const int32_t *ids, size_t n, bool render_special, char *buf,
+                  size_t cap);
 
 /* Incremental, UTF-8-safe decoding for streaming: push one token at a time
  * and get only complete characters; bytes that can never complete a valid
