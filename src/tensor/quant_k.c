@@ -13,6 +13,7 @@
  * Not here: the importance-matrix variants (quantize_*_impl with
  * quant_weights) - cgpt quantizes without an imatrix. */
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -183,16 +184,31 @@ static inline int nibble_k(const uint8_t *qs, int e) {
     return (e % 64) < 32 ? (byte & 0xF) : (byte >> 4);
 }
 
-static void q4_k_dequant(const void *src, float *dst, int64_t n) {
-    const BlockQ4_K *x = src;
+/* The Q4_K and Q5_K twins differ only in how an element's quant is read:
+ * both blocks start with fp16 d, dmin and the packed 6-bit scales. */
+typedef int (*QuantKElem)(const void *block, int e);
+_Static_assert(offsetof(BlockQ4_K, d) == offsetof(BlockQ5_K, d) &&
+                   offsetof(BlockQ4_K, dmin) == offsetof(BlockQ5_K, dmin) &&
+                   offsetof(BlockQ4_K, scales) == offsetof(BlockQ5_K, scales),
+               "Q4_K and Q5_K share the d, dmin, scales header");
+
+static int q4_k_elem(const void *block, int e) {
+    return nibble_k(((const BlockQ4_K *)block)->qs, e);
+}
+
+/* y = d*sc_j*q - dmin*m_j per sub-block j of 32. */
+static void qk_min_dequant(const void *src, size_t block_bytes, QuantKElem elem, float *dst,
+                           int64_t n) {
     for (int64_t b = 0; b < n / QK_K; b++) {
-        const float d = fp16_to_f32(x[b].d), min = fp16_to_f32(x[b].dmin);
+        const uint8_t *blk = (const uint8_t *)src + (size_t)b * block_bytes;
+        const BlockQ4_K *hdr = (const BlockQ4_K *)blk; /* d, dmin, scales: same place in Q5_K */
+        const float d = fp16_to_f32(hdr->d), min = fp16_to_f32(hdr->dmin);
         for (int j = 0; j < 8; j++) {
             uint8_t sc, m;
-            quant_k_scale_min(j, x[b].scales, &sc, &m);
+            quant_k_scale_min(j, hdr->scales, &sc, &m);
             const float dl = d * sc, ml = min * m;
             for (int l = 0; l < 32; l++)
-                *dst++ = dl * nibble_k(x[b].qs, 32 * j + l) - ml;
+                *dst++ = dl * elem(blk, 32 * j + l) - ml;
         }
     }
 }
@@ -200,29 +216,38 @@ static void q4_k_dequant(const void *src, float *dst, int64_t n) {
 /* sum_b yd*(xd*sum_j sc_j*sum(q*a) - xdmin*sum_j m_j*sum(a)), the integer
  * parts exact. The mins term sums the activations directly, not via bsums,
  * so that the SIMD kernels (which use bsums) are checked against it. */
-static void q4_k_vec_dot(int64_t n, float *s, const void *w, const void *a) {
-    const BlockQ4_K *x = w;
-    const BlockQ8_K *y = a;
+static float qk_min_dot(int64_t n, const void *w, size_t block_bytes, QuantKElem elem,
+                        const BlockQ8_K *y) {
     float sumf = 0;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        const uint8_t *blk = (const uint8_t *)w + (size_t)b * block_bytes;
+        const BlockQ4_K *hdr = (const BlockQ4_K *)blk;
         int32_t sumi = 0, summ = 0;
         for (int j = 0; j < 8; j++) {
             uint8_t sc, m;
-            quant_k_scale_min(j, x[b].scales, &sc, &m);
+            quant_k_scale_min(j, hdr->scales, &sc, &m);
             int32_t dot = 0, sum_a = 0;
             for (int l = 0; l < 32; l++) {
                 int e = 32 * j + l;
-                dot += nibble_k(x[b].qs, e) * y[b].qs[e];
+                dot += elem(blk, e) * y[b].qs[e];
                 sum_a += y[b].qs[e];
             }
             sumi += sc * dot;
             summ += m * sum_a;
         }
-        const float d = y[b].d * fp16_to_f32(x[b].d);
-        const float dmin = y[b].d * fp16_to_f32(x[b].dmin);
+        const float d = y[b].d * fp16_to_f32(hdr->d);
+        const float dmin = y[b].d * fp16_to_f32(hdr->dmin);
         sumf += d * (float)sumi - dmin * (float)summ;
     }
-    *s = sumf;
+    return sumf;
+}
+
+static void q4_k_dequant(const void *src, float *dst, int64_t n) {
+    qk_min_dequant(src, sizeof(BlockQ4_K), q4_k_elem, dst, n);
+}
+
+static void q4_k_vec_dot(int64_t n, float *s, const void *w, const void *a) {
+    *s = qk_min_dot(n, w, sizeof(BlockQ4_K), q4_k_elem, a);
 }
 
 /* ---- Q5_K --------------------------------------------------------------- */
@@ -250,49 +275,20 @@ static void q5_k_quantize(const float *src, void *dst, int64_t n) {
     }
 }
 
-/* 5-bit quant of element e of a Q5_K block. */
-static inline int quint_k(const BlockQ5_K *x, int e) {
-    int bit = (x->qh[e % 32] >> (e / 32)) & 1; /* bit 2c for 64c+l, 2c+1 for 64c+32+l */
+/* 5-bit quant of element e of a Q5_K block: the nibble, and bit 2c of
+ * qh[l] for element 64c+l, bit 2c+1 for 64c+32+l. */
+static int q5_k_elem(const void *block, int e) {
+    const BlockQ5_K *x = block;
+    int bit = (x->qh[e % 32] >> (e / 32)) & 1;
     return nibble_k(x->qs, e) | (bit << 4);
 }
 
 static void q5_k_dequant(const void *src, float *dst, int64_t n) {
-    const BlockQ5_K *x = src;
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        const float d = fp16_to_f32(x[b].d), min = fp16_to_f32(x[b].dmin);
-        for (int j = 0; j < 8; j++) {
-            uint8_t sc, m;
-            quant_k_scale_min(j, x[b].scales, &sc, &m);
-            const float dl = d * sc, ml = min * m;
-            for (int l = 0; l < 32; l++)
-                *dst++ = dl * quint_k(&x[b], 32 * j + l) - ml;
-        }
-    }
+    qk_min_dequant(src, sizeof(BlockQ5_K), q5_k_elem, dst, n);
 }
 
 static void q5_k_vec_dot(int64_t n, float *s, const void *w, const void *a) {
-    const BlockQ5_K *x = w;
-    const BlockQ8_K *y = a;
-    float sumf = 0;
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        int32_t sumi = 0, summ = 0;
-        for (int j = 0; j < 8; j++) {
-            uint8_t sc, m;
-            quant_k_scale_min(j, x[b].scales, &sc, &m);
-            int32_t dot = 0, sum_a = 0;
-            for (int l = 0; l < 32; l++) {
-                int e = 32 * j + l;
-                dot += quint_k(&x[b], e) * y[b].qs[e];
-                sum_a += y[b].qs[e];
-            }
-            sumi += sc * dot;
-            summ += m * sum_a;
-        }
-        const float d = y[b].d * fp16_to_f32(x[b].d);
-        const float dmin = y[b].d * fp16_to_f32(x[b].dmin);
-        sumf += d * (float)sumi - dmin * (float)summ;
-    }
-    *s = sumf;
+    *s = qk_min_dot(n, w, sizeof(BlockQ5_K), q5_k_elem, a);
 }
 
 /* ---- Q6_K --------------------------------------------------------------- */
