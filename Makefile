@@ -15,12 +15,12 @@ WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter
 ifeq ($(CI),true)
 WARN     += -Werror
 endif
-CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc $(PKG_CFLAGS) -pthread -MMD -MP -fno-strict-aliasing
-CFLAGS   ?=
-CFLAGS   += $(OPT) $(CFLAGS_COMMON)
 PKGS     := jansson libpcre2-8 libedit
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc $(PKG_CFLAGS) -pthread -MMD -MP -fno-strict-aliasing
+CFLAGS   ?=
+CFLAGS   += $(OPT) $(CFLAGS_COMMON)
 LDLIBS   := $(PKG_LIBS) -lm -lpthread
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
@@ -38,7 +38,7 @@ ALIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
 ACLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/asan/%.o)
 ATEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/asan/%.o)
 
-.PHONY: all run test unit unit-asan integration deps deps-fuzz fuzz fuzz-smoke clean asan tools
+.PHONY: all run test unit unit-asan integration deps deps-fuzz fuzz fuzz-run fuzz-smoke clean asan tools
 
 all: $(BUILD)/cgpt $(BUILD)/libcgpt.a
 
@@ -101,7 +101,10 @@ test: deps deps-fuzz
 	$(MAKE) fuzz-smoke
 	@echo "make test: all suites passed"
 
-run: deps all tools
+# deps first, then a fresh make: pkg-config flags are read when a make starts,
+# so the build must start after the packages are installed.
+run: deps
+	$(MAKE) all tools
 	scripts/run.sh
 
 # libFuzzer targets: fuzz/fuzz_<name>.c, each linked with the library built by clang.
@@ -114,7 +117,10 @@ $(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRC)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
 
-fuzz: deps-fuzz $(FUZZ_BIN)
+fuzz: deps deps-fuzz
+	$(MAKE) fuzz-run
+
+fuzz-run: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
 	  n=$$(basename $$f | sed 's/^fuzz_//'); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
@@ -139,7 +145,8 @@ clean:
 BENCH_MODEL_ARGS := --arch llama --vocab 32000 --embd 1024 --layers 8 --heads 16 --kv-heads 4 \
                     --head-dim 64 --ff 2816 --ctx 1024 --seed 1
 .PHONY: bench
-bench: deps all tools
+bench: deps
+	$(MAKE) all tools
 	@mkdir -p $(BUILD)/bench
 	@for t in F32 F16 Q8_0 Q4_0 Q4_K Q6_K; do \
 	  f=$(BUILD)/bench/llama-123m-$$t.gguf; \
