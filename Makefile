@@ -94,11 +94,11 @@ integration: all tools asan
 	tests/run_integration.sh
 
 test: deps deps-fuzz
-	$(MAKE) all tools asan $(BUILD)/unit
+	$(MAKE) -j2 all tools asan $(BUILD)/unit
 	$(MAKE) unit
 	$(MAKE) unit-asan
 	$(MAKE) integration
-	$(MAKE) fuzz-smoke
+	$(MAKE) -j2 fuzz-smoke
 	@echo "make test: all suites passed"
 
 # deps first, then a fresh make: pkg-config flags are read when a make starts,
@@ -107,15 +107,24 @@ run: deps
 	$(MAKE) all tools
 	scripts/run.sh
 
-# libFuzzer targets: fuzz/fuzz_<name>.c, each linked with the library built by clang.
+# libFuzzer targets: fuzz/fuzz_<name>.c, linked with the library compiled
+# once by clang with coverage instrumentation (fuzzer-no-link) and ASan+UBSan.
 FUZZ_SRC     := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN     := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 60
-FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -pthread \
+                -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
 
-$(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRC)
+$(BUILD)/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(BUILD)/fuzz/libcgpt.a: $(FUZZ_LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(BUILD)/fuzz/libcgpt.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/fuzz/libcgpt.a $(LDLIBS)
 
 fuzz: deps deps-fuzz
 	$(MAKE) fuzz-run
@@ -139,7 +148,7 @@ fuzz-smoke: $(FUZZ_BIN)
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ALIB_OBJ:.o=.d) $(ATEST_OBJ:.o=.d) $(ACLI_OBJ:.o=.d)
+-include $(FUZZ_LIB_OBJ:.o=.d) $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ALIB_OBJ:.o=.d) $(ATEST_OBJ:.o=.d) $(ACLI_OBJ:.o=.d)
 
 # Speed as ratios to limits measured in the same run (never a timed test).
 BENCH_MODEL_ARGS := --arch llama --vocab 32000 --embd 1024 --layers 8 --heads 16 --kv-heads 4 \
