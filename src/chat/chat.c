@@ -77,8 +77,7 @@ static char *special_text(const GGUF *g, const Tokenizer *t, bool bos) {
         const GGUFKV *toks = gguf_find_key(g, "tokenizer.ggml.tokens");
         if (kv && toks && kv->type != GGUF_TYPE_ARRAY && kv->type != GGUF_TYPE_STRING &&
             kv->type != GGUF_TYPE_FLOAT32 && kv->type != GGUF_TYPE_FLOAT64 &&
-            toks->type == GGUF_TYPE_ARRAY && toks->arr_type == GGUF_TYPE_STRING &&
-            toks->arr_strs) {
+            toks->type == GGUF_TYPE_ARRAY && toks->arr_type == GGUF_TYPE_STRING && toks->arr_strs) {
             uint64_t id = kv->val.u;
             if ((kv->type == GGUF_TYPE_INT8 || kv->type == GGUF_TYPE_INT16 ||
                  kv->type == GGUF_TYPE_INT32 || kv->type == GGUF_TYPE_INT64) &&
@@ -89,63 +88,6 @@ static char *special_text(const GGUF *g, const Tokenizer *t, bool bos) {
         }
     }
     return dup_bytes("", 0);
-}
-
-/* Append 's' as the body of a double-quoted Jinja string literal. */
-static size_t put_jinja_string(char *out, const char *s) {
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '\\' || *p == '"') {
-            out[n++] = '\\';
-            out[n++] = (char)*p;
-        } else if (*p == '\n') {
-            out[n++] = '\\';
-            out[n++] = 'n';
-        } else if (*p == '\r') {
-            out[n++] = '\\';
-            out[n++] = 'r';
-        } else if (*p == '\t') {
-            out[n++] = '\\';
-            out[n++] = 't';
-        } else {
-            out[n++] = (char)*p;
-        }
-    }
-    return n;
-}
-
-/* The template engine marks every byte that comes from a variable as data,
- * but bos_token / eos_token are the model's own markup: a template that
- * prints them must produce the control tokens. So they are not passed as
- * variables; instead the source gets a prefix that sets them as string
- * literals (template text):
- *     {% set bos_token = "<s>" +%}{% set eos_token = "</s>" +%}
- * '+%}' keeps trim_blocks from eating a newline the template starts with,
- * and the prefix has no newline, so error line numbers are unchanged
- * (columns on line 1 move by its length). Returns owned source or NULL. */
-static char *source_with_specials(const char *src, size_t len, const char *bos, const char *eos,
-                                  size_t *out_len) {
-    static const char A[] = "{% set bos_token = \"", B[] = "\" +%}{% set eos_token = \"",
-                      C[] = "\" +%}";
-    size_t cap = sizeof A + sizeof B + sizeof C + 2 * (strlen(bos) + strlen(eos)) + len + 1;
-    char *p = malloc(cap);
-    if (!p)
-        return NULL;
-    size_t n = 0;
-    memcpy(p + n, A, sizeof A - 1);
-    n += sizeof A - 1;
-    n += put_jinja_string(p + n, bos);
-    memcpy(p + n, B, sizeof B - 1);
-    n += sizeof B - 1;
-    n += put_jinja_string(p + n, eos);
-    memcpy(p + n, C, sizeof C - 1);
-    n += sizeof C - 1;
-    if (len)
-        memcpy(p + n, src, len);
-    n += len;
-    p[n] = 0;
-    *out_len = n;
-    return p;
 }
 
 static ChatFormat *format_make(const char *src, size_t len, ChatBuiltin b, const char *name,
@@ -168,15 +110,7 @@ static ChatFormat *format_make(const char *src, size_t len, ChatBuiltin b, const
         chat_format_free(f);
         return NULL;
     }
-    size_t full_len = 0;
-    char *full = source_with_specials(src, len, bos, eos, &full_len);
-    if (!full) {
-        err_set(err, STATUS_NOMEM, "chat format: out of memory");
-        chat_format_free(f);
-        return NULL;
-    }
-    f->tmpl = tmpl_parse(full, full_len, err);
-    free(full);
+    f->tmpl = tmpl_parse(src, len, err);
     if (!f->tmpl) {
         err_prefix(err, "%s", name);
         chat_format_free(f);
@@ -200,8 +134,8 @@ ChatFormat *chat_format_new(const GGUF *g, const Tokenizer *t, const char *overr
     char *bos = special_text(g, t, true);
     char *eos = special_text(g, t, false);
     if (override_src)
-        return format_make(override_src, override_len, CHAT_BUILTIN_NONE, "override template",
-                           bos, eos, err);
+        return format_make(override_src, override_len, CHAT_BUILTIN_NONE, "override template", bos,
+                           eos, err);
     if (g) {
         const GGUFKV *kv = gguf_find_key(g, "tokenizer.chat_template");
         if (kv) {
@@ -256,9 +190,7 @@ void chat_format_free(ChatFormat *f) {
 
 const char *chat_format_name(const ChatFormat *f) { return f ? f->name : "none"; }
 
-ChatBuiltin chat_format_builtin(const ChatFormat *f) {
-    return f ? f->builtin : CHAT_BUILTIN_NONE;
-}
+ChatBuiltin chat_format_builtin(const ChatFormat *f) { return f ? f->builtin : CHAT_BUILTIN_NONE; }
 
 /* ---- messages ---- */
 
@@ -268,8 +200,8 @@ ChatBuiltin chat_format_builtin(const ChatFormat *f) {
 static json_t *join_parts(const json_t *parts, size_t i, Err *err) {
     size_t n = json_array_size(parts);
     if (n > CHAT_MAX_PARTS) {
-        err_set(err, STATUS_LIMIT, "messages[%zu].content: %zu parts exceed the limit of %d", i,
-                n, CHAT_MAX_PARTS);
+        err_set(err, STATUS_LIMIT, "messages[%zu].content: %zu parts exceed the limit of %d", i, n,
+                CHAT_MAX_PARTS);
         return NULL;
     }
     size_t total = 0;
@@ -283,8 +215,9 @@ static json_t *join_parts(const json_t *parts, size_t i, Err *err) {
         }
         const json_t *type = json_object_get(p, "type");
         if (type && !json_is_string(type)) {
-            err_set(err, STATUS_INVALID, "messages[%zu].content[%zu].type: expected a string (got %s)",
-                    i, k, json_type_name(type));
+            err_set(err, STATUS_INVALID,
+                    "messages[%zu].content[%zu].type: expected a string (got %s)", i, k,
+                    json_type_name(type));
             return NULL;
         }
         if (type && strcmp(json_string_value(type), "text") != 0) {
@@ -377,8 +310,8 @@ static json_t *normalize_message(const json_t *m, size_t i, Err *err) {
             const json_t *fn = json_object_get(c, "function");
             if (fn && !json_is_object(fn)) {
                 err_set(err, STATUS_INVALID,
-                        "messages[%zu].tool_calls[%zu].function: expected an object (got %s)", i,
-                        k, json_type_name(fn));
+                        "messages[%zu].tool_calls[%zu].function: expected an object (got %s)", i, k,
+                        json_type_name(fn));
                 return NULL;
             }
         }
@@ -404,8 +337,8 @@ static json_t *normalize_message(const json_t *m, size_t i, Err *err) {
         }
     } else if (json_is_string(content)) {
         if (json_string_length(content) > CHAT_MAX_CONTENT_BYTES) {
-            err_set(err, STATUS_LIMIT, "messages[%zu].content: %zu bytes exceed the limit of %u",
-                    i, json_string_length(content), (unsigned)CHAT_MAX_CONTENT_BYTES);
+            err_set(err, STATUS_LIMIT, "messages[%zu].content: %zu bytes exceed the limit of %u", i,
+                    json_string_length(content), (unsigned)CHAT_MAX_CONTENT_BYTES);
             return NULL;
         }
     } else if (json_is_array(content)) {
@@ -499,8 +432,7 @@ static json_t *build_vars(const ChatFormat *f, const json_t *messages, bool add_
         goto nomem;
     }
     list = NULL;
-    /* bos_token / eos_token are set by the source prefix (see
-     * source_with_specials), not here. */
+    /* bos_token / eos_token are passed as trusted variables in chat_render. */
     if (json_object_set_new(vars, "add_generation_prompt", json_boolean(add_generation_prompt)))
         goto nomem;
     return vars;
@@ -521,8 +453,20 @@ Status chat_render(const ChatFormat *f, const json_t *messages, bool add_generat
     json_t *vars = build_vars(f, messages, add_generation_prompt, extra, err);
     if (!vars)
         return err->status;
+    /* The model's own markup: trusted, so a template that prints it yields
+     * text that tokenizes as the control tokens (data never does). */
+    json_t *trusted = json_object();
     uint8_t *m = NULL;
-    Status st = tmpl_render(f->tmpl, vars, NULL, out, &m, len, err);
+    Status st;
+    if (!trusted ||
+        json_object_set_new(trusted, "bos_token",
+                            json_stringn_nocheck(f->bos_text, strlen(f->bos_text))) ||
+        json_object_set_new(trusted, "eos_token",
+                            json_stringn_nocheck(f->eos_text, strlen(f->eos_text))))
+        st = err_set(err, STATUS_NOMEM, "chat: out of memory");
+    else
+        st = tmpl_render_ex(f->tmpl, vars, trusted, NULL, out, &m, len, err);
+    json_decref(trusted);
     json_decref(vars);
     if (st != STATUS_OK)
         return st;

@@ -21,10 +21,10 @@
 
 typedef enum { CHAT_BUILTIN_NONE, CHAT_CHATML, CHAT_LLAMA3, CHAT_LLAMA2 } ChatBuiltin;
 
-#define CHAT_MAX_MESSAGES 4096             /* messages in one conversation */
-#define CHAT_MAX_CONTENT_BYTES (4u << 20)  /* bytes of one message's content (parts joined) */
-#define CHAT_MAX_PARTS 1024                /* parts in one content list */
-#define CHAT_MAX_ROLE_BYTES 64             /* bytes of a role name */
+#define CHAT_MAX_MESSAGES 4096            /* messages in one conversation */
+#define CHAT_MAX_CONTENT_BYTES (4u << 20) /* bytes of one message's content (parts joined) */
+#define CHAT_MAX_PARTS 1024               /* parts in one content list */
+#define CHAT_MAX_ROLE_BYTES 64            /* bytes of a role name */
 
 typedef struct ChatFormat ChatFormat;
 

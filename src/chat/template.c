@@ -66,6 +66,12 @@ void tmpl_free(Template *t) {
 
 Status tmpl_render(const Template *t, const json_t *vars, const TmplLimits *lim, char **out,
                    uint8_t **out_mask, size_t *out_len, Err *err) {
+    return tmpl_render_ex(t, vars, NULL, lim, out, out_mask, out_len, err);
+}
+
+Status tmpl_render_ex(const Template *t, const json_t *vars, const json_t *trusted,
+                      const TmplLimits *lim, char **out, uint8_t **out_mask, size_t *out_len,
+                      Err *err) {
     *out = NULL;
     *out_mask = NULL;
     *out_len = 0;
@@ -87,7 +93,7 @@ Status tmpl_render(const Template *t, const json_t *vars, const TmplLimits *lim,
         return f.err->status;
     }
     tb_init(&buf, arena, &f, max_output);
-    tmpl_eval_render(t, vars, lim, arena, &f, &buf);
+    tmpl_eval_render(t, vars, trusted, lim, arena, &f, &buf);
     char *o = malloc(buf.n + 1);
     uint8_t *m = malloc(buf.n ? buf.n : 1);
     if (!o || !m) {

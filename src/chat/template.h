@@ -42,9 +42,9 @@
 #define TMPL_MAX_SOURCE (1u << 20) /* bytes of template source */
 
 typedef struct {
-    uint64_t max_steps;  /* evaluation steps; 0: 10 million */
-    int max_depth;       /* nesting of calls/expressions; 0: 256 */
-    size_t max_output;   /* bytes of output; 0: 16 MiB */
+    uint64_t max_steps; /* evaluation steps; 0: 10 million */
+    int max_depth;      /* nesting of calls/expressions; 0: 256 */
+    size_t max_output;  /* bytes of output; 0: 16 MiB */
 } TmplLimits;
 
 typedef struct Template Template;
@@ -60,5 +60,13 @@ void tmpl_free(Template *t);
  * bytes) are owned by the caller (free()). On failure both are NULL. */
 Status tmpl_render(const Template *t, const json_t *vars, const TmplLimits *lim, char **out,
                    uint8_t **out_mask, size_t *out_len, Err *err);
+
+/* As tmpl_render, plus 'trusted' (a JSON object or NULL): variables that
+ * count as template text in the output mask (mask 1), for the model's own
+ * markup such as bos_token / eos_token, which must tokenize as control
+ * tokens. A name in both objects takes the trusted value. */
+Status tmpl_render_ex(const Template *t, const json_t *vars, const json_t *trusted,
+                      const TmplLimits *lim, char **out, uint8_t **out_mask, size_t *out_len,
+                      Err *err);
 
 #endif

@@ -59,7 +59,7 @@ typedef struct {
     Scope *scope;
     TBuf *out;
     TValue filter_input;
-    int brk; /* 1 break, 2 continue */
+    int brk;         /* 1 break, 2 continue */
     const TNode *at; /* node being evaluated, for error locations */
 } Ctx;
 
@@ -86,9 +86,19 @@ static void step(Ctx *c) {
 }
 
 static const char *type_name(TValue v) {
-    static const char *const N[] = {"Undefined", "NoneType", "bool",  "int",      "float",
-                                    "str",       "list",     "dict",  "Namespace", "Macro",
-                                    "builtin_function_or_method", "method", "LoopContext"};
+    static const char *const N[] = {"Undefined",
+                                    "NoneType",
+                                    "bool",
+                                    "int",
+                                    "float",
+                                    "str",
+                                    "list",
+                                    "dict",
+                                    "Namespace",
+                                    "Macro",
+                                    "builtin_function_or_method",
+                                    "method",
+                                    "LoopContext"};
     if (v.kind == V_LIST && v.u.l->tuple)
         return "tuple";
     if (v.kind == V_LIST && v.u.l->gen)
@@ -122,7 +132,9 @@ static TValue mk_method(Ctx *c, TValue self, const char *name) {
     v.u.meth = m;
     return v;
 }
-static TValue cstr(Ctx *c, const char *s, uint8_t mask) { return tv_lit(c->a, c->f, s, strlen(s), mask); }
+static TValue cstr(Ctx *c, const char *s, uint8_t mask) {
+    return tv_lit(c->a, c->f, s, strlen(s), mask);
+}
 static TValue data_int(int64_t i, bool data) {
     TValue v = tv_int(i);
     v.data = data;
@@ -303,11 +315,12 @@ static TList *iter_list(Ctx *c, TValue v) {
 /* ---- attribute and item access ---- */
 
 static const char *const STR_METHODS[] = {
-    "strip",   "lstrip",  "rstrip",     "split",   "rsplit",  "splitlines", "startswith",
-    "endswith", "upper",  "lower",      "title",   "capitalize", "replace", "find",
-    "rfind",   "index",   "count",      "format",  "join",    "isdigit",    "isalpha",
-    "isalnum", "isspace", "isupper",    "islower", "removeprefix", "removesuffix", "zfill",
-    "center",  "ljust",   "rjust",      "swapcase", "isnumeric", "isdecimal", "casefold", NULL};
+    "strip",      "lstrip",       "rstrip",       "split",     "rsplit",   "splitlines",
+    "startswith", "endswith",     "upper",        "lower",     "title",    "capitalize",
+    "replace",    "find",         "rfind",        "index",     "count",    "format",
+    "join",       "isdigit",      "isalpha",      "isalnum",   "isspace",  "isupper",
+    "islower",    "removeprefix", "removesuffix", "zfill",     "center",   "ljust",
+    "rjust",      "swapcase",     "isnumeric",    "isdecimal", "casefold", NULL};
 static const char *const DICT_METHODS[] = {"items", "keys", "values", "get", "copy", NULL};
 static const char *const LIST_METHODS[] = {"index", "count", "copy", NULL};
 
@@ -539,8 +552,10 @@ static TValue lookup(Ctx *c, const char *name) {
     static const struct {
         const char *name;
         int fn;
-    } FNS[] = {{"range", FN_RANGE},           {"namespace", FN_NAMESPACE},
-               {"dict", FN_DICT},             {"raise_exception", FN_RAISE},
+    } FNS[] = {{"range", FN_RANGE},
+               {"namespace", FN_NAMESPACE},
+               {"dict", FN_DICT},
+               {"raise_exception", FN_RAISE},
                {"strftime_now", FN_STRFTIME}};
     for (size_t i = 0; i < sizeof FNS / sizeof FNS[0]; i++) {
         if (!strcmp(FNS[i].name, name)) {
@@ -769,9 +784,9 @@ static TValue binop(Ctx *c, int op, TValue a, TValue b) {
         undef_fail(c, a);
     if (b.kind == V_UNDEF)
         undef_fail(c, b);
-    static const char *const OPN[] = {[OP_ADD] = "+", [OP_SUB] = "-", [OP_MUL] = "*",
-                                      [OP_DIV] = "/", [OP_FLOORDIV] = "//", [OP_MOD] = "%",
-                                      [OP_POW] = "**"};
+    static const char *const OPN[] = {
+        [OP_ADD] = "+",       [OP_SUB] = "-", [OP_MUL] = "*", [OP_DIV] = "/",
+        [OP_FLOORDIV] = "//", [OP_MOD] = "%", [OP_POW] = "**"};
     rfail(c, STATUS_INVALID, "unsupported operand type(s) for %s: '%s' and '%s'", OPN[op],
           type_name(a), type_name(b));
 }
@@ -808,12 +823,14 @@ static TValue str_mod(Ctx *c, TStr fmt, TValue args) {
             tv_write_repr(&b, v, 0);
         } else if (k == 'd' || k == 'i') {
             if (!is_num(v))
-                rfail(c, STATUS_INVALID, "%%d format: a real number is required, not %s", type_name(v));
+                rfail(c, STATUS_INVALID, "%%d format: a real number is required, not %s",
+                      type_name(v));
             TValue iv = data_int(v.kind == V_FLOAT ? (int64_t)v.u.f : v.u.i, v.data);
             tv_write_str(&b, iv, 0);
         } else if (k == 'f') {
             if (!is_num(v))
-                rfail(c, STATUS_INVALID, "%%f format: a real number is required, not %s", type_name(v));
+                rfail(c, STATUS_INVALID, "%%f format: a real number is required, not %s",
+                      type_name(v));
             char s[64];
             snprintf(s, sizeof s, "%f", num_f(v));
             tb_puts(&b, s, !v.data);
@@ -884,8 +901,8 @@ static TValue casemap(Ctx *c, TStr s, char mode) {
             prev_cased = ascii_alpha(ch) || ((unsigned char)ch >= 0x80);
             break;
         case 'j': {
-            bool sep = ch == '-' || ch == '(' || ch == '{' || ch == '[' || ch == '<' ||
-                       ch == ' ' || (ch >= 9 && ch <= 13);
+            bool sep = ch == '-' || ch == '(' || ch == '{' || ch == '[' || ch == '<' || ch == ' ' ||
+                       (ch >= 9 && ch <= 13);
             if (sep) {
                 word_start = true;
             } else {
@@ -950,7 +967,8 @@ static TValue str_replace(Ctx *c, TStr s, TStr old, TStr new_, int64_t count) {
     }
     size_t i = 0;
     while (i < s.n) {
-        const char *hit = (count < 0 || done < count) ? memmem(s.b + i, s.n - i, old.b, old.n) : NULL;
+        const char *hit =
+            (count < 0 || done < count) ? memmem(s.b + i, s.n - i, old.b, old.n) : NULL;
         if (!hit) {
             tb_put_str(&b, sub(s, i, s.n));
             break;
@@ -972,7 +990,8 @@ static TValue split(Ctx *c, TStr s, const TStr *sep, int64_t maxsplit) {
         size_t i = 0;
         int64_t k = 0;
         for (;;) {
-            const char *hit = (maxsplit < 0 || k < maxsplit) ? memmem(s.b + i, s.n - i, sep->b, sep->n) : NULL;
+            const char *hit =
+                (maxsplit < 0 || k < maxsplit) ? memmem(s.b + i, s.n - i, sep->b, sep->n) : NULL;
             if (!hit) {
                 tl_push(c->a, c->f, l, tv_str(sub(s, i, s.n)));
                 break;
@@ -1076,7 +1095,8 @@ static TValue str_format(Ctx *c, TStr f, const Args *a) {
         if (j >= f.n)
             rfail(c, STATUS_INVALID, "Single '{' encountered in format string");
         TStr field = sub(f, i + 1, j);
-        if (memchr(field.b, ':', field.n) || memchr(field.b, '!', field.n) || memchr(field.b, '.', field.n) || memchr(field.b, '[', field.n))
+        if (memchr(field.b, ':', field.n) || memchr(field.b, '!', field.n) ||
+            memchr(field.b, '.', field.n) || memchr(field.b, '[', field.n))
             rfail(c, STATUS_UNSUPPORTED, "format specs and conversions are not supported");
         TValue v;
         if (field.n == 0) {
@@ -1224,7 +1244,8 @@ static TValue str_method(Ctx *c, TStr s, const char *name, const Args *a) {
         for (size_t i = 0; i < s.n; i++) {
             unsigned char ch = (unsigned char)s.b[i];
             bool digit = ch >= '0' && ch <= '9', alpha = ascii_alpha((char)ch);
-            if (!strcmp(name, "isdigit") || !strcmp(name, "isnumeric") || !strcmp(name, "isdecimal"))
+            if (!strcmp(name, "isdigit") || !strcmp(name, "isnumeric") ||
+                !strcmp(name, "isdecimal"))
                 ok &= digit;
             else if (!strcmp(name, "isalpha"))
                 ok &= alpha;
@@ -1514,9 +1535,15 @@ static TValue select_impl(Ctx *c, TValue v, const Args *a, bool attr, bool want)
     }
     return gen(m);
 }
-static TValue f_select(Ctx *c, TValue v, const Args *a) { return select_impl(c, v, a, false, true); }
-static TValue f_reject(Ctx *c, TValue v, const Args *a) { return select_impl(c, v, a, false, false); }
-static TValue f_selectattr(Ctx *c, TValue v, const Args *a) { return select_impl(c, v, a, true, true); }
+static TValue f_select(Ctx *c, TValue v, const Args *a) {
+    return select_impl(c, v, a, false, true);
+}
+static TValue f_reject(Ctx *c, TValue v, const Args *a) {
+    return select_impl(c, v, a, false, false);
+}
+static TValue f_selectattr(Ctx *c, TValue v, const Args *a) {
+    return select_impl(c, v, a, true, true);
+}
 static TValue f_rejectattr(Ctx *c, TValue v, const Args *a) {
     return select_impl(c, v, a, true, false);
 }
@@ -1681,7 +1708,8 @@ static bool parse_num(TStr s, bool want_int, int base, int64_t *iv, double *fv) 
     size_t o = 0;
     for (size_t i = 0; i < t.n; i++) {
         if (t.b[i] == '_') {
-            if (i == 0 || i + 1 >= t.n || !((t.b[i - 1] >= '0' && t.b[i - 1] <= '9') || ascii_alpha(t.b[i - 1])))
+            if (i == 0 || i + 1 >= t.n ||
+                !((t.b[i - 1] >= '0' && t.b[i - 1] <= '9') || ascii_alpha(t.b[i - 1])))
                 return false;
             continue;
         }
@@ -1792,7 +1820,8 @@ static TValue f_round(Ctx *c, TValue v, const Args *a) {
             return data_int(v.u.i, v.data);
         /* Python round(): half to even on the decimal value */
         char buf[64];
-        snprintf(buf, sizeof buf, "%.*f", prec > 0 ? (int)prec : 0, prec >= 0 ? x : x / pow(10.0, (double)-prec));
+        snprintf(buf, sizeof buf, "%.*f", prec > 0 ? (int)prec : 0,
+                 prec >= 0 ? x : x / pow(10.0, (double)-prec));
         r = strtod(buf, NULL);
         if (prec < 0)
             r *= pow(10.0, (double)-prec);
@@ -1941,20 +1970,48 @@ static const struct {
     const char *name;
     FilterFn fn;
 } FILTERS[] = {
-    {"abs", f_abs},           {"attr", f_attr},         {"batch", f_batch},
-    {"capitalize", f_capitalize}, {"center", f_center}, {"count", f_length},
-    {"d", f_default},         {"default", f_default},   {"dictsort", f_dictsort},
-    {"e", f_escape},          {"escape", f_escape},     {"first", f_first},
-    {"float", f_float},       {"forceescape", f_escape}, {"format", f_format},
-    {"int", f_int},           {"items", f_items},       {"indent", f_indent},
-    {"join", f_join},         {"last", f_last},         {"length", f_length},
-    {"list", f_list},         {"lower", f_lower},       {"map", f_map},
-    {"max", f_max},           {"min", f_min},           {"reject", f_reject},
-    {"rejectattr", f_rejectattr}, {"replace", f_replace}, {"reverse", f_reverse},
-    {"round", f_round},       {"safe", f_safe},         {"select", f_select},
-    {"selectattr", f_selectattr}, {"sort", f_sort},     {"string", f_string},
-    {"sum", f_sum},           {"title", f_title},       {"tojson", f_tojson},
-    {"trim", f_trim},         {"unique", f_unique},     {"upper", f_upper},
+    {"abs", f_abs},
+    {"attr", f_attr},
+    {"batch", f_batch},
+    {"capitalize", f_capitalize},
+    {"center", f_center},
+    {"count", f_length},
+    {"d", f_default},
+    {"default", f_default},
+    {"dictsort", f_dictsort},
+    {"e", f_escape},
+    {"escape", f_escape},
+    {"first", f_first},
+    {"float", f_float},
+    {"forceescape", f_escape},
+    {"format", f_format},
+    {"int", f_int},
+    {"items", f_items},
+    {"indent", f_indent},
+    {"join", f_join},
+    {"last", f_last},
+    {"length", f_length},
+    {"list", f_list},
+    {"lower", f_lower},
+    {"map", f_map},
+    {"max", f_max},
+    {"min", f_min},
+    {"reject", f_reject},
+    {"rejectattr", f_rejectattr},
+    {"replace", f_replace},
+    {"reverse", f_reverse},
+    {"round", f_round},
+    {"safe", f_safe},
+    {"select", f_select},
+    {"selectattr", f_selectattr},
+    {"sort", f_sort},
+    {"string", f_string},
+    {"sum", f_sum},
+    {"title", f_title},
+    {"tojson", f_tojson},
+    {"trim", f_trim},
+    {"unique", f_unique},
+    {"upper", f_upper},
     {"wordcount", f_wordcount},
 };
 
@@ -2063,11 +2120,12 @@ static bool apply_test(Ctx *c, const char *name, TValue v, const Args *a) {
 }
 
 static const char *const TESTS[] = {
-    "defined", "undefined", "none",  "boolean", "true",     "false",  "integer", "float",
-    "number",  "string",    "mapping", "iterable", "sequence", "callable", "escaped", "lower",
-    "upper",   "even",      "odd",   "divisibleby", "eq",   "equalto", "==",     "ne",
-    "!=",      "sameas",    "lt",    "lessthan", "<",       "le",     "<=",      "gt",
-    "greaterthan", ">",     "ge",    ">=",      "in",       "filter", "test",    NULL};
+    "defined", "undefined", "none",   "boolean", "true",        "false",       "integer",
+    "float",   "number",    "string", "mapping", "iterable",    "sequence",    "callable",
+    "escaped", "lower",     "upper",  "even",    "odd",         "divisibleby", "eq",
+    "equalto", "==",        "ne",     "!=",      "sameas",      "lt",          "lessthan",
+    "<",       "le",        "<=",     "gt",      "greaterthan", ">",           "ge",
+    ">=",      "in",        "filter", "test",    NULL};
 
 bool tmpl_test_known(const char *name) { return in_table(TESTS, name); }
 
@@ -2613,19 +2671,35 @@ static void exec(Ctx *c, const TNode *n) {
 }
 
 /* Entry point used by template.c: renders into 'out'. */
-void tmpl_eval_render(const Template *t, const json_t *vars, const TmplLimits *lim, TArena *a,
-                      TFail *f, TBuf *out) {
+void tmpl_eval_render(const Template *t, const json_t *vars, const json_t *trusted,
+                      const TmplLimits *lim, TArena *a, TFail *f, TBuf *out) {
     Ctx c = {.a = a, .f = f, .out = out};
     c.max_steps = lim && lim->max_steps ? lim->max_steps : 10000000u;
     c.max_depth = lim && lim->max_depth > 0 ? lim->max_depth : 256;
     c.max_output = out->limit;
     Scope *globals = scope_new(&c, NULL);
-    if (vars) {
-        if (!json_is_object(vars))
-            tfail(f, STATUS_INVALID, 0, 0, "template variables must be a JSON object");
-        TValue v = tv_from_json(a, f, vars, 0);
-        globals->vars = v.u.d;
+    if ((vars && !json_is_object(vars)) || (trusted && !json_is_object(trusted)))
+        tfail(f, STATUS_INVALID, 0, 0, "template variables must be a JSON object");
+    TDict *d = NULL, *td = NULL;
+    if (vars)
+        d = tv_from_json(a, f, vars, 0).u.d;
+    if (trusted)
+        td = tv_from_json_as(a, f, trusted, 0, 1).u.d;
+    if (d && td) { /* trusted names win: data cannot replace the model's markup */
+        TDict *m = td_new(a, f, d->n + td->n);
+        for (size_t i = 0; i < d->n; i++)
+            if (!json_object_getn(trusted, d->k[i].u.s.b, d->k[i].u.s.n)) {
+                m->k[m->n] = d->k[i];
+                m->v[m->n++] = d->v[i];
+            }
+        for (size_t i = 0; i < td->n; i++) {
+            m->k[m->n] = td->k[i];
+            m->v[m->n++] = td->v[i];
+        }
+        d = m;
     }
+    if (d || td)
+        globals->vars = d ? d : td;
     c.scope = scope_new(&c, globals);
     exec(&c, t->body);
 }

@@ -21,8 +21,8 @@
 #include "chat/template.h"
 #include "core/err.h"
 
-#define TMPL_MAX_PARSE_DEPTH 128           /* nesting of blocks and AST depth of an expression */
-#define TMPL_MAX_VALUE_DEPTH 256           /* nesting of lists/dicts (vars, repr, tojson, ==) */
+#define TMPL_MAX_PARSE_DEPTH 128            /* nesting of blocks and AST depth of an expression */
+#define TMPL_MAX_VALUE_DEPTH 256            /* nesting of lists/dicts (vars, repr, tojson, ==) */
 #define TMPL_MAX_MEMORY ((size_t)256 << 20) /* arena bytes one render may allocate */
 #define TMPL_ARENA_CHUNK ((size_t)64 << 10)
 
@@ -128,21 +128,21 @@ typedef enum {
     N_BINARY, /* op: TOK_* operator */
     N_AND,
     N_OR,
-    N_COND, /* a = cond, b = then, c = else (may be NULL) */
+    N_COND,    /* a = cond, b = then, c = else (may be NULL) */
     N_COMPARE, /* a = left, args = rights, ops in cmp_ops */
     N_CONCAT,  /* args joined with ~ */
     /* statements */
     N_BODY, /* args = statements */
     N_TEXT, /* lit = the text */
     N_OUTPUT,
-    N_IF,  /* a = cond, b = body, c = else (body or another N_IF) */
-    N_FOR, /* a = target, b = iter, c = filter cond, d = body, e = else */
-    N_SET, /* a = target, b = value */
-    N_SETBLOCK, /* a = target, d = body, b = filter (N_FILTER chain with NULL operand) or NULL */
-    N_MACRO, /* name, args = params, defs = defaults (NULL for none), d = body */
-    N_CALLBLOCK, /* a = call expr, args = params, defs, d = body */
+    N_IF,          /* a = cond, b = body, c = else (body or another N_IF) */
+    N_FOR,         /* a = target, b = iter, c = filter cond, d = body, e = else */
+    N_SET,         /* a = target, b = value */
+    N_SETBLOCK,    /* a = target, d = body, b = filter (N_FILTER chain with NULL operand) or NULL */
+    N_MACRO,       /* name, args = params, defs = defaults (NULL for none), d = body */
+    N_CALLBLOCK,   /* a = call expr, args = params, defs, d = body */
     N_FILTERBLOCK, /* b = filter chain, d = body */
-    N_WITH, /* args = targets, defs = values, d = body */
+    N_WITH,        /* args = targets, defs = values, d = body */
     N_BREAK,
     N_CONTINUE,
 } NKind;
@@ -155,12 +155,12 @@ struct TNode {
     int line, col;
     TNode *a, *b, *c, *d, *e;
     TNode **args;
-    TNode **defs;       /* N_MACRO/N_CALLBLOCK defaults, N_WITH values */
-    const char **kw;    /* N_CALL/N_FILTER/N_TEST: keyword name per arg or NULL */
-    uint8_t *cmp_ops;   /* N_COMPARE */
+    TNode **defs;     /* N_MACRO/N_CALLBLOCK defaults, N_WITH values */
+    const char **kw;  /* N_CALL/N_FILTER/N_TEST: keyword name per arg or NULL */
+    uint8_t *cmp_ops; /* N_COMPARE */
     size_t n_args;
-    const char *name;   /* N_NAME, N_GETATTR, N_FILTER, N_TEST, N_MACRO (NUL-terminated) */
-    TValue lit;         /* N_CONST, N_TEXT */
+    const char *name; /* N_NAME, N_GETATTR, N_FILTER, N_TEST, N_MACRO (NUL-terminated) */
+    TValue lit;       /* N_CONST, N_TEXT */
 };
 
 /* Operators (tokens). */
@@ -233,7 +233,6 @@ TNode *tmpl_parse_tokens(const TTok *toks, size_t n_toks, TArena *a, TFail *f);
 bool tmpl_filter_known(const char *name);
 bool tmpl_test_known(const char *name);
 
-
 struct Template {
     TArena arena;
     TNode *body;
@@ -258,8 +257,8 @@ void tb_put_str(TBuf *b, TStr s);
 TStr tb_str(const TBuf *b);
 
 /* Render the template's body into 'out' (tmpl_eval.c). */
-void tmpl_eval_render(const Template *t, const json_t *vars, const TmplLimits *lim, TArena *a,
-                      TFail *f, TBuf *out);
+void tmpl_eval_render(const Template *t, const json_t *vars, const json_t *trusted,
+                      const TmplLimits *lim, TArena *a, TFail *f, TBuf *out);
 
 TValue tv_undef(const char *name);
 TValue tv_none(void);
@@ -279,8 +278,8 @@ long td_find_str(const TDict *d, const char *k, size_t n);
 bool tv_is_strkey(TValue v, const char *s);
 
 /* Python-style formatting into a buffer. 'depth' bounds recursion. */
-void tv_write_str(TBuf *b, TValue v, int depth);   /* str(v) */
-void tv_write_repr(TBuf *b, TValue v, int depth);  /* repr(v) */
+void tv_write_str(TBuf *b, TValue v, int depth);  /* str(v) */
+void tv_write_repr(TBuf *b, TValue v, int depth); /* repr(v) */
 void tv_write_float(TBuf *b, double f, uint8_t mask, bool json);
 
 typedef struct {
@@ -294,6 +293,9 @@ void tv_write_json(TBuf *b, TValue v, const TJsonOpts *o, int level, int depth);
 
 /* Convert a JSON value (borrowed) into a value with data masks. */
 TValue tv_from_json(TArena *a, TFail *f, const json_t *j, int depth);
+/* As tv_from_json; with 'trusted' the values count as template text (output
+ * mask 1) instead of data. */
+TValue tv_from_json_as(TArena *a, TFail *f, const json_t *j, int depth, uint8_t trusted);
 
 /* UTF-8 helpers: length of the char at s[i] (1 for invalid bytes), and the
  * code point. */

@@ -325,7 +325,9 @@ static bool lex_number(Lexer *L) {
         if (q >= L->n)
             break;
         char c = (char)(L->s[q] | (base == 16 ? 0x20 : 0));
-        int d = isdig(L->s[q]) ? L->s[q] - '0' : (base == 16 && c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+        int d = isdig(L->s[q])                         ? L->s[q] - '0'
+                : (base == 16 && c >= 'a' && c <= 'f') ? c - 'a' + 10
+                                                       : -1;
         if (d < 0 || d >= base) {
             if (q > ds && L->s[q - 1] == '_')
                 q--;
@@ -354,13 +356,12 @@ static const struct {
     const char *s;
     uint8_t op;
 } OPS[] = {
-    {"//", OP_FLOORDIV}, {"**", OP_POW},     {"==", OP_EQ},       {"!=", OP_NE},
-    {">=", OP_GTEQ},     {"<=", OP_LTEQ},    {"+", OP_ADD},       {"-", OP_SUB},
-    {"/", OP_DIV},       {"*", OP_MUL},      {"%", OP_MOD},       {"~", OP_TILDE},
-    {"[", OP_LBRACKET},  {"]", OP_RBRACKET}, {"(", OP_LPAREN},    {")", OP_RPAREN},
-    {"{", OP_LBRACE},    {"}", OP_RBRACE},   {">", OP_GT},        {"<", OP_LT},
-    {"=", OP_ASSIGN},    {".", OP_DOT},      {":", OP_COLON},     {"|", OP_PIPE},
-    {",", OP_COMMA},     {";", OP_SEMICOLON},
+    {"//", OP_FLOORDIV}, {"**", OP_POW},   {"==", OP_EQ},      {"!=", OP_NE},      {">=", OP_GTEQ},
+    {"<=", OP_LTEQ},     {"+", OP_ADD},    {"-", OP_SUB},      {"/", OP_DIV},      {"*", OP_MUL},
+    {"%", OP_MOD},       {"~", OP_TILDE},  {"[", OP_LBRACKET}, {"]", OP_RBRACKET}, {"(", OP_LPAREN},
+    {")", OP_RPAREN},    {"{", OP_LBRACE}, {"}", OP_RBRACE},   {">", OP_GT},       {"<", OP_LT},
+    {"=", OP_ASSIGN},    {".", OP_DOT},    {":", OP_COLON},    {"|", OP_PIPE},     {",", OP_COMMA},
+    {";", OP_SEMICOLON},
 };
 
 /* Tokens of one {% %} or {{ }} tag, starting after the opener. Returns
@@ -371,8 +372,9 @@ static bool lex_tag(Lexer *L, bool is_block) {
     for (;;) {
         L->pos = skip_ws(L, L->pos);
         if (L->pos >= L->n)
-            lex_fail(L, L->pos, is_block ? "unexpected end of template, expected '%}'"
-                                         : "unexpected end of template, expected '}}'");
+            lex_fail(L, L->pos,
+                     is_block ? "unexpected end of template, expected '%}'"
+                              : "unexpected end of template, expected '}}'");
         size_t p = L->pos;
         if (depth == 0) {
             size_t e = 0;
@@ -452,8 +454,8 @@ void tmpl_lex(const char *src, size_t len, TArena *a, TFail *f, TTok **toks, siz
     bool line_starting = true;
     while (L.pos < L.n) {
         size_t p = L.pos;
-        while (p + 1 < L.n && !(L.s[p] == '{' && (L.s[p + 1] == '{' || L.s[p + 1] == '%' ||
-                                                   L.s[p + 1] == '#')))
+        while (p + 1 < L.n &&
+               !(L.s[p] == '{' && (L.s[p + 1] == '{' || L.s[p + 1] == '%' || L.s[p + 1] == '#')))
             p++;
         if (p + 1 >= L.n) {
             push_text(&L, L.pos, L.n);
@@ -483,7 +485,9 @@ void tmpl_lex(const char *src, size_t len, TArena *a, TFail *f, TTok **toks, siz
             continue;
         }
         size_t r;
-        if (kind == '%' && (r = raw_begin(&L, p, "raw")) != 0 && !(r < L.n && (L.s[r] == '_' || isdig(L.s[r]) || ((L.s[r] | 0x20) >= 'a' && (L.s[r] | 0x20) <= 'z')))) {
+        if (kind == '%' && (r = raw_begin(&L, p, "raw")) != 0 &&
+            !(r < L.n && (L.s[r] == '_' || isdig(L.s[r]) ||
+                          ((L.s[r] | 0x20) >= 'a' && (L.s[r] | 0x20) <= 'z')))) {
             size_t e;
             if (at(&L, r, "-%}"))
                 e = skip_ws(&L, r + 3);

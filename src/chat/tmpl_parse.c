@@ -19,8 +19,8 @@ typedef struct {
     size_t n, i;
     TArena *a;
     TFail *f;
-    int depth;      /* recursion depth */
-    int loop_depth; /* for break/continue */
+    int depth;                                  /* recursion depth */
+    int loop_depth;                             /* for break/continue */
     const char *open[TMPL_MAX_PARSE_DEPTH + 8]; /* names of the open blocks */
     int n_open;
 } Parser;
@@ -185,8 +185,8 @@ static TNode *parse_tuple(Parser *p, bool simplified, bool with_condexpr, const 
         if (v.n)
             expect_op(p, OP_COMMA, ",");
         const TTok *t = cur(p);
-        if (t->kind == T_VAR_END || t->kind == T_BLOCK_END || (t->kind == T_OP && t->op == OP_RPAREN) ||
-            (extra_end && is_name(p, extra_end)))
+        if (t->kind == T_VAR_END || t->kind == T_BLOCK_END ||
+            (t->kind == T_OP && t->op == OP_RPAREN) || (extra_end && is_name(p, extra_end)))
             break;
         TNode *e = simplified ? parse_primary(p) : parse_expression(p, with_condexpr);
         nv_push(p, &v, e, NULL);
@@ -283,7 +283,8 @@ static TNode *parse_compare(Parser *p) {
         } else if (is_name(p, "in")) {
             op = OP_IN;
             adv(p);
-        } else if (is_name(p, "not") && peek(p, 1)->kind == T_NAME && strcmp(peek(p, 1)->s, "in") == 0) {
+        } else if (is_name(p, "not") && peek(p, 1)->kind == T_NAME &&
+                   strcmp(peek(p, 1)->s, "in") == 0) {
             op = OP_NOTIN;
             adv(p);
             adv(p);
@@ -609,8 +610,8 @@ static TNode *parse_filter_expr(Parser *p, TNode *n) {
                 parse_call_args(p, x);
             } else if ((c->kind == T_NAME || c->kind == T_STRING || c->kind == T_INT ||
                         c->kind == T_FLOAT ||
-                        (c->kind == T_OP && (c->op == OP_LPAREN || c->op == OP_LBRACKET ||
-                                             c->op == OP_LBRACE))) &&
+                        (c->kind == T_OP &&
+                         (c->op == OP_LPAREN || c->op == OP_LBRACKET || c->op == OP_LBRACE))) &&
                        !is_name(p, "else") && !is_name(p, "or") && !is_name(p, "and")) {
                 if (is_name(p, "is"))
                     pfail(p, c, "%s", "You cannot chain multiple tests with is");
@@ -880,8 +881,8 @@ static TNode *parse_body(Parser *p, const char *const *ends, const char *block) 
                 if (found)
                     break;
             }
-            if (name->kind == T_NAME &&
-                (!strncmp(name->s, "end", 3) || !strcmp(name->s, "else") || !strcmp(name->s, "elif")))
+            if (name->kind == T_NAME && (!strncmp(name->s, "end", 3) || !strcmp(name->s, "else") ||
+                                         !strcmp(name->s, "elif")))
                 pfail(p, name, "unexpected '%s'", name->s);
             nv_push(p, &v, parse_statement(p), NULL);
         } else {

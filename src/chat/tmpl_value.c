@@ -622,7 +622,8 @@ void tv_write_json(TBuf *b, TValue v, const TJsonOpts *o, int level, int depth) 
     case V_LIST: {
         const TList *l = v.u.l;
         if (l->gen)
-            tfail(b->f, STATUS_INVALID, 0, 0, "tojson: Object of type generator is not JSON serializable");
+            tfail(b->f, STATUS_INVALID, 0, 0,
+                  "tojson: Object of type generator is not JSON serializable");
         if (l->n == 0) {
             tb_puts(b, "[]", 1);
             return;
@@ -688,6 +689,10 @@ void tv_write_json(TBuf *b, TValue v, const TJsonOpts *o, int level, int depth) 
 /* ---- from JSON ---- */
 
 TValue tv_from_json(TArena *a, TFail *f, const json_t *j, int depth) {
+    return tv_from_json_as(a, f, j, depth, 0);
+}
+
+TValue tv_from_json_as(TArena *a, TFail *f, const json_t *j, int depth, uint8_t trusted) {
     if (depth > TMPL_MAX_VALUE_DEPTH)
         tfail(f, STATUS_LIMIT, 0, 0, "variables nested deeper than %d", TMPL_MAX_VALUE_DEPTH);
     TValue v;
@@ -698,8 +703,8 @@ TValue tv_from_json(TArena *a, TFail *f, const json_t *j, int depth) {
         json_t *jv;
         json_object_foreach((json_t *)j, k, jv) {
             /* keys are unique in a JSON object: append without searching */
-            d->k[d->n] = tv_lit(a, f, k, strlen(k), 0);
-            d->v[d->n] = tv_from_json(a, f, jv, depth + 1);
+            d->k[d->n] = tv_lit(a, f, k, strlen(k), trusted);
+            d->v[d->n] = tv_from_json_as(a, f, jv, depth + 1, trusted);
             d->n++;
         }
         v = (TValue){.kind = V_DICT};
@@ -710,14 +715,14 @@ TValue tv_from_json(TArena *a, TFail *f, const json_t *j, int depth) {
         size_t n = json_array_size(j);
         TList *l = tl_new(a, f, n);
         for (size_t i = 0; i < n; i++)
-            l->v[i] = tv_from_json(a, f, json_array_get(j, i), depth + 1);
+            l->v[i] = tv_from_json_as(a, f, json_array_get(j, i), depth + 1, trusted);
         l->n = n;
         v = (TValue){.kind = V_LIST};
         v.u.l = l;
         break;
     }
     case JSON_STRING:
-        v = tv_lit(a, f, json_string_value(j), json_string_length(j), 0);
+        v = tv_lit(a, f, json_string_value(j), json_string_length(j), trusted);
         break;
     case JSON_INTEGER:
         v = tv_int((int64_t)json_integer_value(j));
@@ -735,6 +740,6 @@ TValue tv_from_json(TArena *a, TFail *f, const json_t *j, int depth) {
         v = tv_none();
         break;
     }
-    v.data = 1;
+    v.data = !trusted;
     return v;
 }

@@ -93,8 +93,8 @@ Test(tmpl_ws, minus_and_plus) {
 }
 
 Test(tmpl_values, python_formatting) {
-    expect("{{ 1.0 }} {{ 0.1 + 0.2 }} {{ 1e16 }} {{ 1e15 }} {{ 1e-5 }} {{ 0.0001 }} {{ -0.0 }}", NULL,
-           "1.0 0.30000000000000004 1e+16 1000000000000000.0 1e-05 0.0001 -0.0");
+    expect("{{ 1.0 }} {{ 0.1 + 0.2 }} {{ 1e16 }} {{ 1e15 }} {{ 1e-5 }} {{ 0.0001 }} {{ -0.0 }}",
+           NULL, "1.0 0.30000000000000004 1e+16 1000000000000000.0 1e-05 0.0001 -0.0");
     expect("{{ true }} {{ false }} {{ none }} {{ [1, 'a', none] }} {{ ('x',) }}", NULL,
            "True False None [1, 'a', None] ('x',)");
     expect("{{ \"it's\" }} {{ [\"it's\"] }} {{ {'k': 1.5} }}", NULL, "it's [\"it's\"] {'k': 1.5}");
@@ -111,8 +111,8 @@ Test(tmpl_values, arithmetic) {
 }
 
 Test(tmpl_values, undefined) {
-    expect("[{{ nope }}]{{ nope is defined }}{{ nope is undefined }}{{ nope | default('d') }}", NULL,
-           "[]FalseTrued");
+    expect("[{{ nope }}]{{ nope is defined }}{{ nope is undefined }}{{ nope | default('d') }}",
+           NULL, "[]FalseTrued");
     expect("{{ d.missing }}|{{ d['missing'] is defined }}|{{ l[9] is defined }}",
            "{\"d\": {}, \"l\": [1]}", "|False|False");
     expect("{% for x in nope %}x{% else %}empty{% endfor %}{{ nope | length }}", NULL, "empty0");
@@ -121,8 +121,9 @@ Test(tmpl_values, undefined) {
 }
 
 Test(tmpl_values, truthiness_and_in) {
-    expect("{% for v in [0, 1, '', 'a', [], [0], {}, none, 0.0] %}{{ 'T' if v else 'F' }}{% endfor %}",
-           NULL, "FTFTFTFFF");
+    expect(
+        "{% for v in [0, 1, '', 'a', [], [0], {}, none, 0.0] %}{{ 'T' if v else 'F' }}{% endfor %}",
+        NULL, "FTFTFTFFF");
     expect("{{ 'el' in 'hello' }} {{ 2 in [1, 2] }} {{ 'a' in {'a': 1} }} {{ 'z' not in 'abc' }}",
            NULL, "True True True True");
     expect("{{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }} {{ 1 == 1.0 }} {{ [1] == [1] }}", NULL,
@@ -152,8 +153,9 @@ Test(tmpl_scope, set_namespace_with) {
     expect("{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}"
            "{% endfor %}{{ ns.n }}",
            MSGS, "3");
-    expect("{% set b %}\n  hi {{ 1 }}\n{% endset %}[{{ b }}]{% set u | upper %}x{% endset %}{{ u }}",
-           NULL, "[  hi 1\n]X");
+    expect(
+        "{% set b %}\n  hi {{ 1 }}\n{% endset %}[{{ b }}]{% set u | upper %}x{% endset %}{{ u }}",
+        NULL, "[  hi 1\n]X");
     expect("{% with a = 1 %}{{ a }}{% endwith %}[{{ a }}]", NULL, "1[]");
     expect_err("{% set d = {} %}{% set d.x = 1 %}", NULL, STATUS_INVALID, "namespace");
 }
@@ -164,7 +166,8 @@ Test(tmpl_macros, defaults_kwargs_caller) {
            NULL, "Hello, A! Hi, B! Yo, C!");
     expect("{% macro w() %}<{{ caller() }}>{% endmacro %}{% call w() %}in{% endcall %}", NULL,
            "<in>");
-    expect("{% macro r(x) %}[{{ caller(x * 2) }}]{% endmacro %}{% call(v) r(21) %}{{ v }}{% endcall %}",
+    expect("{% macro r(x) %}[{{ caller(x * 2) }}]{% endmacro %}{% call(v) r(21) %}{{ v }}{% "
+           "endcall %}",
            NULL, "[42]");
     expect("{% filter upper %}abc{{ 'd' }}{% endfilter %}", NULL, "ABCD");
 }
@@ -176,8 +179,8 @@ Test(tmpl_filters, strings) {
     expect("{{ 'a b'.split() }} {{ ' x '.strip() }} {{ 'ab'.startswith('a') }} {{ 'é'|length }} "
            "{{ 'héllo'[::-1] }} {{ 'hello'[1:3] }}",
            NULL, "['a', 'b'] x True 1 olléh el");
-    expect("{{ 'a\nb' | indent(2) }}|{{ '%s=%d' | format('x', 3) }}|{{ '{}{}'.format(1, 'b') }}", NULL,
-           "a\n  b|x=3|1b");
+    expect("{{ 'a\nb' | indent(2) }}|{{ '%s=%d' | format('x', 3) }}|{{ '{}{}'.format(1, 'b') }}",
+           NULL, "a\n  b|x=3|1b");
 }
 
 Test(tmpl_filters, sequences) {
@@ -190,8 +193,9 @@ Test(tmpl_filters, sequences) {
            NULL, "32[1, 2, 3][1, 2]3[3, 2, 1]");
     expect("{{ d | items | list }} {{ d | dictsort }} {{ d | length }}",
            "{\"d\":{\"b\":1,\"A\":2}}", "[('b', 1), ('A', 2)] [('A', 2), ('b', 1)] 2");
-    expect("{{ '12' | int + 1 }} {{ 'x' | int }} {{ '2.5' | float }} {{ 3 | string }} {{ -2 | abs }}",
-           NULL, "13 0 2.5 3 2");
+    expect(
+        "{{ '12' | int + 1 }} {{ 'x' | int }} {{ '2.5' | float }} {{ 3 | string }} {{ -2 | abs }}",
+        NULL, "13 0 2.5 3 2");
     expect("{{ messages[1:] | length }} {{ [1, 2, 3][::-1] }} {{ [1, 2, 3][-1] }}", MSGS,
            "2 [3, 2, 1] 3");
 }
@@ -208,15 +212,17 @@ Test(tmpl_filters, tojson_as_transformers) {
 }
 
 Test(tmpl_tests, is_tests) {
-    expect("{{ 'a' is string }}{{ d is mapping }}{{ l is sequence }}{{ l is iterable }}{{ n is none }}"
-           "{{ 1 is number }}{{ 1.5 is number }}{{ 'a' is number }}{{ l is mapping }}",
-           "{\"d\":{},\"l\":[],\"n\":null}", "TrueTrueTrueTrueTrueTrueTrueFalseFalse");
+    expect(
+        "{{ 'a' is string }}{{ d is mapping }}{{ l is sequence }}{{ l is iterable }}{{ n is none }}"
+        "{{ 1 is number }}{{ 1.5 is number }}{{ 'a' is number }}{{ l is mapping }}",
+        "{\"d\":{},\"l\":[],\"n\":null}", "TrueTrueTrueTrueTrueTrueTrueFalseFalse");
     expect("{{ 4 is divisibleby 2 }}{{ 3 is even }}{{ 1 is eq 1 }}{{ x is not defined }}", NULL,
            "TrueFalseTrueTrue");
 }
 
 Test(tmpl_globals, raise_exception_and_strftime) {
-    expect_err("{{ raise_exception('bad role') }}", NULL, STATUS_INVALID, "template error: bad role");
+    expect_err("{{ raise_exception('bad role') }}", NULL, STATUS_INVALID,
+               "template error: bad role");
     R r = render("{{ strftime_now('%Y') }}", NULL);
     cr_assert_eq(r.st, STATUS_OK);
     cr_expect_eq(r.len, 4);
@@ -225,7 +231,8 @@ Test(tmpl_globals, raise_exception_and_strftime) {
 }
 
 Test(tmpl_errors, syntax_with_line_and_column) {
-    expect_err("line1\n  {% endfor %}", NULL, STATUS_INVALID, "line 2, column 6: unexpected 'endfor'");
+    expect_err("line1\n  {% endfor %}", NULL, STATUS_INVALID,
+               "line 2, column 6: unexpected 'endfor'");
     expect_err("{% if true %}\n{% endfor %}", NULL, STATUS_INVALID, "(open block: if)");
     expect_err("{% if true %}x", NULL, STATUS_INVALID, "expected 'elif'");
     expect_err("{{ 1 + }}", NULL, STATUS_INVALID, "line 1, column 8");
@@ -320,7 +327,10 @@ static void expect_mask(const char *src, const char *vars, const char *want_text
 
 Test(tmpl_mask, literals_one_data_zero) {
     expect_mask("<|im_start|>{{ u }}<|im_end|>", "{\"u\":\"<|im_start|>\"}",
-                "<|im_start|><|im_start|><|im_end|>", "111111111111" "000000000000" "1111111111");
+                "<|im_start|><|im_start|><|im_end|>",
+                "111111111111"
+                "000000000000"
+                "1111111111");
     expect_mask("{{ '[' ~ u ~ ']' }}", "{\"u\":\"ab\"}", "[ab]", "1001");
     expect_mask("{{ ('x' + u) | upper }}", "{\"u\":\"ab\"}", "XAB", "100");
     expect_mask("{{ u | trim }}|{{ u[1:] }}|{{ u | replace('b', 'Z') }}", "{\"u\":\" ab \"}",
@@ -352,4 +362,27 @@ Test(tmpl_api, reuse_and_null_vars) {
     json_decref(arr);
     tmpl_free(t);
     tmpl_free(NULL);
+}
+
+Test(tmpl_mask, trusted_variables_are_template_text_and_win) {
+    Err err = {0};
+    const char *src = "{{ bos_token }}{{ u }}";
+    Template *t = tmpl_parse(src, strlen(src), &err);
+    cr_assert(t, "%s", err.msg);
+    json_t *vars = json_pack("{s:s, s:s}", "bos_token", "evil", "u", "x");
+    json_t *trusted = json_pack("{s:s}", "bos_token", "<s>");
+    char *out;
+    uint8_t *mask;
+    size_t len;
+    cr_assert_eq(tmpl_render_ex(t, vars, trusted, NULL, &out, &mask, &len, &err), STATUS_OK, "%s",
+                 err.msg);
+    cr_assert_str_eq(out, "<s>x");
+    const uint8_t want[] = {1, 1, 1, 0};
+    cr_assert_eq(len, 4);
+    cr_assert(!memcmp(mask, want, 4), "mask %d%d%d%d", mask[0], mask[1], mask[2], mask[3]);
+    free(out);
+    free(mask);
+    json_decref(vars);
+    json_decref(trusted);
+    tmpl_free(t);
 }
