@@ -393,7 +393,7 @@ static inline __m256 q5_1_one(const BlockQ5_1 *x, const BlockQ8_1 *y) {
 
 /* Q4_0 takes its four-block step from two unaligned 64-byte loads of the
  * 72 weight bytes (bytes 0..63 and 8..71, both inside the four blocks): one
- * vpermb per pair lays out the two blocks' 16 quant bytes twice, a masked
+ * vpermw per pair lays out the two blocks' 16 quant bytes twice, a masked
  * shift brings the high nibbles down, and the four fp16 scales of x (and of
  * y) come out with one vpermw and one vcvtph2ps. The integer lanes and the
  * float operations per lane are those of the generic DOT_AVX512 step. */
@@ -401,14 +401,11 @@ static void q4_0_dot_avx512(int64_t n, float *s, const void *w, const void *a) {
     const BlockQ4_0 *x = w;
     const BlockQ8_0 *y = a;
     const int64_t nb = n / 32;
-    /* qs bytes of blocks 0,1 in A start at 2, 20; of blocks 2,3 in B at 30, 48. */
-    const __m512i perm0 = _mm512_set_epi8(
-        35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 35, 34, 33, 32, 31, 30, 29,
-        28, 27, 26, 25, 24, 23, 22, 21, 20, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2,
-        17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2);
-    const __m512i perm1 = _mm512_add_epi8(perm0, _mm512_set1_epi8(28));
-    const __m512i xd_idx = _mm512_setr_epi64(0x001b00120009000 * 0 + 0x001b001200090000LL, 0, 0, 0,
-                                             0, 0, 0, 0);
+    /* qs words of blocks 0,1 in A start at 1, 10; of blocks 2,3 in B at 15, 24. */
+    const __m512i perm0 = _mm512_set_epi16(17, 16, 15, 14, 13, 12, 11, 10, 17, 16, 15, 14, 13, 12,
+                                           11, 10, 8, 7, 6, 5, 4, 3, 2, 1, 8, 7, 6, 5, 4, 3, 2, 1);
+    const __m512i perm1 = _mm512_add_epi16(perm0, _mm512_set1_epi16(14));
+    const __m512i xd_idx = _mm512_setr_epi64(0x001b001200090000LL, 0, 0, 0, 0, 0, 0, 0);
     const __m512i yd_idx = _mm512_setr_epi64(0x0031002000110000LL, 0, 0, 0, 0, 0, 0, 0);
     const __m512i lo8 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     const __m512i hi8 = _mm512_add_epi32(lo8, _mm512_set1_epi32(2));
@@ -425,7 +422,7 @@ static void q4_0_dot_avx512(int64_t n, float *s, const void *w, const void *a) {
         const __m128 dy =
             _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(yA, yd_idx, yB)));
         const __m512 d4 = _mm512_castps128_ps512(_mm_mul_ps(dx, dy));
-        __m512i q0 = _mm512_permutexvar_epi8(perm0, A), q1 = _mm512_permutexvar_epi8(perm1, B);
+        __m512i q0 = _mm512_permutexvar_epi16(perm0, A), q1 = _mm512_permutexvar_epi16(perm1, B);
         q0 = _mm512_and_si512(_mm512_mask_srli_epi16(q0, 0xff00ff00u, q0, 4), m4);
         q1 = _mm512_and_si512(_mm512_mask_srli_epi16(q1, 0xff00ff00u, q1, 4), m4);
         const __m512i y0 = load2x32(y[i].qs, y[i + 1].qs), y1 = load2x32(y[i + 2].qs, y[i + 3].qs);
