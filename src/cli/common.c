@@ -137,6 +137,8 @@ Status cli_load(CliModel *cm, const char *path, const ModelParams *mp, const cha
         free(src);
         if (!cm->fmt) {
             st = err->status ? err->status : STATUS_INVALID;
+            if (template_file)
+                err_prefix(err, "%s", template_file);
             goto fail;
         }
     }

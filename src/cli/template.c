@@ -82,8 +82,11 @@ int cmd_template(int argc, char **argv) {
         err_prefix(&err, "%s", model);
         goto done;
     }
-    if (!(fmt = chat_format_new(&g, tok, tfile ? src : NULL, tfile ? len : 0, &err)))
+    if (!(fmt = chat_format_new(&g, tok, tfile ? src : NULL, tfile ? len : 0, &err))) {
+        if (tfile)
+            err_prefix(&err, "%s", tfile);
         goto done;
+    }
     if (ids_out) {
         if (chat_tokenize(fmt, tok, messages, gen_prompt, extra, &ids, &n, &err))
             goto done;

@@ -129,5 +129,29 @@ want_type blk.1.ffn_down.weight Q5_0
 want_type blk.1.ffn_up.weight Q4_K
 want_type token_embd.weight Q6_K  # tied output: the embedding takes the output's type
 
+# Bad input to the text commands: JSON, messages, templates, files, ranges.
+printf '{"messages": [' >"$T/bad.json"
+echo '[{"content":"hi"}]' >"$T/norole.json"
+echo '[{"role":"user","content":7}]' >"$T/badcontent.json"
+echo '{"a":1}' >"$T/obj.json"
+echo '{% for x in %}' >"$T/bad.jinja"
+echo '{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}' >"$T/loop.jinja"
+echo 'hi' >"$T/short.txt"
+expect_error "template: truncated JSON" "$CGPT" template -m "$M" -f "$T/bad.json"
+expect_error "template: message without role" "$CGPT" template -m "$M" -f "$T/norole.json"
+expect_error "template: content of the wrong type" "$CGPT" template -m "$M" -f "$T/badcontent.json"
+expect_error "template: not a message list" "$CGPT" template -m "$M" -f "$T/obj.json"
+expect_error "template: missing file" "$CGPT" template -m "$M" -f "$T/nope.json"
+expect_error "template: syntax error in the template" "$CGPT" template -m "$M" -f "$T/norole.json" --chat-template-file "$T/bad.jinja"
+grep -q "bad.jinja" "$T/err" && ok || bad "template error does not name the file: $(cat "$T/err")"
+echo '[{"role":"user","content":"hi"}]' >"$T/ok.json"
+expect_error "template: endless loop is bounded" "$CGPT" template -m "$M" -f "$T/ok.json" --chat-template-file "$T/loop.jinja"
+expect_error "tokenize: missing file" "$CGPT" tokenize -m "$M" -f "$T/nope.txt"
+expect_error "tokenize: no text" "$CGPT" tokenize -m "$M"
+expect_error "perplexity: text shorter than a chunk" "$CGPT" perplexity -m "$M" -f "$T/short.txt" -c 64
+expect_error "run --chat: bad template" "$CGPT" run -m "$M" --chat -p hi --chat-template-file "$T/bad.jinja"
+expect_error "run: top-p out of range" "$CGPT" run -m "$M" -p hi --top-p 2
+expect_error "chat: bad template" "$CGPT" chat -m "$M" --chat-template-file "$T/bad.jinja"
+
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]
