@@ -24,7 +24,8 @@ Status gen_session_init(GenSession *s, Model *m, const Tokenizer *t, int seq, Er
     s->cap = mp->n_ctx;
     s->cached = malloc(sizeof(int32_t) * (size_t)s->cap);
     s->logits = malloc(sizeof(float) * (size_t)model_config(m)->n_vocab);
-    if (!s->cached || !s->logits) {
+    s->rows = malloc(sizeof(BatchRow) * (size_t)mp->n_batch);
+    if (!s->cached || !s->logits || !s->rows) {
         gen_session_free(s);
         return err_set(err, STATUS_NOMEM, "out of memory for a context of %d", mp->n_ctx);
     }
@@ -37,6 +38,7 @@ void gen_session_free(GenSession *s) {
         return;
     free(s->cached);
     free(s->logits);
+    free(s->rows);
     memset(s, 0, sizeof *s);
 }
 
@@ -66,9 +68,7 @@ const char *gen_finish_name(GenFinish f) {
  * prefix simply overwrites). */
 static Status feed(GenSession *s, const int32_t *ids, int from, int n, Err *err) {
     int n_batch = model_params(s->m)->n_batch;
-    BatchRow *buf = malloc(sizeof(BatchRow) * (size_t)n_batch);
-    if (!buf)
-        return err_set(err, STATUS_NOMEM, "out of memory for a batch of %d", n_batch);
+    BatchRow *buf = s->rows;
     Status st = STATUS_OK;
     s->n_cached = from < s->n_cached ? from : s->n_cached;
     for (int at = from; at < n && !st; at += n_batch) {
@@ -82,7 +82,6 @@ static Status feed(GenSession *s, const int32_t *ids, int from, int n, Err *err)
             s->n_cached = at + k;
         }
     }
-    free(buf);
     if (st) /* the cache may hold part of the chunk: forget it */
         gen_session_reset(s);
     return st;

@@ -59,6 +59,7 @@ typedef struct {
     int n_cached;
     int cap;              /* = the model's n_ctx */
     float *logits;        /* (n_vocab) */
+    BatchRow *rows;       /* (n_batch) the batch being fed; allocated once */
     volatile int cancel;  /* set from a signal handler to stop the current call */
 } GenSession;
 
