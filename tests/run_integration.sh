@@ -16,7 +16,7 @@ suite() { # NAME CMD...
   local name=$1; shift
   echo "== $name"
   local t0=$SECONDS
-  if "$@"; then pass=$((pass+1)); else fail=$((fail+1)); failed+=("$name"); fi
+  if timeout 1200 "$@"; then pass=$((pass+1)); else fail=$((fail+1)); failed+=("$name"); fi
   echo "== $name: $((SECONDS - t0)) s"
 }
 for t in tests/cli/test_*.sh; do

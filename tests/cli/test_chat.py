@@ -130,53 +130,79 @@ def pty_checks(model, tmp):
                         "--ignore-eos"])
     buf = bytearray()
 
-    def read_until(pat, t=30):
+    def pump(t):
+        r, _, _ = select.select([fd], [], [], t)
+        if r:
+            try:
+                buf.extend(os.read(fd, 65536))
+            except OSError:
+                return False
+        return True
+
+    def wait(pat, since=0, t=30):
+        """Read until 'pat' appears at or after offset 'since'; returns the
+        offset just past it, or -1."""
         end = time.time() + t
-        while time.time() < end:
-            if pat in buf:
-                return True
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                try:
-                    buf.extend(os.read(fd, 65536))
-                except OSError:
-                    return pat in buf
-        return pat in buf
+        while True:
+            i = buf.find(pat, since)
+            if i >= 0:
+                return i + len(pat)
+            if time.time() > end or not pump(0.2):
+                return -1
+
+    def prompt_after(pat, what):
+        """'pat' then a fresh prompt: the program is waiting for a line again
+        (keys sent earlier could be lost while the terminal changes mode)."""
+        i = wait(pat, len(buf) - 4096 if len(buf) > 4096 else 0)
+        check(i >= 0, f"{what}: {bytes(buf[-300:])!r}")
+        check(wait(b"> ", max(i, 0)) >= 0, f"prompt after {what}")
 
     def send(b):
         os.write(fd, b)
 
-    check(read_until(b"/help for commands"), f"banner: {bytes(buf)!r}")
-    check(read_until(b"> "), "first prompt")
+    check(wait(b"/help for commands") >= 0, f"banner: {bytes(buf)!r}")
+    check(wait(b"> ") >= 0, "first prompt")
     send(b"/help\r")
-    check(read_until(b"/system TEXT"), "help text")
-    del buf[:]
+    prompt_after(b"/system TEXT", "help text")
     send(b"first line \\\r")
-    check(read_until(b"... "), "continuation prompt")
+    check(wait(b"... ", len(buf) - 10) >= 0, "continuation prompt")
     send(b"second line\r")
-    check(read_until(b"second line\r\n"), "second line echoed")
-    n0 = len(buf)
+    i = wait(b"second line\r\n")
+    check(i >= 0, "second line echoed")
     end = time.time() + 30
-    while len(buf) < n0 + 40 and time.time() < end:  # the reply is streaming
-        read_until(b"\x00never", 0.2)
-    check(len(buf) >= n0 + 40, "the reply streams before it ends")
+    while len(buf) < i + 40 and time.time() < end:  # the reply is streaming
+        pump(0.2)
+    check(len(buf) >= i + 40, "the reply streams before it ends")
     os.kill(pid, signal.SIGINT)  # Ctrl-C stops the reply
-    check(read_until(b"(stopped)"), f"Ctrl-C stops the reply: {bytes(buf[-200:])!r}")
-    check(read_until(b"> "), "prompt after Ctrl-C")
+    prompt_after(b"(stopped)", "Ctrl-C stops the reply")
     os.kill(pid, signal.SIGINT)  # Ctrl-C at the prompt does not end the program
-    check(read_until(b"/quit to leave"), "Ctrl-C at the prompt")
+    check(wait(b"/quit to leave", i) >= 0, "Ctrl-C at the prompt")
     send(b"/stats\r")
-    check(read_until(b"context:"), "stats")
+    prompt_after(b"context:", "stats")
     save = os.path.join(tmp, "saved.json")
     send(f"/save {save}\r".encode())
-    check(read_until(b"saved"), "save")
+    prompt_after(b"(saved", "save")
     send(f"/load {save}\r".encode())
-    check(read_until(b"loaded"), "load")
+    prompt_after(b"(loaded", "load")
     send(b"/system You are terse.\r")
-    check(read_until(b"system message set"), "system")
-    send(b"\x04")  # Ctrl-D
-    _, status = os.waitpid(pid, 0)
-    check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"exit status {status}")
+    prompt_after(b"system message set", "system")
+    time.sleep(0.2)
+    send(b"\x04")  # Ctrl-D at an empty prompt ends the program
+    status, end, resent = None, time.time() + 30, False
+    while status is None and time.time() < end:
+        pump(0.2)  # keep reading: a child blocked on a full terminal never exits
+        done, st = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = st
+        elif not resent and time.time() > end - 25:
+            send(b"\x04")
+            resent = True
+    if status is None:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        check(False, f"Ctrl-D did not end the chat: {bytes(buf[-300:])!r}")
+    else:
+        check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"exit status {status}")
     try:
         with open(save) as f:
             msgs = json.load(f)
