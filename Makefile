@@ -15,7 +15,7 @@ WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter
 ifeq ($(CI),true)
 WARN     += -Werror
 endif
-PKGS     := jansson libpcre2-8 libedit
+PKGS     := jansson libpcre2-8 libedit openblas ompi-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc $(PKG_CFLAGS) -pthread -MMD -MP -fno-strict-aliasing
@@ -162,3 +162,23 @@ bench: deps
 	  [ -f $$f ] || $(BUILD)/tools/genmodel $(BENCH_MODEL_ARGS) --type $$t -o $$f || exit 1; \
 	  echo "== $$t"; $(BUILD)/cgpt bench -m $$f -p 256 -n 32 -r 3 || exit 1; \
 	done
+
+# ---- training data and the built-in model (issue 4) ----
+# make corpus       the pretraining text + chat set from Debian packages (build/corpus)
+# make corpus-tiny  a few-MB variant used by the tests (build/corpus-tiny)
+# make model        corpus -> tokenizer -> pretrain -> sft -> models/cgpt-mini.gguf (resumable)
+# make bench-train  training tokens/s and MFU vs PyTorch on the same shape, side by side
+.PHONY: corpus corpus-tiny model bench-train
+corpus: deps
+	/usr/bin/python3 scripts/corpus/build.py --out $(BUILD)/corpus
+
+corpus-tiny: deps
+	/usr/bin/python3 scripts/corpus/build.py --tiny --out $(BUILD)/corpus-tiny
+
+model: deps
+	$(MAKE) all
+	scripts/make_model.sh
+
+bench-train: deps
+	$(MAKE) all tools
+	scripts/bench_train.sh

@@ -14,6 +14,9 @@ int cmd_chat(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_template(int argc, char **argv);
+int cmd_train(int argc, char **argv);           /* train.c: pretrain, sft; tokenizer -> */
+int cmd_train_tokenizer(int argc, char **argv); /* train_tokenizer.c */
+int cmd_eval(int argc, char **argv);
 
 /* Print "cgpt <cmd>: <err->msg>" to stderr and return 1. */
 int cli_fail(const char *cmd, const Err *err);

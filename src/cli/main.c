@@ -17,6 +17,8 @@ static const char USAGE[] =
     "  perplexity -m MODEL -f FILE [-c CTX]    perplexity of a text\n"
     "  info       -m MODEL                     describe a GGUF model\n"
     "  bench      -m MODEL                     prefill/decode speed vs this machine's limits\n"
+    "  train      tokenizer|pretrain|sft ...   train a tokenizer, pretrain or chat-tune a GPT\n"
+    "  eval       -m MODEL -f HELDOUT.jsonl    exact match, token F1 and perplexity on held-out data\n"
     "  quantize   IN OUT TYPE                  convert weights: F16 Q8_0 Q4_0 Q5_0 Q4_K Q6_K "
     "Q4_K_M Q5_K_M\n"
     "\n"
@@ -53,6 +55,10 @@ int main(int argc, char **argv) {
         return cmd_perplexity(argc - 1, argv + 1);
     if (!strcmp(cmd, "template"))
         return cmd_template(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train"))
+        return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval"))
+        return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))
         return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize"))
