@@ -97,6 +97,7 @@ test: deps deps-fuzz
 	$(MAKE) -j2 all tools asan $(BUILD)/unit
 	$(MAKE) unit
 	$(MAKE) unit-asan
+	/usr/bin/python3 scripts/corpus/build.py --tiny --out $(BUILD)/corpus-tiny
 	$(MAKE) integration
 	$(MAKE) -j2 fuzz-smoke
 	@echo "make test: all suites passed"

@@ -4,16 +4,17 @@ trains, for `make bench-train` to set beside cgpt's own figure.
 
     /usr/bin/python3 scripts/bench_train_torch.py [--embd 256 --layers 6 --heads 8
         --kv-heads 4 --head-dim 32 --ff 688 --vocab 8192 --seq 256 --batch 8]
-        [--steps 3 --reps 3 --warmup 2] [--threads 1,2]
+        [--steps 3 --reps 3 --warmup 2] [--threads 1,2] [--blas-threads N]
 
 The same llama model as src/train/tmodel.h (RMSNorm, adjacent-pair RoPE,
 GQA causal attention, SwiGLU, tied embeddings, mean cross-entropy), float32,
 AdamW (lr 1e-3, wd 0.1 on matrices), gradient clipping at 1.0, written the
 way a PyTorch user would write it for speed on the CPU: fused QKV and
 gate/up projections, RoPE tables and the causal mask built once, the
-attention as matmul + mask + softmax (F.scaled_dot_product_attention is not
-in torch 1.13), AdamW with foreach=True. The BLAS (OpenBLAS under Debian's
-torch) is given the same thread count as torch (blas_threads_setter).
+attention as baddbmm (mask + scale * q k^T) + softmax + bmm
+(F.scaled_dot_product_attention is not in torch 1.13), AdamW with
+foreach=True. The BLAS (OpenBLAS under Debian's torch) is given the same
+thread count as torch (blas_threads_setter).
 
 For each thread count t (default 1..the CPUs this process may use):
 torch.set_num_threads(t), --warmup steps, then --reps timings of --steps
@@ -66,8 +67,13 @@ class Block(nn.Module):
         if nh != nkv:
             k = k.repeat_interleave(nh // nkv, dim=1)
             v = v.repeat_interleave(nh // nkv, dim=1)
-        att = torch.softmax(q @ k.transpose(-1, -2) * (1.0 / math.sqrt(hs)) + mask, dim=-1)
-        x = x + self.wo((att @ v).transpose(1, 2).reshape(B, T, nh * hs))
+        # scores = mask + scale * q k^T in one baddbmm (no separate scale and
+        # mask passes over the (B, NH, T, T) scores, forward or backward)
+        kt = k.reshape(B * nh, T, hs).transpose(1, 2)
+        att = torch.baddbmm(mask, q.reshape(B * nh, T, hs), kt,
+                            alpha=1.0 / math.sqrt(hs)).softmax(dim=-1)
+        a = (att @ v.reshape(B * nh, T, hs)).view(B, nh, T, hs)
+        x = x + self.wo(a.transpose(1, 2).reshape(B, T, nh * hs))
         g, u = self.gate_up(self.ffn_norm(x)).chunk(2, dim=-1)
         return x + self.down(F.silu(g) * u)
 
@@ -143,6 +149,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="timings per thread count (best wins)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per thread count")
     ap.add_argument("--threads", default="", help="comma list; default 1..CPUs")
+    ap.add_argument("--blas-threads", type=int, default=0,
+                    help="OpenBLAS threads; 0 (default): the same as torch's")
     ap.add_argument("--rope-base", type=float, default=10000.0)
     ap.add_argument("--eps", type=float, default=1e-5)
     a = ap.parse_args()
@@ -179,7 +187,7 @@ def main():
     for t in threads:
         torch.set_num_threads(t)
         if set_blas:
-            set_blas(t)
+            set_blas(a.blas_threads or t)
         for _ in range(a.warmup):
             step()
         best = 0.0
@@ -195,6 +203,7 @@ def main():
     print(json.dumps({
         "torch_tokens_per_s": result, "best": result[best_t], "best_threads": int(best_t),
         "params": n_params, "torch": torch.__version__, "blas": blas,
+        "blas_threads": a.blas_threads or "same",
         "config": {k: getattr(a, k) for k in ("embd", "layers", "heads", "kv_heads", "head_dim",
                                               "ff", "vocab", "seq", "batch")}}))
 

@@ -7,6 +7,7 @@
 #   tests/chat/test_*.py     templates against real Jinja2
 #   tests/sample/test_*.py   sampling distributions against NumPy
 #   tests/tokenizer/test_*.sh  tokenizers against npm implementations
+#   tests/train/test_*.py    corpus, BPE trainer, gradients vs PyTorch, MPI, train end to end
 # Python suites run on Debian's /usr/bin/python3 (numpy, jinja2).
 # Ends with "integration: N passed, N failed".
 set -u
@@ -29,6 +30,16 @@ done
 for t in tests/tokenizer/test_*.sh; do
   [ -e "$t" ] && suite "$t" bash "$t"
 done
+# Training (issue 4); the tiny corpus comes from `make corpus-tiny` (make test builds it).
+if [ -f build/corpus-tiny/MANIFEST.json ]; then
+  suite tests/train/test_corpus.py /usr/bin/python3 tests/train/test_corpus.py build/corpus-tiny
+  suite tests/train/test_bpe_train.py /usr/bin/python3 tests/train/test_bpe_train.py build/cgpt
+  suite tests/train/test_torch.py /usr/bin/python3 tests/train/test_torch.py build/tools
+  suite "mpirun -np 2 disttest" mpirun --allow-run-as-root --oversubscribe -np 2 build/tools/disttest
+  suite tests/train/test_train.py /usr/bin/python3 tests/train/test_train.py build build/corpus-tiny
+else
+  fail=$((fail+1)); failed+=("training suites: build/corpus-tiny missing (make corpus-tiny)")
+fi
 for f in "${failed[@]}"; do echo "FAILED: $f"; done
 echo "integration: $pass passed, $fail failed"
 [ $fail -eq 0 ]

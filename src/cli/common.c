@@ -2,7 +2,9 @@
 #include "cli/common.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -102,19 +104,41 @@ Status cli_sampling_flag(Args *a, SamplerParams *sp, bool *matched, Err *err) {
     return s;
 }
 
+/* The built-in model: $CGPT_MODEL, else models/cgpt-mini.gguf under the
+ * current directory, else beside the binary (build/cgpt -> ../models/). */
 Status cli_model_path(const char *given, const char **out, Err *err) {
+    static char beside[PATH_MAX + 64];
     struct stat st;
     if (given) {
         *out = given;
+        return STATUS_OK;
+    }
+    const char *env = getenv("CGPT_MODEL");
+    if (env && *env) {
+        *out = env;
         return STATUS_OK;
     }
     if (stat(CLI_BUILTIN_MODEL, &st) == 0) {
         *out = CLI_BUILTIN_MODEL;
         return STATUS_OK;
     }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(beside, sizeof beside, "%s/../%s", exe, CLI_BUILTIN_MODEL);
+            if (stat(beside, &st) == 0) {
+                *out = beside;
+                return STATUS_OK;
+            }
+        }
+    }
     return err_set(err, STATUS_INVALID,
-                   "no model given and the built-in model (%s) is not there yet; "
-                   "pass a GGUF file with -m MODEL",
+                   "no model given and the built-in model (%s) is not there; "
+                   "pass a GGUF file with -m MODEL (or set CGPT_MODEL)",
                    CLI_BUILTIN_MODEL);
 }
 

@@ -22,14 +22,15 @@
 #include "train/bpe_train.h"
 
 #define CMD "train tokenizer"
-#define TT_MAX_INPUTS 256           /* -i files */
-#define TT_DEFAULT_VOCAB 8192       /* --vocab */
-#define TT_PROGRESS_SECONDS 1.0     /* between progress lines */
-#define TT_DEFAULT_NAME "cgpt-bpe"  /* general.name */
+#define TT_MAX_INPUTS 256          /* -i files */
+#define TT_DEFAULT_VOCAB 8192      /* --vocab */
+#define TT_PROGRESS_SECONDS 1.0    /* between progress lines */
+#define TT_DEFAULT_NAME "cgpt-bpe" /* general.name */
 
 static const char USAGE[] =
     "usage: cgpt train tokenizer -i FILE.jsonl [-i FILE ...] -o OUT.gguf [options]\n"
-    "  -i, --input FILE   JSON lines: {\"text\": ...} or {\"messages\": [{\"role\", \"content\"}]}\n"
+    "  -i, --input FILE   JSON lines: {\"text\": ...} or {\"messages\": [{\"role\", "
+    "\"content\"}]}\n"
     "  -o, --output FILE  the vocabulary-only GGUF to write\n"
     "  --vocab N          tokens in total, 4 specials included (default 8192)\n"
     "  --max-bytes N      read at most N bytes of text (default 1 GiB)\n"
@@ -142,8 +143,8 @@ int cmd_train_tokenizer(int argc, char **argv) {
         goto done;
     printf("trained tokenizer: vocab %d (256 bytes + %d merges + %d special), "
            "%" PRIu64 " bytes read, %.2f s -> %s\n",
-           voc.n_tokens, voc.n_merges, BPE_TRAIN_N_SPECIAL,
-           bpe_counts_n_bytes(counts), perf_now() - pr.t0, out);
+           voc.n_tokens, voc.n_merges, BPE_TRAIN_N_SPECIAL, bpe_counts_n_bytes(counts),
+           perf_now() - pr.t0, out);
     rc = 0;
 done:
     if (rc)

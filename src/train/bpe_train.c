@@ -35,7 +35,7 @@
 #include "gguf/gguf_writer.h"
 #include "tokenizer/tok_impl.h"
 
-#define BPE_PROGRESS_EVERY 256 /* merges between progress calls */
+#define BPE_PROGRESS_EVERY 256    /* merges between progress calls */
 #define BPE_READ_CHUNK (1u << 20) /* bytes read from a JSONL file at a time */
 
 static const char *const SPECIAL_TEXT[BPE_TRAIN_N_SPECIAL] = {"<|endoftext|>", "<|im_start|>",
@@ -78,7 +78,7 @@ static uint64_t hash_bytes(const uint8_t *s, size_t n) {
 /* ============================================================ word map */
 
 typedef struct {
-    uint64_t off;   /* into buf */
+    uint64_t off; /* into buf */
     uint64_t count;
     uint32_t len;
     uint32_t hash;
@@ -181,8 +181,8 @@ Status bpe_counts_new(BpeCounts **out, uint64_t max_bytes, Err *err) {
         return err_set(err, STATUS_NOMEM, "out of memory");
     c->max_bytes = max_bytes ? max_bytes : BPE_TRAIN_DEFAULT_MAX_BYTES;
     bool ignore_merges, add_bos;
-    Status st = pretok_new(&c->pre, BPE_TRAIN_PRE, strlen(BPE_TRAIN_PRE), &ignore_merges,
-                           &add_bos, err);
+    Status st =
+        pretok_new(&c->pre, BPE_TRAIN_PRE, strlen(BPE_TRAIN_PRE), &ignore_merges, &add_bos, err);
     if (st != STATUS_OK) {
         free(c);
         return st;
@@ -323,8 +323,8 @@ static Status fold_shards(BpeCounts *c, Err *err) {
     for (int i = 0; i < c->n_shard; i++) {
         WordMap *m = &c->shard[i].m;
         for (size_t k = 0; k < m->n_ent; k++) {
-            Status st = wm_add(&c->words, m->buf + m->ent[k].off, m->ent[k].len, m->ent[k].count,
-                               err);
+            Status st =
+                wm_add(&c->words, m->buf + m->ent[k].off, m->ent[k].len, m->ent[k].count, err);
             if (st != STATUS_OK)
                 return st;
         }
@@ -426,7 +426,8 @@ static int line_next(LineReader *r, const char **line, size_t *len) {
         }
         /* move the partial line to the front, make room, read more */
         size_t have = r->end - r->start;
-        memmove(r->buf, r->buf + r->start, have);
+        if (have)
+            memmove(r->buf, r->buf + r->start, have);
         r->start = 0;
         r->end = have;
         scanned = have;
@@ -495,8 +496,8 @@ Status bpe_counts_add_jsonl(BpeCounts *c, const char *path, TPool *tp, BpeProgre
             st = flush_batch(c, tp, err);
             if (st == STATUS_OK && progress)
                 progress(progress_ctx, "read", c->n_bytes, c->max_bytes);
-            if (st != STATUS_OK)
-                err_prefix(err, "%s:%" PRIu64, path, lineno);
+            if (st != STATUS_OK) /* from some document of the batch */
+                err_prefix(err, "%s (lines up to %" PRIu64 ")", path, lineno);
         }
     }
     fclose(r.f);

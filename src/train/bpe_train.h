@@ -57,17 +57,17 @@
 #include "core/err.h"
 #include "core/tpool.h"
 
-#define BPE_TRAIN_PRE "qwen2"                          /* tokenizer.ggml.pre of the result */
-#define BPE_TRAIN_N_SPECIAL 4                          /* special tokens after the learned ones */
+#define BPE_TRAIN_PRE "qwen2"                           /* tokenizer.ggml.pre of the result */
+#define BPE_TRAIN_N_SPECIAL 4                           /* special tokens after the learned ones */
 #define BPE_TRAIN_MIN_VOCAB (256 + BPE_TRAIN_N_SPECIAL) /* bytes + specials, no merges */
-#define BPE_TRAIN_MAX_VOCAB (1 << 20)                  /* tokens in a trained vocabulary */
-#define BPE_TRAIN_MAX_WORD_BYTES 256   /* longer pre-tokens are counted as chunks of this size */
-#define BPE_TRAIN_MAX_TOKEN_BYTES 64   /* bytes of one learned token */
-#define BPE_TRAIN_MAX_WORDS (1u << 27) /* distinct pre-tokens (words) counted */
-#define BPE_TRAIN_MAX_BYTES (1ull << 40)         /* bytes of text one training may read */
+#define BPE_TRAIN_MAX_VOCAB (1 << 20)                   /* tokens in a trained vocabulary */
+#define BPE_TRAIN_MAX_WORD_BYTES 256     /* longer pre-tokens are counted as chunks of this size */
+#define BPE_TRAIN_MAX_TOKEN_BYTES 64     /* bytes of one learned token */
+#define BPE_TRAIN_MAX_WORDS (1u << 27)   /* distinct pre-tokens (words) counted */
+#define BPE_TRAIN_MAX_BYTES (1ull << 40) /* bytes of text one training may read */
 #define BPE_TRAIN_DEFAULT_MAX_BYTES (1ull << 30) /* ... when the caller gives no limit */
 #define BPE_TRAIN_MAX_LINE_BYTES (64u << 20)     /* bytes of one JSON line */
-#define BPE_TRAIN_BATCH_BYTES (4u << 20) /* text gathered before the threads count it */
+#define BPE_TRAIN_BATCH_BYTES (4u << 20)         /* text gathered before the threads count it */
 
 /* Progress: 'stage' is "read" (done = bytes of text counted so far, total =
  * the byte limit) or "merge" (done = merges made, total = merges wanted).
@@ -122,13 +122,13 @@ typedef struct {
 } BpeTrainParams;
 
 typedef struct {
-    int n_tokens;     /* 256 + n_merges + BPE_TRAIN_N_SPECIAL (<= the vocab asked for) */
-    char **tokens;    /* [n_tokens] GPT-2 byte-to-unicode strings, NUL-terminated */
-    int32_t *types;   /* [n_tokens] TokType: 1 normal, 3 control */
-    int n_merges;     /* merge r made token 256 + r */
-    char **merges;    /* [n_merges] "left right" in GPT-2 strings, rank order */
-    int32_t *merge_l; /* [n_merges] left id */
-    int32_t *merge_r; /* [n_merges] right id */
+    int n_tokens;          /* 256 + n_merges + BPE_TRAIN_N_SPECIAL (<= the vocab asked for) */
+    char **tokens;         /* [n_tokens] GPT-2 byte-to-unicode strings, NUL-terminated */
+    int32_t *types;        /* [n_tokens] TokType: 1 normal, 3 control */
+    int n_merges;          /* merge r made token 256 + r */
+    char **merges;         /* [n_merges] "left right" in GPT-2 strings, rank order */
+    int32_t *merge_l;      /* [n_merges] left id */
+    int32_t *merge_r;      /* [n_merges] right id */
     uint64_t *merge_count; /* [n_merges] the pair's count when it was merged */
     int bos, eos, eot, pad;
 } BpeVocab;

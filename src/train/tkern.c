@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/err.h"
 #include "core/mem.h"
@@ -25,9 +26,22 @@
 #endif
 
 static TKTiming tk_timing;
+static bool tk_timing_cpu;
 
-void tk_timing_reset(void) { memset(&tk_timing, 0, sizeof tk_timing); }
+void tk_timing_reset(bool thread_cpu) {
+    memset(&tk_timing, 0, sizeof tk_timing);
+    tk_timing_cpu = thread_cpu;
+}
+
 TKTiming tk_timing_get(void) { return tk_timing; }
+
+static double tk_clock(void) {
+    if (!tk_timing_cpu)
+        return perf_now();
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 void tk_layout(TKLayout *lo, const TConfig *cfg) {
     size_t V = (size_t)cfg->n_vocab, C = (size_t)cfg->n_embd, HS = (size_t)cfg->head_dim;
@@ -61,6 +75,27 @@ size_t tk_attention_scratch(int T, int HS) {
     size_t n = (size_t)HS * Tp + (size_t)T * T;
     return (n + 15) & ~(size_t)15; /* keep each thread's slice on its own cache lines */
 }
+
+/* Blocking of the AVX-512 GEMM (below): an 8 x 32 register tile, B packed
+ * in blocks of KC x NC, rows taken MC at a time. */
+#ifndef TK_G_MR
+#define TK_G_MR 8
+#endif
+#ifndef TK_G_NV
+#define TK_G_NV 2
+#endif
+#define TK_G_NR (16 * TK_G_NV)
+#ifndef TK_G_KC
+#define TK_G_KC 256
+#endif
+#ifndef TK_G_MC
+#define TK_G_MC 128
+#endif
+#ifndef TK_G_NC
+#define TK_G_NC 512
+#endif
+
+size_t tk_matmul_scratch(void) { return (size_t)TK_G_KC * TK_G_NC; }
 
 /* exp for float: Cephes' expf polynomial after rounding x/ln2 to an integer
  * k with the 1.5*2^23 trick, scaled by 2^k through the exponent bits. Pure
@@ -173,12 +208,19 @@ static void attention_forward_x5(TPool *tp, float *y, float *att, const float *q
 static void attention_backward_x5(TPool *tp, float *dqkv, const float *dy, const float *att,
                                   const float *qkv, float *scratch, int B, int T, int NH, int NKV,
                                   int HS);
+static void matmul_forward_x5(TPool *tp, float *ws, float *out, const float *inp, const float *w,
+                              long N, int n_in, int n_out, bool accumulate);
+static void matmul_backward_x5(TPool *tp, float *ws, float *dinp, float *dw, const float *dout,
+                               const float *inp, const float *w, long N, int n_in, int n_out,
+                               float alpha);
 #define RS(name) name##_f5
 #define TK_OPS_LABEL "float-avx512"
 #define TK_FMA(a, b, c) __builtin_fmaf((a), (b), (c))
 #define TK_EXP tk_expf_f5
 #define TK_ATTENTION_FORWARD attention_forward_x5
 #define TK_ATTENTION_BACKWARD attention_backward_x5
+#define TK_MATMUL_FORWARD matmul_forward_x5
+#define TK_MATMUL_BACKWARD matmul_backward_x5
 #include "train/tkern_impl.h"
 /* Attention on AVX-512: every product is C (+)= A B over a causal range,
  * computed by one register-blocked kernel - 8 rows of C by 32 columns in
@@ -342,12 +384,172 @@ static void attention_backward_x5(TPool *tp, float *dqkv, const float *dy, const
                     .T = T, .NH = NH, .NKV = NKV, .HS = HS};
     tpool_run(tp, attn_bwd_task_x5, &a);
 }
+/* GEMM on AVX-512: C (M, N) = alpha op(A) op(B) + beta C with
+ * op(A)(i, k) = A[i*sam + k*sak] and op(B)(k, n) = B[k*sbk + n*sbn], so
+ * either operand may be read transposed. Goto/BLIS blocking without
+ * packing A: B is packed per (KC x NC) block into 32-column panels that
+ * stay in L1 while an 8 x 32 register tile (16 accumulators) walks down
+ * the rows, A broadcast straight from its rows (8 streams). Threads split
+ * the column panels (the rows when there are fewer panels than threads);
+ * every element is summed over k in the same order whatever the split, so
+ * results do not depend on the thread count. */
+
+static inline __attribute__((always_inline)) void
+tk_g_kernel(int rows, int kc, const float *A, long sam, long sak, const float *Bp, float *C,
+            long ldc, int ncols, float alpha, float beta, bool first) {
+    __m512 acc[TK_G_MR][TK_G_NV];
+#pragma GCC unroll 16
+    for (int r = 0; r < rows; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < TK_G_NV; v++)
+            acc[r][v] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m512 b[TK_G_NV];
+#pragma GCC unroll 2
+        for (int v = 0; v < TK_G_NV; v++)
+            b[v] = _mm512_load_ps(Bp + k * TK_G_NR + 16 * v);
+        const float *a = A + (long)k * sak;
+#pragma GCC unroll 16
+        for (int r = 0; r < rows; r++) {
+            __m512 av = _mm512_set1_ps(a[r * sam]);
+#pragma GCC unroll 2
+            for (int v = 0; v < TK_G_NV; v++)
+                acc[r][v] = _mm512_fmadd_ps(av, b[v], acc[r][v]);
+        }
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(first ? beta : 1.0f);
+    bool read = !first || beta != 0.0f; /* beta = 0: C is not read (may be garbage) */
+#pragma GCC unroll 16
+    for (int r = 0; r < rows; r++) {
+        float *c = C + r * ldc;
+#pragma GCC unroll 2
+        for (int v = 0; v < TK_G_NV; v++) {
+            __mmask16 m = tk_mask16(ncols - 16 * v);
+            __m512 x = _mm512_mul_ps(acc[r][v], va);
+            if (read)
+                x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c + 16 * v), x);
+            _mm512_mask_storeu_ps(c + 16 * v, m, x);
+        }
+    }
+}
+
+/* op(B) rows [0, kc), columns [0, nc) into 32-column panels, zero padded. */
+static void tk_g_pack_b(float *Bp, const float *B, long sbk, long sbn, int kc, int nc) {
+    for (int j0 = 0; j0 < nc; j0 += TK_G_NR) {
+        int w = nc - j0 < TK_G_NR ? nc - j0 : TK_G_NR;
+        float *dst = Bp + (long)(j0 / TK_G_NR) * kc * TK_G_NR;
+        if (sbn == 1) {
+            for (int k = 0; k < kc; k++) {
+                const float *s = B + (long)k * sbk + j0;
+                for (int v = 0; v < TK_G_NV; v++)
+                    _mm512_store_ps(dst + k * TK_G_NR + 16 * v,
+                                    _mm512_maskz_loadu_ps(tk_mask16(w - 16 * v), s + 16 * v));
+            }
+        } else {
+            for (int j = 0; j < TK_G_NR; j++) {
+                const float *s = B + (long)(j0 + j) * sbn;
+                for (int k = 0; k < kc; k++)
+                    dst[k * TK_G_NR + j] = j < w ? s[(long)k * sbk] : 0.0f;
+            }
+        }
+    }
+}
+
+typedef struct {
+    int M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    long sam, sak, sbk, sbn;
+    float *C;
+    long ldc;
+    float *ws;
+} TkGemm;
+
+/* Rows [0, M) x columns [n_lo, n_hi) of the product. */
+static void tk_g_range(const TkGemm *g, const float *A, float *C, int M, int n_lo, int n_hi,
+                       float *Bp) {
+    for (int jc = n_lo; jc < n_hi; jc += TK_G_NC) {
+        int nc = n_hi - jc < TK_G_NC ? n_hi - jc : TK_G_NC;
+        for (int pc = 0; pc < g->K; pc += TK_G_KC) {
+            int kc = g->K - pc < TK_G_KC ? g->K - pc : TK_G_KC;
+            bool first = pc == 0;
+            tk_g_pack_b(Bp, g->B + (long)pc * g->sbk + (long)jc * g->sbn, g->sbk, g->sbn, kc, nc);
+            for (int ic = 0; ic < M; ic += TK_G_MC) {
+                int ie = M - ic < TK_G_MC ? M : ic + TK_G_MC;
+                for (int jr = 0; jr < nc; jr += TK_G_NR) {
+                    const float *bp = Bp + (long)(jr / TK_G_NR) * kc * TK_G_NR;
+                    int ncols = nc - jr < TK_G_NR ? nc - jr : TK_G_NR;
+                    for (int ir = ic; ir < ie;) {
+                        const float *a = A + (long)ir * g->sam + (long)pc * g->sak;
+                        float *c = C + (long)ir * g->ldc + jc + jr;
+                        if (TK_G_MR > 8 && ie - ir >= TK_G_MR) {
+                            tk_g_kernel(TK_G_MR, kc, a, g->sam, g->sak, bp, c, g->ldc, ncols,
+                                        g->alpha, g->beta, first);
+                            ir += TK_G_MR;
+                        } else if (ie - ir >= 8) {
+                            tk_g_kernel(8, kc, a, g->sam, g->sak, bp, c, g->ldc, ncols, g->alpha,
+                                        g->beta, first);
+                            ir += 8;
+                        } else if (ie - ir >= 4) {
+                            tk_g_kernel(4, kc, a, g->sam, g->sak, bp, c, g->ldc, ncols, g->alpha,
+                                        g->beta, first);
+                            ir += 4;
+                        } else {
+                            tk_g_kernel(1, kc, a, g->sam, g->sak, bp, c, g->ldc, ncols, g->alpha,
+                                        g->beta, first);
+                            ir += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void tk_g_task(void *vctx, int ith, int nth) {
+    const TkGemm *g = vctx;
+    long panels = (g->N + TK_G_NR - 1) / TK_G_NR, lo, hi;
+    float *Bp = g->ws + (size_t)ith * tk_matmul_scratch();
+    if (panels >= nth) {
+        tpool_range(panels, ith, nth, &lo, &hi);
+        int n_hi = hi * TK_G_NR < g->N ? (int)(hi * TK_G_NR) : g->N;
+        if (lo * TK_G_NR < n_hi)
+            tk_g_range(g, g->A, g->C, g->M, (int)(lo * TK_G_NR), n_hi, Bp);
+    } else {
+        tpool_range((g->M + TK_G_MR - 1) / TK_G_MR, ith, nth, &lo, &hi);
+        int m_lo = (int)(lo * TK_G_MR), m_hi = hi * TK_G_MR < g->M ? (int)(hi * TK_G_MR) : g->M;
+        if (m_lo < m_hi)
+            tk_g_range(g, g->A + (long)m_lo * g->sam, g->C + (long)m_lo * g->ldc, m_hi - m_lo, 0,
+                       g->N, Bp);
+    }
+}
+
+static void matmul_forward_x5(TPool *tp, float *ws, float *out, const float *inp, const float *w,
+                              long N, int n_in, int n_out, bool accumulate) {
+    TkGemm g = {(int)N, n_out, n_in, 1.0f, accumulate ? 1.0f : 0.0f, inp, w, n_in, 1, 1, n_in,
+                out, n_out, ws};
+    tpool_run(tp, tk_g_task, &g);
+}
+
+static void matmul_backward_x5(TPool *tp, float *ws, float *dinp, float *dw, const float *dout,
+                               const float *inp, const float *w, long N, int n_in, int n_out,
+                               float alpha) {
+    if (dinp) {
+        TkGemm g = {(int)N, n_in, n_out, alpha, 1.0f, dout, w, n_out, 1, n_in, 1, dinp, n_in, ws};
+        tpool_run(tp, tk_g_task, &g);
+    }
+    TkGemm g = {n_out, n_in, (int)N, alpha, 1.0f, dout, inp, 1, n_out, n_in, 1, dw, n_in, ws};
+    tpool_run(tp, tk_g_task, &g);
+}
+
 #undef RS
 #undef TK_OPS_LABEL
 #undef TK_FMA
 #undef TK_EXP
 #undef TK_ATTENTION_FORWARD
 #undef TK_ATTENTION_BACKWARD
+#undef TK_MATMUL_FORWARD
+#undef TK_MATMUL_BACKWARD
 SIMD_END
 #endif
 

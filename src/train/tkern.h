@@ -70,6 +70,9 @@ void tk_layout(TKLayout *lo, const TConfig *cfg);
  * backward), for rows of up to T tokens. */
 size_t tk_attention_scratch(int T, int HS);
 
+/* Reals of matmul workspace the kernels need per thread. */
+size_t tk_matmul_scratch(void);
+
 /* The kernel table and the network for one real type R. Fields:
  *
  * embed_forward(tp, out (N,C), tokens (N), wte (V,C), N, C, V)
@@ -78,11 +81,15 @@ size_t tk_attention_scratch(int T, int HS);
  * rmsnorm_forward(tp, out (N,C), rstd (N), x (N,C), w (C), N, C, eps)
  *     rstd = 1/sqrt(mean(x^2) + eps), out = x * rstd * w.
  * rmsnorm_backward(tp, dx (N,C), dw (C), dout (N,C), x, w, rstd, N, C)
- * matmul_forward(out (N,n_out), inp (N,n_in), w (n_out,n_in), N, n_in, n_out, accumulate)
+ * matmul_forward(tp, ws, out (N,n_out), inp (N,n_in), w (n_out,n_in), N, n_in, n_out,
+ *                accumulate)
  *     out = [out +] inp w^T.
- * matmul_backward(dinp (N,n_in) or NULL, dw (n_out,n_in), dout (N,n_out), inp, w, N, n_in,
- *                 n_out, alpha)
- *     dinp += alpha dout w, dw += alpha dout^T inp.
+ * matmul_backward(tp, ws, dinp (N,n_in) or NULL, dw (n_out,n_in), dout (N,n_out), inp, w, N,
+ *                 n_in, n_out, alpha)
+ *     dinp += alpha dout w, dw += alpha dout^T inp. The BLAS does the
+ *     double, scalar and AVX2 levels (on its own threads, tp unused); the
+ *     AVX-512 level runs its own GEMM on tp (OpenBLAS 0.3.21 drives Zen 4/5
+ *     with its AVX2 kernels). ws: nth * tk_matmul_scratch() reals, 64-byte aligned.
  * rope_forward(tp, x (N, ld), cs (T, HS), B, T, n_heads, HS, ld)
  *     IN PLACE on the first n_heads*HS columns of each row: adjacent pairs
  *     (2i, 2i+1) rotated by the angle whose cos/sin are cs[t][2i], cs[t][2i+1]
@@ -117,10 +124,10 @@ size_t tk_attention_scratch(int T, int HS);
                                 float eps);                                                        \
         void (*rmsnorm_backward)(TPool *tp, R *dx, R *dw, const R *dout, const R *x, const R *w,   \
                                  const R *rstd, long N, int C);                                    \
-        void (*matmul_forward)(R *out, const R *inp, const R *w, long N, int n_in, int n_out,             \
-                               bool accumulate);                                                   \
-        void (*matmul_backward)(R *dinp, R *dw, const R *dout, const R *inp, const R *w, long N,   \
-                                int n_in, int n_out, R alpha);                                            \
+        void (*matmul_forward)(TPool *tp, R *ws, R *out, const R *inp, const R *w, long N,         \
+                               int n_in, int n_out, bool accumulate);                              \
+        void (*matmul_backward)(TPool *tp, R *ws, R *dinp, R *dw, const R *dout, const R *inp,     \
+                                const R *w, long N, int n_in, int n_out, R alpha);                 \
         void (*rope_forward)(TPool *tp, R *x, const R *cs, int B, int T, int n_heads, int HS,      \
                              int ld);                                                              \
         void (*rope_backward)(TPool *tp, R *dx, const R *cs, int B, int T, int n_heads, int HS,    \
@@ -160,6 +167,7 @@ size_t tk_attention_scratch(int T, int HS);
         R *dy;           /* (maxN, QD) */                                                          \
         R *dqkv;         /* (maxN, W) */                                                           \
         R *scratch;      /* (nth, tk_attention_scratch(n_ctx, HS)) */                              \
+        R *gemm_ws;      /* (nth, tk_matmul_scratch()) */                                          \
         double *losses;  /* (maxN) */                                                              \
         int32_t *tokens; /* (maxN) of the last forward */                                          \
         int B, T;        /* of the last forward; 0 before one */                                   \
@@ -179,13 +187,14 @@ size_t tk_attention_scratch(int T, int HS);
 TK_DECLARE(float, TKOpsF, TKNetF, f)
 TK_DECLARE(double, TKOpsD, TKNetD, d)
 
-/* Per-phase wall time of the float network, accumulated since the last
- * tk_timing_reset() (seconds); for trainbench. Only the calling thread's
- * clock is read, so this costs a clock read per kernel call. */
+/* Per-phase time of the networks (seconds), accumulated since the last
+ * tk_timing_reset(), for trainbench. Wall time, or with thread_cpu the
+ * calling thread's CPU time (a load-independent breakdown when the pool has
+ * one thread). Costs two clock reads per kernel call. */
 typedef struct {
     double matmul, attention, elementwise, crossentropy;
 } TKTiming;
-void tk_timing_reset(void);
+void tk_timing_reset(bool thread_cpu);
 TKTiming tk_timing_get(void);
 
 #endif

@@ -217,20 +217,24 @@ static void RS(rmsnorm_backward)(TPool *tp, R *dx, R *dw, const R *dout, const R
 
 /* ------------------------------------------------------------------- matmul */
 
-static void RS(matmul_forward)(R *out, const R *inp, const R *w, long N, int n_in, int n_out,
-                               bool accumulate) {
+#ifndef TK_MATMUL_FORWARD
+static void RS(matmul_forward)(TPool *tp, R *ws, R *out, const R *inp, const R *w, long N, int n_in,
+                               int n_out, bool accumulate) {
+    (void)tp, (void)ws;
     TK_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, n_out, n_in, (R)1, inp, n_in, w, n_in,
             accumulate ? (R)1 : (R)0, out, n_out);
 }
 
-static void RS(matmul_backward)(R *dinp, R *dw, const R *dout, const R *inp, const R *w, long N,
-                                int n_in, int n_out, R alpha) {
+static void RS(matmul_backward)(TPool *tp, R *ws, R *dinp, R *dw, const R *dout, const R *inp,
+                                const R *w, long N, int n_in, int n_out, R alpha) {
+    (void)tp, (void)ws;
     if (dinp)
         TK_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, n_in, n_out, alpha, dout, n_out,
                 w, n_in, (R)1, dinp, n_in);
     TK_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, n_out, n_in, (int)N, alpha, dout, n_out, inp,
             n_in, (R)1, dw, n_in);
 }
+#endif
 
 /* --------------------------------------------------------------------- rope */
 
@@ -522,8 +526,13 @@ static const TK_OPS_TYPE RS(tk_ops_table) = {
     .embed_backward = RS(embed_backward),
     .rmsnorm_forward = RS(rmsnorm_forward),
     .rmsnorm_backward = RS(rmsnorm_backward),
+#ifdef TK_MATMUL_FORWARD
+    .matmul_forward = TK_MATMUL_FORWARD,
+    .matmul_backward = TK_MATMUL_BACKWARD,
+#else
     .matmul_forward = RS(matmul_forward),
     .matmul_backward = RS(matmul_backward),
+#endif
     .rope_forward = RS(rope_forward),
     .rope_backward = RS(rope_backward),
 #ifdef TK_ATTENTION_FORWARD
@@ -571,7 +580,7 @@ bool TK_PUB(tknet_init)(TK_NET_TYPE *net, const TConfig *cfg, int max_B, TPool *
         {&net->rstd2, 0}, {&net->qkv, 0},   {&net->att, 0}, {&net->y, 0},     {&net->gu, 0},
         {&net->act, 0},  {&net->hf, 0},     {&net->rstdf, 0}, {&net->logits, 0}, {&net->g, 0},
         {&net->cs, 0},   {&net->dx, 0},     {&net->dh, 0},  {&net->dgu, 0},   {&net->dact, 0},
-        {&net->dy, 0},   {&net->dqkv, 0},   {&net->scratch, 0},
+        {&net->dy, 0},   {&net->dqkv, 0},   {&net->scratch, 0}, {&net->gemm_ws, 0},
     };
     bool ok = RS(mul4)(&bufs[0].n, L + 1, maxN, C, 1) && RS(mul4)(&bufs[1].n, L, maxN, C, 1) &&
               RS(mul4)(&bufs[4].n, L, maxN, 1, 1) && RS(mul4)(&bufs[6].n, L, maxN, W, 1) &&
@@ -580,7 +589,8 @@ bool TK_PUB(tknet_init)(TK_NET_TYPE *net, const TConfig *cfg, int max_B, TPool *
               RS(mul4)(&bufs[10].n, L, maxN, F, 1) && RS(mul4)(&bufs[11].n, maxN, C, 1, 1) &&
               RS(mul4)(&bufs[13].n, maxN, V, 1, 1) && RS(mul4)(&bufs[15].n, T, HS, 1, 1) &&
               RS(mul4)(&bufs[18].n, maxN, 2 * F, 1, 1) && RS(mul4)(&bufs[21].n, maxN, W, 1, 1) &&
-              RS(mul4)(&bufs[22].n, nth, tk_attention_scratch(cfg->n_ctx, cfg->head_dim), 1, 1);
+              RS(mul4)(&bufs[22].n, nth, tk_attention_scratch(cfg->n_ctx, cfg->head_dim), 1, 1) &&
+              RS(mul4)(&bufs[23].n, nth, tk_matmul_scratch(), 1, 1);
     if (!ok)
         return false;
     bufs[2].n = bufs[3].n = bufs[1].n;
@@ -630,9 +640,9 @@ void TK_PUB(tknet_free)(TK_NET_TYPE *net) {
 
 #define TK_TIMED(field, stmt)                                                                      \
     do {                                                                                           \
-        double t0_ = perf_now();                                                                   \
+        double t0_ = tk_clock();                                                                   \
         stmt;                                                                                      \
-        tk_timing.field += perf_now() - t0_;                                                       \
+        tk_timing.field += tk_clock() - t0_;                                                       \
     } while (0)
 
 void TK_PUB(tknet_forward)(TK_NET_TYPE *net, const R *params, const int32_t *tokens,
@@ -663,22 +673,22 @@ void TK_PUB(tknet_forward)(TK_NET_TYPE *net, const R *params, const int32_t *tok
 
         TK_TIMED(elementwise, k->rmsnorm_forward(tp, h1, rstd1, x, P + lo->attn_norm, N, C,
                                                  c->norm_eps));
-        TK_TIMED(matmul, k->matmul_forward(qkv, h1, P + lo->wqkv, N, C, W, false));
+        TK_TIMED(matmul, k->matmul_forward(tp, net->gemm_ws, qkv, h1, P + lo->wqkv, N, C, W, false));
         TK_TIMED(attention, k->rope_forward(tp, qkv, net->cs, B, T, NH + NKV, HS, W));
         TK_TIMED(attention, k->attention_forward(tp, y, att, qkv, net->scratch, B, T, NH, NKV, HS));
         TK_TIMED(elementwise, memcpy(mid, x, (size_t)N * C * sizeof(R)));
-        TK_TIMED(matmul, k->matmul_forward(mid, y, P + lo->wo, N, QD, C, true));
+        TK_TIMED(matmul, k->matmul_forward(tp, net->gemm_ws, mid, y, P + lo->wo, N, QD, C, true));
         TK_TIMED(elementwise, k->rmsnorm_forward(tp, h2, rstd2, mid, P + lo->ffn_norm, N, C,
                                                  c->norm_eps));
-        TK_TIMED(matmul, k->matmul_forward(gu, h2, P + lo->wgu, N, C, 2 * F, false));
+        TK_TIMED(matmul, k->matmul_forward(tp, net->gemm_ws, gu, h2, P + lo->wgu, N, C, 2 * F, false));
         TK_TIMED(elementwise, k->swiglu_forward(tp, act, gu, N, F));
         TK_TIMED(elementwise, memcpy(xn, mid, (size_t)N * C * sizeof(R)));
-        TK_TIMED(matmul, k->matmul_forward(xn, act, P + lo->wd, N, F, C, true));
+        TK_TIMED(matmul, k->matmul_forward(tp, net->gemm_ws, xn, act, P + lo->wd, N, F, C, true));
     }
     TK_TIMED(elementwise,
              k->rmsnorm_forward(tp, net->hf, net->rstdf, net->res + (size_t)c->n_layers * sN * C,
                                 params + lo->out_norm, N, C, c->norm_eps));
-    TK_TIMED(matmul, k->matmul_forward(net->logits, net->hf, params + lo->wte, N, C, V, false));
+    TK_TIMED(matmul, k->matmul_forward(tp, net->gemm_ws, net->logits, net->hf, params + lo->wte, N, C, V, false));
     TK_TIMED(crossentropy,
              k->crossentropy_forward(tp, net->losses, net->g, net->logits, targets, N, V));
     double sum = 0;
@@ -711,7 +721,7 @@ void TK_PUB(tknet_backward)(TK_NET_TYPE *net, const R *params, R *grads, R loss_
 
     /* logits = hf wte^T, d logits = loss_scale * g */
     TK_TIMED(elementwise, memset(net->dh, 0, nC));
-    TK_TIMED(matmul, k->matmul_backward(net->dh, grads + lo->wte, net->g, net->hf,
+    TK_TIMED(matmul, k->matmul_backward(tp, net->gemm_ws, net->dh, grads + lo->wte, net->g, net->hf,
                                         params + lo->wte, N, C, V, loss_scale));
     TK_TIMED(elementwise, memset(net->dx, 0, nC));
     TK_TIMED(elementwise,
@@ -731,25 +741,25 @@ void TK_PUB(tknet_backward)(TK_NET_TYPE *net, const R *params, R *grads, R loss_
 
         /* dx holds d(residual out of this layer) */
         TK_TIMED(elementwise, memset(net->dact, 0, (size_t)N * F * sizeof(R)));
-        TK_TIMED(matmul, k->matmul_backward(net->dact, D + lo->wd, net->dx, act, P + lo->wd, N, F,
+        TK_TIMED(matmul, k->matmul_backward(tp, net->gemm_ws, net->dact, D + lo->wd, net->dx, act, P + lo->wd, N, F,
                                             C, (R)1));
         TK_TIMED(elementwise, memset(net->dgu, 0, (size_t)N * 2 * F * sizeof(R)));
         TK_TIMED(elementwise, k->swiglu_backward(tp, net->dgu, net->dact, gu, N, F));
         TK_TIMED(elementwise, memset(net->dh, 0, nC));
-        TK_TIMED(matmul, k->matmul_backward(net->dh, D + lo->wgu, net->dgu, h2, P + lo->wgu, N, C,
+        TK_TIMED(matmul, k->matmul_backward(tp, net->gemm_ws, net->dh, D + lo->wgu, net->dgu, h2, P + lo->wgu, N, C,
                                             2 * F, (R)1));
         TK_TIMED(elementwise, k->rmsnorm_backward(tp, net->dx, D + lo->ffn_norm, net->dh, mid,
                                                   P + lo->ffn_norm, rstd2, N, C));
         /* dx holds d(mid) */
         TK_TIMED(elementwise, memset(net->dy, 0, (size_t)N * QD * sizeof(R)));
         TK_TIMED(matmul,
-                 k->matmul_backward(net->dy, D + lo->wo, net->dx, y, P + lo->wo, N, QD, C, (R)1));
+                 k->matmul_backward(tp, net->gemm_ws, net->dy, D + lo->wo, net->dx, y, P + lo->wo, N, QD, C, (R)1));
         TK_TIMED(elementwise, memset(net->dqkv, 0, (size_t)N * W * sizeof(R)));
         TK_TIMED(attention, k->attention_backward(tp, net->dqkv, net->dy, att, qkv, net->scratch, B,
                                                   T, NH, NKV, HS));
         TK_TIMED(attention, k->rope_backward(tp, net->dqkv, net->cs, B, T, NH + NKV, HS, W));
         TK_TIMED(elementwise, memset(net->dh, 0, nC));
-        TK_TIMED(matmul, k->matmul_backward(net->dh, D + lo->wqkv, net->dqkv, h1, P + lo->wqkv, N,
+        TK_TIMED(matmul, k->matmul_backward(tp, net->gemm_ws, net->dh, D + lo->wqkv, net->dqkv, h1, P + lo->wqkv, N,
                                             C, W, (R)1));
         TK_TIMED(elementwise, k->rmsnorm_backward(tp, net->dx, D + lo->attn_norm, net->dh, x,
                                                   P + lo->attn_norm, rstd1, N, C));

@@ -7,9 +7,7 @@
 #include "train/tmodel.h"
 
 #include <cblas.h>
-#include <dlfcn.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,30 +116,6 @@ static void build_table(TModel *m) {
     add_tensor(m, "output_norm.weight", 1, C, lo->out_norm);
 }
 
-/* OpenBLAS 0.3.21 (Debian 12) does not know Zen 4/5 and runs them on its
- * Haswell (AVX2) kernels: half the FMA width, about 2x slower sgemm here.
- * Where the CPU has AVX-512 and nobody chose a core (OPENBLAS_CORETYPE),
- * re-run OpenBLAS's DYNAMIC_ARCH core selection forced to SkylakeX, once per
- * process. Looked up at run time: a BLAS without these entry points (not
- * DYNAMIC_ARCH, or not OpenBLAS) is left as it is. Must run before other
- * threads call the BLAS (tmodel_new is set-up time). */
-static void blas_pick_core(void) {
-    if (cpu_simd_level() < SIMD_AVX512 || getenv("OPENBLAS_CORETYPE"))
-        return;
-    const char *core = openblas_get_corename();
-    if (!core || (strcmp(core, "Haswell") && strcmp(core, "Zen")))
-        return;
-    void (*quit)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit");
-    void (*init)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init");
-    if (!quit || !init || setenv("OPENBLAS_CORETYPE", "SkylakeX", 1))
-        return;
-    quit();
-    init();
-    unsetenv("OPENBLAS_CORETYPE");
-}
-
-static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
-
 Status tmodel_new(TModel **out, const TConfig *cfg, int max_batch, TPool *tp, Err *err) {
     *out = NULL;
     Status st = tmodel_config_check(cfg, err);
@@ -180,7 +154,6 @@ Status tmodel_new(TModel **out, const TConfig *cfg, int max_batch, TPool *tp, Er
                        cfg->n_layers);
     }
     /* a fixed BLAS thread count keeps its work split, and so its sums, fixed */
-    pthread_once(&blas_once, blas_pick_core);
     openblas_set_num_threads(tpool_size(tp));
     *out = m;
     return STATUS_OK;

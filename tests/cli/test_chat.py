@@ -84,8 +84,11 @@ def main():
     # errors
     rc, out, err = run("chat", "-m", os.path.join(tmp, "nope.gguf"), stdin=b"hi\n")
     check(rc == 1 and err.count(b"\n") == 1, f"chat with a missing model: {rc} {err!r}")
-    rc, out, err = run("chat", stdin=b"hi\n") if not os.path.exists(
-        os.path.join(ROOT, "models", "cgpt-mini.gguf")) else (1, b"", b"-m MODEL\n")
+    lone = os.path.join(tmp, "lone-cgpt")  # a binary with no models/ beside it
+    shutil.copy(CGPT, lone)
+    p = subprocess.run([lone, "chat"], input=b"hi\n", capture_output=True, timeout=60, cwd=tmp,
+                       env={k: v for k, v in os.environ.items() if k != "CGPT_MODEL"})
+    rc, out, err = p.returncode, p.stdout, p.stderr
     check(rc == 1 and b"-m MODEL" in err, f"chat without a model: {err!r}")
 
     # perplexity against NumPy

@@ -436,7 +436,11 @@ def test_bad_inputs(tmp, model, hf):
         e = err.decode()
         check(rc == 1 and e.count("\n") == 1 and re.search(want, e), f"{args}: {rc} {e!r}")
     # no -m and no built-in model (cwd without models/): says how to pass one
-    rc, out, err = run("eval", "-f", hf, cwd=tmp)
+    lone = os.path.join(tmp, "lone-cgpt")  # a binary with no models/ beside it
+    shutil.copy(CGPT, lone)
+    p = subprocess.run([lone, "eval", "-f", hf], capture_output=True, timeout=60, cwd=tmp,
+                       env={k: v for k, v in os.environ.items() if k != "CGPT_MODEL"})
+    rc, out, err = p.returncode, p.stdout, p.stderr
     check(rc == 1 and b"-m MODEL" in err and err.count(b"\n") == 1, f"no model: {err!r}")
     rc, out, err = run("eval", "--score-pairs", os.path.join(tmp, "json.jsonl"))
     check(rc == 1 and b"json.jsonl:1: not a JSON array" in err, f"--score-pairs bad: {err!r}")

@@ -11,11 +11,14 @@
  * "flops_per_token" (6 * params), "fma_peak_gflops", "mfu" (of the mean
  * rate), "mfu_best", "threads", ...}; stderr: the per-phase breakdown
  * (matmul, attention, element-wise, cross-entropy, update) in ms per step.
- * One untimed warm-up step comes first. */
+ * One untimed warm-up step comes first. TRAINBENCH_CPU_CLOCK=1 times the
+ * phases with the main thread's CPU clock instead (with --threads 1: a
+ * breakdown that the machine's other load does not distort). */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "core/perf.h"
 #include "core/rng.h"
@@ -36,6 +39,14 @@ static void sgd_task(void *vctx, int ith, int nth) {
     tpool_range((long)s->n, ith, nth, &lo, &hi);
     for (long i = lo; i < hi; i++)
         s->p[i] -= s->lr * s->g[i];
+}
+
+/* CPU seconds of the whole process (all threads) so far. */
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
 }
 
 static int arg_int(int argc, char **argv, const char *name, int def) {
@@ -98,10 +109,12 @@ int main(int argc, char **argv) {
     size_t P = tmodel_n_params(m);
     Sgd sgd = {tmodel_params(m), tmodel_grads(m), P, 1e-4f};
 
-    double total = 0, best = 1e30, t_update = 0, t_zero = 0, loss = 0;
+    double total = 0, best = 1e30, t_update = 0, t_zero = 0, loss = 0, cpu = 0;
     for (int s = -1; s < steps; s++) {
-        if (s == 0)
-            tk_timing_reset();
+        if (s == 0) {
+            tk_timing_reset(getenv("TRAINBENCH_CPU_CLOCK") != NULL);
+            cpu = cpu_seconds();
+        }
         double t0 = perf_now();
         tmodel_zero_grads(m);
         double t1 = perf_now();
@@ -121,26 +134,30 @@ int main(int argc, char **argv) {
             t_zero += t1 - t0;
         }
     }
+    cpu = cpu_seconds() - cpu;
     TKTiming tm = tk_timing_get();
     double per = 1e3 / steps, step_ms = total * per;
     fprintf(stderr,
             "trainbench: %.1f ms/step (best %.1f): matmul %.1f, attention %.1f, element-wise "
-            "%.1f, cross-entropy %.1f, update %.1f, zero grads %.1f, other %.1f ms; loss %.4f\n",
+            "%.1f, cross-entropy %.1f, update %.1f, zero grads %.1f, other %.1f ms; loss %.4f; "
+            "process CPU %.1f ms/step\n",
             step_ms, best * 1e3, tm.matmul * per, tm.attention * per, tm.elementwise * per,
             tm.crossentropy * per, t_update * per, t_zero * per,
             step_ms - (tm.matmul + tm.attention + tm.elementwise + tm.crossentropy + t_update +
                        t_zero) * per,
-            loss / N);
+            loss / N, cpu * per);
     double flops_tok = 6.0 * (double)P;
     double tps = (double)N * steps / total, tps_best = (double)N / best;
     /* matmul GFLOP/s: 6 * (non-embedding-gather params) per token, all of it in BLAS */
     printf("{\"tokens_per_s\": %.1f, \"best_step_tokens_per_s\": %.1f, \"params\": %zu, "
            "\"flops_per_token\": %.0f, \"fma_peak_gflops\": %.1f, \"mfu\": %.4f, "
-           "\"mfu_best\": %.4f, \"matmul_gflops\": %.1f, \"threads\": %d, \"batch\": %d, "
+           "\"mfu_best\": %.4f, \"matmul_gflops\": %.1f, \"tokens_per_cpu_s\": %.1f, "
+           "\"threads\": %d, \"batch\": %d, "
            "\"seq\": %d, \"steps\": %d, \"simd\": \"%s\", \"blas_core\": \"%s\"}\n",
            tps, tps_best, P, flops_tok, fma_peak, tps * flops_tok / (fma_peak * 1e9),
            tps_best * flops_tok / (fma_peak * 1e9),
-           flops_tok * N * steps / tm.matmul / 1e9, tpool_size(tp), B, T, steps,
+           flops_tok * N * steps / tm.matmul / 1e9, (double)N * steps / cpu, tpool_size(tp), B, T,
+           steps,
            tk_ops_f(cpu_simd_level())->name, openblas_get_corename());
     free(tok);
     free(tgt);

@@ -98,8 +98,7 @@ static void batch_read(Batch *b, const char *path) {
     if (fread(hdr, sizeof *hdr, 2, f) != 2)
         die("%s: shorter than its 8-byte header", path);
     if (hdr[0] < 1 || hdr[0] > TRAINGRAD_MAX_BATCH)
-        die("%s: B %d out of range 1..%d (TRAINGRAD_MAX_BATCH)", path, hdr[0],
-            TRAINGRAD_MAX_BATCH);
+        die("%s: B %d out of range 1..%d (TRAINGRAD_MAX_BATCH)", path, hdr[0], TRAINGRAD_MAX_BATCH);
     if (hdr[1] < 1 || hdr[1] > TMODEL_MAX_CTX)
         die("%s: T %d out of range 1..%d (TMODEL_MAX_CTX)", path, hdr[1], TMODEL_MAX_CTX);
     b->B = hdr[0];
@@ -162,8 +161,7 @@ static TConfig config_from_gguf(const GGUF *g, const char *path, int T) {
         die("%s: value_length differs from key_length %d", path, c.head_dim);
     if (key_u32(g, "llama.rope.dimension_count", false, (uint32_t)c.head_dim) !=
         (uint32_t)c.head_dim)
-        die("%s: rope.dimension_count differs from head_dim %d (partial rope)", path,
-            c.head_dim);
+        die("%s: rope.dimension_count differs from head_dim %d (partial rope)", path, c.head_dim);
     c.n_ff = (int)key_u32(g, "llama.feed_forward_length", true, 0);
     c.n_ctx = T;
     c.rope_base = key_f32(g, "llama.rope.freq_base", false, 10000.0f);
@@ -216,8 +214,8 @@ int main(int argc, char **argv) {
     const char *step_grads_path = NULL;
     int n_threads = 1, accum = 1;
     long steps = 0;
-    AdamWParams ap = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
-                      .weight_decay = 0.1f};
+    AdamWParams ap = {
+        .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
     float clip = 0.0f;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];

@@ -198,6 +198,9 @@ def train(counts, vocab, min_freq):
         still = []
         for wc in words:
             syms = wc[0]
+            if a not in syms:
+                still.append(wc)
+                continue
             out, i = [], 0
             while i < len(syms):
                 if i + 1 < len(syms) and syms[i] == a and syms[i + 1] == b:
@@ -435,7 +438,7 @@ def main():
     n_bytes = sum(len(d.encode("utf-8")) for d in docs)
     out = os.path.join(tmp, "tok.gguf")
     dump = os.path.join(tmp, "words.txt")
-    vocab, min_freq = 900, 2
+    vocab, min_freq = 800, 2
     p = train_c(cgpt, corpus, out, vocab, min_freq, ["--dump-words", dump, "--threads", "2"])
     summary = p.stdout.decode().strip().splitlines()[-1]
     print("cgpt: " + summary)

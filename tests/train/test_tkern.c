@@ -177,7 +177,7 @@ static double mm_loss(void *v) {
     MmT *t = v;
     size_t no = (size_t)t->N * t->O;
     memcpy(t->out, t->bias, no * sizeof *t->out);
-    t->k->matmul_forward(t->out, t->inp, t->w, t->N, t->I, t->O, true);
+    t->k->matmul_forward(NULL, NULL, t->out, t->inp, t->w, t->N, t->I, t->O, true);
     return wsum(t->wout, t->out, no);
 }
 
@@ -196,7 +196,7 @@ Test(tkern, matmul) {
     /* accumulate = false ignores what was in out */
     double *o2 = dalloc(no);
     rnd(o2, no, &r, 100.0, 0.0);
-    t.k->matmul_forward(o2, t.inp, t.w, N, I, O, false);
+    t.k->matmul_forward(NULL, NULL, o2, t.inp, t.w, N, I, O, false);
     for (size_t i = 0; i < no; i++) {
         double s = 0;
         for (int c = 0; c < I; c++)
@@ -209,7 +209,7 @@ Test(tkern, matmul) {
     rnd(w0, nw, &r, 1.0, 0.0);
     memcpy(din, n0, ni * sizeof *din);
     memcpy(dw, w0, nw * sizeof *dw);
-    t.k->matmul_backward(din, dw, t.wout, t.inp, t.w, N, I, O, alpha);
+    t.k->matmul_backward(NULL, NULL, din, dw, t.wout, t.inp, t.w, N, I, O, alpha);
     for (size_t i = 0; i < ni; i++)
         din[i] = (din[i] - n0[i]) / alpha;
     for (size_t i = 0; i < nw; i++)
@@ -218,12 +218,80 @@ Test(tkern, matmul) {
     fd_check("matmul dw", t.w, nw, mm_loss, &t, dw);
     /* dinp may be NULL */
     double *dw2 = dalloc(nw);
-    t.k->matmul_backward(NULL, dw2, t.wout, t.inp, t.w, N, I, O, 1.0);
+    t.k->matmul_backward(NULL, NULL, NULL, dw2, t.wout, t.inp, t.w, N, I, O, 1.0);
     for (size_t i = 0; i < nw; i++)
         cr_expect(fabs(dw2[i] - dw[i]) < 1e-12 * (1 + fabs(dw[i])));
     free(t.out), free(t.inp), free(t.w), free(t.wout), free(t.bias), free(o2), free(din), free(dw),
         free(n0), free(w0), free(dw2);
 }
+
+/* Float levels (the AVX-512 one has its own GEMM) against double on shapes
+ * that cross every blocking edge: K > 256 (several k blocks), columns >
+ * 512 (several column blocks) and not a multiple of 32, rows not a
+ * multiple of 8, fewer column panels than threads (the rows are split). */
+static void matmul_float_case(long N, int I, int O, uint64_t seed) {
+    size_t ni = (size_t)N * I, nw = (size_t)O * I, no = (size_t)N * O;
+    Rng r;
+    rng_seed(&r, seed);
+    double *inp = dalloc(ni), *w = dalloc(nw), *dout = dalloc(no), *out = dalloc(no);
+    double *din = dalloc(ni), *dw = dalloc(nw);
+    rnd(inp, ni, &r, 1.0, 0.0);
+    rnd(w, nw, &r, 1.0, 0.0);
+    rnd(dout, no, &r, 1.0, 0.0);
+    rnd(din, ni, &r, 1.0, 0.0); /* accumulated onto */
+    rnd(dw, nw, &r, 1.0, 0.0);
+    float *fin = to_f(inp, ni), *fw = to_f(w, nw), *fdo = to_f(dout, no), *fdin0 = to_f(din, ni);
+    float *fdw0 = to_f(dw, nw);
+    const TKOpsD *kd = tk_ops_d(SIMD_SCALAR);
+    kd->matmul_forward(NULL, NULL, out, inp, w, N, I, O, false);
+    kd->matmul_backward(NULL, NULL, din, dw, dout, inp, w, N, I, O, 0.5);
+    TPool *tp = tpool_new(3);
+    float *ws = aligned_alloc(64, 3 * tk_matmul_scratch() * sizeof *ws); /* 64-byte aligned */
+    float *fo = malloc(no * sizeof *fo), *fdin = malloc(ni * sizeof *fdin);
+    float *fdw = malloc(nw * sizeof *fdw), *fo1 = malloc(no * sizeof *fo1);
+    float *fdw1 = malloc(nw * sizeof *fdw1);
+    const TKOpsF *lv[3];
+    int nl = float_levels(lv);
+    char name[64];
+    snprintf(name, sizeof name, "matmul N%ld I%d O%d", N, I, O);
+    for (int l = 0; l < nl; l++) {
+        for (int threads = 0; threads < 2; threads++) {
+            TPool *p = threads ? tp : NULL;
+            for (size_t i = 0; i < no; i++)
+                fo[i] = NAN; /* accumulate = false must not read out */
+            memcpy(fdin, fdin0, ni * sizeof *fdin);
+            memcpy(fdw, fdw0, nw * sizeof *fdw);
+            lv[l]->matmul_forward(p, ws, fo, fin, fw, N, I, O, false);
+            lv[l]->matmul_backward(p, ws, fdin, fdw, fdo, fin, fw, N, I, O, 0.5f);
+            close_fd(name, lv[l]->name, fo, out, no);
+            close_fd("matmul dinp", lv[l]->name, fdin, din, ni);
+            close_fd("matmul dw", lv[l]->name, fdw, dw, nw);
+            if (threads) {
+                cr_expect(memcmp(fo, fo1, no * sizeof *fo) == 0, "%s %s: threads change out",
+                          name, lv[l]->name);
+                cr_expect(memcmp(fdw, fdw1, nw * sizeof *fdw) == 0, "%s %s: threads change dw",
+                          name, lv[l]->name);
+            } else {
+                memcpy(fo1, fo, no * sizeof *fo);
+                memcpy(fdw1, fdw, nw * sizeof *fdw);
+            }
+        }
+        /* accumulate = true adds */
+        memcpy(fo1, fo, no * sizeof *fo);
+        lv[l]->matmul_forward(tp, ws, fo, fin, fw, N, I, O, true);
+        for (size_t i = 0; i < no; i++)
+            fo1[i] *= 2;
+        cr_expect(check_close("matmul accumulate", fo, fo1, (int64_t)no, 1e-5f, 1e-5f));
+    }
+    tpool_free(tp);
+    free(ws), free(fo), free(fdin), free(fdw), free(fo1), free(fdw1);
+    free(fin), free(fw), free(fdo), free(fdin0), free(fdw0);
+    free(inp), free(w), free(dout), free(out), free(din), free(dw);
+}
+
+Test(tkern, matmul_float_small) { matmul_float_case(7, 33, 17, 11); }
+Test(tkern, matmul_float_blocked) { matmul_float_case(301, 600, 1100, 12); }
+Test(tkern, matmul_float_tall) { matmul_float_case(1030, 40, 70, 13); }
 
 /* ---------------------------------------------------------------- embedding */
 
