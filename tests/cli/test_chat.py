@@ -16,7 +16,7 @@ a working byte-level BPE (randmodel: one token per byte, ChatML specials).
 - perplexity: equals exp(mean NLL) computed in NumPy from the same model's
   logits (tests/ref's independent forward), chunked as documented.
 Usage: tests/cli/test_chat.py [CGPT]  (run with /usr/bin/python3)."""
-import json, os, pty, select, signal, subprocess, sys, tempfile, time
+import json, os, pty, select, shutil, signal, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "ref"))

@@ -20,7 +20,7 @@
   agree;
 - bad inputs: exit 1 and one stderr line naming file:line and the problem.
 Usage: test_eval.py [CGPT [TOOLS_DIR]]  (run with /usr/bin/python3)."""
-import collections, json, os, random, re, string, subprocess, sys, tempfile, time
+import collections, json, os, random, re, shutil, string, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "ref"))
