@@ -10,7 +10,12 @@
  *                 the same C compiled inside core/simd.h target regions and
  *                 auto-vectorised), picked with tk_ops_f(cpu_simd_level()).
  *                 tmodel.c runs this one. Float exp is a polynomial
- *                 (|rel err| < 2e-7 for inputs in [-87, 88]), vectorisable.
+ *                 (|rel err| < 2e-7 for inputs in [-86, 88]), vectorisable.
+ *                 The AVX-512 level replaces two kernels with intrinsics
+ *                 in tkern.c: matmul (its own blocked GEMM on the pool's
+ *                 threads) and attention (blocks of 64 queries through a
+ *                 register-tiled causal product) - these two are ~90% of a
+ *                 training step's time.
  * The tests compare each float level with the double instantiation on the
  * same inputs, so the scalar float path is the naive twin of the SIMD ones.
  *
@@ -26,9 +31,9 @@
  * across the pool's threads with a fixed split; reductions across rows (the
  * norm weight gradients, the embedding scatter) are split by column / vocab
  * id so every sum runs in a fixed order - results are bit-identical for a
- * given thread count, and most do not depend on it at all. Matmuls go to
- * the BLAS (cblas_sgemm / cblas_dgemm) on the calling thread; tmodel.c
- * fixes the BLAS thread count.
+ * given thread count, and on the AVX-512 level not even on the thread
+ * count. Matmuls of the other levels go to the BLAS (cblas_sgemm /
+ * cblas_dgemm) on the calling thread; tmodel.c fixes the BLAS thread count.
  *
  * Shape letters: N rows (= B*T), C n_embd, V n_vocab, NH/NKV heads, HS
  * head_dim, QD = NH*HS, KD = NKV*HS, W = QD + 2*KD (fused q|k|v row),
@@ -85,8 +90,9 @@ size_t tk_matmul_scratch(void);
  *                accumulate)
  *     out = [out +] inp w^T.
  * matmul_backward(tp, ws, dinp (N,n_in) or NULL, dw (n_out,n_in), dout (N,n_out), inp, w, N,
- *                 n_in, n_out, alpha)
- *     dinp += alpha dout w, dw += alpha dout^T inp. The BLAS does the
+ *                 n_in, n_out, alpha, accumulate)
+ *     dinp = [dinp +] alpha dout w, dw += alpha dout^T inp (dw always
+ *     accumulates; 'accumulate' = false spares zeroing a fresh dinp). The BLAS does the
  *     double, scalar and AVX2 levels (on its own threads, tp unused); the
  *     AVX-512 level runs its own GEMM on tp (OpenBLAS 0.3.21 drives Zen 4/5
  *     with its AVX2 kernels). ws: nth * tk_matmul_scratch() reals, 64-byte aligned.
@@ -96,11 +102,13 @@ size_t tk_matmul_scratch(void);
  *     (tk_rope_table), t = n % T.
  * rope_backward(tp, dx (N, ld), cs, B, T, n_heads, HS, ld)
  *     IN PLACE: the transposed rotation.
- * attention_forward(tp, y (N,QD), att (B,NH,T,T), qkv (N,W), scratch, B, T, NH, NKV, HS)
+ * attention_forward(tp, y (N,QD), lse (B,NH,T), qkv (N,W), scratch, B, T, NH, NKV, HS)
  *     causal softmax(q k^T / sqrt(HS)) v per (row b, head h) with kv head
- *     h / (NH/NKV); att keeps the probabilities (0 above the diagonal).
+ *     h / (NH/NKV); lse keeps each softmax row's log-sum-exp, from which
+ *     the backward recomputes the probabilities (storing them would cost
+ *     B*NH*T*T floats and their memory traffic per layer).
  *     scratch: nth * tk_attention_scratch(T, HS).
- * attention_backward(tp, dqkv (N,W), dy (N,QD), att, qkv, scratch, B, T, NH, NKV, HS)
+ * attention_backward(tp, dqkv (N,W), dy (N,QD), lse, qkv, scratch, B, T, NH, NKV, HS)
  * swiglu_forward(tp, act (N,F), gu (N,2F), N, F)
  *     act = silu(gate) * up, gate = gu[n][0..F), up = gu[n][F..2F).
  * swiglu_backward(tp, dgu (N,2F), dact (N,F), gu, N, F)
@@ -113,32 +121,35 @@ size_t tk_matmul_scratch(void);
  * call. tknet_forward keeps what tknet_backward needs; tknet_backward adds
  * loss_scale * d(loss_sum)/d(params) to grads. logits: (B, T, V) of the
  * last forward. */
+/* (unformatted: in a macro the formatter takes "TPool *tp" for a product) */
+// clang-format off
 #define TK_DECLARE(R, OPS, NET, sfx)                                                               \
     typedef struct {                                                                               \
         const char *name;                                                                          \
-        void (*embed_forward)(TPool *tp, R *out, const int32_t *tokens, const R *wte, long N,      \
+        void (*embed_forward)(TPool *tp, R *out, const int32_t *tokens, const R *wte, long N,     \
                               int C, int V);                                                       \
-        void (*embed_backward)(TPool *tp, R *dwte, const R *dout, const int32_t *tokens, long N,   \
+        void (*embed_backward)(TPool *tp, R *dwte, const R *dout, const int32_t *tokens, long N,  \
                                int C, int V);                                                      \
-        void (*rmsnorm_forward)(TPool *tp, R *out, R *rstd, const R *x, const R *w, long N, int C, \
-                                float eps);                                                        \
-        void (*rmsnorm_backward)(TPool *tp, R *dx, R *dw, const R *dout, const R *x, const R *w,   \
+        void (*rmsnorm_forward)(TPool *tp, R *out, R *rstd, const R *x, const R *w, long N,       \
+                                int C, float eps);                                                 \
+        void (*rmsnorm_backward)(TPool *tp, R *dx, R *dw, const R *dout, const R *x, const R *w,  \
                                  const R *rstd, long N, int C);                                    \
-        void (*matmul_forward)(TPool *tp, R *ws, R *out, const R *inp, const R *w, long N,         \
+        void (*matmul_forward)(TPool *tp, R *ws, R *out, const R *inp, const R *w, long N,        \
                                int n_in, int n_out, bool accumulate);                              \
-        void (*matmul_backward)(TPool *tp, R *ws, R *dinp, R *dw, const R *dout, const R *inp,     \
-                                const R *w, long N, int n_in, int n_out, R alpha);                 \
-        void (*rope_forward)(TPool *tp, R *x, const R *cs, int B, int T, int n_heads, int HS,      \
+        void (*matmul_backward)(TPool *tp, R *ws, R *dinp, R *dw, const R *dout, const R *inp,    \
+                                const R *w, long N, int n_in, int n_out, R alpha,                  \
+                                bool accumulate);                                                  \
+        void (*rope_forward)(TPool *tp, R *x, const R *cs, int B, int T, int n_heads, int HS,     \
                              int ld);                                                              \
-        void (*rope_backward)(TPool *tp, R *dx, const R *cs, int B, int T, int n_heads, int HS,    \
+        void (*rope_backward)(TPool *tp, R *dx, const R *cs, int B, int T, int n_heads, int HS,   \
                               int ld);                                                             \
-        void (*attention_forward)(TPool *tp, R *y, R *att, const R *qkv, R *scratch, int B, int T, \
-                                  int NH, int NKV, int HS);                                        \
-        void (*attention_backward)(TPool *tp, R *dqkv, const R *dy, const R *att, const R *qkv,    \
+        void (*attention_forward)(TPool *tp, R *y, R *lse, const R *qkv, R *scratch, int B,       \
+                                  int T, int NH, int NKV, int HS);                                 \
+        void (*attention_backward)(TPool *tp, R *dqkv, const R *dy, const R *lse, const R *qkv,   \
                                    R *scratch, int B, int T, int NH, int NKV, int HS);             \
-        void (*swiglu_forward)(TPool *tp, R *act, const R *gu, long N, int F);                     \
-        void (*swiglu_backward)(TPool *tp, R *dgu, const R *dact, const R *gu, long N, int F);     \
-        void (*crossentropy_forward)(TPool *tp, double *losses, R *g, const R *logits,             \
+        void (*swiglu_forward)(TPool *tp, R *act, const R *gu, long N, int F);                    \
+        void (*swiglu_backward)(TPool *tp, R *dgu, const R *dact, const R *gu, long N, int F);    \
+        void (*crossentropy_forward)(TPool *tp, double *losses, R *g, const R *logits,            \
                                      const int32_t *targets, long N, int V);                       \
     } OPS;                                                                                         \
                                                                                                    \
@@ -146,31 +157,33 @@ size_t tk_matmul_scratch(void);
         TConfig cfg;                                                                               \
         TKLayout lo;                                                                               \
         int max_B;                                                                                 \
-        TPool *tp;       /* borrowed */                                                            \
-        const OPS *ops;  /* static table */                                                        \
-        R *arena;        /* owns every buffer below */                                             \
-        R *res;          /* (L+1, maxN, C) residual stream into each layer, and out */             \
-        R *h1, *h2;      /* (L, maxN, C) normed inputs of attention / ffn */                       \
-        R *mid;          /* (L, maxN, C) residual after attention */                               \
+        TPool *tp;        /* borrowed */                                                           \
+        const OPS *ops;   /* static table */                                                       \
+        R *arena;         /* owns every buffer below */                                            \
+        R *res;           /* (L+1, maxN, C) residual stream into each layer, and out */            \
+        R *h1, *h2;       /* (L, maxN, C) normed inputs of attention / ffn */                      \
+        R *mid;           /* (L, maxN, C) residual after attention */                              \
         R *rstd1, *rstd2; /* (L, maxN) */                                                          \
-        R *qkv;          /* (L, maxN, W) after rope */                                             \
-        R *att;          /* (L, max_B, NH, n_ctx, n_ctx) probabilities */                      \
-        R *y;            /* (L, maxN, QD) attention output */                                      \
-        R *gu;           /* (L, maxN, 2F) gate | up */                                             \
-        R *act;          /* (L, maxN, F) silu(gate) * up */                                        \
-        R *hf, *rstdf;   /* (maxN, C), (maxN) final norm */                                        \
-        R *logits, *g;   /* (maxN, V): logits, softmax - onehot */                                 \
-        R *cs;           /* (n_ctx, HS) rope cos/sin */                                            \
-        R *dx, *dh;      /* (maxN, C) */                                                           \
-        R *dgu;          /* (maxN, 2F) */                                                          \
-        R *dact;         /* (maxN, F) */                                                           \
-        R *dy;           /* (maxN, QD) */                                                          \
-        R *dqkv;         /* (maxN, W) */                                                           \
-        R *scratch;      /* (nth, tk_attention_scratch(n_ctx, HS)) */                              \
-        R *gemm_ws;      /* (nth, tk_matmul_scratch()) */                                          \
-        double *losses;  /* (maxN) */                                                              \
-        int32_t *tokens; /* (maxN) of the last forward */                                          \
-        int B, T;        /* of the last forward; 0 before one */                                   \
+        R *qkv;           /* (L, maxN, W) after rope */                                            \
+        R *lse;           /* (L, max_B, NH, n_ctx) attention log-sum-exp */                        \
+        R *y;             /* (L, maxN, QD) attention output */                                     \
+        R *gu;            /* (L, maxN, 2F) gate | up */                                            \
+        R *act;           /* (L, maxN, F) silu(gate) * up */                                       \
+        R *hf, *rstdf;    /* (maxN, C), (maxN) final norm */                                       \
+        R *logits, *g;    /* (maxN, V): logits; g of the counted rows, packed */                   \
+        R *cs;            /* (n_ctx, HS) rope cos/sin */                                           \
+        R *dx, *dh;       /* (maxN, C) */                                                          \
+        R *dgu;           /* (maxN, 2F) */                                                         \
+        R *dact;          /* (maxN, F) */                                                          \
+        R *dy;            /* (maxN, QD) */                                                         \
+        R *dqkv;          /* (maxN, W) */                                                          \
+        R *scratch;       /* (nth, tk_attention_scratch(n_ctx, HS)) */                             \
+        R *gemm_ws;       /* (nth, tk_matmul_scratch()) */                                         \
+        double *losses;   /* (maxN) */                                                             \
+        int32_t *tokens;  /* (maxN) of the last forward */                                         \
+        int32_t *counted; /* (maxN) rows with a target, ascending; g holds just these rows */    \
+        long n_counted;                                                                            \
+        int B, T;         /* of the last forward; 0 before one */                                  \
     } NET;                                                                                         \
                                                                                                    \
     const OPS *tk_ops_##sfx(SimdLevel level);                                                      \
@@ -184,6 +197,7 @@ size_t tk_matmul_scratch(void);
 
 /* TKOpsF / TKNetF / tk_ops_f(level) ...: float, the level capped at what
  * the CPU has. TKOpsD / TKNetD / tk_ops_d(level ignored) ...: double. */
+// clang-format on
 TK_DECLARE(float, TKOpsF, TKNetF, f)
 TK_DECLARE(double, TKOpsD, TKNetD, d)
 

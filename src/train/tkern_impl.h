@@ -7,11 +7,15 @@
  *   TK_FMA(a,b,c)  a*b+c (a fused multiply-add where the level has one)
  *   TK_EXP, TK_LOG, TK_SQRT   exp/log/sqrt of R
  *   TK_GEMM        cblas_sgemm or cblas_dgemm
+ * optionally, to put an instantiation's own kernels in its table
+ *   TK_MATMUL_FORWARD / TK_MATMUL_BACKWARD, TK_ATTENTION_FORWARD /
+ *   TK_ATTENTION_BACKWARD (declared before the include; the attention ones
+ *   take RS(AttnCtx), defined here),
  * and, for the one instantiation per type that also defines the network,
  *   TK_NET_TYPE, TK_PUB(name) (public suffix).
  *
  * Loops are written for the auto-vectoriser: the innermost loop walks
- * contiguous memory with no reduction in it; reductions use RS(acc)
+ * contiguous memory with no reduction in it; reductions use TK_LANES
  * lanes of partial sums folded in a fixed order. No fast-math. */
 
 #define TK_LANES 16
@@ -99,8 +103,8 @@ static void RS(embed_fwd_task)(void *vctx, int ith, int nth) {
     }
 }
 
-static void RS(embed_forward)(TPool *tp, R *out, const int32_t *tokens, const R *wte, long N,
-                              int C, int V) {
+static void RS(embed_forward)(TPool *tp, R *out, const int32_t *tokens, const R *wte, long N, int C,
+                              int V) {
     RS(EmbedCtx) a = {.out = out, .tokens = tokens, .wte = wte, .N = N, .C = C, .V = V};
     tpool_run(tp, RS(embed_fwd_task), &a);
 }
@@ -209,8 +213,8 @@ static void RS(rmsnorm_bwd_dw_task)(void *vctx, int ith, int nth) {
 
 static void RS(rmsnorm_backward)(TPool *tp, R *dx, R *dw, const R *dout, const R *x, const R *w,
                                  const R *rstd, long N, int C) {
-    RS(NormCtx) a = {.dx = dx, .dw = dw, .x = x, .w = w, .dout = dout, .rstd_in = rstd, .N = N,
-                     .C = C};
+    RS(NormCtx)
+    a = {.dx = dx, .dw = dw, .x = x, .w = w, .dout = dout, .rstd_in = rstd, .N = N, .C = C};
     tpool_run(tp, RS(rmsnorm_bwd_dx_task), &a);
     tpool_run(tp, RS(rmsnorm_bwd_dw_task), &a);
 }
@@ -226,11 +230,11 @@ static void RS(matmul_forward)(TPool *tp, R *ws, R *out, const R *inp, const R *
 }
 
 static void RS(matmul_backward)(TPool *tp, R *ws, R *dinp, R *dw, const R *dout, const R *inp,
-                                const R *w, long N, int n_in, int n_out, R alpha) {
+                                const R *w, long N, int n_in, int n_out, R alpha, bool accumulate) {
     (void)tp, (void)ws;
     if (dinp)
         TK_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, n_in, n_out, alpha, dout, n_out,
-                w, n_in, (R)1, dinp, n_in);
+                w, n_in, accumulate ? (R)1 : (R)0, dinp, n_in);
     TK_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, n_out, n_in, (int)N, alpha, dout, n_out, inp,
             n_in, (R)1, dw, n_in);
 }
@@ -288,59 +292,64 @@ static void RS(rope_backward)(TPool *tp, R *dx, const R *cs, int B, int T, int n
 /* ---------------------------------------------------------------- attention */
 
 typedef struct {
-    R *y, *att, *dqkv, *scratch;
-    const R *qkv, *dy, *att_in;
+    R *y, *lse, *dqkv, *scratch;
+    const R *qkv, *dy, *lse_in;
     int B, T, NH, NKV, HS;
 } RS(AttnCtx);
 
 /* The generic attention; an instantiation may bring its own
  * (TK_ATTENTION_FORWARD / TK_ATTENTION_BACKWARD, over the same context). */
 #ifndef TK_ATTENTION_FORWARD
-/* Task (b, h): scores of query t against keys 0..t as a sum over d of
- * q[t][d] * kt[d][0..t] (keys transposed into scratch, so the inner loop
- * is contiguous), softmax, then y[t] = sum_j p[j] v[j]. */
+/* dst (HS, T) = src rows (T, HS) at stride ld, transposed: the inner loops
+ * below then run over keys, contiguous. */
+static void RS(transpose)(R *restrict dst, const R *restrict src, long ld, int T, int HS) {
+    for (int j = 0; j < T; j++)
+        for (int d = 0; d < HS; d++)
+            dst[(size_t)d * T + j] = src[(size_t)j * ld + d];
+}
+
+/* s[j] = q . k_j * scale for keys j < n (kt: keys transposed, row stride T). */
+static inline void RS(scores)(R *restrict s, const R *restrict q, const R *restrict kt, int T,
+                              int HS, int n, R scale) {
+    for (int j = 0; j < n; j++)
+        s[j] = 0;
+    for (int d = 0; d < HS; d++) {
+        R qd = q[d];
+        const R *restrict kd = kt + (size_t)d * T;
+        for (int j = 0; j < n; j++)
+            s[j] = TK_FMA(qd, kd[j], s[j]);
+    }
+    for (int j = 0; j < n; j++)
+        s[j] *= scale;
+}
+
+/* Task (b, h), query t: scores against keys 0..t, softmax (lse keeps
+ * max + log(sum)), y[t] = sum_j p[j] v[j]. */
 static void RS(attn_fwd_task)(void *vctx, int ith, int nth) {
     RS(AttnCtx) *a = vctx;
     int T = a->T, NH = a->NH, HS = a->HS, QD = NH * HS, KD = a->NKV * HS, W = QD + 2 * KD;
     int G = NH / a->NKV;
     R scale = (R)1 / TK_SQRT((R)HS);
     R *restrict kt = a->scratch + (size_t)ith * tk_attention_scratch(T, HS);
+    R *restrict s = kt + (size_t)HS * T;
     long lo, hi;
     tpool_range((long)a->B * NH, ith, nth, &lo, &hi);
     for (long it = lo; it < hi; it++) {
         int b = (int)(it / NH), h = (int)(it % NH), kvh = h / G;
         const R *base = a->qkv + (size_t)b * T * W;
-        for (int j = 0; j < T; j++) {
-            const R *restrict k = base + (size_t)j * W + QD + (size_t)kvh * HS;
-            for (int d = 0; d < HS; d++)
-                kt[(size_t)d * T + j] = k[d];
-        }
-        R *att = a->att + ((size_t)b * NH + h) * T * T;
+        RS(transpose)(kt, base + QD + (size_t)kvh * HS, W, T, HS);
         for (int t = 0; t < T; t++) {
-            R *restrict s = att + (size_t)t * T;
-            const R *restrict q = base + (size_t)t * W + (size_t)h * HS;
             int n = t + 1;
-            for (int j = 0; j < n; j++)
-                s[j] = 0;
-            for (int d = 0; d < HS; d++) {
-                R qd = q[d];
-                const R *restrict kd = kt + (size_t)d * T;
-                for (int j = 0; j < n; j++)
-                    s[j] = TK_FMA(qd, kd[j], s[j]);
-            }
-            for (int j = 0; j < n; j++)
-                s[j] *= scale;
+            RS(scores)(s, base + (size_t)t * W + (size_t)h * HS, kt, T, HS, n, scale);
             R mx = RS(max_row)(s, n);
-            R inv = (R)1 / RS(exp_sum_row)(s, n, mx);
-            for (int j = 0; j < n; j++)
-                s[j] *= inv;
-            for (int j = n; j < T; j++)
-                s[j] = 0;
+            R sum = RS(exp_sum_row)(s, n, mx);
+            a->lse[((size_t)b * NH + h) * T + t] = mx + TK_LOG(sum);
+            R inv = (R)1 / sum;
             R *restrict y = a->y + ((size_t)b * T + t) * QD + (size_t)h * HS;
             for (int d = 0; d < HS; d++)
                 y[d] = 0;
             for (int j = 0; j < n; j++) {
-                R p = s[j];
+                R p = s[j] * inv;
                 const R *restrict v = base + (size_t)j * W + QD + KD + (size_t)kvh * HS;
                 for (int d = 0; d < HS; d++)
                     y[d] = TK_FMA(p, v[d], y[d]);
@@ -349,42 +358,52 @@ static void RS(attn_fwd_task)(void *vctx, int ith, int nth) {
     }
 }
 
-static void RS(attention_forward)(TPool *tp, R *y, R *att, const R *qkv, R *scratch, int B, int T,
+static void RS(attention_forward)(TPool *tp, R *y, R *lse, const R *qkv, R *scratch, int B, int T,
                                   int NH, int NKV, int HS) {
-    RS(AttnCtx) a = {.y = y, .att = att, .qkv = qkv, .scratch = scratch, .B = B, .T = T, .NH = NH,
-                     .NKV = NKV, .HS = HS};
+    RS(AttnCtx)
+    a = {.y = y,
+         .lse = lse,
+         .qkv = qkv,
+         .scratch = scratch,
+         .B = B,
+         .T = T,
+         .NH = NH,
+         .NKV = NKV,
+         .HS = HS};
     tpool_run(tp, RS(attn_fwd_task), &a);
 }
 
 /* Task (b, kv head): every query head of the group in turn, so the task
  * alone writes that kv head's dk and dv (no two threads add to one
- * element). Per query t: dp[j] = dy[t] . v[j] (values transposed in
- * scratch), ds = p * (dp - p.dp) / sqrt(HS), then dq[t] += ds k,
- * dk[j] += ds[j] q[t], dv[j] += p[j] dy[t]. */
+ * element). Per query t: p = exp(scores - lse) (recomputed, not stored),
+ * dp[j] = dy[t] . v[j], ds = p * (dp - p.dp) / sqrt(HS), then
+ * dq[t] += ds k, dk[j] += ds[j] q[t], dv[j] += p[j] dy[t]. */
 static void RS(attn_bwd_task)(void *vctx, int ith, int nth) {
     RS(AttnCtx) *a = vctx;
     int T = a->T, NH = a->NH, HS = a->HS, QD = NH * HS, KD = a->NKV * HS, W = QD + 2 * KD;
     int G = NH / a->NKV;
     R scale = (R)1 / TK_SQRT((R)HS);
-    R *restrict vt = a->scratch + (size_t)ith * tk_attention_scratch(T, HS);
-    R *restrict dp = vt + (size_t)HS * T;
+    R *restrict kt = a->scratch + (size_t)ith * tk_attention_scratch(T, HS);
+    R *restrict vt = kt + (size_t)HS * T;
+    R *restrict p = vt + (size_t)HS * T;
+    R *restrict dp = p + T;
     long lo, hi;
     tpool_range((long)a->B * a->NKV, ith, nth, &lo, &hi);
     for (long it = lo; it < hi; it++) {
         int b = (int)(it / a->NKV), kvh = (int)(it % a->NKV);
         const R *base = a->qkv + (size_t)b * T * W;
         R *dbase = a->dqkv + (size_t)b * T * W;
-        for (int j = 0; j < T; j++) {
-            const R *restrict v = base + (size_t)j * W + QD + KD + (size_t)kvh * HS;
-            for (int d = 0; d < HS; d++)
-                vt[(size_t)d * T + j] = v[d];
-        }
+        RS(transpose)(kt, base + QD + (size_t)kvh * HS, W, T, HS);
+        RS(transpose)(vt, base + QD + KD + (size_t)kvh * HS, W, T, HS);
         for (int h = kvh * G; h < (kvh + 1) * G; h++) {
-            const R *att = a->att_in + ((size_t)b * NH + h) * T * T;
             for (int t = 0; t < T; t++) {
-                const R *restrict p = att + (size_t)t * T;
-                const R *restrict dy = a->dy + ((size_t)b * T + t) * QD + (size_t)h * HS;
                 int n = t + 1;
+                const R *restrict q = base + (size_t)t * W + (size_t)h * HS;
+                const R *restrict dy = a->dy + ((size_t)b * T + t) * QD + (size_t)h * HS;
+                RS(scores)(p, q, kt, T, HS, n, scale);
+                R lse = a->lse_in[((size_t)b * NH + h) * T + t];
+                for (int j = 0; j < n; j++)
+                    p[j] = TK_EXP(p[j] - lse);
                 for (int j = 0; j < n; j++)
                     dp[j] = 0;
                 for (int d = 0; d < HS; d++) {
@@ -396,7 +415,6 @@ static void RS(attn_bwd_task)(void *vctx, int ith, int nth) {
                 R pdp = RS(dot_row)(p, dp, n);
                 for (int j = 0; j < n; j++)
                     dp[j] = p[j] * (dp[j] - pdp) * scale;
-                const R *restrict q = base + (size_t)t * W + (size_t)h * HS;
                 R *restrict dq = dbase + (size_t)t * W + (size_t)h * HS;
                 for (int j = 0; j < n; j++) {
                     R ds = dp[j], pj = p[j];
@@ -414,10 +432,19 @@ static void RS(attn_bwd_task)(void *vctx, int ith, int nth) {
     }
 }
 
-static void RS(attention_backward)(TPool *tp, R *dqkv, const R *dy, const R *att, const R *qkv,
+static void RS(attention_backward)(TPool *tp, R *dqkv, const R *dy, const R *lse, const R *qkv,
                                    R *scratch, int B, int T, int NH, int NKV, int HS) {
-    RS(AttnCtx) a = {.dqkv = dqkv, .dy = dy, .att_in = att, .qkv = qkv, .scratch = scratch, .B = B,
-                     .T = T, .NH = NH, .NKV = NKV, .HS = HS};
+    RS(AttnCtx)
+    a = {.dqkv = dqkv,
+         .dy = dy,
+         .lse_in = lse,
+         .qkv = qkv,
+         .scratch = scratch,
+         .B = B,
+         .T = T,
+         .NH = NH,
+         .NKV = NKV,
+         .HS = HS};
     tpool_run(tp, RS(attn_bwd_task), &a);
 }
 #endif
@@ -553,6 +580,28 @@ static const TK_OPS_TYPE RS(tk_ops_table) = {
 #ifdef TK_NET_TYPE
 
 typedef struct {
+    R *dst;
+    const R *src; /* NULL: zero dst */
+    size_t n;
+} RS(CopyCtx);
+
+static void RS(copy_task)(void *vctx, int ith, int nth) {
+    RS(CopyCtx) *a = vctx;
+    long lo, hi;
+    tpool_range((long)a->n, ith, nth, &lo, &hi);
+    if (a->src)
+        memcpy(a->dst + lo, a->src + lo, (size_t)(hi - lo) * sizeof(R));
+    else
+        memset(a->dst + lo, 0, (size_t)(hi - lo) * sizeof(R));
+}
+
+/* dst[0..n) = src (or 0 when src is NULL), on the pool's threads. */
+static void RS(copy)(TPool *tp, R *dst, const R *src, size_t n) {
+    RS(CopyCtx) a = {dst, src, n};
+    tpool_run(tp, RS(copy_task), &a);
+}
+
+typedef struct {
     R **ptr;
     uint64_t n; /* elements */
 } RS(Buf);
@@ -575,16 +624,17 @@ bool TK_PUB(tknet_init)(TK_NET_TYPE *net, const TConfig *cfg, int max_B, TPool *
     uint64_t W = QD + 2 * (uint64_t)cfg->n_kv_heads * HS, F = (uint64_t)cfg->n_ff;
     uint64_t T = (uint64_t)cfg->n_ctx, maxN = (uint64_t)max_B * T;
     uint64_t nth = (uint64_t)tpool_size(tp);
-    RS(Buf) bufs[] = {
-        {&net->res, 0},  {&net->h1, 0},     {&net->h2, 0},  {&net->mid, 0},   {&net->rstd1, 0},
-        {&net->rstd2, 0}, {&net->qkv, 0},   {&net->att, 0}, {&net->y, 0},     {&net->gu, 0},
-        {&net->act, 0},  {&net->hf, 0},     {&net->rstdf, 0}, {&net->logits, 0}, {&net->g, 0},
-        {&net->cs, 0},   {&net->dx, 0},     {&net->dh, 0},  {&net->dgu, 0},   {&net->dact, 0},
-        {&net->dy, 0},   {&net->dqkv, 0},   {&net->scratch, 0}, {&net->gemm_ws, 0},
+    RS(Buf)
+    bufs[] = {
+        {&net->res, 0},   {&net->h1, 0},   {&net->h2, 0},      {&net->mid, 0},     {&net->rstd1, 0},
+        {&net->rstd2, 0}, {&net->qkv, 0},  {&net->lse, 0},     {&net->y, 0},       {&net->gu, 0},
+        {&net->act, 0},   {&net->hf, 0},   {&net->rstdf, 0},   {&net->logits, 0},  {&net->g, 0},
+        {&net->cs, 0},    {&net->dx, 0},   {&net->dh, 0},      {&net->dgu, 0},     {&net->dact, 0},
+        {&net->dy, 0},    {&net->dqkv, 0}, {&net->scratch, 0}, {&net->gemm_ws, 0},
     };
     bool ok = RS(mul4)(&bufs[0].n, L + 1, maxN, C, 1) && RS(mul4)(&bufs[1].n, L, maxN, C, 1) &&
               RS(mul4)(&bufs[4].n, L, maxN, 1, 1) && RS(mul4)(&bufs[6].n, L, maxN, W, 1) &&
-              RS(mul4)(&bufs[7].n, L, (uint64_t)max_B, (uint64_t)cfg->n_heads, T * T) &&
+              RS(mul4)(&bufs[7].n, L, (uint64_t)max_B, (uint64_t)cfg->n_heads, T) &&
               RS(mul4)(&bufs[8].n, L, maxN, QD, 1) && RS(mul4)(&bufs[9].n, L, maxN, 2 * F, 1) &&
               RS(mul4)(&bufs[10].n, L, maxN, F, 1) && RS(mul4)(&bufs[11].n, maxN, C, 1, 1) &&
               RS(mul4)(&bufs[13].n, maxN, V, 1, 1) && RS(mul4)(&bufs[15].n, T, HS, 1, 1) &&
@@ -614,7 +664,8 @@ bool TK_PUB(tknet_init)(TK_NET_TYPE *net, const TConfig *cfg, int max_B, TPool *
     net->arena = mem_alloc_aligned((size_t)bytes);
     net->losses = malloc((size_t)maxN * sizeof(double));
     net->tokens = malloc((size_t)maxN * sizeof(int32_t));
-    if (!net->arena || !net->losses || !net->tokens) {
+    net->counted = malloc((size_t)maxN * sizeof(int32_t));
+    if (!net->arena || !net->losses || !net->tokens || !net->counted) {
         TK_PUB(tknet_free)(net);
         return false;
     }
@@ -635,6 +686,7 @@ void TK_PUB(tknet_free)(TK_NET_TYPE *net) {
     mem_free_aligned(net->arena);
     free(net->losses);
     free(net->tokens);
+    free(net->counted);
     memset(net, 0, sizeof *net);
 }
 
@@ -657,7 +709,6 @@ void TK_PUB(tknet_forward)(TK_NET_TYPE *net, const R *params, const int32_t *tok
     int C = c->n_embd, V = c->n_vocab, NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim;
     int QD = NH * HS, W = QD + 2 * NKV * HS, F = c->n_ff;
     size_t sN = (size_t)net->max_B * c->n_ctx; /* rows per layer slot */
-    size_t tri = (size_t)c->n_ctx * c->n_ctx; /* one (b, h) block of att */
     memcpy(net->tokens, tokens, (size_t)N * sizeof(int32_t));
 
     TK_TIMED(elementwise, k->embed_forward(tp, net->res, tokens, params + lo->wte, N, C, V));
@@ -668,27 +719,30 @@ void TK_PUB(tknet_forward)(TK_NET_TYPE *net, const R *params, const int32_t *tok
         R *mid = net->mid + (size_t)l * sN * C;
         R *rstd1 = net->rstd1 + (size_t)l * sN, *rstd2 = net->rstd2 + (size_t)l * sN;
         R *qkv = net->qkv + (size_t)l * sN * W, *y = net->y + (size_t)l * sN * QD;
-        R *att = net->att + (size_t)l * net->max_B * NH * tri;
+        R *lse = net->lse + (size_t)l * net->max_B * NH * c->n_ctx;
         R *gu = net->gu + (size_t)l * sN * 2 * F, *act = net->act + (size_t)l * sN * F;
 
-        TK_TIMED(elementwise, k->rmsnorm_forward(tp, h1, rstd1, x, P + lo->attn_norm, N, C,
-                                                 c->norm_eps));
-        TK_TIMED(matmul, k->matmul_forward(tp, net->gemm_ws, qkv, h1, P + lo->wqkv, N, C, W, false));
+        TK_TIMED(elementwise,
+                 k->rmsnorm_forward(tp, h1, rstd1, x, P + lo->attn_norm, N, C, c->norm_eps));
+        TK_TIMED(matmul,
+                 k->matmul_forward(tp, net->gemm_ws, qkv, h1, P + lo->wqkv, N, C, W, false));
         TK_TIMED(attention, k->rope_forward(tp, qkv, net->cs, B, T, NH + NKV, HS, W));
-        TK_TIMED(attention, k->attention_forward(tp, y, att, qkv, net->scratch, B, T, NH, NKV, HS));
-        TK_TIMED(elementwise, memcpy(mid, x, (size_t)N * C * sizeof(R)));
+        TK_TIMED(attention, k->attention_forward(tp, y, lse, qkv, net->scratch, B, T, NH, NKV, HS));
+        TK_TIMED(elementwise, RS(copy)(tp, mid, x, (size_t)N * C));
         TK_TIMED(matmul, k->matmul_forward(tp, net->gemm_ws, mid, y, P + lo->wo, N, QD, C, true));
-        TK_TIMED(elementwise, k->rmsnorm_forward(tp, h2, rstd2, mid, P + lo->ffn_norm, N, C,
-                                                 c->norm_eps));
-        TK_TIMED(matmul, k->matmul_forward(tp, net->gemm_ws, gu, h2, P + lo->wgu, N, C, 2 * F, false));
+        TK_TIMED(elementwise,
+                 k->rmsnorm_forward(tp, h2, rstd2, mid, P + lo->ffn_norm, N, C, c->norm_eps));
+        TK_TIMED(matmul,
+                 k->matmul_forward(tp, net->gemm_ws, gu, h2, P + lo->wgu, N, C, 2 * F, false));
         TK_TIMED(elementwise, k->swiglu_forward(tp, act, gu, N, F));
-        TK_TIMED(elementwise, memcpy(xn, mid, (size_t)N * C * sizeof(R)));
+        TK_TIMED(elementwise, RS(copy)(tp, xn, mid, (size_t)N * C));
         TK_TIMED(matmul, k->matmul_forward(tp, net->gemm_ws, xn, act, P + lo->wd, N, F, C, true));
     }
     TK_TIMED(elementwise,
              k->rmsnorm_forward(tp, net->hf, net->rstdf, net->res + (size_t)c->n_layers * sN * C,
                                 params + lo->out_norm, N, C, c->norm_eps));
-    TK_TIMED(matmul, k->matmul_forward(tp, net->gemm_ws, net->logits, net->hf, params + lo->wte, N, C, V, false));
+    TK_TIMED(matmul, k->matmul_forward(tp, net->gemm_ws, net->logits, net->hf, params + lo->wte, N,
+                                       C, V, false));
     TK_TIMED(crossentropy,
              k->crossentropy_forward(tp, net->losses, net->g, net->logits, targets, N, V));
     double sum = 0;
@@ -696,9 +750,17 @@ void TK_PUB(tknet_forward)(TK_NET_TYPE *net, const R *params, const int32_t *tok
     for (long n = 0; n < N; n++) {
         if (targets[n] >= 0) {
             sum += net->losses[n];
-            cnt++;
+            net->counted[cnt++] = (int32_t)n;
         }
     }
+    /* Rows without a target have g = 0: keep only the counted rows of g,
+     * packed, so the backward's two vocabulary-sized matmuls skip them
+     * (most rows in chat tuning). Rows move up only: in order is safe. */
+    for (long i = 0; i < cnt && cnt < N; i++)
+        if (net->counted[i] != i)
+            memcpy(net->g + (size_t)i * V, net->g + (size_t)net->counted[i] * V,
+                   (size_t)V * sizeof(R));
+    net->n_counted = cnt;
     *loss_sum = sum;
     *n_targets = cnt;
     net->B = B;
@@ -716,18 +778,40 @@ void TK_PUB(tknet_backward)(TK_NET_TYPE *net, const R *params, R *grads, R loss_
     int C = c->n_embd, V = c->n_vocab, NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim;
     int QD = NH * HS, W = QD + 2 * NKV * HS, F = c->n_ff;
     size_t sN = (size_t)net->max_B * c->n_ctx;
-    size_t tri = (size_t)c->n_ctx * c->n_ctx; /* one (b, h) block of att */
-    size_t nC = (size_t)N * C * sizeof(R);
 
-    /* logits = hf wte^T, d logits = loss_scale * g */
-    TK_TIMED(elementwise, memset(net->dh, 0, nC));
-    TK_TIMED(matmul, k->matmul_backward(tp, net->gemm_ws, net->dh, grads + lo->wte, net->g, net->hf,
-                                        params + lo->wte, N, C, V, loss_scale));
-    TK_TIMED(elementwise, memset(net->dx, 0, nC));
-    TK_TIMED(elementwise,
-             k->rmsnorm_backward(tp, net->dx, grads + lo->out_norm, net->dh,
-                                 net->res + (size_t)c->n_layers * sN * C, params + lo->out_norm,
-                                 net->rstdf, N, C));
+    /* logits = hf wte^T, d logits = loss_scale * g; g holds the counted rows */
+    long Nc = net->n_counted;
+    if (Nc == N) {
+        TK_TIMED(matmul, k->matmul_backward(tp, net->gemm_ws, net->dh, grads + lo->wte, net->g,
+                                            net->hf, params + lo->wte, N, C, V, loss_scale, false));
+    } else if (Nc == 0) {
+        TK_TIMED(elementwise, RS(copy)(tp, net->dh, NULL, (size_t)N * C));
+    } else {
+        /* their hf rows packed into dx (free until the norm below), the
+         * product into the first Nc rows of dh, then spread back down with
+         * zero rows between (a row only moves down: from the end is safe) */
+        R *hfc = net->dx;
+        for (long i = 0; i < Nc; i++)
+            memcpy(hfc + (size_t)i * C, net->hf + (size_t)net->counted[i] * C,
+                   (size_t)C * sizeof(R));
+        TK_TIMED(matmul, k->matmul_backward(tp, net->gemm_ws, net->dh, grads + lo->wte, net->g, hfc,
+                                            params + lo->wte, Nc, C, V, loss_scale, false));
+        long i = Nc - 1;
+        for (long r = N - 1; r >= 0; r--) {
+            R *d = net->dh + (size_t)r * C;
+            if (i >= 0 && net->counted[i] == r) {
+                if (i != r)
+                    memcpy(d, net->dh + (size_t)i * C, (size_t)C * sizeof(R));
+                i--;
+            } else {
+                memset(d, 0, (size_t)C * sizeof(R));
+            }
+        }
+    }
+    TK_TIMED(elementwise, RS(copy)(tp, net->dx, NULL, (size_t)N * C));
+    TK_TIMED(elementwise, k->rmsnorm_backward(tp, net->dx, grads + lo->out_norm, net->dh,
+                                              net->res + (size_t)c->n_layers * sN * C,
+                                              params + lo->out_norm, net->rstdf, N, C));
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const R *P = params + lo->layer0 + (size_t)l * lo->layer_size;
         R *D = grads + lo->layer0 + (size_t)l * lo->layer_size;
@@ -736,37 +820,32 @@ void TK_PUB(tknet_backward)(TK_NET_TYPE *net, const R *params, R *grads, R loss_
         const R *mid = net->mid + (size_t)l * sN * C;
         const R *rstd1 = net->rstd1 + (size_t)l * sN, *rstd2 = net->rstd2 + (size_t)l * sN;
         const R *qkv = net->qkv + (size_t)l * sN * W, *y = net->y + (size_t)l * sN * QD;
-        const R *att = net->att + (size_t)l * net->max_B * NH * tri;
+        const R *lse = net->lse + (size_t)l * net->max_B * NH * c->n_ctx;
         const R *gu = net->gu + (size_t)l * sN * 2 * F, *act = net->act + (size_t)l * sN * F;
 
         /* dx holds d(residual out of this layer) */
-        TK_TIMED(elementwise, memset(net->dact, 0, (size_t)N * F * sizeof(R)));
-        TK_TIMED(matmul, k->matmul_backward(tp, net->gemm_ws, net->dact, D + lo->wd, net->dx, act, P + lo->wd, N, F,
-                                            C, (R)1));
-        TK_TIMED(elementwise, memset(net->dgu, 0, (size_t)N * 2 * F * sizeof(R)));
+        TK_TIMED(matmul, k->matmul_backward(tp, net->gemm_ws, net->dact, D + lo->wd, net->dx, act,
+                                            P + lo->wd, N, F, C, (R)1, false));
+        TK_TIMED(elementwise, RS(copy)(tp, net->dgu, NULL, (size_t)N * 2 * F));
         TK_TIMED(elementwise, k->swiglu_backward(tp, net->dgu, net->dact, gu, N, F));
-        TK_TIMED(elementwise, memset(net->dh, 0, nC));
-        TK_TIMED(matmul, k->matmul_backward(tp, net->gemm_ws, net->dh, D + lo->wgu, net->dgu, h2, P + lo->wgu, N, C,
-                                            2 * F, (R)1));
+        TK_TIMED(matmul, k->matmul_backward(tp, net->gemm_ws, net->dh, D + lo->wgu, net->dgu, h2,
+                                            P + lo->wgu, N, C, 2 * F, (R)1, false));
         TK_TIMED(elementwise, k->rmsnorm_backward(tp, net->dx, D + lo->ffn_norm, net->dh, mid,
                                                   P + lo->ffn_norm, rstd2, N, C));
         /* dx holds d(mid) */
-        TK_TIMED(elementwise, memset(net->dy, 0, (size_t)N * QD * sizeof(R)));
-        TK_TIMED(matmul,
-                 k->matmul_backward(tp, net->gemm_ws, net->dy, D + lo->wo, net->dx, y, P + lo->wo, N, QD, C, (R)1));
-        TK_TIMED(elementwise, memset(net->dqkv, 0, (size_t)N * W * sizeof(R)));
-        TK_TIMED(attention, k->attention_backward(tp, net->dqkv, net->dy, att, qkv, net->scratch, B,
+        TK_TIMED(matmul, k->matmul_backward(tp, net->gemm_ws, net->dy, D + lo->wo, net->dx, y,
+                                            P + lo->wo, N, QD, C, (R)1, false));
+        TK_TIMED(elementwise, RS(copy)(tp, net->dqkv, NULL, (size_t)N * W));
+        TK_TIMED(attention, k->attention_backward(tp, net->dqkv, net->dy, lse, qkv, net->scratch, B,
                                                   T, NH, NKV, HS));
         TK_TIMED(attention, k->rope_backward(tp, net->dqkv, net->cs, B, T, NH + NKV, HS, W));
-        TK_TIMED(elementwise, memset(net->dh, 0, nC));
-        TK_TIMED(matmul, k->matmul_backward(tp, net->gemm_ws, net->dh, D + lo->wqkv, net->dqkv, h1, P + lo->wqkv, N,
-                                            C, W, (R)1));
+        TK_TIMED(matmul, k->matmul_backward(tp, net->gemm_ws, net->dh, D + lo->wqkv, net->dqkv, h1,
+                                            P + lo->wqkv, N, C, W, (R)1, false));
         TK_TIMED(elementwise, k->rmsnorm_backward(tp, net->dx, D + lo->attn_norm, net->dh, x,
                                                   P + lo->attn_norm, rstd1, N, C));
         /* dx holds d(residual into this layer) */
     }
-    TK_TIMED(elementwise,
-             k->embed_backward(tp, grads + lo->wte, net->dx, net->tokens, N, C, V));
+    TK_TIMED(elementwise, k->embed_backward(tp, grads + lo->wte, net->dx, net->tokens, N, C, V));
 }
 
 void TK_PUB(tk_rope_table)(R *cs, int T, int HS, float base) {

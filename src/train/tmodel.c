@@ -55,8 +55,9 @@ Status tmodel_config_check(const TConfig *c, Err *err) {
         (st = check_range("n_ctx", c->n_ctx, 1, TMODEL_MAX_CTX, STATUS_LIMIT, err)))
         return st;
     if (c->n_heads % c->n_kv_heads)
-        return err_set(err, STATUS_INVALID, "model config: n_kv_heads %d does not divide n_heads %d",
-                       c->n_kv_heads, c->n_heads);
+        return err_set(err, STATUS_INVALID,
+                       "model config: n_kv_heads %d does not divide n_heads %d", c->n_kv_heads,
+                       c->n_heads);
     if (c->head_dim % 2)
         return err_set(err, STATUS_INVALID, "model config: head_dim %d must be even (rope pairs)",
                        c->head_dim);
@@ -150,8 +151,7 @@ Status tmodel_new(TModel **out, const TConfig *cfg, int max_batch, TPool *tp, Er
         return err_set(err, STATUS_NOMEM,
                        "out of memory for the activations of %d rows of %d tokens "
                        "(n_embd %d, n_ff %d, n_vocab %d, %d layers)",
-                       max_batch, cfg->n_ctx, cfg->n_embd, cfg->n_ff, cfg->n_vocab,
-                       cfg->n_layers);
+                       max_batch, cfg->n_ctx, cfg->n_embd, cfg->n_ff, cfg->n_vocab, cfg->n_layers);
     }
     /* a fixed BLAS thread count keeps its work split, and so its sums, fixed */
     openblas_set_num_threads(tpool_size(tp));

@@ -90,7 +90,8 @@ size_t tmodel_config_n_params(const TConfig *cfg);
 /* Returns an owned model sized for batches of up to max_batch rows of up to
  * cfg->n_ctx tokens: parameters (zeroed), gradients (zeroed), activations.
  * 'tp' is BORROWED for the element-wise kernels (NULL: one thread); the BLAS
- * gets tpool_size(tp) threads. Free with tmodel_free(). */
+ * gets tpool_size(tp) threads where it is used (the AVX-512 level runs its own
+ * blocked GEMM on tp). Free with tmodel_free(). */
 Status tmodel_new(TModel **out, const TConfig *cfg, int max_batch, TPool *tp, Err *err);
 void tmodel_free(TModel *m);
 

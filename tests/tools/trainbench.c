@@ -74,7 +74,8 @@ int main(int argc, char **argv) {
                    .n_ctx = arg_int(argc, argv, "--seq", 256),
                    .rope_base = 10000.0f,
                    .norm_eps = 1e-5f};
-    cfg.head_dim = arg_int(argc, argv, "--head-dim", cfg.n_heads > 0 ? cfg.n_embd / cfg.n_heads : 0);
+    cfg.head_dim =
+        arg_int(argc, argv, "--head-dim", cfg.n_heads > 0 ? cfg.n_embd / cfg.n_heads : 0);
     int B = arg_int(argc, argv, "--batch", 8), steps = arg_int(argc, argv, "--steps", 10);
     int threads = arg_int(argc, argv, "--threads", 2);
     if (steps < 1 || threads < 0) {
@@ -143,8 +144,9 @@ int main(int argc, char **argv) {
             "process CPU %.1f ms/step\n",
             step_ms, best * 1e3, tm.matmul * per, tm.attention * per, tm.elementwise * per,
             tm.crossentropy * per, t_update * per, t_zero * per,
-            step_ms - (tm.matmul + tm.attention + tm.elementwise + tm.crossentropy + t_update +
-                       t_zero) * per,
+            step_ms -
+                (tm.matmul + tm.attention + tm.elementwise + tm.crossentropy + t_update + t_zero) *
+                    per,
             loss / N, cpu * per);
     double flops_tok = 6.0 * (double)P;
     double tps = (double)N * steps / total, tps_best = (double)N / best;
@@ -155,10 +157,9 @@ int main(int argc, char **argv) {
            "\"threads\": %d, \"batch\": %d, "
            "\"seq\": %d, \"steps\": %d, \"simd\": \"%s\", \"blas_core\": \"%s\"}\n",
            tps, tps_best, P, flops_tok, fma_peak, tps * flops_tok / (fma_peak * 1e9),
-           tps_best * flops_tok / (fma_peak * 1e9),
-           flops_tok * N * steps / tm.matmul / 1e9, (double)N * steps / cpu, tpool_size(tp), B, T,
-           steps,
-           tk_ops_f(cpu_simd_level())->name, openblas_get_corename());
+           tps_best * flops_tok / (fma_peak * 1e9), flops_tok * N * steps / tm.matmul / 1e9,
+           (double)N * steps / cpu, tpool_size(tp), B, T, steps, tk_ops_f(cpu_simd_level())->name,
+           openblas_get_corename());
     free(tok);
     free(tgt);
     tmodel_free(m);

@@ -23,7 +23,6 @@
 #define FD_RTOL 1e-6
 #define F32_RTOL 2e-5f
 
-
 static void rnd(double *x, size_t n, Rng *r, double scale, double shift) {
     for (size_t i = 0; i < n; i++)
         x[i] = shift + scale * rng_normal(r);
@@ -124,7 +123,8 @@ Test(tkern, rmsnorm) {
     size_t nx = (size_t)N * C;
     Rng r;
     rng_seed(&r, 1);
-    NormT t = {tk_ops_d(SIMD_SCALAR), dalloc(nx), dalloc(N), dalloc(nx), dalloc(C), dalloc(nx), N, C};
+    NormT t = {
+        tk_ops_d(SIMD_SCALAR), dalloc(nx), dalloc(N), dalloc(nx), dalloc(C), dalloc(nx), N, C};
     rnd(t.x, nx, &r, 1.0, 0.0);
     rnd(t.w, C, &r, 0.2, 1.0);
     rnd(t.wout, nx, &r, 1.0, 0.0);
@@ -187,8 +187,8 @@ Test(tkern, matmul) {
     size_t ni = (size_t)N * I, nw = (size_t)O * I, no = (size_t)N * O;
     Rng r;
     rng_seed(&r, 2);
-    MmT t = {tk_ops_d(SIMD_SCALAR), dalloc(no), dalloc(ni), dalloc(nw), dalloc(no), dalloc(no),
-             N,  I,  O};
+    MmT t = {
+        tk_ops_d(SIMD_SCALAR), dalloc(no), dalloc(ni), dalloc(nw), dalloc(no), dalloc(no), N, I, O};
     rnd(t.inp, ni, &r, 1.0, 0.0);
     rnd(t.w, nw, &r, 1.0, 0.0);
     rnd(t.wout, no, &r, 1.0, 0.0);
@@ -209,7 +209,7 @@ Test(tkern, matmul) {
     rnd(w0, nw, &r, 1.0, 0.0);
     memcpy(din, n0, ni * sizeof *din);
     memcpy(dw, w0, nw * sizeof *dw);
-    t.k->matmul_backward(NULL, NULL, din, dw, t.wout, t.inp, t.w, N, I, O, alpha);
+    t.k->matmul_backward(NULL, NULL, din, dw, t.wout, t.inp, t.w, N, I, O, alpha, true);
     for (size_t i = 0; i < ni; i++)
         din[i] = (din[i] - n0[i]) / alpha;
     for (size_t i = 0; i < nw; i++)
@@ -218,7 +218,7 @@ Test(tkern, matmul) {
     fd_check("matmul dw", t.w, nw, mm_loss, &t, dw);
     /* dinp may be NULL */
     double *dw2 = dalloc(nw);
-    t.k->matmul_backward(NULL, NULL, NULL, dw2, t.wout, t.inp, t.w, N, I, O, 1.0);
+    t.k->matmul_backward(NULL, NULL, NULL, dw2, t.wout, t.inp, t.w, N, I, O, 1.0, true);
     for (size_t i = 0; i < nw; i++)
         cr_expect(fabs(dw2[i] - dw[i]) < 1e-12 * (1 + fabs(dw[i])));
     free(t.out), free(t.inp), free(t.w), free(t.wout), free(t.bias), free(o2), free(din), free(dw),
@@ -244,7 +244,7 @@ static void matmul_float_case(long N, int I, int O, uint64_t seed) {
     float *fdw0 = to_f(dw, nw);
     const TKOpsD *kd = tk_ops_d(SIMD_SCALAR);
     kd->matmul_forward(NULL, NULL, out, inp, w, N, I, O, false);
-    kd->matmul_backward(NULL, NULL, din, dw, dout, inp, w, N, I, O, 0.5);
+    kd->matmul_backward(NULL, NULL, din, dw, dout, inp, w, N, I, O, 0.5, true);
     TPool *tp = tpool_new(3);
     float *ws = aligned_alloc(64, 3 * tk_matmul_scratch() * sizeof *ws); /* 64-byte aligned */
     float *fo = malloc(no * sizeof *fo), *fdin = malloc(ni * sizeof *fdin);
@@ -262,13 +262,13 @@ static void matmul_float_case(long N, int I, int O, uint64_t seed) {
             memcpy(fdin, fdin0, ni * sizeof *fdin);
             memcpy(fdw, fdw0, nw * sizeof *fdw);
             lv[l]->matmul_forward(p, ws, fo, fin, fw, N, I, O, false);
-            lv[l]->matmul_backward(p, ws, fdin, fdw, fdo, fin, fw, N, I, O, 0.5f);
+            lv[l]->matmul_backward(p, ws, fdin, fdw, fdo, fin, fw, N, I, O, 0.5f, true);
             close_fd(name, lv[l]->name, fo, out, no);
             close_fd("matmul dinp", lv[l]->name, fdin, din, ni);
             close_fd("matmul dw", lv[l]->name, fdw, dw, nw);
             if (threads) {
-                cr_expect(memcmp(fo, fo1, no * sizeof *fo) == 0, "%s %s: threads change out",
-                          name, lv[l]->name);
+                cr_expect(memcmp(fo, fo1, no * sizeof *fo) == 0, "%s %s: threads change out", name,
+                          lv[l]->name);
                 cr_expect(memcmp(fdw, fdw1, nw * sizeof *fdw) == 0, "%s %s: threads change dw",
                           name, lv[l]->name);
             } else {
@@ -276,6 +276,14 @@ static void matmul_float_case(long N, int I, int O, uint64_t seed) {
                 memcpy(fdw1, fdw, nw * sizeof *fdw);
             }
         }
+        /* dinp with accumulate = false: overwritten, never read */
+        for (size_t i = 0; i < ni; i++)
+            fdin[i] = NAN;
+        memcpy(fdw, fdw0, nw * sizeof *fdw);
+        lv[l]->matmul_backward(tp, ws, fdin, fdw, fdo, fin, fw, N, I, O, 0.5f, false);
+        for (size_t i = 0; i < ni; i++)
+            fdin[i] += fdin0[i];
+        close_fd("matmul dinp overwrite", lv[l]->name, fdin, din, ni);
         /* accumulate = true adds */
         memcpy(fo1, fo, no * sizeof *fo);
         lv[l]->matmul_forward(tp, ws, fo, fin, fw, N, I, O, true);
@@ -301,7 +309,8 @@ Test(tkern, embedding) {
     int32_t tok[9] = {3, 0, 10, 3, 7, 3, 10, 1, 0};
     Rng r;
     rng_seed(&r, 3);
-    double *wte = dalloc((size_t)V * C), *out = dalloc((size_t)N * C), *dout = dalloc((size_t)N * C);
+    double *wte = dalloc((size_t)V * C), *out = dalloc((size_t)N * C),
+           *dout = dalloc((size_t)N * C);
     double *dwte = dalloc((size_t)V * C), *want = dalloc((size_t)V * C);
     rnd(wte, (size_t)V * C, &r, 1.0, 0.0);
     rnd(dout, (size_t)N * C, &r, 1.0, 0.0);
@@ -343,8 +352,16 @@ Test(tkern, rope) {
     size_t n = (size_t)B * T * ld;
     Rng r;
     rng_seed(&r, 4);
-    RopeT t = {tk_ops_d(SIMD_SCALAR), dalloc(n), dalloc(n), dalloc((size_t)T * HS), dalloc(n),
-               B, T, NHR, HS, ld};
+    RopeT t = {tk_ops_d(SIMD_SCALAR),
+               dalloc(n),
+               dalloc(n),
+               dalloc((size_t)T * HS),
+               dalloc(n),
+               B,
+               T,
+               NHR,
+               HS,
+               ld};
     tk_rope_table_d(t.cs, T, HS, 10000.0f);
     /* the table: position t, pair i at angle t * 10000^(-2i/HS) */
     for (int p = 0; p < T; p++)
@@ -388,19 +405,21 @@ Test(tkern, rope) {
 
 typedef struct {
     const TKOpsD *k;
-    double *y, *att, *qkv, *scratch, *wout;
+    double *y, *lse, *qkv, *scratch, *wout;
     int B, T, NH, NKV, HS;
 } AttT;
 
 static double att_loss(void *v) {
     AttT *t = v;
-    t->k->attention_forward(NULL, t->y, t->att, t->qkv, t->scratch, t->B, t->T, t->NH, t->NKV,
+    t->k->attention_forward(NULL, t->y, t->lse, t->qkv, t->scratch, t->B, t->T, t->NH, t->NKV,
                             t->HS);
     return wsum(t->wout, t->y, (size_t)t->B * t->T * t->NH * t->HS);
 }
 
-/* Softmax attention written the obvious way, in double. */
-static void att_naive(double *y, const double *qkv, int B, int T, int NH, int NKV, int HS) {
+/* Softmax attention written the obvious way, in double: y and each row's
+ * log-sum-exp. */
+static void att_naive(double *y, double *lse, const double *qkv, int B, int T, int NH, int NKV,
+                      int HS) {
     int QD = NH * HS, KD = NKV * HS, W = QD + 2 * KD;
     double *s = dalloc((size_t)T);
     for (int b = 0; b < B; b++)
@@ -418,58 +437,75 @@ static void att_naive(double *y, const double *qkv, int B, int T, int NH, int NK
                     mx = fmax(mx, s[j]);
                 }
                 for (int j = 0; j <= t; j++)
-                    sum += (s[j] = exp(s[j] - mx));
+                    sum += exp(s[j] - mx);
+                lse[((size_t)b * NH + h) * T + t] = mx + log(sum);
                 for (int d = 0; d < HS; d++) {
                     double acc = 0;
                     for (int j = 0; j <= t; j++)
-                        acc += s[j] / sum * qkv[((size_t)b * T + j) * W + QD + KD + kvh * HS + d];
+                        acc += exp(s[j] - mx) / sum *
+                               qkv[((size_t)b * T + j) * W + QD + KD + kvh * HS + d];
                     y[((size_t)b * T + t) * QD + h * HS + d] = acc;
                 }
             }
     free(s);
 }
 
-static void attention_case(int B, int T, int NH, int NKV, int HS, uint64_t seed) {
+/* Double: forward against the naive one, backward against finite
+ * differences (when 'fd'). Float, every level, 1 and 3 threads: against
+ * double (the AVX-512 level works in blocks of 64 queries, so T > 64
+ * matters), and the same bits from 1 and 3 threads. */
+static void attention_case(int B, int T, int NH, int NKV, int HS, bool fd, uint64_t seed) {
     int QD = NH * HS, W = QD + 2 * NKV * HS;
-    size_t nq = (size_t)B * T * W, ny = (size_t)B * T * QD;
-    size_t na = (size_t)B * NH * T * T;
+    size_t nq = (size_t)B * T * W, ny = (size_t)B * T * QD, nl = (size_t)B * NH * T;
     size_t nsc = 3 * tk_attention_scratch(T, HS);
     Rng r;
     rng_seed(&r, seed);
-    AttT t = {tk_ops_d(SIMD_SCALAR), dalloc(ny), dalloc(na), dalloc(nq), dalloc(nsc), dalloc(ny),
-              B, T, NH, NKV, HS};
+    AttT t = {tk_ops_d(SIMD_SCALAR),
+              dalloc(ny),
+              dalloc(nl),
+              dalloc(nq),
+              dalloc(nsc),
+              dalloc(ny),
+              B,
+              T,
+              NH,
+              NKV,
+              HS};
     rnd(t.qkv, nq, &r, 1.0, 0.0);
     rnd(t.wout, ny, &r, 1.0, 0.0);
     att_loss(&t);
-    double *yn = dalloc(ny);
-    att_naive(yn, t.qkv, B, T, NH, NKV, HS);
+    double *yn = dalloc(ny), *ln = dalloc(nl);
+    att_naive(yn, ln, t.qkv, B, T, NH, NKV, HS);
     for (size_t i = 0; i < ny; i++)
         cr_expect(fabs(t.y[i] - yn[i]) < 1e-12, "y[%zu] %.15g naive %.15g", i, t.y[i], yn[i]);
+    for (size_t i = 0; i < nl; i++)
+        cr_expect(fabs(t.lse[i] - ln[i]) < 1e-12, "lse[%zu] %.15g naive %.15g", i, t.lse[i], ln[i]);
     double *dq = dalloc(nq), *n0 = dalloc(nq);
     rnd(n0, nq, &r, 1.0, 0.0);
     memcpy(dq, n0, nq * sizeof *dq);
-    t.k->attention_backward(NULL, dq, t.wout, t.att, t.qkv, t.scratch, B, T, NH, NKV, HS);
+    t.k->attention_backward(NULL, dq, t.wout, t.lse, t.qkv, t.scratch, B, T, NH, NKV, HS);
     for (size_t i = 0; i < nq; i++)
         dq[i] -= n0[i];
     char name[64];
     snprintf(name, sizeof name, "attention dqkv B%d T%d NH%d NKV%d HS%d", B, T, NH, NKV, HS);
-    fd_check(name, t.qkv, nq, att_loss, &t, dq);
+    if (fd)
+        fd_check(name, t.qkv, nq, att_loss, &t, dq);
 
     const TKOpsF *lv[3];
-    int nl = float_levels(lv);
+    int nlv = float_levels(lv);
     TPool *tp = tpool_new(3);
     float *fq = to_f(t.qkv, nq), *fwo = to_f(t.wout, ny), *fy = malloc(ny * sizeof *fy);
-    float *fa = malloc(na * sizeof *fa), *fsc = malloc(nsc * sizeof *fsc);
+    float *fl = malloc(nl * sizeof *fl), *fsc = malloc(nsc * sizeof *fsc);
     float *fdq = malloc(nq * sizeof *fdq), *fdq1 = malloc(nq * sizeof *fdq1);
     att_loss(&t);
-    for (int l = 0; l < nl; l++) {
+    for (int l = 0; l < nlv; l++) {
         for (int threads = 0; threads < 2; threads++) {
             TPool *p = threads ? tp : NULL;
             memset(fdq, 0, nq * sizeof *fdq);
-            lv[l]->attention_forward(p, fy, fa, fq, fsc, B, T, NH, NKV, HS);
-            lv[l]->attention_backward(p, fdq, fwo, fa, fq, fsc, B, T, NH, NKV, HS);
-            close_fd("attention y", lv[l]->name, fy, t.y, ny);
-            close_fd("attention probs", lv[l]->name, fa, t.att, na);
+            lv[l]->attention_forward(p, fy, fl, fq, fsc, B, T, NH, NKV, HS);
+            lv[l]->attention_backward(p, fdq, fwo, fl, fq, fsc, B, T, NH, NKV, HS);
+            close_fd(name, lv[l]->name, fy, t.y, ny);
+            close_fd("attention lse", lv[l]->name, fl, t.lse, nl);
             close_fd("attention dqkv", lv[l]->name, fdq, dq, nq);
             if (threads)
                 cr_expect(memcmp(fdq, fdq1, nq * sizeof *fdq) == 0, "%s: 1 and 3 threads differ",
@@ -479,14 +515,21 @@ static void attention_case(int B, int T, int NH, int NKV, int HS, uint64_t seed)
         }
     }
     tpool_free(tp);
-    free(fq), free(fwo), free(fy), free(fa), free(fsc), free(fdq), free(fdq1);
-    free(t.y), free(t.att), free(t.qkv), free(t.scratch), free(t.wout), free(yn), free(dq), free(n0);
+    free(fq), free(fwo), free(fy), free(fl), free(fsc), free(fdq), free(fdq1);
+    free(t.y), free(t.lse), free(t.qkv), free(t.scratch), free(t.wout), free(yn), free(ln),
+        free(dq), free(n0);
 }
 
-Test(tkern, attention_mha) { attention_case(2, 7, 2, 2, 6, 5); }
-Test(tkern, attention_gqa2) { attention_case(1, 19, 4, 2, 6, 6); }
-Test(tkern, attention_gqa4_wide) { attention_case(2, 9, 4, 1, 34, 7); }
-Test(tkern, attention_one_token) { attention_case(3, 1, 2, 1, 4, 8); }
+Test(tkern, attention_mha) { attention_case(2, 7, 2, 2, 6, true, 5); }
+Test(tkern, attention_gqa2) { attention_case(1, 19, 4, 2, 6, true, 6); }
+Test(tkern, attention_gqa4_wide) { attention_case(2, 9, 4, 1, 34, true, 7); }
+Test(tkern, attention_one_token) { attention_case(3, 1, 2, 1, 4, true, 8); }
+/* several query blocks of the AVX-512 path, partial last ones */
+Test(tkern, attention_blocks) {
+    attention_case(2, 64, 2, 1, 8, false, 9);
+    attention_case(1, 150, 4, 2, 32, false, 10);
+    attention_case(2, 129, 2, 2, 16, false, 11);
+}
 
 /* ------------------------------------------------------------------- swiglu */
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../testutil.h"
+#include "core/cpu.h"
 #include "core/rng.h"
 #include "gguf/gguf_writer.h"
 #include "model/model.h"
@@ -172,7 +173,9 @@ static void engine_equal(TConfig cfg, int B, int T, int threads) {
     tpool_free(tp);
 }
 
-Test(tmodel, engine_mha_full_ctx) { engine_equal(cfg_make(300, 64, 2, 4, 4, 16, 96, 16), 2, 16, 2); }
+Test(tmodel, engine_mha_full_ctx) {
+    engine_equal(cfg_make(300, 64, 2, 4, 4, 16, 96, 16), 2, 16, 2);
+}
 Test(tmodel, engine_gqa2_short_rows) {
     /* NH*HS = 96 != C = 64, T < n_ctx */
     engine_equal(cfg_make(261, 64, 2, 4, 2, 24, 80, 12), 3, 5, 2);
@@ -244,9 +247,12 @@ Test(tmodel, grad_double_vs_finite_differences) {
     tknet_free_d(&net);
 }
 
-/* Float model (the fastest SIMD level) against the double network on the
+/* The float model at SIMD level 'simd' (NULL: the best this CPU has; the
+ * level is read when the model is made) against the double network on the
  * same weights: loss and every gradient. */
-Test(tmodel, grad_float_vs_double) {
+static void float_vs_double(const char *simd) {
+    if (simd)
+        setenv("CGPT_SIMD", simd, 1); /* Criterion runs each test in its own process */
     TConfig cfg = cfg_make(70, 32, 2, 4, 2, 8, 48, 19);
     int B = 3, T = 19, N = B * T;
     TPool *tp = tpool_new(2);
@@ -293,7 +299,12 @@ Test(tmodel, grad_float_vs_double) {
     free(tgt);
     tmodel_free(m);
     tpool_free(tp);
+    unsetenv("CGPT_SIMD");
 }
+
+Test(tmodel, grad_float_vs_double) { float_vs_double(NULL); }
+Test(tmodel, grad_float_vs_double_avx2) { float_vs_double("avx2"); }
+Test(tmodel, grad_float_vs_double_scalar) { float_vs_double("scalar"); }
 
 Test(tmodel, deterministic) {
     TConfig cfg = cfg_make(200, 64, 2, 4, 2, 16, 96, 32);
@@ -323,6 +334,24 @@ Test(tmodel, deterministic) {
     }
     cr_expect(memcmp(&l1, &l2, sizeof l1) == 0, "loss %.17g then %.17g", l1, l2);
     cr_expect(memcmp(g1, tmodel_grads(m), P * sizeof *g1) == 0, "gradients differ between runs");
+    /* beyond the contract: on the AVX-512 path (own GEMM, fixed split of
+     * every sum) the thread count does not change a bit either */
+    if (cpu_simd_level() == SIMD_AVX512) {
+        TPool *tp3 = tpool_new(3);
+        TModel *m3 = NULL;
+        cr_assert_eq(tmodel_new(&m3, &cfg, B, tp3, &err), STATUS_OK);
+        tmodel_init(m3, 42);
+        double l3;
+        long c3;
+        cr_assert_eq(tmodel_forward(m3, tok, tgt, B, T, &l3, &c3, &err), STATUS_OK);
+        tmodel_backward(m3, 1.0f / (float)c3);
+        cr_expect(memcmp(&l1, &l3, sizeof l1) == 0, "loss %.17g with 2 threads, %.17g with 3", l1,
+                  l3);
+        cr_expect(memcmp(g1, tmodel_grads(m3), P * sizeof *g1) == 0,
+                  "gradients differ between 2 and 3 threads");
+        tmodel_free(m3);
+        tpool_free(tp3);
+    }
     /* the init is deterministic too, and is what the contract says */
     TModel *m2 = NULL;
     cr_assert_eq(tmodel_new(&m2, &cfg, 1, NULL, &err), STATUS_OK);
@@ -387,8 +416,8 @@ Test(tmodel, grad_accumulation) {
               loss);
     float sc = max_abs(whole, P);
     cr_expect(sc > 0);
-    cr_expect(check_close("accumulated grads", tmodel_grads(m), whole, (int64_t)P, 1e-6f * sc,
-                          1e-4f));
+    cr_expect(
+        check_close("accumulated grads", tmodel_grads(m), whole, (int64_t)P, 1e-6f * sc, 1e-4f));
     free(whole);
     free(tok);
     free(tgt);
