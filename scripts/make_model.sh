@@ -9,9 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${MODEL_DIR:-build/model}
 CORPUS=${CORPUS_DIR:-build/corpus}
-PRETRAIN_STEPS=${PRETRAIN_STEPS:-8000}
-SFT_STEPS=${SFT_STEPS:-1500}
-BATCH=${BATCH:-8}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-5000}
+SFT_STEPS=${SFT_STEPS:-1200}
+BATCH=${BATCH:-16}
 THREADS=${THREADS:-0}
 TYPE=${MODEL_TYPE:-F16}
 CGPT=build/cgpt
@@ -30,14 +30,17 @@ $CGPT train pretrain --tokenizer "$W/tokenizer.gguf" -i "$CORPUS/pretrain.jsonl"
   --val "$CORPUS/pretrain_eval.jsonl" -o "$W/pretrain" $(resume "$W/pretrain") \
   --embd 256 --layers 6 --heads 8 --kv-heads 4 --head-dim 32 --ff 688 --ctx 256 \
   --batch "$BATCH" --steps "$PRETRAIN_STEPS" --warmup 200 --lr 2e-3 --lr-min 2e-4 --wd 0.1 \
-  --ckpt-every 250 --eval-every 250 --eval-rows 64 --threads "$THREADS" --name cgpt-mini-base
+  --ckpt-every 100 --eval-every 250 --eval-rows 64 --threads "$THREADS" --name cgpt-mini-base
 
 PRE="$W/pretrain/$(cat "$W/pretrain/latest").gguf"
 $CGPT train sft --init "$PRE" -i "$CORPUS/sft.jsonl" --val "$CORPUS/sft_eval.jsonl" \
   -o "$W/sft" $(resume "$W/sft") --batch "$BATCH" --steps "$SFT_STEPS" --warmup 50 \
-  --lr 1e-3 --lr-min 1e-4 --ckpt-every 250 --eval-every 250 --eval-rows 64 \
+  --lr 1e-3 --lr-min 1e-4 --wd 0 --ckpt-every 100 --eval-every 200 --eval-rows 64 \
   --threads "$THREADS" --name cgpt-mini
 
 SFT="$W/sft/$(cat "$W/sft/latest").gguf"
 $CGPT quantize "$SFT" models/cgpt-mini.gguf "$TYPE"
 echo "make model: models/cgpt-mini.gguf ($TYPE) from $SFT"
+# The model card's evaluation table: held-out chat records and text.
+$CGPT eval -m models/cgpt-mini.gguf -f "$CORPUS/sft_eval.jsonl" --text "$CORPUS/pretrain_eval.jsonl" \
+  --baseline "$CORPUS/sft.jsonl" --threads "$THREADS" | tee "$W/eval.txt"

@@ -58,7 +58,25 @@ def latest(d):
     return os.path.join(d, open(os.path.join(d, "latest")).read().strip())
 
 
+def builtin_model():
+    """The committed model: at most 40 MB, and `cgpt chat` with no -m uses it."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    m = os.path.join(root, "models", "cgpt-mini.gguf")
+    check(os.path.exists(m), "models/cgpt-mini.gguf is committed")
+    if not os.path.exists(m):
+        return
+    check(os.path.getsize(m) <= 40 << 20, f"built-in model is {os.path.getsize(m)} bytes (<= 40 MB)")
+    p = subprocess.run([os.path.abspath(CGPT), "chat", "--temp", "0", "-n", "48"],
+                       input="Who are you?\nWhat is the capital of France?\n", capture_output=True,
+                       text=True, timeout=120, cwd=root)
+    lines = p.stdout.strip().splitlines()
+    check(p.returncode == 0 and len(lines) == 2 and all(l.strip() for l in lines),
+          f"cgpt chat with no -m answers two lines from the built-in model: {p.stdout!r} {p.stderr[-300:]!r}")
+    print("built-in model says:", lines)
+
+
 def main():
+    builtin_model()
     tmp = tempfile.mkdtemp(prefix="cgpt-train-")
     try:
         tests(tmp)
