@@ -4,7 +4,8 @@
 # Every stage is resumable: run it again after an interruption and it goes on
 # from the last checkpoint (training) or skips what is done (corpus, tokenizer).
 # Settings (environment): MODEL_DIR (work dir, default build/model),
-# PRETRAIN_STEPS, SFT_STEPS, BATCH, THREADS, MODEL_TYPE (F16 or Q8_0).
+# CORPUS_DIR, PRETRAIN_STEPS, SFT_STEPS, BATCH, THREADS, MODEL_TYPE (F16 or
+# Q8_0), MODEL_OUT (default models/cgpt-mini.gguf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${MODEL_DIR:-build/model}
@@ -14,6 +15,7 @@ SFT_STEPS=${SFT_STEPS:-1200}
 BATCH=${BATCH:-16}
 THREADS=${THREADS:-0}
 TYPE=${MODEL_TYPE:-F16}
+OUT=${MODEL_OUT:-models/cgpt-mini.gguf}
 CGPT=build/cgpt
 mkdir -p "$W"
 
@@ -39,8 +41,8 @@ $CGPT train sft --init "$PRE" -i "$CORPUS/sft.jsonl" --val "$CORPUS/sft_eval.jso
   --threads "$THREADS" --name cgpt-mini
 
 SFT="$W/sft/$(cat "$W/sft/latest").gguf"
-$CGPT quantize "$SFT" models/cgpt-mini.gguf "$TYPE"
-echo "make model: models/cgpt-mini.gguf ($TYPE) from $SFT"
+$CGPT quantize "$SFT" "$OUT" "$TYPE"
+echo "make model: $OUT ($TYPE) from $SFT"
 # The model card's evaluation table: held-out chat records and text.
-$CGPT eval -m models/cgpt-mini.gguf -f "$CORPUS/sft_eval.jsonl" --text "$CORPUS/pretrain_eval.jsonl" \
+$CGPT eval -m "$OUT" -f "$CORPUS/sft_eval.jsonl" --text "$CORPUS/pretrain_eval.jsonl" \
   --baseline "$CORPUS/sft.jsonl" --threads "$THREADS" | tee "$W/eval.txt"
