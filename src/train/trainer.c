@@ -445,8 +445,9 @@ Status trainer_run(const TrainRun *r, bool *stopped, Err *err) {
         tokens_seen += step_tokens;
         tokens_run += step_tokens;
 
-        if (r->val && s->eval_every > 0 && (step % s->eval_every == 0 || step == s->steps))
-            if ((st = held_out_loss(r, tok, tgt, &val_loss, err))) break;
+        bool evaluated = r->val && s->eval_every > 0 && (step % s->eval_every == 0 || step == s->steps);
+        if (evaluated && (st = held_out_loss(r, tok, tgt, &val_loss, err)))
+            break;
 
         bool want_stop = r->stop && *r->stop;
         if (W > 1) { /* every rank stops at the same step */
@@ -463,12 +464,11 @@ Status trainer_run(const TrainRun *r, bool *stopped, Err *err) {
         p.eta_s = step > first_step ? el / (double)(step - first_step) * (double)(s->steps - step) : 0;
         if (rank == 0) {
             fprintf(csv, "%ld,%llu,%.9g,", step, (unsigned long long)tokens_seen, loss);
-            if (isfinite(val_loss) && r->val && s->eval_every > 0 && step % s->eval_every == 0)
+            if (evaluated)
                 fprintf(csv, "%.9g", val_loss);
             fprintf(csv, ",%.6g,%.4f,%.1f,%.4f,%.1f\n", lr, norm, p.tokens_per_s, p.mfu, el);
             fflush(csv); /* a person (or a test) follows the log while it grows */
-            curve_add(&curve, step, loss,
-                      (r->val && s->eval_every > 0 && step % s->eval_every == 0) ? val_loss : NAN);
+            curve_add(&curve, step, loss, evaluated ? val_loss : NAN);
             if (ckpt) {
                 cs.step = (uint64_t)step;
                 cs.tokens_seen = tokens_seen;
