@@ -37,6 +37,7 @@ if [ -f build/corpus-tiny/MANIFEST.json ]; then
   suite tests/train/test_torch.py /usr/bin/python3 tests/train/test_torch.py build/tools
   suite "mpirun -np 2 disttest" mpirun --allow-run-as-root --oversubscribe -np 2 build/tools/disttest
   suite tests/train/test_train.py /usr/bin/python3 tests/train/test_train.py build build/corpus-tiny
+  suite "tests/train/test_train.py (ASan+UBSan binary)" /usr/bin/python3 tests/train/test_train.py build/asan build/corpus-tiny
   scripts/install-node-deps.sh
   suite "tests/train/test_llamacpp.sh (trained checkpoints in llama.cpp)" bash tests/train/test_llamacpp.sh build/cgpt
   suite "tests/train/test_llamacpp.sh (the built-in model in llama.cpp)" bash tests/train/test_llamacpp.sh build/cgpt models/cgpt-mini.gguf
