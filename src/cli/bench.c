@@ -16,6 +16,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/common.h"
 #include "core/cpu.h"
 #include "core/perf.h"
 #include "model/model.h"
@@ -104,10 +105,8 @@ int cmd_bench(int argc, char **argv) {
         if (s)
             return cli_fail("bench", &err);
     }
-    if (!o.model) {
-        err_set(&err, STATUS_INVALID, "no model given (use -m MODEL)");
+    if (cli_model_path(o.model, &o.model, &err)) /* no -m: the built-in model */
         return cli_fail("bench", &err);
-    }
     long ctx = (o.n_prompt > o.n_gen ? o.n_prompt : o.n_gen) + 1;
     ModelParams mp = {
         .n_threads = (int)o.threads, .n_ctx = (int)ctx, .n_seq_max = 1, .n_batch = 256};

@@ -11,6 +11,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/common.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 
@@ -123,10 +124,8 @@ int cmd_info(int argc, char **argv) {
             return cli_fail("info", &err);
         }
     }
-    if (!path) {
-        err_set(&err, STATUS_INVALID, "no model given (use -m MODEL)");
+    if (cli_model_path(path, &path, &err)) /* no -m: the built-in model */
         return cli_fail("info", &err);
-    }
 
     GGUF g = {0};
     if (gguf_open(&g, path, &err)) {

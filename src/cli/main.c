@@ -11,17 +11,19 @@ static const char USAGE[] =
     "\n"
     "commands:\n"
     "  chat       [-m MODEL]                   chat in the terminal\n"
-    "  run        -m MODEL -p TEXT             one-shot completion, streamed\n"
+    "  run        [-m MODEL] -p TEXT           one-shot completion, streamed\n"
     "  tokenize   -m MODEL -p TEXT             token ids of the text\n"
     "  template   -m MODEL -f MESSAGES.json    the prompt the chat template makes\n"
     "  perplexity -m MODEL -f FILE [-c CTX]    perplexity of a text\n"
-    "  info       -m MODEL                     describe a GGUF model\n"
-    "  bench      -m MODEL                     prefill/decode speed vs this machine's limits\n"
+    "  info       [-m MODEL]                   describe a GGUF model\n"
+    "  bench      [-m MODEL]                   prefill/decode speed vs this machine's limits\n"
     "  train      tokenizer|pretrain|sft ...   train a tokenizer, pretrain or chat-tune a GPT\n"
-    "  eval       -m MODEL -f HELDOUT.jsonl    exact match, token F1 and perplexity on held-out data\n"
+    "  eval       [-m MODEL] -f HELDOUT.jsonl  exact match, token F1 and perplexity on held-out data\n"
     "  quantize   IN OUT TYPE                  convert weights: F16 Q8_0 Q4_0 Q5_0 Q4_K Q6_K "
     "Q4_K_M Q5_K_M\n"
     "\n"
+    "Without -m: the built-in model ($CGPT_MODEL, else models/cgpt-mini.gguf here or beside\n"
+    "the binary).\n"
     "cgpt <command> --help shows the options of a command.\n";
 
 int cli_fail(const char *cmd, const Err *err) {

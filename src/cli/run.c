@@ -97,8 +97,8 @@ static Status parse(int argc, char **argv, RunOpts *o, bool *help, Err *err) {
         if (s)
             return s;
     }
-    if (!o->model)
-        return err_set(err, STATUS_INVALID, "no model given (use -m MODEL)");
+    if (cli_model_path(o->model, &o->model, err)) /* no -m: the built-in model */
+        return err->status;
     int given = !!o->prompt + !!o->file + !!o->tokens;
     if (given != 1)
         return err_set(err, STATUS_INVALID, "give exactly one of -p TEXT, -f FILE, --tokens IDS");

@@ -33,7 +33,13 @@ expect_ok() {
 
 expect_error "no arguments" "$CGPT"
 expect_error "unknown command" "$CGPT" frobnicate
-expect_error "info without -m" "$CGPT" info
+# Without -m the built-in model is used; a binary with no models/ beside it
+# (and none in the current directory) says how to pass one.
+cp "$CGPT" "$T/lone-cgpt"
+expect_error "info without -m and no built-in model" env -u CGPT_MODEL -C "$T" "$T/lone-cgpt" info
+expect_error "run without -m and no built-in model" env -u CGPT_MODEL -C "$T" "$T/lone-cgpt" run -p hi
+expect_ok "CGPT_MODEL names the default model" \
+  env -C "$T" CGPT_MODEL="$(cd "$(dirname "$0")/../.." && pwd)/models/cgpt-mini.gguf" "$T/lone-cgpt" info
 expect_error "info of a missing file" "$CGPT" info -m "$T/nope.gguf"
 expect_error "info of a directory" "$CGPT" info -m "$T"
 : >"$T/empty.gguf"
