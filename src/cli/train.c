@@ -216,6 +216,7 @@ int cmd_train(int argc, char **argv) {
     TData *data = NULL, *vdata = NULL;
     CkptState cs = {0};
     bool have_cs = false;
+    uint64_t stored_hash = 0; /* the data hash a resumed checkpoint was trained on */
     char opt_path[4096], gguf_path[4200];
     if (!tp) {
         err_set(&err, STATUS_NOMEM, "cannot start %ld threads", threads);
@@ -225,12 +226,12 @@ int cmd_train(int argc, char **argv) {
     const char *model_src = NULL;
     if (resume) {
         TrainSettings stored;
-        uint64_t hash = 0;
         if (ckpt_dir_latest(out, opt_path, sizeof opt_path, &err) ||
             ckpt_state_load(opt_path, &cs, &err))
             goto done;
         have_cs = true;
-        if (trainer_settings_parse(cs.settings_json ? cs.settings_json : "", &stored, &hash, &err))
+        if (trainer_settings_parse(cs.settings_json ? cs.settings_json : "", &stored, &stored_hash,
+                                   &err))
             goto done;
         if (strcmp(stored.mode, mode)) {
             err_set(&err, STATUS_INVALID, "%s is a %s checkpoint, not %s", opt_path, stored.mode, mode);
@@ -294,9 +295,6 @@ int cmd_train(int argc, char **argv) {
     }
     uint64_t hash = tdata_hash(data);
     if (have_cs) {
-        TrainSettings tmp;
-        uint64_t stored_hash = 0;
-        trainer_settings_parse(cs.settings_json, &tmp, &stored_hash, &err);
         if (stored_hash != hash) {
             err_set(&err, STATUS_INVALID,
                     "the -i data differ from the data the checkpoint was trained on (hash %016llx, "

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
+
 /* ---- UTF-8 ---------------------------------------------------------------- */
 
 /* Decode one character of s[0..n) (n >= 1) into *cp; returns its byte
@@ -41,32 +43,12 @@ bad:
 }
 
 /* Write cp (as utf8_next returned it) to out; returns the byte count. */
-static size_t utf8_put(int32_t cp, char *out) {
-    unsigned char *o = (unsigned char *)out;
-    if (cp < 0) {
-        o[0] = (unsigned char)(-1 - cp);
+static size_t utf8_put_cp(int32_t cp, char *out) {
+    if (cp < 0) { /* a byte that was not valid UTF-8 goes back as it was */
+        out[0] = (char)(unsigned char)(-1 - cp);
         return 1;
     }
-    if (cp < 0x80) {
-        o[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (unsigned char)(0xC0 | (cp >> 6));
-        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (cp >> 12));
-        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (cp >> 18));
-    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
+    return (size_t)utf8_put((uint32_t)cp, out);
 }
 
 /* ---- character classes ----------------------------------------------------- */
@@ -218,7 +200,7 @@ size_t evalm_normalize(const char *s, size_t len, char *out) {
         r += utf8_next(u + r, len - r, &c);
         c = to_lower(c);
         if (!is_ascii_punct(c))
-            w += utf8_put(c, out + w);
+            w += utf8_put_cp(c, out + w);
     }
     w = drop_articles(out, w);
     w = fix_spaces(out, w);

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "core/utf8.h"
 #include "tokenizer/tok_impl.h"
 
 /* ---------------------------------------------------------------- UTF-8 */
@@ -72,29 +73,7 @@ int tok_utf8_char(const uint8_t *s, size_t n, int *bad, bool *incomplete) {
     return need + 1;
 }
 
-int tok_utf8_put(uint32_t cp, char *out) {
-    unsigned char *o = (unsigned char *)out;
-    if (cp < 0x80) {
-        o[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (unsigned char)(0xC0 | (cp >> 6));
-        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (cp >> 12));
-        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (cp >> 18));
-    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
+int tok_utf8_put(uint32_t cp, char *out) { return utf8_put(cp, out); }
 
 static uint32_t utf8_cp(const uint8_t *s, int k) {
     if (k == 1)

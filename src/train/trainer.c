@@ -174,8 +174,25 @@ Status trainer_load_model(const char *path, int max_batch, int n_ctx, TPool *tp,
                      "tensor 'output.weight': the trainer ties the output to token_embd");
         goto done;
     }
+    if (gguf_find_tensor(&g, "rope_freqs.weight")) {
+        st = err_set(err, STATUS_UNSUPPORTED,
+                     "tensor 'rope_freqs.weight' (rope scaling): the trainer has plain RoPE");
+        goto done;
+    }
+    /* the trainer's attention has one head size for keys, values and rope */
+    static const char *const SAME_AS_HEAD[] = {"llama.attention.value_length",
+                                               "llama.rope.dimension_count"};
+    for (int k = 0; k < 2; k++) {
+        u = (uint32_t)c.head_dim;
+        if (gguf_get_u32(&g, SAME_AS_HEAD[k], false, &u, err)) goto done;
+        if (u != (uint32_t)c.head_dim) {
+            st = err_set(err, STATUS_UNSUPPORTED, "%s = %u: the trainer needs the head size %d",
+                         SAME_AS_HEAD[k], u, c.head_dim);
+            goto done;
+        }
+    }
     c.n_vocab = (int)(emb->ne[1] > INT32_MAX ? INT32_MAX : emb->ne[1]);
-    if (n_ctx > 0 && n_ctx < c.n_ctx) c.n_ctx = n_ctx;
+    if (n_ctx > 0) c.n_ctx = n_ctx;
     if (tmodel_config_check(&c, err)) goto done;
     TModel *m = NULL;
     if (tmodel_new(&m, &c, max_batch, tp, err)) goto done;
@@ -205,6 +222,9 @@ Status trainer_load_model(const char *path, int max_batch, int n_ctx, TPool *tp,
                          ts[i].name, dtype_info(t->type) ? dtype_info(t->type)->name : "unknown");
         }
     }
+    if (!st && g.n_tensors != (uint64_t)n_t)
+        st = err_set(err, STATUS_UNSUPPORTED, "%llu tensors, the trainable model has %d",
+                     (unsigned long long)g.n_tensors, n_t);
     if (st) tmodel_free(m);
     else *out = m;
 done:

@@ -104,8 +104,10 @@ typedef struct {
 Status trainer_run(const TrainRun *r, bool *stopped, Err *err);
 
 /* Load F32 or F16 llama weights from a GGUF model file into a new TModel:
- * the config comes from the file's llama.* keys (n_ctx may be lowered to
- * 'n_ctx' when > 0). Returns owned (tmodel_free). */
+ * the config comes from the file's llama.* keys ('n_ctx' > 0 replaces the
+ * trained length). A file whose math the trainer does not run (untied
+ * output, rope scaling, partial rope, other head sizes, extra tensors) is
+ * STATUS_UNSUPPORTED naming what. Returns owned (tmodel_free). */
 Status trainer_load_model(const char *path, int max_batch, int n_ctx, TPool *tp, TModel **out,
                           Err *err);
 

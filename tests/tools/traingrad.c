@@ -47,6 +47,7 @@
 #include "gguf/gguf.h"
 #include "train/optim.h"
 #include "train/tmodel.h"
+#include "train/trainer.h"
 
 #define TRAINGRAD_MAX_BATCH 1024   /* rows B in a batch file */
 #define TRAINGRAD_MAX_STEPS 100000 /* --adamw-steps */
@@ -118,85 +119,6 @@ static void batch_read(Batch *b, const char *path) {
 
 /* ---- model from GGUF ---- */
 
-static uint32_t key_u32(const GGUF *g, const char *key, bool required, uint32_t dflt) {
-    Err err = {0};
-    uint32_t v = dflt;
-    if (gguf_get_u32(g, key, required, &v, &err) != STATUS_OK)
-        die("%s", err.msg);
-    return v;
-}
-
-static float key_f32(const GGUF *g, const char *key, bool required, float dflt) {
-    Err err = {0};
-    float v = dflt;
-    if (gguf_get_f32(g, key, required, &v, &err) != STATUS_OK)
-        die("%s", err.msg);
-    return v;
-}
-
-static TConfig config_from_gguf(const GGUF *g, const char *path, int T) {
-    Err err = {0};
-    GGUFStr arch = {0};
-    if (gguf_get_str(g, "general.architecture", true, &arch, &err) != STATUS_OK)
-        die("%s: %s", path, err.msg);
-    if (!gguf_str_eq(arch, "llama"))
-        die("%s: architecture '%.*s', want 'llama'", path, (int)arch.len, arch.ptr);
-    const GGUFTensor *emb = gguf_find_tensor(g, "token_embd.weight");
-    if (!emb || emb->n_dims != 2)
-        die("%s: no 2-D token_embd.weight", path);
-    if (gguf_find_tensor(g, "output.weight"))
-        die("%s: has output.weight; the trainable model ties it to token_embd", path);
-    if (gguf_find_tensor(g, "rope_freqs.weight"))
-        die("%s: has rope_freqs.weight (rope scaling); the trainable model has none", path);
-    TConfig c = {0};
-    c.n_vocab = emb->ne[1] > TMODEL_MAX_VOCAB ? TMODEL_MAX_VOCAB + 1 : (int)emb->ne[1];
-    c.n_embd = (int)key_u32(g, "llama.embedding_length", true, 0);
-    c.n_layers = (int)key_u32(g, "llama.block_count", true, 0);
-    c.n_heads = (int)key_u32(g, "llama.attention.head_count", true, 0);
-    c.n_kv_heads = (int)key_u32(g, "llama.attention.head_count_kv", false, (uint32_t)c.n_heads);
-    uint32_t hs_default = c.n_heads > 0 ? (uint32_t)(c.n_embd / c.n_heads) : 0;
-    c.head_dim = (int)key_u32(g, "llama.attention.key_length", false, hs_default);
-    if (key_u32(g, "llama.attention.value_length", false, (uint32_t)c.head_dim) !=
-        (uint32_t)c.head_dim)
-        die("%s: value_length differs from key_length %d", path, c.head_dim);
-    if (key_u32(g, "llama.rope.dimension_count", false, (uint32_t)c.head_dim) !=
-        (uint32_t)c.head_dim)
-        die("%s: rope.dimension_count differs from head_dim %d (partial rope)", path, c.head_dim);
-    c.n_ff = (int)key_u32(g, "llama.feed_forward_length", true, 0);
-    c.n_ctx = T;
-    c.rope_base = key_f32(g, "llama.rope.freq_base", false, 10000.0f);
-    c.norm_eps = key_f32(g, "llama.attention.layer_norm_rms_epsilon", true, 0.0f);
-    if (tmodel_config_check(&c, &err) != STATUS_OK)
-        die("%s: %s", path, err.msg);
-    return c;
-}
-
-/* Copy every tensor of the layout from the file, checking type and shape;
- * the file must hold no other tensor. */
-static void load_params(TModel *m, const GGUF *g, const char *path) {
-    int n_t = 0;
-    const TParam *tab = tmodel_tensors(m, &n_t);
-    float *params = tmodel_params(m);
-    for (int i = 0; i < n_t; i++) {
-        const TParam *t = &tab[i];
-        const GGUFTensor *gt = gguf_find_tensor(g, t->name);
-        if (!gt)
-            die("%s: missing tensor '%s'", path, t->name);
-        if (gt->type != DTYPE_F32)
-            die("%s: tensor '%s' has type %d, want F32", path, t->name, (int)gt->type);
-        int want_dims = t->rows == 1 ? 1 : 2;
-        if (gt->n_dims != want_dims || gt->ne[0] != t->cols ||
-            (want_dims == 2 && gt->ne[1] != t->rows))
-            die("%s: tensor '%s' is %d-D [%lld, %lld], want [%lld, %lld]", path, t->name,
-                gt->n_dims, (long long)gt->ne[0], (long long)gt->ne[1], (long long)t->cols,
-                (long long)t->rows);
-        memcpy(params + t->offset, gt->data, (size_t)(t->rows * t->cols) * sizeof(float));
-    }
-    if (g->n_tensors != (uint64_t)n_t)
-        die("%s: %llu tensors, the trainable model has %d (extra tensors)", path,
-            (unsigned long long)g->n_tensors, n_t);
-}
-
 /* ---- output ---- */
 
 static void put(FILE *f, const void *p, size_t size, size_t n, const char *path) {
@@ -260,19 +182,13 @@ int main(int argc, char **argv) {
 
     Batch b = {0};
     batch_read(&b, batch_path);
-    GGUF g = {0};
     Err err = {0};
-    if (gguf_open(&g, model_path, &err) != STATUS_OK)
-        die("%s: %s", model_path, err.msg);
-    TConfig cfg = config_from_gguf(&g, model_path, b.T);
     TPool *tp = tpool_new(n_threads);
     if (!tp)
         die("cannot start %d threads", n_threads);
-    TModel *m = NULL;
-    if (tmodel_new(&m, &cfg, b.B, tp, &err) != STATUS_OK)
-        die("%s: %s", model_path, err.msg);
-    load_params(m, &g, model_path);
-    gguf_close(&g);
+    TModel *m = NULL; /* the library's loader: the same checks `cgpt train sft --init` makes */
+    if (trainer_load_model(model_path, b.B, b.T, tp, &m, &err) != STATUS_OK)
+        die("%s", err.msg);
 
     size_t n = tmodel_n_params(m);
     float *params = tmodel_params(m), *grads = tmodel_grads(m);
@@ -301,7 +217,7 @@ int main(int argc, char **argv) {
         put(f, grads, sizeof *grads, n, out_path);
         if (logits_path) {
             FILE *lf = fopen(logits_path, "wb");
-            size_t nl = (size_t)b.B * (size_t)b.T * (size_t)cfg.n_vocab;
+            size_t nl = (size_t)b.B * (size_t)b.T * (size_t)tmodel_config(m)->n_vocab;
             if (!lf)
                 die("%s: %s", logits_path, strerror(errno));
             put(lf, tmodel_logits(m), sizeof(float), nl, logits_path);

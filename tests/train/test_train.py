@@ -213,6 +213,21 @@ def tests(tmp):
             expect=1)
     check(p.returncode == 1 and "bad.jsonl:2" in p.stderr, "broken corpus line named file:line")
 
+    # --init files whose math the trainer does not run are refused, naming why.
+    gen = os.path.join(BUILD, "tools", "genmodel")
+    small = ["--arch", "llama", "--vocab", "300", "--embd", "32", "--layers", "1", "--heads", "2",
+             "--kv-heads", "1", "--head-dim", "16", "--ff", "32", "--ctx", "32", "--type", "F32"]
+    for what, extra, want in (("untied output", [], "output.weight"),
+                              ("rope scaling", ["--tied", "--llama3-rope"], "rope_freqs"),
+                              ("Q8_0 weights", ["--tied", "--type", "Q8_0", "--embd", "64"], "F32 or F16"),
+                              ("another architecture", ["--tied", "--arch", "qwen2"], "llama")):
+        f = os.path.join(tmp, "init.gguf")
+        run([gen] + small + extra + ["--seed", "1", "-o", f])
+        p = run([CGPT, "train", "sft", "--init", f, "-i", sft, "-o", os.path.join(tmp, "y")], expect=1)
+        msg = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
+        check(p.returncode == 1 and want in msg and "init.gguf" in msg,
+              f"sft --init with {what} is refused ({msg})")
+
     # Chat-tune the pretrained checkpoint; the result chats and evaluates.
     s = os.path.join(tmp, "s")
     p = run([CGPT, "train", "sft", "--init", fa, "-i", sft, "-o", s, "--batch", "4", "--steps", "12",
