@@ -15,7 +15,7 @@ WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter
 ifeq ($(CI),true)
 WARN     += -Werror
 endif
-PKGS     := jansson libpcre2-8 libedit openblas ompi-c
+PKGS     := jansson libpcre2-8 libedit openblas ompi-c libmicrohttpd libsodium sqlite3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc $(PKG_CFLAGS) -pthread -MMD -MP -fno-strict-aliasing
@@ -38,7 +38,7 @@ ALIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
 ACLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/asan/%.o)
 ATEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/asan/%.o)
 
-.PHONY: all run test unit unit-asan integration deps deps-fuzz fuzz fuzz-run fuzz-smoke clean asan tools
+.PHONY: bench-serve all run test unit unit-asan integration deps deps-fuzz fuzz fuzz-run fuzz-smoke clean asan tools
 
 all: $(BUILD)/cgpt $(BUILD)/libcgpt.a
 
@@ -179,6 +179,12 @@ corpus-tiny: deps
 model: deps
 	$(MAKE) all
 	scripts/make_model.sh
+
+# The server under load (issue 5): scripts/bench_serve.sh drives `cgpt serve`
+# on a 135M-shaped Q8_0 model with 1, 4, 16 and 64 streaming clients.
+bench-serve: deps
+	$(MAKE) all tools
+	scripts/bench_serve.sh
 
 bench-train: deps
 	$(MAKE) all tools

@@ -4,7 +4,8 @@
 # As root it runs apt-get; otherwise it prints the command to run.
 set -euo pipefail
 want=(gcc make pkg-config libcriterion-dev libjansson-dev libpcre2-dev libedit-dev python3 python3-numpy python3-jinja2
-      libopenblas-dev libopenmpi-dev openmpi-bin python3-torch groff-base)
+      libopenblas-dev libopenmpi-dev openmpi-bin python3-torch groff-base
+      libmicrohttpd-dev libsodium-dev libsqlite3-dev curl python3-prometheus-client)
 case "${1:-test}" in
   fuzz) want+=(clang libclang-rt-14-dev) ;;
 esac

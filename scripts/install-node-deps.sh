@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=tests/js
 if [ "${1:-}" != "--force" ] && [ -d "$dir/node_modules/@lenml/tokenizers" ] &&
-   [ -d "$dir/node_modules/node-llama-cpp" ] &&
+   [ -d "$dir/node_modules/node-llama-cpp" ] && [ -d "$dir/node_modules/openai" ] &&
    [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
   exit 0
 fi

@@ -17,6 +17,8 @@ int cmd_template(int argc, char **argv);
 int cmd_train(int argc, char **argv);           /* train.c: pretrain, sft; tokenizer -> */
 int cmd_train_tokenizer(int argc, char **argv); /* train_tokenizer.c */
 int cmd_eval(int argc, char **argv);
+int cmd_serve(int argc, char **argv); /* serve.c */
+int cmd_key(int argc, char **argv);   /* key.c: add, list, revoke */
 
 /* Print "cgpt <cmd>: <err->msg>" to stderr and return 1. */
 int cli_fail(const char *cmd, const Err *err);

@@ -178,3 +178,17 @@ void cli_unload(CliModel *cm) {
     model_free(cm->m);
     memset(cm, 0, sizeof *cm);
 }
+
+const char *cli_data_dir(const char *given) {
+    static char home_dir[PATH_MAX];
+    if (given)
+        return given;
+    const char *env = getenv("CGPT_DATA_DIR");
+    if (env && *env)
+        return env;
+    const char *home = getenv("HOME");
+    if (!home || !*home)
+        return NULL;
+    int n = snprintf(home_dir, sizeof home_dir, "%s/.cgpt", home);
+    return n > 0 && (size_t)n < sizeof home_dir ? home_dir : NULL;
+}

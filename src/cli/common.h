@@ -43,4 +43,9 @@ Status cli_load(CliModel *cm, const char *path, const ModelParams *mp, const cha
                 bool want_chat, Err *err);
 void cli_unload(CliModel *cm);
 
+/* The server's data directory: 'given' (--data-dir), else $CGPT_DATA_DIR,
+ * else $HOME/.cgpt; NULL when none is set. Returns 'given', the
+ * environment's string or a static buffer (not thread-safe). */
+const char *cli_data_dir(const char *given);
+
 #endif

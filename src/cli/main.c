@@ -10,6 +10,8 @@ static const char USAGE[] =
     "usage: cgpt <command> [options]\n"
     "\n"
     "commands:\n"
+    "  serve      [-m MODEL]...                the OpenAI API on http://127.0.0.1:8080\n"
+    "  key        add|list|revoke ...          the server's API keys (--data-dir DIR)\n"
     "  chat       [-m MODEL]                   chat in the terminal\n"
     "  run        [-m MODEL] -p TEXT           one-shot completion, streamed\n"
     "  tokenize   -m MODEL -p TEXT             token ids of the text\n"
@@ -59,6 +61,10 @@ int main(int argc, char **argv) {
         return cmd_template(argc - 1, argv + 1);
     if (!strcmp(cmd, "train"))
         return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve"))
+        return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "key"))
+        return cmd_key(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval"))
         return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))

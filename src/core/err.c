@@ -48,6 +48,8 @@ const char *status_name(Status s) {
         return "unsupported";
     case STATUS_INVALID:
         return "invalid";
+    case STATUS_BUSY:
+        return "busy";
     }
     return "unknown";
 }

@@ -17,6 +17,7 @@ typedef enum {
     STATUS_NOMEM,       /* allocation failed */
     STATUS_UNSUPPORTED, /* well-formed but not implemented (unknown arch, type) */
     STATUS_INVALID,     /* bad argument from a caller or user */
+    STATUS_BUSY,        /* at capacity now (a queue is full); try again later */
 } Status;
 
 #define ERR_MSG_MAX 512

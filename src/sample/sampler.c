@@ -617,7 +617,8 @@ static int top_p_bucketed(Candidate *c, int n, float p) {
     return cut > 0 ? lt + cut : k;
 }
 
-int32_t sampler_sample(Sampler *s, const float *logits, float *logprob) {
+/* s->cand = the logits in id order, sanitised, after bias and penalties. */
+static void load_candidates(Sampler *s, const float *logits) {
     const SamplerParams *p = &s->p;
     int n = s->n_vocab;
     Candidate *c = s->cand;
@@ -634,6 +635,13 @@ int32_t sampler_sample(Sampler *s, const float *logits, float *logprob) {
             penalise_one(&c[t], s->counts[t], p->repeat_penalty, p->presence_penalty,
                          p->frequency_penalty);
         }
+}
+
+int32_t sampler_sample(Sampler *s, const float *logits, float *logprob) {
+    const SamplerParams *p = &s->p;
+    int n = s->n_vocab;
+    Candidate *c = s->cand;
+    load_candidates(s, logits);
 
     /* log-softmax at temperature 1 over the whole vocabulary, before any
      * truncation: logprob = (l - max) - log(sum_j exp(l_j - max)). */
@@ -680,4 +688,32 @@ int32_t sampler_sample(Sampler *s, const float *logits, float *logprob) {
         *logprob =
             max == -INFINITY ? -INFINITY : (float)((double)chosen_logit - (double)max - log(z));
     return tok;
+}
+
+/* Same candidates and the same log-softmax formula as sampler_sample's
+ * logprob (so the best entry's value is bit-identical to the logprob of a
+ * greedy draw); the k best by the total order, O(V) for small k. */
+int sampler_top_logprobs(Sampler *s, const float *logits, int k, int32_t *ids, float *logprobs) {
+    int n = s->n_vocab;
+    if (k <= 0)
+        return 0;
+    if (k > n)
+        k = n;
+    Candidate *c = s->cand;
+    load_candidates(s, logits);
+    float max = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (c[i].logit > max)
+            max = c[i].logit;
+    double log_z = max == -INFINITY ? 0 : log(mass_z(c, n, max));
+    if (k < n)
+        top_k_sorted(c, n, k);
+    else
+        sort_cands(c, n);
+    for (int i = 0; i < k; i++) {
+        ids[i] = c[i].id;
+        logprobs[i] =
+            max == -INFINITY ? -INFINITY : (float)((double)c[i].logit - (double)max - log_z);
+    }
+    return k;
 }

@@ -85,6 +85,17 @@ void sampler_reset(Sampler *s);
  * serialise it must map it). Allocates nothing; see sampler.c for the cost. */
 int32_t sampler_sample(Sampler *s, const float *logits, float *logprob);
 
+/* The k most likely tokens of the distribution sampler_sample() reports
+ * its logprob under (after bias and penalties, temperature 1, the full
+ * vocabulary, before any truncation): writes min(k, n_vocab) ids and their
+ * log-probabilities to ids[] / logprobs[], best first (ties to the lower
+ * id), and returns that count (0 for k <= 0). Call it before
+ * sampler_accept() of the sampled token to describe the same distribution
+ * the draw saw. If every logit is -inf the ids are 0, 1, ... with -INFINITY.
+ * Uses the sampler's scratch (not reentrant, like sampler_sample);
+ * allocates nothing. O(V) plus O(V log k) at worst for small k. */
+int sampler_top_logprobs(Sampler *s, const float *logits, int k, int32_t *ids, float *logprobs);
+
 /* The processors, exposed for tests and reuse; each works in place on
  * cand[0..*n) and may shrink *n. sort_desc: sorted by logit, descending. */
 void sampler_apply_bias(Candidate *cand, int n, const LogitBias *bias, int n_bias);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "tensor/matmul_q8.h"
 #include "tensor/ops.h"
 #include "tensor/quant.h"
 
@@ -220,11 +221,26 @@ static DType act_type(DType t) {
     return q->vec_dot_type;
 }
 
+/* Q8_0 weights with M >= 2 take the packed kernels (matmul_q8.h) where the
+ * CPU has them; their activation rows are packed once into the scratch
+ * after the Q8_0 rows, at the next 64-byte boundary. */
+static bool use_q8_packed(DType wtype, int M, int K) {
+    return wtype == DTYPE_Q8_0 && M >= 2 && K <= MMQ8_MAX_K && mmq8_available();
+}
+
+static uint8_t *q8_pack_area(void *scratch, size_t q8_bytes) {
+    uintptr_t p = (uintptr_t)scratch + q8_bytes;
+    return (uint8_t *)((p + 63) & ~(uintptr_t)63);
+}
+
 size_t matmul_scratch_bytes(DType wtype, int M, int K) {
     DType at = act_type(wtype);
     if (at == DTYPE_F32)
         return 0;
-    return (size_t)dtype_row_bytes(at, K) * (size_t)M;
+    size_t n = (size_t)dtype_row_bytes(at, K) * (size_t)M;
+    if (wtype == DTYPE_Q8_0 && M >= 2 && K <= MMQ8_MAX_K)
+        n += 64 + mmq8_act_row_bytes(K) * (size_t)M;
+    return n;
 }
 
 typedef struct {
@@ -240,19 +256,40 @@ typedef struct {
     const QuantOps *wq, *aq;
     OpsDotFn dot;
     const F32Tiles *tiles;
+    uint8_t *q8_pack; /* packed activation rows (use_q8_packed), else NULL */
+    size_t q8_pack_ld;
 } MatmulCtx;
 
 static void convert_task(void *vctx, int ith, int nth) {
     MatmulCtx *c = vctx;
     long lo, hi;
     tpool_range(c->M, ith, nth, &lo, &hi);
-    for (long m = lo; m < hi; m++)
-        c->aq->quantize(c->x + (size_t)m * c->K, (uint8_t *)c->scratch + (size_t)m * c->a_row_bytes,
-                        c->K);
+    for (long m = lo; m < hi; m++) {
+        uint8_t *row = (uint8_t *)c->scratch + (size_t)m * c->a_row_bytes;
+        c->aq->quantize(c->x + (size_t)m * c->K, row, c->K);
+        if (c->q8_pack)
+            mmq8_pack_act(c->q8_pack + (size_t)m * c->q8_pack_ld, row, c->K);
+    }
+}
+
+/* Packed Q8_0: threads split the weight rows in panels of 4. */
+static void q8_packed_task(MatmulCtx *c, int ith, int nth) {
+    long lo, hi;
+    tpool_range((c->N + 3) / 4, ith, nth, &lo, &hi);
+    lo *= 4, hi *= 4;
+    if (hi > c->N)
+        hi = c->N;
+    if (lo < hi)
+        mmq8_rows(c->out, (size_t)c->N, c->w, c->w_row_bytes, lo, hi, c->q8_pack, c->q8_pack_ld,
+                  c->M, c->K, c->bias);
 }
 
 static void dot_task(void *vctx, int ith, int nth) {
     MatmulCtx *c = vctx;
+    if (c->q8_pack) {
+        q8_packed_task(c, ith, nth);
+        return;
+    }
     long lo, hi;
     tpool_range(c->N, ith, nth, &lo, &hi);
     long tile = (long)(MATMUL_TILE_BYTES / (c->w_row_bytes ? c->w_row_bytes : 1));
@@ -333,6 +370,10 @@ void matmul_forward(TPool *tp, float *out, const float *x, const void *w, DType 
         c.a_row_bytes = (size_t)dtype_row_bytes(c.atype, K);
         ASSERT(c.a_row_bytes > 0);
         c.act = scratch;
+        if (use_q8_packed(wtype, M, K)) {
+            c.q8_pack = q8_pack_area(scratch, c.a_row_bytes * (size_t)M);
+            c.q8_pack_ld = mmq8_act_row_bytes(K);
+        }
         if (M > 1)
             tpool_run(tp, convert_task, &c);
         else

@@ -17,7 +17,9 @@
  *       int32), so results differ from the twin by float summation order
  *       only. Like ggml's, the sign trick needs activation quants in
  *       [-127, 127], which is what quantize produces; -128 in an activation
- *       block is not supported. */
+ *       block is not supported. The AVX-512 Q8_0 dot follows the float
+ *       contract of q8_avx512.h, which matmul's packed batch kernels
+ *       (matmul_q8.c) reproduce bit for bit. */
 #include <string.h>
 
 #include "tensor/quant_blocks_legacy.h"
@@ -239,6 +241,8 @@ SIMD_END
 /* ======================================================================== */
 SIMD_BEGIN_AVX512
 
+#include "tensor/q8_avx512.h"
+
 /* Two blocks' 32 quant bytes side by side in one register. */
 static inline __m512i load2x32(const int8_t *p0, const int8_t *p1) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p0)),
@@ -304,13 +308,6 @@ static inline uint16_t f2h_512(float f) {
 
 /* Per-pair (blocks i, i+1 in the low and high halves) and per-block integer
  * dots as float lanes; exact. */
-static inline __m512 q8_0_pair(const BlockQ8_0 *x, const BlockQ8_0 *y) {
-    return _mm512_cvtepi32_ps(dot_s8_512(load2x32(x[0].qs, x[1].qs), load2x32(y[0].qs, y[1].qs)));
-}
-static inline __m256 q8_0_one(const BlockQ8_0 *x, const BlockQ8_0 *y) {
-    return _mm256_cvtepi32_ps(dot_s8_256(_mm256_loadu_si256((const __m256i *)x->qs),
-                                         _mm256_loadu_si256((const __m256i *)y->qs)));
-}
 static inline __m512 q4_0_pair(const BlockQ4_0 *x, const BlockQ8_0 *y) {
     return _mm512_cvtepi32_ps(
         dot_u8_512(nibbles2_vnni(x[0].qs, x[1].qs), load2x32(y[0].qs, y[1].qs), 8));
@@ -448,7 +445,71 @@ static void q4_0_dot_avx512(int64_t n, float *s, const void *w, const void *a) {
 DOT_AVX512(q4_1_dot_avx512, BlockQ4_1, BlockQ8_1, q4_1_pair, q4_1_one, MS_512)
 DOT_AVX512(q5_0_dot_avx512, BlockQ5_0, BlockQ8_0, q5_0_pair, q5_0_one, NO_MS)
 DOT_AVX512(q5_1_dot_avx512, BlockQ5_1, BlockQ8_1, q5_1_pair, q5_1_one, MS_512)
-DOT_AVX512(q8_0_dot_avx512, BlockQ8_0, BlockQ8_0, q8_0_pair, q8_0_one, NO_MS)
+
+/* Q8_0 . Q8_0 follows the group contract of q8_avx512.h, shared with the
+ * packed batch kernels of matmul_q8.c (which must give the same bits): per
+ * 16 blocks, eight pair dots with the sign trick, reduced to one exact
+ * integer per block, scaled and accumulated with one masked fma; a short
+ * last group as products and a fixed sum. Up to Q8_0_TAIL_BLOCKS last
+ * blocks are cheaper one by one: a 256-bit dot and a horizontal sum each. */
+#define Q8_0_TAIL_BLOCKS 4
+
+/* s_b and p_b of the group at x, y with cnt blocks in lanes 0..cnt-1 (0 past). */
+static inline __attribute__((always_inline)) void q8_0_sp_avx512(const BlockQ8_0 *x,
+                                                                 const BlockQ8_0 *y, int64_t cnt,
+                                                                 __m512i *s, __m512 *p) {
+    __m512i z[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        z[i] = dot_s8_512(q8v_load_pair(x, i, cnt), q8v_load_pair(y, i, cnt));
+    *s = q8v_reduce8(z);
+    *p = _mm512_mul_ps(q8v_scales(x, cnt), q8v_scales(y, cnt));
+}
+
+static void q8_0_sp_blocks_avx512(const BlockQ8_0 *x, const BlockQ8_0 *y, int64_t cnt, __m512i *s,
+                                  __m512 *p) {
+    *s = _mm512_setzero_si512();
+    *p = _mm512_setzero_ps();
+    for (int t = 0; t < cnt; t++) {
+        const __m256i z = dot_s8_256(_mm256_loadu_si256((const __m256i *)x[t].qs),
+                                     _mm256_loadu_si256((const __m256i *)y[t].qs));
+        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(z), _mm256_extracti128_si256(z, 1));
+        h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+        const __mmask16 lane = (__mmask16)(1u << t);
+        *s = _mm512_mask_broadcastd_epi32(*s, lane, h);
+        *p = _mm512_mask_broadcastss_ps(*p, lane, _mm_set_ss(h2f_512(x[t].d) * h2f_512(y[t].d)));
+    }
+}
+
+static void q8_0_dot_avx512(int64_t n, float *s, const void *w, const void *a) {
+    const BlockQ8_0 *x = w;
+    const BlockQ8_0 *y = a;
+    const int64_t nb = n / QK8_0;
+    __m512 acc = _mm512_setzero_ps();
+    __m512i si;
+    __m512 p;
+    int64_t b = 0;
+    for (; b + Q8V_GROUP <= nb; b += Q8V_GROUP) {
+        q8_0_sp_avx512(x + b, y + b, Q8V_GROUP, &si, &p);
+        acc = q8v_fold(acc, si, p, 0xffff);
+    }
+    const int64_t cnt = nb - b;
+    const int cp = q8v_short_cp(cnt);
+    if (cnt > 0 && !cp) {
+        q8_0_sp_avx512(x + b, y + b, cnt, &si, &p);
+        acc = q8v_fold(acc, si, p, q8v_mask(cnt));
+    }
+    if (!cp) {
+        *s = q8v_hsum(acc);
+        return;
+    }
+    if (cnt <= Q8_0_TAIL_BLOCKS)
+        q8_0_sp_blocks_avx512(x + b, y + b, cnt, &si, &p);
+    else
+        q8_0_sp_avx512(x + b, y + b, cnt, &si, &p);
+    *s = q8v_hsum(acc) + q8v_short_sum(_mm512_mul_ps(_mm512_cvtepi32_ps(si), p), cp);
+}
 
 /* roundf() on 16 lanes, exactly. |v| < 2^23. */
 static inline __m512i roundf_i32_avx512(__m512 v) {

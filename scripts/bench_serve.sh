@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# bench_serve.sh - `make bench-serve`: throughput of `cgpt serve` under
+# 1, 4, 16 and 64 concurrent streaming clients (issue 5, "Throughput").
+#
+# Builds the 135M-shaped Q8_0 random model once (build/bench/smol135-q8.gguf:
+# SmolLM-135M's shape, llama arch, vocab 49152, tied embeddings), starts
+# `cgpt serve` on it, runs build/tools/loadgen at each concurrency and prints
+# one table row per level, then checks the issue's targets:
+#   - aggregate generated tokens/s at 16 clients >= 6x the 1-client figure;
+#   - no request fails except by the documented 503 (queue full) / 429 rules.
+# Prints PASS/FAIL lines; exits 1 when a check fails, 2 when it cannot run.
+#
+# Knobs (environment): BENCH_CLIENTS ("1 4 16 64"), BENCH_SECONDS (20, per
+# level), BENCH_WARMUP (3), BENCH_TOKENS (64, max_tokens per answer),
+# BENCH_CTX (512), BENCH_PARALLEL (64), BENCH_RATIO (6), BENCH_THREADS
+# (server --threads; empty: its default), CGPT (build/cgpt), LOADGEN
+# (build/tools/loadgen), GENMODEL (build/tools/genmodel), BENCH_MODEL (a
+# model to use instead of the random one), BENCH_OUT (results directory,
+# build/bench/serve).
+set -u
+cd "$(dirname "$0")/.."
+
+CLIENTS=${BENCH_CLIENTS:-"1 4 16 64"}
+SECONDS_PER=${BENCH_SECONDS:-20}
+WARMUP=${BENCH_WARMUP:-3}
+TOKENS=${BENCH_TOKENS:-64}
+CTX=${BENCH_CTX:-512}
+PARALLEL=${BENCH_PARALLEL:-64}
+RATIO_TARGET=${BENCH_RATIO:-6}
+CGPT=${CGPT:-build/cgpt}
+LOADGEN=${LOADGEN:-build/tools/loadgen}
+GENMODEL=${GENMODEL:-build/tools/genmodel}
+MODEL=${BENCH_MODEL:-build/bench/smol135-q8.gguf}
+OUT=${BENCH_OUT:-build/bench/serve}
+PY=/usr/bin/python3
+
+for f in "$CGPT" "$LOADGEN"; do
+  [ -x "$f" ] || { echo "bench-serve: $f missing (make all tools)"; exit 2; }
+done
+mkdir -p "$OUT" "$(dirname "$MODEL")"
+
+# 1. the model, once
+if [ ! -s "$MODEL" ]; then
+  [ -x "$GENMODEL" ] || { echo "bench-serve: $GENMODEL missing (make tools)"; exit 2; }
+  echo "bench-serve: writing $MODEL (135M-shaped, Q8_0, random weights)"
+  "$GENMODEL" --arch llama --vocab 49152 --embd 576 --layers 30 --heads 9 --kv-heads 3 --head-dim 64 \
+    --ff 1536 --tied --type Q8_0 --ctx 2048 --seed 135 -o "$MODEL.tmp" && mv "$MODEL.tmp" "$MODEL" \
+    || { echo "bench-serve: genmodel failed"; exit 2; }
+fi
+
+# 2. the server (open: loopback, no keys; its own data dir)
+DATA=$(mktemp -d /tmp/cgpt-bench-XXXXXX)
+LOG="$OUT/server.log"
+FIFO="$DATA/ready"
+mkfifo "$FIFO"
+threads=()
+[ -n "${BENCH_THREADS:-}" ] && threads=(--threads "$BENCH_THREADS")
+"$CGPT" serve -m "$MODEL" --port 0 --data-dir "$DATA" --ctx "$CTX" --parallel "$PARALLEL" \
+  "${threads[@]}" >"$FIFO" 2>"$LOG" &
+SRV=$!
+cleanup() {
+  kill -TERM "$SRV" 2>/dev/null && wait "$SRV" 2>/dev/null
+  rm -rf "$DATA"
+}
+trap cleanup EXIT
+PORT=
+exec 3<"$FIFO"
+while IFS= read -r -t 120 line <&3; do
+  case $line in
+    *"listening on http://"*) PORT=${line##*:}; PORT=${PORT%%/*}; break ;;
+  esac
+done
+# keep draining stdout so the server never blocks on it
+cat <&3 >/dev/null &
+if [ -z "$PORT" ]; then
+  echo "bench-serve: the server did not become ready; log:"; tail -20 "$LOG"; exit 2
+fi
+echo "bench-serve: cgpt serve -m $MODEL --ctx $CTX --parallel $PARALLEL ${threads[*]} on port $PORT"
+echo "bench-serve: each level: $WARMUP s warm-up, $SECONDS_PER s measured, max_tokens $TOKENS, temperature 0.7"
+
+# 3. the load levels
+RESULTS="$OUT/results.jsonl"
+: >"$RESULTS"
+printf "%7s %8s %-24s %10s %10s %10s %9s %9s\n" clients ok failed "tok/s" ttft_p50 ttft_p99 itl_p50 itl_p99
+for c in $CLIENTS; do
+  # banning <|endoftext|> and <|im_end|> keeps every answer running to max_tokens
+  if ! "$LOADGEN" --port "$PORT" -c "$c" -d "$SECONDS_PER" --warmup "$WARMUP" -t "$TOKENS" \
+      --temperature 0.7 --ban 2 --ban 260 --json >"$OUT/c$c.json"; then
+    echo "bench-serve: loadgen failed at $c clients"; exit 2
+  fi
+  cat "$OUT/c$c.json" >>"$RESULTS"
+  "$PY" - "$OUT/c$c.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+f = r["failed"]
+fails = str(r["failed_total"]) + (" (" + ",".join(f"{k}:{v}" for k, v in f.items()) + ")" if f else "")
+ms = lambda x: "-" if x is None else f"{x:.1f}"
+print(f"{r['clients']:7d} {r['requests_ok']:8d} {fails:<24s} {r['tokens_per_s']:10.1f} "
+      f"{ms(r['ttft_ms']['p50']):>10s} {ms(r['ttft_ms']['p99']):>10s} {ms(r['itl_ms']['p50']):>9s} "
+      f"{ms(r['itl_ms']['p99']):>9s}")
+EOF
+  if ! kill -0 "$SRV" 2>/dev/null; then
+    echo "FAIL: the server died at $c clients; log:"; tail -20 "$LOG"; exit 1
+  fi
+done
+
+# 4. the targets
+"$PY" - "$RESULTS" "$RATIO_TARGET" <<'EOF'
+import json, sys
+rows = {r["clients"]: r for r in map(json.loads, open(sys.argv[1]))}
+target = float(sys.argv[2])
+bad = 0
+def verdict(ok, text):
+    global bad
+    print(("PASS: " if ok else "FAIL: ") + text)
+    bad += not ok
+for c, r in sorted(rows.items()):
+    srv = r.get("server_tokens_per_s")
+    if srv is not None:
+        print(f"bench-serve: {c} clients: server counted {srv:.1f} generated tokens/s "
+              f"(client: {r['tokens_per_s']:.1f})")
+for c, r in sorted(rows.items()):
+    other = {k: v for k, v in r["failed"].items() if k not in ("503", "429")}
+    verdict(not other, f"{c} clients: no failures except documented 503/429"
+            + (f" (got {other})" if other else f" ({r['failed_total']} refused)" if r["failed_total"] else ""))
+    verdict(r["requests_ok"] > 0 or r["tokens"] > 0, f"{c} clients: tokens were generated ({r['tokens']})")
+if 1 in rows and 16 in rows:
+    one, sixteen = rows[1]["tokens_per_s"], rows[16]["tokens_per_s"]
+    ratio = sixteen / one if one > 0 else 0.0
+    print(f"bench-serve: aggregate tokens/s at 16 clients / 1 client = {sixteen:.1f} / {one:.1f} = {ratio:.2f}x")
+    verdict(ratio >= target, f"16-client throughput >= {target:g}x the 1-client figure ({ratio:.2f}x)")
+else:
+    print("bench-serve: the ratio needs the 1- and 16-client levels (BENCH_CLIENTS)")
+sys.exit(1 if bad else 0)
+EOF
+rc=$?
+echo "bench-serve: results in $RESULTS, server log in $LOG"
+exit $rc

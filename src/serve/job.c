@@ -1,0 +1,469 @@
+/* job.c - scheduler events -> buffered deltas -> OpenAI JSON / SSE. */
+#include "serve/job.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "core/perf.h"
+#include "serve/oai.h"
+
+typedef struct {
+    SchedEvType type;
+    int choice;
+    int32_t token;
+    float logprob;
+    int n_top;
+    SchedTopLogprob top[SCHED_MAX_TOP_LOGPROBS];
+    size_t off, len; /* text in Job.text */
+    GenFinish finish;
+} JobEv;
+
+struct Job {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    JobSpec spec;
+    char model[OAI_MAX_MODEL_BYTES + 1];
+    char id[48];
+    long long created;
+    SchedReq *req;
+    bool cancelled;
+    /* events not yet drained (streaming) / all events (non-streaming) */
+    JobEv *ev;
+    int n_ev, cap_ev;
+    char *text;
+    size_t n_text, cap_text;
+    bool ended;
+    bool done_sent;  /* streaming: [DONE] (or the error event) written */
+    bool role_sent;  /* streaming: the role chunks */
+    int n_prompt, n_cached, n_generated;
+    double t_first;
+    GenFinish finish[SCHED_MAX_CHOICES];
+    char error[256];
+    /* inter-token latency */
+    double t_last[SCHED_MAX_CHOICES];
+    double gap_sum;
+    long gap_n;
+};
+
+#define JOB_FINGERPRINT "fp_cgpt"
+
+Job *job_new(const JobSpec *spec) {
+    Job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    j->refs = 2;
+    j->spec = *spec;
+    snprintf(j->model, sizeof j->model, "%s", spec->model ? spec->model : "");
+    j->spec.model = j->model;
+    uint8_t rnd[12];
+    randombytes_buf(rnd, sizeof rnd);
+    char hex[25];
+    sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
+    snprintf(j->id, sizeof j->id, "%s-%s", spec->kind == JOB_CHAT ? "chatcmpl" : "cmpl", hex);
+    j->created = (long long)time(NULL);
+    j->t_first = -1;
+    return j;
+}
+
+void job_unref(Job *j) {
+    if (!j)
+        return;
+    pthread_mutex_lock(&j->mu);
+    int left = --j->refs;
+    SchedReq *r = left == 0 ? j->req : NULL;
+    pthread_mutex_unlock(&j->mu);
+    if (left)
+        return;
+    if (r)
+        sched_release(r);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    free(j->ev);
+    free(j->text);
+    free(j);
+}
+
+void job_attach(Job *j, SchedReq *r) {
+    pthread_mutex_lock(&j->mu);
+    j->req = r;
+    bool cancel = j->cancelled;
+    pthread_mutex_unlock(&j->mu);
+    if (cancel)
+        sched_cancel(r);
+}
+
+void job_cancel(Job *j) {
+    pthread_mutex_lock(&j->mu);
+    j->cancelled = true;
+    SchedReq *r = j->req;
+    bool ended = j->ended;
+    pthread_mutex_unlock(&j->mu);
+    if (r && !ended)
+        sched_cancel(r);
+}
+
+static bool push_text(Job *j, const char *s, size_t n, size_t *off) {
+    if (j->n_text + n > j->cap_text) {
+        size_t cap = j->cap_text ? j->cap_text * 2 : 1024;
+        while (cap < j->n_text + n)
+            cap *= 2;
+        char *t = realloc(j->text, cap);
+        if (!t)
+            return false;
+        j->text = t;
+        j->cap_text = cap;
+    }
+    if (n)
+        memcpy(j->text + j->n_text, s, n);
+    *off = j->n_text;
+    j->n_text += n;
+    return true;
+}
+
+static JobEv *push_ev(Job *j) {
+    if (j->n_ev == j->cap_ev) {
+        int cap = j->cap_ev ? j->cap_ev * 2 : 16;
+        JobEv *e = realloc(j->ev, sizeof(JobEv) * (size_t)cap);
+        if (!e)
+            return NULL;
+        j->ev = e;
+        j->cap_ev = cap;
+    }
+    return &j->ev[j->n_ev++];
+}
+
+void job_on_event(void *ctx, const SchedEvent *ev) {
+    Job *j = ctx;
+    double now = perf_now();
+    pthread_mutex_lock(&j->mu);
+    if (ev->type == SCHED_EV_END) {
+        j->ended = true;
+        j->n_prompt = ev->n_prompt;
+        j->n_cached = ev->n_cached;
+        j->n_generated = ev->n_generated;
+        j->t_first = ev->t_first;
+        if (ev->finish == GEN_FINISH_ERROR && !j->error[0])
+            snprintf(j->error, sizeof j->error, "%s", ev->error ? ev->error : "engine error");
+        pthread_cond_broadcast(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+        job_unref(j); /* the engine's reference */
+        return;
+    }
+    int c = ev->choice;
+    if (ev->type == SCHED_EV_TOKEN && c >= 0 && c < SCHED_MAX_CHOICES) {
+        if (j->t_last[c] > 0) {
+            j->gap_sum += now - j->t_last[c];
+            j->gap_n++;
+        }
+        j->t_last[c] = now;
+    }
+    if (ev->type == SCHED_EV_FINISH && ev->finish == GEN_FINISH_ERROR && !j->error[0])
+        snprintf(j->error, sizeof j->error, "%s", ev->error ? ev->error : "engine error");
+    JobEv *e = push_ev(j);
+    size_t off = 0;
+    if (!e || !push_text(j, ev->text, ev->len, &off)) {
+        if (e)
+            j->n_ev--;
+        if (!j->error[0])
+            snprintf(j->error, sizeof j->error, "out of memory buffering the reply");
+    } else {
+        e->type = ev->type;
+        e->choice = c;
+        e->token = ev->token;
+        e->logprob = ev->logprob;
+        e->n_top = ev->n_top < SCHED_MAX_TOP_LOGPROBS ? ev->n_top : SCHED_MAX_TOP_LOGPROBS;
+        if (e->n_top > 0)
+            memcpy(e->top, ev->top, sizeof(SchedTopLogprob) * (size_t)e->n_top);
+        e->off = off;
+        e->len = ev->len;
+        e->finish = ev->finish;
+        if (ev->type == SCHED_EV_FINISH && c >= 0 && c < SCHED_MAX_CHOICES)
+            j->finish[c] = ev->finish;
+    }
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+bool job_wait(Job *j, int timeout_ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&j->mu);
+    while (!j->ended && (j->n_ev == 0 || !j->spec.stream)) {
+        if (pthread_cond_timedwait(&j->cv, &j->mu, &ts))
+            break;
+    }
+    bool ready = j->ended || (j->spec.stream && j->n_ev > 0);
+    pthread_mutex_unlock(&j->mu);
+    return ready;
+}
+
+bool job_ended(Job *j) {
+    pthread_mutex_lock(&j->mu);
+    bool e = j->ended;
+    pthread_mutex_unlock(&j->mu);
+    return e;
+}
+
+const char *job_id(const Job *j) { return j->id; }
+
+void job_usage(Job *j, int *n_prompt, int *n_cached, int *n_generated) {
+    pthread_mutex_lock(&j->mu);
+    *n_prompt = j->n_prompt;
+    *n_cached = j->n_cached;
+    *n_generated = j->n_generated;
+    pthread_mutex_unlock(&j->mu);
+}
+
+void job_latency(Job *j, double *ttft, double *itl) {
+    pthread_mutex_lock(&j->mu);
+    *ttft = j->t_first;
+    *itl = j->gap_n ? j->gap_sum / (double)j->gap_n : -1;
+    pthread_mutex_unlock(&j->mu);
+}
+
+static const char *finish_reason(GenFinish f) {
+    switch (f) {
+    case GEN_FINISH_EOG:
+    case GEN_FINISH_STOP:
+        return "stop";
+    case GEN_FINISH_LENGTH:
+    case GEN_FINISH_CONTEXT:
+        return "length";
+    default:
+        return "stop";
+    }
+}
+
+/* ------------------------------------------------------------ logprobs */
+
+static OaiTokenLogprob piece_of(const Tokenizer *t, int32_t id, float lp, char *buf) {
+    int n = tok_piece_bytes(t, id, true, buf);
+    return (OaiTokenLogprob){buf, n > 0 ? (size_t)n : 0, lp};
+}
+
+/* Chat: one {"token","logprob","bytes","top_logprobs"} entry. */
+static json_t *chat_lp_entry(const Job *j, const JobEv *e) {
+    char buf[TOK_MAX_PIECE], tbuf[SCHED_MAX_TOP_LOGPROBS][TOK_MAX_PIECE];
+    OaiTokenLogprob tok = piece_of(j->spec.tok, e->token, e->logprob, buf);
+    OaiTokenLogprob top[SCHED_MAX_TOP_LOGPROBS];
+    int n_top = e->n_top < j->spec.top_logprobs ? e->n_top : j->spec.top_logprobs;
+    for (int i = 0; i < n_top; i++)
+        top[i] = piece_of(j->spec.tok, e->top[i].id, e->top[i].logprob, tbuf[i]);
+    return oai_logprob_entry(&tok, top, n_top);
+}
+
+/* Legacy completions: append one token to the logprobs object. */
+static void legacy_lp_add(const Job *j, json_t *lp, const JobEv *e, size_t *text_off) {
+    char buf[TOK_MAX_PIECE], tbuf[SCHED_MAX_TOP_LOGPROBS][TOK_MAX_PIECE];
+    OaiTokenLogprob tok = piece_of(j->spec.tok, e->token, e->logprob, buf);
+    OaiTokenLogprob top[SCHED_MAX_TOP_LOGPROBS];
+    int n_top = e->n_top < j->spec.top_logprobs ? e->n_top : j->spec.top_logprobs;
+    for (int i = 0; i < n_top; i++)
+        top[i] = piece_of(j->spec.tok, e->top[i].id, e->top[i].logprob, tbuf[i]);
+    oai_completion_logprobs_add(lp, &tok, top, n_top, (long long)*text_off);
+    *text_off += tok.piece_len;
+}
+
+/* Everything one choice produced among events [0, n): its text (into *out),
+ * its logprobs (chat: {"content":[..],"refusal":null}; completion: the
+ * legacy object) or NULL, and whether it finished. */
+typedef struct {
+    char *text;
+    size_t len;
+    json_t *logprobs;
+    bool finished;
+    GenFinish finish;
+    bool any;
+} ChoiceDelta;
+
+static void collect(const Job *j, const JobEv *ev, int n, int choice, ChoiceDelta *d,
+                    size_t *legacy_off) {
+    memset(d, 0, sizeof *d);
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        if (ev[i].choice == choice && ev[i].type != SCHED_EV_END)
+            total += ev[i].len;
+    d->text = malloc(total + 1);
+    json_t *content = NULL;
+    if (j->spec.logprobs)
+        d->logprobs = j->spec.kind == JOB_CHAT ? json_object() : oai_completion_logprobs_new();
+    if (d->logprobs && j->spec.kind == JOB_CHAT)
+        content = json_array();
+    for (int i = 0; i < n; i++) {
+        const JobEv *e = &ev[i];
+        if (e->choice != choice || e->type == SCHED_EV_END)
+            continue;
+        d->any = true;
+        if (d->text && e->len) {
+            memcpy(d->text + d->len, j->text + e->off, e->len);
+            d->len += e->len;
+        }
+        if (e->type == SCHED_EV_TOKEN && d->logprobs) {
+            if (content)
+                json_array_append_new(content, chat_lp_entry(j, e));
+            else
+                legacy_lp_add(j, d->logprobs, e, legacy_off);
+        }
+        if (e->type == SCHED_EV_FINISH) {
+            d->finished = true;
+            d->finish = e->finish;
+        }
+    }
+    if (content) {
+        json_object_set_new(d->logprobs, "content", content);
+        json_object_set_new(d->logprobs, "refusal", json_null());
+    }
+    if (d->text)
+        d->text[d->len] = 0;
+}
+
+static json_t *usage_json(const Job *j) {
+    OaiUsage u = {j->n_prompt, j->n_generated, j->n_cached};
+    return oai_usage_json(&u);
+}
+
+json_t *job_response(Job *j, const char **error) {
+    pthread_mutex_lock(&j->mu);
+    if (j->error[0]) {
+        *error = j->error;
+        pthread_mutex_unlock(&j->mu);
+        return NULL;
+    }
+    bool chat = j->spec.kind == JOB_CHAT;
+    json_t *r = oai_envelope(j->id, chat ? "chat.completion" : "text_completion", j->created,
+                             j->model, JOB_FINGERPRINT);
+    json_t *choices = json_object_get(r, "choices");
+    for (int c = 0; c < j->spec.n_choices; c++) {
+        ChoiceDelta d;
+        size_t off = 0;
+        collect(j, j->ev, j->n_ev, c, &d, &off);
+        const char *fr = finish_reason(d.finished ? d.finish : GEN_FINISH_LENGTH);
+        json_array_append_new(choices, chat ? oai_chat_choice(c, d.text ? d.text : "", d.len,
+                                                              d.logprobs, fr)
+                                            : oai_completion_choice(c, d.text ? d.text : "", d.len,
+                                                                    d.logprobs, fr));
+        free(d.text);
+    }
+    json_object_set_new(r, "usage", usage_json(j));
+    pthread_mutex_unlock(&j->mu);
+    return r;
+}
+
+/* ------------------------------------------------------------ SSE */
+
+static bool append(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap * 2 : 4096;
+        while (c < *len + n + 1)
+            c *= 2;
+        char *b = realloc(*buf, c);
+        if (!b)
+            return false;
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = 0;
+    return true;
+}
+
+static void append_event(char **buf, size_t *len, size_t *cap, json_t *obj) {
+    char *s = oai_dump(obj);
+    json_decref(obj);
+    if (!s)
+        return;
+    append(buf, len, cap, "data: ", 6);
+    append(buf, len, cap, s, strlen(s));
+    append(buf, len, cap, "\n\n", 2);
+    free(s);
+}
+
+static json_t *chunk(const Job *j) {
+    json_t *c = oai_envelope(j->id, j->spec.kind == JOB_CHAT ? "chat.completion.chunk" : "text_completion",
+                             j->created, j->model, JOB_FINGERPRINT);
+    if (j->spec.include_usage)
+        json_object_set_new(c, "usage", json_null());
+    return c;
+}
+
+static void sse_choice(const Job *j, int index, bool role, const char *text, size_t len,
+                       json_t *logprobs, const char *finish, char **buf, size_t *n, size_t *cap) {
+    json_t *c = chunk(j);
+    json_t *ch = j->spec.kind == JOB_CHAT
+                     ? oai_chat_chunk_choice(index, role, text, len, logprobs, finish)
+                     : oai_completion_choice(index, text ? text : "", text ? len : 0, logprobs, finish);
+    json_array_append_new(json_object_get(c, "choices"), ch);
+    append_event(buf, n, cap, c);
+}
+
+bool job_drain_sse(Job *j, char **buf, size_t *len, size_t *cap) {
+    pthread_mutex_lock(&j->mu);
+    if (j->done_sent) {
+        pthread_mutex_unlock(&j->mu);
+        return true;
+    }
+    bool chat = j->spec.kind == JOB_CHAT;
+    if (!j->role_sent && chat) {
+        for (int c = 0; c < j->spec.n_choices; c++)
+            sse_choice(j, c, true, "", 0, NULL, NULL, buf, len, cap);
+    }
+    j->role_sent = true;
+    if (j->error[0]) {
+        OaiError e;
+        oai_error_set(&e, 500, "server_error", NULL, NULL, "%s", j->error);
+        append_event(buf, len, cap, oai_error_json(&e));
+        j->done_sent = true;
+        j->n_ev = 0;
+        j->n_text = 0;
+        pthread_mutex_unlock(&j->mu);
+        return true;
+    }
+    for (int c = 0; c < j->spec.n_choices; c++) {
+        ChoiceDelta d;
+        size_t off = 0;
+        collect(j, j->ev, j->n_ev, c, &d, &off);
+        if (!d.any) {
+            free(d.text);
+            json_decref(d.logprobs);
+            continue;
+        }
+        if (d.len || d.logprobs) {
+            sse_choice(j, c, false, d.text ? d.text : "", d.len, d.logprobs, NULL, buf, len, cap);
+            d.logprobs = NULL;
+        }
+        if (d.finished)
+            sse_choice(j, c, false, NULL, 0, NULL, finish_reason(d.finish), buf, len, cap);
+        free(d.text);
+        json_decref(d.logprobs);
+    }
+    j->n_ev = 0;
+    j->n_text = 0;
+    if (j->ended) {
+        if (j->spec.include_usage) {
+            json_t *c = oai_envelope(j->id, chat ? "chat.completion.chunk" : "text_completion",
+                                     j->created, j->model, JOB_FINGERPRINT);
+            json_object_set_new(c, "usage", usage_json(j));
+            append_event(buf, len, cap, c);
+        }
+        append(buf, len, cap, "data: [DONE]\n\n", 14);
+        j->done_sent = true;
+    }
+    bool done = j->done_sent;
+    pthread_mutex_unlock(&j->mu);
+    return done;
+}

@@ -1,0 +1,75 @@
+/* job.h - one generation request as the HTTP side sees it: the bridge
+ * between the scheduler's events (engine thread) and the connection's
+ * thread that writes the response.
+ *
+ * job_on_event() is the SchedOnEvent callback: it only appends the event
+ * (text bytes, token, logprobs) to the job's buffers under the job's mutex
+ * and signals; all JSON is built on the connection's thread:
+ *   - streaming: job_wait() then job_drain_sse() turns what arrived into
+ *     SSE events ("data: <chunk>\n\n"), coalescing the tokens each choice
+ *     produced since the last drain into one chunk, the finish chunks, the
+ *     usage chunk (include_usage) and "data: [DONE]\n\n" at the end; an
+ *     engine error becomes "data: {"error":...}\n\n" before [DONE];
+ *   - non-streaming: job_wait() until ended, then job_response() builds the
+ *     whole chat.completion / text_completion object.
+ *
+ * Lifetime: job_new() returns a job holding two references, the caller's
+ * and the engine's; the engine's is dropped after SCHED_EV_END (inside
+ * job_on_event), the caller's with job_unref(). */
+#ifndef CGPT_SERVE_JOB_H
+#define CGPT_SERVE_JOB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "engine/sched.h"
+#include "tokenizer/tokenizer.h"
+
+typedef enum { JOB_CHAT, JOB_COMPLETION } JobKind;
+
+typedef struct {
+    JobKind kind;
+    bool stream;
+    bool include_usage;
+    bool logprobs;
+    int top_logprobs;
+    int n_choices;
+    const char *model;      /* copied */
+    const Tokenizer *tok;   /* borrowed: token pieces for logprobs */
+} JobSpec;
+
+typedef struct Job Job;
+
+Job *job_new(const JobSpec *spec);
+void job_unref(Job *j);
+/* The SchedOnEvent callback; ctx is the Job. */
+void job_on_event(void *ctx, const SchedEvent *ev);
+
+/* Set the scheduler handle (after sched_submit) so cancel can reach it. */
+void job_attach(Job *j, SchedReq *r);
+/* Cancel the request (client gone); safe to call more than once. */
+void job_cancel(Job *j);
+
+/* Wait up to 'timeout_ms' for new events; true when there is something to
+ * drain or the job has ended. */
+bool job_wait(Job *j, int timeout_ms);
+bool job_ended(Job *j);
+
+/* Streaming: append the SSE bytes for everything that arrived to *buf
+ * (growing it; *len and *cap updated). Returns true once the stream is
+ * complete ([DONE] appended). */
+bool job_drain_sse(Job *j, char **buf, size_t *len, size_t *cap);
+
+/* After the end: the response object, or NULL when the engine failed
+ * (then *error gets the message, static until job_unref). */
+json_t *job_response(Job *j, const char **error);
+
+/* The request's id ("chatcmpl-..." / "cmpl-...") and token counts at the end. */
+const char *job_id(const Job *j);
+void job_usage(Job *j, int *n_prompt, int *n_cached, int *n_generated);
+/* Seconds from submit to the first token (< 0 if none) and the mean gap
+ * between the tokens of a choice (< 0 if fewer than two). */
+void job_latency(Job *j, double *ttft, double *itl);
+
+#endif

@@ -1,0 +1,650 @@
+/* server.c - libmicrohttpd daemon, connection watchdog, routing, auth,
+ * CORS and the common response path. The generation routes are in
+ * serve/routes.c. */
+#include "serve/server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "core/perf.h"
+#include "serve/metrics.h"
+#include "serve/server_impl.h"
+
+/* ------------------------------------------------------------ config */
+
+ServerConfig server_default_config(void) {
+    return (ServerConfig){.host = "127.0.0.1",
+                          .port = 8080,
+                          .limits = oai_default_limits(),
+                          .max_connections = 1024,
+                          .header_bytes = SERVER_HEADER_BYTES,
+                          .header_timeout = 10,
+                          .body_timeout = 30};
+}
+
+bool server_host_is_loopback(const char *host) {
+    if (!host)
+        return false;
+    if (!strcmp(host, "localhost"))
+        return true;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
+}
+
+/* ------------------------------------------------------------ connections */
+
+static void conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe) {
+    Server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        SrvConn *k = calloc(1, sizeof *k);
+        if (!k)
+            return;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        k->fd = ci ? ci->connect_fd : -1;
+        k->phase = SRV_PHASE_HEADERS;
+        k->t_phase = perf_now();
+        pthread_mutex_lock(&s->conn_mu);
+        k->next = s->conns;
+        if (s->conns)
+            s->conns->prev = k;
+        s->conns = k;
+        s->n_conns++;
+        pthread_mutex_unlock(&s->conn_mu);
+        *socket_context = k;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        SrvConn *k = *socket_context;
+        if (!k)
+            return;
+        pthread_mutex_lock(&s->conn_mu);
+        if (k->prev)
+            k->prev->next = k->next;
+        else
+            s->conns = k->next;
+        if (k->next)
+            k->next->prev = k->prev;
+        s->n_conns--;
+        pthread_mutex_unlock(&s->conn_mu);
+        free(k);
+        *socket_context = NULL;
+    }
+}
+
+void srv_conn_phase(Server *s, SrvConn *k, SrvPhase p) {
+    if (!k)
+        return;
+    pthread_mutex_lock(&s->conn_mu);
+    k->phase = p;
+    k->t_phase = perf_now();
+    pthread_mutex_unlock(&s->conn_mu);
+}
+
+/* Cut off connections slower than the header / body timeouts. The list
+ * lock is held while shutting a socket down, and MHD calls conn_notify
+ * (CLOSED, which takes the lock) before it closes the descriptor, so the
+ * fd cannot have been reused. */
+static void *watchdog(void *arg) {
+    Server *s = arg;
+    while (!atomic_load(&s->stopping)) {
+        usleep(200 * 1000);
+        double now = perf_now();
+        pthread_mutex_lock(&s->conn_mu);
+        for (SrvConn *k = s->conns; k; k = k->next) {
+            double lim = k->phase == SRV_PHASE_HEADERS ? s->cfg.header_timeout
+                         : k->phase == SRV_PHASE_BODY  ? s->cfg.body_timeout
+                                                       : 0;
+            if (lim > 0 && now - k->t_phase > lim && k->fd >= 0) {
+                shutdown(k->fd, SHUT_RDWR);
+                k->phase = SRV_PHASE_CUT;
+                metrics_refused(s->metrics, "timeout");
+            }
+        }
+        pthread_mutex_unlock(&s->conn_mu);
+    }
+    return NULL;
+}
+
+bool srv_client_gone(int fd) {
+    if (fd < 0)
+        return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+/* ------------------------------------------------------------ keys */
+
+static void keys_reload(Server *s) {
+    if (!s->store)
+        return;
+    long long v = 0;
+    Err err = {0};
+    if (store_keys_version(s->store, &v, &err) != STATUS_OK) {
+        fprintf(stderr, "cgpt serve: reading keys: %s\n", err.msg);
+        return;
+    }
+    if (s->keys && v == s->keys_version)
+        return;
+    StoreKey *keys = NULL;
+    int n = 0;
+    if (store_key_list(s->store, &keys, &n, &err) != STATUS_OK) {
+        fprintf(stderr, "cgpt serve: reading keys: %s\n", err.msg);
+        return;
+    }
+    free(s->keys);
+    s->keys = keys;
+    s->n_keys = n;
+    s->n_active = 0;
+    for (int i = 0; i < n; i++)
+        s->n_active += keys[i].revoked == 0;
+    s->keys_version = v;
+}
+
+/* The presented key: "Authorization: Bearer KEY" or "x-api-key: KEY". */
+static const char *presented_key(struct MHD_Connection *c) {
+    const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (a) {
+        while (*a == ' ')
+            a++;
+        if (!strncasecmp(a, "Bearer ", 7)) {
+            a += 7;
+            while (*a == ' ')
+                a++;
+            return a;
+        }
+        return a; /* a bare key */
+    }
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-api-key");
+}
+
+bool srv_authenticate(Server *s, struct MHD_Connection *c, SrvAuth *auth, OaiError *e) {
+    memset(auth, 0, sizeof *auth);
+    auth->limits = s->cfg.default_limits;
+    pthread_mutex_lock(&s->key_mu);
+    double now = perf_now();
+    if (now - s->keys_checked > 1.0) {
+        keys_reload(s);
+        s->keys_checked = now;
+    }
+    bool required = s->n_active > 0 || s->require_keys;
+    if (!required) {
+        pthread_mutex_unlock(&s->key_mu);
+        auth->anonymous = true;
+        return true;
+    }
+    const char *k = presented_key(c);
+    int idx = -1;
+    uint8_t h[STORE_KEY_HASH_BYTES];
+    if (k) {
+        store_key_hash(k, strlen(k), h);
+        idx = store_key_find(s->keys, s->n_keys, h);
+    }
+    if (idx >= 0) {
+        const StoreKey *key = &s->keys[idx];
+        memcpy(auth->tenant, key->hash, sizeof auth->tenant);
+        if (key->rpm > 0)
+            auth->limits.rpm = key->rpm;
+        if (key->tpm > 0)
+            auth->limits.tpm = key->tpm;
+        if (key->max_streams > 0)
+            auth->limits.max_streams = key->max_streams;
+    }
+    pthread_mutex_unlock(&s->key_mu);
+    if (idx < 0) {
+        oai_error_set(e, 401, "invalid_request_error", "invalid_api_key", NULL,
+                      k ? "Incorrect API key provided."
+                        : "You didn't provide an API key. Send it as 'Authorization: Bearer "
+                          "KEY' (create one with 'cgpt key add NAME').");
+        return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------ responses */
+
+static const char *allowed_origin(const Server *s, struct MHD_Connection *c) {
+    const char *o = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!o)
+        return NULL;
+    for (int i = 0; i < s->cfg.n_cors; i++)
+        if (!strcmp(s->cfg.cors_origins[i], "*") || !strcmp(s->cfg.cors_origins[i], o))
+            return o;
+    return NULL;
+}
+
+void srv_add_rl_headers(struct MHD_Response *r, const RlInfo *info) {
+    char v[64];
+    if (info->limit_requests >= 0) {
+        snprintf(v, sizeof v, "%d", info->limit_requests);
+        MHD_add_response_header(r, "x-ratelimit-limit-requests", v);
+        snprintf(v, sizeof v, "%d", info->remaining_requests);
+        MHD_add_response_header(r, "x-ratelimit-remaining-requests", v);
+        rl_format_reset(info->reset_requests, v, sizeof v);
+        MHD_add_response_header(r, "x-ratelimit-reset-requests", v);
+    }
+    if (info->limit_tokens >= 0) {
+        snprintf(v, sizeof v, "%d", info->limit_tokens);
+        MHD_add_response_header(r, "x-ratelimit-limit-tokens", v);
+        snprintf(v, sizeof v, "%d", info->remaining_tokens);
+        MHD_add_response_header(r, "x-ratelimit-remaining-tokens", v);
+        rl_format_reset(info->reset_tokens, v, sizeof v);
+        MHD_add_response_header(r, "x-ratelimit-reset-tokens", v);
+    }
+}
+
+enum MHD_Result srv_respond(Server *s, SrvReq *q, struct MHD_Connection *c, int status,
+                            struct MHD_Response *r) {
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "x-request-id", q->request_id);
+    const char *origin = allowed_origin(s, c);
+    if (origin) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+        MHD_add_response_header(r, "Vary", "Origin");
+        MHD_add_response_header(r, "Access-Control-Expose-Headers",
+                                "x-request-id, x-ratelimit-limit-requests, "
+                                "x-ratelimit-remaining-requests, x-ratelimit-reset-requests, "
+                                "x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, "
+                                "x-ratelimit-reset-tokens, Retry-After");
+    }
+    if (q->has_rl)
+        srv_add_rl_headers(r, &q->rl);
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    metrics_http(s->metrics, q->route, status);
+    return ok;
+}
+
+enum MHD_Result srv_respond_json(Server *s, SrvReq *q, struct MHD_Connection *c, int status,
+                                 json_t *body) {
+    char *txt = oai_dump(body);
+    json_decref(body);
+    if (!txt)
+        return MHD_NO;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(txt);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    return srv_respond(s, q, c, status, r);
+}
+
+enum MHD_Result srv_respond_error(Server *s, SrvReq *q, struct MHD_Connection *c,
+                                  const OaiError *e, double retry_after) {
+    json_t *j = oai_error_json(e);
+    char *txt = oai_dump(j);
+    json_decref(j);
+    if (!txt)
+        return MHD_NO;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(txt);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    if (retry_after > 0) {
+        char v[32];
+        snprintf(v, sizeof v, "%d", (int)(retry_after + 0.999));
+        MHD_add_response_header(r, "Retry-After", v);
+    }
+    return srv_respond(s, q, c, e->status, r);
+}
+
+/* ------------------------------------------------------------ routing */
+
+static enum MHD_Result route_health(Server *s, SrvReq *q, struct MHD_Connection *c) {
+    bool ready = atomic_load(&s->ready);
+    json_t *j = json_pack("{s:s}", "status", ready ? "ok" : "loading");
+    return srv_respond_json(s, q, c, ready ? 200 : 503, j);
+}
+
+static enum MHD_Result route_metrics(Server *s, SrvReq *q, struct MHD_Connection *c) {
+    const char *ids[SERVER_MAX_MODELS];
+    SchedStats st[SERVER_MAX_MODELS];
+    int n = atomic_load(&s->ready) ? s->n_models : 0;
+    for (int i = 0; i < n; i++) {
+        ids[i] = s->models[i].id;
+        sched_stats(s->models[i].sched, &st[i]);
+    }
+    pthread_mutex_lock(&s->conn_mu);
+    int open = s->n_conns;
+    pthread_mutex_unlock(&s->conn_mu);
+    char *txt = metrics_render(s->metrics, ids, st, n, open);
+    if (!txt)
+        return MHD_NO;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(txt);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    return srv_respond(s, q, c, 200, r);
+}
+
+static enum MHD_Result route_options(Server *s, SrvReq *q, struct MHD_Connection *c) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    if (allowed_origin(s, c)) {
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        const char *h =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Headers");
+        MHD_add_response_header(r, "Access-Control-Allow-Headers",
+                                h && strlen(h) < 1024 ? h
+                                                      : "Authorization, Content-Type, x-api-key");
+        MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    }
+    return srv_respond(s, q, c, 204, r);
+}
+
+static enum MHD_Result route_models(Server *s, SrvReq *q, struct MHD_Connection *c,
+                                    const char *id) {
+    if (!srv_authenticate(s, c, &q->auth, &q->err))
+        return srv_respond_error(s, q, c, &q->err, 0);
+    if (id) {
+        const ServerModel *m = srv_find_model(s, id);
+        if (!m) {
+            oai_error_set(&q->err, 404, "invalid_request_error", "model_not_found", "model",
+                          "The model '%.200s' does not exist.", id);
+            return srv_respond_error(s, q, c, &q->err, 0);
+        }
+        return srv_respond_json(s, q, c, 200, oai_model_json(m->id, m->created, "cgpt"));
+    }
+    json_t *data = json_array();
+    for (int i = 0; i < s->n_models; i++)
+        json_array_append_new(data,
+                              oai_model_json(s->models[i].id, s->models[i].created, "cgpt"));
+    return srv_respond_json(s, q, c, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+}
+
+const ServerModel *srv_find_model(const Server *s, const char *id) {
+    for (int i = 0; i < s->n_models; i++)
+        if (id && !strcmp(s->models[i].id, id))
+            return &s->models[i];
+    return NULL;
+}
+
+static const char *route_name(const char *url) {
+    static const char *known[] = {"/v1/chat/completions", "/v1/completions", "/v1/models",
+                                  "/health", "/metrics", "/tokenize", "/detokenize"};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (!strcmp(url, known[i]))
+            return known[i];
+    if (!strncmp(url, "/v1/models/", 11))
+        return "/v1/models/{id}";
+    return "other";
+}
+
+static enum MHD_Result dispatch(Server *s, SrvReq *q, struct MHD_Connection *c, const char *url,
+                                const char *method) {
+    bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    bool post = !strcmp(method, "POST");
+    if (!strcmp(method, "OPTIONS"))
+        return route_options(s, q, c);
+    if (!strcmp(url, "/health") && get)
+        return route_health(s, q, c);
+    if (!strcmp(url, "/metrics") && get)
+        return route_metrics(s, q, c);
+    bool api = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions") ||
+               !strcmp(url, "/v1/models") || !strncmp(url, "/v1/models/", 11) ||
+               !strcmp(url, "/tokenize") || !strcmp(url, "/detokenize");
+    if (!api) {
+        oai_error_set(&q->err, 404, "invalid_request_error", "unknown_url", NULL,
+                      "Unknown request URL: %s %.200s.", method, url);
+        return srv_respond_error(s, q, c, &q->err, 0);
+    }
+    bool want_post = strncmp(url, "/v1/models", 10) != 0;
+    if ((want_post && !post) || (!want_post && !get)) {
+        oai_error_set(&q->err, 405, "invalid_request_error", "method_not_allowed", NULL,
+                      "Method %s is not allowed for %s (use %s).", method, url,
+                      want_post ? "POST" : "GET");
+        return srv_respond_error(s, q, c, &q->err, 0);
+    }
+    if (!atomic_load(&s->ready)) {
+        oai_error_set(&q->err, 503, "server_error", "model_loading", NULL,
+                      "The model is still loading; try again shortly.");
+        return srv_respond_error(s, q, c, &q->err, 1);
+    }
+    if (!strcmp(url, "/v1/models"))
+        return route_models(s, q, c, NULL);
+    if (!strncmp(url, "/v1/models/", 11))
+        return route_models(s, q, c, url + 11);
+    if (!strcmp(url, "/v1/chat/completions"))
+        return srv_route_generate(s, q, c, OAI_CHAT);
+    if (!strcmp(url, "/v1/completions"))
+        return srv_route_generate(s, q, c, OAI_COMPLETION);
+    if (!strcmp(url, "/tokenize"))
+        return srv_route_tokenize(s, q, c);
+    return srv_route_detokenize(s, q, c);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+    Server *s = cls;
+    SrvReq *q = *con_cls;
+    if (!q) {
+        q = calloc(1, sizeof *q);
+        if (!q)
+            return MHD_NO;
+        *con_cls = q;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        q->conn = ci ? ci->socket_context : NULL;
+        q->fd = q->conn ? q->conn->fd : -1;
+        q->route = route_name(url);
+        q->t_start = perf_now();
+        uint8_t rnd[8];
+        randombytes_buf(rnd, sizeof rnd);
+        char hex[17];
+        sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
+        snprintf(q->request_id, sizeof q->request_id, "req_%s", hex);
+        srv_conn_phase(s, q->conn, SRV_PHASE_BODY);
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl) {
+            char *end;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (end == cl || *end || n > s->cfg.limits.max_body_bytes) {
+                oai_error_set(&q->err, 413, "invalid_request_error", "request_too_large", NULL,
+                              "The request body (Content-Length %.30s) is over the limit of %zu "
+                              "bytes.",
+                              cl, s->cfg.limits.max_body_bytes);
+                q->responded = true;
+                return srv_respond_error(s, q, c, &q->err, 0);
+            }
+        }
+        return MHD_YES;
+    }
+    if (q->responded)
+        return MHD_NO;
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (q->len + n > s->cfg.limits.max_body_bytes) {
+            oai_error_set(&q->err, 413, "invalid_request_error", "request_too_large", NULL,
+                          "The request body is over the limit of %zu bytes.",
+                          s->cfg.limits.max_body_bytes);
+            q->responded = true;
+            return srv_respond_error(s, q, c, &q->err, 0);
+        }
+        if (q->len + n > q->cap) {
+            size_t cap = q->cap ? q->cap : 4096;
+            while (cap < q->len + n)
+                cap *= 2;
+            char *b = realloc(q->body, cap);
+            if (!b)
+                return MHD_NO;
+            q->body = b;
+            q->cap = cap;
+        }
+        memcpy(q->body + q->len, upload_data, n);
+        q->len += n;
+        return MHD_YES;
+    }
+    srv_conn_phase(s, q->conn, SRV_PHASE_HANDLING);
+    q->responded = true;
+    return dispatch(s, q, c, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    Server *s = cls;
+    SrvReq *q = *con_cls;
+    if (!q)
+        return;
+    srv_conn_phase(s, q->conn, SRV_PHASE_HEADERS);
+    free(q->body);
+    free(q);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    fputs("cgpt serve: http: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static Status bind_addr(const char *host, int port, struct sockaddr_storage *ss, Err *err) {
+    memset(ss, 0, sizeof *ss);
+    const char *h = !strcmp(host, "localhost") ? "127.0.0.1" : host;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, h, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        return STATUS_OK;
+    }
+    if (inet_pton(AF_INET6, h, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        return STATUS_OK;
+    }
+    return err_set(err, STATUS_INVALID,
+                   "--host '%s' is not an IPv4 or IPv6 address (or 'localhost')", host);
+}
+
+Status server_start(Server **out, const ServerConfig *cfg, Err *err) {
+    *out = NULL;
+    if (sodium_init() < 0)
+        return err_set(err, STATUS_IO, "libsodium failed to initialise");
+    if (cfg->port < 0 || cfg->port > 65535)
+        return err_set(err, STATUS_INVALID, "--port %d is out of range [0, 65535]", cfg->port);
+    if (cfg->n_cors > SERVER_MAX_CORS)
+        return err_set(err, STATUS_LIMIT, "%d CORS origins, the limit is %d", cfg->n_cors,
+                       SERVER_MAX_CORS);
+    struct sockaddr_storage ss;
+    Status st = bind_addr(cfg->host, cfg->port, &ss, err);
+    if (st)
+        return st;
+    Server *s = calloc(1, sizeof *s);
+    if (!s)
+        return err_set(err, STATUS_NOMEM, "out of memory");
+    s->cfg = *cfg;
+    pthread_mutex_init(&s->conn_mu, NULL);
+    pthread_mutex_init(&s->key_mu, NULL);
+    s->rl = rl_new();
+    s->metrics = metrics_new();
+    if (!s->rl || !s->metrics) {
+        server_stop(s);
+        return err_set(err, STATUS_NOMEM, "out of memory");
+    }
+    if (cfg->data_dir) {
+        if ((st = store_open(&s->store, cfg->data_dir, err))) {
+            server_stop(s);
+            return st;
+        }
+        keys_reload(s);
+        s->keys_checked = perf_now();
+    }
+    s->require_keys = !server_host_is_loopback(cfg->host);
+    if (s->require_keys && s->n_active == 0) {
+        server_stop(s);
+        return err_set(err, STATUS_INVALID,
+                       "refusing to listen on %s without API keys: anyone on the network could use "
+                       "the model. Create one with 'cgpt key add NAME --data-dir %s', or bind to "
+                       "127.0.0.1",
+                       cfg->host, cfg->data_dir ? cfg->data_dir : "DIR");
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, s, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, conn_notify, s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)cfg->header_bytes, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(2u << 20), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)1024, MHD_OPTION_END);
+    if (!s->daemon) {
+        server_stop(s);
+        return err_set(err, STATUS_IO, "cannot listen on %s:%d (address in use or not permitted)",
+                       cfg->host, cfg->port);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : cfg->port;
+    if (pthread_create(&s->watchdog, NULL, watchdog, s) != 0) {
+        server_stop(s);
+        return err_set(err, STATUS_IO, "cannot start the watchdog thread");
+    }
+    s->watchdog_started = true;
+    *out = s;
+    return STATUS_OK;
+}
+
+int server_port(const Server *s) { return s->port; }
+
+Status server_add_model(Server *s, const ServerModel *m, Err *err) {
+    if (s->n_models >= SERVER_MAX_MODELS)
+        return err_set(err, STATUS_LIMIT, "more than %d models", SERVER_MAX_MODELS);
+    if (srv_find_model(s, m->id))
+        return err_set(err, STATUS_INVALID, "two models are named '%s' (use --alias)", m->id);
+    s->models[s->n_models++] = *m;
+    return STATUS_OK;
+}
+
+void server_ready(Server *s) { atomic_store(&s->ready, true); }
+
+void server_stop(Server *s) {
+    if (!s)
+        return;
+    atomic_store(&s->stopping, true);
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);
+    if (s->watchdog_started)
+        pthread_join(s->watchdog, NULL);
+    store_close(s->store);
+    free(s->keys);
+    rl_free(s->rl);
+    metrics_free(s->metrics);
+    pthread_mutex_destroy(&s->conn_mu);
+    pthread_mutex_destroy(&s->key_mu);
+    free(s);
+}

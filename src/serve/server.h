@@ -1,0 +1,89 @@
+/* server.h - `cgpt serve`: the OpenAI-compatible HTTP API on libmicrohttpd.
+ *
+ * One thread per connection (bounded by max_connections); a request's
+ * thread parses and validates the body (oai.h), authenticates (store.h keys,
+ * constant-time), applies the key's rate limits (ratelimit.h), renders and
+ * tokenizes the prompt, submits it to the model's scheduler (sched.h) and
+ * either waits for the whole answer or streams it as SSE (job.h). While it
+ * waits it watches its socket: a client that goes away has its request
+ * cancelled at once (KV blocks freed at the next engine step).
+ *
+ * Limits and timeouts (named, in ServerConfig): body bytes (413 before the
+ * body is read when Content-Length says so), header bytes (libmicrohttpd's
+ * connection memory limit: larger header blocks are refused by it), JSON
+ * limits (OaiLimits), connections, header timeout (from connection start or
+ * the end of the previous request until the headers are complete) and body
+ * timeout (until the body is complete): a watchdog thread shuts the sockets
+ * of slower clients; others are unaffected.
+ *
+ * Keys: when the data directory's database has active keys, every API route
+ * needs one ("Authorization: Bearer KEY" or "x-api-key: KEY"); /health and
+ * /metrics do not. The snapshot of keys is reloaded within a second of a
+ * change by `cgpt key`. A server on a non-loopback address requires keys:
+ * server_start() refuses to start without any, and if all are revoked later
+ * every request gets 401.
+ *
+ * Lifecycle: server_start() binds and answers /health with 503 "loading";
+ * server_add_model() for each model, then server_ready(); server_stop()
+ * refuses new connections, cancels what runs and joins everything. */
+#ifndef CGPT_SERVE_SERVER_H
+#define CGPT_SERVE_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "chat/chat.h"
+#include "core/err.h"
+#include "engine/sched.h"
+#include "model/model.h"
+#include "serve/oai.h"
+#include "serve/ratelimit.h"
+#include "tokenizer/tokenizer.h"
+
+#define SERVER_MAX_MODELS 16
+#define SERVER_MAX_CORS 32
+#define SERVER_HEADER_BYTES (64 * 1024) /* default connection memory for headers */
+
+typedef struct {
+    const char *host; /* bind address (IPv4 or IPv6 literal, or "localhost") */
+    int port;         /* 0: any free port (server_port() tells) */
+    const char *data_dir;
+    const char *const *cors_origins; /* exact origins allowed ("*" allows all) */
+    int n_cors;
+    RlLimits default_limits; /* for keys without their own, and anonymous use */
+    OaiLimits limits;
+    int max_connections;   /* concurrent connections */
+    size_t header_bytes;   /* connection memory for the request line + headers */
+    double header_timeout; /* seconds */
+    double body_timeout;   /* seconds */
+} ServerConfig;
+
+/* A loaded model as served: all borrowed, outliving the server. */
+typedef struct {
+    const char *id; /* model id clients send and /v1/models lists */
+    Model *model;
+    const Tokenizer *tok;
+    const ChatFormat *fmt;
+    Sched *sched; /* started */
+    long long created;
+} ServerModel;
+
+typedef struct Server Server;
+
+Status server_start(Server **out, const ServerConfig *cfg, Err *err);
+int server_port(const Server *s);
+/* Before server_ready(); at most SERVER_MAX_MODELS. */
+Status server_add_model(Server *s, const ServerModel *m, Err *err);
+void server_ready(Server *s);
+/* Stops the HTTP side (in-flight requests end: their schedulers must be
+ * stopped by the caller first or right after) and frees. */
+void server_stop(Server *s);
+
+/* The defaults: ports, limits, timeouts (header 10 s, body 30 s, 1024
+ * connections, OAI_MAX_* limits, unlimited rates). */
+ServerConfig server_default_config(void);
+
+/* True for 127.0.0.0/8, ::1 and "localhost". */
+bool server_host_is_loopback(const char *host);
+
+#endif

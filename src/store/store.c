@@ -1,0 +1,495 @@
+/* store.c - the data directory's SQLite database: opening and migrating it,
+ * and the API keys table.
+ *
+ * Schema (version 1):
+ *   meta(key TEXT PRIMARY KEY, value)   'schema_version' and 'keys_version'
+ *   api_keys(id, name, hash, created, revoked, rpm, tpm, max_streams)
+ *     hash UNIQUE; a partial unique index keeps one ACTIVE key per name.
+ *
+ * keys_version is a counter row bumped in the same transaction as every
+ * add and revoke: PRAGMA data_version would also do for another connection
+ * in the same process, but a plain row is what every connection, process
+ * and future backend sees the same way.
+ *
+ * Every write runs in BEGIN IMMEDIATE so two processes (the server and
+ * `cgpt key add`) serialise on the busy timeout instead of failing halfway.
+ * The database file is created 0600 before SQLite opens it; SQLite gives its
+ * -wal and -shm files the database file's mode.
+ *
+ * Not here: users and conversations (later issues add migrations). */
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STORE_DB_NAME "cgpt.db"
+#define STORE_BUSY_MS 5000
+#define STORE_KEY_PREFIX "sk-cgpt-"
+#define STORE_KEY_RAW_BYTES 32
+#define STORE_PATH_MAX 4096
+
+struct Store {
+    sqlite3 *db;
+    char path[STORE_PATH_MAX]; /* DIR/cgpt.db, for messages */
+};
+
+/* ---- migrations: MIGRATIONS[i] brings schema version i to i + 1 ---- */
+
+static const char *const MIGRATIONS[] = {
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value);"
+    "CREATE TABLE api_keys("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  hash BLOB NOT NULL UNIQUE,"
+    "  created INTEGER NOT NULL,"
+    "  revoked INTEGER NOT NULL DEFAULT 0,"
+    "  rpm INTEGER NOT NULL DEFAULT 0,"
+    "  tpm INTEGER NOT NULL DEFAULT 0,"
+    "  max_streams INTEGER NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX api_keys_active_name ON api_keys(name) WHERE revoked = 0;"
+    "INSERT INTO meta(key, value) VALUES('keys_version', 0);",
+};
+#define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
+
+/* ---- errors ---- */
+
+/* SQLite failure -> Status: a non-database file is FORMAT, the rest IO. */
+static Status db_fail(Store *s, int rc, const char *what, Err *err) {
+    int prim = rc & 0xff;
+    Status st = (prim == SQLITE_NOTADB || prim == SQLITE_CORRUPT) ? STATUS_FORMAT : STATUS_IO;
+    if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
+        return err_set(err, STATUS_IO, "'%s': %s: database locked for more than %d ms", s->path,
+                       what, STORE_BUSY_MS);
+    if (prim == SQLITE_NOTADB)
+        return err_set(err, st, "'%s': not a cgpt database (%s)", s->path, sqlite3_errstr(rc));
+    return err_set(err, st, "'%s': %s: %s", s->path, what,
+                   s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+}
+
+static Status exec(Store *s, const char *sql, const char *what, Err *err) {
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? STATUS_OK : db_fail(s, rc, what, err);
+}
+
+static void rollback(Store *s) { sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); }
+
+static Status prepare(Store *s, const char *sql, sqlite3_stmt **st, Err *err) {
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    return rc == SQLITE_OK ? STATUS_OK : db_fail(s, rc, "prepare", err);
+}
+
+/* ---- opening ---- */
+
+/* mkdir -p with mode 0700 for every directory created; an existing
+ * directory keeps its mode. */
+static Status make_dir(const char *dir, Err *err) {
+    char buf[STORE_PATH_MAX];
+    size_t n = strlen(dir);
+    if (n == 0)
+        return err_set(err, STATUS_IO, "data directory: empty path");
+    if (n >= sizeof buf - sizeof "/" STORE_DB_NAME)
+        return err_set(err, STATUS_IO, "data directory: path is %zu bytes (limit %zu)", n,
+                       sizeof buf - sizeof "/" STORE_DB_NAME - 1);
+    memcpy(buf, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (i < n && buf[i] != '/')
+            continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return err_set(err, STATUS_IO, "cannot create directory '%s': %s", buf,
+                           strerror(errno));
+        buf[i] = c;
+    }
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return err_set(err, STATUS_IO, "data directory '%s': %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return err_set(err, STATUS_IO, "data directory '%s' is not a directory", dir);
+    return STATUS_OK;
+}
+
+/* Create the database file with mode 0600 (or tighten an existing one) so
+ * that SQLite, which otherwise honours the umask, never makes it readable
+ * by others. */
+static Status make_db_file(const char *path, Err *err) {
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_set(err, STATUS_IO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat sb;
+    Status st = STATUS_OK;
+    if (fstat(fd, &sb) != 0)
+        st = err_set(err, STATUS_IO, "cannot stat '%s': %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        st = err_set(err, STATUS_IO, "'%s' is not a regular file", path);
+    else if ((sb.st_mode & 0077) && fchmod(fd, sb.st_mode & 0700) != 0)
+        st = err_set(err, STATUS_IO, "cannot chmod '%s': %s", path, strerror(errno));
+    close(fd);
+    return st;
+}
+
+/* The schema version, or 0 for an empty database; FORMAT when the file is
+ * an SQLite database that is not ours. Runs inside the open transaction. */
+static Status read_version(Store *s, int *version, Err *err) {
+    sqlite3_stmt *st = NULL;
+    Status r = prepare(s, "SELECT count(*) FROM sqlite_master", &st, err);
+    if (r)
+        return r;
+    int rc = sqlite3_step(st);
+    long long n_objects = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return db_fail(s, rc, "reading the schema", err);
+    if (n_objects == 0) {
+        *version = 0;
+        return STATUS_OK;
+    }
+    rc = sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st,
+                            NULL);
+    if (rc != SQLITE_OK)
+        return err_set(err, STATUS_FORMAT, "'%s': not a cgpt database (no meta table)", s->path);
+    rc = sqlite3_step(st);
+    bool found = rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER;
+    long long v = found ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(s, rc, "reading the schema version", err);
+    if (!found || v < 1)
+        return err_set(err, STATUS_FORMAT, "'%s': not a cgpt database (no schema version)",
+                       s->path);
+    if (v > STORE_SCHEMA_VERSION)
+        return err_set(err, STATUS_FORMAT,
+                       "'%s': schema version %lld is newer than this cgpt's (%d); upgrade cgpt",
+                       s->path, v, STORE_SCHEMA_VERSION);
+    *version = (int)v;
+    return STATUS_OK;
+}
+
+static Status migrate(Store *s, Err *err) {
+    Status r = exec(s, "BEGIN IMMEDIATE", "starting the migration", err);
+    if (r)
+        return r;
+    int v = 0;
+    r = read_version(s, &v, err);
+    for (; !r && v < STORE_SCHEMA_VERSION; v++) {
+        char what[64], sql[128];
+        snprintf(what, sizeof what, "migrating to schema version %d", v + 1);
+        r = exec(s, MIGRATIONS[v], what, err);
+        snprintf(sql, sizeof sql,
+                 "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', %d)", v + 1);
+        if (!r)
+            r = exec(s, sql, what, err);
+    }
+    if (r) {
+        rollback(s);
+        return r;
+    }
+    return exec(s, "COMMIT", "committing the migration", err);
+}
+
+Status store_open(Store **out, const char *dir, Err *err) {
+    *out = NULL;
+    if (sodium_init() < 0)
+        return err_set(err, STATUS_IO, "libsodium failed to initialise");
+    Status r = make_dir(dir, err);
+    if (r)
+        return r;
+    Store *s = calloc(1, sizeof *s);
+    if (!s)
+        return err_set(err, STATUS_NOMEM, "out of memory opening the store");
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    snprintf(s->path, sizeof s->path, "%.*s/%s", (int)n, dir, STORE_DB_NAME);
+    r = make_db_file(s->path, err);
+    if (r) {
+        free(s);
+        return r;
+    }
+    int rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        r = db_fail(s, rc, "open", err);
+        store_close(s);
+        return r;
+    }
+    sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+    sqlite3_extended_result_codes(s->db, 1);
+    /* journal_mode reads the header first: a non-database file fails here. */
+    r = exec(s, "PRAGMA journal_mode=WAL", "setting WAL mode", err);
+    if (!r)
+        r = exec(s, "PRAGMA foreign_keys=ON", "enabling foreign keys", err);
+    if (!r)
+        r = migrate(s, err);
+    if (r) {
+        store_close(s);
+        return r;
+    }
+    *out = s;
+    return STATUS_OK;
+}
+
+void store_close(Store *s) {
+    if (!s)
+        return;
+    sqlite3_close_v2(s->db);
+    free(s);
+}
+
+/* ---- keys ---- */
+
+static Status check_name(const char *name, Err *err) {
+    size_t n = strnlen(name, STORE_KEY_NAME_MAX + 1);
+    if (n == 0)
+        return err_set(err, STATUS_INVALID, "key name is empty");
+    if (n > STORE_KEY_NAME_MAX)
+        return err_set(err, STATUS_INVALID, "key name is longer than %d bytes", STORE_KEY_NAME_MAX);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return err_set(err, STATUS_INVALID,
+                           "key name: byte 0x%02x at offset %zu is not allowed (use letters, "
+                           "digits, '.', '_' and '-')",
+                           c, i);
+    }
+    return STATUS_OK;
+}
+
+void store_key_hash(const char *key, size_t len, uint8_t hash[STORE_KEY_HASH_BYTES]) {
+    ASSERT(sodium_init() >= 0); /* succeeded in store_open; idempotent */
+    crypto_generichash(hash, STORE_KEY_HASH_BYTES, (const unsigned char *)key, len, NULL, 0);
+}
+
+int store_key_find(const StoreKey *keys, int n, const uint8_t hash[STORE_KEY_HASH_BYTES]) {
+    /* Branch-free selection: every key is compared, and which one matched
+     * changes only the value of 'found', never the work done. */
+    unsigned found = ~0u; /* -1 */
+    for (int i = 0; i < n; i++) {
+        unsigned eq = (unsigned)(sodium_memcmp(keys[i].hash, hash, STORE_KEY_HASH_BYTES) == 0);
+        unsigned active = (unsigned)(keys[i].revoked == 0);
+        unsigned none_yet = found >> (sizeof found * CHAR_BIT - 1); /* 1 while found == -1 */
+        unsigned mask = 0u - (eq & active & none_yet);
+        found = (found & ~mask) | ((unsigned)i & mask);
+    }
+    return (int)found;
+}
+
+/* Bump the keys version inside the caller's transaction. */
+static Status bump_version(Store *s, Err *err) {
+    return exec(s, "UPDATE meta SET value = value + 1 WHERE key = 'keys_version'",
+                "updating the keys version", err);
+}
+
+static Status count_query(Store *s, const char *sql, const char *name, long long *out, Err *err) {
+    sqlite3_stmt *st = NULL;
+    Status r = prepare(s, sql, &st, err);
+    if (r)
+        return r;
+    if (name)
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return err_set(err, STATUS_FORMAT, "'%s': no row for \"%s\"", s->path, sql);
+    return rc == SQLITE_ROW ? STATUS_OK : db_fail(s, rc, "query", err);
+}
+
+/* Make a key's text from fresh random bytes. */
+static void new_key_text(char key_out[STORE_KEY_TEXT_LEN + 1]) {
+    unsigned char raw[STORE_KEY_RAW_BYTES];
+    char b64[sodium_base64_ENCODED_LEN(STORE_KEY_RAW_BYTES,
+                                       sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2base64(b64, sizeof b64, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    _Static_assert(sizeof STORE_KEY_PREFIX - 1 + sizeof b64 - 1 == STORE_KEY_TEXT_LEN,
+                   "key text length");
+    memcpy(key_out, STORE_KEY_PREFIX, sizeof STORE_KEY_PREFIX - 1);
+    memcpy(key_out + sizeof STORE_KEY_PREFIX - 1, b64, sizeof b64); /* with its NUL */
+    sodium_memzero(raw, sizeof raw);
+    sodium_memzero(b64, sizeof b64);
+}
+
+static Status insert_key(Store *s, const char *name, const uint8_t *hash, int rpm, int tpm,
+                         int max_streams, Err *err) {
+    sqlite3_stmt *st = NULL;
+    Status r = prepare(s,
+                       "INSERT INTO api_keys(name, hash, created, revoked, rpm, tpm, max_streams) "
+                       "VALUES(?, ?, ?, 0, ?, ?, ?)",
+                       &st, err);
+    if (r)
+        return r;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, hash, STORE_KEY_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+    sqlite3_bind_int(st, 4, rpm);
+    sqlite3_bind_int(st, 5, tpm);
+    sqlite3_bind_int(st, 6, max_streams);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return STATUS_OK;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) /* a race the check before missed */
+        return err_set(err, STATUS_INVALID, "an active key named '%s' already exists", name);
+    return db_fail(s, rc, "adding the key", err);
+}
+
+Status store_key_add(Store *s, const char *name, int rpm, int tpm, int max_streams,
+                     char key_out[STORE_KEY_TEXT_LEN + 1], Err *err) {
+    key_out[0] = '\0';
+    Status r = check_name(name, err);
+    if (r)
+        return r;
+    if (rpm < 0 || tpm < 0 || max_streams < 0)
+        return err_set(err, STATUS_INVALID,
+                       "key '%s': limits must be >= 0 (rpm %d, tpm %d, max_streams %d)", name, rpm,
+                       tpm, max_streams);
+    char key[STORE_KEY_TEXT_LEN + 1];
+    uint8_t hash[STORE_KEY_HASH_BYTES];
+    new_key_text(key);
+    store_key_hash(key, STORE_KEY_TEXT_LEN, hash);
+    if ((r = exec(s, "BEGIN IMMEDIATE", "adding a key", err)))
+        goto done;
+    long long n_active = 0, n_all = 0;
+    r = count_query(s, "SELECT count(*) FROM api_keys WHERE name = ? AND revoked = 0", name,
+                    &n_active, err);
+    if (!r)
+        r = count_query(s, "SELECT count(*) FROM api_keys", NULL, &n_all, err);
+    if (!r && n_active > 0)
+        r = err_set(err, STATUS_INVALID, "an active key named '%s' already exists", name);
+    if (!r && n_all >= STORE_MAX_KEYS)
+        r = err_set(err, STATUS_LIMIT, "'%s': %lld keys already (limit %d)", s->path, n_all,
+                    STORE_MAX_KEYS);
+    if (!r)
+        r = insert_key(s, name, hash, rpm, tpm, max_streams, err);
+    if (!r)
+        r = bump_version(s, err);
+    if (!r)
+        r = exec(s, "COMMIT", "adding a key", err);
+    if (r)
+        rollback(s);
+    else
+        memcpy(key_out, key, sizeof key);
+done:
+    sodium_memzero(key, sizeof key);
+    return r;
+}
+
+Status store_key_revoke(Store *s, const char *name, Err *err) {
+    Status r = check_name(name, err);
+    if (r)
+        return r;
+    if ((r = exec(s, "BEGIN IMMEDIATE", "revoking a key", err)))
+        return r;
+    sqlite3_stmt *st = NULL;
+    r = prepare(s, "UPDATE api_keys SET revoked = ? WHERE name = ? AND revoked = 0", &st, err);
+    if (!r) {
+        long long now = (long long)time(NULL);
+        sqlite3_bind_int64(st, 1, now > 0 ? now : 1); /* 0 means active */
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+            r = db_fail(s, rc, "revoking the key", err);
+        else if (sqlite3_changes(s->db) == 0)
+            r = err_set(err, STATUS_INVALID, "no active key named '%s'", name);
+    }
+    if (!r)
+        r = bump_version(s, err);
+    if (!r)
+        r = exec(s, "COMMIT", "revoking a key", err);
+    if (r)
+        rollback(s);
+    return r;
+}
+
+/* One row of api_keys into 'k'; FORMAT when a stored value is malformed. */
+static Status read_key_row(Store *s, sqlite3_stmt *st, StoreKey *k, Err *err) {
+    memset(k, 0, sizeof *k);
+    const unsigned char *name = sqlite3_column_text(st, 0);
+    int name_len = sqlite3_column_bytes(st, 0);
+    const void *hash = sqlite3_column_blob(st, 1);
+    int hash_len = sqlite3_column_bytes(st, 1);
+    if (!name || name_len < 1 || name_len > STORE_KEY_NAME_MAX)
+        return err_set(err, STATUS_FORMAT, "'%s': a key name is %d bytes (limit %d)", s->path,
+                       name_len, STORE_KEY_NAME_MAX);
+    if (!hash || hash_len != STORE_KEY_HASH_BYTES)
+        return err_set(err, STATUS_FORMAT, "'%s': key '%.*s' has a %d-byte hash (want %d)", s->path,
+                       name_len, (const char *)name, hash_len, STORE_KEY_HASH_BYTES);
+    memcpy(k->name, name, (size_t)name_len);
+    memcpy(k->hash, hash, STORE_KEY_HASH_BYTES);
+    k->created = sqlite3_column_int64(st, 2);
+    k->revoked = sqlite3_column_int64(st, 3);
+    long long lim[3] = {sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5),
+                        sqlite3_column_int64(st, 6)};
+    for (int j = 0; j < 3; j++)
+        if (lim[j] < 0 || lim[j] > INT_MAX)
+            return err_set(err, STATUS_FORMAT, "'%s': key '%s' has a limit of %lld", s->path,
+                           k->name, lim[j]);
+    k->rpm = (int)lim[0];
+    k->tpm = (int)lim[1];
+    k->max_streams = (int)lim[2];
+    return STATUS_OK;
+}
+
+Status store_key_list(Store *s, StoreKey **out, int *n, Err *err) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    Status r = prepare(s,
+                       "SELECT name, hash, created, revoked, rpm, tpm, max_streams FROM api_keys "
+                       "ORDER BY created, id",
+                       &st, err);
+    if (r)
+        return r;
+    int cap = 16, count = 0, rc = SQLITE_DONE;
+    StoreKey *keys = malloc(sizeof *keys * (size_t)cap);
+    if (!keys)
+        r = err_set(err, STATUS_NOMEM, "out of memory listing keys");
+    while (!r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == STORE_MAX_KEYS) {
+            r = err_set(err, STATUS_LIMIT, "'%s': more than %d keys", s->path, STORE_MAX_KEYS);
+            break;
+        }
+        if (count == cap) {
+            StoreKey *nk = realloc(keys, sizeof *keys * (size_t)cap * 2);
+            if (!nk) {
+                r = err_set(err, STATUS_NOMEM, "out of memory listing %d keys", count);
+                break;
+            }
+            keys = nk;
+            cap *= 2;
+        }
+        r = read_key_row(s, st, &keys[count], err);
+        count++;
+    }
+    if (!r && rc != SQLITE_DONE)
+        r = db_fail(s, rc, "listing keys", err);
+    sqlite3_finalize(st);
+    if (r) {
+        free(keys);
+        return r;
+    }
+    *out = keys;
+    *n = count;
+    return STATUS_OK;
+}
+
+Status store_keys_version(Store *s, long long *version, Err *err) {
+    long long v = 0;
+    Status r = count_query(s, "SELECT value FROM meta WHERE key = 'keys_version'", NULL, &v, err);
+    if (r == STATUS_OK)
+        *version = v;
+    return r;
+}
