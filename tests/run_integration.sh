@@ -8,6 +8,7 @@
 #   tests/sample/test_*.py   sampling distributions against NumPy
 #   tests/tokenizer/test_*.sh  tokenizers against npm implementations
 #   tests/train/test_*.py    corpus, BPE trainer, gradients vs PyTorch, MPI, train end to end
+#   tests/serve/test_*       cgpt serve: openai SDK, SSE framing, hostile input, isolation
 # Python suites run on Debian's /usr/bin/python3 (numpy, jinja2).
 # Ends with "integration: N passed, N failed".
 set -u
@@ -44,6 +45,14 @@ if [ -f build/corpus-tiny/MANIFEST.json ]; then
 else
   fail=$((fail+1)); failed+=("training suites: build/corpus-tiny missing (make corpus-tiny)")
 fi
+# The server (issue 5): the official openai npm client, curl-level SSE framing,
+# hostile input (plain and ASan+UBSan binaries), tenant isolation.
+scripts/install-node-deps.sh
+suite tests/serve/test_sdk.mjs node tests/serve/test_sdk.mjs build/cgpt
+suite tests/serve/test_sse.sh bash tests/serve/test_sse.sh build/cgpt
+suite tests/serve/test_hostile.py /usr/bin/python3 tests/serve/test_hostile.py build/cgpt
+suite "tests/serve/test_hostile.py (ASan+UBSan binary)" /usr/bin/python3 tests/serve/test_hostile.py build/asan/cgpt
+suite tests/serve/test_isolation.py /usr/bin/python3 tests/serve/test_isolation.py build/cgpt
 for f in "${failed[@]}"; do echo "FAILED: $f"; done
 echo "integration: $pass passed, $fail failed"
 [ $fail -eq 0 ]

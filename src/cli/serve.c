@@ -1,7 +1,9 @@
 /* serve.c - `cgpt serve`: load the models, start one scheduler per model
  * and the HTTP server, print the URL, run until SIGINT/SIGTERM. */
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,8 @@
 #include "serve/server.h"
 
 #define SERVE_MAX_PARALLEL 1024
+#define SERVE_MALLOC_ARENAS 4
+#define SERVE_MMAP_THRESHOLD (256 * 1024)
 
 static const char HELP[] =
     "usage: cgpt serve [-m MODEL [--alias NAME]]... [options]\n"
@@ -57,10 +61,15 @@ typedef struct {
     bool no_prefix_cache;
 } ServeOpts;
 
-static volatile sig_atomic_t g_stop;
+static atomic_int g_stop;
+static int g_stop_pipe[2] = {-1, -1};
+
 static void on_signal(int sig) {
     (void)sig;
-    g_stop = 1;
+    atomic_store(&g_stop, 1);
+    char b = 1;
+    if (write(g_stop_pipe[1], &b, 1) < 0)
+        return;
 }
 
 static Status parse(int argc, char **argv, ServeOpts *o, Err *err) {
@@ -202,7 +211,22 @@ int cmd_serve(int argc, char **argv) {
             return cli_fail("serve", &err);
         o.models[o.n_models++] = (ModelArg){path, NULL};
     }
+    /* SIGINT/SIGTERM may land on any thread (OpenBLAS starts its own before
+     * main): the handler sets a flag and writes to a pipe that the main
+     * thread reads, so no signal is lost. */
+    /* One thread per connection: without a cap glibc gives each busy
+     * thread its own malloc arena (up to 8 per core), which keeps freed
+     * memory per arena. */
+    mallopt(M_ARENA_MAX, SERVE_MALLOC_ARENAS);
+    /* Request bodies and replies of up to megabytes come and go: a fixed
+     * mmap threshold (which also stops glibc raising it after each free)
+     * hands them back to the system instead of fragmenting the heap. */
+    mallopt(M_MMAP_THRESHOLD, SERVE_MMAP_THRESHOLD);
     signal(SIGPIPE, SIG_IGN);
+    if (pipe(g_stop_pipe) != 0) {
+        err_set(&err, STATUS_IO, "cannot create a pipe");
+        return cli_fail("serve", &err);
+    }
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -214,7 +238,7 @@ int cmd_serve(int argc, char **argv) {
     Loaded loaded[SERVER_MAX_MODELS];
     memset(loaded, 0, sizeof loaded);
     int rc = 0;
-    for (int i = 0; i < o.n_models && !g_stop; i++) {
+    for (int i = 0; i < o.n_models && !atomic_load(&g_stop); i++) {
         Loaded *l = &loaded[i];
         if (load_one(&o, &o.models[i], l, &err)) {
             rc = cli_fail("serve", &err);
@@ -236,14 +260,15 @@ int cmd_serve(int argc, char **argv) {
                 o.models[i].path, mc->arch_name, (double)mc->n_params / 1e6,
                 sched_n_ctx(l->sched), chat_format_name(l->cm.fmt));
     }
-    if (!rc && !g_stop) {
+    if (!rc && !atomic_load(&g_stop)) {
         server_ready(srv);
         bool v6 = strchr(o.cfg.host, ':') != NULL;
         printf("cgpt serve: listening on http://%s%s%s:%d\n", v6 ? "[" : "", o.cfg.host,
                v6 ? "]" : "", server_port(srv));
         fflush(stdout);
-        while (!g_stop)
-            pause();
+        char b;
+        while (!atomic_load(&g_stop) && read(g_stop_pipe[0], &b, 1) != 1)
+            ; /* EINTR: look again */
         fprintf(stderr, "cgpt serve: stopping\n");
     }
     server_stop(srv);

@@ -1,17 +1,65 @@
-/* mem.c - aligned allocation. */
+/* mem.c - aligned allocation.
+ *
+ * Every block carries a MEM_ALIGN-byte header just before the pointer
+ * returned: what kind of allocation it is and its size. Large blocks (the
+ * KV cache, training buffers) are anonymous mappings: the kernel zeroes
+ * their pages lazily, so a pool sized for the worst case costs memory only
+ * as it is used, and startup does not write gigabytes of zeros. Small
+ * blocks come from the C heap and are zeroed here. */
 #include "core/mem.h"
+
+#include "core/err.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#define MEM_MMAP_MIN ((size_t)1 << 20) /* bytes from which mmap is used */
+#define MEM_PAGE ((size_t)4096)
+
+enum { MEM_HEAP = 0x68656170, MEM_MAP = 0x6d6d6170 };
+
+typedef struct {
+    uint32_t kind;
+    size_t total; /* bytes mapped (MEM_MAP) */
+} MemHeader;
+
+_Static_assert(sizeof(MemHeader) <= MEM_ALIGN, "header fits the alignment");
+_Static_assert(MEM_PAGE % MEM_ALIGN == 0, "pages are aligned");
 
 void *mem_alloc_aligned(size_t size) {
-    uint64_t rounded;
+    uint64_t rounded, total;
     if (!mem_align_up_ok(size ? size : 1, MEM_ALIGN, &rounded))
         return NULL;
-    void *p = aligned_alloc(MEM_ALIGN, rounded);
-    if (p)
-        memset(p, 0, rounded);
-    return p;
+    if (rounded >= MEM_MMAP_MIN) {
+        if (!mem_add_ok(rounded, MEM_PAGE, &total) || !mem_align_up_ok(total, MEM_PAGE, &total))
+            return NULL;
+        void *b = mmap(NULL, (size_t)total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+        if (b == MAP_FAILED)
+            return NULL;
+        char *p = (char *)b + MEM_PAGE;
+        MemHeader *h = (MemHeader *)(p - MEM_ALIGN);
+        h->kind = MEM_MAP;
+        h->total = (size_t)total;
+        return p;
+    }
+    char *b = aligned_alloc(MEM_ALIGN, (size_t)rounded + MEM_ALIGN);
+    if (!b)
+        return NULL;
+    memset(b, 0, (size_t)rounded + MEM_ALIGN);
+    ((MemHeader *)b)->kind = MEM_HEAP;
+    return b + MEM_ALIGN;
 }
 
-void mem_free_aligned(void *p) { free(p); }
+void mem_free_aligned(void *p) {
+    if (!p)
+        return;
+    MemHeader *h = (MemHeader *)((char *)p - MEM_ALIGN);
+    if (h->kind == MEM_MAP) {
+        munmap((char *)p - MEM_PAGE, h->total);
+        return;
+    }
+    ASSERT(h->kind == MEM_HEAP);
+    free(h);
+}

@@ -29,7 +29,8 @@ static inline bool mem_align_up_ok(uint64_t x, uint64_t align, uint64_t *out) {
     return true;
 }
 
-/* Returns owned memory of 'size' bytes aligned to MEM_ALIGN, zeroed, or NULL.
+/* Returns owned memory of 'size' bytes aligned to MEM_ALIGN, zeroed, or NULL;
+ * from 1 MiB up the pages are mapped lazily (only touched pages use memory).
  * Free with mem_free_aligned(). */
 void *mem_alloc_aligned(size_t size);
 void mem_free_aligned(void *p);

@@ -1023,6 +1023,7 @@ void sched_stats(Sched *s, SchedStats *st) {
     *st = s->st;
     st->queued = s->n_queued;
     pthread_mutex_unlock(&s->mu);
+    st->kv_bytes_resident = kv_resident_bytes(model_kv(s->m));
 }
 
 int sched_n_ctx(const Sched *s) { return s->n_ctx; }

@@ -155,6 +155,7 @@ typedef struct {
     uint64_t tokens_prompt, tokens_cached, tokens_generated;
     uint64_t prefix_hits;  /* requests that reused at least one cached block */
     uint64_t steps;        /* forward passes */
+    uint64_t kv_bytes_resident; /* KV pool bytes in memory (kv_resident_bytes) */
     double busy_seconds;   /* time spent in steps */
 } SchedStats;
 

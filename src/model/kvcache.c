@@ -5,6 +5,9 @@
  * nothing on failure. */
 #include "model/kvcache.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,4 +225,29 @@ Status kv_seq_attach(KVCache *kv, int seq, const int32_t *blocks, int n_pos, Err
     kv->seq_blocks[seq] = nb;
     kv->seq_len[seq] = n_pos;
     return STATUS_OK;
+}
+
+static size_t resident(const void *p, size_t bytes) {
+    if (!p || !bytes)
+        return 0;
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t page = pg > 0 ? (size_t)pg : 4096;
+    uintptr_t lo = (uintptr_t)p & ~(uintptr_t)(page - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes + page - 1) & ~(uintptr_t)(page - 1);
+    size_t n = (size_t)(hi - lo) / page, count = 0;
+    unsigned char vec[4096];
+    for (size_t at = 0; at < n; at += sizeof vec) {
+        size_t k = n - at < sizeof vec ? n - at : sizeof vec;
+        if (mincore((void *)(lo + at * page), k * page, vec) != 0)
+            return bytes; /* unknown: count it all */
+        for (size_t i = 0; i < k; i++)
+            count += vec[i] & 1;
+    }
+    size_t r = count * page;
+    return r < bytes ? r : bytes;
+}
+
+size_t kv_resident_bytes(const KVCache *kv) {
+    size_t bytes = (size_t)kv->n_layers * (size_t)kv->n_blocks * kv->block_floats * sizeof(float);
+    return resident(kv->k, bytes) + resident(kv->v, bytes);
 }

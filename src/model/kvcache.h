@@ -80,6 +80,11 @@ void kv_seq_free(KVCache *kv, int seq);
  * STATUS_INVALID when seq is not empty or the ids/counts are out of range. */
 Status kv_seq_attach(KVCache *kv, int seq, const int32_t *blocks, int n_pos, Err *err);
 
+/* Bytes of the K and V storage resident in memory: the pool's pages are
+ * mapped lazily (core/mem.h), so this grows with the blocks ever used, up to
+ * the whole pool. One mincore() pass; safe to call from any thread. */
+size_t kv_resident_bytes(const KVCache *kv);
+
 /* The block table of 'seq' (kv->seq_blocks[seq] ids). View valid until the
  * next call that changes the sequence. */
 const int32_t *kv_seq_table(const KVCache *kv, int seq);

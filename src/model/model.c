@@ -85,7 +85,7 @@ struct Model {
     float *att;      /* (B, QD) attention output */
     float *hb, *hb2; /* (B, F) */
     float *cs;       /* (B, n_rot) rope cos/sin per row */
-    float *scores;   /* (n_threads, n_ctx) attention weights */
+    float *scores;   /* (n_threads, NH / KVH, n_ctx) attention weights */
     void *mm_scratch;
     int32_t *row_seq_first; /* (n_seq_max) first position in this batch, -1 if absent */
     int32_t *row_seq_last;  /* (n_seq_max) */
@@ -506,7 +506,7 @@ static Status alloc_state(Model *m, Err *err) {
               alloc_f32(&m->k, B, KD) && alloc_f32(&m->v, B, KD) && alloc_f32(&m->att, B, QD) &&
               alloc_f32(&m->hb, B, F) && alloc_f32(&m->hb2, B, F) &&
               alloc_f32(&m->cs, B, c->n_rot > 0 ? c->n_rot : 1) &&
-              alloc_f32(&m->scores, m->params.n_threads, p->n_ctx);
+              alloc_f32(&m->scores, (int64_t)m->params.n_threads * (c->n_heads / c->n_kv_heads), p->n_ctx);
     if (ok && m->ai->fused_qkv)
         ok = alloc_f32(&m->qkv, B, QD + 2 * KD);
     /* matmul scratch: the largest activation conversion of any weight */
@@ -640,43 +640,30 @@ typedef struct {
     int layer;
 } AttnCtx;
 
-/* One (row, head) pair: scores over the row's cached positions 0..pos,
- * softmax, weighted sum of V. Threads split the pairs. */
+/* One (row, kv head) pair: the query heads sharing that kv head attend
+ * together over the row's cached positions 0..pos (ops attn kernel: block
+ * by block, softmax, weighted sum of V). Threads split the pairs; each
+ * head's arithmetic depends only on its own row. */
 static void attn_task(void *vctx, int ith, int nth) {
     AttnCtx *a = vctx;
     Model *m = a->m;
     const ModelConfig *c = &m->cfg;
     const KVCache *kv = &m->kv;
     const OpsKernels *K = ops_kernels();
-    int NH = c->n_heads, HD = c->head_dim, QD = NH * HD, bs = kv->block_size;
-    int group = NH / c->n_kv_heads;
+    int NH = c->n_heads, KVH = c->n_kv_heads, HD = c->head_dim, QD = NH * HD, bs = kv->block_size;
+    int group = NH / KVH;
     float scale = 1.0f / sqrtf((float)HD);
-    float *sc = m->scores + (size_t)ith * m->params.n_ctx;
+    float *sc = m->scores + (size_t)ith * group * m->params.n_ctx;
+    const float *kbase = kv_k_block(kv, a->layer, 0), *vbase = kv_v_block(kv, a->layer, 0);
     long lo, hi;
-    tpool_range((long)a->n_rows * NH, ith, nth, &lo, &hi);
+    tpool_range((long)a->n_rows * KVH, ith, nth, &lo, &hi);
     for (long it = lo; it < hi; it++) {
-        int r = (int)(it / NH), h = (int)(it % NH), kvh = h / group;
+        int r = (int)(it / KVH), kvh = (int)(it % KVH);
         const BatchRow *row = &a->rows[r];
-        const float *q = m->q + (size_t)r * QD + (size_t)h * HD;
-        float *out = m->att + (size_t)r * QD + (size_t)h * HD;
-        const int32_t *table = kv_seq_table(kv, row->seq);
-        int n = row->pos + 1;
-        for (int t0 = 0; t0 < n; t0 += bs) {
-            int blk = table[t0 / bs];
-            const float *kb = kv_k_block(kv, a->layer, blk) + (size_t)kvh * bs * HD;
-            int cnt = n - t0 < bs ? n - t0 : bs;
-            for (int j = 0; j < cnt; j++)
-                sc[t0 + j] = K->dot(HD, q, kb + (size_t)j * HD) * scale;
-        }
-        softmax_forward(sc, n);
-        memset(out, 0, (size_t)HD * sizeof(float));
-        for (int t0 = 0; t0 < n; t0 += bs) {
-            int blk = table[t0 / bs];
-            const float *vb = kv_v_block(kv, a->layer, blk) + (size_t)kvh * bs * HD;
-            int cnt = n - t0 < bs ? n - t0 : bs;
-            for (int j = 0; j < cnt; j++)
-                K->axpy(HD, out, sc[t0 + j], vb + (size_t)j * HD);
-        }
+        size_t qoff = (size_t)r * QD + (size_t)kvh * group * HD;
+        size_t koff = (size_t)kvh * bs * HD;
+        K->attn(m->att + qoff, m->q + qoff, group, HD, kbase + koff, vbase + koff,
+                kv_seq_table(kv, row->seq), (long)kv->block_floats, bs, row->pos + 1, scale, sc);
     }
 }
 

@@ -427,6 +427,7 @@ bool job_drain_sse(Job *j, char **buf, size_t *len, size_t *cap) {
         OaiError e;
         oai_error_set(&e, 500, "server_error", NULL, NULL, "%s", j->error);
         append_event(buf, len, cap, oai_error_json(&e));
+        append(buf, len, cap, "data: [DONE]\n\n", 14);
         j->done_sent = true;
         j->n_ev = 0;
         j->n_text = 0;

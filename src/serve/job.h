@@ -9,7 +9,7 @@
  *     SSE events ("data: <chunk>\n\n"), coalescing the tokens each choice
  *     produced since the last drain into one chunk, the finish chunks, the
  *     usage chunk (include_usage) and "data: [DONE]\n\n" at the end; an
- *     engine error becomes "data: {"error":...}\n\n" before [DONE];
+ *     engine error becomes "data: {"error":...}\n\n", then [DONE];
  *   - non-streaming: job_wait() until ended, then job_response() builds the
  *     whole chat.completion / text_completion object.
  *

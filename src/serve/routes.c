@@ -16,19 +16,21 @@
 
 /* ------------------------------------------------------------ prompt */
 
-static Status chat_prompt(const ServerModel *m, const OaiRequest *r, int32_t **ids, int *n,
-                          OaiError *e) {
+/* Render 'messages' through the model's chat template (with the generation
+ * prompt) and tokenize. */
+static Status render_messages(const ServerModel *m, json_t *messages, int32_t **ids, int *n,
+                              OaiError *e) {
     Err err = {0};
     size_t nn = 0;
     /* "developer" is the newer name of "system" (spec 3.3); templates know "system". */
     size_t i;
     json_t *msg;
-    json_array_foreach(r->messages, i, msg) {
+    json_array_foreach(messages, i, msg) {
         json_t *role = json_object_get(msg, "role");
         if (json_is_string(role) && !strcmp(json_string_value(role), "developer"))
             json_object_set_new(msg, "role", json_string("system"));
     }
-    if (chat_tokenize(m->fmt, m->tok, r->messages, true, NULL, ids, &nn, &err) != STATUS_OK) {
+    if (chat_tokenize(m->fmt, m->tok, messages, true, NULL, ids, &nn, &err) != STATUS_OK) {
         oai_error_set(e, 400, "invalid_request_error", NULL, "messages", "%s", err.msg);
         return STATUS_INVALID;
     }
@@ -152,9 +154,22 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         if (st->done)
             return MHD_CONTENT_READER_END_OF_STREAM;
         st->len = st->off = 0;
-        if (srv_client_gone(st->fd) || atomic_load(&st->s->stopping)) {
+        if (srv_client_gone(st->fd)) {
             job_cancel(st->job);
             return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (atomic_load(&st->s->stopping)) { /* tell the client why the stream ends */
+            job_cancel(st->job);
+            static const char bye[] =
+                "data: {\"error\":{\"message\":\"The server is shutting down; the reply is "
+                "incomplete.\",\"type\":\"server_error\",\"param\":null,\"code\":"
+                "\"server_shutting_down\"}}\n\ndata: [DONE]\n\n";
+            free(st->buf);
+            st->buf = strdup(bye);
+            st->len = st->buf ? strlen(bye) : 0;
+            st->cap = st->len;
+            st->done = true;
+            continue;
         }
         job_wait(st->job, ROUTE_POLL_MS);
         st->done = job_drain_sse(st->job, &st->buf, &st->len, &st->cap);
@@ -163,6 +178,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void stream_free(void *cls) {
     Stream *st = cls;
+    atomic_fetch_sub(&st->s->busy, 1);
     job_cancel(st->job); /* no-op when it ended */
     finish_accounting(st->s, st->job, &st->auth, st->cost);
     job_unref(st->job);
@@ -177,6 +193,7 @@ static enum MHD_Result start_stream(Server *s, SrvReq *q, struct MHD_Connection 
         job_cancel(job);
         finish_accounting(s, job, &q->auth, cost);
         job_unref(job);
+        atomic_fetch_sub(&s->busy, 1);
         return MHD_NO;
     }
     *st = (Stream){.s = s, .job = job, .fd = q->fd, .auth = q->auth, .cost = cost};
@@ -195,10 +212,11 @@ static enum MHD_Result start_stream(Server *s, SrvReq *q, struct MHD_Connection 
 /* Wait for the whole answer, watching the socket. False when the client
  * left (the request was cancelled). */
 static bool wait_job(Server *s, SrvReq *q, Job *job) {
-    bool gone = false;
+    bool gone = false, cancelled = false;
     while (!job_ended(job)) {
-        if (!gone && (srv_client_gone(q->fd) || atomic_load(&s->stopping))) {
-            gone = true;
+        if (!cancelled && (srv_client_gone(q->fd) || atomic_load(&s->stopping))) {
+            gone = !atomic_load(&s->stopping);
+            cancelled = true;
             job_cancel(job);
         }
         job_wait(job, ROUTE_POLL_MS);
@@ -235,7 +253,7 @@ enum MHD_Result srv_route_generate(Server *s, SrvReq *q, struct MHD_Connection *
                       r.model);
         return fail(s, q, c, &r, NULL, 0);
     }
-    if ((kind == OAI_CHAT ? chat_prompt(m, &r, &ids, &n, &q->err)
+    if ((kind == OAI_CHAT ? render_messages(m, r.messages, &ids, &n, &q->err)
                           : completion_prompt(m, &r, &ids, &n, &q->err)))
         return fail(s, q, c, &r, ids, 0);
     int n_ctx = sched_n_ctx(m->sched);
@@ -313,16 +331,24 @@ enum MHD_Result srv_route_generate(Server *s, SrvReq *q, struct MHD_Connection *
         return fail(s, q, c, &r, NULL, retry);
     }
     job_attach(job, sr);
+    atomic_fetch_add(&s->busy, 1);
     bool stream = r.stream;
     oai_request_free(&r);
     if (stream)
         return start_stream(s, q, c, job, (int)cost);
     bool here = wait_job(s, q, job);
     finish_accounting(s, job, &q->auth, (int)cost);
+    atomic_fetch_sub(&s->busy, 1);
     if (!here) {
         job_unref(job);
         metrics_http(s->metrics, q->route, 499);
         return MHD_NO; /* the client left: close */
+    }
+    if (atomic_load(&s->stopping)) {
+        job_unref(job);
+        oai_error_set(&q->err, 503, "server_error", "server_shutting_down", NULL,
+                      "The server is shutting down; the request was cancelled.");
+        return srv_respond_error(s, q, c, &q->err, 1);
     }
     const char *error = NULL;
     json_t *resp = job_response(job, &error);
@@ -363,6 +389,21 @@ enum MHD_Result srv_route_tokenize(Server *s, SrvReq *q, struct MHD_Connection *
     if (!body)
         return srv_respond_error(s, q, c, &q->err, 0);
     const ServerModel *m = body_model(s, q, body);
+    json_t *messages = json_object_get(body, "messages");
+    if (m && json_is_array(messages)) { /* a chat, as the template renders it */
+        int32_t *ids = NULL;
+        int n = 0;
+        if (render_messages(m, messages, &ids, &n, &q->err)) {
+            json_decref(body);
+            return srv_respond_error(s, q, c, &q->err, 0);
+        }
+        json_t *arr = json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(arr, json_integer(ids[i]));
+        free(ids);
+        json_decref(body);
+        return srv_respond_json(s, q, c, 200, json_pack("{s:o}", "tokens", arr));
+    }
     json_t *content = json_object_get(body, "content");
     if (!content)
         content = json_object_get(body, "prompt");

@@ -22,6 +22,8 @@
 #include "serve/metrics.h"
 #include "serve/server_impl.h"
 
+#define SERVER_DRAIN_SECONDS 3 /* on stop: time for running requests to end */
+
 /* ------------------------------------------------------------ config */
 
 ServerConfig server_default_config(void) {
@@ -484,12 +486,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (q->len + n > s->cfg.limits.max_body_bytes) {
-            oai_error_set(&q->err, 413, "invalid_request_error", "request_too_large", NULL,
-                          "The request body is over the limit of %zu bytes.",
-                          s->cfg.limits.max_body_bytes);
-            q->responded = true;
-            return srv_respond_error(s, q, c, &q->err, 0);
+        /* A body without Content-Length (chunked) that grows past the limit:
+         * libmicrohttpd takes no response in the middle of an upload, so the
+         * rest is discarded (bounded by the body timeout) and the 413 goes
+         * out at the end. */
+        if (q->too_big || q->len + n > s->cfg.limits.max_body_bytes) {
+            q->too_big = true;
+            free(q->body);
+            q->body = NULL;
+            q->len = q->cap = 0;
+            return MHD_YES;
         }
         if (q->len + n > q->cap) {
             size_t cap = q->cap ? q->cap : 4096;
@@ -507,6 +513,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     srv_conn_phase(s, q->conn, SRV_PHASE_HANDLING);
     q->responded = true;
+    if (q->too_big) {
+        oai_error_set(&q->err, 413, "invalid_request_error", "request_too_large", NULL,
+                      "The request body is over the limit of %zu bytes.",
+                      s->cfg.limits.max_body_bytes);
+        return srv_respond_error(s, q, c, &q->err, 0);
+    }
     return dispatch(s, q, c, url, method);
 }
 
@@ -591,7 +603,7 @@ Status server_start(Server **out, const ServerConfig *cfg, Err *err) {
                        cfg->host, cfg->data_dir ? cfg->data_dir : "DIR");
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
@@ -636,8 +648,15 @@ void server_stop(Server *s) {
     if (!s)
         return;
     atomic_store(&s->stopping, true);
-    if (s->daemon)
+    if (s->daemon) {
+        /* Stop accepting, let running requests see 'stopping' (streams end
+         * with an error event, waiting requests are cancelled) for up to
+         * SERVER_DRAIN_SECONDS, then close everything. */
+        MHD_quiesce_daemon(s->daemon);
+        for (int i = 0; i < SERVER_DRAIN_SECONDS * 50 && atomic_load(&s->busy) > 0; i++)
+            usleep(20 * 1000);
         MHD_stop_daemon(s->daemon);
+    }
     if (s->watchdog_started)
         pthread_join(s->watchdog, NULL);
     store_close(s->store);

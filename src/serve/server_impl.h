@@ -43,6 +43,7 @@ typedef struct {
     char *body;
     size_t len, cap;
     bool responded;
+    bool too_big; /* the body passed the limit: discarded, 413 at the end */
     SrvAuth auth;
     OaiError err;
     bool has_rl;
@@ -56,6 +57,7 @@ struct Server {
     ServerModel models[SERVER_MAX_MODELS];
     int n_models;
     atomic_bool ready, stopping;
+    atomic_int busy; /* generations in flight (drained on stop) */
     /* keys */
     Store *store;
     pthread_mutex_t key_mu;

@@ -5,7 +5,10 @@
  * rows. Within a thread the rows are walked in tiles of about
  * MATMUL_TILE_BYTES of weights: the tile stays in L2 while all M
  * activation rows stream past it. Decode (M = 1) reads each weight byte
- * once; prefill reuses each tile M times. */
+ * once; prefill reuses each tile M times. F32 weights use register tiles
+ * (4 weight rows x 4 activation rows); Q8_0 weights with M >= 2 on an
+ * AVX-512 VNNI CPU use the packed kernels of matmul_q8.h (the activation
+ * rows are also packed in phase 1), which give the bits of vec_dot. */
 #include "tensor/matmul.h"
 
 #include <stdint.h>

@@ -80,8 +80,8 @@ static void load_slots(const BlockQ8_0 *const slot[16], __m512i o[8]) {
     __m512i r[8];
     for (int p = 0; p < 8; p++) {
         const int a = q8v_pair_block(p);
-        const __m256i lo = slot[a] ? _mm256_loadu_si256((const __m256i *)slot[a]->qs)
-                                   : _mm256_setzero_si256();
+        const __m256i lo =
+            slot[a] ? _mm256_loadu_si256((const __m256i *)slot[a]->qs) : _mm256_setzero_si256();
         const __m256i hi = slot[a + 4] ? _mm256_loadu_si256((const __m256i *)slot[a + 4]->qs)
                                        : _mm256_setzero_si256();
         r[p] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
@@ -100,9 +100,11 @@ static inline __attribute__((always_inline)) void load_full(const BlockQ8_0 *b, 
 }
 
 /* Activation: q, bias and d of one group from its slots o. */
-static void store_act(ActGroup *g, const __m512i o[8], __m512 d) {
+static inline __attribute__((always_inline)) void store_act(ActGroup *g, const __m512i o[8],
+                                                            __m512 d) {
     const __m512i c128 = _mm512_set1_epi8((char)0x80);
     __m512i sum = _mm512_setzero_si512();
+#pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
         _mm512_storeu_si512(g->q[k], o[k]);
         sum = _mm512_dpbusd_epi32(sum, c128, o[k]);
@@ -139,8 +141,9 @@ static void pack_act_avx512(void *dst, const void *row, int K) {
                       : _mm512_broadcast_f32x8(_mm512_castps512_ps256(d)));
 }
 
-static void store_w(uint8_t q[8][64], const __m512i o[8]) {
+static inline __attribute__((always_inline)) void store_w(uint8_t q[8][64], const __m512i o[8]) {
     const __m512i c128 = _mm512_set1_epi8((char)0x80);
+#pragma GCC unroll 8
     for (int k = 0; k < 8; k++)
         _mm512_storeu_si512(q[k], _mm512_xor_si512(o[k], c128));
 }
@@ -182,8 +185,9 @@ static void pack_panel(Panel *P, const uint8_t *w, size_t w_row_bytes, int nw, i
         _mm512_storeu_ps(P->last.d[0], d);
     } else {
         for (int q = 0; q < 2; q++)
-            _mm512_storeu_ps(P->last.d[q], _mm512_insertf32x8(dl[2 * q],
-                                                              _mm512_castps512_ps256(dl[2 * q + 1]), 1));
+            _mm512_storeu_ps(
+                P->last.d[q],
+                _mm512_insertf32x8(dl[2 * q], _mm512_castps512_ps256(dl[2 * q + 1]), 1));
     }
     const int rpr = 16 / cp; /* rows per register */
     for (int q = 0; q < MMQ8_NW / rpr; q++) {
@@ -200,8 +204,8 @@ static void pack_panel(Panel *P, const uint8_t *w, size_t w_row_bytes, int nw, i
 /* Full-layout groups [0, ng) of a 4 x NA tile into acc. */
 static inline __attribute__((always_inline)) void tile_full(__m512 acc[MMQ8_NW][MMQ8_NA],
                                                             const Panel *P, const uint8_t *act,
-                                                            size_t act_ld, int64_t ng,
-                                                            int64_t nb, const int NA) {
+                                                            size_t act_ld, int64_t ng, int64_t nb,
+                                                            const int NA) {
     for (int64_t g = 0; g < ng; g++) {
         const __mmask16 m = q8v_mask(nb - 16 * g);
         const PanelRow *pw = P->full[g];
@@ -363,7 +367,12 @@ static void rows_avx512(float *out, size_t ldo, const void *w, size_t w_row_byte
         const long m1 = m0 + chunk < M ? m0 + chunk : M;
         for (long n = n0; n < n1; n += MMQ8_NW) {
             const int nw = n1 - n < MMQ8_NW ? (int)(n1 - n) : MMQ8_NW;
-            pack_panel(&panel, (const uint8_t *)w + (size_t)n * w_row_bytes, w_row_bytes, nw, nb);
+            const uint8_t *wn = (const uint8_t *)w + (size_t)n * w_row_bytes;
+            pack_panel(&panel, wn, w_row_bytes, nw, nb);
+            /* the next panel's rows come from memory while this one computes */
+            if (n + 2 * MMQ8_NW <= n1)
+                for (size_t o = 0; o < MMQ8_NW * w_row_bytes; o += 64)
+                    _mm_prefetch((const char *)wn + MMQ8_NW * w_row_bytes + o, _MM_HINT_T0);
             const float *bn = bias ? bias + n : NULL;
             for (long m = m0; m < m1; m += MMQ8_NA) {
                 const int na = m1 - m < MMQ8_NA ? (int)(m1 - m) : MMQ8_NA;

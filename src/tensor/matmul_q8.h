@@ -8,15 +8,17 @@
  * VNNI lane walks one block, with -128 * sum(a) per block and fp32 scales
  * alongside); the weights are packed 4 rows at a time into a stack panel
  * that all M activation rows then stream past, 4 rows at a time: each
- * 64-byte weight load and each activation load serves 4 dots. */
+ * 64-byte weight load and each activation load serves 4 dots, and each
+ * vpdpbusd does 16 blocks' worth of 4-byte dots. */
 #ifndef CGPT_TENSOR_MATMUL_Q8_H
 #define CGPT_TENSOR_MATMUL_Q8_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Longest row the packed path takes (its weight panel lives on the stack:
- * about 4.5 bytes per element); longer rows use the row-by-row vec_dot. */
+/* Longest row the packed path takes: its weight panel for rows this long
+ * (about 75 KB) lives on each calling thread's stack. Longer rows use the
+ * row-by-row vec_dot. */
 #define MMQ8_MAX_K 16384
 
 /* True when the packed kernels exist and match this process's Q8_0 vec_dot

@@ -21,6 +21,14 @@
 #define OPS_X86 0
 #endif
 
+/* Fully unroll a loop with a constant trip count so that arrays of vector
+ * accumulators live in registers. */
+#if defined(__clang__)
+#define OPS_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define OPS_UNROLL _Pragma("GCC unroll 16")
+#endif
+
 /* ---------------------------------------------------------------- scalar */
 
 /* Eight independent accumulators so gcc can vectorise without reassociating
@@ -40,6 +48,36 @@ static float dot_scalar(int n, const float *a, const float *b) {
 static void axpy_scalar(int n, float *y, float a, const float *x) {
     for (int i = 0; i < n; i++)
         y[i] += a * x[i];
+}
+
+/* Attention with any dot/axpy: per head, scores by dot, softmax, then
+ * out = sum_t p_t v_t by axpy. The scalar and AVX2 levels use it. */
+static inline const float *kv_row(const float *base, const int32_t *table, long block_stride,
+                                  int bs, int hd, int t) {
+    return base + (size_t)table[t / bs] * (size_t)block_stride + (size_t)(t % bs) * (size_t)hd;
+}
+
+static void attn_generic(OpsDotFn dot, OpsAxpyFn axpy, float *out, const float *q, int G, int hd,
+                         const float *k, const float *v, const int32_t *table, long block_stride,
+                         int bs, int n, float scale, float *scores) {
+    for (int g = 0; g < G; g++) {
+        const float *qg = q + (size_t)g * hd;
+        float *og = out + (size_t)g * hd, *sc = scores + (size_t)g * n;
+        for (int t = 0; t < n; t++)
+            sc[t] = dot(hd, qg, kv_row(k, table, block_stride, bs, hd, t)) * scale;
+        softmax_forward(sc, n);
+        for (int i = 0; i < hd; i++)
+            og[i] = 0.0f;
+        for (int t = 0; t < n; t++)
+            axpy(hd, og, sc[t], kv_row(v, table, block_stride, bs, hd, t));
+    }
+}
+
+static void attn_scalar(float *out, const float *q, int G, int hd, const float *k, const float *v,
+                        const int32_t *table, long block_stride, int bs, int n, float scale,
+                        float *scores) {
+    attn_generic(dot_scalar, axpy_scalar, out, q, G, hd, k, v, table, block_stride, bs, n, scale,
+                 scores);
 }
 
 /* ------------------------------------------------------------------ AVX2 */
@@ -79,6 +117,13 @@ static void axpy_avx2(int n, float *y, float a, const float *x) {
                          _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++)
         y[i] = fmaf(a, x[i], y[i]);
+}
+
+static void attn_avx2(float *out, const float *q, int G, int hd, const float *k, const float *v,
+                      const int32_t *table, long block_stride, int bs, int n, float scale,
+                      float *scores) {
+    attn_generic(dot_avx2, axpy_avx2, out, q, G, hd, k, v, table, block_stride, bs, n, scale,
+                 scores);
 }
 
 SIMD_END
@@ -125,6 +170,273 @@ static void axpy_avx512(int n, float *y, float a, const float *x) {
     }
 }
 
+
+/* exp(x) for 16 lanes: n = round(x log2 e), r = x - n ln 2 (two-part ln 2),
+ * exp(r) by Cephes' degree-6 polynomial, times 2^n by scalef (which also
+ * rounds into the subnormals and overflows to +inf). Lanes below -104
+ * (exp underflows to 0 there; -inf included) give exactly 0. */
+static inline __m512 exp16(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-104.0f), hi = _mm512_set1_ps(89.0f);
+    __mmask16 zero = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r2 = _mm512_mul_ps(r, r);
+    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_maskz_scalef_ps((__mmask16)~zero, p, n);
+}
+
+static void exp_avx512(float *e, const float *x, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(e + i, exp16(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(e + i, m, exp16(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+/* Horizontal sums of 16 vectors at once: lane j of the result is the sum of
+ * the 16 lanes of v[j], by a fixed tree (halves, quarters, then within
+ * 128-bit lanes). */
+static inline __m512 hsum16x16(const __m512 v[16]) {
+    __m512 s1[8], s2[4], s3[2];
+    OPS_UNROLL
+    for (int i = 0; i < 8; i++)
+        s1[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[i], v[i + 8], 0x44),
+                              _mm512_shuffle_f32x4(v[i], v[i + 8], 0xEE));
+    OPS_UNROLL
+    for (int i = 0; i < 4; i++)
+        s2[i] = _mm512_add_ps(_mm512_shuffle_f32x4(s1[i], s1[i + 4], 0x88),
+                              _mm512_shuffle_f32x4(s1[i], s1[i + 4], 0xDD));
+    OPS_UNROLL
+    for (int i = 0; i < 2; i++)
+        s3[i] = _mm512_add_ps(_mm512_unpacklo_ps(s2[i], s2[i + 2]),
+                              _mm512_unpackhi_ps(s2[i], s2[i + 2]));
+    __m512 r = _mm512_add_ps(_mm512_unpacklo_ps(s3[0], s3[1]), _mm512_unpackhi_ps(s3[0], s3[1]));
+    /* 128-bit lane c now holds v[off[c] + 0..3], off = {0, 8, 4, 12} */
+    return _mm512_shuffle_f32x4(r, r, 0xD8);
+}
+
+#define ATTN_MAX_NV 16 /* head_dim <= 256 on the AVX-512 path */
+
+/* Prefetch the rows [0, cnt) of hd floats at 'rows' (the next block). */
+static inline void prefetch_rows(const float *rows, int cnt, int hd) {
+    const char *p = (const char *)rows, *end = (const char *)(rows + (size_t)cnt * hd);
+    for (; p < end; p += 64)
+        _mm_prefetch(p, _MM_HINT_T0);
+}
+
+/* Scores of up to 16 consecutive key rows (cnt of them, rows of hd = 16 NV
+ * floats) against one query head, times scale, into sc[0..cnt). */
+static inline __attribute__((always_inline)) void qk_chunk(float *sc, const __m512 *qv, int NV,
+                                                           const float *krows, int cnt,
+                                                           float scale) {
+    __m512 acc[16];
+    OPS_UNROLL
+    for (int j = 0; j < 16; j++) {
+        if (j < cnt) {
+            const float *kr = krows + (size_t)j * 16 * NV;
+            __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+            OPS_UNROLL
+            for (int c = 1; c < NV; c++)
+                a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
+            acc[j] = a;
+        } else {
+            acc[j] = _mm512_setzero_ps();
+        }
+    }
+    __m512 s = _mm512_mul_ps(hsum16x16(acc), _mm512_set1_ps(scale));
+    _mm512_mask_storeu_ps(sc, (__mmask16)((1u << cnt) - 1), s);
+}
+
+/* All scores of G heads over n positions: scores[g * n + t]. */
+static inline __attribute__((always_inline)) void qk_all(float *scores, const float *q, int G,
+                                                         int NV, const float *k,
+                                                         const int32_t *table, long block_stride,
+                                                         int bs, int n, float scale) {
+    int hd = 16 * NV;
+    for (int t0 = 0; t0 < n; t0 += bs) {
+        const float *kb = k + (size_t)table[t0 / bs] * (size_t)block_stride;
+        int cnt = n - t0 < bs ? n - t0 : bs;
+        if (t0 + bs < n) {
+            int nxt = n - t0 - bs < bs ? n - t0 - bs : bs;
+            prefetch_rows(k + (size_t)table[t0 / bs + 1] * (size_t)block_stride, nxt, hd);
+        }
+        for (int j0 = 0; j0 < cnt; j0 += 16) {
+            int m = cnt - j0 < 16 ? cnt - j0 : 16;
+            for (int g = 0; g < G; g++) {
+                __m512 qv[ATTN_MAX_NV] = {0};
+                for (int c = 0; c < NV; c++)
+                    qv[c] = _mm512_loadu_ps(q + (size_t)g * hd + 16 * c);
+                qk_chunk(scores + (size_t)g * n + t0 + j0, qv, NV, kb + (size_t)j0 * hd, m,
+                         scale);
+            }
+        }
+    }
+}
+
+/* sc[0..n) = exp(sc - max); returns their sum (16 lanes, fixed fold). */
+static float softmax_weights(float *sc, int n) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        mx = _mm512_max_ps(mx, _mm512_loadu_ps(sc + i));
+    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+    if (i < n)
+        mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, sc + i));
+    __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(sc + i), vmax));
+        _mm512_storeu_ps(sc + i, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    if (i < n) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, sc + i), vmax));
+        _mm512_mask_storeu_ps(sc + i, tail, e);
+        sum = _mm512_mask_add_ps(sum, tail, sum, e);
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
+/* out_g = (sum_t w[g][t] v_t) * inv[g] for GC heads, hd = 16 NV, with all
+ * GC * NV accumulators in registers (GC * NV <= 16; both constants at the
+ * call so the accumulators are registers). */
+static inline __attribute__((always_inline)) void pv_heads(float *out, const float *w, int ld,
+                                                           int GC, const float *inv, int NV,
+                                                           const float *v, const int32_t *table,
+                                                           long block_stride, int bs, int n) {
+    __m512 acc[16];
+    OPS_UNROLL
+    for (int i = 0; i < GC * NV; i++)
+        acc[i] = _mm512_setzero_ps();
+    int hd = 16 * NV;
+    for (int t0 = 0; t0 < n; t0 += bs) {
+        const float *vb = v + (size_t)table[t0 / bs] * (size_t)block_stride;
+        int cnt = n - t0 < bs ? n - t0 : bs;
+        if (t0 + bs < n) {
+            int nxt = n - t0 - bs < bs ? n - t0 - bs : bs;
+            prefetch_rows(v + (size_t)table[t0 / bs + 1] * (size_t)block_stride, nxt, hd);
+        }
+        for (int j = 0; j < cnt; j++) {
+            const float *vr = vb + (size_t)j * hd;
+            OPS_UNROLL
+            for (int c = 0; c < NV; c++) {
+                __m512 x = _mm512_loadu_ps(vr + 16 * c);
+                OPS_UNROLL
+                for (int g = 0; g < GC; g++)
+                    acc[g * NV + c] = _mm512_fmadd_ps(_mm512_set1_ps(w[(size_t)g * ld + t0 + j]),
+                                                      x, acc[g * NV + c]);
+            }
+        }
+    }
+    OPS_UNROLL
+    for (int g = 0; g < GC; g++)
+        OPS_UNROLL
+        for (int c = 0; c < NV; c++)
+            _mm512_storeu_ps(out + (size_t)g * hd + 16 * c,
+                             _mm512_mul_ps(acc[g * NV + c], _mm512_set1_ps(inv[g])));
+}
+
+/* One head at a time, one accumulator per 16 lanes: any head_dim 16 nv. */
+static void pv_one(float *out, const float *w, float inv, int nv, const float *v,
+                   const int32_t *table, long block_stride, int bs, int n) {
+    for (int c = 0; c < nv; c++) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int t = 0; t < n; t++) {
+            const float *vr = v + (size_t)table[t / bs] * (size_t)block_stride +
+                              (size_t)(t % bs) * 16 * nv;
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(w[t]), _mm512_loadu_ps(vr + 16 * c), acc);
+        }
+        _mm512_storeu_ps(out + 16 * c, _mm512_mul_ps(acc, _mm512_set1_ps(inv)));
+    }
+}
+
+#define PV(GC, NV) pv_heads(o, wg, ld, GC, iv, NV, v, table, block_stride, bs, n)
+
+static void pv_avx512(float *out, const float *w, int ld, int G, const float *inv, int nv,
+                      const float *v, const int32_t *table, long block_stride, int bs, int n) {
+    int gmax = nv == 4 ? 4 : nv == 8 ? 2 : 1;
+    for (int g0 = 0; g0 < G; g0 += gmax) {
+        int gc = G - g0 < gmax ? G - g0 : gmax;
+        float *o = out + (size_t)g0 * 16 * nv;
+        const float *wg = w + (size_t)g0 * ld, *iv = inv + g0;
+        if (nv == 4) {
+            switch (gc) {
+            case 4: PV(4, 4); break;
+            case 3: PV(3, 4); break;
+            case 2: PV(2, 4); break;
+            default: PV(1, 4); break;
+            }
+        } else if (nv == 8) {
+            if (gc == 2)
+                PV(2, 8);
+            else
+                PV(1, 8);
+        } else {
+            pv_one(o, wg, iv[0], nv, v, table, block_stride, bs, n);
+        }
+    }
+}
+
+#undef PV
+
+/* Block-wise attention: each key row chunk (up to 16 rows of one block) is
+ * scored against every head of the group while it sits in L1, the 16
+ * dot products reduced together; softmax with the vector exp; values
+ * accumulated for several heads per value row load. head_dim must be a
+ * multiple of 16 (else the AVX2 path runs). */
+static void attn_avx512(float *out, const float *q, int G, int hd, const float *k, const float *v,
+                        const int32_t *table, long block_stride, int bs, int n, float scale,
+                        float *scores) {
+    int nv = hd / 16;
+    if (hd % 16 || nv > ATTN_MAX_NV) {
+        attn_avx2(out, q, G, hd, k, v, table, block_stride, bs, n, scale, scores);
+        return;
+    }
+    if (nv == 4)
+        qk_all(scores, q, G, 4, k, table, block_stride, bs, n, scale);
+    else if (nv == 8)
+        qk_all(scores, q, G, 8, k, table, block_stride, bs, n, scale);
+    else
+        qk_all(scores, q, G, nv, k, table, block_stride, bs, n, scale);
+    float inv[64];
+    for (int g0 = 0; g0 < G; g0 += 64) {
+        int gc = G - g0 < 64 ? G - g0 : 64;
+        for (int g = 0; g < gc; g++) {
+            float z = softmax_weights(scores + (size_t)(g0 + g) * n, n);
+            inv[g] = 1.0f / z;
+        }
+        pv_avx512(out + (size_t)g0 * hd, scores + (size_t)g0 * n, n, gc, inv, nv, v, table,
+                  block_stride, bs, n);
+    }
+}
+
+static void swiglu_avx512(float *out, const float *gate, const float *up, int n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 g = _mm512_loadu_ps(gate + i);
+        __m512 sg = _mm512_div_ps(g, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(sg, _mm512_loadu_ps(up + i)));
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+        __m512 sg = _mm512_div_ps(g, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(sg, _mm512_maskz_loadu_ps(m, up + i)));
+    }
+}
+
 SIMD_END
 #endif /* OPS_X86 */
 
@@ -136,13 +448,13 @@ static pthread_once_t ONCE = PTHREAD_ONCE_INIT;
 
 static void ops_build(void) {
     for (int l = SIMD_SCALAR; l <= SIMD_AVX512; l++)
-        KERNELS[l] = (OpsKernels){SIMD_SCALAR, dot_scalar, axpy_scalar};
+        KERNELS[l] = (OpsKernels){SIMD_SCALAR, dot_scalar, axpy_scalar, attn_scalar};
     BEST = cpu_simd_level();
 #if OPS_X86
     /* Filled for every level; ops_kernels_at() caps a request at what the
      * hardware runs, BEST also honours CGPT_SIMD. */
-    KERNELS[SIMD_AVX2] = (OpsKernels){SIMD_AVX2, dot_avx2, axpy_avx2};
-    KERNELS[SIMD_AVX512] = (OpsKernels){SIMD_AVX512, dot_avx512, axpy_avx512};
+    KERNELS[SIMD_AVX2] = (OpsKernels){SIMD_AVX2, dot_avx2, axpy_avx2, attn_avx2};
+    KERNELS[SIMD_AVX512] = (OpsKernels){SIMD_AVX512, dot_avx512, axpy_avx512, attn_avx512};
 #endif
 }
 
@@ -272,7 +584,24 @@ void softmax_forward(float *x, int n) {
         x[i] *= inv;
 }
 
+void ops_exp(float *e, const float *x, int n) {
+#if OPS_X86
+    if (ops_kernels()->level == SIMD_AVX512) {
+        exp_avx512(e, x, n);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++)
+        e[i] = expf(x[i]);
+}
+
 void swiglu_forward(float *out, const float *gate, const float *up, int n) {
+#if OPS_X86
+    if (ops_kernels()->level == SIMD_AVX512) {
+        swiglu_avx512(out, gate, up, n);
+        return;
+    }
+#endif
     for (int i = 0; i < n; i++) {
         float g = gate[i];
         out[i] = g / (1.0f + expf(-g)) * up[i];
@@ -301,6 +630,32 @@ float dot_ref(int n, const float *a, const float *b) {
     for (int i = 0; i < n; i++)
         s += (double)a[i] * (double)b[i];
     return (float)s;
+}
+
+void attn_gqa_ref(float *out, const float *q, int G, int hd, const float *k, const float *v,
+                  const int32_t *table, long block_stride, int bs, int n, float scale,
+                  float *scores) {
+    for (int g = 0; g < G; g++) {
+        const float *qg = q + (size_t)g * hd;
+        float *sc = scores + (size_t)g * n;
+        double mx = -INFINITY, z = 0;
+        for (int t = 0; t < n; t++) {
+            const float *kr = kv_row(k, table, block_stride, bs, hd, t);
+            double d = 0;
+            for (int i = 0; i < hd; i++)
+                d += (double)qg[i] * kr[i];
+            sc[t] = (float)(d * scale);
+            mx = sc[t] > mx ? sc[t] : mx;
+        }
+        for (int t = 0; t < n; t++)
+            z += exp((double)sc[t] - mx);
+        for (int i = 0; i < hd; i++) {
+            double acc = 0;
+            for (int t = 0; t < n; t++)
+                acc += exp((double)sc[t] - mx) / z * kv_row(v, table, block_stride, bs, hd, t)[i];
+            out[(size_t)g * hd + i] = (float)acc;
+        }
+    }
 }
 
 void rmsnorm_ref(float *out, const float *x, const float *w, int n, float eps) {

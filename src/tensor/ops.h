@@ -12,8 +12,11 @@
  * Everything is deterministic: the same inputs give the same bits whatever
  * the batch, the thread count or the row order.
  *
- * Not here: matmul (tensor/matmul.h), attention over the KV cache
- * (model/model.c, built from ops_dot/ops_axpy). */
+ * Attention (OpsKernels.attn) works on one query row's heads that share a
+ * KV head, over a paged cache laid out as model/kvcache.h describes; the
+ * model splits (row, kv head) pairs across threads.
+ *
+ * Not here: matmul (tensor/matmul.h), the KV cache itself (model/). */
 #ifndef CGPT_TENSOR_OPS_H
 #define CGPT_TENSOR_OPS_H
 
@@ -33,10 +36,23 @@ typedef enum {
 typedef float (*OpsDotFn)(int n, const float *a, const float *b);
 typedef void (*OpsAxpyFn)(int n, float *y, float a, const float *x); /* y += a*x */
 
+/* Attention of G query heads that share one KV head (grouped-query
+ * attention) over positions 0..n-1 of a paged cache. Position t's key row
+ * (hd floats) is at  k + table[t / bs] * block_stride + (t % bs) * hd  and
+ * its value row at the same offset from v. q: (G, hd) heads contiguous;
+ * out: (G, hd); scores: scratch of G * n floats. For each head g:
+ *   out_g = softmax(q_g . K^T * scale) . V
+ * The arithmetic of one head depends only on (q_g, K, V, n, bs, scale), in
+ * a fixed order: never on G, the other heads, the batch or the thread. */
+typedef void (*OpsAttnFn)(float *out, const float *q, int G, int hd, const float *k,
+                          const float *v, const int32_t *table, long block_stride, int bs, int n,
+                          float scale, float *scores);
+
 typedef struct {
     SimdLevel level;
     OpsDotFn dot;
     OpsAxpyFn axpy;
+    OpsAttnFn attn;
 } OpsKernels;
 
 /* The kernels for this CPU (chosen once) / for a given level (levels above
@@ -87,5 +103,15 @@ void add_ref(float *out, const float *a, const float *b, int n);
 
 /* Naive dot with double accumulation (the twin of OpsKernels.dot). */
 float dot_ref(int n, const float *a, const float *b);
+
+/* Naive twin of OpsKernels.attn (double accumulation, libm exp). */
+void attn_gqa_ref(float *out, const float *q, int G, int hd, const float *k, const float *v,
+                  const int32_t *table, long block_stride, int bs, int n, float scale,
+                  float *scores);
+
+/* e[i] = exp(x[i]) for n floats (e may alias x): the vectorised exp the
+ * kernels here use (AVX-512 where the CPU has it, else libm expf), within
+ * 2 ulp of the exact value; -inf gives 0, values past 88.72 give +inf. */
+void ops_exp(float *e, const float *x, int n);
 
 #endif

@@ -38,10 +38,10 @@
 #define Q8V_GROUP 16 /* blocks per accumulator */
 
 /* First block of pair register p (its second block is 4 further on). */
-static inline int q8v_pair_block(int p) { return p < 4 ? p : p + 4; }
+static inline __attribute__((always_inline)) int q8v_pair_block(int p) { return p < 4 ? p : p + 4; }
 
 /* Lanes of a group with 'cnt' (1..16) blocks. */
-static inline __mmask16 q8v_mask(int64_t cnt) {
+static inline __attribute__((always_inline)) __mmask16 q8v_mask(int64_t cnt) {
     return cnt >= Q8V_GROUP ? (__mmask16)0xffff : (__mmask16)((1u << cnt) - 1);
 }
 
@@ -80,7 +80,8 @@ static inline __attribute__((always_inline)) __m512 q8v_scales(const BlockQ8_0 *
 }
 
 /* In each 128-bit lane, r[0..3] as rows of a 4x4 dword matrix -> columns. */
-static inline void q8v_transpose4(__m512i r0, __m512i r1, __m512i r2, __m512i r3, __m512i y[4]) {
+static inline __attribute__((always_inline)) void q8v_transpose4(__m512i r0, __m512i r1, __m512i r2,
+                                                                 __m512i r3, __m512i y[4]) {
     const __m512i t0 = _mm512_unpacklo_epi32(r0, r1), t1 = _mm512_unpackhi_epi32(r0, r1);
     const __m512i t2 = _mm512_unpacklo_epi32(r2, r3), t3 = _mm512_unpackhi_epi32(r2, r3);
     y[0] = _mm512_unpacklo_epi64(t0, t2);
@@ -90,10 +91,11 @@ static inline void q8v_transpose4(__m512i r0, __m512i r1, __m512i r2, __m512i r3
 }
 
 /* 8 pair registers -> o[k]: lane t = dword k (quant bytes 4k..4k+3) of block t. */
-static inline void q8v_transpose8(const __m512i r[8], __m512i o[8]) {
+static inline __attribute__((always_inline)) void q8v_transpose8(const __m512i r[8], __m512i o[8]) {
     __m512i y[4], z[4];
     q8v_transpose4(r[0], r[1], r[2], r[3], y);
     q8v_transpose4(r[4], r[5], r[6], r[7], z);
+#pragma GCC unroll 4
     for (int d = 0; d < 4; d++) {
         o[d] = _mm512_shuffle_i32x4(y[d], z[d], 0x88);
         o[4 + d] = _mm512_shuffle_i32x4(y[d], z[d], 0xdd);
@@ -101,50 +103,58 @@ static inline void q8v_transpose8(const __m512i r[8], __m512i o[8]) {
 }
 
 /* Sum of each 128-bit lane of r0..r3: lane position c = sum of r_c's four dwords. */
-static inline __m512i q8v_sum4(__m512i r0, __m512i r1, __m512i r2, __m512i r3) {
-    const __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(r0, r1), _mm512_unpackhi_epi32(r0, r1));
-    const __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(r2, r3), _mm512_unpackhi_epi32(r2, r3));
+static inline __attribute__((always_inline)) __m512i q8v_sum4(__m512i r0, __m512i r1, __m512i r2,
+                                                              __m512i r3) {
+    const __m512i t0 =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(r0, r1), _mm512_unpackhi_epi32(r0, r1));
+    const __m512i t1 =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(r2, r3), _mm512_unpackhi_epi32(r2, r3));
     return _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
 }
 
 /* 8 pair registers of per-dword dots -> lane t = block t's whole dot. */
-static inline __m512i q8v_reduce8(const __m512i z[8]) {
+static inline __attribute__((always_inline)) __m512i q8v_reduce8(const __m512i z[8]) {
     const __m512i u = q8v_sum4(z[0], z[1], z[2], z[3]), v = q8v_sum4(z[4], z[5], z[6], z[7]);
     return _mm512_add_epi32(_mm512_shuffle_i32x4(u, v, 0x88), _mm512_shuffle_i32x4(u, v, 0xdd));
 }
 
 /* Lanes per row of a short last group of cnt blocks; 0: not short. */
-static inline int q8v_short_cp(int64_t cnt) { return cnt <= 0 || cnt > 8 ? 0 : cnt <= 4 ? 4 : 8; }
+static inline __attribute__((always_inline)) int q8v_short_cp(int64_t cnt) {
+    return cnt <= 0 || cnt > 8 ? 0 : cnt <= 4 ? 4 : 8;
+}
 
 /* (v0 + v2) + (v1 + v3) of one 128-bit lane. */
-static inline float q8v_sum4_ss(__m128 v) {
+static inline __attribute__((always_inline)) float q8v_sum4_ss(__m128 v) {
     const __m128 h = _mm_add_ps(v, _mm_movehl_ps(v, v));
     return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
 }
 
 /* The contract's T of a short group's products v (lane t = v_t). */
-static inline float q8v_short_sum(__m512 v, int cp) {
+static inline __attribute__((always_inline)) float q8v_short_sum(__m512 v, int cp) {
     const float lo = q8v_sum4_ss(_mm512_castps512_ps128(v));
     return cp == 4 ? lo : lo + q8v_sum4_ss(_mm512_extractf32x4_ps(v, 1));
 }
 
 /* In each 128-bit lane, position c = (r_c[0] + r_c[2]) + (r_c[1] + r_c[3]):
  * q8v_sum4_ss of that lane of r_c, for four registers at once. */
-static inline __m512 q8v_sum4_ps(__m512 r0, __m512 r1, __m512 r2, __m512 r3) {
+static inline __attribute__((always_inline)) __m512 q8v_sum4_ps(__m512 r0, __m512 r1, __m512 r2,
+                                                                __m512 r3) {
     const __m512 t0 = _mm512_add_ps(_mm512_unpacklo_ps(r0, r1), _mm512_unpackhi_ps(r0, r1));
     const __m512 t1 = _mm512_add_ps(_mm512_unpacklo_ps(r2, r3), _mm512_unpackhi_ps(r2, r3));
     return _mm512_add_ps(_mm512_shuffle_ps(t0, t1, 0x44), _mm512_shuffle_ps(t0, t1, 0xee));
 }
 
 /* One group's step of the contract. */
-static inline __m512 q8v_fold(__m512 acc, __m512i s, __m512 p, __mmask16 m) {
+static inline __attribute__((always_inline)) __m512 q8v_fold(__m512 acc, __m512i s, __m512 p,
+                                                             __mmask16 m) {
     return _mm512_mask3_fmadd_ps(_mm512_cvtepi32_ps(s), p, acc, m);
 }
 
 /* The contract's final sum. */
-static inline float q8v_hsum(__m512 acc) {
-    const __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(acc),
-                                    _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+static inline __attribute__((always_inline)) float q8v_hsum(__m512 acc) {
+    const __m256 h8 =
+        _mm256_add_ps(_mm512_castps512_ps256(acc),
+                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
     h = _mm_add_ss(h, _mm_movehdup_ps(h));
@@ -154,14 +164,17 @@ static inline float q8v_hsum(__m512 acc) {
 /* q8v_hsum of 16 accumulators at once: lane 4 L + i = q8v_hsum(a[4 i + L]).
  * The same additions per output: halves (i, i+8), then (i, i+4) of the 8
  * left, (i, i+2), (0, 1). */
-static inline __m512 q8v_hsum16(const __m512 a[16]) {
+static inline __attribute__((always_inline)) __m512 q8v_hsum16(const __m512 a[16]) {
     __m512 b[8], c[4], d[2];
+#pragma GCC unroll 8
     for (int i = 0; i < 8; i++) /* lanes 0-7: a[2i], 8-15: a[2i+1], x[i] + x[i+8] */
         b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
                              _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
+#pragma GCC unroll 4
     for (int i = 0; i < 4; i++) /* 128-bit lane L: a[4i + L], y[i] + y[i+4] */
         c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
                              _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xdd));
+#pragma GCC unroll 2
     for (int i = 0; i < 2; i++) /* per 128-bit lane: z0+z2, z1+z3 of c[2i], then of c[2i+1] */
         d[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(c[2 * i]),
                                                                  _mm512_castps_pd(c[2 * i + 1]))),

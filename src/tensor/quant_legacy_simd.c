@@ -455,9 +455,8 @@ DOT_AVX512(q5_1_dot_avx512, BlockQ5_1, BlockQ8_1, q5_1_pair, q5_1_one, MS_512)
 #define Q8_0_TAIL_BLOCKS 4
 
 /* s_b and p_b of the group at x, y with cnt blocks in lanes 0..cnt-1 (0 past). */
-static inline __attribute__((always_inline)) void q8_0_sp_avx512(const BlockQ8_0 *x,
-                                                                 const BlockQ8_0 *y, int64_t cnt,
-                                                                 __m512i *s, __m512 *p) {
+static inline __attribute__((always_inline)) void
+q8_0_sp_avx512(const BlockQ8_0 *x, const BlockQ8_0 *y, int64_t cnt, __m512i *s, __m512 *p) {
     __m512i z[8];
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++)

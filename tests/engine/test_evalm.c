@@ -323,7 +323,7 @@ static int chatml_ids(const char *s, int32_t *out) {
     return n;
 }
 
-Test(evalm, chat_tokens, .timeout = 60) {
+Test(evalm, chat_tokens) {
     Fix f;
     fix_init(&f, 256, 64, 1);
     EvalmChat c;
@@ -355,7 +355,7 @@ static void score_fresh(GenSession *gs, const int32_t *ids, int n, int first, do
     cr_assert(gen_score(gs, ids, n, first, nll, cnt, &err) == STATUS_OK, "%s", err.msg);
 }
 
-Test(evalm, score_tokens_reuses_the_cache, .timeout = 120) {
+Test(evalm, score_tokens_reuses_the_cache) {
     Fix f;
     fix_init(&f, 128, 5, 2); /* n_batch 5: chunks cut everywhere; sequence 1 scores from scratch */
     int32_t a[60], b[60];
@@ -413,7 +413,7 @@ Test(evalm, score_tokens_reuses_the_cache, .timeout = 120) {
     fix_done(&f);
 }
 
-Test(evalm, generate_after_score_reuses_prompt, .timeout = 60) {
+Test(evalm, generate_after_score_reuses_prompt) {
     Fix f;
     fix_init(&f, 128, 8, 1);
     int32_t ids[40];
@@ -436,7 +436,7 @@ Test(evalm, generate_after_score_reuses_prompt, .timeout = 60) {
     fix_done(&f);
 }
 
-Test(evalm, score_text_pieces, .timeout = 120) {
+Test(evalm, score_text_pieces) {
     Fix f;
     fix_init(&f, 8, 4, 1); /* context 8 */
     int32_t ids[20];

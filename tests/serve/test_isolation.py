@@ -65,7 +65,7 @@ class Server:
     def __init__(self, data_dir):
         self.log = open(os.path.join(data_dir, "serve.log"), "wb")
         self.p = subprocess.Popen([CGPT, "serve", "--port", "0", "--data-dir", data_dir],
-                                  stdout=subprocess.PIPE, stderr=self.log)
+                                  stdout=subprocess.PIPE, stderr=self.log, cwd=ROOT)
         deadline = time.time() + 60
         line = b""
         while time.time() < deadline:
@@ -206,8 +206,9 @@ def scan(received, needles):
 
 # ------------------------------------------------------------------ oracle
 def cli_greedy(args):
-    p = subprocess.run([CGPT, "run", *args, "--temp", "0"], capture_output=True, timeout=60)
-    return p.stdout.decode("utf-8", "replace")
+    p = subprocess.run([CGPT, "run", *args, "--temp", "0"], capture_output=True, timeout=60, cwd=ROOT)
+    out = p.stdout.decode("utf-8", "replace")
+    return out[:-1] if out.endswith("\n") else out  # `cgpt run` ends with a newline
 
 
 def cli_template_ids(messages):
@@ -368,6 +369,9 @@ def body(ka, kb):
     st, r = by["cut"]
     ids = cli_greedy(["--tokens", " ".join(map(str, cut)), "--ids", "-n", "30"]).strip().splitlines()
     ids = [int(x) for x in ids[-1].split()] if ids else []
+    # the server ends at the end-of-text / end-of-turn tokens (8188, 8190)
+    ends = [k for k, t in enumerate(ids) if t in (8188, 8190)]
+    ids = ids[: ends[0]] if ends else ids
     _, d = B.json("POST", "/detokenize", {"tokens": ids}, what="detokenize CLI ids")
     want = (d or {}).get("content")
     check(st == 200 and r["choices"][0]["text"] == want, "B's cut-prefix continuation equals `cgpt run --tokens` (no KV of A's)",

@@ -79,6 +79,7 @@ function startServer(args) {
   return new Promise((resolve, reject) => {
     const p = spawn(CGPT, ['serve', '--port', '0', '--data-dir', tmp, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: ROOT,
     });
     server = p;
     let out = '';
@@ -127,7 +128,7 @@ for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
 // "[P prompt tokens, G generated, ..., finish: F]".
 // `cgpt run` ends its output with one newline, not part of the text.
 function cliRun(args) {
-  const r = spawnSync(CGPT, ['run', ...args, '--temp', '0'], { encoding: 'utf8', timeout: 60000 });
+  const r = spawnSync(CGPT, ['run', ...args, '--temp', '0'], { encoding: 'utf8', timeout: 60000, cwd: ROOT });
   const m = (r.stderr || '').match(/\[(\d+) prompt tokens, (\d+) generated.*finish: (\w+)\]/);
   const text = (r.stdout || '').replace(/\n$/, '');
   return { text, prompt: m ? Number(m[1]) : -1, generated: m ? Number(m[2]) : -1, finish: m ? m[3] : '', err: r.stderr };
@@ -488,8 +489,30 @@ async function main() {
   const after = await client.chat.completions.create(small);
   check(after.choices.length === 1, "one key's rate limit does not affect another key");
 
-  // ---- graceful stop
-  const code = await stopServer();
+  // ---- graceful stop while a stream runs: the SDK must not see a cut
+  // stream as a complete answer (an error event or a broken connection
+  // raises; otherwise every choice must have finished)
+  const longStream = await client.completions.create({
+    model: MODEL, prompt: 'Debian', max_tokens: 230, n: 4, stream: true, logit_bias: { 8188: -100, 8190: -100 } });
+  const seen = new Map();
+  let raised = null;
+  let signalled = false;
+  let codeP = null;
+  try {
+    for await (const c of longStream) {
+      for (const ch of c.choices) if (ch.finish_reason) seen.set(ch.index, ch.finish_reason);
+      if (!signalled) {
+        signalled = true;
+        codeP = stopServer();
+      }
+    }
+  } catch (e) {
+    raised = e;
+  }
+  check(raised !== null || seen.size === 4,
+    'SIGTERM during a stream: the SDK raises, or every choice finished', { raised: String(raised), finished: [...seen] });
+  if (raised) console.log(`# the SDK raised ${raised.constructor.name}: ${raised.message}`);
+  const code = await codeP;
   check(code === 0, 'SIGTERM: server exits 0', code);
 }
 

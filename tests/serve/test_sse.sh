@@ -318,9 +318,25 @@ for i in $(seq 12); do [ "$(cat "$T/q$i.s")" = 503 ] && { tr -d '\r' <"$T/q$i.h"
 [ "$(hdr plain x-request-id)" != "$(hdr xkey x-request-id)" ] && ok "x-request-id differs between requests" \
   || bad "x-request-id differs between requests" "$(hdr plain x-request-id)"
 
-# ---------------------------------------------------------------- stop
-stop_server; rc=$?
-[ $rc = 0 ] && ok "SIGTERM: exit 0" || bad "SIGTERM: exit 0" "exit $rc; $(tail -c 300 "$T/main.log")"
+# ---------------------------------------------------------------- stop during a stream
+# SIGTERM while a stream is running: the server exits 0 promptly and the
+# stream ends properly, with [DONE] or an error event, never just cut off.
+$PY tests/serve/sse_client.py "$BASE" "$KEY" "$T/term.b" >"$T/term.out" 2>&1 &
+tpid=$!
+for i in $(seq 300); do grep -q started "$T/term.out" && break; sleep 0.05; done
+grep -q 'started 200' "$T/term.out" && ok "a long stream is running" || bad "a long stream is running" "$(cat "$T/term.out")"
+kill -TERM "$SPID"
+for i in $(seq 150); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$SPID" 2>/dev/null; then
+  bad "SIGTERM during a stream: the server exits within 15 s" "still running"
+  stop_server; rc=$?
+else
+  wait "$SPID"; rc=$?; SPID=
+  ok "SIGTERM during a stream: the server exits within 15 s"
+  [ $rc = 0 ] && ok "SIGTERM: exit 0" || bad "SIGTERM: exit 0" "exit $rc; $(tail -c 300 "$T/main.log")"
+fi
+wait "$tpid"
+chk "the stream cut by the shutdown still ends with [DONE] or an error event" $CHK sse "$T/term.b" text_completion
 
 # non-loopback without keys: refuses to start
 timeout 30 "$CGPT" serve --host 0.0.0.0 --port 0 --data-dir "$T/empty" >"$T/nl.out" 2>"$T/nl.err"; rc=$?

@@ -198,7 +198,7 @@ Test(store, find_many_synthetic) {
     free(keys);
 }
 
-Test(store, find_many_stored, .timeout = 120) {
+Test(store, find_many_stored) {
     enum { N = 300 };
     Store *s = open_ok(dir);
     static char texts[N][STORE_KEY_TEXT_LEN + 1];

@@ -122,8 +122,7 @@ static long check_shape(TPool *tp, Rng *r, int M, int N, int K, bool with_bias) 
             }
             const double g = got[(size_t)m * N + c], e = ref[(size_t)m * N + c];
             if (!(fabs(g - e) <= qerr + 1e-5 * mag + 1e-5)) {
-                cr_expect(0,
-                          "Q8_0 matmul M %d N %d K %d: [%d,%d] got %.8g, ref %.8g (bound %.4g)",
+                cr_expect(0, "Q8_0 matmul M %d N %d K %d: [%d,%d] got %.8g, ref %.8g (bound %.4g)",
                           M, N, K, m, c, g, e, qerr);
                 m = M;
                 break;

@@ -713,7 +713,7 @@ Test(tok_bad, lying_vocabularies) {
     expect_lie(LIE_ADD_BOS_NO_BOS, STATUS_FORMAT, "add_bos_token");
 }
 
-Test(tok_bad, vocab_over_limit, .timeout = 60) {
+Test(tok_bad, vocab_over_limit) {
     /* TOK_MAX_VOCAB + 1 tokens */
     uint64_t n = (uint64_t)TOK_MAX_VOCAB + 1;
     char **toks = malloc(n * sizeof *toks);
@@ -764,7 +764,7 @@ static void time_encode(const Tokenizer *t, const char *s, size_t len, const cha
     free(ids);
 }
 
-Test(tok_perf, one_megabyte_without_spaces, .timeout = 120) {
+Test(tok_perf, one_megabyte_without_spaces) {
     size_t len = 1u << 20;
     char *a = malloc(len), *r = malloc(len);
     cr_assert(a && r);
@@ -798,7 +798,7 @@ Test(tok_perf, one_megabyte_without_spaces, .timeout = 120) {
     free(r);
 }
 
-Test(tok_perf, english_speed, .timeout = 120) {
+Test(tok_perf, english_speed) {
     const char *words[] = {"the",  "quick", "brown", "fox",    "jumps", "over", "lazy",
                            "dog,", "and",   "hello", "world.", "It's",  "1984", "\n"};
     size_t len = 4u << 20, k = 0;

@@ -1,9 +1,10 @@
 /* bench_matmul.c - informational benchmark of matmul_forward on the thread
  * pool: for the SmolLM-135M shapes (K x N = 576 x 1536, 1536 x 576,
- * 576 x 49152) and M = 1, 4, 16, 64 activation rows, the best time of one call
- * over the run (robust to other load on the machine), GOPS (2*M*N*K / s) and the throughput ratio to M = 1 ("x M=1": how much
- * more work per second a batch of M rows gets done than one row). Not a
- * test: numbers depend on the machine and its load. Weights are random and
+ * 576 x 49152) and M = 1, 4, 16, 64 activation rows, the best time of one
+ * call over the run (the best resists other load on a shared machine), GOPS
+ * (2*M*N*K / s) and the throughput ratio to M = 1 ("x M=1": how much more
+ * work per second a batch of M rows gets done than one row). Not a test:
+ * numbers depend on the machine and its load. Weights are random and
  * quantized through quant_ops; the activations are converted every call, as
  * in the model.
  *
@@ -60,7 +61,8 @@ int main(int argc, char **argv) {
     const int n_threads = argc > 2 ? atoi(argv[2]) : 2;
     const double min_s = argc > 3 ? atof(argv[3]) : 0.25;
     if (t == DTYPE_COUNT || !matmul_supported(t) || n_threads < 1) {
-        fprintf(stderr, "usage: bench_matmul [type with matmul kernels] [threads >= 1] [seconds]\n");
+        fprintf(stderr,
+                "usage: bench_matmul [type with matmul kernels] [threads >= 1] [seconds]\n");
         return 2;
     }
     static const int SHAPES[][2] = {{576, 1536}, {1536, 576}, {576, 49152}}; /* K, N */

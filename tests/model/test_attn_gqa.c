@@ -1,0 +1,170 @@
+/* test_attn_gqa.c - the grouped-query attention kernel (OpsKernels.attn)
+ * over a paged cache, at every SIMD level, against its naive twin
+ * attn_gqa_ref on awkward shapes; that one head's bits never depend on
+ * which other heads share the call; and the vector exp (ops_exp) against
+ * libm in double. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../testutil.h"
+#include "core/rng.h"
+#include "tensor/ops.h"
+
+/* A paged cache of n_blocks blocks of (KVH, bs, hd) with random contents
+ * and a shuffled block table of ceil(n / bs) entries for head 'kvh'. */
+typedef struct {
+    float *k, *v;
+    int32_t *table;
+    long stride;
+    size_t head_off;
+} Cache;
+
+static void cache_make(Cache *c, Rng *r, int KVH, int kvh, int bs, int hd, int n) {
+    int nb = (n + bs - 1) / bs + 2; /* spare blocks: the table skips some */
+    c->stride = (long)KVH * bs * hd;
+    size_t total = (size_t)nb * (size_t)c->stride;
+    c->k = malloc(total * sizeof(float));
+    c->v = malloc(total * sizeof(float));
+    c->table = malloc((size_t)nb * sizeof(int32_t));
+    cr_assert(c->k && c->v && c->table);
+    for (size_t i = 0; i < total; i++) {
+        c->k[i] = rng_normal(r);
+        c->v[i] = rng_normal(r);
+    }
+    for (int i = 0; i < nb; i++)
+        c->table[i] = i;
+    for (int i = nb - 1; i > 0; i--) { /* Fisher-Yates */
+        int j = (int)(rng_f32(r) * (float)(i + 1));
+        j = j > i ? i : j;
+        int32_t t = c->table[i];
+        c->table[i] = c->table[j];
+        c->table[j] = t;
+    }
+    c->head_off = (size_t)kvh * bs * hd;
+}
+
+static void cache_free(Cache *c) {
+    free(c->k);
+    free(c->v);
+    free(c->table);
+}
+
+static const struct {
+    int G, hd, bs, n;
+} SHAPES[] = {
+    {3, 64, 16, 1},  {3, 64, 16, 15}, {3, 64, 16, 16},  {3, 64, 16, 17},  {3, 64, 16, 257},
+    {1, 64, 16, 33}, {4, 128, 16, 70}, {7, 32, 7, 33},  {2, 16, 1, 9},    {5, 48, 32, 100},
+    {2, 6, 16, 20},  {3, 40, 16, 33}, {1, 256, 8, 19},  {8, 64, 64, 130}, {6, 96, 16, 257},
+};
+#define N_SHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
+
+Test(attn_gqa, all_levels_match_ref) {
+    Rng r;
+    rng_seed(&r, 77);
+    for (int si = 0; si < N_SHAPES; si++) {
+        int G = SHAPES[si].G, hd = SHAPES[si].hd, bs = SHAPES[si].bs, n = SHAPES[si].n;
+        Cache c;
+        cache_make(&c, &r, 2, 1, bs, hd, n);
+        float *q = malloc((size_t)G * hd * sizeof(float));
+        for (int i = 0; i < G * hd; i++)
+            q[i] = rng_normal(&r) * 0.5f;
+        float *want = malloc((size_t)G * hd * sizeof(float));
+        float *got = malloc((size_t)G * hd * sizeof(float));
+        float *sc = malloc((size_t)G * n * sizeof(float));
+        float scale = 1.0f / sqrtf((float)hd);
+        attn_gqa_ref(want, q, G, hd, c.k + c.head_off, c.v + c.head_off, c.table, c.stride, bs, n,
+                     scale, sc);
+        for (int lvl = SIMD_SCALAR; lvl <= SIMD_AVX512; lvl++) {
+            const OpsKernels *K = ops_kernels_at((SimdLevel)lvl);
+            memset(got, 0xff, (size_t)G * hd * sizeof(float)); /* NaN: every output written */
+            K->attn(got, q, G, hd, c.k + c.head_off, c.v + c.head_off, c.table, c.stride, bs, n,
+                    scale, sc);
+            cr_expect(check_close("attn", got, want, (int64_t)G * hd, 2e-6f, 2e-5f),
+                      "level %d G %d hd %d bs %d n %d", K->level, G, hd, bs, n);
+        }
+        free(q), free(want), free(got), free(sc);
+        cache_free(&c);
+    }
+}
+
+/* Peaked scores (large q) stress the max subtraction and the exp. */
+Test(attn_gqa, peaked_scores) {
+    Rng r;
+    rng_seed(&r, 5);
+    int G = 3, hd = 64, bs = 16, n = 90;
+    Cache c;
+    cache_make(&c, &r, 3, 2, bs, hd, n);
+    float q[3 * 64], want[3 * 64], got[3 * 64], sc[3 * 90];
+    for (int i = 0; i < G * hd; i++)
+        q[i] = rng_normal(&r) * 6.0f;
+    attn_gqa_ref(want, q, G, hd, c.k + c.head_off, c.v + c.head_off, c.table, c.stride, bs, n,
+                 0.125f, sc);
+    const OpsKernels *K = ops_kernels();
+    K->attn(got, q, G, hd, c.k + c.head_off, c.v + c.head_off, c.table, c.stride, bs, n, 0.125f,
+            sc);
+    cr_expect(check_close("attn peaked", got, want, G * hd, 1e-5f, 1e-4f));
+    cache_free(&c);
+}
+
+/* Head g's output is the same bits whether it runs alone or with others
+ * (what lets a batch give every row the same bits as the row alone). */
+Test(attn_gqa, head_bits_independent_of_group) {
+    Rng r;
+    rng_seed(&r, 9);
+    int G = 7, hd = 64, bs = 16, n = 45;
+    Cache c;
+    cache_make(&c, &r, 1, 0, bs, hd, n);
+    float q[7 * 64], all[7 * 64], one[64], sc[7 * 45];
+    for (int i = 0; i < G * hd; i++)
+        q[i] = rng_normal(&r);
+    for (int lvl = SIMD_SCALAR; lvl <= SIMD_AVX512; lvl++) {
+        const OpsKernels *K = ops_kernels_at((SimdLevel)lvl);
+        K->attn(all, q, G, hd, c.k, c.v, c.table, c.stride, bs, n, 0.125f, sc);
+        for (int g = 0; g < G; g++) {
+            K->attn(one, q + g * hd, 1, hd, c.k, c.v, c.table, c.stride, bs, n, 0.125f, sc);
+            cr_expect(memcmp(one, all + g * hd, sizeof one) == 0,
+                      "level %d head %d differs alone vs in a group of %d", K->level, g, G);
+        }
+    }
+    cache_free(&c);
+}
+
+/* ops_exp within 2 ulp (relative 2.5e-7) of exp in double over the range
+ * softmax uses, exact 0 for -inf and deep underflow, +inf past overflow,
+ * and the same bits for an element wherever it sits in the array. */
+Test(attn_gqa, vector_exp) {
+    enum { N = 4099 };
+    float *x = malloc(N * sizeof(float)), *e = malloc(N * sizeof(float));
+    for (int i = 0; i < N; i++)
+        x[i] = -87.0f + 97.0f * (float)i / (float)N;
+    ops_exp(e, x, N);
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        double want = exp((double)x[i]);
+        double rel = fabs((double)e[i] - want) / want;
+        worst = rel > worst ? rel : worst;
+        cr_expect(rel <= 2.5e-7, "exp(%.9g): got %.9g want %.9g (rel %.3g)", x[i], e[i], want,
+                  rel);
+    }
+    cr_log_info("ops_exp: worst relative error %.3g", worst);
+    float sp[7] = {-INFINITY, -200.0f, -104.5f, 0.0f, 89.5f, 1.0f, -1.0f};
+    float se[7];
+    ops_exp(se, sp, 7);
+    cr_expect(se[0] == 0.0f && se[1] == 0.0f && se[2] == 0.0f, "underflow: %g %g %g", se[0], se[1],
+              se[2]);
+    cr_expect(se[3] == 1.0f, "exp(0) = %.9g", se[3]);
+    cr_expect(isinf(se[4]) && se[4] > 0, "exp(89.5) = %g", se[4]);
+    /* position independence: element 5 computed at offsets 0..20 */
+    for (int off = 0; off < 21; off++) {
+        float buf[40], out[40];
+        for (int i = 0; i < 40; i++)
+            buf[i] = 0.5f;
+        buf[off] = sp[5];
+        ops_exp(out, buf, off + 1);
+        cr_expect(out[off] == se[5], "exp(1) at offset %d: %.9g vs %.9g", off, out[off], se[5]);
+    }
+    free(x);
+    free(e);
+}
