@@ -37,6 +37,7 @@ FAMILIES = {
     "cgpt_kv_blocks_used": "gauge",
     "cgpt_kv_blocks_free": "gauge",
     "cgpt_kv_blocks_cached": "gauge",
+    "cgpt_kv_resident_bytes": "gauge",
     "cgpt_prefix_cache_hits_total": "counter",
     "cgpt_requests_cancelled_total": "counter",
     "cgpt_connections_open": "gauge",

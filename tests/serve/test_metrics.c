@@ -109,6 +109,7 @@ static void fill_stats(SchedStats st[2]) {
                          .kv_blocks_free = 24,
                          .kv_blocks_total = 64,
                          .kv_blocks_cached = 5,
+                         .kv_bytes_resident = 123456789,
                          .requests_cancelled = 2,
                          .tokens_prompt = 1000,
                          .tokens_cached = 256,
@@ -148,6 +149,7 @@ Test(metrics, known_values) {
     ASSERT_LINE(text, "cgpt_kv_blocks_free{model=\"mini\"} 24");
     ASSERT_LINE(text, "cgpt_kv_blocks_free{model=\"a\\\"b\\\\c\"} 8");
     ASSERT_LINE(text, "cgpt_kv_blocks_cached{model=\"mini\"} 5");
+    ASSERT_LINE(text, "cgpt_kv_resident_bytes{model=\"mini\"} 123456789");
     ASSERT_LINE(text, "cgpt_prefix_cache_hits_total{model=\"mini\"} 4");
     ASSERT_LINE(text, "cgpt_requests_cancelled_total{model=\"mini\"} 2");
     ASSERT_LINE(text, "cgpt_connections_open 7");
