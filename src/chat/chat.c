@@ -40,7 +40,7 @@ static char *dup_bytes(const char *s, size_t len) {
     return p;
 }
 
-static const char *json_type_name(const json_t *v) {
+const char *chat_json_type_name(const json_t *v) {
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         return "object";
@@ -210,14 +210,14 @@ static json_t *join_parts(const json_t *parts, size_t i, Err *err) {
         if (!json_is_object(p)) {
             err_set(err, STATUS_INVALID,
                     "messages[%zu].content[%zu]: expected a part object (got %s)", i, k,
-                    json_type_name(p));
+                    chat_json_type_name(p));
             return NULL;
         }
         const json_t *type = json_object_get(p, "type");
         if (type && !json_is_string(type)) {
             err_set(err, STATUS_INVALID,
                     "messages[%zu].content[%zu].type: expected a string (got %s)", i, k,
-                    json_type_name(type));
+                    chat_json_type_name(type));
             return NULL;
         }
         if (type && strcmp(json_string_value(type), "text") != 0) {
@@ -234,7 +234,7 @@ static json_t *join_parts(const json_t *parts, size_t i, Err *err) {
         if (!json_is_string(text)) {
             err_set(err, STATUS_INVALID,
                     "messages[%zu].content[%zu].text: expected a string (got %s)", i, k,
-                    json_type_name(text));
+                    chat_json_type_name(text));
             return NULL;
         }
         total += json_string_length(text) + (k ? 1 : 0);
@@ -272,7 +272,7 @@ static json_t *join_parts(const json_t *parts, size_t i, Err *err) {
 static json_t *normalize_message(const json_t *m, size_t i, Err *err) {
     if (!json_is_object(m)) {
         err_set(err, STATUS_INVALID, "messages[%zu]: expected an object (got %s)", i,
-                json_type_name(m));
+                chat_json_type_name(m));
         return NULL;
     }
     const json_t *role = json_object_get(m, "role");
@@ -282,7 +282,7 @@ static json_t *normalize_message(const json_t *m, size_t i, Err *err) {
     }
     if (!json_is_string(role)) {
         err_set(err, STATUS_INVALID, "messages[%zu].role: expected a string (got %s)", i,
-                json_type_name(role));
+                chat_json_type_name(role));
         return NULL;
     }
     size_t role_len = json_string_length(role);
@@ -296,7 +296,7 @@ static json_t *normalize_message(const json_t *m, size_t i, Err *err) {
     if (has_calls) {
         if (!json_is_array(tool_calls)) {
             err_set(err, STATUS_INVALID, "messages[%zu].tool_calls: expected an array (got %s)", i,
-                    json_type_name(tool_calls));
+                    chat_json_type_name(tool_calls));
             return NULL;
         }
         for (size_t k = 0; k < json_array_size(tool_calls); k++) {
@@ -304,14 +304,14 @@ static json_t *normalize_message(const json_t *m, size_t i, Err *err) {
             if (!json_is_object(c)) {
                 err_set(err, STATUS_INVALID,
                         "messages[%zu].tool_calls[%zu]: expected an object (got %s)", i, k,
-                        json_type_name(c));
+                        chat_json_type_name(c));
                 return NULL;
             }
             const json_t *fn = json_object_get(c, "function");
             if (fn && !json_is_object(fn)) {
                 err_set(err, STATUS_INVALID,
                         "messages[%zu].tool_calls[%zu].function: expected an object (got %s)", i, k,
-                        json_type_name(fn));
+                        chat_json_type_name(fn));
                 return NULL;
             }
         }
@@ -321,7 +321,7 @@ static json_t *normalize_message(const json_t *m, size_t i, Err *err) {
         const json_t *v = json_object_get(m, str_fields[k]);
         if (v && !json_is_string(v)) {
             err_set(err, STATUS_INVALID, "messages[%zu].%s: expected a string (got %s)", i,
-                    str_fields[k], json_type_name(v));
+                    str_fields[k], chat_json_type_name(v));
             return NULL;
         }
     }
@@ -348,7 +348,7 @@ static json_t *normalize_message(const json_t *m, size_t i, Err *err) {
     } else {
         err_set(err, STATUS_INVALID,
                 "messages[%zu].content: expected a string or a list of text parts (got %s)", i,
-                json_type_name(content));
+                chat_json_type_name(content));
         return NULL;
     }
 
@@ -365,7 +365,7 @@ static json_t *build_vars(const ChatFormat *f, const json_t *messages, bool add_
                           const json_t *extra, Err *err) {
     if (!json_is_array(messages)) {
         err_set(err, STATUS_INVALID, "messages: expected an array (got %s)",
-                messages ? json_type_name(messages) : "nothing");
+                messages ? chat_json_type_name(messages) : "nothing");
         return NULL;
     }
     size_t n = json_array_size(messages);
@@ -379,7 +379,7 @@ static json_t *build_vars(const ChatFormat *f, const json_t *messages, bool add_
         return NULL;
     }
     if (extra && !json_is_object(extra)) {
-        err_set(err, STATUS_INVALID, "extra: expected an object (got %s)", json_type_name(extra));
+        err_set(err, STATUS_INVALID, "extra: expected an object (got %s)", chat_json_type_name(extra));
         return NULL;
     }
     json_t *vars = json_object();
@@ -411,12 +411,12 @@ static json_t *build_vars(const ChatFormat *f, const json_t *messages, bool add_
             }
             if (!strcmp(key, "tools") && !json_is_array(val) && !json_is_null(val)) {
                 err_set(err, STATUS_INVALID, "extra.tools: expected an array (got %s)",
-                        json_type_name(val));
+                        chat_json_type_name(val));
                 goto fail;
             }
             if (!strcmp(key, "date_string") && !json_is_string(val)) {
                 err_set(err, STATUS_INVALID, "extra.date_string: expected a string (got %s)",
-                        json_type_name(val));
+                        chat_json_type_name(val));
                 goto fail;
             }
             /* A JSON null 'tools' means "no tools": leave it undefined, as

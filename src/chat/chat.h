@@ -54,6 +54,9 @@ ChatFormat *chat_format_from_builtin(ChatBuiltin b, const char *bos_text, const 
  * template of the family (ChatML as OpenHermes 2.5, Meta-Llama-3-Instruct,
  * Llama-2-chat). NULL for CHAT_BUILTIN_NONE. */
 const char *chat_builtin_source(ChatBuiltin b);
+/* A JSON value's type in words for error messages: "object", "array",
+ * "string", "number" (integers and reals), "boolean", "null". */
+const char *chat_json_type_name(const json_t *v);
 const char *chat_builtin_name(ChatBuiltin b);
 
 /* Render 'messages' (borrowed JSON array; see above). 'extra' may add

@@ -7,6 +7,8 @@
  * layer's), and anything that needs the engine (context length, vocab). */
 #include "serve/oai.h"
 
+#include "chat/chat.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -46,26 +48,6 @@ json_t *oai_error_json(const OaiError *e) {
                      str_or_null(e->code));
 }
 
-/* JSON type in words for messages ("number" for integers and reals). */
-static const char *type_name(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "boolean";
-    default:
-        return "null";
-    }
-}
-
 static Status bad(OaiError *e, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static Status bad(OaiError *e, const char *param, const char *fmt, ...) {
@@ -78,7 +60,7 @@ static Status bad(OaiError *e, const char *param, const char *fmt, ...) {
 }
 
 static Status bad_type(OaiError *e, const char *param, const char *want, const json_t *v) {
-    return bad(e, param, "expected %s (got %s)", want, type_name(v));
+    return bad(e, param, "expected %s (got %s)", want, chat_json_type_name(v));
 }
 
 /* ------------------------------------------------------ limits and loading */
@@ -144,7 +126,7 @@ json_t *oai_parse_object(const char *body, size_t len, const OaiLimits *lim, Oai
     }
     if (!json_is_object(root)) {
         oai_error_set(e, 400, INVALID, NULL, NULL, "request body: expected a JSON object (got %s)",
-                      type_name(root));
+                      chat_json_type_name(root));
         json_decref(root);
         return NULL;
     }

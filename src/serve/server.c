@@ -276,37 +276,31 @@ enum MHD_Result srv_respond(Server *s, SrvReq *q, struct MHD_Connection *c, int 
     return ok;
 }
 
-enum MHD_Result srv_respond_json(Server *s, SrvReq *q, struct MHD_Connection *c, int status,
-                                 json_t *body) {
+/* An owned application/json response of 'body' (consumed), or NULL. */
+static struct MHD_Response *json_response(json_t *body) {
     char *txt = oai_dump(body);
     json_decref(body);
     if (!txt)
-        return MHD_NO;
+        return NULL;
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(txt);
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(r, "Content-Type", "application/json");
-    return srv_respond(s, q, c, status, r);
+    return r;
+}
+
+enum MHD_Result srv_respond_json(Server *s, SrvReq *q, struct MHD_Connection *c, int status,
+                                 json_t *body) {
+    return srv_respond(s, q, c, status, json_response(body));
 }
 
 enum MHD_Result srv_respond_error(Server *s, SrvReq *q, struct MHD_Connection *c,
                                   const OaiError *e, double retry_after) {
-    json_t *j = oai_error_json(e);
-    char *txt = oai_dump(j);
-    json_decref(j);
-    if (!txt)
-        return MHD_NO;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(txt);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    if (retry_after > 0) {
+    struct MHD_Response *r = json_response(oai_error_json(e));
+    if (r && retry_after > 0) {
         char v[32];
         snprintf(v, sizeof v, "%d", (int)(retry_after + 0.999));
         MHD_add_response_header(r, "Retry-After", v);
