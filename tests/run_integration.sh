@@ -46,10 +46,12 @@ else
   fail=$((fail+1)); failed+=("training suites: build/corpus-tiny missing (make corpus-tiny)")
 fi
 # The server (issue 5): the official openai npm client, curl-level SSE framing,
-# hostile input (plain and ASan+UBSan binaries), tenant isolation.
+# hostile input, tenant isolation; all but isolation also on the ASan+UBSan binary.
 scripts/install-node-deps.sh
-suite tests/serve/test_sdk.mjs node tests/serve/test_sdk.mjs build/cgpt
-suite tests/serve/test_sse.sh bash tests/serve/test_sse.sh build/cgpt
+for b in build/cgpt build/asan/cgpt; do
+  suite "tests/serve/test_sdk.mjs ($b)" node tests/serve/test_sdk.mjs $b
+  suite "tests/serve/test_sse.sh ($b)" bash tests/serve/test_sse.sh $b
+done
 suite tests/serve/test_hostile.py /usr/bin/python3 tests/serve/test_hostile.py build/cgpt
 suite "tests/serve/test_hostile.py (ASan+UBSan binary)" /usr/bin/python3 tests/serve/test_hostile.py build/asan/cgpt
 suite tests/serve/test_isolation.py /usr/bin/python3 tests/serve/test_isolation.py build/cgpt
