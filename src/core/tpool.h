@@ -2,7 +2,9 @@
  *
  * Created once (at model load or program start) and reused for every kernel:
  * tpool_run() hands the same function to all threads, each called with its
- * index 'ith' in [0, nth); the calling thread works as ith 0. Kernels split
+ * index 'ith' in [0, nth), each index exactly once; the calling thread works
+ * as ith 0, then also runs any index no worker has claimed yet (so a
+ * descheduled worker never stalls the caller). Kernels split
  * rows by ith/nth. tpool_run() returns when every thread has finished, so a
  * kernel's writes are visible to the caller afterwards. Not reentrant: one
  * tpool_run() at a time per pool, and a task must not call tpool_run(). */

@@ -41,12 +41,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tensor/ops.h" /* ops_exp */
+
+/* The untruncated draw sums weights in blocks of this many tokens, then
+ * scans only the block where the cumulative mass crosses the draw. */
+#define DRAW_BLOCK 256
+
 struct Sampler {
     SamplerParams p; /* p.bias points at 'bias' below */
     LogitBias *bias; /* (n_bias) owned copy */
     int n_bias;
     int n_vocab;
     Candidate *cand;   /* (n_vocab) scratch for one token */
+    float *w;          /* (n_vocab) logits, then weights, for the untruncated draw */
+    double *bsum;      /* (ceil(n_vocab / DRAW_BLOCK)) block sums of w */
     int32_t *counts;   /* (n_vocab) occurrences in the penalty window */
     int32_t *distinct; /* (n_vocab) tokens with counts > 0, any order */
     int32_t *where;    /* (n_vocab) index in 'distinct', -1 when count is 0 */
@@ -487,12 +495,14 @@ Sampler *sampler_new(const SamplerParams *p, int n_vocab, Err *err) {
     s->ring_cap = p->penalty_last_n > 0 ? p->penalty_last_n : 0;
     size_t v = (size_t)n_vocab;
     s->cand = malloc(v * sizeof *s->cand);
+    s->w = malloc(v * sizeof *s->w);
+    s->bsum = malloc((v + DRAW_BLOCK - 1) / DRAW_BLOCK * sizeof *s->bsum);
     s->counts = calloc(v, sizeof *s->counts);
     s->distinct = malloc(v * sizeof *s->distinct);
     s->where = malloc(v * sizeof *s->where);
     s->bias = malloc((size_t)(p->n_bias > 0 ? p->n_bias : 1) * sizeof *s->bias);
     s->ring = malloc((size_t)(s->ring_cap > 0 ? s->ring_cap : 1) * sizeof *s->ring);
-    if (!s->cand || !s->counts || !s->distinct || !s->where || !s->bias || !s->ring) {
+    if (!s->cand || !s->w || !s->bsum || !s->counts || !s->distinct || !s->where || !s->bias || !s->ring) {
         sampler_free(s);
         err_set(err, STATUS_NOMEM, "sampler: out of memory for n_vocab %d", n_vocab);
         return NULL;
@@ -510,6 +520,8 @@ void sampler_free(Sampler *s) {
     if (!s)
         return;
     free(s->cand);
+    free(s->w);
+    free(s->bsum);
     free(s->counts);
     free(s->distinct);
     free(s->where);
@@ -637,10 +649,123 @@ static void load_candidates(Sampler *s, const float *logits) {
         }
 }
 
+/* s->w = the logits after sanitising, bias and penalties (what
+ * load_candidates puts in cand[].logit), as plain floats. */
+static void load_weights(Sampler *s, const float *logits) {
+    const SamplerParams *p = &s->p;
+    float *w = s->w;
+    for (int i = 0; i < s->n_vocab; i++)
+        w[i] = clamp_logit(logits[i]);
+    for (int b = 0; b < s->n_bias; b++) {
+        Candidate t = {s->bias[b].token, w[s->bias[b].token], 0};
+        bias_one(&t, s->bias[b].bias);
+        w[t.id] = t.logit;
+    }
+    if (p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f)
+        for (int i = 0; i < s->n_distinct; i++) {
+            Candidate t = {s->distinct[i], w[s->distinct[i]], 0};
+            penalise_one(&t, s->counts[t.id], p->repeat_penalty, p->presence_penalty,
+                         p->frequency_penalty);
+            w[t.id] = t.logit;
+        }
+}
+
+/* Token t's logit as load_weights leaves it (w is overwritten by the draw). */
+static float loaded_logit(const Sampler *s, const float *logits, int32_t t) {
+    const SamplerParams *p = &s->p;
+    Candidate c = {t, clamp_logit(logits[t]), 0};
+    for (int b = 0; b < s->n_bias; b++)
+        if (s->bias[b].token == t)
+            bias_one(&c, s->bias[b].bias);
+    if ((p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f) &&
+        s->counts[t] > 0)
+        penalise_one(&c, s->counts[t], p->repeat_penalty, p->presence_penalty,
+                     p->frequency_penalty);
+    return c.logit;
+}
+
+/* Float sum of w[0..n) with eight accumulators folded in a fixed order. */
+static float block_sum(const float *w, int n) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += w[i + j];
+    float t = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++)
+        t += w[i];
+    return t;
+}
+
+/* The draw without truncation (temperature > 0, no top-k/top-p/min-p):
+ * weights exp((l - max) / temp) over the whole vocabulary in id order, as
+ * softmax_t + sampler_draw would give them, but with the vector exp, block
+ * sums and a scan of one block instead of a Candidate array. s->w holds the
+ * loaded logits and is overwritten; 'max' is their maximum (> -inf).
+ * Returns the token. */
+static int32_t draw_untruncated(Sampler *s, float max, float temp, float u) {
+    int n = s->n_vocab, nb = (n + DRAW_BLOCK - 1) / DRAW_BLOCK;
+    float *w = s->w;
+    for (int i = 0; i < n; i++)
+        w[i] = (w[i] - max) / temp;
+    ops_exp(w, w, n);
+    double total = 0;
+    for (int b = 0; b < nb; b++) {
+        int lo = b * DRAW_BLOCK, cnt = n - lo < DRAW_BLOCK ? n - lo : DRAW_BLOCK;
+        s->bsum[b] = (double)block_sum(w + lo, cnt);
+        total += s->bsum[b];
+    }
+    double r = (double)u * total, acc = 0;
+    int last = 0;
+    for (int b = 0; b < nb; b++) {
+        int lo = b * DRAW_BLOCK, cnt = n - lo < DRAW_BLOCK ? n - lo : DRAW_BLOCK;
+        if (s->bsum[b] > 0)
+            last = b;
+        if (r >= acc + s->bsum[b]) {
+            acc += s->bsum[b];
+            continue;
+        }
+        double in = acc;
+        for (int i = lo; i < lo + cnt; i++) {
+            in += w[i];
+            if (r < in && w[i] > 0)
+                return i;
+        }
+        acc += s->bsum[b]; /* rounding slack: the block's float sum was larger */
+    }
+    /* r landed on the rounding slack at the end: the last positive weight */
+    int lo = last * DRAW_BLOCK, hi = n - lo < DRAW_BLOCK ? n : lo + DRAW_BLOCK;
+    for (int i = hi - 1; i >= lo; i--)
+        if (w[i] > 0)
+            return i;
+    return 0;
+}
+
 int32_t sampler_sample(Sampler *s, const float *logits, float *logprob) {
     const SamplerParams *p = &s->p;
     int n = s->n_vocab;
     Candidate *c = s->cand;
+    if (p->temperature > 0.0f && (p->top_k <= 0 || p->top_k >= n) && p->top_p >= 1.0f &&
+        p->min_p <= 0.0f) {
+        load_weights(s, logits);
+        float max = -INFINITY;
+        for (int i = 0; i < n; i++)
+            max = s->w[i] > max ? s->w[i] : max;
+        double z = 0;
+        if (logprob && max != -INFINITY)
+            for (int i = 0; i < n; i++)
+                z += exp((double)s->w[i] - (double)max);
+        float u = rng_f32(&s->rng);
+        if (max == -INFINITY) { /* all banned: token 0, as softmax_t + draw give */
+            if (logprob)
+                *logprob = -INFINITY;
+            return 0;
+        }
+        int32_t tok = draw_untruncated(s, max, p->temperature, u);
+        if (logprob)
+            *logprob = (float)((double)loaded_logit(s, logits, tok) - (double)max - log(z));
+        return tok;
+    }
     load_candidates(s, logits);
 
     /* log-softmax at temperature 1 over the whole vocabulary, before any

@@ -154,9 +154,9 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         if (st->done)
             return MHD_CONTENT_READER_END_OF_STREAM;
         st->len = st->off = 0;
-        if (srv_client_gone(st->fd)) {
+        if (srv_client_gone(st->fd)) { /* nobody to tell: end quietly */
             job_cancel(st->job);
-            return MHD_CONTENT_READER_END_WITH_ERROR;
+            return MHD_CONTENT_READER_END_OF_STREAM;
         }
         if (atomic_load(&st->s->stopping)) { /* tell the client why the stream ends */
             job_cancel(st->job);
