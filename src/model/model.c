@@ -667,17 +667,102 @@ static void attn_task(void *vctx, int ith, int nth) {
     }
 }
 
+/* The per-row element-wise work of a layer (norms, q/k norms, rope, KV
+ * writes, residual adds, the gated activation) runs on the pool, split by
+ * rows: while the caller did it alone the other threads waited. Each row's
+ * arithmetic is the same whichever thread does it. */
+typedef enum {
+    ROWS_ATTN_IN,  /* xb = norm(x) */
+    ROWS_QK_CACHE, /* q/k norms, rope, K/V into the cache */
+    ROWS_FFN_IN,   /* x += xb (attention out); xb = norm(x) */
+    ROWS_ACT,      /* hb = act(hb, hb2) */
+    ROWS_RESIDUAL, /* x += xb */
+} RowsOp;
+
+typedef struct {
+    Model *m;
+    const BatchRow *rows;
+    int B, il;
+    RowsOp op;
+} RowsCtx;
+
+static void qk_cache_row(Model *m, const BatchRow *rows, int r, int il) {
+    const ModelConfig *c = &m->cfg;
+    const Layer *L = &m->layers[il];
+    KVCache *kv = &m->kv;
+    int HD = c->head_dim, NH = c->n_heads, KVH = c->n_kv_heads, QD = NH * HD, KD = KVH * HD;
+    int bs = kv->block_size;
+    float *q = m->q + (size_t)r * QD, *k = m->k + (size_t)r * KD;
+    if (L->q_norm) {
+        for (int h = 0; h < NH; h++)
+            rmsnorm_forward(q + (size_t)h * HD, q + (size_t)h * HD, L->q_norm, HD, c->norm_eps);
+        for (int h = 0; h < KVH; h++)
+            rmsnorm_forward(k + (size_t)h * HD, k + (size_t)h * HD, L->k_norm, HD, c->norm_eps);
+    }
+    if (c->rope_type != ROPE_NONE) {
+        const float *cs = m->cs + (size_t)r * c->n_rot;
+        rope_forward(q, cs, NH, HD, c->n_rot, c->rope_type);
+        rope_forward(k, cs, KVH, HD, c->n_rot, c->rope_type);
+    }
+    /* K/V of this row into its cache slot */
+    int blk = kv_seq_table(kv, rows[r].seq)[rows[r].pos / bs], slot = rows[r].pos % bs;
+    float *kb = kv_k_block(kv, il, blk), *vb = kv_v_block(kv, il, blk);
+    const float *v = m->v + (size_t)r * KD;
+    for (int h = 0; h < KVH; h++) {
+        memcpy(kb + ((size_t)h * bs + slot) * HD, k + (size_t)h * HD, (size_t)HD * sizeof(float));
+        memcpy(vb + ((size_t)h * bs + slot) * HD, v + (size_t)h * HD, (size_t)HD * sizeof(float));
+    }
+}
+
+static void rows_task(void *vctx, int ith, int nth) {
+    RowsCtx *a = vctx;
+    Model *m = a->m;
+    const Layer *L = &m->layers[a->il];
+    size_t C = (size_t)m->cfg.n_embd, F = (size_t)m->cfg.n_ff;
+    long lo, hi;
+    tpool_range(a->B, ith, nth, &lo, &hi);
+    for (long r = lo; r < hi; r++) {
+        float *x = m->x + (size_t)r * C, *xb = m->xb + (size_t)r * C;
+        switch (a->op) {
+        case ROWS_ATTN_IN:
+            norm_row(m, xb, x, L->attn_norm, L->attn_norm_b);
+            break;
+        case ROWS_QK_CACHE:
+            qk_cache_row(m, a->rows, (int)r, a->il);
+            break;
+        case ROWS_FFN_IN:
+            add_forward(x, x, xb, (int)C);
+            norm_row(m, xb, x, L->ffn_norm, L->ffn_norm_b);
+            break;
+        case ROWS_ACT:
+            if (m->ai->ffn == FFN_SILU_GATED)
+                swiglu_forward(m->hb + r * F, m->hb + r * F, m->hb2 + r * F, (int)F);
+            else
+                gelu_forward(m->hb + r * F, m->hb + r * F, (int)F);
+            break;
+        case ROWS_RESIDUAL:
+            add_forward(x, x, xb, (int)C);
+            break;
+        }
+    }
+}
+
+static void for_rows(Model *m, const BatchRow *rows, int B, int il, RowsOp op) {
+    RowsCtx a = {m, rows, B, il, op};
+    if (B < 2)
+        rows_task(&a, 0, 1);
+    else
+        tpool_run(m->tp, rows_task, &a);
+}
+
 static void forward_layer(Model *m, const BatchRow *rows, int B, int il) {
     const ModelConfig *c = &m->cfg;
     const Layer *L = &m->layers[il];
-    int C = c->n_embd, HD = c->head_dim, NH = c->n_heads, KVH = c->n_kv_heads;
-    int QD = NH * HD, KD = KVH * HD, F = c->n_ff;
-    KVCache *kv = &m->kv;
-    int bs = kv->block_size;
+    int HD = c->head_dim, NH = c->n_heads, KVH = c->n_kv_heads;
+    int QD = NH * HD, KD = KVH * HD;
 
     /* attention */
-    for (int r = 0; r < B; r++)
-        norm_row(m, m->xb + (size_t)r * C, m->x + (size_t)r * C, L->attn_norm, L->attn_norm_b);
+    for_rows(m, rows, B, il, ROWS_ATTN_IN);
     if (m->ai->fused_qkv) {
         int W = QD + 2 * KD;
         matmul(m, m->qkv, m->xb, &L->wqkv, L->bqkv, B);
@@ -692,48 +777,22 @@ static void forward_layer(Model *m, const BatchRow *rows, int B, int il) {
         matmul(m, m->k, m->xb, &L->wk, L->bk, B);
         matmul(m, m->v, m->xb, &L->wv, L->bv, B);
     }
-    for (int r = 0; r < B; r++) {
-        float *q = m->q + (size_t)r * QD, *k = m->k + (size_t)r * KD;
-        if (L->q_norm) {
-            for (int h = 0; h < NH; h++)
-                rmsnorm_forward(q + (size_t)h * HD, q + (size_t)h * HD, L->q_norm, HD, c->norm_eps);
-            for (int h = 0; h < KVH; h++)
-                rmsnorm_forward(k + (size_t)h * HD, k + (size_t)h * HD, L->k_norm, HD, c->norm_eps);
-        }
-        if (c->rope_type != ROPE_NONE) {
-            const float *cs = m->cs + (size_t)r * c->n_rot;
-            rope_forward(q, cs, NH, HD, c->n_rot, c->rope_type);
-            rope_forward(k, cs, KVH, HD, c->n_rot, c->rope_type);
-        }
-        /* K/V of this row into its cache slot */
-        int blk = kv_seq_table(kv, rows[r].seq)[rows[r].pos / bs], slot = rows[r].pos % bs;
-        float *kb = kv_k_block(kv, il, blk), *vb = kv_v_block(kv, il, blk);
-        const float *v = m->v + (size_t)r * KD;
-        for (int h = 0; h < KVH; h++) {
-            memcpy(kb + ((size_t)h * bs + slot) * HD, k + (size_t)h * HD,
-                   (size_t)HD * sizeof(float));
-            memcpy(vb + ((size_t)h * bs + slot) * HD, v + (size_t)h * HD,
-                   (size_t)HD * sizeof(float));
-        }
-    }
+    for_rows(m, rows, B, il, ROWS_QK_CACHE);
     AttnCtx actx = {m, rows, B, il};
     tpool_run(m->tp, attn_task, &actx);
     matmul(m, m->xb, m->att, &L->wo, L->bo, B);
-    add_forward(m->x, m->x, m->xb, B * C);
 
     /* feed-forward */
-    for (int r = 0; r < B; r++)
-        norm_row(m, m->xb + (size_t)r * C, m->x + (size_t)r * C, L->ffn_norm, L->ffn_norm_b);
+    for_rows(m, rows, B, il, ROWS_FFN_IN);
     if (m->ai->ffn == FFN_SILU_GATED) {
         matmul(m, m->hb, m->xb, &L->gate, L->bgate, B);
         matmul(m, m->hb2, m->xb, &L->up, L->bup, B);
-        swiglu_forward(m->hb, m->hb, m->hb2, B * F);
     } else {
         matmul(m, m->hb, m->xb, &L->up, L->bup, B);
-        gelu_forward(m->hb, m->hb, B * F);
     }
+    for_rows(m, rows, B, il, ROWS_ACT);
     matmul(m, m->xb, m->hb, &L->down, L->bdown, B);
-    add_forward(m->x, m->x, m->xb, B * C);
+    for_rows(m, rows, B, il, ROWS_RESIDUAL);
 }
 
 /* Check the rows and reserve their KV slots; on error nothing changes. */
