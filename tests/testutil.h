@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "model/randmodel.h"
+
 static inline int check_close(const char *name, const float *got, const float *want, int64_t n,
                               float atol, float rtol) {
     int64_t first_bad = -1;
@@ -32,6 +34,25 @@ static inline int check_close(const char *name, const float *got, const float *w
         return 0;
     }
     return 1;
+}
+
+/* The tiny llama the engine tests share: vocabulary 300 (a working byte
+ * BPE with ChatML specials), d 32, 2 layers, 4 heads / 2 KV heads of 8, ff
+ * 48, F32, seed 11, init std 0.3 (peaked enough for stable greedy output). */
+static inline RandModelSpec tu_tiny_llama(int n_ctx_train) {
+    return (RandModelSpec){.arch = "llama",
+                           .n_vocab = 300,
+                           .n_embd = 32,
+                           .n_layers = 2,
+                           .n_heads = 4,
+                           .n_kv_heads = 2,
+                           .head_dim = 8,
+                           .n_ff = 48,
+                           .n_ctx_train = n_ctx_train,
+                           .rope_freq_base = 10000.0f,
+                           .wtype = DTYPE_F32,
+                           .seed = 11,
+                           .init_std = 0.3f};
 }
 
 #endif

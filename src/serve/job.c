@@ -255,27 +255,34 @@ static OaiTokenLogprob piece_of(const Tokenizer *t, int32_t id, float lp, char *
     return (OaiTokenLogprob){buf, n > 0 ? (size_t)n : 0, lp};
 }
 
+/* A token event's piece and its top alternatives (as many as requested),
+ * their bytes in the caller's buffers. */
+typedef struct {
+    char buf[TOK_MAX_PIECE], tbuf[SCHED_MAX_TOP_LOGPROBS][TOK_MAX_PIECE];
+    OaiTokenLogprob tok, top[SCHED_MAX_TOP_LOGPROBS];
+    int n_top;
+} Pieces;
+
+static void pieces_of(const Job *j, const JobEv *e, Pieces *p) {
+    p->tok = piece_of(j->spec.tok, e->token, e->logprob, p->buf);
+    p->n_top = e->n_top < j->spec.top_logprobs ? e->n_top : j->spec.top_logprobs;
+    for (int i = 0; i < p->n_top; i++)
+        p->top[i] = piece_of(j->spec.tok, e->top[i].id, e->top[i].logprob, p->tbuf[i]);
+}
+
 /* Chat: one {"token","logprob","bytes","top_logprobs"} entry. */
 static json_t *chat_lp_entry(const Job *j, const JobEv *e) {
-    char buf[TOK_MAX_PIECE], tbuf[SCHED_MAX_TOP_LOGPROBS][TOK_MAX_PIECE];
-    OaiTokenLogprob tok = piece_of(j->spec.tok, e->token, e->logprob, buf);
-    OaiTokenLogprob top[SCHED_MAX_TOP_LOGPROBS];
-    int n_top = e->n_top < j->spec.top_logprobs ? e->n_top : j->spec.top_logprobs;
-    for (int i = 0; i < n_top; i++)
-        top[i] = piece_of(j->spec.tok, e->top[i].id, e->top[i].logprob, tbuf[i]);
-    return oai_logprob_entry(&tok, top, n_top);
+    Pieces p;
+    pieces_of(j, e, &p);
+    return oai_logprob_entry(&p.tok, p.top, p.n_top);
 }
 
 /* Legacy completions: append one token to the logprobs object. */
 static void legacy_lp_add(const Job *j, json_t *lp, const JobEv *e, size_t *text_off) {
-    char buf[TOK_MAX_PIECE], tbuf[SCHED_MAX_TOP_LOGPROBS][TOK_MAX_PIECE];
-    OaiTokenLogprob tok = piece_of(j->spec.tok, e->token, e->logprob, buf);
-    OaiTokenLogprob top[SCHED_MAX_TOP_LOGPROBS];
-    int n_top = e->n_top < j->spec.top_logprobs ? e->n_top : j->spec.top_logprobs;
-    for (int i = 0; i < n_top; i++)
-        top[i] = piece_of(j->spec.tok, e->top[i].id, e->top[i].logprob, tbuf[i]);
-    oai_completion_logprobs_add(lp, &tok, top, n_top, (long long)*text_off);
-    *text_off += tok.piece_len;
+    Pieces p;
+    pieces_of(j, e, &p);
+    oai_completion_logprobs_add(lp, &p.tok, p.top, p.n_top, (long long)*text_off);
+    *text_off += p.tok.piece_len;
 }
 
 /* Everything one choice produced among events [0, n): its text (into *out),

@@ -10,6 +10,8 @@
  * from an empty cache. tests/cli/test_eval.py compares many more strings
  * with an independent Python implementation. */
 #include <criterion/criterion.h>
+
+#include "../testutil.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,19 +279,7 @@ static void fix_init(Fix *f, int n_ctx, int n_batch, int n_seq) {
     strcpy(f->dir, "/tmp/cgpt_evalm_XXXXXX");
     cr_assert(mkdtemp(f->dir));
     snprintf(f->path, sizeof f->path, "%s/m.gguf", f->dir);
-    RandModelSpec s = {.arch = "llama",
-                       .n_vocab = 300,
-                       .n_embd = 32,
-                       .n_layers = 2,
-                       .n_heads = 4,
-                       .n_kv_heads = 2,
-                       .head_dim = 8,
-                       .n_ff = 48,
-                       .n_ctx_train = 256,
-                       .rope_freq_base = 10000.0f,
-                       .wtype = DTYPE_F32,
-                       .seed = 11,
-                       .init_std = 0.3f};
+    RandModelSpec s = tu_tiny_llama(256);
     Err err = {0};
     cr_assert(randmodel_write(f->path, &s, &err) == STATUS_OK, "%s", err.msg);
     ModelParams mp = {.n_threads = 1, .n_ctx = n_ctx, .n_seq_max = n_seq, .n_batch = n_batch};

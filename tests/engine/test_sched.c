@@ -16,6 +16,8 @@
  * prefix-cache hits, tenant isolation and eviction, and that every KV block
  * comes back (with the cache's own blocks accounted for). */
 #include <criterion/criterion.h>
+
+#include "../testutil.h"
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -52,19 +54,7 @@ static void fix_init(Fix *f, const ModelParams *mp, const SchedParams *sp) {
     strcpy(f->dir, "/tmp/cgpt_sched_XXXXXX");
     cr_assert(mkdtemp(f->dir));
     snprintf(f->path, sizeof f->path, "%s/m.gguf", f->dir);
-    RandModelSpec s = {.arch = "llama",
-                       .n_vocab = 300,
-                       .n_embd = 32,
-                       .n_layers = 2,
-                       .n_heads = 4,
-                       .n_kv_heads = 2,
-                       .head_dim = 8,
-                       .n_ff = 48,
-                       .n_ctx_train = 512,
-                       .rope_freq_base = 10000.0f,
-                       .wtype = DTYPE_F32,
-                       .seed = 11,
-                       .init_std = 0.3f};
+    RandModelSpec s = tu_tiny_llama(512);
     Err err = {0};
     cr_assert(randmodel_write(f->path, &s, &err) == STATUS_OK, "%s", err.msg);
     cr_assert(model_load(&f->m, f->path, mp, &err) == STATUS_OK, "%s", err.msg);

@@ -339,6 +339,25 @@ wait "$tpid"
 chk "the stream cut by the shutdown still ends with [DONE] or an error event" $CHK sse "$T/term.b" text_completion
 
 # non-loopback without keys: refuses to start
+# Bad command lines: exit 1, one "cgpt serve: ..." line naming the problem.
+printf 'not a gguf' >"$T/bad.gguf"
+while IFS='|' read -r want args; do
+  # shellcheck disable=SC2086
+  timeout 30 "$CGPT" serve --port 0 --data-dir "$T/argdata" $args >/dev/null 2>"$T/arg.err"; rc=$?
+  if [ $rc = 1 ] && [ "$(wc -l <"$T/arg.err")" = 1 ] && grep -q "^cgpt serve: .*$want" "$T/arg.err"; then
+    ok "serve $args: exit 1 naming '$want'"
+  else
+    bad "serve $args: exit 1 naming '$want'" "exit $rc: $(head -c 300 "$T/arg.err")"
+  fi
+done <<ARGS
+99999|--port 99999
+unknown option|--bogus 1
+needs a value|--parallel
+--host|--host not-an-address
+$T/nonexistent.gguf|-m $T/nonexistent.gguf
+$T/bad.gguf|-m $T/bad.gguf
+--alias|--alias x
+ARGS
 timeout 30 "$CGPT" serve --host 0.0.0.0 --port 0 --data-dir "$T/empty" >"$T/nl.out" 2>"$T/nl.err"; rc=$?
 [ $rc = 1 ] && ok "--host 0.0.0.0 with no keys: exit 1" || bad "--host 0.0.0.0 with no keys: exit 1" "exit $rc"
 [ "$(wc -l <"$T/nl.err")" = 1 ] && grep -q '^cgpt' "$T/nl.err" && ok "--host 0.0.0.0 with no keys: one 'cgpt ...' line on stderr" \
