@@ -87,6 +87,22 @@ Test(core, checked_arithmetic) {
     mem_free_aligned(p);
 }
 
+/* Large blocks are lazy mappings that start on a 2 MiB boundary (so a
+ * transparent huge page can back them), zeroed, writable to the end. */
+Test(core, large_blocks_are_huge_page_aligned) {
+    const size_t sizes[] = {(size_t)1 << 20, ((size_t)3 << 20) + 5, (size_t)64 << 20};
+    for (int i = 0; i < 3; i++) {
+        unsigned char *p = mem_alloc_aligned(sizes[i]);
+        cr_assert_not_null(p);
+        cr_assert_eq((uintptr_t)p % ((uintptr_t)2 << 20), 0, "block of %zu bytes at %p", sizes[i],
+                     (void *)p);
+        cr_assert_eq(p[0], 0);
+        cr_assert_eq(p[sizes[i] - 1], 0);
+        p[0] = 1, p[sizes[i] - 1] = 2;
+        mem_free_aligned(p);
+    }
+}
+
 Test(core, err_formats_and_truncates) {
     Err e = {0};
     cr_assert_eq(err_set(&e, STATUS_LIMIT, "value %d over %d", 9, 8), STATUS_LIMIT);

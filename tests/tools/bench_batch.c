@@ -4,7 +4,7 @@
  * server's batching can gain at most on this machine (no sampling, HTTP or
  * prefill of new requests), for docs/PERFORMANCE.md.
  *
- *   bench_batch MODEL.gguf [N=16] [STEPS=40]
+ *   bench_batch MODEL.gguf [N=16] [STEPS=40] [THREADS=0: all CPUs]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,15 +16,17 @@
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_batch MODEL.gguf [N] [STEPS]\n");
+        fprintf(stderr, "usage: bench_batch MODEL.gguf [N] [STEPS] [THREADS]\n");
         return 1;
     }
     int n = argc > 2 ? atoi(argv[2]) : 16, steps = argc > 3 ? atoi(argv[3]) : 40;
-    if (n < 1 || n > 256 || steps < 1 || steps > 100000) {
-        fprintf(stderr, "bench_batch: N must be in [1, 256] and STEPS in [1, 100000]\n");
+    int threads = argc > 4 ? atoi(argv[4]) : 0;
+    if (n < 1 || n > 256 || steps < 1 || steps > 100000 || threads < 0 || threads > 256) {
+        fprintf(stderr, "bench_batch: N must be in [1, 256], STEPS in [1, 100000] and THREADS in "
+                        "[0, 256]\n");
         return 1;
     }
-    ModelParams mp = {.n_ctx = PROMPT + steps + 1, .n_seq_max = n, .n_batch = PROMPT > n ? PROMPT : n};
+    ModelParams mp = {.n_threads = threads, .n_ctx = PROMPT + steps + 1, .n_seq_max = n, .n_batch = PROMPT > n ? PROMPT : n};
     Model *m = NULL;
     Err err = {0};
     if (model_load(&m, argv[1], &mp, &err)) {
