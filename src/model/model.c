@@ -41,11 +41,13 @@
 #define MODEL_DEFAULT_BLOCK 16
 #define MODEL_ARCH_NAME_SHOW 64 /* bytes of an unknown architecture name to quote */
 
-/* A weight matrix in the mapping: N rows of K elements of 'type'. */
+/* A weight matrix in the mapping: N rows of K elements of 'type', and the
+ * same matrix prepared for matmul (mw: repacked or borrowing 'data'). */
 typedef struct {
     const void *data;
     DType type;
     int64_t n_rows, n_cols;
+    MatmulWeight mw;
 } Weight;
 
 typedef struct {
@@ -171,7 +173,7 @@ static Status bind_matrix(Model *m, const char *name, int64_t n_rows, int64_t n_
     memset(w, 0, sizeof *w);
     Status st = bind_tensor(m, name, n_cols, n_rows, true, need, &t, err);
     if (st == STATUS_OK && t)
-        *w = (Weight){t->data, t->type, n_rows, n_cols};
+        *w = (Weight){t->data, t->type, n_rows, n_cols, {0}};
     return st;
 }
 
@@ -536,6 +538,35 @@ static Status alloc_state(Model *m, Err *err) {
     return STATUS_OK;
 }
 
+/* Every matrix that goes through matmul, prepared once (repacked where this
+ * CPU has a faster layout, on the pool). The embedding tables are only
+ * read row by row and stay as they are. */
+static Status prepare_weights(Model *m, Err *err) {
+    Status st = STATUS_OK;
+    bool repack = !m->params.no_repack;
+    for (int il = -1; il < m->cfg.n_layers && st == STATUS_OK; il++) {
+        Layer *L = il >= 0 ? &m->layers[il] : NULL;
+        Weight *ws[] = {L ? &L->wq : &m->output, L ? &L->wk : NULL, L ? &L->wv : NULL,
+                        L ? &L->wqkv : NULL,     L ? &L->wo : NULL, L ? &L->gate : NULL,
+                        L ? &L->up : NULL,       L ? &L->down : NULL};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0] && st == STATUS_OK; i++)
+            if (ws[i] && ws[i]->data)
+                st = matmul_weight_init(&ws[i]->mw, ws[i]->data, ws[i]->type, (int)ws[i]->n_rows,
+                                        (int)ws[i]->n_cols, repack, m->tp, err);
+    }
+    return st;
+}
+
+static void free_weights(Model *m) {
+    matmul_weight_free(&m->output.mw);
+    for (int il = 0; m->layers && il < m->cfg.n_layers; il++) {
+        Layer *L = &m->layers[il];
+        Weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wqkv, &L->wo, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            matmul_weight_free(&ws[i]->mw);
+    }
+}
+
 Status model_load(Model **out, const char *path, const ModelParams *p, Err *err) {
     *out = NULL;
     Model *m = calloc(1, sizeof *m);
@@ -552,6 +583,8 @@ Status model_load(Model **out, const char *path, const ModelParams *p, Err *err)
         st = resolve_params(m, p, err);
     if (st == STATUS_OK)
         st = alloc_state(m, err);
+    if (st == STATUS_OK)
+        st = prepare_weights(m, err);
     if (st != STATUS_OK) {
         err_prefix(err, "%s", path);
         model_free(m);
@@ -564,6 +597,7 @@ Status model_load(Model **out, const char *path, const ModelParams *p, Err *err)
 void model_free(Model *m) {
     if (!m)
         return;
+    free_weights(m);
     tpool_free(m->tp);
     kv_free(&m->kv);
     mem_free_aligned(m->x);
@@ -607,10 +641,18 @@ int model_kv_total_blocks(const Model *m) { return m->kv.n_blocks; }
 
 /* ------------------------------------------------------------- forward */
 
+/* outs = x . W^T for up to 3 weights of one input, after prep per row. */
+static void matmul3(Model *m, const float *x, int M, const MatmulPrep *prep, float *o0,
+                    const Weight *w0, const float *b0, float *o1, const Weight *w1,
+                    const float *b1, float *o2, const Weight *w2, const float *b2) {
+    MatmulOut outs[3] = {{o0, &w0->mw, b0}, {o1, w1 ? &w1->mw : NULL, b1},
+                         {o2, w2 ? &w2->mw : NULL, b2}};
+    matmul_multi(m->tp, x, M, outs, w2 ? 3 : w1 ? 2 : 1, prep, m->mm_scratch);
+}
+
 static void matmul(Model *m, float *out, const float *x, const Weight *w, const float *bias,
                    int M) {
-    matmul_forward(m->tp, out, x, w->data, w->type, bias, M, (int)w->n_rows, (int)w->n_cols,
-                   m->mm_scratch);
+    matmul3(m, x, M, NULL, out, w, bias, NULL, NULL, NULL, NULL, NULL, NULL);
 }
 
 /* Row r of a weight matrix as F32 into dst (embedding lookups). */
@@ -669,14 +711,17 @@ static void attn_task(void *vctx, int ith, int nth) {
 
 /* The per-row element-wise work of a layer (norms, q/k norms, rope, KV
  * writes, residual adds, the gated activation) runs on the pool, split by
- * rows: while the caller did it alone the other threads waited. Each row's
+ * rows, most of it fused into the conversion phase of the matmul that
+ * reads it (MatmulPrep): while the caller did it alone the other threads
+ * waited, and each separate hand-off costs a pool round trip. Each row's
  * arithmetic is the same whichever thread does it. */
 typedef enum {
-    ROWS_ATTN_IN,  /* xb = norm(x) */
-    ROWS_QK_CACHE, /* q/k norms, rope, K/V into the cache */
-    ROWS_FFN_IN,   /* x += xb (attention out); xb = norm(x) */
-    ROWS_ACT,      /* hb = act(hb, hb2) */
-    ROWS_RESIDUAL, /* x += xb */
+    ROWS_ATTN_IN,     /* xb = norm(x) (first layer) */
+    ROWS_RES_ATTN_IN, /* x += xb (the last layer's ffn out); xb = norm(x) */
+    ROWS_QK_CACHE,    /* q/k norms, rope, K/V into the cache */
+    ROWS_FFN_IN,      /* x += xb (attention out); xb = norm(x) */
+    ROWS_ACT,         /* hb = act(hb, hb2) */
+    ROWS_RESIDUAL,    /* x += xb */
 } RowsOp;
 
 typedef struct {
@@ -714,38 +759,46 @@ static void qk_cache_row(Model *m, const BatchRow *rows, int r, int il) {
     }
 }
 
-static void rows_task(void *vctx, int ith, int nth) {
-    RowsCtx *a = vctx;
+static void row_op(const RowsCtx *a, int r) {
     Model *m = a->m;
     const Layer *L = &m->layers[a->il];
     size_t C = (size_t)m->cfg.n_embd, F = (size_t)m->cfg.n_ff;
-    long lo, hi;
-    tpool_range(a->B, ith, nth, &lo, &hi);
-    for (long r = lo; r < hi; r++) {
-        float *x = m->x + (size_t)r * C, *xb = m->xb + (size_t)r * C;
-        switch (a->op) {
-        case ROWS_ATTN_IN:
-            norm_row(m, xb, x, L->attn_norm, L->attn_norm_b);
-            break;
-        case ROWS_QK_CACHE:
-            qk_cache_row(m, a->rows, (int)r, a->il);
-            break;
-        case ROWS_FFN_IN:
-            add_forward(x, x, xb, (int)C);
-            norm_row(m, xb, x, L->ffn_norm, L->ffn_norm_b);
-            break;
-        case ROWS_ACT:
-            if (m->ai->ffn == FFN_SILU_GATED)
-                swiglu_forward(m->hb + r * F, m->hb + r * F, m->hb2 + r * F, (int)F);
-            else
-                gelu_forward(m->hb + r * F, m->hb + r * F, (int)F);
-            break;
-        case ROWS_RESIDUAL:
-            add_forward(x, x, xb, (int)C);
-            break;
-        }
+    float *x = m->x + (size_t)r * C, *xb = m->xb + (size_t)r * C;
+    switch (a->op) {
+    case ROWS_RES_ATTN_IN:
+        add_forward(x, x, xb, (int)C);
+        /* fall through */
+    case ROWS_ATTN_IN:
+        norm_row(m, xb, x, L->attn_norm, L->attn_norm_b);
+        break;
+    case ROWS_QK_CACHE:
+        qk_cache_row(m, a->rows, r, a->il);
+        break;
+    case ROWS_FFN_IN:
+        add_forward(x, x, xb, (int)C);
+        norm_row(m, xb, x, L->ffn_norm, L->ffn_norm_b);
+        break;
+    case ROWS_ACT:
+        if (m->ai->ffn == FFN_SILU_GATED)
+            swiglu_forward(m->hb + r * F, m->hb + r * F, m->hb2 + r * F, (int)F);
+        else
+            gelu_forward(m->hb + r * F, m->hb + r * F, (int)F);
+        break;
+    case ROWS_RESIDUAL:
+        add_forward(x, x, xb, (int)C);
+        break;
     }
 }
+
+static void rows_task(void *vctx, int ith, int nth) {
+    RowsCtx *a = vctx;
+    long lo, hi;
+    tpool_range(a->B, ith, nth, &lo, &hi);
+    for (long r = lo; r < hi; r++)
+        row_op(a, (int)r);
+}
+
+static void rows_prep(void *vctx, int r) { row_op(vctx, r); }
 
 static void for_rows(Model *m, const BatchRow *rows, int B, int il, RowsOp op) {
     RowsCtx a = {m, rows, B, il, op};
@@ -755,17 +808,22 @@ static void for_rows(Model *m, const BatchRow *rows, int B, int il, RowsOp op) {
         tpool_run(m->tp, rows_task, &a);
 }
 
-static void forward_layer(Model *m, const BatchRow *rows, int B, int il) {
+/* One layer. On entry xb holds the previous layer's residual branch not
+ * yet added to x (pending, every layer but the first); on return it holds
+ * this layer's, for the next layer or model_forward to add. */
+static void forward_layer(Model *m, const BatchRow *rows, int B, int il, bool pending) {
     const ModelConfig *c = &m->cfg;
     const Layer *L = &m->layers[il];
     int HD = c->head_dim, NH = c->n_heads, KVH = c->n_kv_heads;
     int QD = NH * HD, KD = KVH * HD;
 
     /* attention */
-    for_rows(m, rows, B, il, ROWS_ATTN_IN);
+    RowsCtx in = {m, rows, B, il, pending ? ROWS_RES_ATTN_IN : ROWS_ATTN_IN};
+    MatmulPrep prep_in = {rows_prep, &in};
     if (m->ai->fused_qkv) {
         int W = QD + 2 * KD;
-        matmul(m, m->qkv, m->xb, &L->wqkv, L->bqkv, B);
+        matmul3(m, m->xb, B, &prep_in, m->qkv, &L->wqkv, L->bqkv, NULL, NULL, NULL, NULL, NULL,
+                NULL);
         for (int r = 0; r < B; r++) {
             const float *src = m->qkv + (size_t)r * W;
             memcpy(m->q + (size_t)r * QD, src, (size_t)QD * sizeof(float));
@@ -773,26 +831,26 @@ static void forward_layer(Model *m, const BatchRow *rows, int B, int il) {
             memcpy(m->v + (size_t)r * KD, src + QD + KD, (size_t)KD * sizeof(float));
         }
     } else {
-        matmul(m, m->q, m->xb, &L->wq, L->bq, B);
-        matmul(m, m->k, m->xb, &L->wk, L->bk, B);
-        matmul(m, m->v, m->xb, &L->wv, L->bv, B);
+        matmul3(m, m->xb, B, &prep_in, m->q, &L->wq, L->bq, m->k, &L->wk, L->bk, m->v, &L->wv,
+                L->bv);
     }
     for_rows(m, rows, B, il, ROWS_QK_CACHE);
     AttnCtx actx = {m, rows, B, il};
     tpool_run(m->tp, attn_task, &actx);
     matmul(m, m->xb, m->att, &L->wo, L->bo, B);
 
-    /* feed-forward */
-    for_rows(m, rows, B, il, ROWS_FFN_IN);
-    if (m->ai->ffn == FFN_SILU_GATED) {
-        matmul(m, m->hb, m->xb, &L->gate, L->bgate, B);
-        matmul(m, m->hb2, m->xb, &L->up, L->bup, B);
-    } else {
-        matmul(m, m->hb, m->xb, &L->up, L->bup, B);
-    }
-    for_rows(m, rows, B, il, ROWS_ACT);
-    matmul(m, m->xb, m->hb, &L->down, L->bdown, B);
-    for_rows(m, rows, B, il, ROWS_RESIDUAL);
+    /* feed-forward: x += attention out and the norm, fused into up's conversion */
+    RowsCtx ffn_in = {m, rows, B, il, ROWS_FFN_IN};
+    MatmulPrep prep_ffn = {rows_prep, &ffn_in};
+    if (m->ai->ffn == FFN_SILU_GATED)
+        matmul3(m, m->xb, B, &prep_ffn, m->hb, &L->gate, L->bgate, m->hb2, &L->up, L->bup, NULL,
+                NULL, NULL);
+    else
+        matmul3(m, m->xb, B, &prep_ffn, m->hb, &L->up, L->bup, NULL, NULL, NULL, NULL, NULL,
+                NULL);
+    RowsCtx act = {m, rows, B, il, ROWS_ACT};
+    MatmulPrep prep_act = {rows_prep, &act};
+    matmul3(m, m->hb, B, &prep_act, m->xb, &L->down, L->bdown, NULL, NULL, NULL, NULL, NULL, NULL);
 }
 
 /* Check the rows and reserve their KV slots; on error nothing changes. */
@@ -884,7 +942,8 @@ Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, 
                        c->rope_freq_scale, m->rope_freqs);
     }
     for (int il = 0; il < c->n_layers; il++)
-        forward_layer(m, rows, B, il);
+        forward_layer(m, rows, B, il, il > 0);
+    for_rows(m, rows, B, c->n_layers - 1, ROWS_RESIDUAL);
 
     if (n_out) {
         /* gather the rows that want logits, normed, into xb */

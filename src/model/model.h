@@ -52,6 +52,10 @@ typedef struct {
     int n_batch;       /* max rows per model_forward; 0: 512 */
     int kv_block_size; /* positions per KV block; 0: 16 */
     int n_kv_blocks;   /* blocks in the pool; 0: n_seq_max * ceil(n_ctx / kv_block_size) */
+    /* keep every weight in the file's layout instead of repacking the
+     * matrices this CPU has a faster layout for (matmul_weight_init; the
+     * outputs are the same bits either way): for tests and A/B benchmarks */
+    bool no_repack;
 } ModelParams;
 
 #define MODEL_MAX_LAYERS 512

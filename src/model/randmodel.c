@@ -285,7 +285,30 @@ static int byte_char(int b, char *out) {
  * Smaller vocabularies are "t<i>" with 1 = BOS and 2 = EOS. Specials are
  * control tokens (type 3). */
 #define RANDMODEL_BYTE_VOCAB 261
+static void write_given_vocab(Builder *b, const RandModelSpec *s) {
+    const RandModelVocab *v = s->vocab;
+    gguf_writer_set_str(b->w, "tokenizer.ggml.model", "gpt2");
+    gguf_writer_set_str(b->w, "tokenizer.ggml.pre", v->pre ? v->pre : "gpt-2");
+    gguf_writer_set_arr_str(b->w, "tokenizer.ggml.tokens", v->tokens, (uint64_t)s->n_vocab);
+    gguf_writer_set_arr_i32(b->w, "tokenizer.ggml.token_type", v->types, (uint64_t)s->n_vocab);
+    gguf_writer_set_arr_str(b->w, "tokenizer.ggml.merges", v->merges, (uint64_t)v->n_merges);
+    gguf_writer_set_u32(b->w, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos);
+    gguf_writer_set_u32(b->w, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos);
+    if (v->eot >= 0)
+        gguf_writer_set_u32(b->w, "tokenizer.ggml.eot_token_id", (uint32_t)v->eot);
+}
+
 static Status write_vocab(Builder *b, const RandModelSpec *s, Err *err) {
+    if (s->vocab) {
+        const RandModelVocab *v = s->vocab;
+        if (!v->tokens || !v->types || (v->n_merges && !v->merges) || v->n_merges < 0 ||
+            v->bos < 0 || v->bos >= s->n_vocab || v->eos < 0 || v->eos >= s->n_vocab ||
+            v->eot >= s->n_vocab)
+            return err_set(err, STATUS_INVALID,
+                           "randmodel: given vocabulary inconsistent with n_vocab %d", s->n_vocab);
+        write_given_vocab(b, s);
+        return STATUS_OK;
+    }
     int n = s->n_vocab;
     char **toks = builder_keep(b, calloc((size_t)n, sizeof *toks));
     int32_t *types = builder_keep(b, malloc((size_t)n * sizeof *types));

@@ -3,7 +3,7 @@
  * For tests, fuzz seeds and `make run` before a real model exists. The file
  * has exactly the tensor names, shapes and metadata keys llama.cpp's
  * converters write for the architecture (src/llama-arch.cpp), plus a
- * synthetic vocabulary: from 261 tokens up a working byte-level BPE (one
+ * synthetic vocabulary (or the caller's, RandModelVocab): from 261 tokens up a working byte-level BPE (one
  * token per byte, ChatML specials; see write_vocab in randmodel.c), below
  * that placeholder tokens "t<i>". Weights are drawn from a seeded
  * normal distribution with scale 'init_std' (norm weights around 1, biases
@@ -19,6 +19,18 @@
 
 #include "core/err.h"
 #include "tensor/dtype.h"
+
+/* A real vocabulary for the model instead of the synthetic one (a BPE
+ * written as tokenizer.ggml.model "gpt2"): n_vocab tokens with their
+ * types, merges in rank order, special ids. Borrowed. */
+typedef struct {
+    const char *const *tokens; /* RandModelSpec.n_vocab of them */
+    const int32_t *types;
+    const char *const *merges;
+    int n_merges;
+    const char *pre; /* tokenizer.ggml.pre */
+    int bos, eos, eot; /* eot < 0: not written */
+} RandModelVocab;
 
 typedef struct {
     const char *arch; /* "llama", "qwen2", "qwen3", "gpt2" */
@@ -36,6 +48,7 @@ typedef struct {
     DType wtype;      /* type of the 2-D weight matrices */
     uint64_t seed;
     float init_std; /* 0: 0.02 */
+    const RandModelVocab *vocab; /* NULL: the synthetic vocabulary */
 } RandModelSpec;
 
 /* Write a random model to 'path'. STATUS_INVALID for an inconsistent spec. */

@@ -8,7 +8,13 @@
  * once; prefill reuses each tile M times. F32 weights use register tiles
  * (4 weight rows x 4 activation rows); Q8_0 weights with M >= 2 on an
  * AVX-512 VNNI CPU use the packed kernels of matmul_q8.h (the activation
- * rows are also packed in phase 1), which give the bits of vec_dot. */
+ * rows are also packed in phase 1), which give the bits of vec_dot; so do
+ * weights repacked at load (matmul_weight_init), from M = 1.
+ *
+ * matmul_multi runs several weights of one input as one job: phase 1
+ * converts x once (after the caller's per-row prep, fused into it), phase
+ * 2 splits the concatenated rows (4-row panels on the packed path) of all
+ * the weights evenly over the threads. */
 #include "tensor/matmul.h"
 
 #include <stdint.h>
@@ -16,6 +22,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/mem.h"
 #include "tensor/matmul_q8.h"
 #include "tensor/ops.h"
 #include "tensor/quant.h"
@@ -224,11 +231,13 @@ static DType act_type(DType t) {
     return q->vec_dot_type;
 }
 
-/* Q8_0 weights with M >= 2 take the packed kernels (matmul_q8.h) where the
- * CPU has them; their activation rows are packed once into the scratch
- * after the Q8_0 rows, at the next 64-byte boundary. */
-static bool use_q8_packed(DType wtype, int M, int K) {
-    return wtype == DTYPE_Q8_0 && M >= 2 && K <= MMQ8_MAX_K && mmq8_available();
+/* Q8_0 weights take the packed kernels (matmul_q8.h) where the CPU has
+ * them: repacked weights always, raw rows from M = 2 (for one row the
+ * row-by-row vec_dot needs no packing). Their activation rows are packed
+ * once into the scratch after the Q8_0 rows, at the next 64-byte boundary. */
+static bool use_q8_packed(const MatmulWeight *w, int M) {
+    return w->repacked ||
+           (w->type == DTYPE_Q8_0 && M >= 2 && w->K <= MMQ8_MAX_K && mmq8_available());
 }
 
 static uint8_t *q8_pack_area(void *scratch, size_t q8_bytes) {
@@ -241,17 +250,79 @@ size_t matmul_scratch_bytes(DType wtype, int M, int K) {
     if (at == DTYPE_F32)
         return 0;
     size_t n = (size_t)dtype_row_bytes(at, K) * (size_t)M;
-    if (wtype == DTYPE_Q8_0 && M >= 2 && K <= MMQ8_MAX_K)
+    if (wtype == DTYPE_Q8_0 && K <= MMQ8_MAX_K)
         n += 64 + mmq8_act_row_bytes(K) * (size_t)M;
     return n;
 }
 
+/* ------------------------------------------------------ prepared weights */
+
+static bool can_repack(DType type, int K) {
+    return type == DTYPE_Q8_0 && K % 32 == 0 && K <= MMQ8_MAX_K && mmq8_available();
+}
+
 typedef struct {
-    float *out;
+    MatmulWeight *w;
+    const void *src;
+} RepackCtx;
+
+static void repack_task(void *vctx, int ith, int nth) {
+    RepackCtx *c = vctx;
+    const long N = c->w->N, panels = (N + 3) / 4;
+    long lo, hi;
+    tpool_range(panels, ith, nth, &lo, &hi);
+    if (lo < hi)
+        mmq8_wpack(c->w->owned, c->src, (size_t)dtype_row_bytes(DTYPE_Q8_0, c->w->K), N, c->w->K,
+                   4 * lo, 4 * hi < N ? 4 * hi : N);
+}
+
+Status matmul_weight_init(MatmulWeight *w, const void *data, DType type, int N, int K, bool repack,
+                          TPool *tp, Err *err) {
+    ASSERT(matmul_supported(type) && N >= 0 && K >= 0);
+    *w = (MatmulWeight){.data = data, .type = type, .N = N, .K = K};
+    if (!repack || N == 0 || !can_repack(type, K))
+        return STATUS_OK;
+    size_t bytes = mmq8_wpack_bytes(N, K);
+    w->owned = mem_alloc_aligned(bytes);
+    if (!w->owned)
+        return err_set(err, STATUS_NOMEM, "out of memory repacking a %d x %d Q8_0 matrix (%zu bytes)",
+                       N, K, bytes);
+    RepackCtx c = {w, data};
+    tpool_run(tp, repack_task, &c);
+    w->data = w->owned;
+    w->repacked = true;
+    return STATUS_OK;
+}
+
+void matmul_weight_free(MatmulWeight *w) {
+    if (!w)
+        return;
+    mem_free_aligned(w->owned);
+    *w = (MatmulWeight){0};
+}
+
+void matmul_weight_row(const MatmulWeight *w, int r, float *dst) {
+    ASSERT(r >= 0 && r < w->N);
+    if (w->repacked) {
+        mmq8_wpack_row_f32(w->data, w->N, w->K, r, dst);
+        return;
+    }
+    size_t rb = (size_t)dtype_row_bytes(w->type, w->K);
+    const uint8_t *src = (const uint8_t *)w->data + (size_t)r * rb;
+    if (w->type == DTYPE_F32) {
+        memcpy(dst, src, (size_t)w->K * sizeof(float));
+        return;
+    }
+    const QuantOps *q = quant_ops(w->type);
+    ASSERT(q && q->dequant);
+    q->dequant(src, dst, w->K);
+}
+
+/* ------------------------------------------------------------ the job */
+
+typedef struct {
     const float *x;
-    const void *w;
-    const float *bias;
-    int M, N, K;
+    int M, K;
     DType wtype, atype;
     size_t w_row_bytes, a_row_bytes;
     const void *act; /* activations in atype */
@@ -259,8 +330,13 @@ typedef struct {
     const QuantOps *wq, *aq;
     OpsDotFn dot;
     const F32Tiles *tiles;
-    uint8_t *q8_pack; /* packed activation rows (use_q8_packed), else NULL */
+    bool packed;      /* the Q8_0 packed kernels run (then a unit is a 4-row panel) */
+    uint8_t *q8_pack; /* packed activation rows, or NULL */
     size_t q8_pack_ld;
+    const MatmulOut *outs;
+    int n_outs;
+    long n_units; /* rows, or panels, of all the weights */
+    const MatmulPrep *prep;
 } MatmulCtx;
 
 static void convert_task(void *vctx, int ith, int nth) {
@@ -268,6 +344,10 @@ static void convert_task(void *vctx, int ith, int nth) {
     long lo, hi;
     tpool_range(c->M, ith, nth, &lo, &hi);
     for (long m = lo; m < hi; m++) {
+        if (c->prep)
+            c->prep->fn(c->prep->ctx, (int)m);
+        if (c->atype == DTYPE_F32)
+            continue;
         uint8_t *row = (uint8_t *)c->scratch + (size_t)m * c->a_row_bytes;
         c->aq->quantize(c->x + (size_t)m * c->K, row, c->K);
         if (c->q8_pack)
@@ -275,71 +355,141 @@ static void convert_task(void *vctx, int ith, int nth) {
     }
 }
 
-/* Packed Q8_0: threads split the weight rows in panels of 4. */
-static void q8_packed_task(MatmulCtx *c, int ith, int nth) {
-    long lo, hi;
-    tpool_range((c->N + 3) / 4, ith, nth, &lo, &hi);
-    lo *= 4, hi *= 4;
-    if (hi > c->N)
-        hi = c->N;
-    if (lo < hi)
-        mmq8_rows(c->out, (size_t)c->N, c->w, c->w_row_bytes, lo, hi, c->q8_pack, c->q8_pack_ld,
-                  c->M, c->K, c->bias);
+/* Rows [n0, n1) of output o against every activation row. */
+static void dot_rows(const MatmulCtx *c, const MatmulOut *o, long n0, long n1) {
+    const MatmulWeight *W = o->w;
+    const size_t N = (size_t)W->N, K = (size_t)c->K;
+    if (c->packed) {
+        if (W->repacked)
+            mmq8_rows_wpacked(o->out, N, W->data, W->N, n0, n1, c->q8_pack, c->q8_pack_ld, c->M,
+                              c->K, o->bias);
+        else
+            mmq8_rows(o->out, N, W->data, c->w_row_bytes, n0, n1, c->q8_pack, c->q8_pack_ld, c->M,
+                      c->K, o->bias);
+        return;
+    }
+    long tile = (long)(MATMUL_TILE_BYTES / (c->w_row_bytes ? c->w_row_bytes : 1));
+    if (tile < 1)
+        tile = 1;
+    const uint8_t *w = W->data;
+    const uint8_t *act = c->act;
+    const F32Tiles *T = c->tiles;
+    for (long t0 = n0; t0 < n1; t0 += tile) {
+        long t1 = t0 + tile < n1 ? t0 + tile : n1;
+        if (c->wtype == DTYPE_F32 && T->full) {
+            for (int m = 0; m < c->M;) {
+                bool full_a = m + T->TA <= c->M;
+                long n = t0;
+                for (; n + T->TW <= t1; n += T->TW)
+                    (full_a ? T->full
+                            : T->w_edge)(c->K, (const float *)(w + (size_t)n * c->w_row_bytes), K,
+                                         c->x + (size_t)m * K, K, o->out + (size_t)m * N + n, N);
+                for (; n < t1; n++)
+                    (full_a ? T->a_edge
+                            : T->one)(c->K, (const float *)(w + (size_t)n * c->w_row_bytes), K,
+                                      c->x + (size_t)m * K, K, o->out + (size_t)m * N + n, N);
+                m += full_a ? T->TA : 1;
+            }
+            if (o->bias)
+                for (int m = 0; m < c->M; m++)
+                    for (long n = t0; n < t1; n++)
+                        o->out[(size_t)m * N + n] += o->bias[n];
+            continue;
+        }
+        for (int m = 0; m < c->M; m++) {
+            float *out = o->out + (size_t)m * N;
+            const void *a = act + (size_t)m * c->a_row_bytes;
+            if (c->wtype == DTYPE_F32) {
+                for (long n = t0; n < t1; n++)
+                    out[n] = c->dot(c->K, (const float *)(w + (size_t)n * c->w_row_bytes), a);
+            } else {
+                for (long n = t0; n < t1; n++)
+                    c->wq->vec_dot(c->K, &out[n], w + (size_t)n * c->w_row_bytes, a);
+            }
+            if (o->bias)
+                for (long n = t0; n < t1; n++)
+                    out[n] += o->bias[n];
+        }
+    }
+}
+
+static long units_of(const MatmulCtx *c, const MatmulOut *o) {
+    return c->packed ? ((long)o->w->N + 3) / 4 : (long)o->w->N;
+}
+
+/* Units [lo, hi) of all the outputs, out by out. */
+static void dot_units(MatmulCtx *c, long lo, long hi) {
+    const long per = c->packed ? 4 : 1;
+    long base = 0;
+    for (int i = 0; i < c->n_outs && base < hi; i++) {
+        const MatmulOut *o = &c->outs[i];
+        const long u = units_of(c, o);
+        const long a = lo > base ? lo - base : 0, b = hi - base < u ? hi - base : u;
+        if (a < b) {
+            const long n1 = b * per < o->w->N ? b * per : o->w->N;
+            dot_rows(c, o, a * per, n1);
+        }
+        base += u;
+    }
 }
 
 static void dot_task(void *vctx, int ith, int nth) {
     MatmulCtx *c = vctx;
-    if (c->q8_pack) {
-        q8_packed_task(c, ith, nth);
-        return;
-    }
     long lo, hi;
-    tpool_range(c->N, ith, nth, &lo, &hi);
-    long tile = (long)(MATMUL_TILE_BYTES / (c->w_row_bytes ? c->w_row_bytes : 1));
-    if (tile < 1)
-        tile = 1;
-    const uint8_t *w = c->w;
-    const uint8_t *act = c->act;
-    const F32Tiles *T = c->tiles;
-    for (long n0 = lo; n0 < hi; n0 += tile) {
-        long n1 = n0 + tile < hi ? n0 + tile : hi;
-        if (c->wtype == DTYPE_F32 && T->full) {
-            const float *x = c->x;
-            size_t K = (size_t)c->K, N = (size_t)c->N;
-            for (int m = 0; m < c->M;) {
-                bool full_a = m + T->TA <= c->M;
-                long n = n0;
-                for (; n + T->TW <= n1; n += T->TW)
-                    (full_a ? T->full
-                            : T->w_edge)(c->K, (const float *)(w + (size_t)n * c->w_row_bytes), K,
-                                         x + (size_t)m * K, K, c->out + (size_t)m * N + n, N);
-                for (; n < n1; n++)
-                    (full_a ? T->a_edge
-                            : T->one)(c->K, (const float *)(w + (size_t)n * c->w_row_bytes), K,
-                                      x + (size_t)m * K, K, c->out + (size_t)m * N + n, N);
-                m += full_a ? T->TA : 1;
-            }
-            if (c->bias)
-                for (int m = 0; m < c->M; m++)
-                    for (long n = n0; n < n1; n++)
-                        c->out[(size_t)m * N + n] += c->bias[n];
-            continue;
-        }
-        for (int m = 0; m < c->M; m++) {
-            float *o = c->out + (size_t)m * c->N;
-            const void *a = act + (size_t)m * c->a_row_bytes;
-            if (c->wtype == DTYPE_F32) {
-                for (long n = n0; n < n1; n++)
-                    o[n] = c->dot(c->K, (const float *)(w + (size_t)n * c->w_row_bytes), a);
-            } else {
-                for (long n = n0; n < n1; n++)
-                    c->wq->vec_dot(c->K, &o[n], w + (size_t)n * c->w_row_bytes, a);
-            }
-            if (c->bias)
-                for (long n = n0; n < n1; n++)
-                    o[n] += c->bias[n];
+    tpool_range(c->n_units, ith, nth, &lo, &hi);
+    dot_units(c, lo, hi);
+}
+
+void matmul_multi(TPool *tp, const float *x, int M, const MatmulOut *outs, int n_outs,
+                  const MatmulPrep *prep, void *scratch) {
+    ASSERT(M >= 0 && n_outs >= 1 && outs);
+    const MatmulWeight *w0 = outs[0].w;
+    for (int i = 1; i < n_outs; i++)
+        ASSERT(outs[i].w->type == w0->type && outs[i].w->K == w0->K &&
+               outs[i].w->repacked == w0->repacked);
+    ASSERT(matmul_supported(w0->type));
+    if (M == 0)
+        return;
+    MatmulCtx c = {.x = x,
+                   .M = M,
+                   .K = w0->K,
+                   .wtype = w0->type,
+                   .scratch = scratch,
+                   .dot = ops_kernels()->dot,
+                   .tiles = f32_tiles(),
+                   .outs = outs,
+                   .n_outs = n_outs,
+                   .prep = prep && prep->fn ? prep : NULL};
+    c.w_row_bytes = (size_t)dtype_row_bytes(c.wtype, c.K);
+    ASSERT(c.w_row_bytes > 0);
+    c.atype = act_type(c.wtype);
+    c.packed = use_q8_packed(w0, M);
+    if (c.wtype != DTYPE_F32)
+        c.wq = quant_ops(c.wtype);
+    if (c.atype == DTYPE_F32) {
+        c.act = x;
+        c.a_row_bytes = (size_t)c.K * sizeof(float);
+    } else {
+        c.aq = quant_ops(c.atype);
+        ASSERT(c.aq && c.aq->quantize && scratch);
+        c.a_row_bytes = (size_t)dtype_row_bytes(c.atype, c.K);
+        ASSERT(c.a_row_bytes > 0);
+        c.act = scratch;
+        if (c.packed) {
+            c.q8_pack = q8_pack_area(scratch, c.a_row_bytes * (size_t)M);
+            c.q8_pack_ld = mmq8_act_row_bytes(c.K);
         }
     }
+    if (c.atype != DTYPE_F32 || c.prep) {
+        if (M > 1)
+            tpool_run(tp, convert_task, &c);
+        else
+            convert_task(&c, 0, 1);
+    }
+    for (int i = 0; i < n_outs; i++)
+        c.n_units += units_of(&c, &outs[i]);
+    if (c.n_units)
+        tpool_run(tp, dot_task, &c);
 }
 
 void matmul_forward(TPool *tp, float *out, const float *x, const void *w, DType wtype,
@@ -348,41 +498,9 @@ void matmul_forward(TPool *tp, float *out, const float *x, const void *w, DType 
     ASSERT(M >= 0 && N >= 0 && K >= 0);
     if (M == 0 || N == 0)
         return;
-    MatmulCtx c = {.out = out,
-                   .x = x,
-                   .w = w,
-                   .bias = bias,
-                   .M = M,
-                   .N = N,
-                   .K = K,
-                   .wtype = wtype,
-                   .scratch = scratch,
-                   .dot = ops_kernels()->dot,
-                   .tiles = f32_tiles()};
-    c.w_row_bytes = (size_t)dtype_row_bytes(wtype, K);
-    ASSERT(c.w_row_bytes > 0);
-    c.atype = act_type(wtype);
-    if (wtype != DTYPE_F32)
-        c.wq = quant_ops(wtype);
-    if (c.atype == DTYPE_F32) {
-        c.act = x;
-        c.a_row_bytes = (size_t)K * sizeof(float);
-    } else {
-        c.aq = quant_ops(c.atype);
-        ASSERT(c.aq && c.aq->quantize && scratch);
-        c.a_row_bytes = (size_t)dtype_row_bytes(c.atype, K);
-        ASSERT(c.a_row_bytes > 0);
-        c.act = scratch;
-        if (use_q8_packed(wtype, M, K)) {
-            c.q8_pack = q8_pack_area(scratch, c.a_row_bytes * (size_t)M);
-            c.q8_pack_ld = mmq8_act_row_bytes(K);
-        }
-        if (M > 1)
-            tpool_run(tp, convert_task, &c);
-        else
-            convert_task(&c, 0, 1);
-    }
-    tpool_run(tp, dot_task, &c);
+    const MatmulWeight W = {.data = w, .type = wtype, .N = N, .K = K};
+    const MatmulOut o = {out, &W, bias};
+    matmul_multi(tp, x, M, &o, 1, NULL, scratch);
 }
 
 void matmul_ref(float *out, const float *x, const void *w, DType wtype, const float *bias, int M,

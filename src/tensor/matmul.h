@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/err.h"
 #include "core/tpool.h"
 #include "tensor/dtype.h"
 
@@ -38,6 +39,57 @@ size_t matmul_scratch_bytes(DType wtype, int M, int K);
  * NULL (runs on the caller). ASSERTs matmul_supported(wtype). */
 void matmul_forward(TPool *tp, float *out, const float *x, const void *w, DType wtype,
                     const float *bias, int M, int N, int K, void *scratch);
+
+/* ---- Prepared weights; several outputs of one input ----
+ *
+ * A model prepares each weight matrix once, at load: where this CPU has a
+ * faster layout the rows are repacked into owned memory (today: Q8_0 on
+ * AVX-512 VNNI becomes the pre-packed panels of matmul_q8.h, the same size
+ * as the rows), else the file's bytes are borrowed as they are. Every
+ * output keeps the bits of matmul_forward over the original rows. */
+typedef struct {
+    const void *data; /* the rows (borrowed) or the repacked panels (owned) */
+    DType type;       /* the type of the original rows */
+    int N, K;
+    bool repacked;
+    void *owned; /* the repacked panels, or NULL */
+} MatmulWeight;
+
+/* Prepares *w over 'data' (N rows of K of 'type', borrowed; it must outlive
+ * *w unless w->repacked comes back true). repack false: always borrow. The
+ * repacking runs on 'tp' (may be NULL). STATUS_NOMEM (*w then borrows)
+ * when the copy cannot be allocated; ASSERTs matmul_supported(type). */
+Status matmul_weight_init(MatmulWeight *w, const void *data, DType type, int N, int K, bool repack,
+                          TPool *tp, Err *err);
+void matmul_weight_free(MatmulWeight *w);
+
+/* Row r (< N) as K floats: the type's dequantization of the original row,
+ * bit for bit (embedding lookups of tied weights). */
+void matmul_weight_row(const MatmulWeight *w, int r, float *dst);
+
+/* One output of matmul_multi: out (M, w->N) = x . W^T (+ bias). */
+typedef struct {
+    float *out;
+    const MatmulWeight *w;
+    const float *bias; /* w->N floats, or NULL */
+} MatmulOut;
+
+/* Per-row work fused into the conversion phase: fn(ctx, m) runs for every
+ * activation row m, on the thread that then converts row m, before it
+ * reads x row m (a norm writing x, say). Rows are independent. */
+typedef struct {
+    void (*fn)(void *ctx, int m);
+    void *ctx;
+} MatmulPrep;
+
+/* outs[i].out = x . outs[i].w^T (+ bias) for i < n_outs, every weight of
+ * the same type and K: one conversion of x, then one pass of the pool over
+ * all the weights' rows (q, k and v, or gate and up, cost two hand-offs
+ * instead of six or four). 'prep' may be NULL. 'scratch' holds
+ * matmul_scratch_bytes(type, M, K) bytes. Outputs are bit-identical to
+ * matmul_forward of each weight alone. 'out's must not alias x. */
+void matmul_multi(TPool *tp, const float *x, int M, const MatmulOut *outs, int n_outs,
+                  const MatmulPrep *prep, void *scratch);
 
 /* Naive twin: dequantizes each weight row and accumulates in double against
  * the unconverted F32 activations. Allocates a row buffer; for tests. */

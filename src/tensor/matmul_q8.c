@@ -8,60 +8,125 @@
  *       t of the group;
  *   short layout (a last group of cnt <= 8, CP = 4 or 8 lanes per row):
  *       slot c*CP + t = block t of weight row c of the register's 16/CP
- *       rows, so a panel of 4 rows needs CP / 4 registers per k instead of
- *       4, and an activation row repeats its blocks 16/CP times.
- * Activation rows (ActGroup per group): q signed; bias = -128 * sum of the
- * slot's quants; d = fp32 scales by slot. Weight panels (stack) hold the
- * rows' quants + 128 (unsigned), and scales by slot. Then
+ *       rows, so the 4 rows of a panel fill CP / 4 registers.
+ * The full-layout groups are packed: activation rows (ActGroup per group)
+ * with q signed, bias = -128 * sum of the slot's quants, d = fp32 scales by
+ * slot; weight panels with the rows' quants + 128 (unsigned) and fp16
+ * scales by slot. Then
  *       bias + sum (w + 128) * a = sum w * a
- * is the exact integer dot s_b of the contract, and the float steps (scale
- * product, masked fma or short-group product, the sums) are the contract's
- * own, per output, so every output has the bits of the row kernel. The
- * sums of a 4 x 4 tile run 16 outputs at a time (q8v_hsum16, q8v_sum4_ps).
+ * is the exact integer dot s_b of the contract. A short group is not
+ * transposed: its 4 x cnt weight blocks (quants + 128, row-major) go
+ * straight into the q8_avx512.h pair registers of their slots (two 32-byte
+ * blocks each), dotted with activation pair registers packed to match
+ * (ActShort) and reduced per block (q8v_reduce8; reduce_pairs4 when only
+ * 4 pairs hold blocks), plus the bias. The float
+ * steps (scale product, masked fma or short-group product, the sums) are
+ * the contract's own, per output, so every output has the bits of the row
+ * kernel. The sums of a 4 x 4 tile run 16 outputs at a time (q8v_hsum16,
+ * q8v_sum4_ps), those of a 4 x 1 tile 4 at a time.
+ *
+ * One panel format serves both entry points: mmq8_rows builds each panel
+ * on the stack per call, mmq8_wpack once into the caller's buffer. A panel
+ * of 4 rows of nb blocks is 136 * nb bytes (4 rows of 34-byte blocks) then
+ * zeros up to a multiple of 64:
+ *   for each full-layout group (first block b0, c = 16 blocks, or the last
+ *   group's 9..15), at byte 136 * b0:  q[row 0..3][k 0..7][4c bytes]
+ *       (lane t = dword k of block t, + 128), then d[row 0..3][c] fp16;
+ *   a short last group (cnt = 1..8 blocks), at byte 136 * (nb - cnt):
+ *       q[row 0..3][block 0..cnt-1][32] (+ 128), then d[row][block] fp16.
+ * A full group is 2176 = 34 * 64 bytes, so every full group of a 64-byte
+ * aligned panel is aligned; a last group of 9..15 keeps its rows' 4c-byte
+ * q runs (masked loads), so no format pads past the Q8_0 size.
  *
  * Not here: other weight types, other SIMD levels (matmul.c falls back to
  * vec_dot per output). */
 #include "tensor/matmul_q8.h"
 
+#include <assert.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "core/fp16.h"
 #include "tensor/quant.h"
-
-#if defined(__x86_64__)
-#include "core/simd.h"
-#include <immintrin.h>
+#include "tensor/quant_blocks_legacy.h"
 
 #define MMQ8_NW 4                         /* weight rows per panel */
 #define MMQ8_NA 4                         /* activation rows per tile */
 #define MMQ8_ACT_CHUNK_BYTES (256 * 1024) /* activation rows per pass over the weights */
-#define MMQ8_MAX_GROUPS ((MMQ8_MAX_K / 32 + 15) / 16)
+/* Panel bytes per block column: one Q8_0 block of each of the 4 rows. */
+#define MMQ8_PBB ((size_t)MMQ8_NW * sizeof(BlockQ8_0))
+#define MMQ8_MAX_PANEL_BYTES (MMQ8_PBB * (MMQ8_MAX_K / 32))
+/* How far ahead of the panel being computed mmq8_rows_wpacked prefetches
+ * into L1: measured best among 1..64 KB on Zen 5 (48 KB L1), where from
+ * 16 KB on the prefetched lines start to evict the ones in use. */
+#define MMQ8_PREFETCH_BYTES 8192
 
+static_assert(sizeof(BlockQ8_0) == 34, "BlockQ8_0 is 2 + 32 bytes");
+static_assert(MMQ8_PBB * 16 % 64 == 0, "full groups keep panels 64-byte aligned");
+
+/* Packed activation: a full-layout group (16 slots = blocks). */
 typedef struct {
-    int8_t q[8][64];
+    int8_t q[8][64]; /* q[k] lane t: quants 4k..4k+3 of block t */
     int32_t bias[16];
     float d[16];
 } ActGroup;
 
-/* One weight row's full-layout group. */
+/* Packed activation: a short last group (cnt <= 8 blocks, CP lanes per
+ * row). pr[t] is the activation side of weight pair registers p = t and
+ * t + 4: blocks (t, t) for CP 4, (t, t + 4) for CP 8 (absent: 0); bias and
+ * d by slot (lane c*CP + t: block t, 0 for t >= cnt). */
 typedef struct {
-    uint8_t q[8][64];
+    int8_t pr[4][64];
+    int32_t bias[16];
     float d[16];
-} PanelRow;
+} ActShort;
 
-/* A panel's short last group: q[reg][k], d[reg] by slot. */
-typedef struct {
-    uint8_t q[2][8][64];
-    float d[2][16];
-} PanelShort;
+/* Blocks of a short last group (1..8), or 0. */
+static int64_t short_blocks(int64_t nb) { return nb % 16 <= 8 ? nb % 16 : 0; }
 
-typedef struct {
-    PanelRow full[MMQ8_MAX_GROUPS][MMQ8_NW];
-    PanelShort last;
-} Panel;
+/* Bytes of one panel of rows of nb blocks. */
+static size_t panel_bytes(int64_t nb) { return ((size_t)nb * MMQ8_PBB + 63) & ~(size_t)63; }
 
-static int64_t n_groups(int64_t nb) { return (nb + 15) / 16; }
+size_t mmq8_act_row_bytes(int K) {
+    const int64_t nb = K / 32, ns = short_blocks(nb);
+    return (size_t)((nb - ns + 15) / 16) * sizeof(ActGroup) + (ns ? sizeof(ActShort) : 0);
+}
+
+size_t mmq8_wpack_bytes(long N, int K) {
+    ASSERT(N >= 0 && K >= 0 && K % 32 == 0);
+    return (size_t)((N + 3) / 4) * panel_bytes(K / 32);
+}
+
+void mmq8_wpack_row_f32(const void *wp, long N, int K, long r, float *dst) {
+    ASSERT(K >= 0 && K % 32 == 0 && r >= 0 && r < N);
+    const int64_t nb = K / 32, ns = short_blocks(nb), nf = nb - ns;
+    const uint8_t *P = (const uint8_t *)wp + (size_t)(r / MMQ8_NW) * panel_bytes(nb);
+    const int64_t rr = r % MMQ8_NW;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *q, *h; /* quant j at q[qs * (j / 4) + j % 4]; the fp16 scale */
+        int64_t qs;
+        if (b < nf) {
+            const int64_t b0 = b / 16 * 16, t = b - b0, c = nf - b0 < 16 ? nf - b0 : 16;
+            const uint8_t *grp = P + MMQ8_PBB * (size_t)b0;
+            q = grp + 32 * c * rr + 4 * t, qs = 4 * c;
+            h = grp + 128 * c + 2 * (c * rr + t);
+        } else {
+            const uint8_t *tail = P + MMQ8_PBB * (size_t)nf;
+            q = tail + 32 * (ns * rr + b - nf), qs = 4;
+            h = tail + 128 * ns + 2 * (ns * rr + b - nf);
+        }
+        uint16_t d16;
+        memcpy(&d16, h, sizeof d16);
+        const float d = fp16_to_f32(d16);
+        for (int j = 0; j < 32; j++)
+            dst[32 * b + j] = (float)((int)q[qs * (j / 4) + j % 4] - 128) * d;
+    }
+}
+
+#if defined(__x86_64__)
+#include "core/simd.h"
+#include <immintrin.h>
 
 /* The AVX-512 table always holds the AVX-512 kernel; quant_ops() hands it
  * out exactly when the CPU (capped by CGPT_SIMD) runs it. No CPUID here:
@@ -70,24 +135,8 @@ bool mmq8_available(void) {
     return quant_ops(DTYPE_Q8_0)->vec_dot == quant_ops_at(DTYPE_Q8_0, SIMD_AVX512)->vec_dot;
 }
 
-size_t mmq8_act_row_bytes(int K) { return (size_t)n_groups(K / 32) * sizeof(ActGroup); }
-
 SIMD_BEGIN_AVX512
 #include "tensor/q8_avx512.h"
-
-/* 16 slots (NULL: zeros) -> o[k], lane = slot. */
-static void load_slots(const BlockQ8_0 *const slot[16], __m512i o[8]) {
-    __m512i r[8];
-    for (int p = 0; p < 8; p++) {
-        const int a = q8v_pair_block(p);
-        const __m256i lo =
-            slot[a] ? _mm256_loadu_si256((const __m256i *)slot[a]->qs) : _mm256_setzero_si256();
-        const __m256i hi = slot[a + 4] ? _mm256_loadu_si256((const __m256i *)slot[a + 4]->qs)
-                                       : _mm256_setzero_si256();
-        r[p] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    }
-    q8v_transpose8(r, o);
-}
 
 /* One group's slots in the full layout. */
 static inline __attribute__((always_inline)) void load_full(const BlockQ8_0 *b, int64_t cnt,
@@ -99,7 +148,7 @@ static inline __attribute__((always_inline)) void load_full(const BlockQ8_0 *b, 
     q8v_transpose8(r, o);
 }
 
-/* Activation: q, bias and d of one group from its slots o. */
+/* Activation: q, bias and d of one full-layout group from its slots o. */
 static inline __attribute__((always_inline)) void store_act(ActGroup *g, const __m512i o[8],
                                                             __m512 d) {
     const __m512i c128 = _mm512_set1_epi8((char)0x80);
@@ -111,6 +160,29 @@ static inline __attribute__((always_inline)) void store_act(ActGroup *g, const _
     }
     _mm512_storeu_si512(g->bias, _mm512_sub_epi32(_mm512_setzero_si512(), sum));
     _mm512_storeu_ps(g->d, d);
+}
+
+/* Activation: the short last group of cnt (1..8) blocks at b. */
+static void pack_act_short(ActShort *S, const BlockQ8_0 *b, int64_t cnt) {
+    const int cp = q8v_short_cp(cnt);
+    memset(S, 0, sizeof *S);
+    for (int t = 0; t < 4; t++) {
+        const int64_t hi = cp == 4 ? t : t + 4;
+        if (t < cnt)
+            memcpy(S->pr[t], b[t].qs, 32);
+        if (hi < cnt)
+            memcpy(S->pr[t] + 32, b[hi].qs, 32);
+    }
+    for (int l = 0; l < 16; l++) {
+        const int t = l % cp;
+        if (t >= cnt)
+            continue;
+        int32_t sum = 0;
+        for (int j = 0; j < 32; j++)
+            sum += b[t].qs[j];
+        S->bias[l] = -128 * sum;
+        S->d[l] = fp16_to_f32(b[t].d);
+    }
 }
 
 static void pack_act_avx512(void *dst, const void *row, int K) {
@@ -125,144 +197,90 @@ static void pack_act_avx512(void *dst, const void *row, int K) {
     }
     if (!cnt)
         return;
-    const int cp = q8v_short_cp(cnt);
-    if (!cp) {
+    if (!q8v_short_cp(cnt)) {
         load_full(b + i, cnt, o);
         store_act(g, o, q8v_scales(b + i, cnt));
         return;
     }
-    const BlockQ8_0 *slot[16];
-    for (int s = 0; s < 16; s++)
-        slot[s] = s % cp < cnt ? b + i + s % cp : NULL;
-    load_slots(slot, o);
-    const __m512 d = q8v_scales(b + i, cnt); /* repeated every cp lanes */
-    store_act(g, o,
-              cp == 4 ? _mm512_broadcast_f32x4(_mm512_castps512_ps128(d))
-                      : _mm512_broadcast_f32x8(_mm512_castps512_ps256(d)));
+    pack_act_short((ActShort *)g, b + i, cnt);
 }
 
-static inline __attribute__((always_inline)) void store_w(uint8_t q[8][64], const __m512i o[8]) {
+/* Weight slots o + 128 -> q[k] at q + 4 c k (c blocks; 16: whole registers). */
+static inline __attribute__((always_inline)) void store_w(uint8_t *q, const __m512i o[8],
+                                                          int64_t c) {
     const __m512i c128 = _mm512_set1_epi8((char)0x80);
 #pragma GCC unroll 8
-    for (int k = 0; k < 8; k++)
-        _mm512_storeu_si512(q[k], _mm512_xor_si512(o[k], c128));
+    for (int k = 0; k < 8; k++) {
+        const __m512i v = _mm512_xor_si512(o[k], c128);
+        if (c == 16)
+            _mm512_storeu_si512(q + 64 * k, v);
+        else
+            _mm512_mask_storeu_epi32(q + 4 * c * k, q8v_mask(c), v);
+    }
 }
 
-/* Panel of rows w[0..nw) (nw <= 4; the others zero). */
-static void pack_panel(Panel *P, const uint8_t *w, size_t w_row_bytes, int nw, int64_t nb) {
-    const int64_t nfull = nb / 16, cnt = nb % 16;
-    const int cp = q8v_short_cp(cnt);
-    const BlockQ8_0 *row[MMQ8_NW];
-    for (int r = 0; r < MMQ8_NW; r++)
-        row[r] = r < nw ? (const BlockQ8_0 *)(w + (size_t)r * w_row_bytes) : NULL;
+/* Full-layout group of c blocks of row r (b; NULL: zeros) into the panel's
+ * group at grp. */
+static inline __attribute__((always_inline)) void pack_group_row(uint8_t *grp, int r,
+                                                                 const BlockQ8_0 *b, int64_t c) {
+    uint8_t *q = grp + 32 * c * r, *d = grp + 128 * c + 2 * c * r;
+    if (!b) {
+        memset(q, 0, (size_t)(32 * c));
+        memset(d, 0, (size_t)(2 * c));
+        return;
+    }
     __m512i o[8];
-    __m512 dl[MMQ8_NW];
-    for (int r = 0; r < MMQ8_NW; r++) {
-        for (int64_t g = 0; g < nfull + (cnt && !cp); g++) {
-            PanelRow *pr = &P->full[g][r];
-            const int64_t c = g < nfull ? 16 : cnt;
+    load_full(b, c, o);
+    store_w(q, o, c);
+    const __m256i h = q8v_scales_h(b, c);
+    if (c == 16)
+        _mm256_storeu_si256((__m256i *)d, h);
+    else
+        _mm256_mask_storeu_epi16(d, q8v_mask(c), h);
+}
+
+/* The panel P of rows row[0..4) (NULL: zero rows) of nb blocks, all but
+ * the padding. */
+static void pack_panel(uint8_t *P, const BlockQ8_0 *const row[MMQ8_NW], int64_t nb) {
+    const int64_t ns = short_blocks(nb), nf = nb - ns;
+    int64_t b0 = 0;
+    for (; b0 + 16 <= nf; b0 += 16)
+        for (int r = 0; r < MMQ8_NW; r++)
+            pack_group_row(P + MMQ8_PBB * (size_t)b0, r, row[r] ? row[r] + b0 : NULL, 16);
+    if (b0 < nf)
+        for (int r = 0; r < MMQ8_NW; r++)
+            pack_group_row(P + MMQ8_PBB * (size_t)b0, r, row[r] ? row[r] + b0 : NULL, nf - b0);
+    /* the short group: quants + 128, then scales, row-major */
+    uint8_t *q = P + MMQ8_PBB * (size_t)nf, *d = q + 128 * ns;
+    const __m256i c128 = _mm256_set1_epi8((char)0x80);
+    for (int r = 0; r < MMQ8_NW; r++)
+        for (int64_t t = 0; t < ns; t++, q += 32, d += 2) {
             if (!row[r]) {
-                memset(pr, 0, sizeof *pr);
+                memset(q, 0, 32);
+                memset(d, 0, 2);
                 continue;
             }
-            if (c == 16)
-                load_full(row[r] + 16 * g, 16, o);
-            else
-                load_full(row[r] + 16 * g, c, o);
-            store_w(pr->q, o);
-            _mm512_storeu_ps(pr->d, q8v_scales(row[r] + 16 * g, c));
+            const BlockQ8_0 *b = row[r] + nf + t;
+            _mm256_storeu_si256((__m256i *)q,
+                                _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)b->qs), c128));
+            memcpy(d, &b->d, 2);
         }
-        if (cp)
-            dl[r] = row[r] ? q8v_scales(row[r] + 16 * nfull, cnt) : _mm512_setzero_ps();
-    }
-    if (!cp)
-        return;
-    if (cp == 4) {
-        __m512 d = _mm512_castps128_ps512(_mm512_castps512_ps128(dl[0]));
-        d = _mm512_insertf32x4(d, _mm512_castps512_ps128(dl[1]), 1);
-        d = _mm512_insertf32x4(d, _mm512_castps512_ps128(dl[2]), 2);
-        d = _mm512_insertf32x4(d, _mm512_castps512_ps128(dl[3]), 3);
-        _mm512_storeu_ps(P->last.d[0], d);
-    } else {
-        for (int q = 0; q < 2; q++)
-            _mm512_storeu_ps(
-                P->last.d[q],
-                _mm512_insertf32x8(dl[2 * q], _mm512_castps512_ps256(dl[2 * q + 1]), 1));
-    }
-    const int rpr = 16 / cp; /* rows per register */
-    for (int q = 0; q < MMQ8_NW / rpr; q++) {
-        const BlockQ8_0 *slot[16];
-        for (int s = 0; s < 16; s++) {
-            const BlockQ8_0 *rb = row[q * rpr + s / cp];
-            slot[s] = rb && s % cp < cnt ? rb + 16 * nfull + s % cp : NULL;
-        }
-        load_slots(slot, o);
-        store_w(P->last.q[q], o);
-    }
 }
 
-/* Full-layout groups [0, ng) of a 4 x NA tile into acc. */
-static inline __attribute__((always_inline)) void tile_full(__m512 acc[MMQ8_NW][MMQ8_NA],
-                                                            const Panel *P, const uint8_t *act,
-                                                            size_t act_ld, int64_t ng, int64_t nb,
-                                                            const int NA) {
-    for (int64_t g = 0; g < ng; g++) {
-        const __mmask16 m = q8v_mask(nb - 16 * g);
-        const PanelRow *pw = P->full[g];
-        const ActGroup *pa[MMQ8_NA];
-#pragma GCC unroll 4
-        for (int j = 0; j < NA; j++)
-            pa[j] = (const ActGroup *)(act + (size_t)j * act_ld) + g;
-        __m512i s[MMQ8_NW][MMQ8_NA];
-#pragma GCC unroll 4
-        for (int j = 0; j < NA; j++) {
-            const __m512i bj = _mm512_loadu_si512(pa[j]->bias);
-#pragma GCC unroll 4
-            for (int r = 0; r < MMQ8_NW; r++)
-                s[r][j] = bj;
-        }
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) {
-            __m512i av[MMQ8_NA];
-#pragma GCC unroll 4
-            for (int j = 0; j < NA; j++)
-                av[j] = _mm512_loadu_si512(pa[j]->q[k]);
-#pragma GCC unroll 4
-            for (int r = 0; r < MMQ8_NW; r++) {
-                const __m512i wv = _mm512_loadu_si512(pw[r].q[k]);
-#pragma GCC unroll 4
-                for (int j = 0; j < NA; j++)
-                    s[r][j] = _mm512_dpbusd_epi32(s[r][j], wv, av[j]);
-            }
-        }
-#pragma GCC unroll 4
-        for (int j = 0; j < NA; j++) {
-            const __m512 dy = _mm512_loadu_ps(pa[j]->d);
-#pragma GCC unroll 4
-            for (int r = 0; r < MMQ8_NW; r++)
-                acc[r][j] =
-                    q8v_fold(acc[r][j], s[r][j], _mm512_mul_ps(_mm512_loadu_ps(pw[r].d), dy), m);
-        }
-    }
-}
-
-/* The short last group (CP lanes per row, cnt blocks) of a 4 x NA tile:
- * returns the contract's T of output (r, j) in lane 4 j + r. */
-static inline __attribute__((always_inline)) __m512 tile_short(const Panel *P, const uint8_t *act,
-                                                               size_t act_ld, int64_t g,
-                                                               const int NA, const int CP) {
-    const int NREG = CP / 4;
-    const ActGroup *pa[MMQ8_NA];
-#pragma GCC unroll 4
-    for (int j = 0; j < NA; j++)
-        pa[j] = (const ActGroup *)(act + (size_t)j * act_ld) + g;
-    __m512i s[2][MMQ8_NA];
+/* One full-layout group (c blocks at grp; part: c < 16, masked loads) of
+ * a 4 x NA tile into acc; pa[j]: the group of activation row j. */
+static inline __attribute__((always_inline)) void
+tile_group(__m512 acc[MMQ8_NW][MMQ8_NA], const uint8_t *grp, const ActGroup *const pa[MMQ8_NA],
+           int64_t c, const int NA, const bool part) {
+    const __mmask16 m = part ? q8v_mask(c) : (__mmask16)0xffff;
+    const int64_t qk = part ? 4 * c : 64; /* bytes from one q[k] to the next */
+    __m512i s[MMQ8_NW][MMQ8_NA];
 #pragma GCC unroll 4
     for (int j = 0; j < NA; j++) {
         const __m512i bj = _mm512_loadu_si512(pa[j]->bias);
-#pragma GCC unroll 2
-        for (int q = 0; q < NREG; q++)
-            s[q][j] = bj;
+#pragma GCC unroll 4
+        for (int r = 0; r < MMQ8_NW; r++)
+            s[r][j] = bj;
     }
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
@@ -270,28 +288,141 @@ static inline __attribute__((always_inline)) __m512 tile_short(const Panel *P, c
 #pragma GCC unroll 4
         for (int j = 0; j < NA; j++)
             av[j] = _mm512_loadu_si512(pa[j]->q[k]);
-#pragma GCC unroll 2
-        for (int q = 0; q < NREG; q++) {
-            const __m512i wv = _mm512_loadu_si512(P->last.q[q][k]);
+#pragma GCC unroll 4
+        for (int r = 0; r < MMQ8_NW; r++) {
+            const uint8_t *wq = grp + (8 * r + k) * qk;
+            const __m512i wv = part ? _mm512_maskz_loadu_epi32(m, wq) : _mm512_loadu_si512(wq);
 #pragma GCC unroll 4
             for (int j = 0; j < NA; j++)
-                s[q][j] = _mm512_dpbusd_epi32(s[q][j], wv, av[j]);
+                s[r][j] = _mm512_dpbusd_epi32(s[r][j], wv, av[j]);
         }
     }
-    /* v = s * (dw * da) by slot; rows are 128-bit lanes (CP 4) or halves (CP 8) */
+    __m512 dw[MMQ8_NW];
+#pragma GCC unroll 4
+    for (int r = 0; r < MMQ8_NW; r++) {
+        const uint8_t *wd = grp + 32 * qk + 2 * c * r;
+        dw[r] = _mm512_cvtph_ps(part ? _mm256_maskz_loadu_epi16(m, wd)
+                                     : _mm256_loadu_si256((const __m256i *)wd));
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < NA; j++) {
+        const __m512 dy = _mm512_loadu_ps(pa[j]->d);
+#pragma GCC unroll 4
+        for (int r = 0; r < MMQ8_NW; r++)
+            acc[r][j] = q8v_fold(acc[r][j], s[r][j], _mm512_mul_ps(dw[r], dy), m);
+    }
+}
+
+/* The full-layout groups of panel P (rows of nb blocks) of a 4 x NA tile
+ * into acc; pa[j]: activation row j. */
+static inline __attribute__((always_inline)) void tile_full(__m512 acc[MMQ8_NW][MMQ8_NA],
+                                                            const uint8_t *P,
+                                                            const ActGroup *pa[MMQ8_NA], int64_t nb,
+                                                            const int NA) {
+    const int64_t nf = nb - short_blocks(nb);
+    int64_t b0 = 0;
+    for (; b0 + 16 <= nf; b0 += 16) {
+        tile_group(acc, P + MMQ8_PBB * (size_t)b0, pa, 16, NA, false);
+#pragma GCC unroll 4
+        for (int j = 0; j < NA; j++)
+            pa[j]++;
+    }
+    if (b0 < nf)
+        tile_group(acc, P + MMQ8_PBB * (size_t)b0, pa, nf - b0, NA, true);
+}
+
+/* The weight scales of a short group (cnt blocks, d[row][block] fp16) by
+ * slot: dw[q] lane c*CP + t = row (16/CP) q + c, block t (0 for t >= cnt). */
+static inline __attribute__((always_inline)) void short_scales(const uint8_t *d, int64_t cnt,
+                                                               const int CP, __m512 dw[2]) {
+    const int sh = CP == 4 ? 2 : 3; /* slot l: row l >> sh, block l & (CP - 1) */
+    const __m512i l = _mm512_cvtepu8_epi16(
+        _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+                         21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31));
+    const __m512i t = _mm512_and_si512(l, _mm512_set1_epi16((short)(CP - 1)));
+    const __m512i idx = _mm512_add_epi16(
+        _mm512_mullo_epi16(_mm512_srli_epi16(l, sh), _mm512_set1_epi16((short)cnt)), t);
+    const __mmask32 valid = _mm512_cmplt_epi16_mask(t, _mm512_set1_epi16((short)cnt));
+    const __m512i h = _mm512_maskz_loadu_epi16((__mmask32)((1ull << (4 * cnt)) - 1), d);
+    const __m512i hs = _mm512_maskz_permutexvar_epi16(valid, idx, h);
+    dw[0] = _mm512_cvtph_ps(_mm512_castsi512_si256(hs));
+    dw[1] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(hs, 1));
+}
+
+/* Block dots of the pair registers z[c] of pairs p = 0, 1, 4, 5 (the only
+ * ones of a short group of cnt <= 2, CP 4) in slot order; 0 elsewhere. */
+static inline __attribute__((always_inline)) __m512i reduce_pairs4(const __m512i z[4]) {
+    /* 128-bit lane L, position c: dwords 4L..4L+3 of z[c]; then lanes 0+1, 2+3 */
+    __m512i u = q8v_sum4(z[0], z[1], z[2], z[3]);
+    u = _mm512_add_epi32(u, _mm512_shuffle_i32x4(u, u, 0xb1));
+    /* z[c]'s first block (lane c) to slot A(p), its second (lane 8 + c) to A(p) + 4 */
+    const __m512i idx = _mm512_setr_epi32(0, 1, 0, 0, 8, 9, 0, 0, 2, 3, 0, 0, 10, 11, 0, 0);
+    return _mm512_maskz_permutexvar_epi32(0x3333, idx, u);
+}
+
+/* The short last group (CP lanes per row, cnt blocks at T: quants + 128
+ * then scales) of a 4 x NA tile: returns the contract's T of output (r, j)
+ * in lane 4 j + r. FEW: cnt <= 2, so only pairs 0, 1, 4, 5 hold blocks. */
+static inline __attribute__((always_inline)) __m512 tile_short(const uint8_t *T,
+                                                               const ActShort *const pa[MMQ8_NA],
+                                                               int64_t cnt, const int NA,
+                                                               const int CP, const bool FEW) {
+    const int NREG = CP / 4;
+    const __m256i *wb = (const __m256i *)T; /* block t of row r: wb[cnt r + t] */
+    __m512 dw[2];
+    short_scales(T + 128 * cnt, cnt, CP, dw);
     __m512 v[2][MMQ8_NA];
 #pragma GCC unroll 2
     for (int q = 0; q < 2; q++)
 #pragma GCC unroll 4
         for (int j = 0; j < MMQ8_NA; j++)
             v[q][j] = _mm512_setzero_ps();
-#pragma GCC unroll 4
-    for (int j = 0; j < NA; j++) {
-        const __m512 dy = _mm512_loadu_ps(pa[j]->d);
 #pragma GCC unroll 2
-        for (int q = 0; q < NREG; q++)
-            v[q][j] = _mm512_mul_ps(_mm512_cvtepi32_ps(s[q][j]),
-                                    _mm512_mul_ps(_mm512_loadu_ps(P->last.d[q]), dy));
+    for (int q = 0; q < NREG; q++) {
+        /* pair register p: slots A(p), A(p) + 4 (q8_avx512.h) */
+        __m512i w[8];
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; p++) {
+            const int t = p & 3;
+            if (CP == 4) { /* rows 0, 1 (p < 4) or 2, 3; block t twice */
+                const int r0 = p < 4 ? 0 : 2;
+                if (FEW && t >= 2)
+                    continue;
+                w[p] = t < cnt ? _mm512_inserti64x4(
+                                     _mm512_castsi256_si512(_mm256_loadu_si256(wb + cnt * r0 + t)),
+                                     _mm256_loadu_si256(wb + cnt * (r0 + 1) + t), 1)
+                               : _mm512_setzero_si512();
+            } else { /* row 2q (p < 4) or 2q + 1; blocks t, t + 4 */
+                const __m256i *rb = wb + cnt * (2 * q + (p >= 4));
+                w[p] = _mm512_inserti64x4(
+                    _mm512_castsi256_si512(_mm256_loadu_si256(rb + t)),
+                    _mm256_maskz_loadu_epi32(t + 4 < cnt ? 0xff : 0, rb + t + 4), 1);
+            }
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < NA; j++) {
+            __m512i s;
+            if (FEW) {
+                static const int PS[4] = {0, 1, 4, 5};
+                __m512i z[4];
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++)
+                    z[c] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[PS[c]],
+                                               _mm512_loadu_si512(pa[j]->pr[PS[c] & 3]));
+                s = reduce_pairs4(z);
+            } else {
+                __m512i z[8];
+#pragma GCC unroll 8
+                for (int p = 0; p < 8; p++)
+                    z[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[p],
+                                               _mm512_loadu_si512(pa[j]->pr[p & 3]));
+                s = q8v_reduce8(z);
+            }
+            s = _mm512_add_epi32(s, _mm512_loadu_si512(pa[j]->bias));
+            /* v = s * (dw * da) by slot; rows are 128-bit lanes (CP 4) or halves (CP 8) */
+            v[q][j] = _mm512_mul_ps(_mm512_cvtepi32_ps(s),
+                                    _mm512_mul_ps(dw[q], _mm512_loadu_ps(pa[j]->d)));
+        }
     }
     __m512 t; /* lane 4 r + j */
     if (CP == 4) {
@@ -305,9 +436,25 @@ static inline __attribute__((always_inline)) __m512 tile_short(const Panel *P, c
     return _mm512_permutexvar_ps(to_jr, t);
 }
 
-/* The 4 x NA tile: out[j*ldo + r] for weight rows r < nw of the panel and
- * activation rows j < NA starting at 'act'. */
-static inline __attribute__((always_inline)) void tile(const Panel *P, const uint8_t *act,
+/* q8v_hsum of 4 accumulators: lane r = q8v_hsum(a[r]), the same additions. */
+static inline __attribute__((always_inline)) __m512 hsum4(__m512 a0, __m512 a1, __m512 a2,
+                                                          __m512 a3) {
+    /* lanes 0-7: a0[i] + a0[i+8], 8-15: a1[...]; y: a2, a3 */
+    const __m512 x =
+        _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xee));
+    const __m512 y =
+        _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xee));
+    /* 128-bit lane r: a_r's i + (i+4) */
+    __m512 z = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xdd));
+    z = _mm512_add_ps(z, _mm512_permute_ps(z, 0x4e)); /* (0 + 2), (1 + 3) */
+    z = _mm512_add_ps(z, _mm512_permute_ps(z, 0xb1)); /* then 0 + 1 */
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+                                 z);
+}
+
+/* The 4 x NA tile of panel P: out[j*ldo + r] for weight rows r < nw of the
+ * panel and activation rows j < NA starting at 'act'. */
+static inline __attribute__((always_inline)) void tile(const uint8_t *P, const uint8_t *act,
                                                        size_t act_ld, int64_t nb, float *out,
                                                        size_t ldo, int nw, const float *bias,
                                                        const int NA) {
@@ -317,20 +464,34 @@ static inline __attribute__((always_inline)) void tile(const Panel *P, const uin
 #pragma GCC unroll 4
         for (int j = 0; j < MMQ8_NA; j++)
             acc[r][j] = _mm512_setzero_ps();
-    const int64_t nfull = nb / 16, cnt = nb % 16;
-    const int cp = q8v_short_cp(cnt);
-    tile_full(acc, P, act, act_ld, nfull + (cnt && !cp), nb, NA);
-    __m512 a16[16];
+    const ActGroup *pa[MMQ8_NA];
 #pragma GCC unroll 4
-    for (int r = 0; r < MMQ8_NW; r++)
+    for (int j = 0; j < NA; j++)
+        pa[j] = (const ActGroup *)(act + (size_t)j * act_ld);
+    tile_full(acc, P, pa, nb, NA); /* leaves pa[j] at the last group */
+    __m512 o;                      /* lane 4 j + r */
+    if (NA == 1) {
+        o = hsum4(acc[0][0], acc[1][0], acc[2][0], acc[3][0]);
+    } else {
+        __m512 a16[16];
 #pragma GCC unroll 4
-        for (int j = 0; j < MMQ8_NA; j++)
-            a16[4 * r + j] = acc[r][j];
-    __m512 o = q8v_hsum16(a16); /* lane 4 j + r */
-    if (cp == 4)
-        o = _mm512_add_ps(o, tile_short(P, act, act_ld, nfull, NA, 4));
-    else if (cp == 8)
-        o = _mm512_add_ps(o, tile_short(P, act, act_ld, nfull, NA, 8));
+        for (int r = 0; r < MMQ8_NW; r++)
+#pragma GCC unroll 4
+            for (int j = 0; j < MMQ8_NA; j++)
+                a16[4 * r + j] = acc[r][j];
+        o = q8v_hsum16(a16);
+    }
+    const int64_t ns = short_blocks(nb);
+    if (ns) {
+        const ActShort *ps[MMQ8_NA];
+#pragma GCC unroll 4
+        for (int j = 0; j < NA; j++)
+            ps[j] = (const ActShort *)pa[j];
+        const uint8_t *T = P + MMQ8_PBB * (size_t)(nb - ns);
+        o = _mm512_add_ps(o, ns <= 2   ? tile_short(T, ps, ns, NA, 4, true)
+                             : ns <= 4 ? tile_short(T, ps, ns, NA, 4, false)
+                                       : tile_short(T, ps, ns, NA, 8, false));
+    }
     const __mmask8 mw = (__mmask8)((1u << nw) - 1);
     if (bias)
         o = _mm512_add_ps(o, _mm512_broadcast_f32x4(_mm_maskz_loadu_ps(mw, bias)));
@@ -343,10 +504,10 @@ static inline __attribute__((always_inline)) void tile(const Panel *P, const uin
         _mm_mask_storeu_ps(out + 3 * ldo, mw, _mm512_extractf32x4_ps(o, 3));
 }
 
-typedef void (*TileFn)(const Panel *, const uint8_t *, size_t, int64_t, float *, size_t, int,
+typedef void (*TileFn)(const uint8_t *, const uint8_t *, size_t, int64_t, float *, size_t, int,
                        const float *);
 #define MMQ8_TILE(na)                                                                              \
-    static void tile##na(const Panel *P, const uint8_t *a, size_t ld, int64_t nb, float *o,        \
+    static void tile##na(const uint8_t *P, const uint8_t *a, size_t ld, int64_t nb, float *o,      \
                          size_t ldo, int nw, const float *bias) {                                  \
         tile(P, a, ld, nb, o, ldo, nw, bias, na);                                                  \
     }
@@ -355,30 +516,77 @@ MMQ8_TILE(2)
 MMQ8_TILE(3)
 MMQ8_TILE(4)
 
+/* Every tile of one panel (weight rows [n, n + nw)) with activation rows [m0, m1). */
+static void panel_tiles(const uint8_t *P, const uint8_t *act, size_t act_ld, long m0, long m1,
+                        int64_t nb, float *out, size_t ldo, long n, int nw, const float *bias) {
+    static const TileFn TILES[MMQ8_NA + 1] = {NULL, tile1, tile2, tile3, tile4};
+    const float *bn = bias ? bias + n : NULL;
+    for (long m = m0; m < m1; m += MMQ8_NA) {
+        const int na = m1 - m < MMQ8_NA ? (int)(m1 - m) : MMQ8_NA;
+        TILES[na](P, act + (size_t)m * act_ld, act_ld, nb, out + (size_t)m * ldo + n, ldo, nw, bn);
+    }
+}
+
+/* Activation rows per pass over the weights (a multiple of MMQ8_NA). */
+static long act_chunk(size_t act_ld) {
+    const long chunk = (long)(MMQ8_ACT_CHUNK_BYTES / act_ld) / MMQ8_NA * MMQ8_NA;
+    return chunk < MMQ8_NA ? MMQ8_NA : chunk;
+}
+
 static void rows_avx512(float *out, size_t ldo, const void *w, size_t w_row_bytes, long n0, long n1,
                         const void *act, size_t act_ld, int M, int K, const float *bias) {
-    static const TileFn TILES[MMQ8_NA + 1] = {NULL, tile1, tile2, tile3, tile4};
     const int64_t nb = K / 32;
-    _Alignas(64) Panel panel;
-    long chunk = (long)(MMQ8_ACT_CHUNK_BYTES / act_ld) / MMQ8_NA * MMQ8_NA;
-    if (chunk < MMQ8_NA)
-        chunk = MMQ8_NA;
+    _Alignas(64) uint8_t panel[MMQ8_MAX_PANEL_BYTES];
+    const long chunk = act_chunk(act_ld);
     for (long m0 = 0; m0 < M; m0 += chunk) {
         const long m1 = m0 + chunk < M ? m0 + chunk : M;
         for (long n = n0; n < n1; n += MMQ8_NW) {
             const int nw = n1 - n < MMQ8_NW ? (int)(n1 - n) : MMQ8_NW;
             const uint8_t *wn = (const uint8_t *)w + (size_t)n * w_row_bytes;
-            pack_panel(&panel, wn, w_row_bytes, nw, nb);
+            const BlockQ8_0 *row[MMQ8_NW];
+            for (int r = 0; r < MMQ8_NW; r++)
+                row[r] = r < nw ? (const BlockQ8_0 *)(wn + (size_t)r * w_row_bytes) : NULL;
+            pack_panel(panel, row, nb);
             /* the next panel's rows come from memory while this one computes */
             if (n + 2 * MMQ8_NW <= n1)
                 for (size_t o = 0; o < MMQ8_NW * w_row_bytes; o += 64)
                     _mm_prefetch((const char *)wn + MMQ8_NW * w_row_bytes + o, _MM_HINT_T0);
-            const float *bn = bias ? bias + n : NULL;
-            for (long m = m0; m < m1; m += MMQ8_NA) {
-                const int na = m1 - m < MMQ8_NA ? (int)(m1 - m) : MMQ8_NA;
-                TILES[na](&panel, (const uint8_t *)act + (size_t)m * act_ld, act_ld, nb,
-                          out + (size_t)m * ldo + n, ldo, nw, bn);
-            }
+            panel_tiles(panel, act, act_ld, m0, m1, nb, out, ldo, n, nw, bias);
+        }
+    }
+}
+
+static void wpack_avx512(uint8_t *dst, const uint8_t *w, size_t w_row_bytes, long N, int64_t nb,
+                         long n0, long n1) {
+    const size_t pb = panel_bytes(nb), used = MMQ8_PBB * (size_t)nb;
+    for (long n = n0; n < n1; n += MMQ8_NW) {
+        uint8_t *P = dst + (size_t)(n / MMQ8_NW) * pb;
+        const int nw = N - n < MMQ8_NW ? (int)(N - n) : MMQ8_NW;
+        const BlockQ8_0 *row[MMQ8_NW];
+        for (int r = 0; r < MMQ8_NW; r++)
+            row[r] = r < nw ? (const BlockQ8_0 *)(w + (size_t)(n + r) * w_row_bytes) : NULL;
+        pack_panel(P, row, nb);
+        memset(P + used, 0, pb - used);
+    }
+}
+
+static void rows_wpacked_avx512(float *out, size_t ldo, const uint8_t *wp, long n0, long n1,
+                                const void *act, size_t act_ld, int M, int K, const float *bias) {
+    const int64_t nb = K / 32;
+    const size_t pb = panel_bytes(nb);
+    const long chunk = act_chunk(act_ld);
+    const uint8_t *first = wp + (size_t)(n0 / MMQ8_NW) * pb;
+    const uint8_t *end = first + (size_t)((n1 - n0 + MMQ8_NW - 1) / MMQ8_NW) * pb;
+    for (long m0 = 0; m0 < M; m0 += chunk) {
+        const long m1 = m0 + chunk < M ? m0 + chunk : M;
+        /* panels stream in order: keep MMQ8_PREFETCH_BYTES in flight */
+        const uint8_t *pf = first + MMQ8_PREFETCH_BYTES;
+        const uint8_t *P = first;
+        for (long n = n0; n < n1; n += MMQ8_NW, P += pb) {
+            for (; pf < P + MMQ8_PREFETCH_BYTES + pb && pf < end; pf += 64)
+                _mm_prefetch((const char *)pf, _MM_HINT_T0);
+            const int nw = n1 - n < MMQ8_NW ? (int)(n1 - n) : MMQ8_NW;
+            panel_tiles(P, act, act_ld, m0, m1, nb, out, ldo, n, nw, bias);
         }
     }
 }
@@ -395,10 +603,23 @@ void mmq8_rows(float *out, size_t ldo, const void *w, size_t w_row_bytes, long n
     rows_avx512(out, ldo, w, w_row_bytes, n0, n1, act, act_ld, M, K, bias);
 }
 
+void mmq8_wpack(void *dst, const void *w, size_t w_row_bytes, long N, int K, long n0, long n1) {
+    ASSERT(K > 0 && K % 32 == 0 && K <= MMQ8_MAX_K);
+    ASSERT(0 <= n0 && n0 <= n1 && n1 <= N && n0 % MMQ8_NW == 0 && (n1 % MMQ8_NW == 0 || n1 == N));
+    ASSERT((uintptr_t)dst % 64 == 0);
+    wpack_avx512(dst, w, w_row_bytes, N, K / 32, n0, n1);
+}
+
+void mmq8_rows_wpacked(float *out, size_t ldo, const void *wp, long N, long n0, long n1,
+                       const void *act, size_t act_ld, int M, int K, const float *bias) {
+    ASSERT(K > 0 && K % 32 == 0 && K <= MMQ8_MAX_K);
+    ASSERT(0 <= n0 && n0 <= n1 && n1 <= N && n0 % MMQ8_NW == 0 && M >= 0);
+    rows_wpacked_avx512(out, ldo, wp, n0, n1, act, act_ld, M, K, bias);
+}
+
 #else /* not x86: no packed kernels */
 
 bool mmq8_available(void) { return false; }
-size_t mmq8_act_row_bytes(int K) { return (size_t)((K / 32 + 15) / 16) * 640; }
 void mmq8_pack_act(void *dst, const void *row, int K) {
     (void)dst, (void)row, (void)K;
     ASSERT(0);
@@ -407,6 +628,16 @@ void mmq8_rows(float *out, size_t ldo, const void *w, size_t w_row_bytes, long n
                const void *act, size_t act_ld, int M, int K, const float *bias) {
     (void)out, (void)ldo, (void)w, (void)w_row_bytes, (void)n0, (void)n1, (void)act, (void)act_ld,
         (void)M, (void)K, (void)bias;
+    ASSERT(0);
+}
+void mmq8_wpack(void *dst, const void *w, size_t w_row_bytes, long N, int K, long n0, long n1) {
+    (void)dst, (void)w, (void)w_row_bytes, (void)N, (void)K, (void)n0, (void)n1;
+    ASSERT(0);
+}
+void mmq8_rows_wpacked(float *out, size_t ldo, const void *wp, long N, long n0, long n1,
+                       const void *act, size_t act_ld, int M, int K, const float *bias) {
+    (void)out, (void)ldo, (void)wp, (void)N, (void)n0, (void)n1, (void)act, (void)act_ld, (void)M,
+        (void)K, (void)bias;
     ASSERT(0);
 }
 

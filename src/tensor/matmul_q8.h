@@ -16,8 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Longest row the packed path takes: its weight panel for rows this long
- * (about 75 KB) lives on each calling thread's stack. Longer rows use the
+/* Longest row the packed path takes: mmq8_rows' weight panel for rows this
+ * long (68 KB) lives on each calling thread's stack. Longer rows use the
  * row-by-row vec_dot. */
 #define MMQ8_MAX_K 16384
 
@@ -26,7 +26,8 @@
 bool mmq8_available(void);
 
 /* Bytes of one packed activation row of K elements (K a multiple of 32);
- * a multiple of 64. */
+ * a multiple of 64 (640 per group of 16 blocks, 384 for a last group of
+ * 1..8). */
 size_t mmq8_act_row_bytes(int K);
 
 /* Packs one row of K elements of Q8_0 blocks ('row', borrowed) into 'dst'
@@ -39,5 +40,55 @@ void mmq8_pack_act(void *dst, const void *row, int K);
  * K <= MMQ8_MAX_K. Borrows everything. Needs mmq8_available(). */
 void mmq8_rows(float *out, size_t ldo, const void *w, size_t w_row_bytes, long n0, long n1,
                const void *act, size_t act_ld, int M, int K, const float *bias);
+
+/* ---- Pre-packed weights (repacked once, at model load) ----
+ *
+ * The same kernels with the weight panels built once instead of on every
+ * call: packing a panel costs about 40% of what the 4 x 4 tiles then
+ * compute with it at M = 16. A pre-packed matrix of N rows of K (K a
+ * multiple of 32, K <= MMQ8_MAX_K) is ceil(N / 4) panels of 4 rows (the
+ * rows past N of the last panel are zero), each panel holding, for its 4
+ * rows:
+ *   - every group that is not short (full groups and a last group of 9..15
+ *     blocks) in the full layout: per group and row, q[8][64] (quant + 128,
+ *     unsigned, slot = block) and the 16 block scales as fp16 (converted to
+ *     fp32 in the kernel: exact, so the float contract is unchanged);
+ *   - a short last group (cnt = 1..8 blocks) untransposed: the 4 rows'
+ *     cnt blocks of quants + 128 (32 bytes each, row-major), then their
+ *     4 cnt fp16 scales in the same order. The kernels dot these blocks as
+ *     they are (pairs of blocks against activation blocks packed to match),
+ *     so nothing is packed per call and no lane is padded: a transposed
+ *     layout would pad 2 blocks to 4 lanes and cost single-row decode
+ *     (memory-bound) up to 12% more bytes.
+ * So a panel holds exactly the bytes of its 4 Q8_0 rows, 136 K / 32 (a
+ * last full-layout group of 9..15 blocks keeps 4 c bytes per q[k]), then
+ * zeros up to a multiple of 64. Panels are contiguous; each starts 64-byte
+ * aligned when the buffer does. The layout is matmul_q8.c's own: read rows
+ * back only through mmq8_wpack_row_f32. */
+
+/* Bytes of a pre-packed matrix of N rows of K (K a multiple of 32):
+ *     ceil(N / 4) * round_up(4 * 34 * (K / 32), 64)
+ * i.e. ceil(N / 4) panels of 4 Q8_0 rows (dtype_row_bytes(DTYPE_Q8_0, K)
+ * each), each rounded up to 64 bytes. */
+size_t mmq8_wpack_bytes(long N, int K);
+
+/* Packs rows [n0, n1) of the Q8_0 matrix w (rows w_row_bytes apart, N rows
+ * in all) into their panels of 'dst' (the whole pre-packed matrix, 64-byte
+ * aligned). n0 must be a multiple of 4 and n1 a multiple of 4 or N, so that
+ * threads may pack disjoint row ranges at once. Needs mmq8_available(). */
+void mmq8_wpack(void *dst, const void *w, size_t w_row_bytes, long N, int K, long n0, long n1);
+
+/* Row r (< N) of a pre-packed matrix dequantized to F32 into dst (K floats):
+ * bit-identical to quant_ops(DTYPE_Q8_0)->dequant of the original row (the
+ * embedding lookup of tied weights). Plain C: needs no SIMD level. */
+void mmq8_wpack_row_f32(const void *wp, long N, int K, long r, float *dst);
+
+/* mmq8_rows over a pre-packed matrix: out[m*ldo + n] for n in [n0, n1) and
+ * m in [0, M), M >= 1 (M = 1 is single-sequence decode: it must stream the
+ * panels at memory speed, as fast as vec_dot row by row). n0 a multiple of
+ * 4; every output bit-identical to vec_dot of the original weight row and
+ * the activation row. Borrows everything. Needs mmq8_available(). */
+void mmq8_rows_wpacked(float *out, size_t ldo, const void *wp, long N, long n0, long n1,
+                       const void *act, size_t act_ld, int M, int K, const float *bias);
 
 #endif

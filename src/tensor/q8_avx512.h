@@ -63,8 +63,8 @@ static inline __attribute__((always_inline)) __m512i q8v_load_pair(const BlockQ8
                               _mm256_loadu_si256((const __m256i *)b[a + 4].qs), 1);
 }
 
-/* The fp16 scales of the group's blocks as 16 floats (0 past cnt). */
-static inline __attribute__((always_inline)) __m512 q8v_scales(const BlockQ8_0 *b, int64_t cnt) {
+/* The fp16 scales of the group's blocks as 16 halves (0 past cnt). */
+static inline __attribute__((always_inline)) __m256i q8v_scales_h(const BlockQ8_0 *b, int64_t cnt) {
     __m256i h;
     if (cnt >= Q8V_GROUP) {
         h = _mm256_setr_epi16((short)b[0].d, (short)b[1].d, (short)b[2].d, (short)b[3].d,
@@ -76,7 +76,12 @@ static inline __attribute__((always_inline)) __m512 q8v_scales(const BlockQ8_0 *
         for (int t = 0; t < cnt; t++)
             h = _mm256_mask_set1_epi16(h, (__mmask16)(1u << t), (short)b[t].d);
     }
-    return _mm512_cvtph_ps(h);
+    return h;
+}
+
+/* The fp16 scales of the group's blocks as 16 floats (0 past cnt). */
+static inline __attribute__((always_inline)) __m512 q8v_scales(const BlockQ8_0 *b, int64_t cnt) {
+    return _mm512_cvtph_ps(q8v_scales_h(b, cnt));
 }
 
 /* In each 128-bit lane, r[0..3] as rows of a 4x4 dword matrix -> columns. */

@@ -207,6 +207,98 @@ Test(model, batching_invisible_quantized) {
             batching_invisible("llama", types[i]);
 }
 
+/* Repacked weights (the default where the CPU has a faster layout) give
+ * the bits of the file's layout: logits of one model loaded both ways,
+ * memcmp, for single rows (decode) and ragged batches, Q8_0 shapes whose
+ * rows end in full and short groups (K = 32 .. 608), tied and untied. */
+static void repack_invisible(const char *arch, int embd, int ff, int vocab) {
+    RandModelSpec s = spec_for(arch);
+    s.wtype = DTYPE_Q8_0;
+    s.n_embd = embd, s.n_ff = ff, s.n_vocab = vocab;
+    s.head_dim = embd / s.n_heads;
+    if (!strcmp(arch, "qwen3"))
+        s.head_dim = 2 * embd / s.n_heads;
+    TmpModel t;
+    tmp_init(&t, arch);
+    Err err = {0};
+    cr_assert(randmodel_write(t.path, &s, &err) == STATUS_OK, "%s", err.msg);
+    ModelParams pr = {.n_threads = 2, .n_ctx = 64, .n_seq_max = 2, .n_batch = 16};
+    ModelParams pn = pr;
+    pn.no_repack = true;
+    Model *ma = load_or_die(t.path, &pr), *mb = load_or_die(t.path, &pn);
+    const int V = vocab;
+    float *oa = malloc((size_t)16 * V * sizeof(float)), *ob = malloc((size_t)16 * V * sizeof(float));
+    cr_assert(oa && ob);
+    Rng rng;
+    rng_seed(&rng, 5);
+    int pos[2] = {0, 0};
+    for (int step = 0; step < 6; step++) {
+        BatchRow rows[16];
+        int nr = step % 2 ? 1 : 1 + (int)(rng_u64(&rng) % 15);
+        for (int r = 0; r < nr; r++) {
+            int q = nr == 1 ? step % 2 : r % 2;
+            rows[r] = (BatchRow){(int32_t)(rng_u64(&rng) % (uint64_t)V), pos[q]++, q, true};
+        }
+        cr_assert(model_forward(ma, rows, nr, oa, &err) == STATUS_OK, "%s", err.msg);
+        cr_assert(model_forward(mb, rows, nr, ob, &err) == STATUS_OK, "%s", err.msg);
+        for (long i = 0; i < (long)nr * V; i++)
+            if (memcmp(&oa[i], &ob[i], sizeof(float))) {
+                cr_expect(0, "%s embd %d ff %d: step %d (%d rows) logit %ld: repacked %.9g, file "
+                             "layout %.9g",
+                          arch, embd, ff, step, nr, i, oa[i], ob[i]);
+                break;
+            }
+    }
+    free(oa), free(ob);
+    model_free(ma), model_free(mb);
+    tmp_done(&t);
+}
+
+Test(model, repacking_is_invisible) {
+    repack_invisible("llama", 32, 64, 61);   /* one short group of 1 block */
+    repack_invisible("qwen2", 64, 96, 70);   /* tied; 2 and 3 blocks */
+    repack_invisible("qwen3", 288, 512, 37); /* 9 blocks: a full-layout last group */
+    repack_invisible("gpt2", 608, 128, 45);  /* 19 blocks: 16 + a short 3 */
+    repack_invisible("llama", 576, 1536, 99); /* SmolLM-135M's rows: 16 + 2, 48 */
+}
+
+/* A given vocabulary (RandModelVocab) is what the file holds. */
+Test(model, randmodel_given_vocabulary) {
+    RandModelSpec s = spec_for("llama");
+    s.n_vocab = 260;
+    static char bytes[256][2];
+    const char *toks[260];
+    int32_t types[260];
+    for (int i = 0; i < 256; i++) {
+        bytes[i][0] = (char)(i < 33 ? 'A' + i % 26 : i > 126 ? 'a' + i % 26 : i);
+        toks[i] = bytes[i], types[i] = 1;
+    }
+    toks[256] = "ab", toks[257] = "abc", toks[258] = "<|im_start|>", toks[259] = "<|im_end|>";
+    types[256] = types[257] = 1, types[258] = types[259] = 3;
+    const char *merges[] = {"a b", "ab c"};
+    RandModelVocab v = {toks, types, merges, 2, "gpt-2", 259, 259, 259};
+    s.vocab = &v;
+    TmpModel t;
+    tmp_init(&t, "vocab");
+    Err err = {0};
+    cr_assert(randmodel_write(t.path, &s, &err) == STATUS_OK, "%s", err.msg);
+    GGUF g = {0};
+    cr_assert(gguf_open(&g, t.path, &err) == STATUS_OK, "%s", err.msg);
+    const GGUFKV *kt = NULL, *km = NULL;
+    cr_assert(gguf_get_arr(&g, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, true, &kt, &err) == 0);
+    cr_assert(gguf_get_arr(&g, "tokenizer.ggml.merges", GGUF_TYPE_STRING, true, &km, &err) == 0);
+    cr_expect(kt->arr_n == 260 && km->arr_n == 2);
+    cr_expect(gguf_str_eq(kt->arr_strs[257], "abc") && gguf_str_eq(km->arr_strs[1], "ab c"));
+    uint32_t eos = 0;
+    cr_expect(gguf_get_u32(&g, "tokenizer.ggml.eos_token_id", true, &eos, &err) == 0 && eos == 259);
+    gguf_close(&g);
+    /* a vocabulary that does not fit n_vocab is refused */
+    v.eos = 400;
+    cr_expect(randmodel_write(t.path, &s, &err) == STATUS_INVALID);
+    cr_expect(strstr(err.msg, "n_vocab 260"), "%s", err.msg);
+    tmp_done(&t);
+}
+
 Test(model, config_and_defaults) {
     RandModelSpec s = spec_for("qwen3");
     TmpModel t;

@@ -5,7 +5,11 @@
  *       batch position, the tile edges or the thread count (memcmp);
  *   in value    - matmul_ref (dequantized weights, double accumulation).
  * Shapes: M in 1..9, 16, 17, 33; N not a multiple of the 4-row panels; K/32
- * with short last groups of every layout (1, 2, 3, 5, 9, 18, 48, ...). */
+ * with short last groups of every layout (1, 2, 3, 5, 9, 18, 48, ...).
+ * The pre-packed weights (mmq8_wpack, mmq8_rows_wpacked) against the same
+ * vec_dot oracle over a grid of M x N x K, row sub-ranges and packing in
+ * parts; their row read-back against dequant; their size against the
+ * documented formula. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -263,4 +267,229 @@ Test(matmul_q8tile, hand_bias) {
     /* row 1 picks k = 3 twice: W row 1 is -0.5 -> 2 * -0.5 - 2 = -3 */
     cr_expect(check_close("hand_bias row 1", &got[N + 1], (float[]){-3.0f}, 1, 1e-2f, 0));
     free(w);
+}
+
+/* ---- Pre-packed weights (mmq8_wpack, mmq8_rows_wpacked) ---- */
+
+#define WP_MAX_NB 48
+#define WP_MAX_N 67
+#define WP_MAX_M 64
+
+/* Raw random Q8_0 blocks: weights with every byte (-128 included) and
+ * scales across the fp16 range (zero, tiny, negative); activations over
+ * [-127, 127]. */
+static void raw_blocks(Rng *r, BlockQ8_0 *b, long n, bool weights) {
+    for (long i = 0; i < n; i++) {
+        for (int j = 0; j < 32; j++)
+            b[i].qs[j] =
+                weights ? (int8_t)(rng_u64(r) & 0xff) : (int8_t)((int)(rng_u64(r) % 255) - 127);
+        if (weights) {
+            const float scale = i % 11 == 0 ? 0.0f : (i % 5 == 0 ? 1e-6f : 0.02f);
+            b[i].d = fp32_to_f16(rng_normal(r) * scale);
+        } else {
+            b[i].d = fp32_to_f16(fabsf(rng_normal(r)) * (i % 7 == 0 ? 3e-5f : 0.01f));
+        }
+    }
+}
+
+/* The documented size: ceil(N / 4) panels of 4 Q8_0 rows, each rounded up to 64 bytes. */
+static size_t wpack_size(long N, int K) {
+    const size_t panel = 4 * (size_t)dtype_row_bytes(DTYPE_Q8_0, K);
+    return (size_t)((N + 3) / 4) * ((panel + 63) / 64 * 64);
+}
+
+/* A pre-packed buffer of exactly mmq8_wpack_bytes (so ASan sees overruns),
+ * filled with 'fill' before packing rows [0, split) and [split, N). */
+static uint8_t *wpack_new(const BlockQ8_0 *w, size_t w_row_bytes, long N, int K, long split,
+                          int fill) {
+    const size_t n = mmq8_wpack_bytes(N, K);
+    uint8_t *wp = aligned_alloc(64, n);
+    cr_assert(wp);
+    memset(wp, fill, n);
+    if (split > 0)
+        mmq8_wpack(wp, w, w_row_bytes, N, K, 0, split);
+    if (split < N)
+        mmq8_wpack(wp, w, w_row_bytes, N, K, split, N);
+    return wp;
+}
+
+/* Checks out (M rows, ldo apart) against the oracle table want[m][n]
+ * (WP_MAX_N apart) over columns [n0, n1) and that every other float of
+ * the rows kept its sentinel bits; returns the number of mismatches. */
+static long check_out(const float *out, size_t ldo, const float *want, int M, long n0, long n1,
+                      const char *what, int N, int nb, bool bias) {
+    const uint32_t sentinel = 0x7fc0dead;
+    long bad = 0;
+    for (int m = 0; m < M; m++)
+        for (size_t n = 0; n < ldo; n++) {
+            const float g = out[(size_t)m * ldo + n];
+            const bool inside = (long)n >= n0 && (long)n < n1;
+            const bool ok = inside ? memcmp(&g, &want[m * WP_MAX_N + (long)n], sizeof g) == 0
+                                   : memcmp(&g, &sentinel, sizeof g) == 0;
+            if (!ok && bad++ == 0)
+                cr_expect(0,
+                          "wpacked %s M %d N %d K/32 %d bias %d rows [%ld,%ld): out[%d][%zu] got "
+                          "%.9g, want %s %.9g",
+                          what, M, N, nb, bias, n0, n1, m, n, g, inside ? "vec_dot" : "untouched",
+                          inside ? want[m * WP_MAX_N + (long)n] : 0.0);
+        }
+    return bad;
+}
+
+static void fill_sentinel(float *out, size_t n) {
+    const uint32_t sentinel = 0x7fc0dead;
+    for (size_t i = 0; i < n; i++)
+        memcpy(&out[i], &sentinel, sizeof sentinel);
+}
+
+/* Every M x N x K of the brief's grid, with and without bias, whole and
+ * sub-ranges of rows, packed in one call and in two: the same bits as
+ * vec_dot of the original row, rows outside [n0, n1) never written. */
+Test(matmul_q8tile, wpacked_bit_identical) {
+    if (!mmq8_available()) {
+        cr_skip("q8tile: no AVX-512 VNNI here; no pre-packed kernels");
+        return;
+    }
+    static const int WMS[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17, 33, 64};
+    static const int WNS[] = {1, 3, 4, 5, 7, 13, 64 + 3};
+    static const int WNBS[] = {1, 2, 3, 4, 5, 8, 9, 15, 16, 17, 18, 31, 32, 33, 48};
+    const int n_m = (int)(sizeof WMS / sizeof WMS[0]), n_n = (int)(sizeof WNS / sizeof WNS[0]);
+    const int n_k = (int)(sizeof WNBS / sizeof WNBS[0]);
+    Rng r;
+    rng_seed(&r, 805);
+    const QuantOps *q = quant_ops(DTYPE_Q8_0);
+    const size_t wrb = sizeof(BlockQ8_0) * WP_MAX_NB; /* rows of the big matrix: a stride */
+    BlockQ8_0 *w = malloc(wrb * WP_MAX_N), *a = malloc(wrb * WP_MAX_M);
+    float *want = malloc(sizeof(float) * WP_MAX_M * WP_MAX_N);
+    float *bias = randv(&r, WP_MAX_N, 0.25f), *wantb = malloc(sizeof(float) * WP_MAX_M * WP_MAX_N);
+    const size_t ldo_max = WP_MAX_N + 5;
+    float *out = malloc(sizeof(float) * ldo_max * WP_MAX_M);
+    float *row = malloc(sizeof(float) * 32 * WP_MAX_NB),
+          *rref = malloc(sizeof(float) * 32 * WP_MAX_NB);
+    cr_assert(w && a && want && bias && wantb && out && row && rref);
+    raw_blocks(&r, w, (long)WP_MAX_NB * WP_MAX_N, true);
+    raw_blocks(&r, a, (long)WP_MAX_NB * WP_MAX_M, false);
+    long outputs = 0, bad = 0, runs = 0, rows_checked = 0;
+    for (int ki = 0; ki < n_k; ki++) {
+        const int nb = WNBS[ki], K = 32 * nb;
+        const size_t ld = mmq8_act_row_bytes(K);
+        uint8_t *pk = aligned_alloc(64, ld * WP_MAX_M);
+        cr_assert(pk);
+        for (int m = 0; m < WP_MAX_M; m++)
+            mmq8_pack_act(pk + (size_t)m * ld, a + (size_t)m * WP_MAX_NB, K);
+        for (int m = 0; m < WP_MAX_M; m++)
+            for (int n = 0; n < WP_MAX_N; n++) {
+                q->vec_dot(K, &want[m * WP_MAX_N + n], w + (size_t)n * WP_MAX_NB,
+                           a + (size_t)m * WP_MAX_NB);
+                wantb[m * WP_MAX_N + n] = want[m * WP_MAX_N + n] + bias[n];
+            }
+        for (int ni = 0; ni < n_n; ni++) {
+            const int N = WNS[ni];
+            cr_expect(mmq8_wpack_bytes(N, K) == wpack_size(N, K),
+                      "mmq8_wpack_bytes(%d, %d) = %zu, want %zu", N, K, mmq8_wpack_bytes(N, K),
+                      wpack_size(N, K));
+            /* one call, and two halves split at a panel boundary: the same bytes, all written */
+            const long split = N > 4 ? (N / 4 + 1) / 2 * 4 : 0;
+            uint8_t *wp = wpack_new(w, wrb, N, K, N, 0x5a);
+            uint8_t *wp2 = wpack_new(w, wrb, N, K, split, 0xa5);
+            cr_expect(memcmp(wp, wp2, mmq8_wpack_bytes(N, K)) == 0,
+                      "wpack N %d K/32 %d: [0,%ld) + [%ld,%d) differs from one call", N, nb, split,
+                      split, N);
+            free(wp2);
+            /* the embedding lookup of tied weights: every row, bit for bit */
+            for (int n = 0; n < N; n++) {
+                mmq8_wpack_row_f32(wp, N, K, n, row);
+                q->dequant(w + (size_t)n * WP_MAX_NB, rref, K);
+                cr_expect(memcmp(row, rref, sizeof(float) * (size_t)K) == 0,
+                          "wpack_row_f32 N %d K/32 %d row %d differs from dequant", N, nb, n);
+                rows_checked++;
+            }
+            for (int mi = 0; mi < n_m; mi++) {
+                const int M = WMS[mi];
+                const bool with_bias = (mi + ni + ki) % 2 == 0;
+                const float *wt = with_bias ? wantb : want;
+                const size_t ldo = (size_t)N + (size_t)(mi % 3) * 2;
+                fill_sentinel(out, ldo * (size_t)M);
+                mmq8_rows_wpacked(out, ldo, wp, N, 0, N, pk, ld, M, K, with_bias ? bias : NULL);
+                bad += check_out(out, ldo, wt, M, 0, N, "whole", N, nb, with_bias);
+                outputs += (long)M * N;
+                runs++;
+                /* a sub-range starting on a later panel, ending inside one */
+                if (N > 4) {
+                    const long n0 = 4, n1 = N - (N > 5 ? 1 : 0);
+                    fill_sentinel(out, ldo * (size_t)M);
+                    mmq8_rows_wpacked(out, ldo, wp, N, n0, n1, pk, ld, M, K,
+                                      with_bias ? bias : NULL);
+                    bad += check_out(out, ldo, wt, M, n0, n1, "sub-range", N, nb, with_bias);
+                    outputs += (long)M * (n1 - n0);
+                    runs++;
+                }
+                /* the first panel, cut short */
+                if (N >= 3) {
+                    fill_sentinel(out, ldo * (size_t)M);
+                    mmq8_rows_wpacked(out, ldo, wp, N, 0, 2, pk, ld, M, K, with_bias ? bias : NULL);
+                    bad += check_out(out, ldo, wt, M, 0, 2, "rows [0,2)", N, nb, with_bias);
+                    outputs += 2L * M;
+                    runs++;
+                }
+            }
+            free(wp);
+        }
+        free(pk);
+    }
+    cr_expect(bad == 0, "wpacked: %ld of %ld outputs differ", bad, outputs);
+    cr_log_info("q8tile wpacked: %ld runs, %ld outputs bit-identical, %ld rows dequantized", runs,
+                outputs, rows_checked);
+    free(w), free(a), free(want), free(bias), free(wantb), free(out), free(row), free(rref);
+}
+
+/* The size formula by hand, including a panel that needs padding. */
+Test(matmul_q8tile, wpack_bytes) {
+    /* 4 rows x 34 bytes = 136 -> 192 */
+    cr_expect_eq(mmq8_wpack_bytes(1, 32), 192);
+    cr_expect_eq(mmq8_wpack_bytes(4, 32), 192);
+    cr_expect_eq(mmq8_wpack_bytes(5, 32), 384);
+    cr_expect_eq(mmq8_wpack_bytes(0, 576), 0);
+    /* 16 blocks: 4 x 544 = 2176 = 34 x 64, no padding */
+    cr_expect_eq(mmq8_wpack_bytes(8, 512), 2 * 2176);
+    /* SmolLM-135M: K 576 -> 4 x 612 = 2448 -> 2496 per panel */
+    cr_expect_eq(mmq8_wpack_bytes(1536, 576), 384 * 2496);
+    cr_expect_eq(mmq8_wpack_bytes(49152, 576), (size_t)12288 * 2496);
+    cr_expect_eq(mmq8_wpack_bytes(576, 1536), 144 * 4 * 1632);
+    for (int nb = 1; nb <= 40; nb++)
+        for (long N = 1; N <= 9; N++)
+            cr_expect_eq(mmq8_wpack_bytes(N, 32 * nb), wpack_size(N, 32 * nb), "N %ld K/32 %d", N,
+                         nb);
+}
+
+/* The longest row (MMQ8_MAX_K) and rows quantized from floats, as a model
+ * file holds them; also through a thread-sized split of the panels. */
+Test(matmul_q8tile, wpacked_long_rows) {
+    if (!mmq8_available()) {
+        cr_skip("q8tile: no AVX-512 VNNI here; no pre-packed kernels");
+        return;
+    }
+    Rng r;
+    rng_seed(&r, 806);
+    static const int KS[] = {MMQ8_MAX_K, MMQ8_MAX_K - 32 * 7, 576, 1536};
+    for (size_t ki = 0; ki < sizeof KS / sizeof KS[0]; ki++) {
+        const int K = KS[ki], M = 6, N = 11;
+        float *x = randv(&r, (int64_t)M * K, 1.0f), *wf = randv(&r, (int64_t)N * K, 0.5f);
+        uint8_t *w = quant_rows(wf, N, K);
+        const size_t rb = (size_t)dtype_row_bytes(DTYPE_Q8_0, K), ld = mmq8_act_row_bytes(K);
+        uint8_t *aq = quant_rows(x, M, K), *pk = aligned_alloc(64, ld * M);
+        float *got = malloc(sizeof(float) * M * N), *want = malloc(sizeof(float) * M * N);
+        cr_assert(pk && got && want);
+        for (int m = 0; m < M; m++)
+            mmq8_pack_act(pk + (size_t)m * ld, aq + (size_t)m * rb, K);
+        rowwise(want, x, w, NULL, M, N, K);
+        uint8_t *wp = wpack_new((const BlockQ8_0 *)w, rb, N, K, 8, 0x33);
+        /* as threads would split it: panels [0, 1), [1, 3) */
+        mmq8_rows_wpacked(got, N, wp, N, 0, 4, pk, ld, M, K, NULL);
+        mmq8_rows_wpacked(got, N, wp, N, 4, N, pk, ld, M, K, NULL);
+        const long at = first_diff(got, want, (long)M * N);
+        cr_expect(at < 0, "wpacked K %d: out[%ld] got %.9g, vec_dot %.9g", K, at,
+                  at < 0 ? 0 : got[at], at < 0 ? 0 : want[at]);
+        free(x), free(wf), free(w), free(aq), free(pk), free(got), free(want), free(wp);
+    }
 }

@@ -4,10 +4,14 @@
  * server's batching can gain at most on this machine (no sampling, HTTP or
  * prefill of new requests), for docs/PERFORMANCE.md.
  *
- *   bench_batch MODEL.gguf [N=16] [STEPS=40] [THREADS=0: all CPUs]
+ *   bench_batch MODEL.gguf [N=16] [STEPS=40] [THREADS=0: all CPUs] [raw]
+ *
+ * "raw" keeps the weights in the file's layout (ModelParams.no_repack), for
+ * an A/B of the repacked kernels in one build.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/perf.h"
 #include "model/model.h"
@@ -16,17 +20,18 @@
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_batch MODEL.gguf [N] [STEPS] [THREADS]\n");
+        fprintf(stderr, "usage: bench_batch MODEL.gguf [N] [STEPS] [THREADS] [raw]\n");
         return 1;
     }
     int n = argc > 2 ? atoi(argv[2]) : 16, steps = argc > 3 ? atoi(argv[3]) : 40;
     int threads = argc > 4 ? atoi(argv[4]) : 0;
+    bool raw = argc > 5 && !strcmp(argv[5], "raw");
     if (n < 1 || n > 256 || steps < 1 || steps > 100000 || threads < 0 || threads > 256) {
         fprintf(stderr, "bench_batch: N must be in [1, 256], STEPS in [1, 100000] and THREADS in "
                         "[0, 256]\n");
         return 1;
     }
-    ModelParams mp = {.n_threads = threads, .n_ctx = PROMPT + steps + 1, .n_seq_max = n, .n_batch = PROMPT > n ? PROMPT : n};
+    ModelParams mp = {.no_repack = raw, .n_threads = threads, .n_ctx = PROMPT + steps + 1, .n_seq_max = n, .n_batch = PROMPT > n ? PROMPT : n};
     Model *m = NULL;
     Err err = {0};
     if (model_load(&m, argv[1], &mp, &err)) {
