@@ -135,7 +135,8 @@ int cmd_info(int argc, char **argv) {
     /* Validate as the engine would; small context so nothing big is allocated. */
     Model *m = NULL;
     if (g.n_tensors > 0) {
-        ModelParams mp = {.n_threads = 1, .n_ctx = 16, .n_seq_max = 1, .n_batch = 1};
+        ModelParams mp = {
+            .n_threads = 1, .n_ctx = 16, .n_seq_max = 1, .n_batch = 1, .no_repack = true};
         if (model_load(&m, path, &mp, &err)) {
             gguf_close(&g);
             return cli_fail("info", &err);

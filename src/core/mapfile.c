@@ -2,6 +2,7 @@
 #include "core/mapfile.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -44,4 +45,18 @@ void mapfile_close(MapFile *mf) {
     if (mf->mapped && mf->data)
         munmap((void *)mf->data, mf->size);
     memset(mf, 0, sizeof *mf);
+}
+
+void mapfile_release(const MapFile *mf, const void *p, size_t n) {
+    if (!mf || !mf->mapped || !mf->data)
+        return;
+    uintptr_t lo = (uintptr_t)p, hi = lo + n, base = (uintptr_t)mf->data;
+    if (lo < base || hi > base + mf->size || hi <= lo)
+        return;
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t mask = (uintptr_t)(pg > 0 ? pg : 4096) - 1;
+    lo = (lo + mask) & ~mask;
+    hi &= ~mask;
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }

@@ -89,6 +89,7 @@ struct Model {
     float *cs;       /* (B, n_rot) rope cos/sin per row */
     float *scores;   /* (n_threads, NH / KVH, n_ctx) attention weights */
     void *mm_scratch;
+    void *wpack; /* the repacked matrices (prepare_weights), or NULL */
     int32_t *row_seq_first; /* (n_seq_max) first position in this batch, -1 if absent */
     int32_t *row_seq_last;  /* (n_seq_max) */
     int32_t *touched;       /* (B) sequence ids in this batch */
@@ -538,33 +539,61 @@ static Status alloc_state(Model *m, Err *err) {
     return STATUS_OK;
 }
 
-/* Every matrix that goes through matmul, prepared once (repacked where this
- * CPU has a faster layout, on the pool). The embedding tables are only
- * read row by row and stay as they are. */
-static Status prepare_weights(Model *m, Err *err) {
-    Status st = STATUS_OK;
-    bool repack = !m->params.no_repack;
-    for (int il = -1; il < m->cfg.n_layers && st == STATUS_OK; il++) {
-        Layer *L = il >= 0 ? &m->layers[il] : NULL;
-        Weight *ws[] = {L ? &L->wq : &m->output, L ? &L->wk : NULL, L ? &L->wv : NULL,
-                        L ? &L->wqkv : NULL,     L ? &L->wo : NULL, L ? &L->gate : NULL,
-                        L ? &L->up : NULL,       L ? &L->down : NULL};
-        for (size_t i = 0; i < sizeof ws / sizeof ws[0] && st == STATUS_OK; i++)
-            if (ws[i] && ws[i]->data)
-                st = matmul_weight_init(&ws[i]->mw, ws[i]->data, ws[i]->type, (int)ws[i]->n_rows,
-                                        (int)ws[i]->n_cols, repack, m->tp, err);
+/* The matrices that go through matmul (NULL where absent); il = -1: the
+ * output projection. */
+static int layer_matrices(Model *m, int il, Weight *ws[8]) {
+    if (il < 0) {
+        ws[0] = &m->output;
+        return 1;
     }
-    return st;
+    Layer *L = &m->layers[il];
+    Weight *all[8] = {&L->wq, &L->wk, &L->wv, &L->wqkv, &L->wo, &L->gate, &L->up, &L->down};
+    memcpy(ws, all, sizeof all);
+    return 8;
 }
 
-static void free_weights(Model *m) {
-    matmul_weight_free(&m->output.mw);
-    for (int il = 0; m->layers && il < m->cfg.n_layers; il++) {
-        Layer *L = &m->layers[il];
-        Weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wqkv, &L->wo, &L->gate, &L->up, &L->down};
-        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
-            matmul_weight_free(&ws[i]->mw);
+/* Every matrix that goes through matmul, prepared once: repacked (where
+ * this CPU has a faster layout) into one buffer for the whole model, on
+ * the pool, the mapping's pages released. The embedding tables are only
+ * read row by row and stay as they are. */
+static Status prepare_weights(Model *m, Err *err) {
+    const char *env = getenv("CGPT_NO_REPACK");
+    bool repack = !m->params.no_repack && !(env && *env && strcmp(env, "0"));
+    uint64_t total = 0;
+    for (int il = -1; repack && il < m->cfg.n_layers; il++) {
+        Weight *ws[8];
+        for (int i = 0, n = layer_matrices(m, il, ws); i < n; i++)
+            if (ws[i]->data)
+                total += matmul_weight_repack_bytes(ws[i]->type, (int)ws[i]->n_rows,
+                                                    (int)ws[i]->n_cols);
     }
+    if (total) {
+        m->wpack = mem_alloc_aligned((size_t)total);
+        if (!m->wpack)
+            return err_set(err, STATUS_NOMEM,
+                           "out of memory for the repacked weights (%" PRIu64
+                           " bytes; CGPT_NO_REPACK=1 uses the file's mapping instead)",
+                           total);
+    }
+    uint8_t *at = m->wpack;
+    for (int il = -1; il < m->cfg.n_layers; il++) {
+        Weight *ws[8];
+        for (int i = 0, n = layer_matrices(m, il, ws); i < n; i++) {
+            Weight *w = ws[i];
+            if (!w->data)
+                continue;
+            size_t b = at ? matmul_weight_repack_bytes(w->type, (int)w->n_rows, (int)w->n_cols) : 0;
+            matmul_weight_init(&w->mw, w->data, w->type, (int)w->n_rows, (int)w->n_cols,
+                               b ? at : NULL, m->tp);
+            at += b;
+            /* the file's copy is no longer read (but by embedding lookups of
+             * tied weights, which fault single rows back in) */
+            if (w->mw.repacked)
+                mapfile_release(&m->g.map, w->data,
+                                (size_t)dtype_row_bytes(w->type, w->n_cols) * (size_t)w->n_rows);
+        }
+    }
+    return STATUS_OK;
 }
 
 Status model_load(Model **out, const char *path, const ModelParams *p, Err *err) {
@@ -597,8 +626,8 @@ Status model_load(Model **out, const char *path, const ModelParams *p, Err *err)
 void model_free(Model *m) {
     if (!m)
         return;
-    free_weights(m);
     tpool_free(m->tp);
+    mem_free_aligned(m->wpack);
     kv_free(&m->kv);
     mem_free_aligned(m->x);
     mem_free_aligned(m->xb);

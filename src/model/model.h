@@ -52,9 +52,14 @@ typedef struct {
     int n_batch;       /* max rows per model_forward; 0: 512 */
     int kv_block_size; /* positions per KV block; 0: 16 */
     int n_kv_blocks;   /* blocks in the pool; 0: n_seq_max * ceil(n_ctx / kv_block_size) */
-    /* keep every weight in the file's layout instead of repacking the
-     * matrices this CPU has a faster layout for (matmul_weight_init; the
-     * outputs are the same bits either way): for tests and A/B benchmarks */
+    /* keep every weight in the file's mapping instead of repacking the
+     * matrices this CPU has a faster layout for (matmul_weight_init: Q8_0
+     * on AVX-512 VNNI, copied once at load into anonymous memory of the
+     * same size, the mapping's pages released). The outputs are the same
+     * bits either way; repacked, single-sequence decode is ~1.35x faster,
+     * but load takes longer (~1 s per GB) and processes on one machine no
+     * longer share the weights through the page cache. The environment
+     * variable CGPT_NO_REPACK=1 sets it for every command. */
     bool no_repack;
 } ModelParams;
 

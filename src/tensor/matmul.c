@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include "core/err.h"
-#include "core/mem.h"
 #include "tensor/matmul_q8.h"
 #include "tensor/ops.h"
 #include "tensor/quant.h"
@@ -262,8 +261,9 @@ static bool can_repack(DType type, int K) {
 }
 
 typedef struct {
-    MatmulWeight *w;
+    const MatmulWeight *w;
     const void *src;
+    void *dst;
 } RepackCtx;
 
 static void repack_task(void *vctx, int ith, int nth) {
@@ -272,33 +272,27 @@ static void repack_task(void *vctx, int ith, int nth) {
     long lo, hi;
     tpool_range(panels, ith, nth, &lo, &hi);
     if (lo < hi)
-        mmq8_wpack(c->w->owned, c->src, (size_t)dtype_row_bytes(DTYPE_Q8_0, c->w->K), N, c->w->K,
+        mmq8_wpack(c->dst, c->src, (size_t)dtype_row_bytes(DTYPE_Q8_0, c->w->K), N, c->w->K,
                    4 * lo, 4 * hi < N ? 4 * hi : N);
 }
 
-Status matmul_weight_init(MatmulWeight *w, const void *data, DType type, int N, int K, bool repack,
-                          TPool *tp, Err *err) {
-    ASSERT(matmul_supported(type) && N >= 0 && K >= 0);
-    *w = (MatmulWeight){.data = data, .type = type, .N = N, .K = K};
-    if (!repack || N == 0 || !can_repack(type, K))
-        return STATUS_OK;
-    size_t bytes = mmq8_wpack_bytes(N, K);
-    w->owned = mem_alloc_aligned(bytes);
-    if (!w->owned)
-        return err_set(err, STATUS_NOMEM, "out of memory repacking a %d x %d Q8_0 matrix (%zu bytes)",
-                       N, K, bytes);
-    RepackCtx c = {w, data};
-    tpool_run(tp, repack_task, &c);
-    w->data = w->owned;
-    w->repacked = true;
-    return STATUS_OK;
+size_t matmul_weight_repack_bytes(DType type, int N, int K) {
+    if (N <= 0 || !can_repack(type, K))
+        return 0;
+    return (mmq8_wpack_bytes(N, K) + 63) & ~(size_t)63;
 }
 
-void matmul_weight_free(MatmulWeight *w) {
-    if (!w)
+void matmul_weight_init(MatmulWeight *w, const void *data, DType type, int N, int K, void *dst,
+                        TPool *tp) {
+    ASSERT(matmul_supported(type) && N >= 0 && K >= 0);
+    *w = (MatmulWeight){.data = data, .type = type, .N = N, .K = K};
+    if (!dst || !matmul_weight_repack_bytes(type, N, K))
         return;
-    mem_free_aligned(w->owned);
-    *w = (MatmulWeight){0};
+    ASSERT(((uintptr_t)dst & 63) == 0);
+    RepackCtx c = {w, data, dst};
+    tpool_run(tp, repack_task, &c);
+    w->data = dst;
+    w->repacked = true;
 }
 
 void matmul_weight_row(const MatmulWeight *w, int r, float *dst) {

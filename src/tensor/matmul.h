@@ -43,25 +43,30 @@ void matmul_forward(TPool *tp, float *out, const float *x, const void *w, DType 
 /* ---- Prepared weights; several outputs of one input ----
  *
  * A model prepares each weight matrix once, at load: where this CPU has a
- * faster layout the rows are repacked into owned memory (today: Q8_0 on
+ * faster layout the rows are repacked into memory it provides (Q8_0 on
  * AVX-512 VNNI becomes the pre-packed panels of matmul_q8.h, the same size
  * as the rows), else the file's bytes are borrowed as they are. Every
  * output keeps the bits of matmul_forward over the original rows. */
 typedef struct {
-    const void *data; /* the rows (borrowed) or the repacked panels (owned) */
+    const void *data; /* the rows, or the repacked panels (both borrowed) */
     DType type;       /* the type of the original rows */
     int N, K;
     bool repacked;
-    void *owned; /* the repacked panels, or NULL */
 } MatmulWeight;
 
-/* Prepares *w over 'data' (N rows of K of 'type', borrowed; it must outlive
- * *w unless w->repacked comes back true). repack false: always borrow. The
- * repacking runs on 'tp' (may be NULL). STATUS_NOMEM (*w then borrows)
- * when the copy cannot be allocated; ASSERTs matmul_supported(type). */
-Status matmul_weight_init(MatmulWeight *w, const void *data, DType type, int N, int K, bool repack,
-                          TPool *tp, Err *err);
-void matmul_weight_free(MatmulWeight *w);
+/* Bytes (a multiple of 64) matmul_weight_init needs to repack N rows of K
+ * of 'type' on this CPU; 0 when they are used as they are. */
+size_t matmul_weight_repack_bytes(DType type, int N, int K);
+
+/* Prepares *w over 'data' (N rows of K of 'type', borrowed). With 'dst'
+ * (matmul_weight_repack_bytes() bytes, 64-byte aligned, borrowed: it must
+ * outlive *w) and a non-zero size the rows are repacked into it on 'tp'
+ * (may be NULL) and 'data' is no longer read; with dst NULL or a zero size
+ * *w borrows 'data'. ASSERTs matmul_supported(type). A model allocates one
+ * buffer for all its matrices (one mapping, huge pages, no per-matrix
+ * page faults). */
+void matmul_weight_init(MatmulWeight *w, const void *data, DType type, int N, int K, void *dst,
+                        TPool *tp);
 
 /* Row r (< N) as K floats: the type's dequantization of the original row,
  * bit for bit (embedding lookups of tied weights). */

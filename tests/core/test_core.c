@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -133,6 +134,33 @@ Test(core, mapfile_errors_name_the_path) {
     cr_assert_eq(mapfile_open(&mf, path, &e), STATUS_OK);
     cr_assert_eq(mf.size, 5);
     cr_assert(!memcmp(mf.data, "hello", 5));
+    mapfile_close(&mf);
+    unlink(path);
+}
+
+/* Releasing part of a mapping loses nothing: the bytes read back from the
+ * file (weights repacked at load release their source pages). */
+Test(core, mapfile_release_keeps_contents) {
+    char path[] = "/tmp/cgpt_map_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    enum { N = 5 * 4096 + 123 };
+    static unsigned char want[N];
+    for (int i = 0; i < N; i++)
+        want[i] = (unsigned char)(i * 7 + (i >> 9));
+    cr_assert_eq(write(fd, want, N), N);
+    close(fd);
+    MapFile mf;
+    Err e = {0};
+    cr_assert_eq(mapfile_open(&mf, path, &e), STATUS_OK, "%s", e.msg);
+    const unsigned char *d = mf.data;
+    cr_assert_eq(memcmp(d, want, N), 0);
+    mapfile_release(&mf, d + 100, N - 200);   /* whole pages inside */
+    mapfile_release(&mf, d, N);               /* all of it */
+    mapfile_release(&mf, d + N - 10, 100);    /* past the end: ignored */
+    cr_assert_eq(memcmp(d, want, N), 0);
+    MapFile none = {0};
+    mapfile_release(&none, want, N); /* not a mapping: nothing happens */
     mapfile_close(&mf);
     unlink(path);
 }
