@@ -676,7 +676,18 @@ static void matmul3(Model *m, const float *x, int M, const MatmulPrep *prep, flo
                     const float *b1, float *o2, const Weight *w2, const float *b2) {
     MatmulOut outs[3] = {{o0, &w0->mw, b0}, {o1, w1 ? &w1->mw : NULL, b1},
                          {o2, w2 ? &w2->mw : NULL, b2}};
-    matmul_multi(m->tp, x, M, outs, w2 ? 3 : w1 ? 2 : 1, prep, m->mm_scratch);
+    int n = w2 ? 3 : w1 ? 2 : 1;
+    /* one job per run of weights that share a type and layout (mixed
+     * quantizations, Q4_K_M say, give q/k and v different types); the
+     * prep runs once, with the first */
+    for (int i = 0; i < n;) {
+        int j = i + 1;
+        while (j < n && outs[j].w->type == outs[i].w->type &&
+               outs[j].w->repacked == outs[i].w->repacked)
+            j++;
+        matmul_multi(m->tp, x, M, outs + i, j - i, i ? NULL : prep, m->mm_scratch);
+        i = j;
+    }
 }
 
 static void matmul(Model *m, float *out, const float *x, const Weight *w, const float *bias,

@@ -15,6 +15,7 @@
 #include "gguf/gguf.h"
 #include "gguf/gguf_writer.h"
 #include "model/model.h"
+#include "model/quantize.h"
 #include "model/randmodel.h"
 #include "tensor/matmul.h"
 
@@ -211,9 +212,9 @@ Test(model, batching_invisible_quantized) {
  * the bits of the file's layout: logits of one model loaded both ways,
  * memcmp, for single rows (decode) and ragged batches, Q8_0 shapes whose
  * rows end in full and short groups (K = 32 .. 608), tied and untied. */
-static void repack_invisible(const char *arch, int embd, int ff, int vocab) {
+static void repack_invisible(const char *arch, int embd, int ff, int vocab, const char *scheme) {
     RandModelSpec s = spec_for(arch);
-    s.wtype = DTYPE_Q8_0;
+    s.wtype = scheme ? DTYPE_F32 : DTYPE_Q8_0;
     s.n_embd = embd, s.n_ff = ff, s.n_vocab = vocab;
     s.head_dim = embd / s.n_heads;
     if (!strcmp(arch, "qwen3"))
@@ -222,6 +223,12 @@ static void repack_invisible(const char *arch, int embd, int ff, int vocab) {
     tmp_init(&t, arch);
     Err err = {0};
     cr_assert(randmodel_write(t.path, &s, &err) == STATUS_OK, "%s", err.msg);
+    if (scheme) { /* a mix: q/k in one type, v and down in another (Q8_0 among them) */
+        char q[160];
+        snprintf(q, sizeof q, "%s.q", t.path);
+        cr_assert(quantize_file(t.path, q, scheme, NULL, &err) == STATUS_OK, "%s", err.msg);
+        cr_assert(rename(q, t.path) == 0);
+    }
     ModelParams pr = {.n_threads = 2, .n_ctx = 64, .n_seq_max = 2, .n_batch = 16};
     ModelParams pn = pr;
     pn.no_repack = true;
@@ -255,11 +262,14 @@ static void repack_invisible(const char *arch, int embd, int ff, int vocab) {
 }
 
 Test(model, repacking_is_invisible) {
-    repack_invisible("llama", 32, 64, 61);   /* one short group of 1 block */
-    repack_invisible("qwen2", 64, 96, 70);   /* tied; 2 and 3 blocks */
-    repack_invisible("qwen3", 288, 512, 37); /* 9 blocks: a full-layout last group */
-    repack_invisible("gpt2", 608, 128, 45);  /* 19 blocks: 16 + a short 3 */
-    repack_invisible("llama", 576, 1536, 99); /* SmolLM-135M's rows: 16 + 2, 48 */
+    repack_invisible("llama", 32, 64, 61, NULL);    /* one short group of 1 block */
+    repack_invisible("qwen2", 64, 96, 70, NULL);    /* tied; 2 and 3 blocks */
+    repack_invisible("qwen3", 288, 512, 37, NULL);  /* 9 blocks: a full-layout last group */
+    repack_invisible("gpt2", 608, 128, 45, NULL);   /* 19 blocks: 16 + a short 3 */
+    repack_invisible("llama", 576, 1536, 99, NULL); /* SmolLM-135M's rows: 16 + 2, 48 */
+    /* mixed types in one layer (K-quant fallbacks: q/k Q5_0, v and down Q8_0) */
+    repack_invisible("llama", 64, 96, 61, "Q4_K_M");
+    repack_invisible("qwen3", 64, 96, 61, "Q5_K_M");
 }
 
 /* A given vocabulary (RandModelVocab) is what the file holds. */

@@ -8,13 +8,12 @@
  * quantized through quant_ops; the activations are converted every call, as
  * in the model.
  *
- * For Q8_0 where the packed kernels run (mmq8_available), each shape also
- * times the pre-packed weights (matmul_q8.h: mmq8_wpack once, then per call
- * quantize + mmq8_pack_act the activations and mmq8_rows_wpacked split over
- * the pool by panels of 4 rows), alternating call by call with the raw
- * path so that both see the same load: "wp us" and "raw/wp" (the speedup),
- * and checks that both give the same bits. The one-time packing cost is
- * printed per shape.
+ * Where this CPU repacks the type (matmul_weight_repack_bytes: Q8_0 on
+ * AVX-512 VNNI), each shape also times the repacked weights as a model
+ * runs them (matmul_weight_init once, then matmul_multi), alternating call
+ * by call with the raw path so that both see the same load: "wp us" and
+ * "raw/wp" (the speedup), and checks that both give the same bits. The
+ * one-time repacking cost is printed per shape.
  *
  *   build/tools/bench_matmul [type] [threads] [min_seconds]   (defaults Q8_0 2 0.25) */
 #include <stdbool.h>
@@ -29,7 +28,6 @@
 #include "core/tpool.h"
 #include "tensor/dtype.h"
 #include "tensor/matmul.h"
-#include "tensor/matmul_q8.h"
 #include "tensor/quant.h"
 
 static double now_s(void) {
@@ -67,57 +65,11 @@ static void *make_weights(DType t, Rng *r, int N, int K) {
     return w;
 }
 
-/* The pre-packed path of one matmul, as a model would run it. */
-typedef struct {
-    float *out;
-    const float *x;
-    uint8_t *aq, *pk; /* Q8_0 activation rows; packed rows, ld apart */
-    size_t ld;
-    const void *w, *wp; /* Q8_0 weights; pre-packed */
-    int M, N, K;
-} WpCtx;
-
-static void wp_convert_task(void *vctx, int ith, int nth) {
-    WpCtx *c = vctx;
-    const size_t rb = (size_t)dtype_row_bytes(DTYPE_Q8_0, c->K);
-    long lo, hi;
-    tpool_range(c->M, ith, nth, &lo, &hi);
-    for (long m = lo; m < hi; m++) {
-        quant_ops(DTYPE_Q8_0)->quantize(c->x + (size_t)m * c->K, c->aq + (size_t)m * rb, c->K);
-        mmq8_pack_act(c->pk + (size_t)m * c->ld, c->aq + (size_t)m * rb, c->K);
-    }
-}
-
-static void wp_dot_task(void *vctx, int ith, int nth) {
-    WpCtx *c = vctx;
-    long lo, hi;
-    tpool_range((c->N + 3) / 4, ith, nth, &lo, &hi);
-    lo *= 4, hi *= 4;
-    if (hi > c->N)
-        hi = c->N;
-    if (lo < hi)
-        mmq8_rows_wpacked(c->out, (size_t)c->N, c->wp, c->N, lo, hi, c->pk, c->ld, c->M, c->K,
-                          NULL);
-}
-
-static void wp_pack_task(void *vctx, int ith, int nth) {
-    WpCtx *c = vctx;
-    long lo, hi;
-    tpool_range((c->N + 3) / 4, ith, nth, &lo, &hi);
-    lo *= 4, hi *= 4;
-    if (hi > c->N)
-        hi = c->N;
-    if (lo < hi)
-        mmq8_wpack((void *)c->wp, c->w, (size_t)dtype_row_bytes(DTYPE_Q8_0, c->K), c->N, c->K, lo,
-                   hi);
-}
-
-static void wp_forward(TPool *tp, WpCtx *c) {
-    if (c->M > 1)
-        tpool_run(tp, wp_convert_task, c);
-    else
-        wp_convert_task(c, 0, 1);
-    tpool_run(tp, wp_dot_task, c);
+/* The pre-packed path of one matmul, as a model runs it. */
+static void wp_forward(TPool *tp, float *out, const float *x, const MatmulWeight *w, int M,
+                       void *scratch) {
+    const MatmulOut o = {out, w, NULL};
+    matmul_multi(tp, x, M, &o, 1, NULL, scratch);
 }
 
 int main(int argc, char **argv) {
@@ -139,7 +91,7 @@ int main(int argc, char **argv) {
     }
     Rng r;
     rng_seed(&r, 1);
-    const bool wpk = t == DTYPE_Q8_0 && mmq8_available();
+    const bool wpk = matmul_weight_repack_bytes(t, 4, 32 * 18) > 0;
     printf("bench_matmul: %s weights, %d threads, level %s%s\n", dtype_info(t)->name, n_threads,
            cpu_simd_name(cpu_simd_level()), wpk ? ", raw vs pre-packed weights" : "");
     printf("%6s %6s %4s %10s %9s %8s", "K", "N", "M", "us/call", "GOPS", "x M=1");
@@ -156,15 +108,10 @@ int main(int argc, char **argv) {
         float *out_wp = malloc((size_t)m_max * N * sizeof(float));
         const size_t sb = matmul_scratch_bytes(t, m_max, K);
         void *scratch = sb ? malloc(sb) : NULL;
-        WpCtx wc = {.out = out_wp, .x = x, .w = w, .N = N, .K = K};
-        if (wpk) {
-            wc.ld = mmq8_act_row_bytes(K);
-            wc.aq = malloc((size_t)dtype_row_bytes(DTYPE_Q8_0, K) * m_max);
-            wc.pk = aligned_alloc(64, wc.ld * m_max);
-            wc.wp = aligned_alloc(64, mmq8_wpack_bytes(N, K));
-        }
-        if (!w || !x || !out || !out_wp || (sb && !scratch) ||
-            (wpk && (!wc.aq || !wc.pk || !wc.wp))) {
+        const size_t wb = wpk ? matmul_weight_repack_bytes(t, N, K) : 0;
+        void *wp = wb ? aligned_alloc(64, wb) : NULL;
+        MatmulWeight mw;
+        if (!w || !x || !out || !out_wp || (sb && !scratch) || (wb && !wp)) {
             fprintf(stderr, "bench_matmul: out of memory\n");
             return 1;
         }
@@ -174,20 +121,19 @@ int main(int argc, char **argv) {
             double best = 1e30;
             for (int i = 0; i < 3; i++) {
                 const double c0 = now_s();
-                tpool_run(tp, wp_pack_task, &wc);
+                matmul_weight_init(&mw, w, t, N, K, wp, tp);
                 const double el = now_s() - c0;
                 best = el < best ? el : best;
             }
             printf("%6d %6d  pre-packing the weights: %.1f us (%.2f MB)\n", K, N, best * 1e6,
-                   (double)mmq8_wpack_bytes(N, K) / 1e6);
+                   (double)wb / 1e6);
         }
         double gops1 = 0;
         for (int mi = 0; mi < n_ms; mi++) {
             const int M = MS[mi];
-            wc.M = M;
             matmul_forward(tp, out, x, w, t, NULL, M, N, K, scratch); /* warm up */
             if (wpk) {
-                wp_forward(tp, &wc);
+                wp_forward(tp, out_wp, x, &mw, M, scratch);
                 if (memcmp(out, out_wp, (size_t)M * N * sizeof(float)) != 0) {
                     printf("  MISMATCH: pre-packed output differs from matmul_forward\n");
                     mismatches++;
@@ -205,7 +151,7 @@ int main(int argc, char **argv) {
                 el = c1 - t0;
                 if (wpk) {
                     const double c2 = now_s();
-                    wp_forward(tp, &wc);
+                    wp_forward(tp, out_wp, x, &mw, M, scratch);
                     const double c3 = now_s();
                     best_wp = c3 - c2 < best_wp ? c3 - c2 : best_wp;
                     checksum += out_wp[reps % N];
@@ -223,7 +169,7 @@ int main(int argc, char **argv) {
             printf("\n");
         }
         free(w), free(x), free(out), free(out_wp), free(scratch);
-        free(wc.aq), free(wc.pk), free((void *)wc.wp);
+        free(wp);
     }
     printf("(checksum %g)\n", checksum);
     tpool_free(tp);
