@@ -45,8 +45,8 @@ void *mem_alloc_aligned(size_t size) {
         if (!mem_add_ok(rounded, MEM_PAGE + MEM_HUGE, &total) ||
             !mem_align_up_ok(total, MEM_PAGE, &total))
             return NULL;
-        void *b = mmap(NULL, (size_t)total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
+        void *b =
+            mmap(NULL, (size_t)total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (b == MAP_FAILED)
             return NULL;
         uintptr_t data = ((uintptr_t)b + MEM_PAGE + MEM_HUGE - 1) & ~(uintptr_t)(MEM_HUGE - 1);

@@ -89,7 +89,7 @@ struct Model {
     float *cs;       /* (B, n_rot) rope cos/sin per row */
     float *scores;   /* (n_threads, NH / KVH, n_ctx) attention weights */
     void *mm_scratch;
-    void *wpack; /* the repacked matrices (prepare_weights), or NULL */
+    void *wpack;            /* the repacked matrices (prepare_weights), or NULL */
     int32_t *row_seq_first; /* (n_seq_max) first position in this batch, -1 if absent */
     int32_t *row_seq_last;  /* (n_seq_max) */
     int32_t *touched;       /* (B) sequence ids in this batch */
@@ -509,7 +509,8 @@ static Status alloc_state(Model *m, Err *err) {
               alloc_f32(&m->k, B, KD) && alloc_f32(&m->v, B, KD) && alloc_f32(&m->att, B, QD) &&
               alloc_f32(&m->hb, B, F) && alloc_f32(&m->hb2, B, F) &&
               alloc_f32(&m->cs, B, c->n_rot > 0 ? c->n_rot : 1) &&
-              alloc_f32(&m->scores, (int64_t)m->params.n_threads * (c->n_heads / c->n_kv_heads), p->n_ctx);
+              alloc_f32(&m->scores, (int64_t)m->params.n_threads * (c->n_heads / c->n_kv_heads),
+                        p->n_ctx);
     if (ok && m->ai->fused_qkv)
         ok = alloc_f32(&m->qkv, B, QD + 2 * KD);
     /* matmul scratch: the largest activation conversion of any weight */
@@ -564,8 +565,8 @@ static Status prepare_weights(Model *m, Err *err) {
         Weight *ws[8];
         for (int i = 0, n = layer_matrices(m, il, ws); i < n; i++)
             if (ws[i]->data)
-                total += matmul_weight_repack_bytes(ws[i]->type, (int)ws[i]->n_rows,
-                                                    (int)ws[i]->n_cols);
+                total +=
+                    matmul_weight_repack_bytes(ws[i]->type, (int)ws[i]->n_rows, (int)ws[i]->n_cols);
     }
     if (total) {
         m->wpack = mem_alloc_aligned((size_t)total);
@@ -672,10 +673,10 @@ int model_kv_total_blocks(const Model *m) { return m->kv.n_blocks; }
 
 /* outs = x . W^T for up to 3 weights of one input, after prep per row. */
 static void matmul3(Model *m, const float *x, int M, const MatmulPrep *prep, float *o0,
-                    const Weight *w0, const float *b0, float *o1, const Weight *w1,
-                    const float *b1, float *o2, const Weight *w2, const float *b2) {
-    MatmulOut outs[3] = {{o0, &w0->mw, b0}, {o1, w1 ? &w1->mw : NULL, b1},
-                         {o2, w2 ? &w2->mw : NULL, b2}};
+                    const Weight *w0, const float *b0, float *o1, const Weight *w1, const float *b1,
+                    float *o2, const Weight *w2, const float *b2) {
+    MatmulOut outs[3] = {
+        {o0, &w0->mw, b0}, {o1, w1 ? &w1->mw : NULL, b1}, {o2, w2 ? &w2->mw : NULL, b2}};
     int n = w2 ? 3 : w1 ? 2 : 1;
     /* one job per run of weights that share a type and layout (mixed
      * quantizations, Q4_K_M say, give q/k and v different types); the
@@ -886,8 +887,7 @@ static void forward_layer(Model *m, const BatchRow *rows, int B, int il, bool pe
         matmul3(m, m->xb, B, &prep_ffn, m->hb, &L->gate, L->bgate, m->hb2, &L->up, L->bup, NULL,
                 NULL, NULL);
     else
-        matmul3(m, m->xb, B, &prep_ffn, m->hb, &L->up, L->bup, NULL, NULL, NULL, NULL, NULL,
-                NULL);
+        matmul3(m, m->xb, B, &prep_ffn, m->hb, &L->up, L->bup, NULL, NULL, NULL, NULL, NULL, NULL);
     RowsCtx act = {m, rows, B, il, ROWS_ACT};
     MatmulPrep prep_act = {rows_prep, &act};
     matmul3(m, m->hb, B, &prep_act, m->xb, &L->down, L->bdown, NULL, NULL, NULL, NULL, NULL, NULL);

@@ -3,11 +3,10 @@
  * For tests, fuzz seeds and `make run` before a real model exists. The file
  * has exactly the tensor names, shapes and metadata keys llama.cpp's
  * converters write for the architecture (src/llama-arch.cpp), plus a
- * synthetic vocabulary (or the caller's, RandModelVocab): from 261 tokens up a working byte-level BPE (one
- * token per byte, ChatML specials; see write_vocab in randmodel.c), below
- * that placeholder tokens "t<i>". Weights are drawn from a seeded
- * normal distribution with scale 'init_std' (norm weights around 1, biases
- * small), stored as F32 and then converted to 'wtype' for every 2-D weight
+ * synthetic vocabulary (or the caller's, RandModelVocab): from 261 tokens up a working byte-level
+ * BPE (one token per byte, ChatML specials; see write_vocab in randmodel.c), below that placeholder
+ * tokens "t<i>". Weights are drawn from a seeded normal distribution with scale 'init_std' (norm
+ * weights around 1, biases small), stored as F32 and then converted to 'wtype' for every 2-D weight
  * matrix whose row length is a multiple of the type's block size (others
  * stay F32, as llama.cpp's fallbacks keep them in a wider type); token_embd
  * and output follow 'wtype' too. 1-D tensors (norms, biases) stay F32. */
@@ -28,7 +27,7 @@ typedef struct {
     const int32_t *types;
     const char *const *merges;
     int n_merges;
-    const char *pre; /* tokenizer.ggml.pre */
+    const char *pre;   /* tokenizer.ggml.pre */
     int bos, eos, eot; /* eot < 0: not written */
 } RandModelVocab;
 
@@ -47,7 +46,7 @@ typedef struct {
     bool tied;        /* omit output.weight */
     DType wtype;      /* type of the 2-D weight matrices */
     uint64_t seed;
-    float init_std; /* 0: 0.02 */
+    float init_std;              /* 0: 0.02 */
     const RandModelVocab *vocab; /* NULL: the synthetic vocabulary */
 } RandModelSpec;
 

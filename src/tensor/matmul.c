@@ -272,8 +272,8 @@ static void repack_task(void *vctx, int ith, int nth) {
     long lo, hi;
     tpool_range(panels, ith, nth, &lo, &hi);
     if (lo < hi)
-        mmq8_wpack(c->dst, c->src, (size_t)dtype_row_bytes(DTYPE_Q8_0, c->w->K), N, c->w->K,
-                   4 * lo, 4 * hi < N ? 4 * hi : N);
+        mmq8_wpack(c->dst, c->src, (size_t)dtype_row_bytes(DTYPE_Q8_0, c->w->K), N, c->w->K, 4 * lo,
+                   4 * hi < N ? 4 * hi : N);
 }
 
 size_t matmul_weight_repack_bytes(DType type, int N, int K) {
@@ -345,7 +345,7 @@ static void convert_task(void *vctx, int ith, int nth) {
         uint8_t *row = (uint8_t *)c->scratch + (size_t)m * c->a_row_bytes;
         c->aq->quantize(c->x + (size_t)m * c->K, row, c->K);
         if (c->q8_pack)
-            mmq8_pack_act(c->q8_pack + (size_t)m * c->q8_pack_ld, row, c->K);
+            mmq8_pack_act(c->q8_pack, c->q8_pack_ld, (int)m, row, c->K);
     }
 }
 

@@ -14,15 +14,17 @@
  * slot; weight panels with the rows' quants + 128 (unsigned) and fp16
  * scales by slot. Then
  *       bias + sum (w + 128) * a = sum w * a
- * is the exact integer dot s_b of the contract. A short group is not
- * transposed: its 4 x cnt weight blocks (quants + 128, row-major) go
- * straight into the q8_avx512.h pair registers of their slots (two 32-byte
- * blocks each), dotted with activation pair registers packed to match
- * (ActShort) and reduced per block (q8v_reduce8; reduce_pairs4 when only
- * 4 pairs hold blocks), plus the bias. The float
- * steps (scale product, masked fma or short-group product, the sums) are
- * the contract's own, per output, so every output has the bits of the row
- * kernel. The sums of a 4 x 4 tile run 16 outputs at a time (q8v_hsum16,
+ * is the exact integer dot s_b of the contract. A short last group
+ * (cnt <= 8 blocks) is computed for all 16 outputs of a 4 x 4 tile at
+ * once, lane 4 j + r = output (weight row r, activation row j): per block,
+ * 8 vpdpbusd of the 4 weight rows' dword k (broadcast) against the
+ * activation tail image (4 rows' dword k, each 4 times), so s_b, the
+ * products v_b and the contract's T come out in the output lanes the
+ * horizontal sums of the full groups end in; no block reduction, no
+ * shuffles (the 2-block tail of K = 576 went from ~65% to ~25% of a full
+ * group's time). The float steps (scale product, masked fma or short-group
+ * product, the sums) are the contract's own, per output, so every output
+ * has the bits of the row kernel. The sums of a 4 x 4 tile run 16 outputs at a time (q8v_hsum16,
  * q8v_sum4_ps), those of a 4 x 1 tile 4 at a time.
  *
  * One panel format serves both entry points: mmq8_rows builds each panel
@@ -33,7 +35,7 @@
  *   group's 9..15), at byte 136 * b0:  q[row 0..3][k 0..7][4c bytes]
  *       (lane t = dword k of block t, + 128), then d[row 0..3][c] fp16;
  *   a short last group (cnt = 1..8 blocks), at byte 136 * (nb - cnt):
- *       q[row 0..3][block 0..cnt-1][32] (+ 128), then d[row][block] fp16.
+ *       q[block][k 0..7][row 0..3] dwords (+ 128), then d[block][row] fp16.
  * A full group is 2176 = 34 * 64 bytes, so every full group of a 64-byte
  * aligned panel is aligned; a last group of 9..15 keeps its rows' 4c-byte
  * q runs (masked loads), so no format pads past the Q8_0 size.
@@ -72,15 +74,16 @@ typedef struct {
     float d[16];
 } ActGroup;
 
-/* Packed activation: a short last group (cnt <= 8 blocks, CP lanes per
- * row). pr[t] is the activation side of weight pair registers p = t and
- * t + 4: blocks (t, t) for CP 4, (t, t + 4) for CP 8 (absent: 0); bias and
- * d by slot (lane c*CP + t: block t, 0 for t >= cnt). */
-typedef struct {
-    int8_t pr[4][64];
-    int32_t bias[16];
-    float d[16];
-} ActShort;
+/* Packed activation: a short last group (cnt = 1..8 blocks) is a "tail
+ * image" shared by the 4 rows of a tile, kept in the area of the tile's
+ * first row (rows 4t..4t+3: in row 4t's, after its full groups), lane
+ * 4 j + r standing for (activation row 4t + j, weight row r): per block b,
+ * q[b][k] lanes 4j..4j+3 = dword k of row 4t + j's block b (so one
+ * vpdpbusd against 4 weight rows' dword k, broadcast, dots the 16 outputs
+ * of a 4 x 4 tile at once), then bias[b] (-128 * sum of the block's
+ * quants) and d[b] (fp32 scale) by lane. Each row writes only its own 4
+ * lanes: rows of one tile may be packed by different threads. */
+#define MMQ8_TAIL_BLOCK_BYTES (10 * 64) /* q[8], bias, d of one block */
 
 /* Blocks of a short last group (1..8), or 0. */
 static int64_t short_blocks(int64_t nb) { return nb % 16 <= 8 ? nb % 16 : 0; }
@@ -90,7 +93,7 @@ static size_t panel_bytes(int64_t nb) { return ((size_t)nb * MMQ8_PBB + 63) & ~(
 
 size_t mmq8_act_row_bytes(int K) {
     const int64_t nb = K / 32, ns = short_blocks(nb);
-    return (size_t)((nb - ns + 15) / 16) * sizeof(ActGroup) + (ns ? sizeof(ActShort) : 0);
+    return (size_t)((nb - ns + 15) / 16) * sizeof(ActGroup) + (size_t)ns * MMQ8_TAIL_BLOCK_BYTES;
 }
 
 size_t mmq8_wpack_bytes(long N, int K) {
@@ -111,10 +114,10 @@ void mmq8_wpack_row_f32(const void *wp, long N, int K, long r, float *dst) {
             const uint8_t *grp = P + MMQ8_PBB * (size_t)b0;
             q = grp + 32 * c * rr + 4 * t, qs = 4 * c;
             h = grp + 128 * c + 2 * (c * rr + t);
-        } else {
+        } else { /* q[block][k][row] dwords, then d[block][row] */
             const uint8_t *tail = P + MMQ8_PBB * (size_t)nf;
-            q = tail + 32 * (ns * rr + b - nf), qs = 4;
-            h = tail + 128 * ns + 2 * (ns * rr + b - nf);
+            q = tail + 128 * (b - nf) + 4 * rr, qs = 16;
+            h = tail + 128 * ns + 2 * (4 * (b - nf) + rr);
         }
         uint16_t d16;
         memcpy(&d16, h, sizeof d16);
@@ -162,32 +165,29 @@ static inline __attribute__((always_inline)) void store_act(ActGroup *g, const _
     _mm512_storeu_ps(g->d, d);
 }
 
-/* Activation: the short last group of cnt (1..8) blocks at b. */
-static void pack_act_short(ActShort *S, const BlockQ8_0 *b, int64_t cnt) {
-    const int cp = q8v_short_cp(cnt);
-    memset(S, 0, sizeof *S);
-    for (int t = 0; t < 4; t++) {
-        const int64_t hi = cp == 4 ? t : t + 4;
-        if (t < cnt)
-            memcpy(S->pr[t], b[t].qs, 32);
-        if (hi < cnt)
-            memcpy(S->pr[t] + 32, b[hi].qs, 32);
-    }
-    for (int l = 0; l < 16; l++) {
-        const int t = l % cp;
-        if (t >= cnt)
-            continue;
+/* Activation row j (0..3) of a tile: its short last group of cnt (1..8)
+ * blocks at b into lanes 4j..4j+3 of the tile's tail image. */
+static void pack_act_tail(uint8_t *img, int j, const BlockQ8_0 *b, int64_t cnt) {
+    for (int64_t t = 0; t < cnt; t++) {
+        uint8_t *blk = img + (size_t)t * MMQ8_TAIL_BLOCK_BYTES;
         int32_t sum = 0;
-        for (int j = 0; j < 32; j++)
-            sum += b[t].qs[j];
-        S->bias[l] = -128 * sum;
-        S->d[l] = fp16_to_f32(b[t].d);
+        for (int i = 0; i < 32; i++)
+            sum += b[t].qs[i];
+        const int32_t bias = -128 * sum;
+        const float d = fp16_to_f32(b[t].d);
+        for (int c = 0; c < 4; c++) {
+            const int lane = 4 * j + c;
+            for (int k = 0; k < 8; k++)
+                memcpy(blk + 64 * k + 4 * lane, b[t].qs + 4 * k, 4);
+            memcpy(blk + 512 + 4 * lane, &bias, 4);
+            memcpy(blk + 576 + 4 * lane, &d, 4);
+        }
     }
 }
 
-static void pack_act_avx512(void *dst, const void *row, int K) {
+static void pack_act_avx512(uint8_t *base, size_t ld, int m, const void *row, int K) {
     const BlockQ8_0 *b = row;
-    ActGroup *g = dst;
+    ActGroup *g = (ActGroup *)(base + (size_t)m * ld);
     const int64_t nb = K / 32, cnt = nb % 16;
     __m512i o[8];
     int64_t i = 0;
@@ -202,7 +202,8 @@ static void pack_act_avx512(void *dst, const void *row, int K) {
         store_act(g, o, q8v_scales(b + i, cnt));
         return;
     }
-    pack_act_short((ActShort *)g, b + i, cnt);
+    pack_act_tail(base + (size_t)(m & ~3) * ld + (size_t)(i / 16) * sizeof(ActGroup), m & 3, b + i,
+                  cnt);
 }
 
 /* Weight slots o + 128 -> q[k] at q + 4 c k (c blocks; 16: whole registers). */
@@ -250,20 +251,22 @@ static void pack_panel(uint8_t *P, const BlockQ8_0 *const row[MMQ8_NW], int64_t 
     if (b0 < nf)
         for (int r = 0; r < MMQ8_NW; r++)
             pack_group_row(P + MMQ8_PBB * (size_t)b0, r, row[r] ? row[r] + b0 : NULL, nf - b0);
-    /* the short group: quants + 128, then scales, row-major */
+    /* the short group: q[block][k][row] dwords (+ 128), then d[block][row] */
     uint8_t *q = P + MMQ8_PBB * (size_t)nf, *d = q + 128 * ns;
-    const __m256i c128 = _mm256_set1_epi8((char)0x80);
-    for (int r = 0; r < MMQ8_NW; r++)
-        for (int64_t t = 0; t < ns; t++, q += 32, d += 2) {
+    for (int64_t t = 0; t < ns; t++)
+        for (int r = 0; r < MMQ8_NW; r++) {
+            uint8_t *qt = q + 128 * t + 4 * r, *dt = d + 2 * (4 * t + r);
             if (!row[r]) {
-                memset(q, 0, 32);
-                memset(d, 0, 2);
+                for (int k = 0; k < 8; k++)
+                    memset(qt + 16 * k, 0, 4);
+                memset(dt, 0, 2);
                 continue;
             }
             const BlockQ8_0 *b = row[r] + nf + t;
-            _mm256_storeu_si256((__m256i *)q,
-                                _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)b->qs), c128));
-            memcpy(d, &b->d, 2);
+            for (int k = 0; k < 8; k++)
+                for (int i = 0; i < 4; i++)
+                    qt[16 * k + i] = (uint8_t)(b->qs[4 * k + i] + 128);
+            memcpy(dt, &b->d, 2);
         }
 }
 
@@ -331,109 +334,42 @@ static inline __attribute__((always_inline)) void tile_full(__m512 acc[MMQ8_NW][
         tile_group(acc, P + MMQ8_PBB * (size_t)b0, pa, nf - b0, NA, true);
 }
 
-/* The weight scales of a short group (cnt blocks, d[row][block] fp16) by
- * slot: dw[q] lane c*CP + t = row (16/CP) q + c, block t (0 for t >= cnt). */
-static inline __attribute__((always_inline)) void short_scales(const uint8_t *d, int64_t cnt,
-                                                               const int CP, __m512 dw[2]) {
-    const int sh = CP == 4 ? 2 : 3; /* slot l: row l >> sh, block l & (CP - 1) */
-    const __m512i l = _mm512_cvtepu8_epi16(
-        _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
-                         21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31));
-    const __m512i t = _mm512_and_si512(l, _mm512_set1_epi16((short)(CP - 1)));
-    const __m512i idx = _mm512_add_epi16(
-        _mm512_mullo_epi16(_mm512_srli_epi16(l, sh), _mm512_set1_epi16((short)cnt)), t);
-    const __mmask32 valid = _mm512_cmplt_epi16_mask(t, _mm512_set1_epi16((short)cnt));
-    const __m512i h = _mm512_maskz_loadu_epi16((__mmask32)((1ull << (4 * cnt)) - 1), d);
-    const __m512i hs = _mm512_maskz_permutexvar_epi16(valid, idx, h);
-    dw[0] = _mm512_cvtph_ps(_mm512_castsi512_si256(hs));
-    dw[1] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(hs, 1));
-}
-
-/* Block dots of the pair registers z[c] of pairs p = 0, 1, 4, 5 (the only
- * ones of a short group of cnt <= 2, CP 4) in slot order; 0 elsewhere. */
-static inline __attribute__((always_inline)) __m512i reduce_pairs4(const __m512i z[4]) {
-    /* 128-bit lane L, position c: dwords 4L..4L+3 of z[c]; then lanes 0+1, 2+3 */
-    __m512i u = q8v_sum4(z[0], z[1], z[2], z[3]);
-    u = _mm512_add_epi32(u, _mm512_shuffle_i32x4(u, u, 0xb1));
-    /* z[c]'s first block (lane c) to slot A(p), its second (lane 8 + c) to A(p) + 4 */
-    const __m512i idx = _mm512_setr_epi32(0, 1, 0, 0, 8, 9, 0, 0, 2, 3, 0, 0, 10, 11, 0, 0);
-    return _mm512_maskz_permutexvar_epi32(0x3333, idx, u);
-}
-
-/* The short last group (CP lanes per row, cnt blocks at T: quants + 128
- * then scales) of a 4 x NA tile: returns the contract's T of output (r, j)
- * in lane 4 j + r. FEW: cnt <= 2, so only pairs 0, 1, 4, 5 hold blocks. */
-static inline __attribute__((always_inline)) __m512 tile_short(const uint8_t *T,
-                                                               const ActShort *const pa[MMQ8_NA],
-                                                               int64_t cnt, const int NA,
-                                                               const int CP, const bool FEW) {
-    const int NREG = CP / 4;
-    const __m256i *wb = (const __m256i *)T; /* block t of row r: wb[cnt r + t] */
-    __m512 dw[2];
-    short_scales(T + 128 * cnt, cnt, CP, dw);
-    __m512 v[2][MMQ8_NA];
-#pragma GCC unroll 2
-    for (int q = 0; q < 2; q++)
-#pragma GCC unroll 4
-        for (int j = 0; j < MMQ8_NA; j++)
-            v[q][j] = _mm512_setzero_ps();
-#pragma GCC unroll 2
-    for (int q = 0; q < NREG; q++) {
-        /* pair register p: slots A(p), A(p) + 4 (q8_avx512.h) */
-        __m512i w[8];
+/* The short last group (cnt = 1..8 blocks: panel tail T, activation tail
+ * image img) of a 4 x NA tile: the contract's T of output (r, j) in lane
+ * 4 j + r, from v_b = (float)s_b * (dw * da) per block (+0 past cnt):
+ * (v0 + v2) + (v1 + v3), and + ((v4 + v6) + (v5 + v7)) when cnt > 4.
+ * Lanes of rows j >= NA are masked to 0 (their image is never written). */
+static inline __attribute__((always_inline)) __m512 tile_tail(const uint8_t *T, const uint8_t *img,
+                                                              int64_t cnt, const int NA) {
+    const __mmask16 mj = NA == 4 ? (__mmask16)0xffff : (__mmask16)((1u << (4 * NA)) - 1);
+    __m512 v[8];
 #pragma GCC unroll 8
-        for (int p = 0; p < 8; p++) {
-            const int t = p & 3;
-            if (CP == 4) { /* rows 0, 1 (p < 4) or 2, 3; block t twice */
-                const int r0 = p < 4 ? 0 : 2;
-                if (FEW && t >= 2)
-                    continue;
-                w[p] = t < cnt ? _mm512_inserti64x4(
-                                     _mm512_castsi256_si512(_mm256_loadu_si256(wb + cnt * r0 + t)),
-                                     _mm256_loadu_si256(wb + cnt * (r0 + 1) + t), 1)
-                               : _mm512_setzero_si512();
-            } else { /* row 2q (p < 4) or 2q + 1; blocks t, t + 4 */
-                const __m256i *rb = wb + cnt * (2 * q + (p >= 4));
-                w[p] = _mm512_inserti64x4(
-                    _mm512_castsi256_si512(_mm256_loadu_si256(rb + t)),
-                    _mm256_maskz_loadu_epi32(t + 4 < cnt ? 0xff : 0, rb + t + 4), 1);
-            }
-        }
-#pragma GCC unroll 4
-        for (int j = 0; j < NA; j++) {
-            __m512i s;
-            if (FEW) {
-                static const int PS[4] = {0, 1, 4, 5};
-                __m512i z[4];
-#pragma GCC unroll 4
-                for (int c = 0; c < 4; c++)
-                    z[c] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[PS[c]],
-                                               _mm512_loadu_si512(pa[j]->pr[PS[c] & 3]));
-                s = reduce_pairs4(z);
-            } else {
-                __m512i z[8];
+    for (int t = 0; t < 8; t++)
+        v[t] = _mm512_setzero_ps();
 #pragma GCC unroll 8
-                for (int p = 0; p < 8; p++)
-                    z[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[p],
-                                               _mm512_loadu_si512(pa[j]->pr[p & 3]));
-                s = q8v_reduce8(z);
-            }
-            s = _mm512_add_epi32(s, _mm512_loadu_si512(pa[j]->bias));
-            /* v = s * (dw * da) by slot; rows are 128-bit lanes (CP 4) or halves (CP 8) */
-            v[q][j] = _mm512_mul_ps(_mm512_cvtepi32_ps(s),
-                                    _mm512_mul_ps(dw[q], _mm512_loadu_ps(pa[j]->d)));
+    for (int t = 0; t < 8; t++) {
+        if (t >= cnt)
+            break;
+        const uint8_t *blk = img + (size_t)t * MMQ8_TAIL_BLOCK_BYTES, *wq = T + 128 * t;
+        __m512i s0 = _mm512_maskz_loadu_epi32(mj, blk + 512), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int k = 0; k < 8; k += 2) {
+            s0 = _mm512_dpbusd_epi32(
+                s0, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(wq + 16 * k))),
+                _mm512_maskz_loadu_epi32(mj, blk + 64 * k));
+            s1 = _mm512_dpbusd_epi32(
+                s1, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(wq + 16 * (k + 1)))),
+                _mm512_maskz_loadu_epi32(mj, blk + 64 * (k + 1)));
         }
+        const __m128i h = _mm_loadl_epi64((const __m128i *)(T + 128 * cnt + 8 * t));
+        const __m512 dw = _mm512_broadcast_f32x4(_mm_cvtph_ps(h));
+        v[t] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
+                             _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(mj, blk + 576)));
     }
-    __m512 t; /* lane 4 r + j */
-    if (CP == 4) {
-        t = q8v_sum4_ps(v[0][0], v[0][1], v[0][2], v[0][3]);
-    } else {
-        const __m512 u0 = q8v_sum4_ps(v[0][0], v[0][1], v[0][2], v[0][3]);
-        const __m512 u1 = q8v_sum4_ps(v[1][0], v[1][1], v[1][2], v[1][3]);
-        t = _mm512_add_ps(_mm512_shuffle_f32x4(u0, u1, 0x88), _mm512_shuffle_f32x4(u0, u1, 0xdd));
-    }
-    const __m512i to_jr = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    return _mm512_permutexvar_ps(to_jr, t);
+    const __m512 lo = _mm512_add_ps(_mm512_add_ps(v[0], v[2]), _mm512_add_ps(v[1], v[3]));
+    if (cnt <= 4)
+        return lo;
+    return _mm512_add_ps(lo, _mm512_add_ps(_mm512_add_ps(v[4], v[6]), _mm512_add_ps(v[5], v[7])));
 }
 
 /* q8v_hsum of 4 accumulators: lane r = q8v_hsum(a[r]), the same additions. */
@@ -482,16 +418,9 @@ static inline __attribute__((always_inline)) void tile(const uint8_t *P, const u
         o = q8v_hsum16(a16);
     }
     const int64_t ns = short_blocks(nb);
-    if (ns) {
-        const ActShort *ps[MMQ8_NA];
-#pragma GCC unroll 4
-        for (int j = 0; j < NA; j++)
-            ps[j] = (const ActShort *)pa[j];
-        const uint8_t *T = P + MMQ8_PBB * (size_t)(nb - ns);
-        o = _mm512_add_ps(o, ns <= 2   ? tile_short(T, ps, ns, NA, 4, true)
-                             : ns <= 4 ? tile_short(T, ps, ns, NA, 4, false)
-                                       : tile_short(T, ps, ns, NA, 8, false));
-    }
+    if (ns)
+        o = _mm512_add_ps(
+            o, tile_tail(P + MMQ8_PBB * (size_t)(nb - ns), (const uint8_t *)pa[0], ns, NA));
     const __mmask8 mw = (__mmask8)((1u << nw) - 1);
     if (bias)
         o = _mm512_add_ps(o, _mm512_broadcast_f32x4(_mm_maskz_loadu_ps(mw, bias)));
@@ -592,9 +521,9 @@ static void rows_wpacked_avx512(float *out, size_t ldo, const uint8_t *wp, long 
 }
 SIMD_END
 
-void mmq8_pack_act(void *dst, const void *row, int K) {
-    ASSERT(K % 32 == 0 && K <= MMQ8_MAX_K);
-    pack_act_avx512(dst, row, K);
+void mmq8_pack_act(void *base, size_t ld, int m, const void *row, int K) {
+    ASSERT(K % 32 == 0 && K <= MMQ8_MAX_K && m >= 0);
+    pack_act_avx512(base, ld, m, row, K);
 }
 
 void mmq8_rows(float *out, size_t ldo, const void *w, size_t w_row_bytes, long n0, long n1,
@@ -620,8 +549,8 @@ void mmq8_rows_wpacked(float *out, size_t ldo, const void *wp, long N, long n0, 
 #else /* not x86: no packed kernels */
 
 bool mmq8_available(void) { return false; }
-void mmq8_pack_act(void *dst, const void *row, int K) {
-    (void)dst, (void)row, (void)K;
+void mmq8_pack_act(void *base, size_t ld, int m, const void *row, int K) {
+    (void)base, (void)ld, (void)m, (void)row, (void)K;
     ASSERT(0);
 }
 void mmq8_rows(float *out, size_t ldo, const void *w, size_t w_row_bytes, long n0, long n1,

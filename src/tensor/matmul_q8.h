@@ -26,17 +26,22 @@
 bool mmq8_available(void);
 
 /* Bytes of one packed activation row of K elements (K a multiple of 32);
- * a multiple of 64 (640 per group of 16 blocks, 384 for a last group of
- * 1..8). */
+ * a multiple of 64 (640 per group of 16 blocks, and 640 per block of a
+ * last group of 1..8: the tail image of a 4-row tile). */
 size_t mmq8_act_row_bytes(int K);
 
-/* Packs one row of K elements of Q8_0 blocks ('row', borrowed) into 'dst'
- * (mmq8_act_row_bytes(K) bytes, 64-byte aligned). Needs mmq8_available(). */
-void mmq8_pack_act(void *dst, const void *row, int K);
+/* Packs activation row m, K elements of Q8_0 blocks ('row', borrowed), into
+ * the packed rows at 'base' (64-byte aligned, rows ld =
+ * mmq8_act_row_bytes(K) bytes apart). A short last group (1..8 blocks) goes
+ * into the tail image of row m & ~3, shared by the 4 rows of a tile: each
+ * row writes only its own lanes, so rows may be packed by different threads
+ * at once, and the kernels' tiles start at rows that are multiples of 4
+ * (lanes of rows never packed are masked out). Needs mmq8_available(). */
+void mmq8_pack_act(void *base, size_t ld, int m, const void *row, int K);
 
 /* out[m*ldo + n] = dot(W row n, activation row m) (+ bias[n] when bias is
  * not NULL) for n in [n0, n1) and m in [0, M). W rows are w_row_bytes
- * apart; packed activation rows (mmq8_pack_act) act_ld bytes apart.
+ * apart; packed activation rows (mmq8_pack_act, from row 0) act_ld apart.
  * K <= MMQ8_MAX_K. Borrows everything. Needs mmq8_available(). */
 void mmq8_rows(float *out, size_t ldo, const void *w, size_t w_row_bytes, long n0, long n1,
                const void *act, size_t act_ld, int M, int K, const float *bias);
@@ -53,13 +58,12 @@ void mmq8_rows(float *out, size_t ldo, const void *w, size_t w_row_bytes, long n
  *     blocks) in the full layout: per group and row, q[8][64] (quant + 128,
  *     unsigned, slot = block) and the 16 block scales as fp16 (converted to
  *     fp32 in the kernel: exact, so the float contract is unchanged);
- *   - a short last group (cnt = 1..8 blocks) untransposed: the 4 rows'
- *     cnt blocks of quants + 128 (32 bytes each, row-major), then their
- *     4 cnt fp16 scales in the same order. The kernels dot these blocks as
- *     they are (pairs of blocks against activation blocks packed to match),
- *     so nothing is packed per call and no lane is padded: a transposed
- *     layout would pad 2 blocks to 4 lanes and cost single-row decode
- *     (memory-bound) up to 12% more bytes.
+ *   - a short last group (cnt = 1..8 blocks) by block and dword: for each
+ *     block, for each k of 8, the 4 rows' dword k (quants 4k..4k+3, + 128)
+ *     side by side (16 bytes: one broadcast serves the 16 lanes of a 4 x 4
+ *     tile, lane 4 j + r), then the cnt x 4 fp16 scales [block][row]. No
+ *     lane is padded: a transposed layout would pad 2 blocks to 4 lanes and
+ *     cost single-row decode (memory-bound) up to 12% more bytes.
  * So a panel holds exactly the bytes of its 4 Q8_0 rows, 136 K / 32 (a
  * last full-layout group of 9..15 blocks keeps 4 c bytes per q[k]), then
  * zeros up to a multiple of 64. Panels are contiguous; each starts 64-byte

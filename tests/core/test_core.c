@@ -155,9 +155,9 @@ Test(core, mapfile_release_keeps_contents) {
     cr_assert_eq(mapfile_open(&mf, path, &e), STATUS_OK, "%s", e.msg);
     const unsigned char *d = mf.data;
     cr_assert_eq(memcmp(d, want, N), 0);
-    mapfile_release(&mf, d + 100, N - 200);   /* whole pages inside */
-    mapfile_release(&mf, d, N);               /* all of it */
-    mapfile_release(&mf, d + N - 10, 100);    /* past the end: ignored */
+    mapfile_release(&mf, d + 100, N - 200); /* whole pages inside */
+    mapfile_release(&mf, d, N);             /* all of it */
+    mapfile_release(&mf, d + N - 10, 100);  /* past the end: ignored */
     cr_assert_eq(memcmp(d, want, N), 0);
     MapFile none = {0};
     mapfile_release(&none, want, N); /* not a mapping: nothing happens */

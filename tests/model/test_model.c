@@ -234,7 +234,8 @@ static void repack_invisible(const char *arch, int embd, int ff, int vocab, cons
     pn.no_repack = true;
     Model *ma = load_or_die(t.path, &pr), *mb = load_or_die(t.path, &pn);
     const int V = vocab;
-    float *oa = malloc((size_t)16 * V * sizeof(float)), *ob = malloc((size_t)16 * V * sizeof(float));
+    float *oa = malloc((size_t)16 * V * sizeof(float)),
+          *ob = malloc((size_t)16 * V * sizeof(float));
     cr_assert(oa && ob);
     Rng rng;
     rng_seed(&rng, 5);
@@ -250,8 +251,9 @@ static void repack_invisible(const char *arch, int embd, int ff, int vocab, cons
         cr_assert(model_forward(mb, rows, nr, ob, &err) == STATUS_OK, "%s", err.msg);
         for (long i = 0; i < (long)nr * V; i++)
             if (memcmp(&oa[i], &ob[i], sizeof(float))) {
-                cr_expect(0, "%s embd %d ff %d: step %d (%d rows) logit %ld: repacked %.9g, file "
-                             "layout %.9g",
+                cr_expect(0,
+                          "%s embd %d ff %d: step %d (%d rows) logit %ld: repacked %.9g, file "
+                          "layout %.9g",
                           arch, embd, ff, step, nr, i, oa[i], ob[i]);
                 break;
             }

@@ -223,7 +223,7 @@ Test(matmul_q8tile, packed_kernels_raw_blocks) {
             a[i].d = fp32_to_f16(fabsf(rng_normal(&r)) * (i % 7 == 0 ? 3e-5f : 0.01f));
         }
         for (int m = 0; m < M; m++)
-            mmq8_pack_act(pk + (size_t)m * ld, a + (size_t)m * nb, K);
+            mmq8_pack_act(pk, ld, m, a + (size_t)m * nb, K);
         mmq8_rows(got, N, w, sizeof(BlockQ8_0) * nb, 0, N, pk, ld, M, K, NULL);
         for (int m = 0; m < M; m++)
             for (int n = 0; n < N; n++) {
@@ -376,7 +376,7 @@ Test(matmul_q8tile, wpacked_bit_identical) {
         uint8_t *pk = aligned_alloc(64, ld * WP_MAX_M);
         cr_assert(pk);
         for (int m = 0; m < WP_MAX_M; m++)
-            mmq8_pack_act(pk + (size_t)m * ld, a + (size_t)m * WP_MAX_NB, K);
+            mmq8_pack_act(pk, ld, m, a + (size_t)m * WP_MAX_NB, K);
         for (int m = 0; m < WP_MAX_M; m++)
             for (int n = 0; n < WP_MAX_N; n++) {
                 q->vec_dot(K, &want[m * WP_MAX_N + n], w + (size_t)n * WP_MAX_NB,
@@ -481,7 +481,7 @@ Test(matmul_q8tile, wpacked_long_rows) {
         float *got = malloc(sizeof(float) * M * N), *want = malloc(sizeof(float) * M * N);
         cr_assert(pk && got && want);
         for (int m = 0; m < M; m++)
-            mmq8_pack_act(pk + (size_t)m * ld, aq + (size_t)m * rb, K);
+            mmq8_pack_act(pk, ld, m, aq + (size_t)m * rb, K);
         rowwise(want, x, w, NULL, M, N, K);
         uint8_t *wp = wpack_new((const BlockQ8_0 *)w, rb, N, K, 8, 0x33);
         /* as threads would split it: panels [0, 1), [1, 3) */

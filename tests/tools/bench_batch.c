@@ -31,7 +31,11 @@ int main(int argc, char **argv) {
                         "[0, 256]\n");
         return 1;
     }
-    ModelParams mp = {.no_repack = raw, .n_threads = threads, .n_ctx = PROMPT + steps + 1, .n_seq_max = n, .n_batch = PROMPT > n ? PROMPT : n};
+    ModelParams mp = {.no_repack = raw,
+                      .n_threads = threads,
+                      .n_ctx = PROMPT + steps + 1,
+                      .n_seq_max = n,
+                      .n_batch = PROMPT > n ? PROMPT : n};
     Model *m = NULL;
     Err err = {0};
     if (model_load(&m, argv[1], &mp, &err)) {

@@ -92,8 +92,7 @@ static RandModelVocab *load_vocab(const char *path, int n) {
     Err err = {0};
     const GGUFKV *toks = NULL, *types = NULL, *merges = NULL;
     GGUFStr model = {0};
-    if (gguf_open(&g, path, &err) ||
-        gguf_get_str(&g, "tokenizer.ggml.model", true, &model, &err) ||
+    if (gguf_open(&g, path, &err) || gguf_get_str(&g, "tokenizer.ggml.model", true, &model, &err) ||
         gguf_get_arr(&g, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, true, &toks, &err) ||
         gguf_get_arr(&g, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, true, &types, &err) ||
         gguf_get_arr(&g, "tokenizer.ggml.merges", GGUF_TYPE_STRING, true, &merges, &err))
