@@ -50,6 +50,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -177,9 +178,9 @@ typedef struct {
     uint64_t fail_status[LG_MAX_STATUS];
     uint64_t fail_conn, fail_timeout, fail_stream, fail_truncated;
     uint64_t abandoned;
-    uint64_t tokens_window;  /* token arrivals inside the window */
-    uint64_t chunk_tokens;   /* completed measured requests: content chunks */
-    uint64_t usage_tokens;   /* ... and their usage.completion_tokens */
+    uint64_t tokens_window; /* token arrivals inside the window */
+    uint64_t chunk_tokens;  /* completed measured requests: content chunks */
+    uint64_t usage_tokens;  /* ... and their usage.completion_tokens */
     Vec ttft, itl;
     double t_done; /* -r: when this client finished */
 } Client;
@@ -349,7 +350,15 @@ static int dechunk(Chunker *c, Buf *raw, Buf *out) {
 
 /* ------------------------------------------------------------ one request */
 
-typedef enum { RQ_OK, RQ_STATUS, RQ_CONN, RQ_TIMEOUT, RQ_STREAM, RQ_TRUNCATED, RQ_ABANDONED } RqResult;
+typedef enum {
+    RQ_OK,
+    RQ_STATUS,
+    RQ_CONN,
+    RQ_TIMEOUT,
+    RQ_STREAM,
+    RQ_TRUNCATED,
+    RQ_ABANDONED
+} RqResult;
 
 typedef struct {
     double t_send;
@@ -373,19 +382,25 @@ static int on_event(Client *cl, Rq *rq, const char *data, size_t len) {
     if (len >= 6 && !strncmp(data, "[DONE]", 6))
         return 1;
     json_error_t jerr;
-    json_t *j = json_loadb(data, len, 0, &jerr);
-    if (!j)
+    /* a token may decode to U+0000: valid JSON ("\u0000"), jansson needs the flag */
+    json_t *j = json_loadb(data, len, JSON_ALLOW_NUL, &jerr);
+    if (!j || json_object_get(j, "error")) {
+        /* the first bad event of the run, for the log */
+        static atomic_int told;
+        if (!atomic_exchange(&told, 1))
+            fprintf(stderr, "loadgen: client %d: %s event: %.*s\n", cl->id,
+                    j ? "error" : "unparsable", (int)(len < 600 ? len : 600), data);
+        json_decref(j);
         return -1;
+    }
     int rc = 0;
-    if (json_object_get(j, "error")) {
-        rc = -1;
-    } else {
+    {
         json_t *choices = json_object_get(j, "choices");
         size_t i;
         json_t *ch;
         json_array_foreach(choices, i, ch) {
-            const char *s = json_string_value(json_object_get(json_object_get(ch, "delta"), "content"));
-            if (!s || !*s)
+            json_t *content = json_object_get(json_object_get(ch, "delta"), "content");
+            if (!json_is_string(content) || !json_string_length(content))
                 continue;
             double t = now_s();
             rq->chunks++;
@@ -402,7 +417,8 @@ static int on_event(Client *cl, Rq *rq, const char *data, size_t len) {
         }
         json_t *usage = json_object_get(j, "usage");
         if (json_is_object(usage))
-            rq->usage_tokens = (uint64_t)json_integer_value(json_object_get(usage, "completion_tokens"));
+            rq->usage_tokens =
+                (uint64_t)json_integer_value(json_object_get(usage, "completion_tokens"));
     }
     json_decref(j);
     return rc;
@@ -437,15 +453,19 @@ static int drain_events(Client *cl, Rq *rq, Buf *sse) {
 }
 
 static char *build_body(int client, int seq) {
-    static const char *const WHO[] = {"sailor", "baker", "robot", "gardener", "pilot", "painter", "miner", "poet"};
-    static const char *const WHAT[] = {"lanterns", "keys", "maps", "shells", "clocks", "letters", "stones"};
+    static const char *const WHO[] = {"sailor", "baker",   "robot", "gardener",
+                                      "pilot",  "painter", "miner", "poet"};
+    static const char *const WHAT[] = {"lanterns", "keys",    "maps",  "shells",
+                                       "clocks",   "letters", "stones"};
     char prompt[256];
-    snprintf(prompt, sizeof prompt, "Client %d, request %d: tell a long story about a %s who finds %d %s.",
-             client, seq, WHO[(client + seq) % 8], 3 + (client * 7 + seq) % 90, WHAT[(client * 3 + seq) % 7]);
+    snprintf(prompt, sizeof prompt,
+             "Client %d, request %d: tell a long story about a %s who finds %d %s.", client, seq,
+             WHO[(client + seq) % 8], 3 + (client * 7 + seq) % 90, WHAT[(client * 3 + seq) % 7]);
     json_t *msg = json_pack("{s:s, s:s}", "role", "user", "content", prompt);
-    json_t *body = json_pack("{s:s, s:[o], s:b, s:i, s:f, s:{s:b}}", "model", g_opt.model, "messages", msg,
-                             "stream", 1, "max_tokens", g_opt.max_tokens, "temperature", g_opt.temperature,
-                             "stream_options", "include_usage", 1);
+    json_t *body =
+        json_pack("{s:s, s:[o], s:b, s:i, s:f, s:{s:b}}", "model", g_opt.model, "messages", msg,
+                  "stream", 1, "max_tokens", g_opt.max_tokens, "temperature", g_opt.temperature,
+                  "stream_options", "include_usage", 1);
     if (g_opt.n_ban) {
         json_t *bias = json_object();
         for (int i = 0; i < g_opt.n_ban; i++) {
@@ -474,10 +494,11 @@ static RqResult do_request(Client *cl, int seq, Rq *rq, int *status, double *ret
     char auth[600] = "";
     if (g_opt.key)
         snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", g_opt.key);
-    int hn = snprintf(head, sizeof head,
-                      "POST " LG_PATH " HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
-                      "Accept: text/event-stream\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n",
-                      g_opt.host, g_opt.port, auth, strlen(body));
+    int hn =
+        snprintf(head, sizeof head,
+                 "POST " LG_PATH " HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+                 "Accept: text/event-stream\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n",
+                 g_opt.host, g_opt.port, auth, strlen(body));
     int fd = lg_connect();
     rq->t_send = now_s();
     rq->t_first = -1;
@@ -634,8 +655,9 @@ static char *http_get(const char *path) {
     char auth[600] = "";
     if (g_opt.key)
         snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", g_opt.key);
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%sConnection: close\r\n\r\n", path,
-                     g_opt.host, g_opt.port, auth);
+    int n =
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%sConnection: close\r\n\r\n",
+                 path, g_opt.host, g_opt.port, auth);
     Buf b = {0};
     if (n > 0 && (size_t)n < sizeof req && send_all(fd, req, (size_t)n)) {
         while (read_some(fd, &b, now_s() + 10) > 0)
@@ -695,7 +717,8 @@ static void discover_model(void) {
     json_error_t jerr;
     json_t *j = json_loads(text, 0, &jerr);
     free(text);
-    const char *id = json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "id"));
+    const char *id =
+        json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "id"));
     if (!id)
         die("GET /v1/models: no model id in the answer%s", "");
     snprintf(g_opt.model, sizeof g_opt.model, "%s", id);
@@ -861,7 +884,8 @@ int main(int argc, char **argv) {
         failed += all.fail_status[s];
     failed += all.fail_conn + all.fail_timeout + all.fail_stream + all.fail_truncated;
     double tps = window > 0 ? (double)all.tokens_window / window : 0;
-    double srv_tps = !isnan(srv0) && !isnan(srv1) && t_srv1 > t_srv0 ? (srv1 - srv0) / (t_srv1 - t_srv0) : NAN;
+    double srv_tps =
+        !isnan(srv0) && !isnan(srv1) && t_srv1 > t_srv0 ? (srv1 - srv0) / (t_srv1 - t_srv0) : NAN;
 
     /* failures "503:4,conn:1" */
     char fails[512] = "";
@@ -889,18 +913,20 @@ int main(int argc, char **argv) {
         }
 
     if (g_opt.json) {
-        json_t *o = json_pack("{s:i, s:s, s:i, s:f, s:f, s:I, s:I, s:o, s:I, s:I, s:f, s:o, s:I, s:I}",
-                              "clients", g_opt.clients, "model", g_opt.model, "max_tokens", g_opt.max_tokens,
-                              "window_s", window, "warmup_s", g_opt.warmup, "requests_ok", (json_int_t)all.ok,
-                              "failed_total", (json_int_t)failed, "failed", jf, "abandoned",
-                              (json_int_t)all.abandoned, "tokens", (json_int_t)all.tokens_window,
-                              "tokens_per_s", tps, "server_tokens_per_s", isnan(srv_tps) ? json_null() : json_real(srv_tps),
-                              "chunk_tokens_ok", (json_int_t)all.chunk_tokens, "usage_tokens_ok",
-                              (json_int_t)all.usage_tokens);
-        json_object_set_new(o, "ttft_ms", json_pack("{s:o, s:o, s:I}", "p50", json_ms(pct(&all.ttft, 0.5)), "p99",
-                                                    json_ms(pct(&all.ttft, 0.99)), "n", (json_int_t)all.ttft.n));
-        json_object_set_new(o, "itl_ms", json_pack("{s:o, s:o, s:I}", "p50", json_ms(pct(&all.itl, 0.5)), "p99",
-                                                   json_ms(pct(&all.itl, 0.99)), "n", (json_int_t)all.itl.n));
+        json_t *o = json_pack(
+            "{s:i, s:s, s:i, s:f, s:f, s:I, s:I, s:o, s:I, s:I, s:f, s:o, s:I, s:I}", "clients",
+            g_opt.clients, "model", g_opt.model, "max_tokens", g_opt.max_tokens, "window_s", window,
+            "warmup_s", g_opt.warmup, "requests_ok", (json_int_t)all.ok, "failed_total",
+            (json_int_t)failed, "failed", jf, "abandoned", (json_int_t)all.abandoned, "tokens",
+            (json_int_t)all.tokens_window, "tokens_per_s", tps, "server_tokens_per_s",
+            isnan(srv_tps) ? json_null() : json_real(srv_tps), "chunk_tokens_ok",
+            (json_int_t)all.chunk_tokens, "usage_tokens_ok", (json_int_t)all.usage_tokens);
+        json_object_set_new(o, "ttft_ms",
+                            json_pack("{s:o, s:o, s:I}", "p50", json_ms(pct(&all.ttft, 0.5)), "p99",
+                                      json_ms(pct(&all.ttft, 0.99)), "n", (json_int_t)all.ttft.n));
+        json_object_set_new(o, "itl_ms",
+                            json_pack("{s:o, s:o, s:I}", "p50", json_ms(pct(&all.itl, 0.5)), "p99",
+                                      json_ms(pct(&all.itl, 0.99)), "n", (json_int_t)all.itl.n));
         char *s = json_dumps(o, JSON_COMPACT);
         printf("%s\n", s ? s : "{}");
         free(s);
@@ -908,17 +934,17 @@ int main(int argc, char **argv) {
     } else {
         json_decref(jf);
         if (g_opt.header)
-            printf("%7s %8s %-24s %10s %10s %10s %9s %9s\n", "clients", "ok", "failed", "tok/s", "ttft_p50",
-                   "ttft_p99", "itl_p50", "itl_p99");
+            printf("%7s %8s %-24s %10s %10s %10s %9s %9s\n", "clients", "ok", "failed", "tok/s",
+                   "ttft_p50", "ttft_p99", "itl_p50", "itl_p99");
         char failcol[600], t50[32], t99[32], i50[32], i99[32];
-        snprintf(failcol, sizeof failcol, "%llu%s%s%s", (unsigned long long)failed, fl ? " (" : "", fails,
-                 fl ? ")" : "");
+        snprintf(failcol, sizeof failcol, "%llu%s%s%s", (unsigned long long)failed, fl ? " (" : "",
+                 fails, fl ? ")" : "");
         fmt_ms(t50, sizeof t50, pct(&all.ttft, 0.5));
         fmt_ms(t99, sizeof t99, pct(&all.ttft, 0.99));
         fmt_ms(i50, sizeof i50, pct(&all.itl, 0.5));
         fmt_ms(i99, sizeof i99, pct(&all.itl, 0.99));
-        printf("%7d %8llu %-24s %10.1f %10s %10s %9s %9s\n", g_opt.clients, (unsigned long long)all.ok, failcol,
-               tps, t50, t99, i50, i99);
+        printf("%7d %8llu %-24s %10.1f %10s %10s %9s %9s\n", g_opt.clients,
+               (unsigned long long)all.ok, failcol, tps, t50, t99, i50, i99);
     }
     fflush(stdout);
     free(all.ttft.v);
