@@ -586,7 +586,8 @@ static Status prepare_weights(Model *m, Err *err) {
             size_t b = at ? matmul_weight_repack_bytes(w->type, (int)w->n_rows, (int)w->n_cols) : 0;
             matmul_weight_init(&w->mw, w->data, w->type, (int)w->n_rows, (int)w->n_cols,
                                b ? at : NULL, m->tp);
-            at += b;
+            if (b)
+                at += b; /* (at may be NULL: no offset, not even 0, on a null pointer) */
             /* the file's copy is no longer read (but by embedding lookups of
              * tied weights, which fault single rows back in) */
             if (w->mw.repacked)
