@@ -21,7 +21,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "core/err.h"
 #include "core/tpool.h"
 #include "tensor/dtype.h"
 
@@ -88,11 +87,10 @@ typedef struct {
 } MatmulPrep;
 
 /* outs[i].out = x . outs[i].w^T (+ bias) for i < n_outs, every weight of
- * the same type and K: one conversion of x, then one pass of the pool over
- * all the weights' rows (q, k and v, or gate and up, cost two hand-offs
- * instead of six or four). 'prep' may be NULL. 'scratch' holds
- * matmul_scratch_bytes(type, M, K) bytes. Outputs are bit-identical to
- * matmul_forward of each weight alone. 'out's must not alias x. */
+ * the same type, K and layout (repacked or not; ASSERTed): one conversion of x, then one pass of
+ * the pool over all the weights' rows (q, k and v, or gate and up, cost two hand-offs instead of
+ * six or four). 'prep' may be NULL. 'scratch' holds matmul_scratch_bytes(type, M, K) bytes. Outputs
+ * are bit-identical to matmul_forward of each weight alone. 'out's must not alias x. */
 void matmul_multi(TPool *tp, const float *x, int M, const MatmulOut *outs, int n_outs,
                   const MatmulPrep *prep, void *scratch);
 
