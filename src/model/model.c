@@ -556,7 +556,8 @@ static int layer_matrices(Model *m, int il, Weight *ws[8]) {
 /* Every matrix that goes through matmul, prepared once: repacked (where
  * this CPU has a faster layout) into one buffer for the whole model, on
  * the pool, the mapping's pages released. The embedding tables are only
- * read row by row and stay as they are. */
+ * read row by row and stay as they are (a tied one is read through the
+ * output matrix). */
 static Status prepare_weights(Model *m, Err *err) {
     const char *env = getenv("CGPT_NO_REPACK");
     bool repack = !m->params.no_repack && !(env && *env && strcmp(env, "0"));
@@ -588,13 +589,19 @@ static Status prepare_weights(Model *m, Err *err) {
                                b ? at : NULL, m->tp);
             if (b)
                 at += b; /* (at may be NULL: no offset, not even 0, on a null pointer) */
-            /* the file's copy is no longer read (but by embedding lookups of
-             * tied weights, which fault single rows back in) */
+            /* the file's copy is no longer read (tied embedding lookups
+             * read the repacked output matrix) */
             if (w->mw.repacked)
                 mapfile_release(&m->g.map, w->data,
                                 (size_t)dtype_row_bytes(w->type, w->n_cols) * (size_t)w->n_rows);
         }
     }
+    /* the lookup tables, read row by row as they are */
+    Weight *tables[] = {&m->tok_embd, &m->pos_embd};
+    for (int i = 0; i < 2; i++)
+        if (tables[i]->data)
+            matmul_weight_init(&tables[i]->mw, tables[i]->data, tables[i]->type,
+                               (int)tables[i]->n_rows, (int)tables[i]->n_cols, NULL, NULL);
     return STATUS_OK;
 }
 
@@ -695,19 +702,6 @@ static void matmul3(Model *m, const float *x, int M, const MatmulPrep *prep, flo
 static void matmul(Model *m, float *out, const float *x, const Weight *w, const float *bias,
                    int M) {
     matmul3(m, x, M, NULL, out, w, bias, NULL, NULL, NULL, NULL, NULL, NULL);
-}
-
-/* Row r of a weight matrix as F32 into dst (embedding lookups). */
-static void weight_row(const Weight *w, int64_t r, float *dst) {
-    size_t rb = (size_t)dtype_row_bytes(w->type, w->n_cols);
-    const uint8_t *src = (const uint8_t *)w->data + (size_t)r * rb;
-    if (w->type == DTYPE_F32) {
-        memcpy(dst, src, (size_t)w->n_cols * sizeof(float));
-    } else {
-        const QuantOps *q = quant_ops(w->type);
-        ASSERT(q && q->dequant);
-        q->dequant(src, dst, w->n_cols);
-    }
 }
 
 static void norm_row(const Model *m, float *out, const float *x, const float *w, const float *b) {
@@ -972,10 +966,11 @@ Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, 
     int C = c->n_embd, B = n_rows;
     for (int r = 0; r < B; r++) {
         float *x = m->x + (size_t)r * C;
-        weight_row(&m->tok_embd, rows[r].token, x);
+        /* tied: the repacked output matrix (the file's pages are released) */
+        matmul_weight_row(m->cfg.tied_output ? &m->output.mw : &m->tok_embd.mw, rows[r].token, x);
         if (m->ai->learned_pos) {
             float *tmp = m->xb + (size_t)r * C;
-            weight_row(&m->pos_embd, rows[r].pos, tmp);
+            matmul_weight_row(&m->pos_embd.mw, rows[r].pos, tmp);
             add_forward(x, x, tmp, C);
         }
         if (c->rope_type != ROPE_NONE)

@@ -240,9 +240,9 @@ enum MHD_Result srv_route_generate(Server *s, SrvReq *q, struct MHD_Connection *
     memset(&r, 0, sizeof r);
     if (!srv_authenticate(s, c, &q->auth, &q->err))
         return srv_respond_error(s, q, c, &q->err, 0);
-    Status st = kind == OAI_CHAT ? oai_parse_chat(q->body, q->len, &s->cfg.limits, &r, &q->err)
-                                 : oai_parse_completion(q->body, q->len, &s->cfg.limits, &r,
-                                                        &q->err);
+    Status st = kind == OAI_CHAT
+                    ? oai_parse_chat(q->body, q->len, &s->cfg.limits, &r, &q->err)
+                    : oai_parse_completion(q->body, q->len, &s->cfg.limits, &r, &q->err);
     if (st)
         return fail(s, q, c, &r, NULL, 0);
     /* No model named: the first one served (as llama.cpp does). */
@@ -325,8 +325,8 @@ enum MHD_Result srv_route_generate(Server *s, SrvReq *q, struct MHD_Connection *
                           kind == OAI_CHAT ? "messages" : "prompt", "%s", err.msg);
         } else {
             oai_error_set(&q->err, st == STATUS_NOMEM ? 500 : 400,
-                          st == STATUS_NOMEM ? "server_error" : "invalid_request_error", NULL,
-                          NULL, "%s", err.msg);
+                          st == STATUS_NOMEM ? "server_error" : "invalid_request_error", NULL, NULL,
+                          "%s", err.msg);
         }
         return fail(s, q, c, &r, NULL, retry);
     }
@@ -366,29 +366,35 @@ enum MHD_Result srv_route_generate(Server *s, SrvReq *q, struct MHD_Connection *
 
 /* ------------------------------------------------------------ tokenize */
 
-static const ServerModel *body_model(Server *s, SrvReq *q, json_t *body) {
+/* The start of /tokenize and /detokenize: authenticate, parse the body and
+ * find its model (absent or null: the first). Returns the owned body, or
+ * NULL (q->err set) when the key or the JSON is refused; *m is NULL (q->err
+ * set) when the body names no model this server has. */
+static json_t *open_body(Server *s, SrvReq *q, struct MHD_Connection *c, const ServerModel **m) {
+    *m = NULL;
+    if (!srv_authenticate(s, c, &q->auth, &q->err))
+        return NULL;
+    json_t *body = oai_parse_object(q->body, q->len, &s->cfg.limits, &q->err);
+    if (!body)
+        return NULL;
     json_t *mj = json_object_get(body, "model");
-    if (!mj || json_is_null(mj))
-        return &s->models[0];
-    if (!json_is_string(mj)) {
+    if (!mj || json_is_null(mj)) {
+        *m = &s->models[0];
+    } else if (!json_is_string(mj)) {
         oai_error_set(&q->err, 400, "invalid_request_error", NULL, "model",
                       "model: expected a string");
-        return NULL;
-    }
-    const ServerModel *m = srv_find_model(s, json_string_value(mj));
-    if (!m)
+    } else if (!(*m = srv_find_model(s, json_string_value(mj)))) {
         oai_error_set(&q->err, 404, "invalid_request_error", "model_not_found", "model",
                       "The model '%.200s' does not exist.", json_string_value(mj));
-    return m;
+    }
+    return body;
 }
 
 enum MHD_Result srv_route_tokenize(Server *s, SrvReq *q, struct MHD_Connection *c) {
-    if (!srv_authenticate(s, c, &q->auth, &q->err))
-        return srv_respond_error(s, q, c, &q->err, 0);
-    json_t *body = oai_parse_object(q->body, q->len, &s->cfg.limits, &q->err);
+    const ServerModel *m;
+    json_t *body = open_body(s, q, c, &m);
     if (!body)
         return srv_respond_error(s, q, c, &q->err, 0);
-    const ServerModel *m = body_model(s, q, body);
     json_t *messages = json_object_get(body, "messages");
     if (m && json_is_array(messages)) { /* a chat, as the template renders it */
         int32_t *ids = NULL;
@@ -439,12 +445,10 @@ enum MHD_Result srv_route_tokenize(Server *s, SrvReq *q, struct MHD_Connection *
 }
 
 enum MHD_Result srv_route_detokenize(Server *s, SrvReq *q, struct MHD_Connection *c) {
-    if (!srv_authenticate(s, c, &q->auth, &q->err))
-        return srv_respond_error(s, q, c, &q->err, 0);
-    json_t *body = oai_parse_object(q->body, q->len, &s->cfg.limits, &q->err);
+    const ServerModel *m;
+    json_t *body = open_body(s, q, c, &m);
     if (!body)
         return srv_respond_error(s, q, c, &q->err, 0);
-    const ServerModel *m = body_model(s, q, body);
     json_t *toks = json_object_get(body, "tokens");
     size_t n = json_array_size(toks);
     if (m && (!json_is_array(toks) || n > OAI_MAX_PROMPT_IDS))

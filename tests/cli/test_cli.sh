@@ -11,20 +11,8 @@ BREAK=build/tools/breakmodel
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 pass=0; fail=0
-ok()  { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
+. tests/cli/lib.sh
 
-# expect_error DESC CMD...: exit status 1, one stderr line starting "cgpt".
-expect_error() {
-  local desc=$1; shift
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  local lines; lines=$(wc -l <"$T/err")
-  if [ $rc -ne 1 ]; then bad "$desc: exit $rc (want 1): $(head -c 300 "$T/err")"; return; fi
-  if [ "$lines" -ne 1 ] || ! grep -q '^cgpt' "$T/err"; then
-    bad "$desc: want one 'cgpt ...' line on stderr, got $lines: $(head -c 300 "$T/err")"; return
-  fi
-  ok
-}
 # expect_ok DESC CMD...
 expect_ok() {
   local desc=$1; shift

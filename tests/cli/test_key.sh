@@ -12,20 +12,8 @@ CGPT=${1:-build/cgpt}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 pass=0; fail=0
-ok()  { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
+. tests/cli/lib.sh
 
-expect_error() {
-  local desc=$1; shift
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  local lines; lines=$(wc -l <"$T/err")
-  if [ $rc -ne 1 ]; then bad "$desc: exit $rc (want 1): $(head -c 300 "$T/err")"; return; fi
-  if [ "$lines" -ne 1 ] || ! grep -q '^cgpt' "$T/err"; then
-    bad "$desc: want one 'cgpt ...' line on stderr, got $lines: $(head -c 300 "$T/err")"; return
-  fi
-  [ -s "$T/out" ] && { bad "$desc: printed on stdout: $(head -c 200 "$T/out")"; return; }
-  ok
-}
 expect_ok() {
   local desc=$1; shift
   if "$@" >"$T/out" 2>"$T/err"; then ok; else bad "$desc: exit $?: $(head -c 300 "$T/err")"; fi

@@ -8,27 +8,11 @@
 #include <string.h>
 
 #include "sample/sampler.h"
+#include "sampler_testutil.h"
 
 static void fill(Candidate *c, const float *logits, int n) {
     for (int i = 0; i < n; i++)
         c[i] = (Candidate){.id = i, .logit = logits[i], .p = 0};
-}
-
-static SamplerParams plain(void) {
-    SamplerParams p = sampler_defaults();
-    p.temperature = 1.0f;
-    p.top_k = 0;
-    p.top_p = 1.0f;
-    p.min_p = 0.0f;
-    p.penalty_last_n = 0;
-    return p;
-}
-
-static Sampler *mk(const SamplerParams *p, int n_vocab) {
-    Err err = {0};
-    Sampler *s = sampler_new(p, n_vocab, &err);
-    cr_assert_not_null(s, "sampler_new: %s", err.msg);
-    return s;
 }
 
 Test(sampler, defaults_are_llama_cpp_cli) {
@@ -235,9 +219,9 @@ Test(sampler, draw_by_cumulative_probability) {
 }
 
 Test(sampler, greedy_ties_nan_and_all_inf) {
-    SamplerParams p = plain();
+    SamplerParams p = st_plain();
     p.temperature = 0.0f;
-    Sampler *s = mk(&p, 5);
+    Sampler *s = st_new(&p, 5);
     float a[] = {NAN, 1.0f, 3.0f, NAN, 3.0f};
     float lp;
     cr_assert_eq(sampler_sample(s, a, &lp), 2);
@@ -251,21 +235,21 @@ Test(sampler, greedy_ties_nan_and_all_inf) {
     cr_assert_float_eq(lp, -logf(2.0f), 1e-6);
     sampler_free(s);
     /* sampling with all -inf: the lowest id, never a crash or NaN */
-    p = plain();
+    p = st_plain();
     p.top_k = 3;
     p.top_p = 0.5f;
     p.min_p = 0.1f;
-    s = mk(&p, 5);
+    s = st_new(&p, 5);
     cr_assert_eq(sampler_sample(s, b, &lp), 0);
     cr_assert(lp == -INFINITY);
     cr_assert_eq(sampler_sample(s, c, NULL), 0);
     sampler_free(s);
     p.top_k = 0;
-    s = mk(&p, 5);
+    s = st_new(&p, 5);
     cr_assert_eq(sampler_sample(s, b, NULL), 0);
     sampler_free(s);
     p.top_p = 1.0f;
-    s = mk(&p, 5);
+    s = st_new(&p, 5);
     cr_assert_eq(sampler_sample(s, b, NULL), 0);
     sampler_free(s);
 }
@@ -283,7 +267,7 @@ Test(sampler, ban_everything_but_one) {
     SamplerParams p = sampler_defaults(); /* top_k 40, top_p, min_p */
     p.bias = b;
     p.n_bias = nb;
-    Sampler *s = mk(&p, V);
+    Sampler *s = st_new(&p, V);
     free(b); /* copied */
     for (int i = 0; i < 200; i++) {
         float lp = 1;
@@ -297,9 +281,9 @@ Test(sampler, logprob_is_log_softmax_after_penalties_and_bias) {
     /* logits ln1, ln2, ln7: p = .1 .2 .7 */
     float l[] = {0.0f, logf(2.0f), logf(7.0f)};
     float lp;
-    SamplerParams p = plain();
+    SamplerParams p = st_plain();
     p.temperature = 0.0f;
-    Sampler *s = mk(&p, 3);
+    Sampler *s = st_new(&p, 3);
     cr_assert_eq(sampler_sample(s, l, &lp), 2);
     cr_assert_float_eq(lp, logf(0.7f), 1e-6);
     sampler_free(s);
@@ -307,7 +291,7 @@ Test(sampler, logprob_is_log_softmax_after_penalties_and_bias) {
     LogitBias b[] = {{0, logf(2.0f)}};
     p.bias = b;
     p.n_bias = 1;
-    s = mk(&p, 3);
+    s = st_new(&p, 3);
     cr_assert_eq(sampler_sample(s, l, &lp), 2);
     cr_assert_float_eq(lp, logf(7.0f / 11.0f), 1e-6);
     sampler_free(s);
@@ -316,7 +300,7 @@ Test(sampler, logprob_is_log_softmax_after_penalties_and_bias) {
      * greedy picks token 0 (lowest id of the tie), logprob ln(2/5.75) */
     p.frequency_penalty = logf(2.0f);
     p.penalty_last_n = 8;
-    s = mk(&p, 3);
+    s = st_new(&p, 3);
     sampler_accept(s, 2);
     sampler_accept(s, 2);
     cr_assert_eq(sampler_sample(s, l, &lp), 0);
@@ -324,10 +308,10 @@ Test(sampler, logprob_is_log_softmax_after_penalties_and_bias) {
     sampler_free(s);
     /* temperature and truncation do not change the reported logprob:
      * top_k 1 at temp 0.5 picks token 2, logprob still ln 0.7 */
-    p = plain();
+    p = st_plain();
     p.temperature = 0.5f;
     p.top_k = 1;
-    s = mk(&p, 3);
+    s = st_new(&p, 3);
     cr_assert_eq(sampler_sample(s, l, &lp), 2);
     cr_assert_float_eq(lp, logf(0.7f), 1e-6);
     sampler_free(s);
@@ -336,11 +320,11 @@ Test(sampler, logprob_is_log_softmax_after_penalties_and_bias) {
 Test(sampler, penalty_window_evicts_and_reset_forgets) {
     /* logits 1, 1, 1, 0.9; presence 0.5 over the last 2 tokens */
     float l[] = {1.0f, 1.0f, 1.0f, 0.9f};
-    SamplerParams p = plain();
+    SamplerParams p = st_plain();
     p.temperature = 0.0f;
     p.presence_penalty = 0.5f;
     p.penalty_last_n = 2;
-    Sampler *s = mk(&p, 4);
+    Sampler *s = st_new(&p, 4);
     cr_assert_eq(sampler_sample(s, l, NULL), 0);
     sampler_accept(s, 0);
     sampler_accept(s, 1);
@@ -358,7 +342,7 @@ Test(sampler, penalty_window_evicts_and_reset_forgets) {
     sampler_free(s);
     /* -1: the whole history */
     p.penalty_last_n = -1;
-    s = mk(&p, 4);
+    s = st_new(&p, 4);
     sampler_accept(s, 0);
     sampler_accept(s, 1);
     sampler_accept(s, 2);
@@ -369,7 +353,7 @@ Test(sampler, penalty_window_evicts_and_reset_forgets) {
     sampler_free(s);
     /* 0: off even with history */
     p.penalty_last_n = 0;
-    s = mk(&p, 4);
+    s = st_new(&p, 4);
     sampler_accept(s, 0);
     cr_assert_eq(sampler_sample(s, l, NULL), 0);
     sampler_free(s);
@@ -384,13 +368,13 @@ Test(sampler, incremental_window_matches_processor) {
     float l[V];
     for (int i = 0; i < V; i++)
         l[i] = rng_normal(&r) * 2;
-    SamplerParams p = plain();
+    SamplerParams p = st_plain();
     p.temperature = 0.0f;
     p.repeat_penalty = 1.3f;
     p.presence_penalty = 0.4f;
     p.frequency_penalty = 0.2f;
     p.penalty_last_n = W;
-    Sampler *s = mk(&p, V);
+    Sampler *s = st_new(&p, V);
     int32_t hist[400];
     for (int step = 0; step < 400; step++) {
         float lp;
@@ -425,9 +409,9 @@ Test(sampler, same_seed_same_tokens_different_seed_differs) {
     SamplerParams p = sampler_defaults();
     p.top_k = 0; /* wide distribution so draws vary */
     p.top_p = 0.99f;
-    Sampler *a = mk(&p, V), *b = mk(&p, V);
+    Sampler *a = st_new(&p, V), *b = st_new(&p, V);
     p.seed = 43;
-    Sampler *c = mk(&p, V);
+    Sampler *c = st_new(&p, V);
     int differ = 0;
     for (int i = 0; i < 1000; i++) {
         int32_t ta = sampler_sample(a, l, NULL), tb = sampler_sample(b, l, NULL);
@@ -524,12 +508,12 @@ Test(sampler, fast_paths_keep_the_processor_set) {
         memset(kept, 0, V);
         for (int i = 0; i < n; i++)
             kept[c[i].id] = 1;
-        SamplerParams p = plain();
+        SamplerParams p = st_plain();
         p.top_p = cfg[ci].top_p;
         p.min_p = cfg[ci].min_p;
         p.temperature = 3.0f; /* flatten so that every kept token shows up */
         p.seed = (uint64_t)ci;
-        Sampler *s = mk(&p, V);
+        Sampler *s = st_new(&p, V);
         memset(seen, 0, V);
         for (int d = 0; d < 40 * n + 1000; d++) {
             int32_t t = sampler_sample(s, l, NULL);
@@ -604,13 +588,13 @@ static void check_dist(const char *what, const float *l, int V, float T, int top
     enum { N = 200000 };
     double want[64];
     expected_dist(l, V, T, top_k, top_p, min_p, want);
-    SamplerParams p = plain();
+    SamplerParams p = st_plain();
     p.temperature = T;
     p.top_k = top_k;
     p.top_p = top_p;
     p.min_p = min_p;
     p.seed = seed;
-    Sampler *s = mk(&p, V);
+    Sampler *s = st_new(&p, V);
     int counts[64] = {0};
     for (int i = 0; i < N; i++)
         counts[sampler_sample(s, l, NULL)]++;
@@ -676,10 +660,10 @@ Test(sampler_dist, top_p_bucketed_chi_square) {
     for (int i = 0; i < n; i++)
         zt += want[c[i].id] = exp(((double)c[i].logit - c[0].logit) / 1.2);
     int *counts = calloc(V, sizeof *counts);
-    SamplerParams p = plain();
+    SamplerParams p = st_plain();
     p.temperature = 1.2f;
     p.top_p = 0.9f;
-    Sampler *s = mk(&p, V);
+    Sampler *s = st_new(&p, V);
     for (int i = 0; i < N; i++)
         counts[sampler_sample(s, l, NULL)]++;
     sampler_free(s);

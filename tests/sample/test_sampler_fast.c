@@ -10,6 +10,7 @@
 
 #include "core/rng.h"
 #include "sample/sampler.h"
+#include "sampler_testutil.h"
 
 static SamplerParams untruncated(float temp, uint64_t seed) {
     SamplerParams p = sampler_defaults();
@@ -20,13 +21,6 @@ static SamplerParams untruncated(float temp, uint64_t seed) {
     p.penalty_last_n = 64;
     p.seed = seed;
     return p;
-}
-
-static Sampler *mk(const SamplerParams *p, int V) {
-    Err err = {0};
-    Sampler *s = sampler_new(p, V, &err);
-    cr_assert(s, "sampler_new: %s", err.msg);
-    return s;
 }
 
 enum { V = 1000, N = 100000 };
@@ -73,7 +67,7 @@ Test(sampler_fast, distribution_bias_penalties_chi_square) {
         p.bias = bias;
         p.n_bias = n_bias;
         p.repeat_penalty = 1.3f;
-        Sampler *s = mk(&p, V);
+        Sampler *s = st_new(&p, V);
         sampler_accept(s, 5);
         sampler_accept(s, 7);
         sampler_accept(s, 5);
@@ -117,7 +111,7 @@ Test(sampler_fast, logprob_is_log_softmax_in_double) {
     p.bias = bias;
     p.n_bias = n_bias;
     p.repeat_penalty = 1.3f;
-    Sampler *s = mk(&p, V);
+    Sampler *s = st_new(&p, V);
     sampler_accept(s, 5);
     sampler_accept(s, 7);
     sampler_accept(s, 5);
@@ -143,7 +137,7 @@ Test(sampler_fast, all_banned_and_single_survivor) {
     SamplerParams p = untruncated(1.0f, 1);
     p.bias = bias;
     p.n_bias = W;
-    Sampler *s = mk(&p, W);
+    Sampler *s = st_new(&p, W);
     float lp = 0;
     cr_assert_eq(sampler_sample(s, l, &lp), 0);
     cr_assert(isinf(lp) && lp < 0, "logprob %g", lp);
@@ -152,7 +146,7 @@ Test(sampler_fast, all_banned_and_single_survivor) {
     for (int i = 0; i < W - 1; i++)
         bias[i] = (LogitBias){i < 517 ? i : i + 1, -INFINITY};
     p.n_bias = W - 1;
-    s = mk(&p, W);
+    s = st_new(&p, W);
     for (int d = 0; d < 50; d++) {
         cr_assert_eq(sampler_sample(s, l, &lp), 517);
         cr_assert(lp == 0.0f, "logprob %g", lp);

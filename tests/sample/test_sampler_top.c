@@ -13,6 +13,7 @@
 
 #include "core/rng.h"
 #include "sample/sampler.h"
+#include "sampler_testutil.h"
 
 typedef struct {
     int id;
@@ -66,23 +67,6 @@ static Ref *oracle(const float *logits, int V, const SamplerParams *p, const int
     return r;
 }
 
-static SamplerParams plain(void) {
-    SamplerParams p = sampler_defaults();
-    p.temperature = 1.0f;
-    p.top_k = 0;
-    p.top_p = 1.0f;
-    p.min_p = 0.0f;
-    p.penalty_last_n = 0;
-    return p;
-}
-
-static Sampler *mk(const SamplerParams *p, int V) {
-    Err err = {0};
-    Sampler *s = sampler_new(p, V, &err);
-    cr_assert_not_null(s, "sampler_new: %s", err.msg);
-    return s;
-}
-
 static void random_logits(float *l, int V, uint64_t seed, float scale) {
     Rng r;
     rng_seed(&r, seed);
@@ -119,8 +103,8 @@ Test(sampler_top, plain_random_logits) {
         int V = Vs[v];
         float *l = malloc(sizeof(float) * (size_t)V);
         random_logits(l, V, 100 + (uint64_t)V, 3.0f);
-        SamplerParams p = plain();
-        Sampler *s = mk(&p, V);
+        SamplerParams p = st_plain();
+        Sampler *s = st_new(&p, V);
         const int ks[] = {1, 2, 5, 20, 64};
         for (size_t j = 0; j < sizeof ks / sizeof *ks; j++)
             check_top(s, l, V, ks[j], &p, NULL, 0, "plain");
@@ -138,14 +122,14 @@ Test(sampler_top, bias_and_penalties) {
     for (int i = 1; i < V; i++)
         best = l[i] > l[best] ? i : best;
     LogitBias bias[] = {{(int32_t)best, -INFINITY}, {17, 6.5f}, {300, -1.25f}, {17, 0.5f}};
-    SamplerParams p = plain();
+    SamplerParams p = st_plain();
     p.bias = bias;
     p.n_bias = 4;
     p.repeat_penalty = 1.3f;
     p.presence_penalty = 0.4f;
     p.frequency_penalty = 0.25f;
     p.penalty_last_n = -1;
-    Sampler *s = mk(&p, V);
+    Sampler *s = st_new(&p, V);
     check_top(s, l, V, 20, &p, NULL, 0, "bias only (no history)");
     /* history: repeated tokens, including the boosted one and a negative logit one */
     int neg = 0;
@@ -166,8 +150,8 @@ Test(sampler_top, ties_go_to_lower_id) {
     float l[100];
     for (int i = 0; i < V; i++)
         l[i] = (float)(i % 5); /* values 0..4, each 20 times */
-    SamplerParams p = plain();
-    Sampler *s = mk(&p, V);
+    SamplerParams p = st_plain();
+    Sampler *s = st_new(&p, V);
     int32_t ids[30];
     float lps[30];
     cr_assert_eq(sampler_top_logprobs(s, l, 30, ids, lps), 30);
@@ -186,11 +170,11 @@ Test(sampler_top, ties_go_to_lower_id) {
 Test(sampler_top, best_matches_greedy_sample_exactly) {
     int V = 2000;
     float *l = malloc(sizeof(float) * (size_t)V);
-    SamplerParams p = plain();
+    SamplerParams p = st_plain();
     p.temperature = 0.0f;
     p.presence_penalty = 0.7f;
     p.penalty_last_n = 16;
-    Sampler *s = mk(&p, V);
+    Sampler *s = st_new(&p, V);
     for (int step = 0; step < 20; step++) {
         random_logits(l, V, 1000 + (uint64_t)step, 4.0f);
         float lp = 0;
@@ -212,13 +196,13 @@ Test(sampler_top, best_matches_greedy_sample_exactly) {
 Test(sampler_top, leaves_sampling_state_alone) {
     int V = 300;
     float *l = malloc(sizeof(float) * (size_t)V);
-    SamplerParams p = plain();
+    SamplerParams p = st_plain();
     p.temperature = 1.0f;
     p.top_k = 40;
     p.frequency_penalty = 0.3f;
     p.penalty_last_n = 8;
     p.seed = 5;
-    Sampler *a = mk(&p, V), *b = mk(&p, V);
+    Sampler *a = st_new(&p, V), *b = st_new(&p, V);
     int32_t ids[20];
     float lps[20];
     for (int step = 0; step < 50; step++) {
@@ -238,8 +222,8 @@ Test(sampler_top, leaves_sampling_state_alone) {
 Test(sampler_top, nan_inf_and_all_banned) {
     int V = 10;
     float l[10] = {1, NAN, INFINITY, -INFINITY, 2, 2, NAN, -1, INFINITY, 0};
-    SamplerParams p = plain();
-    Sampler *s = mk(&p, V);
+    SamplerParams p = st_plain();
+    Sampler *s = st_new(&p, V);
     int32_t ids[10];
     float lps[10];
     cr_assert_eq(sampler_top_logprobs(s, l, 10, ids, lps), 10);
@@ -258,7 +242,7 @@ Test(sampler_top, nan_inf_and_all_banned) {
     float m[3] = {1, 2, 3};
     p.bias = ban;
     p.n_bias = 3;
-    s = mk(&p, 3);
+    s = st_new(&p, 3);
     cr_assert_eq(sampler_top_logprobs(s, m, 2, ids, lps), 2);
     cr_expect(ids[0] == 0 && ids[1] == 1);
     cr_expect(isinf(lps[0]) && lps[0] < 0 && isinf(lps[1]));
@@ -267,8 +251,8 @@ Test(sampler_top, nan_inf_and_all_banned) {
 
 Test(sampler_top, k_out_of_range) {
     float l[4] = {0.5f, 0.25f, 1, -2};
-    SamplerParams p = plain();
-    Sampler *s = mk(&p, 4);
+    SamplerParams p = st_plain();
+    Sampler *s = st_new(&p, 4);
     int32_t ids[8] = {-7};
     float lps[8];
     cr_expect_eq(sampler_top_logprobs(s, l, 0, ids, lps), 0);
