@@ -73,34 +73,35 @@ static Status run_decode(Model *m, int n, float *logits, double *secs, Err *err)
     return s;
 }
 
-int cmd_bench(int argc, char **argv) {
+enum { O_MODEL = 1, O_PROMPT, O_GEN, O_THREADS, O_REPS };
+
+static const ArgOpt BENCH_OPTS[] = {
+    CLI_OPT_MODEL(O_MODEL),
+    {O_PROMPT, "-p|--prompt-tokens", "N", "prompt tokens to prefill (default 256)"},
+    {O_GEN, "-n|--gen-tokens", "N", "tokens to decode (default 32)"},
+    CLI_OPT_THREADS(O_THREADS),
+    {O_REPS, "-r|--repetitions", "N", "runs; the best is reported (default 3)"},
+    {0},
+};
+
+static int cmd_bench(int argc, char **argv) {
     BenchOpts o = {.n_prompt = 256, .n_gen = 32, .reps = 3};
     Err err = {0};
-    Args a = {argc, argv, 1};
+    Args a = args_start(argc, argv, 1);
     const char *v;
-    for (; a.i < argc; a.i++) {
-        const char *opt = argv[a.i];
+    for (int id; (id = cli_next(&a, &CLI_BENCH, &v, &err)) != ARG_END;) {
         Status s = STATUS_OK;
-        if (!strcmp(opt, "-h") || !strcmp(opt, "--help")) {
-            printf("usage: cgpt bench -m MODEL [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-t THREADS] "
-                   "[-r REPS]\n");
-            return 0;
-        } else if (!strcmp(opt, "-m") || !strcmp(opt, "--model")) {
-            s = args_value(&a, &o.model, &err);
-        } else if (!strcmp(opt, "-p")) {
-            if (!(s = args_value(&a, &v, &err)))
-                s = args_int(opt, v, 1, 65536, &o.n_prompt, &err);
-        } else if (!strcmp(opt, "-n")) {
-            if (!(s = args_value(&a, &v, &err)))
-                s = args_int(opt, v, 1, 65536, &o.n_gen, &err);
-        } else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) {
-            if (!(s = args_value(&a, &v, &err)))
-                s = args_int(opt, v, 0, 256, &o.threads, &err);
-        } else if (!strcmp(opt, "-r")) {
-            if (!(s = args_value(&a, &v, &err)))
-                s = args_int(opt, v, 1, 100, &o.reps, &err);
-        } else {
-            s = err_set(&err, STATUS_INVALID, "unknown option '%s'", opt);
+        switch (id) {
+        case ARG_ERROR: return cli_fail("bench", &err);
+        case ARG_HELP: cli_help(&CLI_BENCH); return 0;
+        case ARG_POSITIONAL:
+            s = err_set(&err, STATUS_INVALID, "unexpected argument '%s'", v);
+            break;
+        case O_MODEL: o.model = v; break;
+        case O_PROMPT: s = args_int(a.opt, v, 1, 65536, &o.n_prompt, &err); break;
+        case O_GEN: s = args_int(a.opt, v, 1, 65536, &o.n_gen, &err); break;
+        case O_THREADS: s = args_int(a.opt, v, 0, CLI_MAX_THREADS, &o.threads, &err); break;
+        case O_REPS: s = args_int(a.opt, v, 1, 100, &o.reps, &err); break;
         }
         if (s)
             return cli_fail("bench", &err);
@@ -156,3 +157,11 @@ done:
     model_free(m);
     return rc;
 }
+
+const CliCommand CLI_BENCH = {
+    .name = "bench",
+    .synopsis = "[-m MODEL] [-p N] [-n N] [-t N]",
+    .summary = "prefill and decode speed as ratios to this machine's measured limits",
+    .opts = BENCH_OPTS,
+    .main = cmd_bench,
+};

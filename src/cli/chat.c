@@ -10,6 +10,11 @@
  * With stdin not a terminal (a pipe): no banner, no prompts; each input
  * line is one user message and its reply is printed followed by a newline.
  *
+ * In both modes a line starting with '/' is a command, and one starting
+ * with "//" is a message that starts with a single '/' (the first is
+ * dropped). The context is the model's (its trained length, at most 4096)
+ * unless -c asks for another.
+ *
  * The conversation is a JSON message list rendered through the model's
  * chat template every turn; the engine reuses the KV cache for the prefix
  * that did not change, so each turn only computes the new text. */
@@ -261,45 +266,48 @@ static char *read_message(bool tty) {
     return msg;
 }
 
-int cmd_chat(int argc, char **argv) {
+enum { O_MODEL = 1, O_SYSTEM, O_CTX, O_N, O_THREADS, O_TFILE, O_IGNORE_EOS };
+
+static const ArgOpt CHAT_OPTS[] = {
+    CLI_OPT_MODEL(O_MODEL),
+    {O_SYSTEM, "--system", "TEXT", "the system message"},
+    {O_CTX, "-c|--ctx", "N", "context size (default: the model's, at most 4096)"},
+    {O_N, "-n|--n-predict", "N", "at most N tokens a reply (default -1: until the context is full)"},
+    CLI_OPT_THREADS(O_THREADS),
+    CLI_OPT_TEMPLATE(O_TFILE),
+    {O_IGNORE_EOS, "--ignore-eos", NULL, "keep generating past end-of-turn tokens"},
+    {0},
+};
+
+static int cmd_chat(int argc, char **argv) {
     const char *model = NULL, *system = NULL, *tfile = NULL, *v;
-    long ctx = 4096, threads = 0, n_max = -1;
+    long ctx = 0, threads = 0, n_max = -1;
+    unsigned sp_set = 0;
     Chat c = {0};
     c.gp.sampling = sampler_defaults();
     Err err = {0};
-    Args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        const char *o = argv[a.i];
-        bool matched = false;
-        Status s = cli_sampling_flag(&a, &c.gp.sampling, &matched, &err);
-        if (s)
-            return cli_fail("chat", &err);
-        if (matched)
+    Args a = args_start(argc, argv, 1);
+    for (int id; (id = cli_next(&a, &CLI_CHAT, &v, &err)) != ARG_END;) {
+        Status s = STATUS_OK;
+        if (cli_sampling_opt(id, a.opt, v, &c.gp.sampling, &sp_set, &s, &err)) {
+            if (s)
+                return cli_fail("chat", &err);
             continue;
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            printf("usage: cgpt chat [-m MODEL] [--system TEXT] [-c CTX] [-n MAX_REPLY] "
-                   "[-t THREADS] [--chat-template-file FILE] [--ignore-eos] [sampling options]\n%s",
-                   CLI_SAMPLING_HELP);
-            return 0;
-        } else if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
-            s = args_value(&a, &model, &err);
-        } else if (!strcmp(o, "--ignore-eos")) {
-            c.gp.ignore_eos = true;
-        } else if (!strcmp(o, "--system")) {
-            s = args_value(&a, &system, &err);
-        } else if (!strcmp(o, "--chat-template-file")) {
-            s = args_value(&a, &tfile, &err);
-        } else if (!strcmp(o, "-c") || !strcmp(o, "--ctx")) {
-            if (!(s = args_value(&a, &v, &err)))
-                s = args_int(o, v, 16, MODEL_MAX_CTX, &ctx, &err);
-        } else if (!strcmp(o, "-n")) {
-            if (!(s = args_value(&a, &v, &err)))
-                s = args_int(o, v, -1, MODEL_MAX_CTX, &n_max, &err);
-        } else if (!strcmp(o, "-t") || !strcmp(o, "--threads")) {
-            if (!(s = args_value(&a, &v, &err)))
-                s = args_int(o, v, 0, 256, &threads, &err);
-        } else {
-            s = err_set(&err, STATUS_INVALID, "unknown option '%s'", o);
+        }
+        switch (id) {
+        case ARG_ERROR: return cli_fail("chat", &err);
+        case ARG_HELP: cli_help(&CLI_CHAT); return 0;
+        case ARG_POSITIONAL:
+            s = err_set(&err, STATUS_INVALID, "unexpected argument '%s' (messages are typed, not "
+                        "given as arguments)", v);
+            break;
+        case O_MODEL: model = v; break;
+        case O_IGNORE_EOS: c.gp.ignore_eos = true; break;
+        case O_SYSTEM: system = v; break;
+        case O_TFILE: tfile = v; break;
+        case O_CTX: s = args_int(a.opt, v, 16, MODEL_MAX_CTX, &ctx, &err); break;
+        case O_N: s = args_int(a.opt, v, -1, MODEL_MAX_CTX, &n_max, &err); break;
+        case O_THREADS: s = args_int(a.opt, v, 0, CLI_MAX_THREADS, &threads, &err); break;
         }
         if (s)
             return cli_fail("chat", &err);
@@ -315,24 +323,32 @@ int cmd_chat(int argc, char **argv) {
     if (cli_load(&c.cm, path, &mp, tfile, true, &err) ||
         gen_session_init(&c.gs, c.cm.m, c.cm.tok, 0, &err))
         goto done;
+    cli_sampling_resolve(&c.cm, sp_set, &c.gp.sampling);
     reset(&c, system);
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, NULL);
     rl_catch_signals = 0; /* libedit must not turn Ctrl-C into end of input */
-    if (c.tty)
-        fprintf(stderr, "cgpt chat - %s (%s, context %d, template: %s). /help for commands.\n",
-                path, model_config(c.cm.m)->arch_name, c.gs.cap, chat_format_name(c.cm.fmt));
+    if (c.tty) {
+        char samp[256];
+        preset_describe(&c.gp.sampling, PRESET_TEMP | PRESET_TOP_K | PRESET_TOP_P | PRESET_MIN_P,
+                        samp, sizeof samp);
+        fprintf(stderr,
+                "cgpt chat - %s (%s, context %d, template: %s; %s). /help for commands.\n",
+                path, model_config(c.cm.m)->arch_name, c.gs.cap, chat_format_name(c.cm.fmt),
+                samp);
+    }
     for (;;) {
         char *msg = read_message(c.tty);
         if (!msg)
             break;
         bool go = true;
-        if (msg[0] == '/' && c.tty) {
+        const char *text = msg[0] == '/' && msg[1] == '/' ? msg + 1 : msg; /* "//x" sends "/x" */
+        if (msg[0] == '/' && text == msg) {
             go = command(&c, msg);
-        } else if (msg[0]) {
-            if (turn(&c, msg, strlen(msg), &err)) {
+        } else if (text[0]) {
+            if (turn(&c, text, strlen(text), &err)) {
                 if (!c.tty) { /* a script wants the failure in the exit code */
                     free(msg);
                     goto done;
@@ -355,3 +371,18 @@ done:
     free(c.reply);
     return rc;
 }
+
+const CliCommand CLI_CHAT = {
+    .name = "chat",
+    .synopsis = "[-m MODEL] [options]",
+    .summary = "chat in the terminal (streams; /help inside)",
+    .opts = CHAT_OPTS,
+    .sampling = true,
+    .notes = "Inside: a line ending in \\ continues on the next; a line starting with / is a\n"
+             "command (/system TEXT, /reset, /save FILE, /load FILE, /stats, /help, /quit) and\n"
+             "one starting with // sends the rest as a message starting with /. Ctrl-C stops a\n"
+             "reply, Ctrl-D leaves. With a pipe on stdin each line gets one reply line; commands\n"
+             "work there too. When the conversation fills the context the oldest turns are\n"
+             "dropped, with a notice on stderr.\n",
+    .main = cmd_chat,
+};

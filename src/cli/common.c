@@ -54,54 +54,76 @@ Status cli_read_file(const char *path, size_t max, char **out, size_t *len, Err 
     return STATUS_OK;
 }
 
-const char CLI_SAMPLING_HELP[] =
-    "  --temp T             temperature, 0 = greedy (default 0.8)\n"
-    "  --top-k N            keep the N most likely tokens, 0 = off (default 40)\n"
-    "  --top-p P            nucleus sampling, 1 = off (default 0.95)\n"
-    "  --min-p P            drop tokens below P x the top probability (default 0.05)\n"
-    "  --repeat-penalty F   penalise repeats of the last tokens, 1 = off (default 1)\n"
-    "  --repeat-last-n N    window for the penalties (default 64, -1 = all)\n"
-    "  --presence-penalty F, --frequency-penalty F   OpenAI-style penalties (default 0)\n"
-    "  --seed N             sampling seed (default 42)\n";
+const ArgOpt CLI_SAMPLING_OPTS[] = {
+    {CLI_SAMPLING_ID + PRESET_TEMP, "--temp", "T", "temperature, 0 = greedy (default 0.8)"},
+    {CLI_SAMPLING_ID + PRESET_TOP_K, "--top-k", "N", "keep the N most likely tokens, 0 = off (default 40)"},
+    {CLI_SAMPLING_ID + PRESET_TOP_P, "--top-p", "P", "nucleus sampling, 1 = off (default 0.95)"},
+    {CLI_SAMPLING_ID + PRESET_MIN_P, "--min-p", "P",
+     "drop tokens below P x the top probability (default 0.05)"},
+    {CLI_SAMPLING_ID + PRESET_REPEAT, "--repeat-penalty", "F",
+     "penalise repeats of the last tokens, 1 = off (default 1)"},
+    {CLI_SAMPLING_ID + PRESET_LAST_N, "--repeat-last-n", "N",
+     "window for the penalties (default 64, -1 = all)"},
+    {CLI_SAMPLING_ID + PRESET_PRESENCE, "--presence-penalty", "F", "OpenAI's presence penalty (default 0)"},
+    {CLI_SAMPLING_ID + PRESET_FREQUENCY, "--frequency-penalty", "F",
+     "OpenAI's frequency penalty (default 0)"},
+    {CLI_SAMPLING_ID + PRESET_SEED, "--seed", "N", "sampling seed (default 42)"},
+    {0},
+};
 
-Status cli_sampling_flag(Args *a, SamplerParams *sp, bool *matched, Err *err) {
-    const char *o = a->argv[a->i], *v;
-    double d;
-    long l;
+bool cli_sampling_opt(int id, const char *o, const char *v, SamplerParams *sp, unsigned *user_set,
+                      Status *st, Err *err) {
+    double d = 0;
+    long l = 0;
     Status s;
-    *matched = true;
-    if (!strcmp(o, "--temp")) {
-        if (!(s = args_value(a, &v, err)) && !(s = args_float(o, v, 0, 100, &d, err)))
+    switch (id - CLI_SAMPLING_ID) {
+    case PRESET_TEMP:
+        if (!(s = args_float(o, v, 0, PRESET_MAX_TEMP, &d, err)))
             sp->temperature = (float)d;
-    } else if (!strcmp(o, "--top-k")) {
-        if (!(s = args_value(a, &v, err)) && !(s = args_int(o, v, 0, 1 << 22, &l, err)))
+        break;
+    case PRESET_TOP_K:
+        if (!(s = args_int(o, v, 0, PRESET_MAX_TOP_K, &l, err)))
             sp->top_k = (int)l;
-    } else if (!strcmp(o, "--top-p")) {
-        if (!(s = args_value(a, &v, err)) && !(s = args_float(o, v, 0, 1, &d, err)))
+        break;
+    case PRESET_TOP_P:
+        if (!(s = args_float(o, v, 0, 1, &d, err)))
             sp->top_p = (float)d;
-    } else if (!strcmp(o, "--min-p")) {
-        if (!(s = args_value(a, &v, err)) && !(s = args_float(o, v, 0, 1, &d, err)))
+        break;
+    case PRESET_MIN_P:
+        if (!(s = args_float(o, v, 0, 1, &d, err)))
             sp->min_p = (float)d;
-    } else if (!strcmp(o, "--repeat-penalty")) {
-        if (!(s = args_value(a, &v, err)) && !(s = args_float(o, v, 0, 100, &d, err)))
+        break;
+    case PRESET_REPEAT:
+        if (!(s = args_float(o, v, 0, PRESET_MAX_REPEAT, &d, err)))
             sp->repeat_penalty = (float)d;
-    } else if (!strcmp(o, "--repeat-last-n")) {
-        if (!(s = args_value(a, &v, err)) && !(s = args_int(o, v, -1, SAMPLER_MAX_LAST_N, &l, err)))
+        break;
+    case PRESET_LAST_N:
+        if (!(s = args_int(o, v, -1, SAMPLER_MAX_LAST_N, &l, err)))
             sp->penalty_last_n = (int)l;
-    } else if (!strcmp(o, "--presence-penalty")) {
-        if (!(s = args_value(a, &v, err)) && !(s = args_float(o, v, -2, 2, &d, err)))
+        break;
+    case PRESET_PRESENCE:
+        if (!(s = args_float(o, v, -2, 2, &d, err)))
             sp->presence_penalty = (float)d;
-    } else if (!strcmp(o, "--frequency-penalty")) {
-        if (!(s = args_value(a, &v, err)) && !(s = args_float(o, v, -2, 2, &d, err)))
+        break;
+    case PRESET_FREQUENCY:
+        if (!(s = args_float(o, v, -2, 2, &d, err)))
             sp->frequency_penalty = (float)d;
-    } else if (!strcmp(o, "--seed")) {
-        if (!(s = args_value(a, &v, err)) && !(s = args_int(o, v, 0, 0x7fffffffL, &l, err)))
+        break;
+    case PRESET_SEED:
+        if (!(s = args_int(o, v, 0, 0x7fffffffL, &l, err)))
             sp->seed = (uint64_t)l;
-    } else {
-        *matched = false;
-        s = STATUS_OK;
+        break;
+    default:
+        return false;
     }
-    return s;
+    *st = s;
+    if (!s)
+        *user_set |= (unsigned)(id - CLI_SAMPLING_ID);
+    return true;
+}
+
+void cli_sampling_resolve(const CliModel *cm, unsigned user_set, SamplerParams *sp) {
+    preset_apply(&cm->preset, user_set, sp);
 }
 
 /* The built-in model: $CGPT_MODEL, else models/cgpt-mini.gguf under the
@@ -146,8 +168,16 @@ Status cli_load(CliModel *cm, const char *path, const ModelParams *mp, const cha
                 bool want_chat, Err *err) {
     memset(cm, 0, sizeof *cm);
     Status st = model_load(&cm->m, path, mp, err);
-    if (st)
+    if (st) {
+        const char *env = getenv("CGPT_MODEL");
+        if (env && path == env) /* cli_model_path took it from the environment */
+            err_prefix(err, "the model named by $CGPT_MODEL");
         return st;
+    }
+    if ((st = preset_from_gguf(model_gguf(cm->m), &cm->preset, err))) {
+        err_prefix(err, "%s", path);
+        goto fail;
+    }
     if ((st = tok_load(&cm->tok, model_gguf(cm->m), err))) {
         err_prefix(err, "%s", path);
         goto fail;

@@ -1,6 +1,6 @@
 /* common.h - what several subcommands share: loading a model with its
- * tokenizer and chat format, reading files with a size limit, and the
- * sampling flags. */
+ * tokenizer, chat format and recommended sampling, reading files with a
+ * size limit, the -m default and the sampling options. */
 #ifndef CGPT_CLI_COMMON_H
 #define CGPT_CLI_COMMON_H
 
@@ -10,24 +10,39 @@
 #include "chat/chat.h"
 #include "cli/args.h"
 #include "model/model.h"
+#include "sample/preset.h"
 #include "sample/sampler.h"
 #include "tokenizer/tokenizer.h"
 
 #define CLI_MAX_FILE (256u << 20)   /* bytes of a text file read whole */
 #define CLI_MAX_TEMPLATE (1u << 20) /* bytes of a --chat-template-file */
+#define CLI_MAX_THREADS 256
+
+/* Table entries several commands share, so they read the same everywhere. */
+#define CLI_OPT_MODEL(id) {id, "-m|--model", "MODEL", "the GGUF model (default: the built-in model)"}
+#define CLI_OPT_THREADS(id) {id, "-t|--threads", "N", "compute threads (default: all CPUs)"}
+#define CLI_OPT_TEMPLATE(id)                                                                       \
+    {id, "--chat-template-file", "FILE", "a Jinja chat template to use instead of the model's"}
 
 /* Read the whole file (or stdin for "-") into an owned, NUL-terminated
  * buffer (free()); STATUS_LIMIT past 'max' bytes. */
 Status cli_read_file(const char *path, size_t max, char **out, size_t *len, Err *err);
 
-/* If argv[a->i] is a sampling flag (--temp --top-k --top-p --min-p
- * --repeat-penalty --repeat-last-n --presence-penalty --frequency-penalty
- * --seed), parse it into 'sp' (advancing a->i) and set *matched. */
-Status cli_sampling_flag(Args *a, SamplerParams *sp, bool *matched, Err *err);
-extern const char CLI_SAMPLING_HELP[];
+/* The sampling options (--temp --top-k --top-p --min-p --repeat-penalty
+ * --repeat-last-n --presence-penalty --frequency-penalty --seed) that chat,
+ * run and eval accept. Their ids are CLI_SAMPLING_ID + a PRESET_* bit. */
+#define CLI_SAMPLING_ID 0x10000
+extern const ArgOpt CLI_SAMPLING_OPTS[];
 
-/* The model path to use: 'given', or the built-in model when it exists;
- * otherwise STATUS_INVALID with a message that says how to pass -m. */
+/* If 'id' is a sampling option, parse its value 'v' into 'sp', add its
+ * PRESET_* bit to *user_set and return true (with *st the parse status). */
+bool cli_sampling_opt(int id, const char *opt, const char *v, SamplerParams *sp,
+                      unsigned *user_set, Status *st, Err *err);
+
+/* The model path to use: 'given' (-m), else $CGPT_MODEL, else the built-in
+ * model when it exists; otherwise STATUS_INVALID with a message that says
+ * how to pass -m. cli_load() names $CGPT_MODEL in its errors when the path
+ * came from there. */
 Status cli_model_path(const char *given, const char **out, Err *err);
 
 /* A loaded model with its tokenizer and (optionally) chat format. */
@@ -35,10 +50,17 @@ typedef struct {
     Model *m;
     Tokenizer *tok;
     ChatFormat *fmt;
+    SamplePreset preset; /* the file's general.sampling.* (sample/preset.h) */
 } CliModel;
 
+/* Sampling for a command: 'sp' holds the command's defaults overwritten
+ * by the user's flags ('user_set' bits); the model's recommendations fill
+ * the fields the user did not set (sample/preset.h has the precedence). */
+void cli_sampling_resolve(const CliModel *cm, unsigned user_set, SamplerParams *sp);
+
 /* Load; 'template_file' (may be NULL) overrides the model's chat template;
- * want_chat builds the chat format. */
+ * want_chat builds the chat format. Errors name the file (and $CGPT_MODEL
+ * when the path came from it). */
 Status cli_load(CliModel *cm, const char *path, const ModelParams *mp, const char *template_file,
                 bool want_chat, Err *err);
 void cli_unload(CliModel *cm);

@@ -3,15 +3,15 @@
  *   cgpt eval [-m MODEL] -f HELDOUT.jsonl [--text TEXT.jsonl]
  *             [--max-per-recipe N] [-n MAX_TOKENS] [--baseline TRAIN.jsonl]
  *             [--json] [--predictions OUT.jsonl] [-t THREADS] [-c CTX]
- *             [--chat-template-file F]
+ *             [--chat-template-file F] [--model-sampling] [sampling options]
  *
  * For every chat record (engine/evalm.h has the format) the reference reply
  * is scored given its prompt (chat perplexity over the reply's tokens and
  * the end-of-turn markup after it: the trainer's chat-tuning targets), and
- * for every checkable record the reply is decoded
- * greedily (temperature 0, at most -n tokens, until an end-of-generation
- * token) and compared with the reference: exact match and token F1 after
- * SQuAD normalisation, summed per recipe and overall (means over records).
+ * for every checkable record the reply is decoded greedily (temperature 0;
+ * sampled when sampling options or --model-sampling are given; at most -n
+ * tokens, until an end-of-generation token) and compared with the
+ * reference: exact match and token F1 after SQuAD normalisation, summed per recipe and overall (means over records).
  * --baseline: the most frequent reference reply of each recipe in a
  * training file, scored the same way (a recipe absent there predicts "").
  * --text: perplexity of documents {"text": ...}, each scored from its start
@@ -47,64 +47,62 @@
 #define EVAL_BATCH 512                   /* rows per forward */
 #define EVAL_PROGRESS_S 2.0              /* seconds between progress lines */
 
-static const char EVAL_USAGE[] =
-    "usage: cgpt eval [-m MODEL] -f HELDOUT.jsonl [options]\n"
-    "  -f FILE               chat records {\"messages\":[...], \"recipe\":.., \"checkable\":..}\n"
-    "  --text FILE           documents {\"text\": ...} for text perplexity\n"
-    "  --baseline FILE       training records: most frequent reply per recipe as a baseline\n"
-    "  --max-per-recipe N    at most the first N records of each recipe (default all)\n"
-    "  -n N                  tokens to generate per reply (default 64)\n"
-    "  --json                print one JSON object instead of the table\n"
-    "  --predictions FILE    write each checkable record's greedy reply and scores (JSON lines)\n"
-    "  --chat-template-file F  template to use instead of the model's\n"
-    "  -t, --threads N       threads (default: all CPUs)\n"
-    "  -c, --ctx N           context size (default: the model's, at most 4096)\n";
+enum { O_MODEL = 1, O_FILE, O_TEXT, O_BASELINE, O_MAX_PER, O_N, O_JSON, O_PREDS, O_TFILE,
+       O_THREADS, O_CTX, O_MODEL_SAMPLING, O_PAIRS };
+
+static const ArgOpt EVAL_OPTS[] = {
+    CLI_OPT_MODEL(O_MODEL),
+    {O_FILE, "-f|--file", "FILE", "chat records {\"messages\":[...], \"recipe\":.., \"checkable\":..}"},
+    {O_TEXT, "--text", "FILE", "documents {\"text\": ...} for text perplexity"},
+    {O_BASELINE, "--baseline", "FILE", "training records: most frequent reply per recipe as a baseline"},
+    {O_MAX_PER, "--max-per-recipe", "N", "at most the first N records of each recipe (default all)"},
+    {O_N, "-n|--n-predict", "N", "tokens to generate per reply (default 64)"},
+    {O_JSON, "--json", NULL, "print one JSON object instead of the table"},
+    {O_PREDS, "--predictions", "FILE", "write each checkable record's reply and scores (JSON lines)"},
+    CLI_OPT_TEMPLATE(O_TFILE),
+    CLI_OPT_THREADS(O_THREADS),
+    {O_CTX, "-c|--ctx", "N", "context size (default: the model's, at most 4096)"},
+    {O_MODEL_SAMPLING, "--model-sampling", NULL,
+     "sample with the model file's general.sampling.* (default: greedy)"},
+    {O_PAIRS, "--score-pairs", "FILE", "score lines [\"prediction\", \"reference\"] only (tests)"},
+    {0},
+};
 
 typedef struct {
     const char *model, *file, *text, *baseline, *tfile, *pairs, *preds;
     long max_per_recipe, n_new, threads, ctx;
-    bool json;
+    bool json, model_sampling;
+    SamplerParams sp; /* greedy unless sampling options are given */
+    unsigned sp_set;  /* PRESET_* bits of the sampling options given */
 } EvalOpts;
 
 static Status parse(int argc, char **argv, EvalOpts *o, bool *help, Err *err) {
-    Args a = {argc, argv, 1};
+    Args a = args_start(argc, argv, 1);
     const char *v;
-    for (; a.i < argc; a.i++) {
-        const char *opt = argv[a.i];
+    for (int id; (id = cli_next(&a, &CLI_EVAL, &v, err)) != ARG_END;) {
         Status s = STATUS_OK;
-        if (!strcmp(opt, "-h") || !strcmp(opt, "--help")) {
-            *help = true;
-            return STATUS_OK;
-        } else if (!strcmp(opt, "--json")) {
-            o->json = true;
-        } else if (!strcmp(opt, "-m") || !strcmp(opt, "--model")) {
-            s = args_value(&a, &o->model, err);
-        } else if (!strcmp(opt, "-f") || !strcmp(opt, "--file")) {
-            s = args_value(&a, &o->file, err);
-        } else if (!strcmp(opt, "--text")) {
-            s = args_value(&a, &o->text, err);
-        } else if (!strcmp(opt, "--baseline")) {
-            s = args_value(&a, &o->baseline, err);
-        } else if (!strcmp(opt, "--chat-template-file")) {
-            s = args_value(&a, &o->tfile, err);
-        } else if (!strcmp(opt, "--predictions")) {
-            s = args_value(&a, &o->preds, err);
-        } else if (!strcmp(opt, "--score-pairs")) {
-            s = args_value(&a, &o->pairs, err);
-        } else if (!strcmp(opt, "--max-per-recipe")) {
-            if (!(s = args_value(&a, &v, err)))
-                s = args_int(opt, v, 1, EVAL_MAX_RECORDS, &o->max_per_recipe, err);
-        } else if (!strcmp(opt, "-n") || !strcmp(opt, "--n-predict")) {
-            if (!(s = args_value(&a, &v, err)))
-                s = args_int(opt, v, 0, EVAL_MAX_NEW, &o->n_new, err);
-        } else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) {
-            if (!(s = args_value(&a, &v, err)))
-                s = args_int(opt, v, 0, 256, &o->threads, err);
-        } else if (!strcmp(opt, "-c") || !strcmp(opt, "--ctx")) {
-            if (!(s = args_value(&a, &v, err)))
-                s = args_int(opt, v, 2, MODEL_MAX_CTX, &o->ctx, err);
-        } else {
-            s = err_set(err, STATUS_INVALID, "unknown option '%s'", opt);
+        if (cli_sampling_opt(id, a.opt, v, &o->sp, &o->sp_set, &s, err)) {
+            if (s)
+                return s;
+            continue;
+        }
+        switch (id) {
+        case ARG_ERROR: return err->status;
+        case ARG_HELP: *help = true; return STATUS_OK;
+        case ARG_POSITIONAL: s = err_set(err, STATUS_INVALID, "unexpected argument '%s'", v); break;
+        case O_JSON: o->json = true; break;
+        case O_MODEL_SAMPLING: o->model_sampling = true; break;
+        case O_MODEL: o->model = v; break;
+        case O_FILE: o->file = v; break;
+        case O_TEXT: o->text = v; break;
+        case O_BASELINE: o->baseline = v; break;
+        case O_TFILE: o->tfile = v; break;
+        case O_PREDS: o->preds = v; break;
+        case O_PAIRS: o->pairs = v; break;
+        case O_MAX_PER: s = args_int(a.opt, v, 1, EVAL_MAX_RECORDS, &o->max_per_recipe, err); break;
+        case O_N: s = args_int(a.opt, v, 0, EVAL_MAX_NEW, &o->n_new, err); break;
+        case O_THREADS: s = args_int(a.opt, v, 0, CLI_MAX_THREADS, &o->threads, err); break;
+        case O_CTX: s = args_int(a.opt, v, 2, MODEL_MAX_CTX, &o->ctx, err); break;
         }
         if (s)
             return s;
@@ -433,7 +431,8 @@ static Status tokenize_all(Eval *e, const CliModel *cm, const char *file, Err *e
     return STATUS_OK;
 }
 
-static Status run_chat(Eval *e, GenSession *gs, const EvalOpts *o, Err *err) {
+static Status run_chat(Eval *e, GenSession *gs, const EvalOpts *o, const SamplerParams *sp,
+                       Err *err) {
     Rec **order = malloc(sizeof(Rec *) * (size_t)e->n_recs);
     Buf out = {0};
     Status st = STATUS_OK;
@@ -442,8 +441,7 @@ static Status run_chat(Eval *e, GenSession *gs, const EvalOpts *o, Err *err) {
     for (int i = 0; i < e->n_recs; i++)
         order[i] = &e->recs[i];
     qsort(order, (size_t)e->n_recs, sizeof(Rec *), rec_cmp);
-    GenParams gp = {.max_tokens = (int)o->n_new, .sampling = sampler_defaults()};
-    gp.sampling.temperature = 0;
+    GenParams gp = {.max_tokens = (int)o->n_new, .sampling = *sp};
     double t0 = perf_now(), last = t0;
     long line = 0;
     for (int i = 0; i < e->n_recs && !st; i++) {
@@ -715,7 +713,10 @@ static Status evaluate(const EvalOpts *o, Err *err) {
             "context %d, template %s\n",
             e.n_recs, e.n_checkable, n_recipes, o->file, e.n_docs, path, model_params(cm.m)->n_ctx,
             chat_format_name(cm.fmt));
-    if ((st = run_chat(&e, &gs, o, err)) || (st = run_text(&e, &gs, &cm, err)))
+    SamplerParams sp = o->sp;
+    if (o->model_sampling)
+        cli_sampling_resolve(&cm, o->sp_set, &sp);
+    if ((st = run_chat(&e, &gs, o, &sp, err)) || (st = run_text(&e, &gs, &cm, err)))
         goto done;
     if (o->preds && (st = write_predictions(&e, o->preds, err)))
         goto done;
@@ -728,17 +729,30 @@ done:
     return st;
 }
 
-int cmd_eval(int argc, char **argv) {
+static int cmd_eval(int argc, char **argv) {
     EvalOpts o = {.n_new = 64};
+    o.sp = sampler_defaults();
+    o.sp.temperature = 0; /* greedy: every figure reproducible */
     Err err = {0};
     bool help = false;
     if (parse(argc, argv, &o, &help, &err))
         return cli_fail("eval", &err);
     if (help) {
-        printf("%s", EVAL_USAGE);
+        cli_help(&CLI_EVAL);
         return 0;
     }
     if (o.pairs ? score_pairs(o.pairs, &err) : evaluate(&o, &err))
         return cli_fail("eval", &err);
     return 0;
 }
+
+const CliCommand CLI_EVAL = {
+    .name = "eval",
+    .synopsis = "[-m MODEL] -f HELDOUT.jsonl [options]",
+    .summary = "exact match, token F1 and perplexity on held-out chat data and text",
+    .opts = EVAL_OPTS,
+    .sampling = true,
+    .notes = "Replies are greedy unless sampling options or --model-sampling are given;\n"
+             "each record is sampled from the same --seed.\n",
+    .main = cmd_eval,
+};

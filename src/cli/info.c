@@ -104,24 +104,28 @@ static void print_config(const ModelConfig *c) {
     printf("\n  output       %s\n", c->tied_output ? "tied to token_embd" : "separate");
 }
 
-int cmd_info(int argc, char **argv) {
-    const char *path = NULL;
+enum { O_MODEL = 1, O_TENSORS };
+
+static const ArgOpt INFO_OPTS[] = {
+    CLI_OPT_MODEL(O_MODEL),
+    {O_TENSORS, "--tensors", NULL, "also list every tensor: name, type, shape, bytes"},
+    {0},
+};
+
+static int cmd_info(int argc, char **argv) {
+    const char *path = NULL, *v;
     bool tensors = false;
     Err err = {0};
-    Args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        const char *o = argv[a.i];
-        if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
-            if (args_value(&a, &path, &err))
-                return cli_fail("info", &err);
-        } else if (!strcmp(o, "--tensors")) {
-            tensors = true;
-        } else if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            printf("usage: cgpt info -m MODEL [--tensors]\n");
-            return 0;
-        } else {
-            err_set(&err, STATUS_INVALID, "unknown option '%s'", o);
+    Args a = args_start(argc, argv, 1);
+    for (int id; (id = cli_next(&a, &CLI_INFO, &v, &err)) != ARG_END;) {
+        switch (id) {
+        case ARG_ERROR: return cli_fail("info", &err);
+        case ARG_HELP: cli_help(&CLI_INFO); return 0;
+        case ARG_POSITIONAL:
+            err_set(&err, STATUS_INVALID, "unexpected argument '%s' (the model goes after -m)", v);
             return cli_fail("info", &err);
+        case O_MODEL: path = v; break;
+        case O_TENSORS: tensors = true; break;
         }
     }
     if (cli_model_path(path, &path, &err)) /* no -m: the built-in model */
@@ -186,3 +190,11 @@ int cmd_info(int argc, char **argv) {
     gguf_close(&g);
     return 0;
 }
+
+const CliCommand CLI_INFO = {
+    .name = "info",
+    .synopsis = "[-m MODEL] [--tensors]",
+    .summary = "what a GGUF file holds: architecture, shapes, tensor types, metadata",
+    .opts = INFO_OPTS,
+    .main = cmd_info,
+};

@@ -20,18 +20,20 @@
 
 #define KEY_LIMIT_MAX 1000000000L /* largest --rpm/--tpm/--max-streams */
 
-static const char KEY_USAGE[] =
-    "usage: cgpt key add NAME [--rpm N] [--tpm N] [--max-streams N] [--data-dir DIR]\n"
-    "       cgpt key list [--data-dir DIR]\n"
-    "       cgpt key revoke NAME [--data-dir DIR]\n"
-    "\n"
-    "  NAME               1-64 of A-Z a-z 0-9 . _ -\n"
-    "  --rpm N            requests per minute (0 = the server's default)\n"
-    "  --tpm N            tokens per minute, prompt + completion (0 = default)\n"
-    "  --max-streams N    concurrent requests (0 = default)\n"
-    "  --data-dir DIR     where the keys live (default $CGPT_DATA_DIR, else $HOME/.cgpt)\n"
-    "\n"
-    "The key is printed once by 'add' and cannot be shown again; only its hash is stored.\n";
+enum { O_DATA_DIR = 1, O_RPM, O_TPM, O_MAX_STREAMS };
+
+#define KEY_OPT_DATA_DIR                                                                           \
+    {O_DATA_DIR, "--data-dir", "DIR", "where the keys live (default $CGPT_DATA_DIR, else ~/.cgpt)"}
+
+static const ArgOpt KEY_ADD_OPTS[] = {
+    {O_RPM, "--rpm", "N", "requests per minute (0 = the server's default)"},
+    {O_TPM, "--tpm", "N", "tokens per minute, prompt + completion (0 = default)"},
+    {O_MAX_STREAMS, "--max-streams", "N", "concurrent requests (0 = default)"},
+    KEY_OPT_DATA_DIR,
+    {0},
+};
+
+static const ArgOpt KEY_DIR_OPTS[] = {KEY_OPT_DATA_DIR, {0}};
 
 typedef struct {
     const char *name;
@@ -39,35 +41,33 @@ typedef struct {
     long rpm, tpm, max_streams;
 } KeyArgs;
 
-/* Options after the subcommand; limits are accepted by 'add' only. */
-static Status parse(int argc, char **argv, bool want_name, bool want_limits, KeyArgs *ka,
-                    Err *err) {
-    Args a = {argc, argv, 2};
-    for (; a.i < argc; a.i++) {
-        const char *o = argv[a.i], *v;
+/* The arguments after the subcommand (argv[0]); want_name: one NAME. */
+static Status parse(int argc, char **argv, const CliCommand *cmd, bool want_name, KeyArgs *ka,
+                    bool *help, Err *err) {
+    Args a = args_start(argc, argv, 1);
+    const char *v;
+    for (int id; (id = cli_next(&a, cmd, &v, err)) != ARG_END;) {
         Status s = STATUS_OK;
-        long *lim = NULL;
-        if (!strcmp(o, "--data-dir"))
-            s = args_value(&a, &ka->data_dir, err);
-        else if (want_limits && !strcmp(o, "--rpm"))
-            lim = &ka->rpm;
-        else if (want_limits && !strcmp(o, "--tpm"))
-            lim = &ka->tpm;
-        else if (want_limits && !strcmp(o, "--max-streams"))
-            lim = &ka->max_streams;
-        else if (o[0] == '-' && o[1] != '\0')
-            s = err_set(err, STATUS_INVALID, "unknown option '%s'", o);
-        else if (want_name && !ka->name)
-            ka->name = o;
-        else
-            s = err_set(err, STATUS_INVALID, "unexpected argument '%s'", o);
-        if (!s && lim && !(s = args_value(&a, &v, err)))
-            s = args_int(o, v, 0, KEY_LIMIT_MAX, lim, err);
+        switch (id) {
+        case ARG_ERROR: return err->status;
+        case ARG_HELP: *help = true; return STATUS_OK;
+        case ARG_POSITIONAL:
+            if (want_name && !ka->name)
+                ka->name = v;
+            else
+                s = err_set(err, STATUS_INVALID, "unexpected argument '%s'", v);
+            break;
+        case O_DATA_DIR: ka->data_dir = v; break;
+        case O_RPM: s = args_int(a.opt, v, 0, KEY_LIMIT_MAX, &ka->rpm, err); break;
+        case O_TPM: s = args_int(a.opt, v, 0, KEY_LIMIT_MAX, &ka->tpm, err); break;
+        case O_MAX_STREAMS: s = args_int(a.opt, v, 0, KEY_LIMIT_MAX, &ka->max_streams, err); break;
+        }
         if (s)
             return s;
     }
     if (want_name && !ka->name)
-        return err_set(err, STATUS_INVALID, "give the key's NAME (see 'cgpt key --help')");
+        return err_set(err, STATUS_INVALID, "give the key's NAME (see 'cgpt %s --help')",
+                       cmd->name);
     ka->data_dir = cli_data_dir(ka->data_dir);
     if (!ka->data_dir)
         return err_set(err, STATUS_INVALID,
@@ -123,29 +123,18 @@ static int key_list(Store *s) {
     return 0;
 }
 
-int cmd_key(int argc, char **argv) {
-    const char *sub = argc > 1 ? argv[1] : NULL;
-    if (!sub) {
-        Err err;
-        err_set(&err, STATUS_INVALID, "give add, list or revoke (see 'cgpt key --help')");
-        return cli_fail("key", &err);
-    }
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(KEY_USAGE, stdout);
-            return 0;
-        }
-    }
-    bool add = !strcmp(sub, "add"), list = !strcmp(sub, "list"), revoke = !strcmp(sub, "revoke");
+/* One key subcommand: argv[0] is its name. */
+static int key_main(const CliCommand *c, int argc, char **argv) {
     Err err = {0};
-    if (!add && !list && !revoke) {
-        err_set(&err, STATUS_INVALID, "unknown subcommand '%s' (use add, list or revoke)", sub);
-        return cli_fail("key", &err);
-    }
-    const char *cmd = add ? "key add" : list ? "key list" : "key revoke";
     KeyArgs ka = {0};
-    if (parse(argc, argv, !list, add, &ka, &err))
-        return cli_fail(cmd, &err);
+    bool help = false, list = c == &CLI_KEY_LIST, revoke = c == &CLI_KEY_REVOKE;
+    if (parse(argc, argv, c, !list, &ka, &help, &err))
+        return cli_fail(c->name, &err);
+    if (help) {
+        cli_help(c);
+        return 0;
+    }
+    const char *cmd = c->name;
     Store *s = NULL;
     if (store_open(&s, ka.data_dir, &err))
         return cli_fail(cmd, &err);
@@ -174,3 +163,45 @@ int cmd_key(int argc, char **argv) {
     store_close(s);
     return rc;
 }
+
+static int key_add_main(int argc, char **argv) { return key_main(&CLI_KEY_ADD, argc, argv); }
+static int key_list_main(int argc, char **argv) { return key_main(&CLI_KEY_LIST, argc, argv); }
+static int key_revoke_main(int argc, char **argv) { return key_main(&CLI_KEY_REVOKE, argc, argv); }
+
+static const CliCommand *const KEY_SUBS[] = {&CLI_KEY_ADD, &CLI_KEY_LIST, &CLI_KEY_REVOKE};
+
+static int cmd_key(int argc, char **argv) {
+    return cli_dispatch(&CLI_KEY, KEY_SUBS, 3, argc, argv);
+}
+
+const CliCommand CLI_KEY_ADD = {
+    .name = "key add",
+    .synopsis = "NAME [--rpm N] [--tpm N] [--max-streams N] [--data-dir DIR]",
+    .summary = "create an API key; it is printed once (only its hash is stored)",
+    .opts = KEY_ADD_OPTS,
+    .notes = "NAME: 1-64 of A-Z a-z 0-9 . _ -\n",
+    .main = key_add_main,
+};
+
+const CliCommand CLI_KEY_LIST = {
+    .name = "key list",
+    .synopsis = "[--data-dir DIR]",
+    .summary = "the keys: name, created, active or revoked, limits (never the keys)",
+    .opts = KEY_DIR_OPTS,
+    .main = key_list_main,
+};
+
+const CliCommand CLI_KEY_REVOKE = {
+    .name = "key revoke",
+    .synopsis = "NAME [--data-dir DIR]",
+    .summary = "revoke a key; a running server refuses it within a second",
+    .opts = KEY_DIR_OPTS,
+    .main = key_revoke_main,
+};
+
+const CliCommand CLI_KEY = {
+    .name = "key",
+    .synopsis = "add|list|revoke ...",
+    .summary = "the server's API keys (shown once, stored hashed)",
+    .main = cmd_key,
+};

@@ -1,4 +1,4 @@
-/* perplexity.c - `cgpt perplexity -m MODEL -f FILE [-c CTX] [-t N]`.
+/* perplexity.c - `cgpt perplexity [-m MODEL] -f FILE [-c CTX] [-t N]`.
  *
  * Definition (llama.cpp's, so numbers compare): the file is tokenized (no
  * special tokens) and cut into consecutive chunks of CTX tokens (the tail
@@ -18,37 +18,41 @@
 #include "cli/common.h"
 #include "engine/generate.h"
 
-int cmd_perplexity(int argc, char **argv) {
+enum { O_MODEL = 1, O_FILE, O_CTX, O_THREADS };
+
+static const ArgOpt PPL_OPTS[] = {
+    CLI_OPT_MODEL(O_MODEL),
+    {O_FILE, "-f|--file", "FILE", "the text to score ('-': stdin)"},
+    {O_CTX, "-c|--ctx", "N", "tokens per chunk (default 512)"},
+    CLI_OPT_THREADS(O_THREADS),
+    {0},
+};
+
+static int cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *v;
     long ctx = 512, threads = 0;
     Err err = {0};
-    Args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        const char *o = argv[a.i];
+    Args a = args_start(argc, argv, 1);
+    for (int id; (id = cli_next(&a, &CLI_PERPLEXITY, &v, &err)) != ARG_END;) {
         Status s = STATUS_OK;
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            printf("usage: cgpt perplexity -m MODEL -f FILE [-c CTX (default 512)] [-t THREADS]\n");
-            return 0;
-        } else if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
-            s = args_value(&a, &model, &err);
-        } else if (!strcmp(o, "-f") || !strcmp(o, "--file")) {
-            s = args_value(&a, &file, &err);
-        } else if (!strcmp(o, "-c") || !strcmp(o, "--ctx")) {
-            if (!(s = args_value(&a, &v, &err)))
-                s = args_int(o, v, 4, MODEL_MAX_CTX, &ctx, &err);
-        } else if (!strcmp(o, "-t") || !strcmp(o, "--threads")) {
-            if (!(s = args_value(&a, &v, &err)))
-                s = args_int(o, v, 0, 256, &threads, &err);
-        } else {
-            s = err_set(&err, STATUS_INVALID, "unknown option '%s'", o);
+        switch (id) {
+        case ARG_ERROR: return cli_fail("perplexity", &err);
+        case ARG_HELP: cli_help(&CLI_PERPLEXITY); return 0;
+        case ARG_POSITIONAL: s = err_set(&err, STATUS_INVALID, "unexpected argument '%s'", v); break;
+        case O_MODEL: model = v; break;
+        case O_FILE: file = v; break;
+        case O_CTX: s = args_int(a.opt, v, 4, MODEL_MAX_CTX, &ctx, &err); break;
+        case O_THREADS: s = args_int(a.opt, v, 0, CLI_MAX_THREADS, &threads, &err); break;
         }
         if (s)
             return cli_fail("perplexity", &err);
     }
-    if (!model || !file) {
-        err_set(&err, STATUS_INVALID, "give -m MODEL and -f FILE");
+    if (!file) {
+        err_set(&err, STATUS_INVALID, "give the text with -f FILE");
         return cli_fail("perplexity", &err);
     }
+    if (cli_model_path(model, &model, &err)) /* no -m: the built-in model */
+        return cli_fail("perplexity", &err);
     char *text = NULL;
     size_t len = 0;
     int32_t *ids = NULL;
@@ -98,3 +102,11 @@ done:
     free(text);
     return rc;
 }
+
+const CliCommand CLI_PERPLEXITY = {
+    .name = "perplexity",
+    .synopsis = "[-m MODEL] -f FILE [-c CTX]",
+    .summary = "perplexity of a text, as llama.cpp computes it (last line: \"perplexity: X\")",
+    .opts = PPL_OPTS,
+    .main = cmd_perplexity,
+};

@@ -1,4 +1,4 @@
-/* quantize.c - `cgpt quantize IN OUT TYPE [--pure] [-t N]`. */
+/* quantize.c - `cgpt quantize IN OUT TYPE [--pure] [-t N]`: model/quantize.h does the work. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,34 +13,37 @@ static void on_tensor(void *ctx, int i, int n, const char *name, DType from, DTy
     fflush(stdout);
 }
 
-int cmd_quantize(int argc, char **argv) {
-    const char *pos[3] = {0};
+enum { O_PURE = 1, O_THREADS };
+
+static const ArgOpt QUANTIZE_OPTS[] = {
+    {O_PURE, "--pure", NULL, "every matrix in TYPE (no per-tensor choices of the _M mixes)"},
+    {O_THREADS, "-t|--threads", "N", "threads (default: all CPUs)"},
+    {0},
+};
+
+static int cmd_quantize(int argc, char **argv) {
+    const char *pos[3] = {0}, *v;
     int n_pos = 0;
     long threads = 0;
     QuantizeOpts opts = {.on_tensor = on_tensor};
     Err err = {0};
-    Args a = {argc, argv, 1};
-    const char *v;
-    for (; a.i < argc; a.i++) {
-        const char *o = argv[a.i];
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            printf("usage: cgpt quantize IN.gguf OUT.gguf TYPE [--pure] [-t THREADS]\n"
-                   "TYPE: %s\n",
-                   QUANTIZE_SCHEMES);
-            return 0;
-        } else if (!strcmp(o, "--pure")) {
-            opts.pure = true;
-        } else if (!strcmp(o, "-t") || !strcmp(o, "--threads")) {
-            if (args_value(&a, &v, &err) || args_int(o, v, 0, 256, &threads, &err))
+    Args a = args_start(argc, argv, 1);
+    for (int id; (id = cli_next(&a, &CLI_QUANTIZE, &v, &err)) != ARG_END;) {
+        switch (id) {
+        case ARG_ERROR: return cli_fail("quantize", &err);
+        case ARG_HELP: cli_help(&CLI_QUANTIZE); return 0;
+        case O_PURE: opts.pure = true; break;
+        case O_THREADS:
+            if (args_int(a.opt, v, 0, 256, &threads, &err))
                 return cli_fail("quantize", &err);
-        } else if (o[0] == '-' && o[1]) {
-            err_set(&err, STATUS_INVALID, "unknown option '%s'", o);
-            return cli_fail("quantize", &err);
-        } else if (n_pos < 3) {
-            pos[n_pos++] = o;
-        } else {
-            err_set(&err, STATUS_INVALID, "unexpected argument '%s'", o);
-            return cli_fail("quantize", &err);
+            break;
+        case ARG_POSITIONAL:
+            if (n_pos == 3) {
+                err_set(&err, STATUS_INVALID, "unexpected argument '%s'", v);
+                return cli_fail("quantize", &err);
+            }
+            pos[n_pos++] = v;
+            break;
         }
     }
     if (n_pos != 3) {
@@ -58,3 +61,13 @@ int cmd_quantize(int argc, char **argv) {
     printf("wrote %s (%s)\n", pos[1], pos[2]);
     return 0;
 }
+
+const CliCommand CLI_QUANTIZE = {
+    .name = "quantize",
+    .synopsis = "IN.gguf OUT.gguf TYPE [--pure]",
+    .summary = "convert weights to TYPE: " QUANTIZE_SCHEMES,
+    .opts = QUANTIZE_OPTS,
+    .notes = "The _M types mix types per tensor as llama.cpp does (attention V and FFN down\n"
+             "of some layers get more bits); token embeddings and norms keep theirs.\n",
+    .main = cmd_quantize,
+};

@@ -25,16 +25,25 @@
 #define RUN_MAX_NEW 65536    /* -n upper bound */
 #define RUN_BATCH 256        /* prefill rows per forward */
 
-static const char RUN_USAGE[] =
-    "usage: cgpt run -m MODEL (-p TEXT | -f FILE | --tokens \"ID ...\" --ids) [options]\n"
-    "  -n N                  tokens to generate (default 128; --ids: 16)\n"
-    "  --stop TEXT           stop before TEXT (repeatable)\n"
-    "  --ignore-eos          keep generating past end-of-sequence tokens\n"
-    "  --chat                TEXT is a user message, rendered with the chat template\n"
-    "  --system TEXT         system message for --chat\n"
-    "  --chat-template-file F  template to use instead of the model's\n"
-    "  -t, --threads N       threads (default: all CPUs)\n"
-    "  -c, --ctx N           context size (default: prompt + n, at most the model's)\n";
+enum { O_MODEL = 1, O_PROMPT, O_FILE, O_TOKENS, O_IDS, O_N, O_STOP, O_IGNORE_EOS, O_CHAT,
+       O_SYSTEM, O_TFILE, O_THREADS, O_CTX };
+
+static const ArgOpt RUN_OPTS[] = {
+    CLI_OPT_MODEL(O_MODEL),
+    {O_PROMPT, "-p|--prompt", "TEXT", "the prompt"},
+    {O_FILE, "-f|--file", "FILE", "read the prompt from FILE ('-': stdin)"},
+    {O_N, "-n|--n-predict", "N", "tokens to generate (default 128; --ids: 16)"},
+    {O_STOP, "--stop", "TEXT", "stop before TEXT (repeatable)"},
+    {O_IGNORE_EOS, "--ignore-eos", NULL, "keep generating past end-of-sequence tokens"},
+    {O_CHAT, "--chat", NULL, "TEXT is a user message, rendered with the chat template"},
+    {O_SYSTEM, "--system", "TEXT", "system message for --chat"},
+    CLI_OPT_TEMPLATE(O_TFILE),
+    CLI_OPT_THREADS(O_THREADS),
+    {O_CTX, "-c|--ctx", "N", "context size (default: the model's, at most 4096)"},
+    {O_TOKENS, "--tokens", "IDS", "the prompt as token ids \"1 2 3\" (with --ids)"},
+    {O_IDS, "--ids", NULL, "print the generated token ids; exactly -n of them (for tests)"},
+    {0},
+};
 
 typedef struct {
     const char *model, *prompt, *file, *tokens, *system, *tfile;
@@ -42,57 +51,44 @@ typedef struct {
     int n_stop;
     long n_new, threads, ctx;
     SamplerParams sp;
+    unsigned sp_set; /* PRESET_* bits of the sampling flags given */
     bool ids, chat, ignore_eos, n_given;
 } RunOpts;
 
 static Status parse(int argc, char **argv, RunOpts *o, bool *help, Err *err) {
-    Args a = {argc, argv, 1};
+    Args a = args_start(argc, argv, 1);
     const char *v;
-    for (; a.i < argc; a.i++) {
-        const char *opt = argv[a.i];
-        bool matched = false;
-        Status s = cli_sampling_flag(&a, &o->sp, &matched, err);
-        if (s)
-            return s;
-        if (matched)
+    for (int id; (id = cli_next(&a, &CLI_RUN, &v, err)) != ARG_END;) {
+        Status s = STATUS_OK;
+        if (cli_sampling_opt(id, a.opt, v, &o->sp, &o->sp_set, &s, err)) {
+            if (s)
+                return s;
             continue;
-        if (!strcmp(opt, "-h") || !strcmp(opt, "--help")) {
-            *help = true;
-            return STATUS_OK;
-        } else if (!strcmp(opt, "--ids")) {
-            o->ids = true;
-        } else if (!strcmp(opt, "--chat")) {
-            o->chat = true;
-        } else if (!strcmp(opt, "--ignore-eos")) {
-            o->ignore_eos = true;
-        } else if (!strcmp(opt, "-m") || !strcmp(opt, "--model")) {
-            s = args_value(&a, &o->model, err);
-        } else if (!strcmp(opt, "--tokens")) {
-            s = args_value(&a, &o->tokens, err);
-        } else if (!strcmp(opt, "-p") || !strcmp(opt, "--prompt")) {
-            s = args_value(&a, &o->prompt, err);
-        } else if (!strcmp(opt, "-f") || !strcmp(opt, "--file")) {
-            s = args_value(&a, &o->file, err);
-        } else if (!strcmp(opt, "--system")) {
-            s = args_value(&a, &o->system, err);
-        } else if (!strcmp(opt, "--chat-template-file")) {
-            s = args_value(&a, &o->tfile, err);
-        } else if (!strcmp(opt, "--stop")) {
+        }
+        switch (id) {
+        case ARG_ERROR: return err->status;
+        case ARG_HELP: *help = true; return STATUS_OK;
+        case ARG_POSITIONAL: return err_set(err, STATUS_INVALID, "unexpected argument '%s' (the prompt goes after -p)", v);
+        case O_IDS: o->ids = true; break;
+        case O_CHAT: o->chat = true; break;
+        case O_IGNORE_EOS: o->ignore_eos = true; break;
+        case O_MODEL: o->model = v; break;
+        case O_TOKENS: o->tokens = v; break;
+        case O_PROMPT: o->prompt = v; break;
+        case O_FILE: o->file = v; break;
+        case O_SYSTEM: o->system = v; break;
+        case O_TFILE: o->tfile = v; break;
+        case O_STOP:
             if (o->n_stop == STOP_MAX_STRINGS)
                 return err_set(err, STATUS_LIMIT, "more than %d --stop strings", STOP_MAX_STRINGS);
-            s = args_value(&a, &o->stop[o->n_stop++], err);
-        } else if (!strcmp(opt, "-n") || !strcmp(opt, "--n-predict")) {
-            if (!(s = args_value(&a, &v, err)))
-                s = args_int(opt, v, 0, RUN_MAX_NEW, &o->n_new, err);
+            o->stop[o->n_stop++] = v;
+            break;
+        case O_N:
+            s = args_int(a.opt, v, 0, RUN_MAX_NEW, &o->n_new, err);
             o->n_given = true;
-        } else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) {
-            if (!(s = args_value(&a, &v, err)))
-                s = args_int(opt, v, 0, 256, &o->threads, err);
-        } else if (!strcmp(opt, "-c") || !strcmp(opt, "--ctx")) {
-            if (!(s = args_value(&a, &v, err)))
-                s = args_int(opt, v, 1, MODEL_MAX_CTX, &o->ctx, err);
-        } else {
-            return err_set(err, STATUS_INVALID, "unknown option '%s'", opt);
+            break;
+        case O_THREADS: s = args_int(a.opt, v, 0, CLI_MAX_THREADS, &o->threads, err); break;
+        case O_CTX: s = args_int(a.opt, v, 1, MODEL_MAX_CTX, &o->ctx, err); break;
         }
         if (s)
             return s;
@@ -148,7 +144,12 @@ static Status run_ids(const RunOpts *o, Err *err) {
         s = err_set(err, STATUS_NOMEM, "out of memory for a vocabulary of %d", V);
         goto done;
     }
-    if (!(smp = sampler_new(&o->sp, V, err))) {
+    SamplePreset preset;
+    SamplerParams sp = o->sp;
+    if ((s = preset_from_gguf(model_gguf(m), &preset, err)))
+        goto done;
+    preset_apply(&preset, o->sp_set, &sp);
+    if (!(smp = sampler_new(&sp, V, err))) {
         s = err->status;
         goto done;
     }
@@ -238,16 +239,25 @@ static Status run_text(const RunOpts *o, Err *err) {
         s = err_set(err, STATUS_INVALID, "the prompt is empty");
         goto done;
     }
+    /* Past the context nothing more can be generated: say so once, before. */
+    long room = (long)gs.cap - (long)n + 1;
+    if (o->n_new > room)
+        fprintf(stderr,
+                "cgpt run: -n %ld does not fit: the context holds %d tokens and the prompt takes "
+                "%zu, so at most %ld will be generated (-c asks for a larger context)\n",
+                o->n_new, gs.cap, n, room);
     GenParams gp = {.max_tokens = (int)o->n_new, .sampling = o->sp, .stop = o->stop,
                     .n_stop = o->n_stop, .ignore_eos = o->ignore_eos};
+    cli_sampling_resolve(&cm, o->sp_set, &gp.sampling);
     GenStats st;
     if ((s = gen_generate(&gs, ids, (int)n, &gp, print_text, NULL, NULL, &st, err)))
         goto done;
     printf("\n");
     fflush(stdout);
-    fprintf(stderr, "[%d prompt tokens, %d generated, %.1f tokens/s, finish: %s]\n", st.n_prompt,
-            st.n_generated, st.t_generate > 0 ? st.n_generated / st.t_generate : 0.0,
-            gen_finish_name(st.finish));
+    fprintf(stderr, "[%d prompt tokens, %d generated, %.1f tokens/s, finish: %s%s]\n",
+            st.n_prompt, st.n_generated,
+            st.t_generate > 0 ? st.n_generated / st.t_generate : 0.0, gen_finish_name(st.finish),
+            st.finish == GEN_FINISH_CONTEXT ? " (the context is full)" : "");
 done:
     json_decref(msgs);
     free(ids);
@@ -257,7 +267,7 @@ done:
     return s;
 }
 
-int cmd_run(int argc, char **argv) {
+static int cmd_run(int argc, char **argv) {
     RunOpts o = {0};
     o.sp = sampler_defaults();
     Err err = {0};
@@ -265,10 +275,22 @@ int cmd_run(int argc, char **argv) {
     if (parse(argc, argv, &o, &help, &err))
         return cli_fail("run", &err);
     if (help) {
-        printf("%s%s", RUN_USAGE, CLI_SAMPLING_HELP);
+        cli_help(&CLI_RUN);
         return 0;
     }
     if ((o.ids ? run_ids(&o, &err) : run_text(&o, &err)))
         return cli_fail("run", &err);
     return 0;
 }
+
+const CliCommand CLI_RUN = {
+    .name = "run",
+    .synopsis = "[-m MODEL] (-p TEXT | -f FILE) [options]",
+    .summary = "one-shot completion of a text (or, with --chat, a reply to it), streamed",
+    .opts = RUN_OPTS,
+    .sampling = true,
+    .notes = "The prompt gets the model's BOS when it adds one, and special-token strings in\n"
+             "it are parsed. Generation stops at -n tokens, an end-of-sequence token, a --stop\n"
+             "string or a full context; a summary line goes to stderr.\n",
+    .main = cmd_run,
+};

@@ -19,33 +19,32 @@
 #define SERVE_MALLOC_ARENAS 4
 #define SERVE_MMAP_THRESHOLD (256 * 1024)
 
-static const char HELP[] =
-    "usage: cgpt serve [-m MODEL [--alias NAME]]... [options]\n"
-    "\n"
-    "The OpenAI API (POST /v1/chat/completions, /v1/completions, GET /v1/models,\n"
-    "/health, /metrics, POST /tokenize, /detokenize) on http://HOST:PORT.\n"
-    "Without -m: the built-in model.\n"
-    "\n"
-    "  -m, --model FILE       a GGUF model (repeat for several; id = --alias or file name)\n"
-    "  --alias NAME           the id of the preceding -m model\n"
-    "  --host ADDR            bind address (default 127.0.0.1; others need API keys)\n"
-    "  --port N               port (default 8080; 0 = any free port)\n"
-    "  --data-dir DIR         API keys and server data (default $CGPT_DATA_DIR or ~/.cgpt)\n"
-    "  -c, --ctx N            context per sequence (default: the model's, at most 4096)\n"
-    "  --parallel N           requests generating at once per model (default 16)\n"
-    "  --queue N              requests waiting per model before 503 (default 256)\n"
-    "  --batch N              rows per forward pass (default 512)\n"
-    "  -t, --threads N        compute threads (default: all CPUs)\n"
-    "  --no-prefix-cache      do not share prompt prefixes between requests\n"
-    "  --cors-origin ORIGIN   allow browser requests from ORIGIN (repeat; '*' = any)\n"
-    "  --rpm N, --tpm N       default requests / tokens per minute per key (0 = no limit)\n"
-    "  --max-streams N        default concurrent requests per key (0 = no limit)\n"
-    "  --max-body BYTES       request body limit (default 8388608)\n"
-    "  --max-connections N    open connections (default 1024)\n"
-    "  --header-timeout S     seconds to send the headers (default 10)\n"
-    "  --body-timeout S       seconds to send the body (default 30)\n"
-    "\n"
-    "API keys: cgpt key add NAME --data-dir DIR (then send 'Authorization: Bearer KEY').\n";
+enum { O_MODEL = 1, O_ALIAS, O_HOST, O_PORT, O_DATA_DIR, O_CTX, O_PARALLEL, O_QUEUE, O_BATCH,
+       O_THREADS, O_NO_PCACHE, O_CORS, O_RPM, O_TPM, O_MAX_STREAMS, O_MAX_BODY, O_MAX_CONN,
+       O_HEADER_TIMEOUT, O_BODY_TIMEOUT };
+
+static const ArgOpt SERVE_OPTS[] = {
+    {O_MODEL, "-m|--model", "MODEL", "a GGUF model (repeat for several; id: --alias or the file name)"},
+    {O_ALIAS, "--alias", "NAME", "the id of the preceding -m model"},
+    {O_HOST, "--host", "ADDR", "bind address (default 127.0.0.1; others need API keys)"},
+    {O_PORT, "--port", "N", "port (default 8080; 0 = any free port)"},
+    {O_DATA_DIR, "--data-dir", "DIR", "API keys and server data (default $CGPT_DATA_DIR or ~/.cgpt)"},
+    {O_CTX, "-c|--ctx", "N", "context per sequence (default: the model's, at most 4096)"},
+    {O_PARALLEL, "--parallel", "N", "requests generating at once per model (default 16)"},
+    {O_QUEUE, "--queue", "N", "requests waiting per model before 503 (default 256)"},
+    {O_BATCH, "--batch", "N", "rows per forward pass (default 512)"},
+    CLI_OPT_THREADS(O_THREADS),
+    {O_NO_PCACHE, "--no-prefix-cache", NULL, "do not share prompt prefixes between requests"},
+    {O_CORS, "--cors-origin", "ORIGIN", "allow browser requests from ORIGIN (repeat; '*' = any)"},
+    {O_RPM, "--rpm", "N", "default requests per minute per key (0 = no limit)"},
+    {O_TPM, "--tpm", "N", "default tokens per minute per key (0 = no limit)"},
+    {O_MAX_STREAMS, "--max-streams", "N", "default concurrent requests per key (0 = no limit)"},
+    {O_MAX_BODY, "--max-body", "BYTES", "request body limit (default 8388608)"},
+    {O_MAX_CONN, "--max-connections", "N", "open connections (default 1024)"},
+    {O_HEADER_TIMEOUT, "--header-timeout", "S", "seconds to send the headers (default 10)"},
+    {O_BODY_TIMEOUT, "--body-timeout", "S", "seconds to send the body (default 30)"},
+    {0},
+};
 
 typedef struct {
     const char *path;
@@ -72,76 +71,76 @@ static void on_signal(int sig) {
         return;
 }
 
-static Status parse(int argc, char **argv, ServeOpts *o, Err *err) {
-    Args a = {argc, argv, 1};
+static Status parse(int argc, char **argv, ServeOpts *o, bool *help, Err *err) {
+    Args a = args_start(argc, argv, 1);
     o->cfg = server_default_config();
     o->parallel = 16;
     o->queue = 256;
-    while (a.i < argc) {
-        const char *opt = argv[a.i], *v = NULL;
+    const char *v;
+    for (int id; (id = cli_next(&a, &CLI_SERVE, &v, err)) != ARG_END;) {
         long n = 0;
         double f = 0;
-        if (!strcmp(opt, "--no-prefix-cache")) {
-            o->no_prefix_cache = true;
-            a.i++;
-            continue;
-        }
-        Status s = args_value(&a, &v, err);
-        if (s)
-            return s;
-        a.i++;
-        if (!strcmp(opt, "-m") || !strcmp(opt, "--model")) {
+        Status s = STATUS_OK;
+        switch (id) {
+        case ARG_ERROR: return err->status;
+        case ARG_HELP: *help = true; return STATUS_OK;
+        case ARG_POSITIONAL:
+            return err_set(err, STATUS_INVALID, "unexpected argument '%s' (models go after -m)", v);
+        case O_NO_PCACHE: o->no_prefix_cache = true; break;
+        case O_MODEL:
             if (o->n_models == SERVER_MAX_MODELS)
                 return err_set(err, STATUS_LIMIT, "more than %d models", SERVER_MAX_MODELS);
             o->models[o->n_models++] = (ModelArg){v, NULL};
-        } else if (!strcmp(opt, "--alias")) {
+            break;
+        case O_ALIAS:
             if (!o->n_models)
                 return err_set(err, STATUS_INVALID, "--alias names the preceding -m model");
             o->models[o->n_models - 1].alias = v;
-        } else if (!strcmp(opt, "--host")) {
-            o->cfg.host = v;
-        } else if (!strcmp(opt, "--port")) {
-            s = args_int(opt, v, 0, 65535, &n, err);
+            break;
+        case O_HOST: o->cfg.host = v; break;
+        case O_PORT:
+            s = args_int(a.opt, v, 0, 65535, &n, err);
             o->cfg.port = (int)n;
-        } else if (!strcmp(opt, "--data-dir")) {
-            o->cfg.data_dir = v;
-        } else if (!strcmp(opt, "-c") || !strcmp(opt, "--ctx")) {
-            s = args_int(opt, v, 16, MODEL_MAX_CTX, &o->ctx, err);
-        } else if (!strcmp(opt, "--parallel")) {
-            s = args_int(opt, v, 1, SERVE_MAX_PARALLEL, &o->parallel, err);
-        } else if (!strcmp(opt, "--queue")) {
-            s = args_int(opt, v, 1, 1 << 20, &o->queue, err);
-        } else if (!strcmp(opt, "--batch")) {
-            s = args_int(opt, v, 16, MODEL_MAX_BATCH, &o->batch, err);
-        } else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) {
-            s = args_int(opt, v, 0, 256, &o->threads, err);
-        } else if (!strcmp(opt, "--cors-origin")) {
+            break;
+        case O_DATA_DIR: o->cfg.data_dir = v; break;
+        case O_CTX: s = args_int(a.opt, v, 16, MODEL_MAX_CTX, &o->ctx, err); break;
+        case O_PARALLEL: s = args_int(a.opt, v, 1, SERVE_MAX_PARALLEL, &o->parallel, err); break;
+        case O_QUEUE: s = args_int(a.opt, v, 1, 1 << 20, &o->queue, err); break;
+        case O_BATCH: s = args_int(a.opt, v, 16, MODEL_MAX_BATCH, &o->batch, err); break;
+        case O_THREADS: s = args_int(a.opt, v, 0, CLI_MAX_THREADS, &o->threads, err); break;
+        case O_CORS:
             if (o->cfg.n_cors == SERVER_MAX_CORS)
                 return err_set(err, STATUS_LIMIT, "more than %d --cors-origin", SERVER_MAX_CORS);
             o->cors[o->cfg.n_cors++] = v;
-        } else if (!strcmp(opt, "--rpm")) {
-            s = args_int(opt, v, 0, 1L << 30, &n, err);
+            break;
+        case O_RPM:
+            s = args_int(a.opt, v, 0, 1L << 30, &n, err);
             o->cfg.default_limits.rpm = (int)n;
-        } else if (!strcmp(opt, "--tpm")) {
-            s = args_int(opt, v, 0, 1L << 30, &n, err);
+            break;
+        case O_TPM:
+            s = args_int(a.opt, v, 0, 1L << 30, &n, err);
             o->cfg.default_limits.tpm = (int)n;
-        } else if (!strcmp(opt, "--max-streams")) {
-            s = args_int(opt, v, 0, 1L << 20, &n, err);
+            break;
+        case O_MAX_STREAMS:
+            s = args_int(a.opt, v, 0, 1L << 20, &n, err);
             o->cfg.default_limits.max_streams = (int)n;
-        } else if (!strcmp(opt, "--max-body")) {
-            s = args_int(opt, v, 64, 1L << 30, &n, err);
+            break;
+        case O_MAX_BODY:
+            s = args_int(a.opt, v, 64, 1L << 30, &n, err);
             o->cfg.limits.max_body_bytes = (size_t)n;
-        } else if (!strcmp(opt, "--max-connections")) {
-            s = args_int(opt, v, 1, 1 << 16, &n, err);
+            break;
+        case O_MAX_CONN:
+            s = args_int(a.opt, v, 1, 1 << 16, &n, err);
             o->cfg.max_connections = (int)n;
-        } else if (!strcmp(opt, "--header-timeout")) {
-            s = args_float(opt, v, 0.1, 3600, &f, err);
+            break;
+        case O_HEADER_TIMEOUT:
+            s = args_float(a.opt, v, 0.1, 3600, &f, err);
             o->cfg.header_timeout = f;
-        } else if (!strcmp(opt, "--body-timeout")) {
-            s = args_float(opt, v, 0.1, 3600, &f, err);
+            break;
+        case O_BODY_TIMEOUT:
+            s = args_float(a.opt, v, 0.1, 3600, &f, err);
             o->cfg.body_timeout = f;
-        } else {
-            return err_set(err, STATUS_INVALID, "unknown option '%s' (see cgpt serve --help)", opt);
+            break;
         }
         if (s)
             return s;
@@ -195,16 +194,17 @@ static Status load_one(const ServeOpts *o, const ModelArg *a, Loaded *l, Err *er
     return l->id ? STATUS_OK : err_set(err, STATUS_NOMEM, "out of memory");
 }
 
-int cmd_serve(int argc, char **argv) {
-    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        fputs(HELP, stdout);
-        return 0;
-    }
+static int cmd_serve(int argc, char **argv) {
     ServeOpts o;
     memset(&o, 0, sizeof o);
     Err err = {0};
-    if (parse(argc, argv, &o, &err))
+    bool help = false;
+    if (parse(argc, argv, &o, &help, &err))
         return cli_fail("serve", &err);
+    if (help) {
+        cli_help(&CLI_SERVE);
+        return 0;
+    }
     if (!o.n_models) {
         const char *path = NULL;
         if (cli_model_path(NULL, &path, &err))
@@ -279,3 +279,16 @@ int cmd_serve(int argc, char **argv) {
     }
     return rc;
 }
+
+const CliCommand CLI_SERVE = {
+    .name = "serve",
+    .synopsis = "[-m MODEL [--alias NAME]]... [--host H] [--port P] [options]",
+    .summary = "the OpenAI API on http://127.0.0.1:8080 (docs/SERVER.md)",
+    .opts = SERVE_OPTS,
+    .notes = "Routes: POST /v1/chat/completions, /v1/completions, GET /v1/models[/ID], /health,\n"
+             "/metrics, POST /tokenize, /detokenize. Without -m: the built-in model.\n"
+             "A request's unset sampling fields take the model file's general.sampling.*\n"
+             "values, else the OpenAI defaults (temperature 1, top_p 1).\n"
+             "API keys: cgpt key add NAME (then send 'Authorization: Bearer KEY').\n",
+    .main = cmd_serve,
+};

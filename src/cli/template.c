@@ -1,4 +1,4 @@
-/* template.c - `cgpt template -m MODEL -f MESSAGES.json [--no-generation-prompt]
+/* template.c - `cgpt template [-m MODEL] -f MESSAGES.json [--no-generation-prompt]
  * [--ids] [--chat-template-file FILE]`: the prompt exactly as the model will
  * see it. MESSAGES.json is an array of OpenAI-style messages, or an object
  * {"messages": [...], "tools": [...], ...} whose other members are passed
@@ -13,38 +13,42 @@
 
 #define CLI_MAX_JSON_DEPTH 64
 
-int cmd_template(int argc, char **argv) {
-    const char *model = NULL, *file = NULL, *tfile = NULL;
+enum { O_MODEL = 1, O_FILE, O_TFILE, O_NO_GEN, O_IDS };
+
+static const ArgOpt TEMPLATE_OPTS[] = {
+    CLI_OPT_MODEL(O_MODEL),
+    {O_FILE, "-f|--file", "FILE", "OpenAI-style messages: [...] or {\"messages\": [...], ...}"},
+    CLI_OPT_TEMPLATE(O_TFILE),
+    {O_NO_GEN, "--no-generation-prompt", NULL, "do not open the assistant's turn at the end"},
+    {O_IDS, "--ids", NULL, "print the token ids instead of the text"},
+    {0},
+};
+
+static int cmd_template(int argc, char **argv) {
+    const char *model = NULL, *file = NULL, *tfile = NULL, *v;
     bool gen_prompt = true, ids_out = false;
     Err err = {0};
-    Args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        const char *o = argv[a.i];
-        Status s = STATUS_OK;
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            printf("usage: cgpt template -m MODEL -f MESSAGES.json [--no-generation-prompt] "
-                   "[--ids] [--chat-template-file FILE]\n");
-            return 0;
-        } else if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
-            s = args_value(&a, &model, &err);
-        } else if (!strcmp(o, "-f") || !strcmp(o, "--file")) {
-            s = args_value(&a, &file, &err);
-        } else if (!strcmp(o, "--chat-template-file")) {
-            s = args_value(&a, &tfile, &err);
-        } else if (!strcmp(o, "--no-generation-prompt")) {
-            gen_prompt = false;
-        } else if (!strcmp(o, "--ids")) {
-            ids_out = true;
-        } else {
-            s = err_set(&err, STATUS_INVALID, "unknown option '%s'", o);
-        }
-        if (s)
+    Args a = args_start(argc, argv, 1);
+    for (int id; (id = cli_next(&a, &CLI_TEMPLATE, &v, &err)) != ARG_END;) {
+        switch (id) {
+        case ARG_ERROR: return cli_fail("template", &err);
+        case ARG_HELP: cli_help(&CLI_TEMPLATE); return 0;
+        case ARG_POSITIONAL:
+            err_set(&err, STATUS_INVALID, "unexpected argument '%s' (the messages go after -f)", v);
             return cli_fail("template", &err);
+        case O_MODEL: model = v; break;
+        case O_FILE: file = v; break;
+        case O_TFILE: tfile = v; break;
+        case O_NO_GEN: gen_prompt = false; break;
+        case O_IDS: ids_out = true; break;
+        }
     }
-    if (!model || !file) {
-        err_set(&err, STATUS_INVALID, "give -m MODEL and -f MESSAGES.json");
+    if (!file) {
+        err_set(&err, STATUS_INVALID, "give the messages with -f MESSAGES.json");
         return cli_fail("template", &err);
     }
+    if (cli_model_path(model, &model, &err)) /* no -m: the built-in model */
+        return cli_fail("template", &err);
     char *src = NULL, *out = NULL;
     uint8_t *mask = NULL;
     size_t len = 0, out_len = 0, n = 0;
@@ -113,3 +117,11 @@ done:
     gguf_close(&g);
     return rc;
 }
+
+const CliCommand CLI_TEMPLATE = {
+    .name = "template",
+    .synopsis = "[-m MODEL] -f MESSAGES.json [--ids]",
+    .summary = "the prompt the model's chat template makes of a message list",
+    .opts = TEMPLATE_OPTS,
+    .main = cmd_template,
+};

@@ -1,4 +1,4 @@
-/* tokenize.c - `cgpt tokenize -m MODEL (-p TEXT | -f FILE) [--bos] [--special] [--pieces]`.
+/* tokenize.c - `cgpt tokenize [-m MODEL] (-p TEXT | -f FILE) [--bos] [--special] [--pieces]`.
  *
  * Prints the ids of exactly that text as one line, space-separated: no BOS
  * or EOS unless --bos, special-token strings are plain text unless
@@ -31,40 +31,44 @@ static void print_escaped(const char *s, int n) {
     }
 }
 
-int cmd_tokenize(int argc, char **argv) {
-    const char *model = NULL, *text = NULL, *file = NULL;
+enum { O_MODEL = 1, O_PROMPT, O_FILE, O_BOS, O_SPECIAL, O_PIECES };
+
+static const ArgOpt TOKENIZE_OPTS[] = {
+    CLI_OPT_MODEL(O_MODEL),
+    {O_PROMPT, "-p|--prompt", "TEXT", "the text"},
+    {O_FILE, "-f|--file", "FILE", "read the text from FILE ('-': stdin)"},
+    {O_BOS, "--bos", NULL, "add BOS (and EOS) as the model does"},
+    {O_SPECIAL, "--special", NULL, "parse special-token strings such as <|im_end|>"},
+    {O_PIECES, "--pieces", NULL, "one token a line: id, a tab and its bytes, escaped"},
+    {0},
+};
+
+static int cmd_tokenize(int argc, char **argv) {
+    const char *model = NULL, *text = NULL, *file = NULL, *v;
     bool bos = false, special = false, pieces = false;
     Err err = {0};
-    Args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        const char *o = argv[a.i];
-        Status s = STATUS_OK;
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            printf("usage: cgpt tokenize -m MODEL (-p TEXT | -f FILE) [--bos] [--special] "
-                   "[--pieces]\n");
-            return 0;
-        } else if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
-            s = args_value(&a, &model, &err);
-        } else if (!strcmp(o, "-p") || !strcmp(o, "--prompt")) {
-            s = args_value(&a, &text, &err);
-        } else if (!strcmp(o, "-f") || !strcmp(o, "--file")) {
-            s = args_value(&a, &file, &err);
-        } else if (!strcmp(o, "--bos")) {
-            bos = true;
-        } else if (!strcmp(o, "--special")) {
-            special = true;
-        } else if (!strcmp(o, "--pieces")) {
-            pieces = true;
-        } else {
-            s = err_set(&err, STATUS_INVALID, "unknown option '%s'", o);
-        }
-        if (s)
+    Args a = args_start(argc, argv, 1);
+    for (int id; (id = cli_next(&a, &CLI_TOKENIZE, &v, &err)) != ARG_END;) {
+        switch (id) {
+        case ARG_ERROR: return cli_fail("tokenize", &err);
+        case ARG_HELP: cli_help(&CLI_TOKENIZE); return 0;
+        case ARG_POSITIONAL:
+            err_set(&err, STATUS_INVALID, "unexpected argument '%s' (the text goes after -p)", v);
             return cli_fail("tokenize", &err);
+        case O_MODEL: model = v; break;
+        case O_PROMPT: text = v; break;
+        case O_FILE: file = v; break;
+        case O_BOS: bos = true; break;
+        case O_SPECIAL: special = true; break;
+        case O_PIECES: pieces = true; break;
+        }
     }
-    if (!model || (!text == !file)) {
-        err_set(&err, STATUS_INVALID, "give -m MODEL and one of -p TEXT or -f FILE");
+    if (!text == !file) {
+        err_set(&err, STATUS_INVALID, "give one of -p TEXT or -f FILE");
         return cli_fail("tokenize", &err);
     }
+    if (cli_model_path(model, &model, &err)) /* no -m: the built-in model */
+        return cli_fail("tokenize", &err);
     char *buf = NULL;
     size_t len = 0;
     if (file) {
@@ -117,3 +121,11 @@ done:
     gguf_close(&g);
     return rc;
 }
+
+const CliCommand CLI_TOKENIZE = {
+    .name = "tokenize",
+    .synopsis = "[-m MODEL] (-p TEXT | -f FILE) [--pieces]",
+    .summary = "token ids of exactly that text, one line (works on vocabulary-only files)",
+    .opts = TOKENIZE_OPTS,
+    .main = cmd_tokenize,
+};

@@ -27,28 +27,55 @@
 
 #define TRAIN_MAX_INPUTS 64
 
-static const char TRAIN_USAGE[] =
-    "usage: cgpt train tokenizer|pretrain|sft [options]\n"
-    "\n"
-    "  cgpt train tokenizer -i TEXT.jsonl -o TOK.gguf [--vocab 8192]   (cgpt train tokenizer --help)\n"
-    "  cgpt train pretrain --tokenizer TOK.gguf -i TEXT.jsonl [-i ...] -o DIR [options]\n"
-    "  cgpt train sft --init MODEL.gguf -i CHAT.jsonl [-i ...] -o DIR [options]\n"
-    "\n"
-    "data and output:\n"
-    "  -i, --data FILE      training data, JSON lines ({\"text\"} for pretrain, {\"messages\"} for sft)\n"
-    "  --val FILE           held-out data of the same kind for the held-out loss\n"
-    "  -o, --out DIR        checkpoints (ckpt-STEP.gguf + .opt, latest), train.csv, loss.svg\n"
-    "  --resume             continue from DIR's latest checkpoint (stored settings; same -i files)\n"
-    "  --name NAME          general.name of the written models (default cgpt)\n"
-    "model shape (pretrain; sft takes the shape of --init):\n"
-    "  --embd 256 --layers 6 --heads 8 --kv-heads 4 --head-dim 32 --ff 688 --ctx 256\n"
-    "  --rope-base 10000 --init-seed 1\n"
-    "optimisation:\n"
-    "  --batch 8 (rows per micro-batch per rank)  --accum 1  --steps 1000  --warmup 100\n"
-    "  --lr 1e-3 --lr-min 1e-4 --wd 0.1 --beta1 0.9 --beta2 0.95 --clip 1.0 --seed 1\n"
-    "  --ckpt-every 500 --keep 2 --eval-every 0 --eval-rows 32 -t, --threads N\n"
-    "\n"
-    "Distributed: mpirun -np N cgpt train ... (data parallel; rank 0 writes).\n";
+enum { O_DATA = 1, O_VAL, O_OUT, O_TOKENIZER, O_INIT, O_RESUME, O_NAME, O_STEPS, O_EMBD,
+       O_LAYERS, O_HEADS, O_KV_HEADS, O_HEAD_DIM, O_FF, O_CTX, O_ROPE_BASE, O_INIT_SEED, O_BATCH,
+       O_ACCUM, O_WARMUP, O_LR, O_LR_MIN, O_WD, O_BETA1, O_BETA2, O_CLIP, O_SEED, O_CKPT_EVERY,
+       O_KEEP, O_EVAL_EVERY, O_EVAL_ROWS, O_THREADS };
+
+/* The options pretrain and sft share: data, output, schedule, optimiser. */
+#define TRAIN_COMMON_OPTS                                                                          \
+    {O_DATA, "-i|--data", "FILE", "training data, JSON lines (repeatable)"},                       \
+    {O_VAL, "--val", "FILE", "held-out data of the same kind, for the held-out loss"},             \
+    {O_OUT, "-o|--out", "DIR", "checkpoints (ckpt-STEP.gguf + .opt, latest), train.csv, loss.svg"}, \
+    {O_RESUME, "--resume", NULL, "continue from DIR's latest checkpoint (stored settings)"},         \
+    {O_NAME, "--name", "NAME", "general.name of the written models (default cgpt)"},              \
+    {O_STEPS, "--steps", "N", "optimiser steps (default 1000; may extend a --resume)"},           \
+    {O_BATCH, "--batch", "N", "rows per micro-batch per rank (default 8)"},                       \
+    {O_ACCUM, "--accum", "N", "micro-batches per step (default 1)"},                              \
+    {O_WARMUP, "--warmup", "N", "linear warm-up steps (default 100; sft 20)"},                    \
+    {O_LR, "--lr", "F", "peak learning rate (default 1e-3; sft 3e-4)"},                           \
+    {O_LR_MIN, "--lr-min", "F", "cosine floor (default 1e-4; sft 3e-5)"},                         \
+    {O_WD, "--wd", "F", "AdamW weight decay (default 0.1; sft 0)"},                               \
+    {O_BETA1, "--beta1", "F", "AdamW beta1 (default 0.9)"},                                       \
+    {O_BETA2, "--beta2", "F", "AdamW beta2 (default 0.95)"},                                      \
+    {O_CLIP, "--clip", "F", "gradient norm clip (default 1.0)"},                                  \
+    {O_SEED, "--seed", "N", "data order seed (default 1)"},                                       \
+    {O_CKPT_EVERY, "--ckpt-every", "N", "steps between checkpoints (default 500)"},                \
+    {O_KEEP, "--keep", "N", "checkpoints kept (default 2)"},                                      \
+    {O_EVAL_EVERY, "--eval-every", "N", "steps between held-out losses, 0 = at the end (default 0)"}, \
+    {O_EVAL_ROWS, "--eval-rows", "N", "held-out rows per evaluation (default 32)"},               \
+    {O_THREADS, "-t|--threads", "N", "compute threads (default: all CPUs / local ranks)"}
+
+static const ArgOpt PRETRAIN_OPTS[] = {
+    {O_TOKENIZER, "--tokenizer", "TOK.gguf", "the tokenizer (made by cgpt train tokenizer)"},
+    TRAIN_COMMON_OPTS,
+    {O_EMBD, "--embd", "N", "model width (default 256)"},
+    {O_LAYERS, "--layers", "N", "layers (default 6)"},
+    {O_HEADS, "--heads", "N", "query heads (default 8)"},
+    {O_KV_HEADS, "--kv-heads", "N", "key/value heads (default 4)"},
+    {O_HEAD_DIM, "--head-dim", "N", "head size (default 32)"},
+    {O_FF, "--ff", "N", "FFN width (default 688)"},
+    {O_CTX, "--ctx", "N", "context length (default 256)"},
+    {O_ROPE_BASE, "--rope-base", "F", "RoPE frequency base (default 10000)"},
+    {O_INIT_SEED, "--init-seed", "N", "weight initialisation seed (default 1)"},
+    {0},
+};
+
+static const ArgOpt SFT_OPTS[] = {
+    {O_INIT, "--init", "MODEL.gguf", "the pretrained checkpoint to start from (its shape is kept)"},
+    TRAIN_COMMON_OPTS,
+    {0},
+};
 
 static volatile sig_atomic_t g_stop;
 
@@ -86,19 +113,10 @@ static void on_step(void *vctx, const TrainProgress *p) {
     if (pr->tty && (p->checkpointed || last)) fputc('\n', stderr);
 }
 
-int cmd_train(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fputs(TRAIN_USAGE, argc < 2 ? stderr : stdout);
-        return argc < 2;
-    }
-    if (!strcmp(argv[1], "tokenizer")) return cmd_train_tokenizer(argc - 1, argv + 1);
-    const char *mode = argv[1];
-    bool sft = !strcmp(mode, "sft");
-    if (!sft && strcmp(mode, "pretrain")) {
-        fprintf(stderr, "cgpt train: unknown mode '%s' (tokenizer, pretrain or sft)\n", mode);
-        return 1;
-    }
-    const char *cmd = sft ? "train sft" : "train pretrain";
+/* pretrain and sft: argv[0] is the mode. */
+static int train_main(const CliCommand *cmdd, int argc, char **argv) {
+    bool sft = cmdd == &CLI_TRAIN_SFT;
+    const char *cmd = cmdd->name, *mode = sft ? "sft" : "pretrain";
     Err err = {0};
     TrainSettings s;
     trainer_defaults(&s);
@@ -111,72 +129,67 @@ int cmd_train(int argc, char **argv) {
     bool resume = false, steps_given = false;
     long threads = 0, init_seed = 1;
     const char *v;
-    Args a = {argc - 1, argv + 1, 1};
-    for (; a.i < a.argc; a.i++) {
-        const char *o = a.argv[a.i];
+    Args a = args_start(argc, argv, 1);
+    for (int id; (id = cli_next(&a, cmdd, &v, &err)) != ARG_END;) {
         Status st = STATUS_OK;
         long iv = 0;
         double dv = 0;
-#define INT_OPT(name, lo, hi, dst)                                                                 \
-    else if (!strcmp(o, name)) {                                                                   \
-        if (!(st = args_value(&a, &v, &err)) && !(st = args_int(o, v, lo, hi, &iv, &err)))         \
+        const char *o = a.opt;
+#define INT_OPT(ID, lo, hi, dst)                                                                   \
+    case ID:                                                                                       \
+        if (!(st = args_int(o, v, lo, hi, &iv, &err)))                                             \
             dst = iv;                                                                              \
-    }
-#define FLT_OPT(name, lo, hi, dst)                                                                 \
-    else if (!strcmp(o, name)) {                                                                   \
-        if (!(st = args_value(&a, &v, &err)) && !(st = args_float(o, v, lo, hi, &dv, &err)))       \
+        break;
+#define FLT_OPT(ID, lo, hi, dst)                                                                   \
+    case ID:                                                                                       \
+        if (!(st = args_float(o, v, lo, hi, &dv, &err)))                                           \
             dst = (float)dv;                                                                       \
-    }
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            fputs(TRAIN_USAGE, stdout);
-            return 0;
-        } else if (!strcmp(o, "-i") || !strcmp(o, "--data")) {
+        break;
+        switch (id) {
+        case ARG_ERROR: return cli_fail(cmd, &err);
+        case ARG_HELP: cli_help(cmdd); return 0;
+        case ARG_POSITIONAL: st = err_set(&err, STATUS_INVALID, "unexpected argument '%s'", v); break;
+        case O_DATA:
             if (n_inputs == TRAIN_MAX_INPUTS)
                 st = err_set(&err, STATUS_LIMIT, "more than %d -i files", TRAIN_MAX_INPUTS);
             else
-                st = args_value(&a, &inputs[n_inputs++], &err);
-        } else if (!strcmp(o, "--val")) {
-            st = args_value(&a, &val, &err);
-        } else if (!strcmp(o, "-o") || !strcmp(o, "--out")) {
-            st = args_value(&a, &out, &err);
-        } else if (!strcmp(o, "--tokenizer")) {
-            st = args_value(&a, &tok_path, &err);
-        } else if (!strcmp(o, "--init")) {
-            st = args_value(&a, &init, &err);
-        } else if (!strcmp(o, "--resume")) {
-            resume = true;
-        } else if (!strcmp(o, "--name")) {
-            if (!(st = args_value(&a, &v, &err))) snprintf(s.name, sizeof s.name, "%s", v);
-        } else if (!strcmp(o, "--steps")) {
-            if (!(st = args_value(&a, &v, &err)) && !(st = args_int(o, v, 1, TRAIN_MAX_STEPS, &iv, &err)))
+                inputs[n_inputs++] = v;
+            break;
+        case O_VAL: val = v; break;
+        case O_OUT: out = v; break;
+        case O_TOKENIZER: tok_path = v; break;
+        case O_INIT: init = v; break;
+        case O_RESUME: resume = true; break;
+        case O_NAME: snprintf(s.name, sizeof s.name, "%s", v); break;
+        case O_STEPS:
+            if (!(st = args_int(o, v, 1, TRAIN_MAX_STEPS, &iv, &err)))
                 s.steps = iv, steps_given = true;
+            break;
+        INT_OPT(O_EMBD, 1, TMODEL_MAX_EMBD, c.n_embd)
+        INT_OPT(O_LAYERS, 1, TMODEL_MAX_LAYERS, c.n_layers)
+        INT_OPT(O_HEADS, 1, TMODEL_MAX_HEADS, c.n_heads)
+        INT_OPT(O_KV_HEADS, 1, TMODEL_MAX_HEADS, c.n_kv_heads)
+        INT_OPT(O_HEAD_DIM, 2, 1024, c.head_dim)
+        INT_OPT(O_FF, 1, TMODEL_MAX_FF, c.n_ff)
+        INT_OPT(O_CTX, 2, TMODEL_MAX_CTX, c.n_ctx)
+        FLT_OPT(O_ROPE_BASE, 1, 1e9, c.rope_base)
+        INT_OPT(O_INIT_SEED, 0, INT32_MAX, init_seed)
+        INT_OPT(O_BATCH, 1, TRAIN_MAX_BATCH, s.batch)
+        INT_OPT(O_ACCUM, 1, TRAIN_MAX_ACCUM, s.accum)
+        INT_OPT(O_WARMUP, 0, TRAIN_MAX_STEPS, s.warmup)
+        FLT_OPT(O_LR, 0, 10, s.lr)
+        FLT_OPT(O_LR_MIN, 0, 10, s.lr_min)
+        FLT_OPT(O_WD, 0, 10, s.weight_decay)
+        FLT_OPT(O_BETA1, 0, 0.999999, s.beta1)
+        FLT_OPT(O_BETA2, 0, 0.999999, s.beta2)
+        FLT_OPT(O_CLIP, 0, 1e9, s.clip)
+        INT_OPT(O_SEED, 0, INT32_MAX, s.seed)
+        INT_OPT(O_CKPT_EVERY, 0, TRAIN_MAX_STEPS, s.ckpt_every)
+        INT_OPT(O_KEEP, 1, 1000, s.keep)
+        INT_OPT(O_EVAL_EVERY, 0, TRAIN_MAX_STEPS, s.eval_every)
+        INT_OPT(O_EVAL_ROWS, 1, 1 << 20, s.eval_rows)
+        INT_OPT(O_THREADS, 0, TPOOL_MAX_THREADS, threads)
         }
-        INT_OPT("--embd", 1, TMODEL_MAX_EMBD, c.n_embd)
-        INT_OPT("--layers", 1, TMODEL_MAX_LAYERS, c.n_layers)
-        INT_OPT("--heads", 1, TMODEL_MAX_HEADS, c.n_heads)
-        INT_OPT("--kv-heads", 1, TMODEL_MAX_HEADS, c.n_kv_heads)
-        INT_OPT("--head-dim", 2, 1024, c.head_dim)
-        INT_OPT("--ff", 1, TMODEL_MAX_FF, c.n_ff)
-        INT_OPT("--ctx", 2, TMODEL_MAX_CTX, c.n_ctx)
-        FLT_OPT("--rope-base", 1, 1e9, c.rope_base)
-        INT_OPT("--init-seed", 0, INT32_MAX, init_seed)
-        INT_OPT("--batch", 1, TRAIN_MAX_BATCH, s.batch)
-        INT_OPT("--accum", 1, TRAIN_MAX_ACCUM, s.accum)
-        INT_OPT("--warmup", 0, TRAIN_MAX_STEPS, s.warmup)
-        FLT_OPT("--lr", 0, 10, s.lr)
-        FLT_OPT("--lr-min", 0, 10, s.lr_min)
-        FLT_OPT("--wd", 0, 10, s.weight_decay)
-        FLT_OPT("--beta1", 0, 0.999999, s.beta1)
-        FLT_OPT("--beta2", 0, 0.999999, s.beta2)
-        FLT_OPT("--clip", 0, 1e9, s.clip)
-        INT_OPT("--seed", 0, INT32_MAX, s.seed)
-        INT_OPT("--ckpt-every", 0, TRAIN_MAX_STEPS, s.ckpt_every)
-        INT_OPT("--keep", 1, 1000, s.keep)
-        INT_OPT("--eval-every", 0, TRAIN_MAX_STEPS, s.eval_every)
-        INT_OPT("--eval-rows", 1, 1 << 20, s.eval_rows)
-        INT_OPT("-t", 0, TPOOL_MAX_THREADS, threads)
-        INT_OPT("--threads", 0, TPOOL_MAX_THREADS, threads)
-        else st = err_set(&err, STATUS_INVALID, "unknown option '%s' (see cgpt train --help)", o);
 #undef INT_OPT
 #undef FLT_OPT
         if (st) return cli_fail(cmd, &err);
@@ -353,3 +366,42 @@ done:
     dist_finalize();
     return rc;
 }
+
+static int pretrain_main(int argc, char **argv) { return train_main(&CLI_TRAIN_PRETRAIN, argc, argv); }
+static int sft_main(int argc, char **argv) { return train_main(&CLI_TRAIN_SFT, argc, argv); }
+
+static const CliCommand *const TRAIN_SUBS[] = {&CLI_TRAIN_TOKENIZER, &CLI_TRAIN_PRETRAIN,
+                                               &CLI_TRAIN_SFT};
+
+static int cmd_train(int argc, char **argv) {
+    return cli_dispatch(&CLI_TRAIN, TRAIN_SUBS, 3, argc, argv);
+}
+
+#define TRAIN_NOTES                                                                                \
+    "Under mpirun -np N every rank runs the command (data parallel; rank 0 prints and\n"           \
+    "writes). SIGINT/SIGTERM finish the step, write a checkpoint and exit 0. docs/TRAINING.md.\n"
+
+const CliCommand CLI_TRAIN_PRETRAIN = {
+    .name = "train pretrain",
+    .synopsis = "--tokenizer TOK.gguf -i TEXT.jsonl [-i ...] -o DIR [options]",
+    .summary = "pretrain a llama-shaped GPT on {\"text\"} lines",
+    .opts = PRETRAIN_OPTS,
+    .notes = TRAIN_NOTES,
+    .main = pretrain_main,
+};
+
+const CliCommand CLI_TRAIN_SFT = {
+    .name = "train sft",
+    .synopsis = "--init MODEL.gguf -i CHAT.jsonl [-i ...] -o DIR [options]",
+    .summary = "chat-tune a model on {\"messages\"} lines (loss on the assistant's tokens)",
+    .opts = SFT_OPTS,
+    .notes = TRAIN_NOTES,
+    .main = sft_main,
+};
+
+const CliCommand CLI_TRAIN = {
+    .name = "train",
+    .synopsis = "tokenizer|pretrain|sft ...",
+    .summary = "train a tokenizer, pretrain or chat-tune a GPT (docs/TRAINING.md)",
+    .main = cmd_train,
+};

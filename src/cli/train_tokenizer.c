@@ -27,16 +27,19 @@
 #define TT_PROGRESS_SECONDS 1.0    /* between progress lines */
 #define TT_DEFAULT_NAME "cgpt-bpe" /* general.name */
 
-static const char USAGE[] =
-    "usage: cgpt train tokenizer -i FILE.jsonl [-i FILE ...] -o OUT.gguf [options]\n"
-    "  -i, --input FILE   JSON lines: {\"text\": ...} or {\"messages\": [{\"role\", "
-    "\"content\"}]}\n"
-    "  -o, --output FILE  the vocabulary-only GGUF to write\n"
-    "  --vocab N          tokens in total, 4 specials included (default 8192)\n"
-    "  --max-bytes N      read at most N bytes of text (default 1 GiB)\n"
-    "  --min-freq N       stop when the best pair occurs fewer than N times (default 2)\n"
-    "  --threads N        counting threads (default: all CPUs)\n"
-    "  --name NAME        general.name (default cgpt-bpe)\n";
+enum { O_INPUT = 1, O_OUTPUT, O_VOCAB, O_MAX_BYTES, O_MIN_FREQ, O_THREADS, O_NAME, O_DUMP };
+
+static const ArgOpt TT_OPTS[] = {
+    {O_INPUT, "-i|--input", "FILE", "JSON lines: {\"text\": ...} or {\"messages\": [...]} (repeatable)"},
+    {O_OUTPUT, "-o|--output", "FILE", "the vocabulary-only GGUF to write"},
+    {O_VOCAB, "--vocab", "N", "tokens in total, 4 specials included (default 8192)"},
+    {O_MAX_BYTES, "--max-bytes", "N", "read at most N bytes of text (default 1 GiB)"},
+    {O_MIN_FREQ, "--min-freq", "N", "stop when the best pair occurs fewer than N times (default 2)"},
+    {O_THREADS, "-t|--threads", "N", "counting threads (default: all CPUs)"},
+    {O_NAME, "--name", "NAME", "general.name (default cgpt-bpe)"},
+    {O_DUMP, "--dump-words", "FILE", "also write the counted pre-tokens (tests)"},
+    {0},
+};
 
 typedef struct {
     double t0, last;
@@ -58,45 +61,37 @@ static void on_progress(void *ctx, const char *stage, uint64_t done, uint64_t to
                 now - p->t0);
 }
 
-int cmd_train_tokenizer(int argc, char **argv) {
+static int cmd_train_tokenizer(int argc, char **argv) {
     const char *inputs[TT_MAX_INPUTS];
     int n_inputs = 0;
-    const char *out = NULL, *dump = NULL, *name = TT_DEFAULT_NAME;
+    const char *out = NULL, *dump = NULL, *name = TT_DEFAULT_NAME, *v;
     long vocab = TT_DEFAULT_VOCAB, min_freq = 2, threads = 0;
     long max_bytes = (long)BPE_TRAIN_DEFAULT_MAX_BYTES;
     Err err = {0};
-    Args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        const char *o = argv[a.i], *v = NULL;
+    Args a = args_start(argc, argv, 1);
+    for (int id; (id = cli_next(&a, &CLI_TRAIN_TOKENIZER, &v, &err)) != ARG_END;) {
         Status s = STATUS_OK;
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(o, "-i") || !strcmp(o, "--input")) {
+        switch (id) {
+        case ARG_ERROR: return cli_fail(CMD, &err);
+        case ARG_HELP: cli_help(&CLI_TRAIN_TOKENIZER); return 0;
+        case ARG_POSITIONAL: s = err_set(&err, STATUS_INVALID, "unexpected argument '%s'", v); break;
+        case O_INPUT:
             if (n_inputs == TT_MAX_INPUTS)
                 s = err_set(&err, STATUS_LIMIT, "more than %d input files", TT_MAX_INPUTS);
             else
-                s = args_value(&a, &inputs[n_inputs++], &err);
-        } else if (!strcmp(o, "-o") || !strcmp(o, "--output")) {
-            s = args_value(&a, &out, &err);
-        } else if (!strcmp(o, "--name")) {
-            s = args_value(&a, &name, &err);
-        } else if (!strcmp(o, "--dump-words")) {
-            s = args_value(&a, &dump, &err);
-        } else if (!strcmp(o, "--vocab")) {
-            if (!(s = args_value(&a, &v, &err)))
-                s = args_int(o, v, BPE_TRAIN_MIN_VOCAB, BPE_TRAIN_MAX_VOCAB, &vocab, &err);
-        } else if (!strcmp(o, "--max-bytes")) {
-            if (!(s = args_value(&a, &v, &err)))
-                s = args_int(o, v, 1, (long)BPE_TRAIN_MAX_BYTES, &max_bytes, &err);
-        } else if (!strcmp(o, "--min-freq")) {
-            if (!(s = args_value(&a, &v, &err)))
-                s = args_int(o, v, 1, INT32_MAX, &min_freq, &err);
-        } else if (!strcmp(o, "--threads")) {
-            if (!(s = args_value(&a, &v, &err)))
-                s = args_int(o, v, 1, TPOOL_MAX_THREADS, &threads, &err);
-        } else {
-            s = err_set(&err, STATUS_INVALID, "unknown option '%s' (see --help)", o);
+                inputs[n_inputs++] = v;
+            break;
+        case O_OUTPUT: out = v; break;
+        case O_NAME: name = v; break;
+        case O_DUMP: dump = v; break;
+        case O_VOCAB:
+            s = args_int(a.opt, v, BPE_TRAIN_MIN_VOCAB, BPE_TRAIN_MAX_VOCAB, &vocab, &err);
+            break;
+        case O_MAX_BYTES:
+            s = args_int(a.opt, v, 1, (long)BPE_TRAIN_MAX_BYTES, &max_bytes, &err);
+            break;
+        case O_MIN_FREQ: s = args_int(a.opt, v, 1, INT32_MAX, &min_freq, &err); break;
+        case O_THREADS: s = args_int(a.opt, v, 1, TPOOL_MAX_THREADS, &threads, &err); break;
         }
         if (s)
             return cli_fail(CMD, &err);
@@ -154,3 +149,11 @@ done:
     tpool_free(tp);
     return rc;
 }
+
+const CliCommand CLI_TRAIN_TOKENIZER = {
+    .name = "train tokenizer",
+    .synopsis = "-i TEXT.jsonl [-i ...] -o TOK.gguf [--vocab N]",
+    .summary = "train a byte-level BPE tokenizer (ChatML specials) into a vocabulary-only GGUF",
+    .opts = TT_OPTS,
+    .main = cmd_train_tokenizer,
+};

@@ -19,7 +19,6 @@
 
 #define QUANT_NAME_MAX 256 /* tensor names longer than this are not quantizable */
 
-const char QUANTIZE_SCHEMES[] = "F16 Q8_0 Q4_0 Q5_0 Q4_K Q6_K Q4_K_M Q5_K_M";
 
 typedef enum { MIX_NONE, MIX_K_M } Mix;
 

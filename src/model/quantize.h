@@ -35,7 +35,7 @@ typedef struct {
 } QuantizeOpts;
 
 /* Scheme names accepted, space-separated, for help texts. */
-extern const char QUANTIZE_SCHEMES[];
+#define QUANTIZE_SCHEMES "F16 Q8_0 Q4_0 Q5_0 Q4_K Q6_K Q4_K_M Q5_K_M"
 
 /* Convert 'in' to 'out' with the named scheme (case-insensitive). Errors:
  * unknown scheme (STATUS_INVALID), unreadable/invalid input, a source type

@@ -84,7 +84,7 @@ expect_error "unknown subcommand" "$CGPT" key rotate alice --data-dir "$D"
 expect_error "--data-dir without value" "$CGPT" key list --data-dir
 expect_ok "key --help" "$CGPT" key --help
 grep -q 'cgpt key add' "$T/out" && ok || bad "key --help does not describe add"
-"$CGPT" --help | grep -q '^  key ' && ok || bad "cgpt --help does not list key"
+"$CGPT" --help | grep -q '^  cgpt key ' && ok || bad "cgpt --help does not list key"
 "$CGPT" key list --data-dir "$D" | grep -q carol && bad "a refused add left a key behind" || ok
 
 # revoke.
