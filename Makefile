@@ -1,9 +1,10 @@
 # cgpt - plain Makefile. Sources are found by wildcard: a new module is a new
 # src/<layer>/<name>.c (+ .h), a new test is tests/<layer>/test_<name>.c.
 #
-#   make            build build/cgpt and build/libcgpt.a
-#   make run        install what is missing, build, run the main job
-#   make test       install what is missing, build, run every test (plain and ASan+UBSan)
+#   make            build build/cgpt and build/libcgpt.a (says what is missing, if anything)
+#   make deps       install the Debian packages building and running need
+#   make run        install what running needs, build, run the main job (cgpt serve)
+#   make test       install what the tests need, build, run every test (plain and ASan+UBSan)
 #   make unit       build and run the unit tests only (no installs)
 #   make fuzz       build the libFuzzer targets and run each for FUZZ_SECONDS
 
@@ -38,15 +39,25 @@ ALIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
 ACLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/asan/%.o)
 ATEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/asan/%.o)
 
-.PHONY: bench-serve all run test unit unit-asan integration deps deps-fuzz fuzz fuzz-run fuzz-smoke clean asan tools
+.PHONY: bench-serve all run test unit unit-asan integration deps deps-test deps-fuzz fuzz fuzz-run \
+        fuzz-smoke clean asan tools build-deps-missing
 
 all: $(BUILD)/cgpt $(BUILD)/libcgpt.a
 
-$(BUILD)/obj/%.o: %.c
+# Without the libraries the compiler would stop on a raw "mpi.h: No such
+# file": say instead which packages are missing and how to get them. (The
+# check runs only when pkg-config cannot find PKGS.)
+ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && echo ok),ok)
+DEPS_CHECK := build-deps-missing
+endif
+build-deps-missing:
+	@scripts/install-deps.sh check; exit 1
+
+$(BUILD)/obj/%.o: %.c | $(DEPS_CHECK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/asan/%.o: %.c
+$(BUILD)/asan/%.o: %.c | $(DEPS_CHECK)
 	@mkdir -p $(dir $@)
 	$(CC) -O1 $(CFLAGS_COMMON) $(SAN) -c $< -o $@
 
@@ -60,7 +71,7 @@ $(BUILD)/cgpt: $(CLI_OBJ) $(BUILD)/libcgpt.a
 $(BUILD)/unit: $(TEST_OBJ) $(BUILD)/libcgpt.a
 	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libcgpt.a -lcriterion $(LDLIBS)
 
-$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libcgpt.a
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libcgpt.a | $(DEPS_CHECK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcgpt.a $(LDLIBS)
 
@@ -78,6 +89,9 @@ tools: $(TOOLS)
 asan: $(BUILD)/asan/cgpt $(BUILD)/asan/unit
 
 deps:
+	@scripts/install-deps.sh run
+
+deps-test:
 	@scripts/install-deps.sh test
 
 deps-fuzz:
@@ -93,7 +107,7 @@ unit-asan: $(BUILD)/asan/unit
 integration: all tools asan
 	tests/run_integration.sh
 
-test: deps deps-fuzz
+test: deps-test deps-fuzz
 	$(MAKE) -j2 all tools asan $(BUILD)/unit
 	$(MAKE) unit
 	$(MAKE) unit-asan
@@ -105,7 +119,7 @@ test: deps deps-fuzz
 # deps first, then a fresh make: pkg-config flags are read when a make starts,
 # so the build must start after the packages are installed.
 run: deps
-	$(MAKE) all tools
+	$(MAKE) all
 	scripts/run.sh
 
 # libFuzzer targets: fuzz/fuzz_<name>.c, linked with the library compiled
@@ -117,7 +131,7 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -pthread \
                 -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
 
-$(BUILD)/fuzz/obj/%.o: %.c
+$(BUILD)/fuzz/obj/%.o: %.c | $(DEPS_CHECK)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
@@ -127,7 +141,7 @@ $(BUILD)/fuzz/libcgpt.a: $(FUZZ_LIB_OBJ)
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(BUILD)/fuzz/libcgpt.a
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/fuzz/libcgpt.a $(LDLIBS)
 
-fuzz: deps deps-fuzz
+fuzz: deps-test deps-fuzz
 	$(MAKE) fuzz-run
 
 fuzz-run: $(FUZZ_BIN)
@@ -155,7 +169,7 @@ clean:
 BENCH_MODEL_ARGS := --arch llama --vocab 32000 --embd 1024 --layers 8 --heads 16 --kv-heads 4 \
                     --head-dim 64 --ff 2816 --ctx 1024 --seed 1
 .PHONY: bench
-bench: deps
+bench: deps-test
 	$(MAKE) all tools
 	@mkdir -p $(BUILD)/bench
 	@for t in F32 F16 Q8_0 Q4_0 Q4_K Q6_K; do \
@@ -170,22 +184,22 @@ bench: deps
 # make model        corpus -> tokenizer -> pretrain -> sft -> models/cgpt-mini.gguf (resumable)
 # make bench-train  training tokens/s and MFU vs PyTorch on the same shape, side by side
 .PHONY: corpus corpus-tiny model bench-train
-corpus: deps
+corpus: deps-test
 	/usr/bin/python3 scripts/corpus/build.py --out $(BUILD)/corpus
 
-corpus-tiny: deps
+corpus-tiny: deps-test
 	/usr/bin/python3 scripts/corpus/build.py --tiny --out $(BUILD)/corpus-tiny
 
-model: deps
+model: deps-test
 	$(MAKE) all
 	scripts/make_model.sh
 
 # The server under load (issue 5): scripts/bench_serve.sh drives `cgpt serve`
 # on a 135M-shaped Q8_0 model with 1, 4, 16 and 64 streaming clients.
-bench-serve: deps
+bench-serve: deps-test
 	$(MAKE) all tools
 	scripts/bench_serve.sh
 
-bench-train: deps
+bench-train: deps-test
 	$(MAKE) all tools
 	scripts/bench_train.sh

@@ -1,5 +1,5 @@
 /* template.h - the Jinja subset that GGUF chat templates use, rendered as
- * Hugging Face transformers renders them (../shared/spec/chat-templates.md):
+ * Hugging Face transformers renders them (docs/spec/chat-templates.md):
  * trim_blocks, lstrip_blocks, loop controls ({% break %}, {% continue %}),
  * an immutable sandbox, globals raise_exception(msg) and strftime_now(fmt),
  * `tojson` with ensure_ascii=False (+ indent, separators, sort_keys).

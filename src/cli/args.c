@@ -50,8 +50,8 @@ static bool has_name(const char *names, const char *spelling, size_t len) {
     return false;
 }
 
-int args_next(Args *a, const ArgOpt *const *tables, int n_tables, const char *cmd,
-              const char **val, Err *err) {
+int args_next(Args *a, const ArgOpt *const *tables, int n_tables, const char *cmd, const char **val,
+              Err *err) {
     *val = NULL;
     a->opt = NULL;
     if (a->i >= a->argc)

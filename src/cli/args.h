@@ -49,8 +49,8 @@ Args args_start(int argc, char **argv, int first);
  * unknown option, a missing value or a value given to a flag:
  *   "unknown option '--tmp' (see cgpt run --help)". 'cmd' names the command
  * in that hint. */
-int args_next(Args *a, const ArgOpt *const *tables, int n_tables, const char *cmd,
-              const char **val, Err *err);
+int args_next(Args *a, const ArgOpt *const *tables, int n_tables, const char *cmd, const char **val,
+              Err *err);
 
 /* Parse a base-10 integer in [lo, hi] from 'opt's value 's'. */
 Status args_int(const char *opt, const char *s, long lo, long hi, long *out, Err *err);

@@ -272,7 +272,8 @@ static const ArgOpt CHAT_OPTS[] = {
     CLI_OPT_MODEL(O_MODEL),
     {O_SYSTEM, "--system", "TEXT", "the system message"},
     {O_CTX, "-c|--ctx", "N", "context size (default: the model's, at most 4096)"},
-    {O_N, "-n|--n-predict", "N", "at most N tokens a reply (default -1: until the context is full)"},
+    {O_N, "-n|--n-predict", "N",
+     "at most N tokens a reply (default -1: until the context is full)"},
     CLI_OPT_THREADS(O_THREADS),
     CLI_OPT_TEMPLATE(O_TFILE),
     {O_IGNORE_EOS, "--ignore-eos", NULL, "keep generating past end-of-turn tokens"},
@@ -298,8 +299,10 @@ static int cmd_chat(int argc, char **argv) {
         case ARG_ERROR: return cli_fail("chat", &err);
         case ARG_HELP: cli_help(&CLI_CHAT); return 0;
         case ARG_POSITIONAL:
-            s = err_set(&err, STATUS_INVALID, "unexpected argument '%s' (messages are typed, not "
-                        "given as arguments)", v);
+            s = err_set(&err, STATUS_INVALID,
+                        "unexpected argument '%s' (messages are typed, not "
+                        "given as arguments)",
+                        v);
             break;
         case O_MODEL: model = v; break;
         case O_IGNORE_EOS: c.gp.ignore_eos = true; break;
@@ -334,10 +337,8 @@ static int cmd_chat(int argc, char **argv) {
         char samp[256];
         preset_describe(&c.gp.sampling, PRESET_TEMP | PRESET_TOP_K | PRESET_TOP_P | PRESET_MIN_P,
                         samp, sizeof samp);
-        fprintf(stderr,
-                "cgpt chat - %s (%s, context %d, template: %s; %s). /help for commands.\n",
-                path, model_config(c.cm.m)->arch_name, c.gs.cap, chat_format_name(c.cm.fmt),
-                samp);
+        fprintf(stderr, "cgpt chat - %s (%s, context %d, template: %s; %s). /help for commands.\n",
+                path, model_config(c.cm.m)->arch_name, c.gs.cap, chat_format_name(c.cm.fmt), samp);
     }
     for (;;) {
         char *msg = read_message(c.tty);

@@ -16,12 +16,12 @@
 #include "core/err.h"
 
 typedef struct {
-    const char *name;     /* "run"; "train sft" for a subcommand's subcommand */
-    const char *synopsis; /* what follows "cgpt NAME" in the usage line */
-    const char *summary;  /* one line for the command list */
-    const ArgOpt *opts;   /* its own options (ends with id 0); may be NULL */
-    bool sampling;        /* also accepts CLI_SAMPLING_OPTS (common.h) */
-    const char *notes;    /* more text for --help, or NULL */
+    const char *name;                   /* "run"; "train sft" for a subcommand's subcommand */
+    const char *synopsis;               /* what follows "cgpt NAME" in the usage line */
+    const char *summary;                /* one line for the command list */
+    const ArgOpt *opts;                 /* its own options (ends with id 0); may be NULL */
+    bool sampling;                      /* also accepts CLI_SAMPLING_OPTS (common.h) */
+    const char *notes;                  /* more text for --help, or NULL */
     int (*main)(int argc, char **argv); /* argv[0] is the command's name */
 } CliCommand;
 

@@ -56,7 +56,8 @@ Status cli_read_file(const char *path, size_t max, char **out, size_t *len, Err 
 
 const ArgOpt CLI_SAMPLING_OPTS[] = {
     {CLI_SAMPLING_ID + PRESET_TEMP, "--temp", "T", "temperature, 0 = greedy (default 0.8)"},
-    {CLI_SAMPLING_ID + PRESET_TOP_K, "--top-k", "N", "keep the N most likely tokens, 0 = off (default 40)"},
+    {CLI_SAMPLING_ID + PRESET_TOP_K, "--top-k", "N",
+     "keep the N most likely tokens, 0 = off (default 40)"},
     {CLI_SAMPLING_ID + PRESET_TOP_P, "--top-p", "P", "nucleus sampling, 1 = off (default 0.95)"},
     {CLI_SAMPLING_ID + PRESET_MIN_P, "--min-p", "P",
      "drop tokens below P x the top probability (default 0.05)"},
@@ -64,7 +65,8 @@ const ArgOpt CLI_SAMPLING_OPTS[] = {
      "penalise repeats of the last tokens, 1 = off (default 1)"},
     {CLI_SAMPLING_ID + PRESET_LAST_N, "--repeat-last-n", "N",
      "window for the penalties (default 64, -1 = all)"},
-    {CLI_SAMPLING_ID + PRESET_PRESENCE, "--presence-penalty", "F", "OpenAI's presence penalty (default 0)"},
+    {CLI_SAMPLING_ID + PRESET_PRESENCE, "--presence-penalty", "F",
+     "OpenAI's presence penalty (default 0)"},
     {CLI_SAMPLING_ID + PRESET_FREQUENCY, "--frequency-penalty", "F",
      "OpenAI's frequency penalty (default 0)"},
     {CLI_SAMPLING_ID + PRESET_SEED, "--seed", "N", "sampling seed (default 42)"},
@@ -113,8 +115,7 @@ bool cli_sampling_opt(int id, const char *o, const char *v, SamplerParams *sp, u
         if (!(s = args_int(o, v, 0, 0x7fffffffL, &l, err)))
             sp->seed = (uint64_t)l;
         break;
-    default:
-        return false;
+    default: return false;
     }
     *st = s;
     if (!s)

@@ -19,10 +19,12 @@
 #define CLI_MAX_THREADS 256
 
 /* Table entries several commands share, so they read the same everywhere. */
-#define CLI_OPT_MODEL(id) {id, "-m|--model", "MODEL", "the GGUF model (default: the built-in model)"}
-#define CLI_OPT_THREADS(id) {id, "-t|--threads", "N", "compute threads (default: all CPUs)"}
+#define CLI_OPT_MODEL(id)                                                                          \
+    { id, "-m|--model", "MODEL", "the GGUF model (default: the built-in model)" }
+#define CLI_OPT_THREADS(id)                                                                        \
+    { id, "-t|--threads", "N", "compute threads (default: all CPUs)" }
 #define CLI_OPT_TEMPLATE(id)                                                                       \
-    {id, "--chat-template-file", "FILE", "a Jinja chat template to use instead of the model's"}
+    { id, "--chat-template-file", "FILE", "a Jinja chat template to use instead of the model's" }
 
 /* Read the whole file (or stdin for "-") into an owned, NUL-terminated
  * buffer (free()); STATUS_LIMIT past 'max' bytes. */
@@ -36,8 +38,8 @@ extern const ArgOpt CLI_SAMPLING_OPTS[];
 
 /* If 'id' is a sampling option, parse its value 'v' into 'sp', add its
  * PRESET_* bit to *user_set and return true (with *st the parse status). */
-bool cli_sampling_opt(int id, const char *opt, const char *v, SamplerParams *sp,
-                      unsigned *user_set, Status *st, Err *err);
+bool cli_sampling_opt(int id, const char *opt, const char *v, SamplerParams *sp, unsigned *user_set,
+                      Status *st, Err *err);
 
 /* The model path to use: 'given' (-m), else $CGPT_MODEL, else the built-in
  * model when it exists; otherwise STATUS_INVALID with a message that says

@@ -11,7 +11,8 @@
  * for every checkable record the reply is decoded greedily (temperature 0;
  * sampled when sampling options or --model-sampling are given; at most -n
  * tokens, until an end-of-generation token) and compared with the
- * reference: exact match and token F1 after SQuAD normalisation, summed per recipe and overall (means over records).
+ * reference: exact match and token F1 after SQuAD normalisation, summed per recipe and overall
+ * (means over records).
  * --baseline: the most frequent reference reply of each recipe in a
  * training file, scored the same way (a recipe absent there predicts "").
  * --text: perplexity of documents {"text": ...}, each scored from its start
@@ -47,18 +48,35 @@
 #define EVAL_BATCH 512                   /* rows per forward */
 #define EVAL_PROGRESS_S 2.0              /* seconds between progress lines */
 
-enum { O_MODEL = 1, O_FILE, O_TEXT, O_BASELINE, O_MAX_PER, O_N, O_JSON, O_PREDS, O_TFILE,
-       O_THREADS, O_CTX, O_MODEL_SAMPLING, O_PAIRS };
+enum {
+    O_MODEL = 1,
+    O_FILE,
+    O_TEXT,
+    O_BASELINE,
+    O_MAX_PER,
+    O_N,
+    O_JSON,
+    O_PREDS,
+    O_TFILE,
+    O_THREADS,
+    O_CTX,
+    O_MODEL_SAMPLING,
+    O_PAIRS
+};
 
 static const ArgOpt EVAL_OPTS[] = {
     CLI_OPT_MODEL(O_MODEL),
-    {O_FILE, "-f|--file", "FILE", "chat records {\"messages\":[...], \"recipe\":.., \"checkable\":..}"},
+    {O_FILE, "-f|--file", "FILE",
+     "chat records {\"messages\":[...], \"recipe\":.., \"checkable\":..}"},
     {O_TEXT, "--text", "FILE", "documents {\"text\": ...} for text perplexity"},
-    {O_BASELINE, "--baseline", "FILE", "training records: most frequent reply per recipe as a baseline"},
-    {O_MAX_PER, "--max-per-recipe", "N", "at most the first N records of each recipe (default all)"},
+    {O_BASELINE, "--baseline", "FILE",
+     "training records: most frequent reply per recipe as a baseline"},
+    {O_MAX_PER, "--max-per-recipe", "N",
+     "at most the first N records of each recipe (default all)"},
     {O_N, "-n|--n-predict", "N", "tokens to generate per reply (default 64)"},
     {O_JSON, "--json", NULL, "print one JSON object instead of the table"},
-    {O_PREDS, "--predictions", "FILE", "write each checkable record's reply and scores (JSON lines)"},
+    {O_PREDS, "--predictions", "FILE",
+     "write each checkable record's reply and scores (JSON lines)"},
     CLI_OPT_TEMPLATE(O_TFILE),
     CLI_OPT_THREADS(O_THREADS),
     {O_CTX, "-c|--ctx", "N", "context size (default: the model's, at most 4096)"},

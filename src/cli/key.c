@@ -23,7 +23,10 @@
 enum { O_DATA_DIR = 1, O_RPM, O_TPM, O_MAX_STREAMS };
 
 #define KEY_OPT_DATA_DIR                                                                           \
-    {O_DATA_DIR, "--data-dir", "DIR", "where the keys live (default $CGPT_DATA_DIR, else ~/.cgpt)"}
+    {                                                                                              \
+        O_DATA_DIR, "--data-dir", "DIR",                                                           \
+            "where the keys live (default $CGPT_DATA_DIR, else ~/.cgpt)"                           \
+    }
 
 static const ArgOpt KEY_ADD_OPTS[] = {
     {O_RPM, "--rpm", "N", "requests per minute (0 = the server's default)"},

@@ -10,7 +10,7 @@
 #define HELP_COL 26 /* column where an option's help starts */
 
 const CliCommand *const CLI_COMMANDS[] = {
-    &CLI_SERVE, &CLI_KEY,  &CLI_CHAT,  &CLI_RUN,   &CLI_TOKENIZE, &CLI_TEMPLATE, &CLI_PERPLEXITY,
+    &CLI_SERVE, &CLI_KEY,   &CLI_CHAT,  &CLI_RUN,  &CLI_TOKENIZE, &CLI_TEMPLATE, &CLI_PERPLEXITY,
     &CLI_INFO,  &CLI_BENCH, &CLI_TRAIN, &CLI_EVAL, &CLI_QUANTIZE, &CLI_META,
 };
 const int CLI_N_COMMANDS = (int)(sizeof CLI_COMMANDS / sizeof CLI_COMMANDS[0]);
@@ -81,8 +81,7 @@ int cli_dispatch(const CliCommand *parent, const CliCommand *const *subs, int n_
         n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "",
                               subs[i]->name + plen + 1);
     if (argc < 2)
-        err_set(&err, STATUS_INVALID, "give one of %s (see 'cgpt %s --help')", names,
-                parent->name);
+        err_set(&err, STATUS_INVALID, "give one of %s (see 'cgpt %s --help')", names, parent->name);
     else
         err_set(&err, STATUS_INVALID, "unknown subcommand '%s' (use %s)", argv[1], names);
     return cli_fail(parent->name, &err);

@@ -90,8 +90,10 @@ static Status set_value(GGUFWriter *w, const Edit *e, GGUFType type, Err *err) {
         return STATUS_OK;
     default:
         if (!is_int_type(type))
-            return err_set(err, STATUS_UNSUPPORTED, "%s is a %s: only numbers, bools and strings "
-                           "can be set", e->key, gguf_type_name(type));
+            return err_set(err, STATUS_UNSUPPORTED,
+                           "%s is a %s: only numbers, bools and strings "
+                           "can be set",
+                           e->key, gguf_type_name(type));
         if (args_int(what, e->value, INT32_MIN, INT32_MAX, &l, err))
             return err->status;
         gguf_writer_set_i32(w, e->key, (int32_t)l);
@@ -164,8 +166,8 @@ static Status rewrite(const char *in, const char *out, const Edit *edits, int n_
         const GGUFTensor *t = &g.tensors[i];
         char name[META_MAX_NAME];
         if (t->name.len >= sizeof name) {
-            st = err_set(err, STATUS_LIMIT, "%s: a tensor name of %" PRIu64 " bytes (limit %d)",
-                         in, t->name.len, META_MAX_NAME - 1);
+            st = err_set(err, STATUS_LIMIT, "%s: a tensor name of %" PRIu64 " bytes (limit %d)", in,
+                         t->name.len, META_MAX_NAME - 1);
             goto done;
         }
         snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);

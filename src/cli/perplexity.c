@@ -38,7 +38,9 @@ static int cmd_perplexity(int argc, char **argv) {
         switch (id) {
         case ARG_ERROR: return cli_fail("perplexity", &err);
         case ARG_HELP: cli_help(&CLI_PERPLEXITY); return 0;
-        case ARG_POSITIONAL: s = err_set(&err, STATUS_INVALID, "unexpected argument '%s'", v); break;
+        case ARG_POSITIONAL:
+            s = err_set(&err, STATUS_INVALID, "unexpected argument '%s'", v);
+            break;
         case O_MODEL: model = v; break;
         case O_FILE: file = v; break;
         case O_CTX: s = args_int(a.opt, v, 4, MODEL_MAX_CTX, &ctx, &err); break;

@@ -25,8 +25,21 @@
 #define RUN_MAX_NEW 65536    /* -n upper bound */
 #define RUN_BATCH 256        /* prefill rows per forward */
 
-enum { O_MODEL = 1, O_PROMPT, O_FILE, O_TOKENS, O_IDS, O_N, O_STOP, O_IGNORE_EOS, O_CHAT,
-       O_SYSTEM, O_TFILE, O_THREADS, O_CTX };
+enum {
+    O_MODEL = 1,
+    O_PROMPT,
+    O_FILE,
+    O_TOKENS,
+    O_IDS,
+    O_N,
+    O_STOP,
+    O_IGNORE_EOS,
+    O_CHAT,
+    O_SYSTEM,
+    O_TFILE,
+    O_THREADS,
+    O_CTX
+};
 
 static const ArgOpt RUN_OPTS[] = {
     CLI_OPT_MODEL(O_MODEL),
@@ -68,7 +81,9 @@ static Status parse(int argc, char **argv, RunOpts *o, bool *help, Err *err) {
         switch (id) {
         case ARG_ERROR: return err->status;
         case ARG_HELP: *help = true; return STATUS_OK;
-        case ARG_POSITIONAL: return err_set(err, STATUS_INVALID, "unexpected argument '%s' (the prompt goes after -p)", v);
+        case ARG_POSITIONAL:
+            return err_set(err, STATUS_INVALID,
+                           "unexpected argument '%s' (the prompt goes after -p)", v);
         case O_IDS: o->ids = true; break;
         case O_CHAT: o->chat = true; break;
         case O_IGNORE_EOS: o->ignore_eos = true; break;
@@ -254,9 +269,9 @@ static Status run_text(const RunOpts *o, Err *err) {
         goto done;
     printf("\n");
     fflush(stdout);
-    fprintf(stderr, "[%d prompt tokens, %d generated, %.1f tokens/s, finish: %s%s]\n",
-            st.n_prompt, st.n_generated,
-            st.t_generate > 0 ? st.n_generated / st.t_generate : 0.0, gen_finish_name(st.finish),
+    fprintf(stderr, "[%d prompt tokens, %d generated, %.1f tokens/s, finish: %s%s]\n", st.n_prompt,
+            st.n_generated, st.t_generate > 0 ? st.n_generated / st.t_generate : 0.0,
+            gen_finish_name(st.finish),
             st.finish == GEN_FINISH_CONTEXT ? " (the context is full)" : "");
 done:
     json_decref(msgs);

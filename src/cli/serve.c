@@ -19,16 +19,36 @@
 #define SERVE_MALLOC_ARENAS 4
 #define SERVE_MMAP_THRESHOLD (256 * 1024)
 
-enum { O_MODEL = 1, O_ALIAS, O_HOST, O_PORT, O_DATA_DIR, O_CTX, O_PARALLEL, O_QUEUE, O_BATCH,
-       O_THREADS, O_NO_PCACHE, O_CORS, O_RPM, O_TPM, O_MAX_STREAMS, O_MAX_BODY, O_MAX_CONN,
-       O_HEADER_TIMEOUT, O_BODY_TIMEOUT };
+enum {
+    O_MODEL = 1,
+    O_ALIAS,
+    O_HOST,
+    O_PORT,
+    O_DATA_DIR,
+    O_CTX,
+    O_PARALLEL,
+    O_QUEUE,
+    O_BATCH,
+    O_THREADS,
+    O_NO_PCACHE,
+    O_CORS,
+    O_RPM,
+    O_TPM,
+    O_MAX_STREAMS,
+    O_MAX_BODY,
+    O_MAX_CONN,
+    O_HEADER_TIMEOUT,
+    O_BODY_TIMEOUT
+};
 
 static const ArgOpt SERVE_OPTS[] = {
-    {O_MODEL, "-m|--model", "MODEL", "a GGUF model (repeat for several; id: --alias or the file name)"},
+    {O_MODEL, "-m|--model", "MODEL",
+     "a GGUF model (repeat for several; id: --alias or the file name)"},
     {O_ALIAS, "--alias", "NAME", "the id of the preceding -m model"},
     {O_HOST, "--host", "ADDR", "bind address (default 127.0.0.1; others need API keys)"},
     {O_PORT, "--port", "N", "port (default 8080; 0 = any free port)"},
-    {O_DATA_DIR, "--data-dir", "DIR", "API keys and server data (default $CGPT_DATA_DIR or ~/.cgpt)"},
+    {O_DATA_DIR, "--data-dir", "DIR",
+     "API keys and server data (default $CGPT_DATA_DIR or ~/.cgpt)"},
     {O_CTX, "-c|--ctx", "N", "context per sequence (default: the model's, at most 4096)"},
     {O_PARALLEL, "--parallel", "N", "requests generating at once per model (default 16)"},
     {O_QUEUE, "--queue", "N", "requests waiting per model before 503 (default 256)"},
@@ -250,15 +270,21 @@ static int cmd_serve(int argc, char **argv) {
                           .tok = l->cm.tok,
                           .fmt = l->cm.fmt,
                           .sched = l->sched,
-                          .created = stat(o.models[i].path, &stb) ? 0 : (long long)stb.st_mtime};
+                          .created = stat(o.models[i].path, &stb) ? 0 : (long long)stb.st_mtime,
+                          .preset = l->cm.preset};
         if (server_add_model(srv, &sm, &err)) {
             rc = cli_fail("serve", &err);
             break;
         }
         const ModelConfig *mc = model_config(l->cm.m);
-        fprintf(stderr, "cgpt serve: model '%s' (%s, %s, %.1fM params), context %d, %s\n", l->id,
-                o.models[i].path, mc->arch_name, (double)mc->n_params / 1e6,
-                sched_n_ctx(l->sched), chat_format_name(l->cm.fmt));
+        char samp[256] = "";
+        if (l->cm.preset.set) {
+            memcpy(samp, ", sampling defaults ", 21);
+            preset_describe(&l->cm.preset.v, l->cm.preset.set, samp + 20, sizeof samp - 20);
+        }
+        fprintf(stderr, "cgpt serve: model '%s' (%s, %s, %.1fM params), context %d, %s%s\n", l->id,
+                o.models[i].path, mc->arch_name, (double)mc->n_params / 1e6, sched_n_ctx(l->sched),
+                chat_format_name(l->cm.fmt), samp);
     }
     if (!rc && !atomic_load(&g_stop)) {
         server_ready(srv);

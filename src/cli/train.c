@@ -27,34 +27,67 @@
 
 #define TRAIN_MAX_INPUTS 64
 
-enum { O_DATA = 1, O_VAL, O_OUT, O_TOKENIZER, O_INIT, O_RESUME, O_NAME, O_STEPS, O_EMBD,
-       O_LAYERS, O_HEADS, O_KV_HEADS, O_HEAD_DIM, O_FF, O_CTX, O_ROPE_BASE, O_INIT_SEED, O_BATCH,
-       O_ACCUM, O_WARMUP, O_LR, O_LR_MIN, O_WD, O_BETA1, O_BETA2, O_CLIP, O_SEED, O_CKPT_EVERY,
-       O_KEEP, O_EVAL_EVERY, O_EVAL_ROWS, O_THREADS };
+enum {
+    O_DATA = 1,
+    O_VAL,
+    O_OUT,
+    O_TOKENIZER,
+    O_INIT,
+    O_RESUME,
+    O_NAME,
+    O_STEPS,
+    O_EMBD,
+    O_LAYERS,
+    O_HEADS,
+    O_KV_HEADS,
+    O_HEAD_DIM,
+    O_FF,
+    O_CTX,
+    O_ROPE_BASE,
+    O_INIT_SEED,
+    O_BATCH,
+    O_ACCUM,
+    O_WARMUP,
+    O_LR,
+    O_LR_MIN,
+    O_WD,
+    O_BETA1,
+    O_BETA2,
+    O_CLIP,
+    O_SEED,
+    O_CKPT_EVERY,
+    O_KEEP,
+    O_EVAL_EVERY,
+    O_EVAL_ROWS,
+    O_THREADS
+};
 
 /* The options pretrain and sft share: data, output, schedule, optimiser. */
 #define TRAIN_COMMON_OPTS                                                                          \
     {O_DATA, "-i|--data", "FILE", "training data, JSON lines (repeatable)"},                       \
-    {O_VAL, "--val", "FILE", "held-out data of the same kind, for the held-out loss"},             \
-    {O_OUT, "-o|--out", "DIR", "checkpoints (ckpt-STEP.gguf + .opt, latest), train.csv, loss.svg"}, \
-    {O_RESUME, "--resume", NULL, "continue from DIR's latest checkpoint (stored settings)"},         \
-    {O_NAME, "--name", "NAME", "general.name of the written models (default cgpt)"},              \
-    {O_STEPS, "--steps", "N", "optimiser steps (default 1000; may extend a --resume)"},           \
-    {O_BATCH, "--batch", "N", "rows per micro-batch per rank (default 8)"},                       \
-    {O_ACCUM, "--accum", "N", "micro-batches per step (default 1)"},                              \
-    {O_WARMUP, "--warmup", "N", "linear warm-up steps (default 100; sft 20)"},                    \
-    {O_LR, "--lr", "F", "peak learning rate (default 1e-3; sft 3e-4)"},                           \
-    {O_LR_MIN, "--lr-min", "F", "cosine floor (default 1e-4; sft 3e-5)"},                         \
-    {O_WD, "--wd", "F", "AdamW weight decay (default 0.1; sft 0)"},                               \
-    {O_BETA1, "--beta1", "F", "AdamW beta1 (default 0.9)"},                                       \
-    {O_BETA2, "--beta2", "F", "AdamW beta2 (default 0.95)"},                                      \
-    {O_CLIP, "--clip", "F", "gradient norm clip (default 1.0)"},                                  \
-    {O_SEED, "--seed", "N", "data order seed (default 1)"},                                       \
-    {O_CKPT_EVERY, "--ckpt-every", "N", "steps between checkpoints (default 500)"},                \
-    {O_KEEP, "--keep", "N", "checkpoints kept (default 2)"},                                      \
-    {O_EVAL_EVERY, "--eval-every", "N", "steps between held-out losses, 0 = at the end (default 0)"}, \
-    {O_EVAL_ROWS, "--eval-rows", "N", "held-out rows per evaluation (default 32)"},               \
-    {O_THREADS, "-t|--threads", "N", "compute threads (default: all CPUs / local ranks)"}
+        {O_VAL, "--val", "FILE", "held-out data of the same kind, for the held-out loss"},         \
+        {O_OUT, "-o|--out", "DIR",                                                                 \
+         "checkpoints (ckpt-STEP.gguf + .opt, latest), train.csv, loss.svg"},                      \
+        {O_RESUME, "--resume", NULL, "continue from DIR's latest checkpoint (stored settings)"},   \
+        {O_NAME, "--name", "NAME", "general.name of the written models (default cgpt)"},           \
+        {O_STEPS, "--steps", "N", "optimiser steps (default 1000; may extend a --resume)"},        \
+        {O_BATCH, "--batch", "N", "rows per micro-batch per rank (default 8)"},                    \
+        {O_ACCUM, "--accum", "N", "micro-batches per step (default 1)"},                           \
+        {O_WARMUP, "--warmup", "N", "linear warm-up steps (default 100; sft 20)"},                 \
+        {O_LR, "--lr", "F", "peak learning rate (default 1e-3; sft 3e-4)"},                        \
+        {O_LR_MIN, "--lr-min", "F", "cosine floor (default 1e-4; sft 3e-5)"},                      \
+        {O_WD, "--wd", "F", "AdamW weight decay (default 0.1; sft 0)"},                            \
+        {O_BETA1, "--beta1", "F", "AdamW beta1 (default 0.9)"},                                    \
+        {O_BETA2, "--beta2", "F", "AdamW beta2 (default 0.95)"},                                   \
+        {O_CLIP, "--clip", "F", "gradient norm clip (default 1.0)"},                               \
+        {O_SEED, "--seed", "N", "data order seed (default 1)"},                                    \
+        {O_CKPT_EVERY, "--ckpt-every", "N", "steps between checkpoints (default 500)"},            \
+        {O_KEEP, "--keep", "N", "checkpoints kept (default 2)"},                                   \
+        {O_EVAL_EVERY, "--eval-every", "N",                                                        \
+         "steps between held-out losses, 0 = at the end (default 0)"},                             \
+        {O_EVAL_ROWS, "--eval-rows", "N", "held-out rows per evaluation (default 32)"}, {          \
+        O_THREADS, "-t|--threads", "N", "compute threads (default: all CPUs / local ranks)"        \
+    }
 
 static const ArgOpt PRETRAIN_OPTS[] = {
     {O_TOKENIZER, "--tokenizer", "TOK.gguf", "the tokenizer (made by cgpt train tokenizer)"},
@@ -148,7 +181,9 @@ static int train_main(const CliCommand *cmdd, int argc, char **argv) {
         switch (id) {
         case ARG_ERROR: return cli_fail(cmd, &err);
         case ARG_HELP: cli_help(cmdd); return 0;
-        case ARG_POSITIONAL: st = err_set(&err, STATUS_INVALID, "unexpected argument '%s'", v); break;
+        case ARG_POSITIONAL:
+            st = err_set(&err, STATUS_INVALID, "unexpected argument '%s'", v);
+            break;
         case O_DATA:
             if (n_inputs == TRAIN_MAX_INPUTS)
                 st = err_set(&err, STATUS_LIMIT, "more than %d -i files", TRAIN_MAX_INPUTS);
@@ -165,30 +200,30 @@ static int train_main(const CliCommand *cmdd, int argc, char **argv) {
             if (!(st = args_int(o, v, 1, TRAIN_MAX_STEPS, &iv, &err)))
                 s.steps = iv, steps_given = true;
             break;
-        INT_OPT(O_EMBD, 1, TMODEL_MAX_EMBD, c.n_embd)
-        INT_OPT(O_LAYERS, 1, TMODEL_MAX_LAYERS, c.n_layers)
-        INT_OPT(O_HEADS, 1, TMODEL_MAX_HEADS, c.n_heads)
-        INT_OPT(O_KV_HEADS, 1, TMODEL_MAX_HEADS, c.n_kv_heads)
-        INT_OPT(O_HEAD_DIM, 2, 1024, c.head_dim)
-        INT_OPT(O_FF, 1, TMODEL_MAX_FF, c.n_ff)
-        INT_OPT(O_CTX, 2, TMODEL_MAX_CTX, c.n_ctx)
-        FLT_OPT(O_ROPE_BASE, 1, 1e9, c.rope_base)
-        INT_OPT(O_INIT_SEED, 0, INT32_MAX, init_seed)
-        INT_OPT(O_BATCH, 1, TRAIN_MAX_BATCH, s.batch)
-        INT_OPT(O_ACCUM, 1, TRAIN_MAX_ACCUM, s.accum)
-        INT_OPT(O_WARMUP, 0, TRAIN_MAX_STEPS, s.warmup)
-        FLT_OPT(O_LR, 0, 10, s.lr)
-        FLT_OPT(O_LR_MIN, 0, 10, s.lr_min)
-        FLT_OPT(O_WD, 0, 10, s.weight_decay)
-        FLT_OPT(O_BETA1, 0, 0.999999, s.beta1)
-        FLT_OPT(O_BETA2, 0, 0.999999, s.beta2)
-        FLT_OPT(O_CLIP, 0, 1e9, s.clip)
-        INT_OPT(O_SEED, 0, INT32_MAX, s.seed)
-        INT_OPT(O_CKPT_EVERY, 0, TRAIN_MAX_STEPS, s.ckpt_every)
-        INT_OPT(O_KEEP, 1, 1000, s.keep)
-        INT_OPT(O_EVAL_EVERY, 0, TRAIN_MAX_STEPS, s.eval_every)
-        INT_OPT(O_EVAL_ROWS, 1, 1 << 20, s.eval_rows)
-        INT_OPT(O_THREADS, 0, TPOOL_MAX_THREADS, threads)
+            INT_OPT(O_EMBD, 1, TMODEL_MAX_EMBD, c.n_embd)
+            INT_OPT(O_LAYERS, 1, TMODEL_MAX_LAYERS, c.n_layers)
+            INT_OPT(O_HEADS, 1, TMODEL_MAX_HEADS, c.n_heads)
+            INT_OPT(O_KV_HEADS, 1, TMODEL_MAX_HEADS, c.n_kv_heads)
+            INT_OPT(O_HEAD_DIM, 2, 1024, c.head_dim)
+            INT_OPT(O_FF, 1, TMODEL_MAX_FF, c.n_ff)
+            INT_OPT(O_CTX, 2, TMODEL_MAX_CTX, c.n_ctx)
+            FLT_OPT(O_ROPE_BASE, 1, 1e9, c.rope_base)
+            INT_OPT(O_INIT_SEED, 0, INT32_MAX, init_seed)
+            INT_OPT(O_BATCH, 1, TRAIN_MAX_BATCH, s.batch)
+            INT_OPT(O_ACCUM, 1, TRAIN_MAX_ACCUM, s.accum)
+            INT_OPT(O_WARMUP, 0, TRAIN_MAX_STEPS, s.warmup)
+            FLT_OPT(O_LR, 0, 10, s.lr)
+            FLT_OPT(O_LR_MIN, 0, 10, s.lr_min)
+            FLT_OPT(O_WD, 0, 10, s.weight_decay)
+            FLT_OPT(O_BETA1, 0, 0.999999, s.beta1)
+            FLT_OPT(O_BETA2, 0, 0.999999, s.beta2)
+            FLT_OPT(O_CLIP, 0, 1e9, s.clip)
+            INT_OPT(O_SEED, 0, INT32_MAX, s.seed)
+            INT_OPT(O_CKPT_EVERY, 0, TRAIN_MAX_STEPS, s.ckpt_every)
+            INT_OPT(O_KEEP, 1, 1000, s.keep)
+            INT_OPT(O_EVAL_EVERY, 0, TRAIN_MAX_STEPS, s.eval_every)
+            INT_OPT(O_EVAL_ROWS, 1, 1 << 20, s.eval_rows)
+            INT_OPT(O_THREADS, 0, TPOOL_MAX_THREADS, threads)
         }
 #undef INT_OPT
 #undef FLT_OPT
@@ -367,7 +402,9 @@ done:
     return rc;
 }
 
-static int pretrain_main(int argc, char **argv) { return train_main(&CLI_TRAIN_PRETRAIN, argc, argv); }
+static int pretrain_main(int argc, char **argv) {
+    return train_main(&CLI_TRAIN_PRETRAIN, argc, argv);
+}
 static int sft_main(int argc, char **argv) { return train_main(&CLI_TRAIN_SFT, argc, argv); }
 
 static const CliCommand *const TRAIN_SUBS[] = {&CLI_TRAIN_TOKENIZER, &CLI_TRAIN_PRETRAIN,

@@ -30,11 +30,13 @@
 enum { O_INPUT = 1, O_OUTPUT, O_VOCAB, O_MAX_BYTES, O_MIN_FREQ, O_THREADS, O_NAME, O_DUMP };
 
 static const ArgOpt TT_OPTS[] = {
-    {O_INPUT, "-i|--input", "FILE", "JSON lines: {\"text\": ...} or {\"messages\": [...]} (repeatable)"},
+    {O_INPUT, "-i|--input", "FILE",
+     "JSON lines: {\"text\": ...} or {\"messages\": [...]} (repeatable)"},
     {O_OUTPUT, "-o|--output", "FILE", "the vocabulary-only GGUF to write"},
     {O_VOCAB, "--vocab", "N", "tokens in total, 4 specials included (default 8192)"},
     {O_MAX_BYTES, "--max-bytes", "N", "read at most N bytes of text (default 1 GiB)"},
-    {O_MIN_FREQ, "--min-freq", "N", "stop when the best pair occurs fewer than N times (default 2)"},
+    {O_MIN_FREQ, "--min-freq", "N",
+     "stop when the best pair occurs fewer than N times (default 2)"},
     {O_THREADS, "-t|--threads", "N", "counting threads (default: all CPUs)"},
     {O_NAME, "--name", "NAME", "general.name (default cgpt-bpe)"},
     {O_DUMP, "--dump-words", "FILE", "also write the counted pre-tokens (tests)"},
@@ -74,7 +76,9 @@ static int cmd_train_tokenizer(int argc, char **argv) {
         switch (id) {
         case ARG_ERROR: return cli_fail(CMD, &err);
         case ARG_HELP: cli_help(&CLI_TRAIN_TOKENIZER); return 0;
-        case ARG_POSITIONAL: s = err_set(&err, STATUS_INVALID, "unexpected argument '%s'", v); break;
+        case ARG_POSITIONAL:
+            s = err_set(&err, STATUS_INVALID, "unexpected argument '%s'", v);
+            break;
         case O_INPUT:
             if (n_inputs == TT_MAX_INPUTS)
                 s = err_set(&err, STATUS_LIMIT, "more than %d input files", TT_MAX_INPUTS);

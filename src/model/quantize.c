@@ -19,7 +19,6 @@
 
 #define QUANT_NAME_MAX 256 /* tensor names longer than this are not quantizable */
 
-
 typedef enum { MIX_NONE, MIX_K_M } Mix;
 
 typedef struct {

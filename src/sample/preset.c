@@ -73,7 +73,7 @@ Status preset_from_gguf(const GGUF *g, SamplePreset *out, Err *err) {
             v = fv;
         }
         if (!isfinite(v) || v < k->lo || v > k->hi || (k->lo_open && v == k->lo))
-            return err_set(err, STATUS_FORMAT, "%s = %g: outside %c%g, %g]", k->key, v,
+            return err_set(err, STATUS_FORMAT, "%s = %.10g: outside %c%.10g, %.10g]", k->key, v,
                            k->lo_open ? '(' : '[', k->lo, k->hi);
         store(&out->v, k->bit, v);
         out->set |= k->bit;

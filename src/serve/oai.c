@@ -461,6 +461,20 @@ static Status parse_common(OaiRequest *req, const OaiLimits *lim, OaiError *e) {
         field_float(r, "repeat_penalty", 0, 10, true, &req->repeat_penalty, e) ||
         parse_logit_bias(req, lim, e) || field_str(r, "user", req->user, OAI_MAX_USER_BYTES, e))
         return STATUS_INVALID;
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } sampling[] = {{"temperature", PRESET_TEMP},
+                    {"top_p", PRESET_TOP_P},
+                    {"top_k", PRESET_TOP_K},
+                    {"min_p", PRESET_MIN_P},
+                    {"repeat_penalty", PRESET_REPEAT},
+                    {"presence_penalty", PRESET_PRESENCE},
+                    {"frequency_penalty", PRESET_FREQUENCY},
+                    {"seed", PRESET_SEED}};
+    for (size_t i = 0; i < sizeof sampling / sizeof sampling[0]; i++)
+        if (field(r, sampling[i].name))
+            req->sampling_set |= sampling[i].bit;
     return STATUS_OK;
 }
 

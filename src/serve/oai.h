@@ -3,7 +3,7 @@
  * No HTTP, no engine: pure functions over bytes and structs, so the fuzzer
  * (fuzz/fuzz_request.c) drives exactly what the server runs.
  *
- * Requests (../shared/spec/openai-api.md §3.2, §3.7):
+ * Requests (docs/spec/openai-api.md §3.2, §3.7):
  *   chat:       model, messages (required), n, stream, stream_options
  *               {include_usage}, stop (string | array), max_tokens /
  *               max_completion_tokens, temperature, top_p, top_k, min_p,
@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "sample/preset.h"
 
 /* Named limits (defaults; the server may lower them with options). */
 #define OAI_MAX_BODY_BYTES (8u << 20) /* request body */
@@ -110,6 +111,8 @@ typedef struct {
     float repeat_penalty;    /* (0, 10], default 1 (llama.cpp extension) */
     bool has_seed;
     uint64_t seed;      /* any JSON integer; negative values wrap to uint64 */
+    unsigned sampling_set; /* PRESET_* bits of the sampling fields given (null = not given);
+                            * the model's general.sampling.* fills the others */
     OaiBias *bias;      /* owned, n_bias entries; keys are decimal token ids < 2^31 */
     int n_bias;
     bool logprobs;

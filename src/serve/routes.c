@@ -87,6 +87,12 @@ static Status sched_params(const ServerModel *m, const OaiRequest *r, const SrvA
     sp->presence_penalty = r->presence_penalty;
     sp->frequency_penalty = r->frequency_penalty;
     sp->penalty_last_n = -1;
+    /* Fields the request leaves unset take the model file's recommendation
+     * (sample/preset.h); top_p 0 means greedy, which fixes the temperature. */
+    unsigned given = r->sampling_set;
+    if (r->top_p <= 0 && (given & PRESET_TOP_P))
+        given |= PRESET_TEMP;
+    preset_apply(&m->preset, given, sp);
     if (r->has_seed) {
         sp->seed = r->seed;
     } else {

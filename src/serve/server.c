@@ -4,6 +4,7 @@
 #include "serve/server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -554,6 +555,31 @@ static Status bind_addr(const char *host, int port, struct sockaddr_storage *ss,
                    "--host '%s' is not an IPv4 or IPv6 address (or 'localhost')", host);
 }
 
+/* Bind and listen ourselves (instead of letting libmicrohttpd do it) so a
+ * busy port is one clear error of ours, with the reason, and no log line
+ * of libmicrohttpd's before it. Returns the socket or -1 with 'err' set. */
+static int listen_socket(const ServerConfig *cfg, const struct sockaddr_storage *ss, Err *err) {
+    socklen_t len =
+        ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, e;
+    if (fd < 0) {
+        err_set(err, STATUS_IO, "cannot create a socket: %s", strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)ss, len) == 0 && listen(fd, SERVER_LISTEN_BACKLOG) == 0)
+        return fd;
+    e = errno;
+    close(fd);
+    const char *hint = e == EADDRINUSE ? " (another server has it: pick a free one with --port)"
+                       : e == EACCES   ? " (ports below 1024 need privileges: use --port)"
+                       : e == EADDRNOTAVAIL ? " (no interface of this machine has that address)"
+                                            : "";
+    err_set(err, STATUS_IO, "cannot listen on %s:%d: %s%s", cfg->host, cfg->port, strerror(e),
+            hint);
+    return -1;
+}
+
 Status server_start(Server **out, const ServerConfig *cfg, Err *err) {
     *out = NULL;
     if (sodium_init() < 0)
@@ -600,22 +626,30 @@ Status server_start(Server **out, const ServerConfig *cfg, Err *err) {
                      MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    int lfd = listen_socket(cfg, &ss, err);
+    if (lfd < 0) {
+        server_stop(s);
+        return err->status;
+    }
     s->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, s, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        s, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, conn_notify, s, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)cfg->header_bytes, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
-        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(2u << 20), MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned)1024, MHD_OPTION_END);
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(2u << 20), MHD_OPTION_END);
     if (!s->daemon) {
+        close(lfd);
         server_stop(s);
-        return err_set(err, STATUS_IO, "cannot listen on %s:%d (address in use or not permitted)",
-                       cfg->host, cfg->port);
+        return err_set(err, STATUS_IO, "cannot start the HTTP server on %s:%d", cfg->host,
+                       cfg->port);
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : cfg->port;
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    s->port = cfg->port;
+    if (getsockname(lfd, (struct sockaddr *)&bound, &blen) == 0)
+        s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                    : ((struct sockaddr_in *)&bound)->sin_port);
     if (pthread_create(&s->watchdog, NULL, watchdog, s) != 0) {
         server_stop(s);
         return err_set(err, STATUS_IO, "cannot start the watchdog thread");

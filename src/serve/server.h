@@ -43,6 +43,7 @@
 #define SERVER_MAX_MODELS 16
 #define SERVER_MAX_CORS 32
 #define SERVER_HEADER_BYTES (64 * 1024) /* default connection memory for headers */
+#define SERVER_LISTEN_BACKLOG 1024      /* pending connections the kernel queues */
 
 typedef struct {
     const char *host; /* bind address (IPv4 or IPv6 literal, or "localhost") */
@@ -66,6 +67,7 @@ typedef struct {
     const ChatFormat *fmt;
     Sched *sched; /* started */
     long long created;
+    SamplePreset preset; /* the file's general.sampling.*: defaults for unset request fields */
 } ServerModel;
 
 typedef struct Server Server;

@@ -14,7 +14,15 @@ a working byte-level BPE (randmodel: one token per byte, ChatML specials).
 - tokenize: ids are the UTF-8 bytes (the vocabulary's definition), --pieces
   prints them back;
 - perplexity: equals exp(mean NLL) computed in NumPy from the same model's
-  logits (tests/ref's independent forward), chunked as documented.
+  logits (tests/ref's independent forward), chunked as documented;
+- commands in pipe mode ('/quit' ends, '//x' sends '/x'), the context is
+  the model's own (512 here, 1024 for a gpt2 file with learned positions,
+  -c beyond those refused), the oldest turns dropped with a notice when the
+  conversation fills it, and `run -n` past the context said once;
+- general.sampling.* in the file (written by `cgpt meta`) sets the defaults
+  of run and chat, a flag overrides each field, and a value out of range is
+  one clear error; the expected tokens come from the same run with every
+  setting given as flags.
 Usage: tests/cli/test_chat.py [CGPT]  (run with /usr/bin/python3)."""
 import json, os, pty, select, shutil, signal, subprocess, sys, tempfile, time
 
@@ -117,9 +125,104 @@ def main():
         want = float(np.exp(nll / cnt))
         check(abs(got - want) <= 1e-3 * want, f"perplexity {got} vs NumPy {want}")
 
+    newcomer_checks(model, tmp)
+    preset_checks(model, tmp)
     pty_checks(model, tmp)
     print(f"chat: {passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def newcomer_checks(model, tmp):
+    greedy = ["--temp", "0", "-n", "6"]
+    # a line starting with '/' is a command in pipe mode too
+    rc, out, err = run("chat", "-m", model, *greedy, stdin=b"/quit\nhello\n")
+    check(rc == 0 and out == b"", f"'/quit' in pipe mode: {rc} {out!r} {err!r}")
+    rc, out, err = run("chat", "-m", model, *greedy, stdin=b"/stats\n")
+    check(rc == 0 and out == b"" and b"of 512 tokens" in err,
+          f"/stats in pipe mode, the model's context (512): {out!r} {err!r}")
+    rc, out, err = run("chat", "-m", model, *greedy, stdin=b"/frobnicate\n")
+    check(rc == 0 and out == b"" and b"unknown command" in err, f"unknown command: {err!r}")
+    # '//' sends the rest as a message that starts with '/'
+    rc, out, err = run("chat", "-m", model, *greedy, stdin=b"//etc/passwd\n")
+    rc1, r1, e1 = run("run", "-m", model, "--chat", "-p", "/etc/passwd", *greedy)
+    check(rc == 0 and rc1 == 0 and out == r1, f"'//' message: chat {out!r} vs run --chat {r1!r}")
+    # -c asks for another context
+    rc, out, err = run("chat", "-m", model, "-c", "128", *greedy, stdin=b"/stats\n")
+    check(rc == 0 and b"of 128 tokens" in err, f"chat -c 128: {err!r}")
+    # gpt2: 1024 learned positions; chat starts at that context, refuses more
+    g2 = os.path.join(tmp, "gpt2.gguf")
+    subprocess.run([GEN, "--arch", "gpt2", "--vocab", "300", "--embd", "64", "--layers", "2",
+                    "--heads", "4", "--ff", "128", "--ctx", "1024", "--seed", "7", "-o", g2],
+                   check=True)
+    rc, out, err = run("chat", "-m", g2, *greedy, stdin=b"hello\n/stats\n")
+    check(rc == 0 and out.count(b"\n") == 1 and b"of 1024 tokens" in err,
+          f"chat on gpt2 (1024 positions): {rc} {out!r} {err!r}")
+    rc, out, err = run("chat", "-m", g2, "-c", "2048", stdin=b"hello\n")
+    check(rc == 1 and err.count(b"\n") == 1 and b"1024" in err, f"gpt2 -c 2048: {rc} {err!r}")
+    # a small context fills: the oldest turns go, with a notice, and the chat goes on
+    small = os.path.join(tmp, "small.gguf")
+    subprocess.run([GEN, "--arch", "llama", "--vocab", "300", "--embd", "64", "--layers", "2",
+                    "--heads", "4", "--kv-heads", "2", "--head-dim", "16", "--ff", "128",
+                    "--ctx", "96", "--seed", "5", "-o", small], check=True)
+    lines = b"".join(b"message number %d is here\n" % i for i in range(8))
+    rc, out, err = run("chat", "-m", small, "--temp", "0", "-n", "8", stdin=lines + b"/stats\n")
+    check(rc == 0 and out.count(b"\n") == 8 and b"(context full: dropped" in err
+          and b"of 96 tokens" in err, f"context full in chat: {rc} {out!r} {err!r}")
+    # run -n past the context: said once on stderr, and generation stops there
+    rc, out, err = run("run", "-m", small, "-p", "hi", "-n", "300", "--temp", "0", "--ignore-eos")
+    note = [l for l in err.decode().splitlines() if "does not fit" in l]
+    check(rc == 0 and len(note) == 1 and "at most 95" in note[0] and "95 generated" in err.decode()
+          and "context is full" in err.decode(), f"run -n 300 on a 96-token context: {err!r}")
+
+
+def preset_checks(model, tmp):
+    """general.sampling.* recommendations: user flag > file > built-in default."""
+    pm = os.path.join(tmp, "preset.gguf")
+    rc, out, err = run("meta", model, pm, "--set", "general.sampling.temp=0.7",
+                       "--set", "general.sampling.top_k=5", "--set", "general.sampling.top_p=0.9",
+                       "--set", "general.sampling.min_p=0.1",
+                       "--set", "general.sampling.penalty_repeat=1.3")
+    check(rc == 0, f"cgpt meta: {err!r}")
+    rc, info, _ = run("info", "-m", pm)
+    check(b"general.sampling.top_k = 5" in info and b"general.sampling.temp = 0.7" in info,
+          f"info shows the new keys: {info!r}")
+    explicit = ["--temp", "0.7", "--top-k", "5", "--top-p", "0.9", "--min-p", "0.1",
+                "--repeat-penalty", "1.3"]
+    base = ["--tokens", "1 2 3 4", "--ids", "-n", "24", "--seed", "11"]
+    _, want, _ = run("run", "-m", model, *base, *explicit)
+    rc, got, err = run("run", "-m", pm, *base)
+    check(rc == 0 and got == want, f"file defaults: {got!r} vs flags {want!r} {err!r}")
+    _, plain, _ = run("run", "-m", model, *base)
+    check(plain != want, "the preset changes the tokens (else this test proves nothing)")
+    # a flag wins over the file, field by field
+    _, want2, _ = run("run", "-m", model, *base, *explicit[:-2], "--repeat-penalty", "1.0",
+                      "--temp", "1.5")
+    rc, got2, err = run("run", "-m", pm, *base, "--temp", "1.5", "--repeat-penalty", "1")
+    check(rc == 0 and got2 == want2, f"flags over the file: {got2!r} vs {want2!r} {err!r}")
+    # chat follows the same rule: greedy by the file's own temp 0
+    gm = os.path.join(tmp, "greedy.gguf")
+    run("meta", model, gm, "--set", "general.sampling.temp=0")
+    rc, out, err = run("chat", "-m", gm, "-n", "6", stdin=b"hello\n")
+    _, r1, _ = run("run", "-m", model, "--chat", "-p", "hello", "--temp", "0", "-n", "6")
+    check(rc == 0 and out == r1, f"chat with the file's temp 0: {out!r} vs greedy {r1!r}")
+    # a bad recommendation is one clear line naming the key and its range
+    bm = os.path.join(tmp, "bad.gguf")
+    run("meta", model, bm, "--set", "general.sampling.top_p=7")
+    rc, out, err = run("run", "-m", bm, "-p", "hi", "-n", "2")
+    check(rc == 1 and err.count(b"\n") == 1 and b"general.sampling.top_p" in err
+          and b"(0, 1]" in err, f"top_p = 7 in the file: {err!r}")
+    # meta's own errors
+    for args, what in [(["--set", "x.unknown=1"], "a new key without a type"),
+                       (["--set", "general.sampling.top_k=abc"], "a non-number"),
+                       (["--set", "tokenizer.ggml.tokens=a"], "an array"),
+                       (["--delete", "no.such.key"], "deleting a missing key"),
+                       (["--set", "novalue"], "no '='")]:
+        rc, out, err = run("meta", model, os.path.join(tmp, "x.gguf"), *args)
+        check(rc == 1 and err.count(b"\n") == 1 and err.startswith(b"cgpt meta:"),
+              f"meta with {what}: {rc} {err!r}")
+    rc, out, err = run("meta", model, os.path.join(tmp, "s.gguf"), "--set-str", "general.name=x",
+                       "--delete", "general.name")
+    check(rc == 0, f"meta --set-str and --delete: {err!r}")
 
 
 def pty_checks(model, tmp):
