@@ -5,7 +5,9 @@
 # from the last checkpoint (training) or skips what is done (corpus, tokenizer).
 # Settings (environment): MODEL_DIR (work dir, default build/model),
 # CORPUS_DIR, PRETRAIN_STEPS, SFT_STEPS, BATCH, THREADS, MODEL_TYPE (F16 or
-# Q8_0), MODEL_OUT (default models/cgpt-mini.gguf).
+# Q8_0), MODEL_OUT (default models/cgpt-mini.gguf), SAMPLING (the recommended
+# sampling written into the file as general.sampling.*; models/README.md says
+# how the default was chosen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${MODEL_DIR:-build/model}
@@ -16,6 +18,7 @@ BATCH=${BATCH:-16}
 THREADS=${THREADS:-0}
 TYPE=${MODEL_TYPE:-F16}
 OUT=${MODEL_OUT:-models/cgpt-mini.gguf}
+SAMPLING=${SAMPLING:-temp=0.3 top_k=20 top_p=0.9 min_p=0.1}
 CGPT=build/cgpt
 mkdir -p "$W"
 
@@ -42,6 +45,9 @@ $CGPT train sft --init "$PRE" -i "$CORPUS/sft.jsonl" --val "$CORPUS/sft_eval.jso
 
 SFT="$W/sft/$(cat "$W/sft/latest").gguf"
 $CGPT quantize "$SFT" "$OUT" "$TYPE"
+sets=()
+for kv in $SAMPLING; do sets+=(--set "general.sampling.$kv"); done
+$CGPT meta "$OUT" "$OUT" "${sets[@]}"
 echo "make model: $OUT ($TYPE) from $SFT"
 # The model card's evaluation table: held-out chat records and text.
 $CGPT eval -m "$OUT" -f "$CORPUS/sft_eval.jsonl" --text "$CORPUS/pretrain_eval.jsonl" \

@@ -2,7 +2,8 @@
 # Runs the integration suites, each a program that exits non-zero on
 # failure:
 #   tests/cli/test_*.sh      the cgpt binary end to end, plain and ASan+UBSan builds
-#   tests/cli/test_*.py      chat / run / template / tokenize / perplexity end to end
+#   tests/cli/test_*.py      chat / run / template / tokenize / perplexity end to end,
+#                            the README's and docs/SERVER.md's examples (test_readme.py)
 #   tests/ref/test_*.py      the engine against the independent NumPy reference
 #   tests/chat/test_*.py     templates against real Jinja2
 #   tests/sample/test_*.py   sampling distributions against NumPy
@@ -21,6 +22,8 @@ suite() { # NAME CMD...
   if timeout 1200 "$@"; then pass=$((pass+1)); else fail=$((fail+1)); failed+=("$name"); fi
   echo "== $name: $((SECONDS - t0)) s"
 }
+# npm packages (the openai client, tokenizer oracles) for the suites and the README's examples
+scripts/install-node-deps.sh
 for t in tests/cli/test_*.sh; do
   suite "$t" bash "$t" build/cgpt
   suite "$t (ASan+UBSan binary)" bash "$t" build/asan/cgpt
