@@ -12,9 +12,11 @@
   "listening" line; the other examples talk to one server the test starts
   with `--port 0`, whose port replaces 8080 in them. ```js blocks run with
   node and the `openai` package from tests/js.
-- The README's command list is `cgpt --help`'s, line for line, and every
+- The README's command list is `cgpt --help`'s, line for line, every
   `--option` a documented command line uses is one that command's --help
-  lists (help and parser come from one table, cli.h).
+  lists, and every option a --help lists is accepted by the command (help
+  and parser come from one table, cli.h). No file points at design
+  documents outside the repository.
 - `make` on a machine without the libraries names the missing Debian
   packages and `make deps` (pkg-config pointed at an empty directory), and
   `make run` installs only what running needs (scripts/install-deps.sh).
@@ -29,6 +31,7 @@ import json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time, ur
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CGPT = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build", "cgpt")
 DOCS = ["README.md", "docs/SERVER.md"]
+OUTSIDE = "../" + "shared"  # the team's folder beside the checkout; spelled so this file passes
 passed = failed = 0
 
 
@@ -210,6 +213,35 @@ def help_agrees():
     check(n_opts >= 20, f"only {n_opts} documented options checked")
 
 
+def every_option_parses():
+    """Each option a command's --help lists is one its parser accepts."""
+    out = subprocess.run([CGPT, "--help"], capture_output=True, text=True).stdout
+    cmds = [l.split()[1] for l in out.splitlines() if l.startswith("  cgpt ")]
+    for group in ("key", "train"):
+        sub = subprocess.run([CGPT, group, "--help"], capture_output=True, text=True).stdout
+        cmds += [" ".join(l.split()[1:3]) for l in sub.splitlines() if l.startswith("  cgpt ")]
+    n = 0
+    for cmd in cmds:
+        h = subprocess.run([CGPT, *cmd.split(), "--help"], capture_output=True, text=True)
+        check(h.returncode == 0 and h.stdout.startswith("usage: cgpt " + cmd),
+              f"cgpt {cmd} --help: {h.returncode} {h.stdout[:80]!r}")
+        for m in re.finditer(r"^  (-\S+?)(?:, (--\S+))?(?: ([A-Z][^ ]*))?(?:  |$)", h.stdout, re.M):
+            takes_value = m.group(3) is not None
+            for spelling in filter(None, (m.group(1), m.group(2))):
+                args = [spelling] + (["1"] if takes_value else []) + ["--help"]
+                p = subprocess.run([CGPT, *cmd.split(), *args], capture_output=True, text=True)
+                n += 1
+                check("unknown option" not in p.stderr,
+                      f"cgpt {cmd} --help lists {spelling} but the parser refuses it: {p.stderr!r}")
+    check(n >= 100, f"only {n} option spellings checked")
+    # and the docs stand alone: nothing points outside the repository
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout
+    for f in files.split():
+        if f.endswith((".md", ".c", ".h", ".py", ".sh", ".mjs")) and "node_modules" not in f:
+            with open(os.path.join(ROOT, f), errors="replace") as fh:
+                check(OUTSIDE not in fh.read(), f"{f} points outside the repository")
+
+
 def deps_and_make(tmp):
     run_pkgs = subprocess.run(["scripts/install-deps.sh", "list", "run"], cwd=ROOT,
                               capture_output=True, text=True).stdout.split()
@@ -249,6 +281,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cgpt-readme-")
     try:
         help_agrees()
+        every_option_parses()
         deps_and_make(tmp)
         limits_said(tmp)
         run_examples(tmp)
