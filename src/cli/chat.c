@@ -288,13 +288,9 @@ static int cmd_chat(int argc, char **argv) {
     c.gp.sampling = sampler_defaults();
     Err err = {0};
     Args a = args_start(argc, argv, 1);
-    for (int id; (id = cli_next(&a, &CLI_CHAT, &v, &err)) != ARG_END;) {
+    for (int id;
+         (id = cli_next_sampling(&a, &CLI_CHAT, &c.gp.sampling, &sp_set, &v, &err)) != ARG_END;) {
         Status s = STATUS_OK;
-        if (cli_sampling_opt(id, a.opt, v, &c.gp.sampling, &sp_set, &s, &err)) {
-            if (s)
-                return cli_fail("chat", &err);
-            continue;
-        }
         switch (id) {
         case ARG_ERROR: return cli_fail("chat", &err);
         case ARG_HELP: cli_help(&CLI_CHAT); return 0;

@@ -73,8 +73,10 @@ const ArgOpt CLI_SAMPLING_OPTS[] = {
     {0},
 };
 
-bool cli_sampling_opt(int id, const char *o, const char *v, SamplerParams *sp, unsigned *user_set,
-                      Status *st, Err *err) {
+/* If 'id' is a sampling option, parse its value 'v' into 'sp', add its
+ * PRESET_* bit to *user_set and return true (with *st the parse status). */
+static bool sampling_opt(int id, const char *o, const char *v, SamplerParams *sp,
+                         unsigned *user_set, Status *st, Err *err) {
     double d = 0;
     long l = 0;
     Status s;
@@ -121,6 +123,18 @@ bool cli_sampling_opt(int id, const char *o, const char *v, SamplerParams *sp, u
     if (!s)
         *user_set |= (unsigned)(id - CLI_SAMPLING_ID);
     return true;
+}
+
+int cli_next_sampling(Args *a, const CliCommand *cmd, SamplerParams *sp, unsigned *user_set,
+                      const char **val, Err *err) {
+    for (;;) {
+        int id = cli_next(a, cmd, val, err);
+        Status st = STATUS_OK;
+        if (!sampling_opt(id, a->opt, *val, sp, user_set, &st, err))
+            return id;
+        if (st)
+            return ARG_ERROR;
+    }
 }
 
 void cli_sampling_resolve(const CliModel *cm, unsigned user_set, SamplerParams *sp) {

@@ -9,6 +9,7 @@
 
 #include "chat/chat.h"
 #include "cli/args.h"
+#include "cli/cli.h"
 #include "model/model.h"
 #include "sample/preset.h"
 #include "sample/sampler.h"
@@ -36,10 +37,12 @@ Status cli_read_file(const char *path, size_t max, char **out, size_t *len, Err 
 #define CLI_SAMPLING_ID 0x10000
 extern const ArgOpt CLI_SAMPLING_OPTS[];
 
-/* If 'id' is a sampling option, parse its value 'v' into 'sp', add its
- * PRESET_* bit to *user_set and return true (with *st the parse status). */
-bool cli_sampling_opt(int id, const char *opt, const char *v, SamplerParams *sp, unsigned *user_set,
-                      Status *st, Err *err);
+/* cli_next() for a command that takes the sampling options: those are
+ * parsed into 'sp' (their PRESET_* bits added to *user_set) and skipped;
+ * everything else is returned as cli_next() returns it. A bad sampling
+ * value is ARG_ERROR. */
+int cli_next_sampling(Args *a, const CliCommand *cmd, SamplerParams *sp, unsigned *user_set,
+                      const char **val, Err *err);
 
 /* The model path to use: 'given' (-m), else $CGPT_MODEL, else the built-in
  * model when it exists; otherwise STATUS_INVALID with a message that says

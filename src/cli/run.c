@@ -71,13 +71,8 @@ typedef struct {
 static Status parse(int argc, char **argv, RunOpts *o, bool *help, Err *err) {
     Args a = args_start(argc, argv, 1);
     const char *v;
-    for (int id; (id = cli_next(&a, &CLI_RUN, &v, err)) != ARG_END;) {
+    for (int id; (id = cli_next_sampling(&a, &CLI_RUN, &o->sp, &o->sp_set, &v, err)) != ARG_END;) {
         Status s = STATUS_OK;
-        if (cli_sampling_opt(id, a.opt, v, &o->sp, &o->sp_set, &s, err)) {
-            if (s)
-                return s;
-            continue;
-        }
         switch (id) {
         case ARG_ERROR: return err->status;
         case ARG_HELP: *help = true; return STATUS_OK;
