@@ -99,6 +99,70 @@ int oai_json_depth(const char *body, size_t len, int limit) {
     return max;
 }
 
+void oai_json_path_at(const char *body, size_t len, size_t off, char *out, size_t cap) {
+    struct {
+        bool obj, want_key;
+        long idx;
+        const char *key;
+        size_t klen;
+    } st[OAI_MAX_JSON_DEPTH + 1];
+    int d = 0;
+    bool in_str = false;
+    size_t str_at = 0;
+    if (cap == 0)
+        return;
+    out[0] = '\0';
+    for (size_t i = 0; i < len && i < off; i++) {
+        char c = body[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"') {
+                in_str = false;
+                if (d > 0 && st[d - 1].obj && st[d - 1].want_key)
+                    st[d - 1].key = body + str_at, st[d - 1].klen = i - str_at;
+            }
+        } else if (c == '"') {
+            in_str = true;
+            str_at = i + 1;
+        } else if ((c == '{' || c == '[') && d <= OAI_MAX_JSON_DEPTH) {
+            st[d].obj = c == '{';
+            st[d].want_key = c == '{';
+            st[d].idx = 0;
+            st[d].key = NULL;
+            st[d].klen = 0;
+            d++;
+        } else if ((c == '}' || c == ']') && d > 0) {
+            d--;
+        } else if (c == ',' && d > 0) {
+            st[d - 1].idx++;
+            st[d - 1].want_key = st[d - 1].obj;
+        } else if (c == ':' && d > 0) {
+            st[d - 1].want_key = false;
+        }
+    }
+    size_t n = 0;
+    for (int k = 0; k < d && n + 1 < cap; k++) {
+        int w;
+        if (!st[k].obj)
+            w = snprintf(out + n, cap - n, "[%ld]", st[k].idx);
+        else if (st[k].key && !st[k].want_key)
+            w = snprintf(out + n, cap - n, "%s%.*s", n ? "." : "",
+                         (int)(st[k].klen < 64 ? st[k].klen : 64), st[k].key);
+        else
+            break; /* inside an object, before its key: no field yet */
+        if (w < 0 || (size_t)w >= cap - n) {
+            out[n] = '\0';
+            return;
+        }
+        n += (size_t)w;
+    }
+    for (size_t i = 0; i < n;
+         i++) /* a key with control bytes or quotes: keep the param printable */
+        if ((unsigned char)out[i] < 0x20 || out[i] == '"' || out[i] == '\\')
+            out[i] = '?';
+}
+
 json_t *oai_parse_object(const char *body, size_t len, const OaiLimits *lim, OaiError *e) {
     OaiLimits def = oai_default_limits();
     if (!lim)
@@ -119,6 +183,16 @@ json_t *oai_parse_object(const char *body, size_t len, const OaiLimits *lim, Oai
     json_error_t je;
     json_t *root = json_loadb(body, len, JSON_DECODE_ANY, &je);
     if (!root) {
+        /* A number JSON allows but 64 bits cannot hold is a value out of
+         * range, named like every other one (param: the field it is in). */
+        if (json_error_code(&je) == json_error_numeric_overflow) {
+            char param[OAI_MAX_PARAM_BYTES];
+            oai_json_path_at(body, len, (size_t)je.position, param, sizeof param);
+            oai_error_set(e, 400, INVALID, NULL, param[0] ? param : NULL,
+                          "%s: the number at line %d column %d does not fit in 64 bits",
+                          param[0] ? param : "request body", je.line, je.column);
+            return NULL;
+        }
         oai_error_set(e, 400, INVALID, NULL, NULL,
                       "request body: invalid JSON at line %d column %d: %s", je.line, je.column,
                       je.text);
@@ -273,6 +347,68 @@ static Status check_role(const json_t *m, size_t i, bool *assistant, OaiError *e
                json_string_value(role));
 }
 
+/* A string field of object 'o' (param "messages[i].<key>"), at most 'max'
+ * bytes; absent: an error when 'required', else *out = NULL. */
+static Status msg_str(const json_t *o, const char *key, const char *prefix, size_t max,
+                      bool required, const char **out, OaiError *e) {
+    char param[OAI_MAX_PARAM_BYTES];
+    snprintf(param, sizeof param, "%s.%s", prefix, key);
+    const json_t *v = field(o, key);
+    *out = NULL;
+    if (!v)
+        return required ? bad(e, param, "required") : STATUS_OK;
+    if (!json_is_string(v))
+        return bad_type(e, param, "a string", v);
+    if (json_string_length(v) > max)
+        return bad(e, param, "%zu bytes is above the limit of %zu bytes", json_string_length(v),
+                   max);
+    *out = json_string_value(v);
+    return STATUS_OK;
+}
+
+/* An assistant message's tool_calls: [{"id", "type": "function", "function":
+ * {"name", "arguments"}}], ids distinct. */
+static Status check_tool_calls(const json_t *tc, size_t i, OaiError *e) {
+    char param[OAI_MAX_PARAM_BYTES];
+    snprintf(param, sizeof param, "messages[%zu].tool_calls", i);
+    if (!json_is_array(tc))
+        return bad_type(e, param, "an array", tc);
+    size_t n = json_array_size(tc);
+    if (n == 0)
+        return bad(e, param, "empty (leave tool_calls out instead)");
+    if (n > OAI_MAX_TOOL_CALLS)
+        return bad(e, param, "%zu tool calls is above the limit of %d", n, OAI_MAX_TOOL_CALLS);
+    for (size_t j = 0; j < n; j++) {
+        const json_t *c = json_array_get(tc, j), *fn;
+        const char *id, *type, *name, *args;
+        char at[80], fat[OAI_MAX_PARAM_BYTES];
+        snprintf(at, sizeof at, "messages[%zu].tool_calls[%zu]", i, j);
+        if (!json_is_object(c))
+            return bad_type(e, at, "an object", c);
+        if (msg_str(c, "id", at, OAI_MAX_ID_BYTES, true, &id, e) ||
+            msg_str(c, "type", at, 64, true, &type, e))
+            return STATUS_INVALID;
+        if (strcmp(type, "function") != 0) {
+            snprintf(fat, sizeof fat, "%s.type", at);
+            return bad(e, fat, "only 'function' tool calls are supported (got '%.32s')", type);
+        }
+        snprintf(fat, sizeof fat, "%s.function", at);
+        if (!(fn = field(c, "function")))
+            return bad(e, fat, "required");
+        if (!json_is_object(fn))
+            return bad_type(e, fat, "an object", fn);
+        if (msg_str(fn, "name", fat, 256, true, &name, e) ||
+            msg_str(fn, "arguments", fat, OAI_MAX_BODY_BYTES, true, &args, e))
+            return STATUS_INVALID;
+        for (size_t k = 0; k < j; k++)
+            if (!strcmp(id, json_string_value(json_object_get(json_array_get(tc, k), "id")))) {
+                snprintf(fat, sizeof fat, "%s.id", at);
+                return bad(e, fat, "'%.64s' is also the id of tool_calls[%zu]", id, k);
+            }
+    }
+    return STATUS_OK;
+}
+
 static Status check_message(const json_t *m, size_t i, OaiError *e) {
     char param[96];
     snprintf(param, sizeof param, "messages[%zu]", i);
@@ -281,15 +417,23 @@ static Status check_message(const json_t *m, size_t i, OaiError *e) {
     bool assistant = false;
     if (check_role(m, i, &assistant, e))
         return STATUS_INVALID;
-    const json_t *name = field(m, "name");
-    if (name && !json_is_string(name)) {
-        snprintf(param, sizeof param, "messages[%zu].name", i);
-        return bad_type(e, param, "a string", name);
+    const char *name;
+    if (msg_str(m, "name", param, 256, false, &name, e))
+        return STATUS_INVALID;
+    const json_t *tc = field(m, "tool_calls");
+    if (tc && !assistant) {
+        snprintf(param, sizeof param, "messages[%zu].tool_calls", i);
+        return bad(e, param, "only assistant messages have tool_calls");
     }
+    if (tc && check_tool_calls(tc, i, e))
+        return STATUS_INVALID;
     snprintf(param, sizeof param, "messages[%zu].content", i);
     const json_t *content = field(m, "content");
     if (!content)
-        return assistant ? STATUS_OK : bad(e, param, "required (null only for assistant messages)");
+        return assistant && tc ? STATUS_OK
+                               : bad(e, param,
+                                     "required (null only for assistant messages "
+                                     "with tool_calls)");
     if (json_is_string(content))
         return STATUS_OK;
     if (!json_is_array(content))
@@ -298,6 +442,64 @@ static Status check_message(const json_t *m, size_t i, OaiError *e) {
         if (check_part(json_array_get(content, j), i, j, e))
             return STATUS_INVALID;
     return STATUS_OK;
+}
+
+/* Tool messages answer the tool calls of the assistant message before
+ * them, each call exactly once and before any other message (OpenAI's
+ * rule): 'calls' is that message's tool_calls (index 'at'), answered[k]
+ * marks the calls answered so far. */
+typedef struct {
+    const json_t *calls;
+    size_t at;
+    bool answered[OAI_MAX_TOOL_CALLS];
+} ToolTurn;
+
+static Status tool_turn_close(const ToolTurn *t, OaiError *e) {
+    if (!t->calls)
+        return STATUS_OK;
+    for (size_t k = 0; k < json_array_size(t->calls); k++) {
+        if (t->answered[k])
+            continue;
+        char param[OAI_MAX_PARAM_BYTES];
+        snprintf(param, sizeof param, "messages[%zu].tool_calls", t->at);
+        return bad(e, param,
+                   "an assistant message with tool_calls must be followed by a tool message "
+                   "answering each of them; '%.64s' has no answer",
+                   json_string_value(json_object_get(json_array_get(t->calls, k), "id")));
+    }
+    return STATUS_OK;
+}
+
+static Status tool_turn_step(ToolTurn *t, const json_t *m, size_t i, OaiError *e) {
+    const char *role = json_string_value(json_object_get(m, "role"));
+    char param[OAI_MAX_PARAM_BYTES];
+    snprintf(param, sizeof param, "messages[%zu]", i);
+    if (strcmp(role, "tool") != 0) {
+        if (tool_turn_close(t, e))
+            return STATUS_INVALID;
+        t->calls = !strcmp(role, "assistant") ? field(m, "tool_calls") : NULL;
+        t->at = i;
+        memset(t->answered, 0, sizeof t->answered);
+        return STATUS_OK;
+    }
+    const char *id;
+    if (msg_str(m, "tool_call_id", param, OAI_MAX_ID_BYTES, true, &id, e))
+        return STATUS_INVALID;
+    snprintf(param, sizeof param, "messages[%zu].tool_call_id", i);
+    if (!t->calls)
+        return bad(e, param,
+                   "a tool message must answer a tool call of the assistant message before it, "
+                   "and messages[%zu] has no tool_calls",
+                   t->at);
+    for (size_t k = 0; k < json_array_size(t->calls); k++) {
+        if (strcmp(id, json_string_value(json_object_get(json_array_get(t->calls, k), "id"))))
+            continue;
+        if (t->answered[k])
+            return bad(e, param, "'%.64s' was already answered", id);
+        t->answered[k] = true;
+        return STATUS_OK;
+    }
+    return bad(e, param, "'%.64s' is not the id of a tool call in messages[%zu]", id, t->at);
 }
 
 static Status parse_messages(OaiRequest *req, const OaiLimits *lim, OaiError *e) {
@@ -311,9 +513,13 @@ static Status parse_messages(OaiRequest *req, const OaiLimits *lim, OaiError *e)
         return bad(e, "messages", "must contain at least one message");
     if (n > (size_t)lim->max_messages)
         return bad(e, "messages", "%zu messages is above the limit of %d", n, lim->max_messages);
+    ToolTurn turn = {0};
     for (size_t i = 0; i < n; i++)
-        if (check_message(json_array_get(msgs, i), i, e))
+        if (check_message(json_array_get(msgs, i), i, e) ||
+            tool_turn_step(&turn, json_array_get(msgs, i), i, e))
             return STATUS_INVALID;
+    if (tool_turn_close(&turn, e))
+        return STATUS_INVALID;
     req->messages = msgs;
     return STATUS_OK;
 }

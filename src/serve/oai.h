@@ -46,6 +46,9 @@
 #define OAI_MAX_MODEL_BYTES 256       /* model name */
 #define OAI_MAX_USER_BYTES 256        /* user field */
 #define OAI_MAX_PROMPT_IDS (1 << 20)  /* token ids in a prompt / tokens to detokenize */
+#define OAI_MAX_PARAM_BYTES 128       /* an error's param path */
+#define OAI_MAX_TOOL_CALLS 128        /* tool_calls of one assistant message */
+#define OAI_MAX_ID_BYTES 256          /* a tool call id */
 
 typedef struct {
     size_t max_body_bytes;
@@ -63,7 +66,7 @@ typedef struct {
     int status;        /* HTTP status: 400, 401, 404, 413, 429, 500, 503 */
     const char *type;  /* "invalid_request_error", "authentication_error", ... (static) */
     const char *code;  /* "context_length_exceeded", "invalid_api_key", ... or NULL (static) */
-    char param[128];   /* "" for none (JSON null) */
+    char param[OAI_MAX_PARAM_BYTES]; /* "" for none (JSON null) */
     char message[512];
 } OaiError;
 
@@ -136,6 +139,12 @@ Status oai_parse_chat(const char *body, size_t len, const OaiLimits *lim, OaiReq
 Status oai_parse_completion(const char *body, size_t len, const OaiLimits *lim, OaiRequest *req,
                             OaiError *e);
 void oai_request_free(OaiRequest *req);
+
+/* The dotted path ("messages[3].content", "seed") of the JSON value that
+ * starts before byte 'off' of body[0..len) - what a parse error at 'off'
+ * is about - into out[cap] ("" at the top level). Only for bodies whose
+ * nesting oai_json_depth() accepted. */
+void oai_json_path_at(const char *body, size_t len, size_t off, char *out, size_t cap);
 
 /* Parse just a JSON object body with the same size/depth/syntax checks
  * (for /tokenize, /detokenize). Owned json_t or NULL with 'e' filled. */

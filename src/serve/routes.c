@@ -271,8 +271,20 @@ enum MHD_Result srv_route_generate(Server *s, SrvReq *q, struct MHD_Connection *
                       n_ctx, kind == OAI_CHAT ? "messages" : "prompt", n);
         return fail(s, q, c, &r, ids, 0);
     }
+    /* A limit the request sets must fit beside the prompt (OpenAI answers
+     * 400 naming both numbers, before any byte of a stream); without one
+     * the reply may run to the end of the context. */
     int room = n_ctx - n;
-    int max_tokens = r.max_tokens < 0 || r.max_tokens > room ? room : r.max_tokens;
+    if (r.max_tokens > room) {
+        const char *what = kind == OAI_CHAT ? "messages" : "prompt";
+        oai_error_set(&q->err, 400, "invalid_request_error", "context_length_exceeded", what,
+                      "This model's maximum context length is %d tokens. However, you requested "
+                      "%lld tokens (%d in the %s, %d in the completion). Please reduce the "
+                      "length of the %s or the completion.",
+                      n_ctx, (long long)n + r.max_tokens, n, what, r.max_tokens, what);
+        return fail(s, q, c, &r, ids, 0);
+    }
+    int max_tokens = r.max_tokens < 0 ? room : r.max_tokens;
     long long cost = (long long)n + (long long)r.n * max_tokens;
     /* The reply's share of the estimate is capped by the budget; a prompt
      * larger than the whole budget is refused by rl_begin (RL_TOKENS). */

@@ -1,4 +1,4 @@
-/* server.c - libmicrohttpd daemon, connection watchdog, routing, auth,
+/* server.c - libmicrohttpd daemon behind the gate (gate.h), routing, auth,
  * CORS and the common response path. The generation routes are in
  * serve/routes.c. */
 #include "serve/server.h"
@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "core/perf.h"
+#include "serve/gate.h"
 #include "serve/metrics.h"
 #include "serve/server_impl.h"
 
@@ -52,78 +53,6 @@ bool server_host_is_loopback(const char *host) {
 }
 
 /* ------------------------------------------------------------ connections */
-
-static void conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
-                        enum MHD_ConnectionNotificationCode toe) {
-    Server *s = cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        SrvConn *k = calloc(1, sizeof *k);
-        if (!k)
-            return;
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        k->fd = ci ? ci->connect_fd : -1;
-        k->phase = SRV_PHASE_HEADERS;
-        k->t_phase = perf_now();
-        pthread_mutex_lock(&s->conn_mu);
-        k->next = s->conns;
-        if (s->conns)
-            s->conns->prev = k;
-        s->conns = k;
-        s->n_conns++;
-        pthread_mutex_unlock(&s->conn_mu);
-        *socket_context = k;
-    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        SrvConn *k = *socket_context;
-        if (!k)
-            return;
-        pthread_mutex_lock(&s->conn_mu);
-        if (k->prev)
-            k->prev->next = k->next;
-        else
-            s->conns = k->next;
-        if (k->next)
-            k->next->prev = k->prev;
-        s->n_conns--;
-        pthread_mutex_unlock(&s->conn_mu);
-        free(k);
-        *socket_context = NULL;
-    }
-}
-
-void srv_conn_phase(Server *s, SrvConn *k, SrvPhase p) {
-    if (!k)
-        return;
-    pthread_mutex_lock(&s->conn_mu);
-    k->phase = p;
-    k->t_phase = perf_now();
-    pthread_mutex_unlock(&s->conn_mu);
-}
-
-/* Cut off connections slower than the header / body timeouts. The list
- * lock is held while shutting a socket down, and MHD calls conn_notify
- * (CLOSED, which takes the lock) before it closes the descriptor, so the
- * fd cannot have been reused. */
-static void *watchdog(void *arg) {
-    Server *s = arg;
-    while (!atomic_load(&s->stopping)) {
-        usleep(200 * 1000);
-        double now = perf_now();
-        pthread_mutex_lock(&s->conn_mu);
-        for (SrvConn *k = s->conns; k; k = k->next) {
-            double lim = k->phase == SRV_PHASE_HEADERS ? s->cfg.header_timeout
-                         : k->phase == SRV_PHASE_BODY  ? s->cfg.body_timeout
-                                                       : 0;
-            if (lim > 0 && now - k->t_phase > lim && k->fd >= 0) {
-                shutdown(k->fd, SHUT_RDWR);
-                k->phase = SRV_PHASE_CUT;
-                metrics_refused(s->metrics, "timeout");
-            }
-        }
-        pthread_mutex_unlock(&s->conn_mu);
-    }
-    return NULL;
-}
 
 bool srv_client_gone(int fd) {
     if (fd < 0)
@@ -162,8 +91,33 @@ static void keys_reload(Server *s) {
     s->keys_version = v;
 }
 
-/* The presented key: "Authorization: Bearer KEY" or "x-api-key: KEY". */
-static const char *presented_key(struct MHD_Connection *c) {
+typedef struct {
+    const char *name;
+    int count;
+} HeaderCount;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value) {
+    HeaderCount *h = cls;
+    (void)kind;
+    (void)value;
+    if (!strcasecmp(key, h->name))
+        h->count++;
+    return MHD_YES;
+}
+
+int srv_header_count(struct MHD_Connection *c, const char *name) {
+    HeaderCount h = {name, 0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &h);
+    return h.count;
+}
+
+/* The presented key: "Authorization: Bearer KEY" or "x-api-key: KEY".
+ * More than one (two Authorization fields, or Authorization and x-api-key)
+ * is ambiguous: which one a proxy or a log saw is not knowable, so the
+ * request is refused rather than served on the first (*ambiguous). */
+static const char *presented_key(struct MHD_Connection *c, bool *ambiguous) {
+    *ambiguous = srv_header_count(c, "Authorization") + srv_header_count(c, "x-api-key") > 1;
     const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     if (a) {
         while (*a == ' ')
@@ -182,6 +136,14 @@ static const char *presented_key(struct MHD_Connection *c) {
 bool srv_authenticate(Server *s, struct MHD_Connection *c, SrvAuth *auth, OaiError *e) {
     memset(auth, 0, sizeof *auth);
     auth->limits = s->cfg.default_limits;
+    bool ambiguous;
+    const char *k = presented_key(c, &ambiguous);
+    if (ambiguous) {
+        oai_error_set(e, 400, "invalid_request_error", "ambiguous_credentials", NULL,
+                      "More than one credential was sent (Authorization and x-api-key headers "
+                      "together count): send exactly one.");
+        return false;
+    }
     pthread_mutex_lock(&s->key_mu);
     double now = perf_now();
     if (now - s->keys_checked > 1.0) {
@@ -194,7 +156,6 @@ bool srv_authenticate(Server *s, struct MHD_Connection *c, SrvAuth *auth, OaiErr
         auth->anonymous = true;
         return true;
     }
-    const char *k = presented_key(c);
     int idx = -1;
     uint8_t h[STORE_KEY_HASH_BYTES];
     if (k) {
@@ -325,10 +286,7 @@ static enum MHD_Result route_metrics(Server *s, SrvReq *q, struct MHD_Connection
         ids[i] = s->models[i].id;
         sched_stats(s->models[i].sched, &st[i]);
     }
-    pthread_mutex_lock(&s->conn_mu);
-    int open = s->n_conns;
-    pthread_mutex_unlock(&s->conn_mu);
-    char *txt = metrics_render(s->metrics, ids, st, n, open);
+    char *txt = metrics_render(s->metrics, ids, st, n, gate_connections(s->gate));
     if (!txt)
         return MHD_NO;
     struct MHD_Response *r =
@@ -450,9 +408,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         *con_cls = q;
         const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        q->conn = ci ? ci->socket_context : NULL;
-        q->fd = q->conn ? q->conn->fd : -1;
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        q->fd = ci ? ci->connect_fd : -1;
         q->route = route_name(url);
         q->t_start = perf_now();
         uint8_t rnd[8];
@@ -460,7 +417,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         char hex[17];
         sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
         snprintf(q->request_id, sizeof q->request_id, "req_%s", hex);
-        srv_conn_phase(s, q->conn, SRV_PHASE_BODY);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
             char *end;
@@ -506,7 +462,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         q->len += n;
         return MHD_YES;
     }
-    srv_conn_phase(s, q->conn, SRV_PHASE_HANDLING);
     q->responded = true;
     if (q->too_big) {
         oai_error_set(&q->err, 413, "invalid_request_error", "request_too_large", NULL,
@@ -521,17 +476,28 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
     Server *s = cls;
     SrvReq *q = *con_cls;
+    /* the response is out: the gate may read the connection's next request */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci)
+        gate_request_done(s->gate, ci->connect_fd);
     if (!q)
         return;
-    srv_conn_phase(s, q->conn, SRV_PHASE_HEADERS);
     free(q->body);
     free(q);
     *con_cls = NULL;
 }
 
+/* libmicrohttpd's own log. Its connections are the gate's socket pairs,
+ * where TCP options do not exist: it says so on every request ("Setting
+ * TCP_NODELAY ... failed", "Failed to push the data ..."), which is true and
+ * harmless (a Unix socket delays nothing), so those lines are dropped. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
-    fputs("cgpt serve: http: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    if (!strncmp(line, "Setting TCP_", 12) || !strncmp(line, "Failed to push the data", 23))
+        return;
+    fprintf(stderr, "cgpt serve: http: %s", line);
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -597,7 +563,6 @@ Status server_start(Server **out, const ServerConfig *cfg, Err *err) {
     if (!s)
         return err_set(err, STATUS_NOMEM, "out of memory");
     s->cfg = *cfg;
-    pthread_mutex_init(&s->conn_mu, NULL);
     pthread_mutex_init(&s->key_mu, NULL);
     s->rl = rl_new();
     s->metrics = metrics_new();
@@ -622,22 +587,21 @@ Status server_start(Server **out, const ServerConfig *cfg, Err *err) {
                        "127.0.0.1",
                        cfg->host, cfg->data_dir ? cfg->data_dir : "DIR");
     }
+    /* libmicrohttpd listens nowhere: the gate accepts, checks the framing of
+     * every request and hands it a canonical copy (gate.h). */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
     int lfd = listen_socket(cfg, &ss, err);
     if (lfd < 0) {
         server_stop(s);
         return err->status;
     }
-    s->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        s, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, conn_notify, s, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)cfg->header_bytes, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
-        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(2u << 20), MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                                 mhd_log, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->header_bytes,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+                                 MHD_OPTION_THREAD_STACK_SIZE, (size_t)(2u << 20), MHD_OPTION_END);
     if (!s->daemon) {
         close(lfd);
         server_stop(s);
@@ -650,11 +614,18 @@ Status server_start(Server **out, const ServerConfig *cfg, Err *err) {
     if (getsockname(lfd, (struct sockaddr *)&bound, &blen) == 0)
         s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                     : ((struct sockaddr_in *)&bound)->sin_port);
-    if (pthread_create(&s->watchdog, NULL, watchdog, s) != 0) {
+    GateConfig gc = {.mhd = s->daemon,
+                     .listen_fd = lfd,
+                     .max_body = cfg->limits.max_body_bytes,
+                     .max_connections = cfg->max_connections,
+                     .header_timeout = cfg->header_timeout,
+                     .body_timeout = cfg->body_timeout,
+                     .metrics = s->metrics};
+    if ((st = gate_start(&s->gate, &gc, err))) {
+        close(lfd);
         server_stop(s);
-        return err_set(err, STATUS_IO, "cannot start the watchdog thread");
+        return st;
     }
-    s->watchdog_started = true;
     *out = s;
     return STATUS_OK;
 }
@@ -676,22 +647,20 @@ void server_stop(Server *s) {
     if (!s)
         return;
     atomic_store(&s->stopping, true);
-    if (s->daemon) {
-        /* Stop accepting, let running requests see 'stopping' (streams end
-         * with an error event, waiting requests are cancelled) for up to
-         * SERVER_DRAIN_SECONDS, then close everything. */
-        MHD_quiesce_daemon(s->daemon);
-        for (int i = 0; i < SERVER_DRAIN_SECONDS * 50 && atomic_load(&s->busy) > 0; i++)
-            usleep(20 * 1000);
+    /* Stop accepting, let running requests see 'stopping' (streams end
+     * with an error event, waiting requests are cancelled) for up to
+     * SERVER_DRAIN_SECONDS while the gate still relays, then close
+     * everything. */
+    gate_quiesce(s->gate);
+    for (int i = 0; s->daemon && i < SERVER_DRAIN_SECONDS * 50 && atomic_load(&s->busy) > 0; i++)
+        usleep(20 * 1000);
+    gate_stop(s->gate);
+    if (s->daemon)
         MHD_stop_daemon(s->daemon);
-    }
-    if (s->watchdog_started)
-        pthread_join(s->watchdog, NULL);
     store_close(s->store);
     free(s->keys);
     rl_free(s->rl);
     metrics_free(s->metrics);
-    pthread_mutex_destroy(&s->conn_mu);
     pthread_mutex_destroy(&s->key_mu);
     free(s);
 }

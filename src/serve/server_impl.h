@@ -13,20 +13,6 @@
 #include "serve/server.h"
 #include "store/store.h"
 
-typedef enum {
-    SRV_PHASE_HEADERS,  /* waiting for a complete request line + headers */
-    SRV_PHASE_BODY,     /* headers in, reading the body */
-    SRV_PHASE_HANDLING, /* the route runs (no timeout) */
-    SRV_PHASE_CUT,      /* shut down by the watchdog */
-} SrvPhase;
-
-typedef struct SrvConn {
-    struct SrvConn *prev, *next;
-    int fd;
-    SrvPhase phase;
-    double t_phase;
-} SrvConn;
-
 typedef struct {
     bool anonymous;
     uint8_t tenant[SCHED_TENANT_BYTES]; /* the key's hash; zeros when anonymous */
@@ -35,8 +21,7 @@ typedef struct {
 
 /* One HTTP request (MHD's con_cls). */
 typedef struct {
-    SrvConn *conn;
-    int fd;
+    int fd;            /* libmicrohttpd's socket of the request (the gate's pair) */
     const char *route; /* static, for metrics */
     double t_start;
     char request_id[32];
@@ -68,18 +53,16 @@ struct Server {
     bool require_keys; /* non-loopback: keys always required */
     RateLimiter *rl;
     Metrics *metrics;
-    /* connections */
-    pthread_mutex_t conn_mu;
-    SrvConn *conns;
-    int n_conns;
-    pthread_t watchdog;
-    bool watchdog_started;
+    struct Gate *gate; /* accepts connections and checks their framing (gate.h) */
 };
 
-void srv_conn_phase(Server *s, SrvConn *k, SrvPhase p);
 /* The peer closed or reset the connection (poll for RDHUP/HUP/ERR, no wait). */
 bool srv_client_gone(int fd);
-/* Authenticate the request: true with auth filled, or false with a 401 in e. */
+/* How many header fields named 'name' (case-insensitive) the request has. */
+int srv_header_count(struct MHD_Connection *c, const char *name);
+/* Authenticate the request: true with auth filled, or false with a 401 in e
+ * (400 ambiguous_credentials for more than one credential, even when no
+ * keys are configured). */
 bool srv_authenticate(Server *s, struct MHD_Connection *c, SrvAuth *auth, OaiError *e);
 const ServerModel *srv_find_model(const Server *s, const char *id);
 

@@ -18,6 +18,13 @@ prompt of N ASCII characters is N tokens) with --header-timeout 2
     while a normal client is served meanwhile
   - clients vanishing mid-stream, mid-prefill (prompt near the context) and
     while queued                                             -> cancelled at once
+  - HTTP framing (hostile_framing.py): Content-Length + Transfer-Encoding
+    in both orders, conflicting lengths, unknown codings, folded lines,
+    bad field lines, chunk sizes (non-hex, past 64 bits, over the limit),
+    encoded NUL/CR/LF/'..'/'/' and overlong UTF-8 in targets, pipelining,
+    keep-alive after errors, Expect: 100-continue   -> their status, closed,
+    and no smuggled request ever served
+  - max_tokens beyond the context                            -> 400 before any stream byte
   - 1000 concurrent connections (idle, /health, chat)        -> each answered or closed
 
 After each round: /health 200, /metrics shows cgpt_requests_running 0,
@@ -33,6 +40,7 @@ import json, os, resource, shutil, socket, struct, subprocess, sys, tempfile, th
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hostile_http as H  # noqa: E402
+import hostile_framing  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CGPT = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("CGPT", os.path.join(ROOT, "build", "cgpt"))
@@ -694,9 +702,22 @@ def sec_vanish(srv, tag):
     check(c0 is not None and c1 is not None and c1 - c0 == len(socks),
           f"[{tag}] requests_cancelled_total +{len(socks)} for them", f"{c0} -> {c1}")
 
-    # a huge-but-legal max_tokens is capped by the context (accepted), then abandoned
-    n, head = stream_then_vanish(srv, chat("cap me", stream=True, max_tokens=1048576), 3, rst=False)
-    check(n >= 3, f"[{tag}] max_tokens=1048576 accepted (capped by the context)", repr(head))
+    # max_tokens that cannot fit beside the prompt: 400 naming both numbers, before any stream byte
+    r = H.post(srv, CHAT, chat("cap me", stream=True, max_tokens=1048576))
+    e = r.error() or {}
+    check(r.status == 400 and e.get("code") == "context_length_exceeded" and "1048576" in e.get("message", "")
+          and str(CTX) in e.get("message", "") and "text/event-stream" not in r.headers.get("content-type", ""),
+          f"[{tag}] max_tokens=1048576 beyond the context: 400 context_length_exceeded, no stream", repr(r))
+    room = CTX - (Ctx.overhead + len("fits"))  # the prompt is the overhead + one token a byte
+    n, head = stream_then_vanish(srv, chat("fits", stream=True, max_tokens=room), 3, rst=False)
+    check(n >= 3, f"[{tag}] max_tokens={room}, exactly what fits beside the prompt: accepted", repr(head))
+    r = H.post(srv, CHAT, chat("fits", max_tokens=room + 1))
+    check(r.status == 400 and (r.error() or {}).get("code") == "context_length_exceeded",
+          f"[{tag}] max_tokens={room + 1}, one more: 400", repr(r))
+
+
+def sec_framing(srv, tag):
+    hostile_framing.sec_framing(srv, tag, check)
 
 
 def sec_thousand(srv, tag, n=1000):
@@ -783,7 +804,8 @@ def sec_thousand(srv, tag, n=1000):
 def round_of_abuse(srv, tag):
     t0 = time.monotonic()
     for sec in (sec_malformed, sec_nesting, sec_encoding, sec_numbers, sec_wrong_types, sec_ranges,
-                sec_other_routes, sec_big_bodies, sec_headers, sec_slow_clients, sec_vanish, sec_thousand):
+                sec_other_routes, sec_big_bodies, sec_headers, sec_framing, sec_slow_clients, sec_vanish,
+                sec_thousand):
         ts = time.monotonic()
         try:
             sec(srv, tag)

@@ -36,6 +36,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -303,6 +304,40 @@ def body(ka, kb):
     check(st == 400, "A's truncated JSON with its marker: 400", st)
     st, r = A.json("POST", "/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": (secret + " ") * 400}]})
     check(st == 400 and r and r["error"].get("code") == "context_length_exceeded", "A's over-long secret prompt: 400 context_length_exceeded", (st, r))
+
+    # ---- ambiguous credentials: two keys in one request are refused, never "first wins"
+    def raw_auth(fields, path="/v1/models", body=None):
+        head = [f"{'POST' if body else 'GET'} {path} HTTP/1.1", f"Host: {srv.host}", "Connection: close"]
+        head += [f"{k}: {v}" for k, v in fields]
+        data = json.dumps(body).encode() if body else b""
+        if body:
+            head += ["Content-Type: application/json", f"Content-Length: {len(data)}"]
+        with socket.create_connection((srv.host, srv.port), timeout=30) as so:
+            so.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + data)
+            out = b""
+            while True:
+                d = so.recv(65536)
+                if not d:
+                    break
+                out += d
+        status = int(out.split(b" ", 2)[1]) if out.startswith(b"HTTP/1.1 ") else 0
+        return status, out.partition(b"\r\n\r\n")[2]
+    bogus = "sk-cgpt-" + "x" * 43
+    for what, fields in [
+            ("valid then bogus Authorization", [("Authorization", f"Bearer {ka}"), ("Authorization", f"Bearer {bogus}")]),
+            ("bogus then valid Authorization", [("Authorization", f"Bearer {bogus}"), ("Authorization", f"Bearer {ka}")]),
+            ("the same Authorization twice", [("Authorization", f"Bearer {ka}"), ("Authorization", f"Bearer {ka}")]),
+            ("A's Authorization and B's x-api-key", [("Authorization", f"Bearer {ka}"), ("x-api-key", kb)]),
+            ("two x-api-key", [("x-api-key", ka), ("x-api-key", bogus)])]:
+        for path, b in (("/v1/models", None), ("/v1/chat/completions", {"model": MODEL, "messages": p0, **G})):
+            st, out = raw_auth(fields, path, b)
+            err = (json.loads(out or b"{}") or {}).get("error") or {}
+            check(st == 400 and err.get("code") == "ambiguous_credentials",
+                  f"{what} on {path}: 400 ambiguous_credentials", (st, out[:200]))
+    st, out = raw_auth([("Authorization", f"Bearer {ka}")])
+    check(st == 200, "one Authorization header: 200 (control)", (st, out[:200]))
+    st, out = raw_auth([("x-api-key", kb)])
+    check(st == 200, "one x-api-key header: 200 (control)", (st, out[:200]))
 
     # ---- prefix-cache isolation on an identical, secret-free prompt
     st, r1 = A.chat(p0, **G)
