@@ -88,7 +88,8 @@ static int parse_request_line(const char *p, size_t n, H1Request *req, H1Error *
     if (vlen == 8 && !memcmp(ver, "HTTP/", 5) && ver[5] >= '0' && ver[5] <= '9' && ver[6] == '.' &&
         ver[7] >= '0' && ver[7] <= '9')
         return fail(e, 505, "HTTP version %.8s is not supported (HTTP/1.0 and HTTP/1.1 are)", ver);
-    return fail(e, 400, "request line: '%.16s' is not an HTTP version", ver);
+    return fail(e, 400, "request line: '%.*s' is not an HTTP version", (int)(vlen < 16 ? vlen : 16),
+                ver);
 }
 
 static int parse_field_line(const char *p, size_t n, size_t line_no, H1Request *req, H1Error *e) {
@@ -323,6 +324,8 @@ static size_t utf8_len(const unsigned char *s, size_t n) {
 
 int h1_check_target(const char *t, size_t len, size_t *path_off, H1Error *e) {
     *path_off = 0;
+    if (len == 0)
+        return fail(e, 400, "request target: empty");
     if (len == 1 && t[0] == '*')
         return 0;
     size_t at = 0;

@@ -153,13 +153,15 @@ void oai_json_path_at(const char *body, size_t len, size_t off, char *out, size_
             break; /* inside an object, before its key: no field yet */
         if (w < 0 || (size_t)w >= cap - n) {
             out[n] = '\0';
-            return;
+            break;
         }
         n += (size_t)w;
     }
-    for (size_t i = 0; i < n;
-         i++) /* a key with control bytes or quotes: keep the param printable */
-        if ((unsigned char)out[i] < 0x20 || out[i] == '"' || out[i] == '\\')
+    /* keys are raw JSON text: keep the param printable ASCII (an escape, a
+     * control byte or a non-ASCII byte becomes '?') */
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] >= 0x7f || out[i] == '"' ||
+            out[i] == '\\')
             out[i] = '?';
 }
 

@@ -1,7 +1,9 @@
 /* server.h - `cgpt serve`: the OpenAI-compatible HTTP API on libmicrohttpd.
  *
- * One thread per connection (bounded by max_connections); a request's
- * thread parses and validates the body (oai.h), authenticates (store.h keys,
+ * The gate (gate.h) accepts connections and checks every request's HTTP
+ * framing (http1.h), then hands libmicrohttpd a canonical copy. One
+ * libmicrohttpd thread per connection (bounded by max_connections); a
+ * request's thread parses and validates the body (oai.h), authenticates (store.h keys,
  * constant-time), applies the key's rate limits (ratelimit.h), renders and
  * tokenizes the prompt, submits it to the model's scheduler (sched.h) and
  * either waits for the whole answer or streams it as SSE (job.h). While it
@@ -9,12 +11,12 @@
  * cancelled at once (KV blocks freed at the next engine step).
  *
  * Limits and timeouts (named, in ServerConfig): body bytes (413 before the
- * body is read when Content-Length says so), header bytes (libmicrohttpd's
- * connection memory limit: larger header blocks are refused by it), JSON
- * limits (OaiLimits), connections, header timeout (from connection start or
- * the end of the previous request until the headers are complete) and body
- * timeout (until the body is complete): a watchdog thread shuts the sockets
- * of slower clients; others are unaffected.
+ * body is read, from Content-Length or a chunk size), header bytes (the
+ * gate's H1_MAX_HEAD), JSON limits (OaiLimits), connections, header timeout
+ * (from connection start or the end of the previous response until the
+ * headers are complete) and body timeout (until the body is complete): the
+ * gate cuts slower clients off; others are unaffected. More than one
+ * credential in a request is 400, never "the first one wins".
  *
  * Keys: when the data directory's database has active keys, every API route
  * needs one ("Authorization: Bearer KEY" or "x-api-key: KEY"); /health and
