@@ -104,7 +104,7 @@ static int key_list(Store *s) {
     StoreKey *keys = NULL;
     int n = 0;
     Err err = {0};
-    if (store_key_list(s, &keys, &n, &err))
+    if (store_key_list(s, -1, &keys, &n, &err))
         return cli_fail("key list", &err);
     int w = (int)strlen("NAME");
     for (int i = 0; i < n; i++)
@@ -145,13 +145,14 @@ static int key_main(const CliCommand *c, int argc, char **argv) {
     if (list) {
         rc = key_list(s);
     } else if (revoke) {
-        if (store_key_revoke(s, ka.name, &err))
+        if (store_key_revoke(s, 0, ka.name, &err))
             rc = cli_fail(cmd, &err);
         else
             fprintf(stderr, "cgpt key revoke: key '%s' revoked\n", ka.name);
     } else {
         char key[STORE_KEY_TEXT_LEN + 1];
-        if (store_key_add(s, ka.name, (int)ka.rpm, (int)ka.tpm, (int)ka.max_streams, key, &err)) {
+        if (store_key_add(s, 0, ka.name, (int)ka.rpm, (int)ka.tpm, (int)ka.max_streams, key,
+                          &err)) {
             rc = cli_fail(cmd, &err);
         } else {
             printf("%s\n", key);

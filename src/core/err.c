@@ -48,6 +48,7 @@ const char *status_name(Status s) {
         return "unsupported";
     case STATUS_INVALID:
         return "invalid";
+    case STATUS_NOT_FOUND: return "not found";
     case STATUS_BUSY:
         return "busy";
     }

@@ -18,6 +18,7 @@ typedef enum {
     STATUS_UNSUPPORTED, /* well-formed but not implemented (unknown arch, type) */
     STATUS_INVALID,     /* bad argument from a caller or user */
     STATUS_BUSY,        /* at capacity now (a queue is full); try again later */
+    STATUS_NOT_FOUND,   /* no such object (or not the caller's: never says which) */
 } Status;
 
 #define ERR_MSG_MAX 512

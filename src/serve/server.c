@@ -78,7 +78,7 @@ static void keys_reload(Server *s) {
         return;
     StoreKey *keys = NULL;
     int n = 0;
-    if (store_key_list(s->store, &keys, &n, &err) != STATUS_OK) {
+    if (store_key_list(s->store, -1, &keys, &n, &err) != STATUS_OK) {
         fprintf(stderr, "cgpt serve: reading keys: %s\n", err.msg);
         return;
     }

@@ -16,7 +16,8 @@
  * The database file is created 0600 before SQLite opens it; SQLite gives its
  * -wal and -shm files the database file's mode.
  *
- * Not here: users and conversations (later issues add migrations). */
+ * Schema version 2 adds users, sessions, conversations and messages (with
+ * an FTS5 index) and gives API keys an owner: users.c and chat.c. */
 #include "store/store.h"
 
 #include <errno.h>
@@ -31,16 +32,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/store_impl.h"
+
 #define STORE_DB_NAME "cgpt.db"
 #define STORE_BUSY_MS 5000
 #define STORE_KEY_PREFIX "sk-cgpt-"
 #define STORE_KEY_RAW_BYTES 32
-#define STORE_PATH_MAX 4096
-
-struct Store {
-    sqlite3 *db;
-    char path[STORE_PATH_MAX]; /* DIR/cgpt.db, for messages */
-};
 
 /* ---- migrations: MIGRATIONS[i] brings schema version i to i + 1 ---- */
 
@@ -57,13 +54,79 @@ static const char *const MIGRATIONS[] = {
     "  max_streams INTEGER NOT NULL DEFAULT 0);"
     "CREATE UNIQUE INDEX api_keys_active_name ON api_keys(name) WHERE revoked = 0;"
     "INSERT INTO meta(key, value) VALUES('keys_version', 0);",
+
+    /* 2: users, their sessions, conversations and messages; keys get an
+     * owner (NULL: an admin's, made by `cgpt key add`), names unique per
+     * owner among active keys. Messages form a tree (parent_id) so edits
+     * and regenerations keep the old branch; messages_fts indexes their
+     * text (external content, kept in step by triggers). */
+    "CREATE TABLE users("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  pw_hash TEXT NOT NULL,"
+    "  is_admin INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL);"
+    "CREATE TABLE sessions("
+    "  id INTEGER PRIMARY KEY,"
+    "  hash BLOB NOT NULL UNIQUE,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  csrf TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  expires INTEGER NOT NULL);"
+    "CREATE INDEX sessions_user ON sessions(user_id);"
+    "CREATE TABLE conversations("
+    "  id TEXT PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  title TEXT NOT NULL DEFAULT '',"
+    "  system TEXT NOT NULL DEFAULT '',"
+    "  model TEXT NOT NULL DEFAULT '',"
+    "  settings TEXT NOT NULL DEFAULT '{}',"
+    "  current_leaf INTEGER,"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  touched INTEGER NOT NULL DEFAULT 0);" /* a counter: newest activity first, no ties */
+    "CREATE INDEX conversations_user ON conversations(user_id, touched DESC);"
+    "CREATE INDEX conversations_touched ON conversations(touched);"
+    "CREATE TABLE messages("
+    "  id INTEGER PRIMARY KEY,"
+    "  conv_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    "  parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,"
+    "  role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),"
+    "  content TEXT NOT NULL DEFAULT '',"
+    "  status TEXT NOT NULL CHECK (status IN ('streaming', 'complete', 'stopped', 'error')),"
+    "  model TEXT NOT NULL DEFAULT '',"
+    "  prompt_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  completion_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  seconds REAL NOT NULL DEFAULT 0,"
+    "  finish TEXT NOT NULL DEFAULT '',"
+    "  error TEXT NOT NULL DEFAULT '',"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL);"
+    "CREATE INDEX messages_conv ON messages(conv_id, id);"
+    "CREATE INDEX messages_parent ON messages(parent_id);"
+    "CREATE INDEX messages_status ON messages(status) WHERE status = 'streaming';"
+    "CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='id');"
+    "CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN"
+    "  INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content); END;"
+    "CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN"
+    "  INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, "
+    "old.content);"
+    "  END;"
+    "CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN"
+    "  INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, "
+    "old.content);"
+    "  INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content); END;"
+    "ALTER TABLE api_keys ADD COLUMN user_id INTEGER REFERENCES users(id) ON DELETE CASCADE;"
+    "DROP INDEX api_keys_active_name;"
+    "CREATE UNIQUE INDEX api_keys_active_name ON api_keys(coalesce(user_id, 0), name)"
+    "  WHERE revoked = 0;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
 /* ---- errors ---- */
 
 /* SQLite failure -> Status: a non-database file is FORMAT, the rest IO. */
-static Status db_fail(Store *s, int rc, const char *what, Err *err) {
+Status store_db_fail(Store *s, int rc, const char *what, Err *err) {
     int prim = rc & 0xff;
     Status st = (prim == SQLITE_NOTADB || prim == SQLITE_CORRUPT) ? STATUS_FORMAT : STATUS_IO;
     if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
@@ -75,16 +138,55 @@ static Status db_fail(Store *s, int rc, const char *what, Err *err) {
                    s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 }
 
-static Status exec(Store *s, const char *sql, const char *what, Err *err) {
+Status store_exec(Store *s, const char *sql, const char *what, Err *err) {
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? STATUS_OK : db_fail(s, rc, what, err);
+    return rc == SQLITE_OK ? STATUS_OK : store_db_fail(s, rc, what, err);
 }
 
-static void rollback(Store *s) { sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); }
+void store_rollback(Store *s) { sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); }
 
-static Status prepare(Store *s, const char *sql, sqlite3_stmt **st, Err *err) {
+Status store_prepare(Store *s, const char *sql, sqlite3_stmt **st, Err *err) {
     int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
-    return rc == SQLITE_OK ? STATUS_OK : db_fail(s, rc, "prepare", err);
+    return rc == SQLITE_OK ? STATUS_OK : store_db_fail(s, rc, "prepare", err);
+}
+
+Status store_step_done(Store *s, sqlite3_stmt *st, const char *what, Err *err) {
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        ;
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? STATUS_OK : store_db_fail(s, rc, what, err);
+}
+
+long long store_now(void) {
+    long long t = (long long)time(NULL);
+    return t > 0 ? t : 1;
+}
+
+void store_random_hex(char *out, size_t n) {
+    unsigned char raw[64];
+    ASSERT(n <= sizeof raw);
+    randombytes_buf(raw, n);
+    sodium_bin2hex(out, 2 * n + 1, raw, n);
+}
+
+Status store_check_name(const char *what, const char *name, size_t max, Err *err) {
+    size_t n = strnlen(name, max + 1);
+    if (n == 0)
+        return err_set(err, STATUS_INVALID, "%s is empty", what);
+    if (n > max)
+        return err_set(err, STATUS_INVALID, "%s is longer than %zu bytes", what, max);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return err_set(err, STATUS_INVALID,
+                           "%s: byte 0x%02x at offset %zu is not allowed (use letters, digits, "
+                           "'.', '_' and '-')",
+                           what, c, i);
+    }
+    return STATUS_OK;
 }
 
 /* ---- opening ---- */
@@ -141,14 +243,14 @@ static Status make_db_file(const char *path, Err *err) {
  * an SQLite database that is not ours. Runs inside the open transaction. */
 static Status read_version(Store *s, int *version, Err *err) {
     sqlite3_stmt *st = NULL;
-    Status r = prepare(s, "SELECT count(*) FROM sqlite_master", &st, err);
+    Status r = store_prepare(s, "SELECT count(*) FROM sqlite_master", &st, err);
     if (r)
         return r;
     int rc = sqlite3_step(st);
     long long n_objects = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW)
-        return db_fail(s, rc, "reading the schema", err);
+        return store_db_fail(s, rc, "reading the schema", err);
     if (n_objects == 0) {
         *version = 0;
         return STATUS_OK;
@@ -162,7 +264,7 @@ static Status read_version(Store *s, int *version, Err *err) {
     long long v = found ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(s, rc, "reading the schema version", err);
+        return store_db_fail(s, rc, "reading the schema version", err);
     if (!found || v < 1)
         return err_set(err, STATUS_FORMAT, "'%s': not a cgpt database (no schema version)",
                        s->path);
@@ -175,7 +277,7 @@ static Status read_version(Store *s, int *version, Err *err) {
 }
 
 static Status migrate(Store *s, Err *err) {
-    Status r = exec(s, "BEGIN IMMEDIATE", "starting the migration", err);
+    Status r = store_exec(s, "BEGIN IMMEDIATE", "starting the migration", err);
     if (r)
         return r;
     int v = 0;
@@ -183,17 +285,17 @@ static Status migrate(Store *s, Err *err) {
     for (; !r && v < STORE_SCHEMA_VERSION; v++) {
         char what[64], sql[128];
         snprintf(what, sizeof what, "migrating to schema version %d", v + 1);
-        r = exec(s, MIGRATIONS[v], what, err);
+        r = store_exec(s, MIGRATIONS[v], what, err);
         snprintf(sql, sizeof sql,
                  "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', %d)", v + 1);
         if (!r)
-            r = exec(s, sql, what, err);
+            r = store_exec(s, sql, what, err);
     }
     if (r) {
-        rollback(s);
+        store_rollback(s);
         return r;
     }
-    return exec(s, "COMMIT", "committing the migration", err);
+    return store_exec(s, "COMMIT", "committing the migration", err);
 }
 
 Status store_open(Store **out, const char *dir, Err *err) {
@@ -206,27 +308,31 @@ Status store_open(Store **out, const char *dir, Err *err) {
     Store *s = calloc(1, sizeof *s);
     if (!s)
         return err_set(err, STATUS_NOMEM, "out of memory opening the store");
+    pthread_mutex_init(&s->mu, NULL);
     size_t n = strlen(dir);
     while (n > 1 && dir[n - 1] == '/')
         n--;
     snprintf(s->path, sizeof s->path, "%.*s/%s", (int)n, dir, STORE_DB_NAME);
     r = make_db_file(s->path, err);
     if (r) {
-        free(s);
+        store_close(s);
         return r;
     }
     int rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
-        r = db_fail(s, rc, "open", err);
+        r = store_db_fail(s, rc, "open", err);
         store_close(s);
         return r;
     }
     sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
     sqlite3_extended_result_codes(s->db, 1);
     /* journal_mode reads the header first: a non-database file fails here. */
-    r = exec(s, "PRAGMA journal_mode=WAL", "setting WAL mode", err);
+    r = store_exec(s, "PRAGMA journal_mode=WAL", "setting WAL mode", err);
     if (!r)
-        r = exec(s, "PRAGMA foreign_keys=ON", "enabling foreign keys", err);
+        r = store_exec(s, "PRAGMA foreign_keys=ON", "enabling foreign keys", err);
+    /* a committed message survives a power cut, not only a crash */
+    if (!r)
+        r = store_exec(s, "PRAGMA synchronous=FULL", "setting synchronous=FULL", err);
     if (!r)
         r = migrate(s, err);
     if (r) {
@@ -241,28 +347,87 @@ void store_close(Store *s) {
     if (!s)
         return;
     sqlite3_close_v2(s->db);
+    pthread_mutex_destroy(&s->mu);
     free(s);
+}
+
+Status store_check(Store *s, Err *err) {
+    STORE_LOCK(s);
+    sqlite3_stmt *st = NULL;
+    Status r = store_prepare(s, "PRAGMA integrity_check", &st, err);
+    char first[256] = "";
+    int rc = SQLITE_DONE, n_bad = 0;
+    while (!r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *line = (const char *)sqlite3_column_text(st, 0);
+        if (line && strcmp(line, "ok") != 0 && n_bad++ == 0)
+            snprintf(first, sizeof first, "%s", line);
+    }
+    if (!r)
+        sqlite3_finalize(st);
+    if (!r && rc != SQLITE_DONE)
+        r = store_db_fail(s, rc, "checking the database", err);
+    if (!r && n_bad)
+        r = err_set(err, STATUS_FORMAT,
+                    "'%s' is corrupt (PRAGMA integrity_check: %s%s); restore a backup "
+                    "(cgpt backup) or move the file away",
+                    s->path, first, n_bad > 1 ? ", ..." : "");
+    STORE_UNLOCK(s);
+    return r;
+}
+
+Status store_backup(Store *s, const char *dest, Err *err) {
+    sqlite3 *out = NULL;
+    char tmp[STORE_PATH_MAX + 8];
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp", dest);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return err_set(err, STATUS_INVALID, "backup path is longer than %d bytes", STORE_PATH_MAX);
+    unlink(tmp);
+    Status r = make_db_file(tmp, err);
+    if (r)
+        return r;
+    int rc = sqlite3_open_v2(tmp, &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_close_v2(out);
+        unlink(tmp);
+        return err_set(err, STATUS_IO, "cannot create '%s': %s", tmp, sqlite3_errstr(rc));
+    }
+    /* The online backup API copies page by page; the lock is held per step
+     * only, so a running server keeps writing between steps (a step that
+     * sees a change restarts from there, SQLite's rule). */
+    STORE_LOCK(s);
+    sqlite3_backup *b = sqlite3_backup_init(out, "main", s->db, "main");
+    STORE_UNLOCK(s);
+    if (!b) {
+        r = err_set(err, STATUS_IO, "backup of '%s': %s", s->path, sqlite3_errmsg(out));
+    } else {
+        do {
+            STORE_LOCK(s);
+            rc = sqlite3_backup_step(b, 256);
+            STORE_UNLOCK(s);
+            if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+                sqlite3_sleep(20);
+        } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+        STORE_LOCK(s);
+        sqlite3_backup_finish(b);
+        STORE_UNLOCK(s);
+        if (rc != SQLITE_DONE)
+            r = err_set(err, STATUS_IO, "backup of '%s' to '%s': %s", s->path, dest,
+                        sqlite3_errstr(rc));
+    }
+    if (!r && sqlite3_exec(out, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL) != SQLITE_OK)
+        r = err_set(err, STATUS_IO, "backup '%s': %s", tmp, sqlite3_errmsg(out));
+    sqlite3_close_v2(out);
+    if (!r && rename(tmp, dest) != 0)
+        r = err_set(err, STATUS_IO, "cannot rename '%s' to '%s': %s", tmp, dest, strerror(errno));
+    if (r)
+        unlink(tmp);
+    return r;
 }
 
 /* ---- keys ---- */
 
 static Status check_name(const char *name, Err *err) {
-    size_t n = strnlen(name, STORE_KEY_NAME_MAX + 1);
-    if (n == 0)
-        return err_set(err, STATUS_INVALID, "key name is empty");
-    if (n > STORE_KEY_NAME_MAX)
-        return err_set(err, STATUS_INVALID, "key name is longer than %d bytes", STORE_KEY_NAME_MAX);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-';
-        if (!ok)
-            return err_set(err, STATUS_INVALID,
-                           "key name: byte 0x%02x at offset %zu is not allowed (use letters, "
-                           "digits, '.', '_' and '-')",
-                           c, i);
-    }
-    return STATUS_OK;
+    return store_check_name("key name", name, STORE_KEY_NAME_MAX, err);
 }
 
 void store_key_hash(const char *key, size_t len, uint8_t hash[STORE_KEY_HASH_BYTES]) {
@@ -286,13 +451,13 @@ int store_key_find(const StoreKey *keys, int n, const uint8_t hash[STORE_KEY_HAS
 
 /* Bump the keys version inside the caller's transaction. */
 static Status bump_version(Store *s, Err *err) {
-    return exec(s, "UPDATE meta SET value = value + 1 WHERE key = 'keys_version'",
-                "updating the keys version", err);
+    return store_exec(s, "UPDATE meta SET value = value + 1 WHERE key = 'keys_version'",
+                      "updating the keys version", err);
 }
 
 static Status count_query(Store *s, const char *sql, const char *name, long long *out, Err *err) {
     sqlite3_stmt *st = NULL;
-    Status r = prepare(s, sql, &st, err);
+    Status r = store_prepare(s, sql, &st, err);
     if (r)
         return r;
     if (name)
@@ -303,7 +468,7 @@ static Status count_query(Store *s, const char *sql, const char *name, long long
     sqlite3_finalize(st);
     if (rc == SQLITE_DONE)
         return err_set(err, STATUS_FORMAT, "'%s': no row for \"%s\"", s->path, sql);
-    return rc == SQLITE_ROW ? STATUS_OK : db_fail(s, rc, "query", err);
+    return rc == SQLITE_ROW ? STATUS_OK : store_db_fail(s, rc, "query", err);
 }
 
 /* Make a key's text from fresh random bytes. */
@@ -321,13 +486,13 @@ static void new_key_text(char key_out[STORE_KEY_TEXT_LEN + 1]) {
     sodium_memzero(b64, sizeof b64);
 }
 
-static Status insert_key(Store *s, const char *name, const uint8_t *hash, int rpm, int tpm,
-                         int max_streams, Err *err) {
+static Status insert_key(Store *s, long long user, const char *name, const uint8_t *hash, int rpm,
+                         int tpm, int max_streams, Err *err) {
     sqlite3_stmt *st = NULL;
-    Status r = prepare(s,
-                       "INSERT INTO api_keys(name, hash, created, revoked, rpm, tpm, max_streams) "
-                       "VALUES(?, ?, ?, 0, ?, ?, ?)",
-                       &st, err);
+    Status r = store_prepare(s,
+                             "INSERT INTO api_keys(name, hash, created, revoked, rpm, tpm, "
+                             "max_streams, user_id) VALUES(?, ?, ?, 0, ?, ?, ?, ?)",
+                             &st, err);
     if (r)
         return r;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -336,17 +501,21 @@ static Status insert_key(Store *s, const char *name, const uint8_t *hash, int rp
     sqlite3_bind_int(st, 4, rpm);
     sqlite3_bind_int(st, 5, tpm);
     sqlite3_bind_int(st, 6, max_streams);
+    if (user > 0)
+        sqlite3_bind_int64(st, 7, user);
+    else
+        sqlite3_bind_null(st, 7);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc == SQLITE_DONE)
         return STATUS_OK;
     if ((rc & 0xff) == SQLITE_CONSTRAINT) /* a race the check before missed */
         return err_set(err, STATUS_INVALID, "an active key named '%s' already exists", name);
-    return db_fail(s, rc, "adding the key", err);
+    return store_db_fail(s, rc, "adding the key", err);
 }
 
-Status store_key_add(Store *s, const char *name, int rpm, int tpm, int max_streams,
-                     char key_out[STORE_KEY_TEXT_LEN + 1], Err *err) {
+static Status key_add(Store *s, long long user, const char *name, int rpm, int tpm, int max_streams,
+                      char key_out[STORE_KEY_TEXT_LEN + 1], Err *err) {
     key_out[0] = '\0';
     Status r = check_name(name, err);
     if (r)
@@ -359,11 +528,15 @@ Status store_key_add(Store *s, const char *name, int rpm, int tpm, int max_strea
     uint8_t hash[STORE_KEY_HASH_BYTES];
     new_key_text(key);
     store_key_hash(key, STORE_KEY_TEXT_LEN, hash);
-    if ((r = exec(s, "BEGIN IMMEDIATE", "adding a key", err)))
+    if ((r = store_exec(s, "BEGIN IMMEDIATE", "adding a key", err)))
         goto done;
     long long n_active = 0, n_all = 0;
-    r = count_query(s, "SELECT count(*) FROM api_keys WHERE name = ? AND revoked = 0", name,
-                    &n_active, err);
+    char q[160];
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM api_keys WHERE name = ? AND revoked = 0 AND "
+             "coalesce(user_id, 0) = %lld",
+             user > 0 ? user : 0);
+    r = count_query(s, q, name, &n_active, err);
     if (!r)
         r = count_query(s, "SELECT count(*) FROM api_keys", NULL, &n_all, err);
     if (!r && n_active > 0)
@@ -372,13 +545,13 @@ Status store_key_add(Store *s, const char *name, int rpm, int tpm, int max_strea
         r = err_set(err, STATUS_LIMIT, "'%s': %lld keys already (limit %d)", s->path, n_all,
                     STORE_MAX_KEYS);
     if (!r)
-        r = insert_key(s, name, hash, rpm, tpm, max_streams, err);
+        r = insert_key(s, user, name, hash, rpm, tpm, max_streams, err);
     if (!r)
         r = bump_version(s, err);
     if (!r)
-        r = exec(s, "COMMIT", "adding a key", err);
+        r = store_exec(s, "COMMIT", "adding a key", err);
     if (r)
-        rollback(s);
+        store_rollback(s);
     else
         memcpy(key_out, key, sizeof key);
 done:
@@ -386,31 +559,49 @@ done:
     return r;
 }
 
-Status store_key_revoke(Store *s, const char *name, Err *err) {
+Status store_key_add(Store *s, long long user, const char *name, int rpm, int tpm, int max_streams,
+                     char key_out[STORE_KEY_TEXT_LEN + 1], Err *err) {
+    STORE_LOCK(s);
+    Status r = key_add(s, user, name, rpm, tpm, max_streams, key_out, err);
+    STORE_UNLOCK(s);
+    return r;
+}
+
+static Status key_revoke(Store *s, long long user, const char *name, Err *err) {
     Status r = check_name(name, err);
     if (r)
         return r;
-    if ((r = exec(s, "BEGIN IMMEDIATE", "revoking a key", err)))
+    if ((r = store_exec(s, "BEGIN IMMEDIATE", "revoking a key", err)))
         return r;
     sqlite3_stmt *st = NULL;
-    r = prepare(s, "UPDATE api_keys SET revoked = ? WHERE name = ? AND revoked = 0", &st, err);
+    r = store_prepare(s,
+                      "UPDATE api_keys SET revoked = ? WHERE name = ? AND revoked = 0 AND "
+                      "coalesce(user_id, 0) = ?",
+                      &st, err);
     if (!r) {
-        long long now = (long long)time(NULL);
-        sqlite3_bind_int64(st, 1, now > 0 ? now : 1); /* 0 means active */
+        sqlite3_bind_int64(st, 1, store_now()); /* 0 means active */
         sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, user > 0 ? user : 0);
         int rc = sqlite3_step(st);
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE)
-            r = db_fail(s, rc, "revoking the key", err);
+            r = store_db_fail(s, rc, "revoking the key", err);
         else if (sqlite3_changes(s->db) == 0)
             r = err_set(err, STATUS_INVALID, "no active key named '%s'", name);
     }
     if (!r)
         r = bump_version(s, err);
     if (!r)
-        r = exec(s, "COMMIT", "revoking a key", err);
+        r = store_exec(s, "COMMIT", "revoking a key", err);
     if (r)
-        rollback(s);
+        store_rollback(s);
+    return r;
+}
+
+Status store_key_revoke(Store *s, long long user, const char *name, Err *err) {
+    STORE_LOCK(s);
+    Status r = key_revoke(s, user, name, err);
+    STORE_UNLOCK(s);
     return r;
 }
 
@@ -440,19 +631,25 @@ static Status read_key_row(Store *s, sqlite3_stmt *st, StoreKey *k, Err *err) {
     k->rpm = (int)lim[0];
     k->tpm = (int)lim[1];
     k->max_streams = (int)lim[2];
+    k->user_id = sqlite3_column_int64(st, 7);
+    const unsigned char *owner = sqlite3_column_text(st, 8);
+    snprintf(k->owner, sizeof k->owner, "%s", owner ? (const char *)owner : "");
     return STATUS_OK;
 }
 
-Status store_key_list(Store *s, StoreKey **out, int *n, Err *err) {
+static Status key_list(Store *s, long long user, StoreKey **out, int *n, Err *err) {
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st = NULL;
-    Status r = prepare(s,
-                       "SELECT name, hash, created, revoked, rpm, tpm, max_streams FROM api_keys "
-                       "ORDER BY created, id",
-                       &st, err);
+    Status r = store_prepare(s,
+                             "SELECT k.name, k.hash, k.created, k.revoked, k.rpm, k.tpm, "
+                             "k.max_streams, coalesce(k.user_id, 0), u.name FROM api_keys k "
+                             "LEFT JOIN users u ON u.id = k.user_id "
+                             "WHERE ?1 < 0 OR coalesce(k.user_id, 0) = ?1 ORDER BY k.created, k.id",
+                             &st, err);
     if (r)
         return r;
+    sqlite3_bind_int64(st, 1, user);
     int cap = 16, count = 0, rc = SQLITE_DONE;
     StoreKey *keys = malloc(sizeof *keys * (size_t)cap);
     if (!keys)
@@ -475,7 +672,7 @@ Status store_key_list(Store *s, StoreKey **out, int *n, Err *err) {
         count++;
     }
     if (!r && rc != SQLITE_DONE)
-        r = db_fail(s, rc, "listing keys", err);
+        r = store_db_fail(s, rc, "listing keys", err);
     sqlite3_finalize(st);
     if (r) {
         free(keys);
@@ -486,10 +683,23 @@ Status store_key_list(Store *s, StoreKey **out, int *n, Err *err) {
     return STATUS_OK;
 }
 
+Status store_key_list(Store *s, long long user, StoreKey **out, int *n, Err *err) {
+    STORE_LOCK(s);
+    Status r = key_list(s, user, out, n, err);
+    STORE_UNLOCK(s);
+    return r;
+}
+
 Status store_keys_version(Store *s, long long *version, Err *err) {
     long long v = 0;
+    STORE_LOCK(s);
     Status r = count_query(s, "SELECT value FROM meta WHERE key = 'keys_version'", NULL, &v, err);
+    STORE_UNLOCK(s);
     if (r == STATUS_OK)
         *version = v;
     return r;
 }
+
+/* Bump the keys version (keys of a removed user went with it). Inside the
+ * caller's transaction; for users.c. */
+Status store_bump_keys_version(Store *s, Err *err) { return bump_version(s, err); }

@@ -46,7 +46,7 @@ static Store *open_ok(const char *d) {
 
 static void add_ok(Store *s, const char *name, int rpm, int tpm, int ms, char key[]) {
     Err err = {0};
-    cr_assert_eq(store_key_add(s, name, rpm, tpm, ms, key, &err), STATUS_OK, "add %s: %s", name,
+    cr_assert_eq(store_key_add(s, 0, name, rpm, tpm, ms, key, &err), STATUS_OK, "add %s: %s", name,
                  err.msg);
 }
 
@@ -109,7 +109,7 @@ Test(store, add_list_revoke_find) {
     StoreKey *keys = NULL;
     int n = -1;
     Err err = {0};
-    cr_assert_eq(store_key_list(s, &keys, &n, &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(store_key_list(s, -1, &keys, &n, &err), STATUS_OK, "%s", err.msg);
     cr_assert_eq(n, 2);
     cr_assert_str_eq(keys[0].name, "alice");
     cr_assert_str_eq(keys[1].name, "bob");
@@ -130,8 +130,8 @@ Test(store, add_list_revoke_find) {
     cr_assert_eq(find_text(keys, n, k1x), -1);
     free(keys);
 
-    cr_assert_eq(store_key_revoke(s, "alice", &err), STATUS_OK, "%s", err.msg);
-    cr_assert_eq(store_key_list(s, &keys, &n, &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(store_key_revoke(s, 0, "alice", &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(store_key_list(s, -1, &keys, &n, &err), STATUS_OK, "%s", err.msg);
     cr_assert_eq(n, 2);
     cr_assert(keys[0].revoked >= t0, "revoked = %lld", keys[0].revoked);
     cr_assert_eq(find_text(keys, n, k1), -1, "a revoked key still matches");
@@ -140,17 +140,17 @@ Test(store, add_list_revoke_find) {
 
     /* The name is free again; the old key stays dead. */
     add_ok(s, "alice", 5, 0, 0, k3);
-    cr_assert_eq(store_key_list(s, &keys, &n, &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(store_key_list(s, -1, &keys, &n, &err), STATUS_OK, "%s", err.msg);
     cr_assert_eq(n, 3);
     cr_assert_eq(find_text(keys, n, k3), 2);
     cr_assert_eq(find_text(keys, n, k1), -1);
     cr_assert_eq(keys[2].rpm, 5);
     free(keys);
 
-    cr_assert_eq(store_key_revoke(s, "nobody", &err), STATUS_INVALID);
+    cr_assert_eq(store_key_revoke(s, 0, "nobody", &err), STATUS_INVALID);
     cr_assert(strstr(err.msg, "nobody"), "%s", err.msg);
-    cr_assert_eq(store_key_revoke(s, "bob", &err), STATUS_OK, "%s", err.msg);
-    cr_assert_eq(store_key_revoke(s, "bob", &err), STATUS_INVALID, "revoked twice");
+    cr_assert_eq(store_key_revoke(s, 0, "bob", &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(store_key_revoke(s, 0, "bob", &err), STATUS_INVALID, "revoked twice");
     store_close(s);
 }
 
@@ -159,7 +159,7 @@ Test(store, list_empty) {
     StoreKey *keys = NULL;
     int n = -1;
     Err err = {0};
-    cr_assert_eq(store_key_list(s, &keys, &n, &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(store_key_list(s, -1, &keys, &n, &err), STATUS_OK, "%s", err.msg);
     cr_assert_eq(n, 0);
     free(keys);
     store_close(s);
@@ -211,11 +211,11 @@ Test(store, find_many_stored) {
     for (int i = 0; i < N; i += 3) {
         char name[32];
         snprintf(name, sizeof name, "k%03d", i);
-        cr_assert_eq(store_key_revoke(s, name, &err), STATUS_OK, "%s", err.msg);
+        cr_assert_eq(store_key_revoke(s, 0, name, &err), STATUS_OK, "%s", err.msg);
     }
     StoreKey *keys = NULL;
     int n = 0;
-    cr_assert_eq(store_key_list(s, &keys, &n, &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(store_key_list(s, -1, &keys, &n, &err), STATUS_OK, "%s", err.msg);
     cr_assert_eq(n, N);
     for (int i = 0; i < N; i++) {
         int got = find_text(keys, n, texts[i]);
@@ -234,7 +234,7 @@ Test(store, persists_across_reopen) {
     add_ok(s, "one", 1, 2, 3, k1);
     add_ok(s, "two", 0, 0, 0, k2);
     Err err = {0};
-    cr_assert_eq(store_key_revoke(s, "two", &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(store_key_revoke(s, 0, "two", &err), STATUS_OK, "%s", err.msg);
     long long v = version(s);
     store_close(s);
 
@@ -242,7 +242,7 @@ Test(store, persists_across_reopen) {
     cr_assert_eq(version(s), v, "the version changed on reopen");
     StoreKey *keys = NULL;
     int n = 0;
-    cr_assert_eq(store_key_list(s, &keys, &n, &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(store_key_list(s, -1, &keys, &n, &err), STATUS_OK, "%s", err.msg);
     cr_assert_eq(n, 2);
     cr_assert_eq(find_text(keys, n, k1), 0);
     cr_assert_eq(find_text(keys, n, k2), -1);
@@ -262,10 +262,10 @@ Test(store, second_connection_sees_version_bump) {
     cr_assert_neq(v1, v0, "b did not see a's add");
     Err err = {0};
     /* A failed add or revoke changes nothing. */
-    cr_assert_eq(store_key_add(a, "x", 0, 0, 0, k, &err), STATUS_INVALID);
-    cr_assert_eq(store_key_revoke(a, "y", &err), STATUS_INVALID);
+    cr_assert_eq(store_key_add(a, 0, "x", 0, 0, 0, k, &err), STATUS_INVALID);
+    cr_assert_eq(store_key_revoke(a, 0, "y", &err), STATUS_INVALID);
     cr_assert_eq(version(b), v1, "a failed call bumped the version");
-    cr_assert_eq(store_key_revoke(a, "x", &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(store_key_revoke(a, 0, "x", &err), STATUS_OK, "%s", err.msg);
     long long v2 = version(b);
     cr_assert(v2 != v1 && v2 != v0, "b did not see a's revoke");
     /* b's writes are seen by a too, and b lists a's keys. */
@@ -274,7 +274,7 @@ Test(store, second_connection_sees_version_bump) {
     cr_assert_neq(version(a), v2);
     StoreKey *keys = NULL;
     int n = 0;
-    cr_assert_eq(store_key_list(a, &keys, &n, &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(store_key_list(a, -1, &keys, &n, &err), STATUS_OK, "%s", err.msg);
     cr_assert_eq(n, 2);
     cr_assert_eq(find_text(keys, n, k), 1);
     free(keys);
@@ -295,19 +295,19 @@ Test(store, bad_names_and_limits) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(k, 'Z', sizeof k);
         err.msg[0] = '\0';
-        cr_assert_eq(store_key_add(s, bad[i], 0, 0, 0, k, &err), STATUS_INVALID, "name #%zu", i);
+        cr_assert_eq(store_key_add(s, 0, bad[i], 0, 0, 0, k, &err), STATUS_INVALID, "name #%zu", i);
         cr_assert(err.msg[0], "no message for name #%zu", i);
         cr_assert_eq(k[0], '\0', "key_out not cleared for a refused add");
-        cr_assert_eq(store_key_revoke(s, bad[i], &err), STATUS_INVALID, "revoke name #%zu", i);
+        cr_assert_eq(store_key_revoke(s, 0, bad[i], &err), STATUS_INVALID, "revoke name #%zu", i);
     }
     add_ok(s, n64, 0, 0, 0, k);
     add_ok(s, "A.b_c-9", 0, 0, 0, k);
-    cr_assert_eq(store_key_add(s, "neg", -1, 0, 0, k, &err), STATUS_INVALID);
-    cr_assert_eq(store_key_add(s, "neg", 0, -5, 0, k, &err), STATUS_INVALID);
-    cr_assert_eq(store_key_add(s, "neg", 0, 0, -1, k, &err), STATUS_INVALID);
+    cr_assert_eq(store_key_add(s, 0, "neg", -1, 0, 0, k, &err), STATUS_INVALID);
+    cr_assert_eq(store_key_add(s, 0, "neg", 0, -5, 0, k, &err), STATUS_INVALID);
+    cr_assert_eq(store_key_add(s, 0, "neg", 0, 0, -1, k, &err), STATUS_INVALID);
     StoreKey *keys = NULL;
     int n = 0;
-    cr_assert_eq(store_key_list(s, &keys, &n, &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(store_key_list(s, -1, &keys, &n, &err), STATUS_OK, "%s", err.msg);
     cr_assert_eq(n, 2, "refused adds left rows behind");
     cr_assert_str_eq(keys[0].name, n64);
     free(keys);
@@ -319,12 +319,12 @@ Test(store, duplicate_active_name) {
     char k1[STORE_KEY_TEXT_LEN + 1], k2[STORE_KEY_TEXT_LEN + 1];
     add_ok(s, "dup", 0, 0, 0, k1);
     Err err = {0};
-    cr_assert_eq(store_key_add(s, "dup", 1, 1, 1, k2, &err), STATUS_INVALID);
+    cr_assert_eq(store_key_add(s, 0, "dup", 1, 1, 1, k2, &err), STATUS_INVALID);
     cr_assert(strstr(err.msg, "dup"), "%s", err.msg);
     cr_assert_eq(k2[0], '\0');
     StoreKey *keys = NULL;
     int n = 0;
-    cr_assert_eq(store_key_list(s, &keys, &n, &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(store_key_list(s, -1, &keys, &n, &err), STATUS_OK, "%s", err.msg);
     cr_assert_eq(n, 1);
     cr_assert_eq(keys[0].rpm, 0, "the refused add changed the key");
     free(keys);
@@ -459,7 +459,7 @@ Test(store, keys_never_stored_in_clear) {
         add_ok(s, name, 0, 0, 0, keys[i]);
     }
     Err err = {0};
-    cr_assert_eq(store_key_revoke(s, "n1", &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(store_key_revoke(s, 0, "n1", &err), STATUS_OK, "%s", err.msg);
     for (int pass = 0; pass < 2; pass++) { /* while open (WAL) and after close (checkpointed) */
         for (int i = 0; i < 3; i++) {
             cr_assert(!dir_contains(dir, keys[i], STORE_KEY_TEXT_LEN), "key %d in clear", i);
