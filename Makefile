@@ -30,13 +30,18 @@ CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(shell find tests -name 'test_*.c'))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 
+# The page (web/): bundled by node at build time into a C table of files
+# that only the binary links (scripts/build-web.sh, web/build.mjs).
+WEB_SRC  := $(sort $(wildcard web/src/*)) web/build.mjs web/package.json web/package-lock.json
+WEB_C    := $(BUILD)/gen/web_assets.c
+
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 TOOLS    := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
 ALIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
-ACLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/asan/%.o)
+ACLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/asan/%.o) $(BUILD)/asan/gen/web_assets.o
 ATEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/asan/%.o)
 
 .PHONY: bench-serve all run test unit unit-asan integration deps deps-test deps-fuzz fuzz fuzz-run \
@@ -56,6 +61,17 @@ build-deps-missing:
 $(BUILD)/obj/%.o: %.c | $(DEPS_CHECK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(WEB_C): $(WEB_SRC) scripts/build-web.sh
+	scripts/build-web.sh $(BUILD)/web $@
+
+$(BUILD)/obj/gen/web_assets.o: $(WEB_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/asan/gen/web_assets.o: $(WEB_C)
+	@mkdir -p $(dir $@)
+	$(CC) -O1 $(CFLAGS_COMMON) $(SAN) -c $< -o $@
 
 $(BUILD)/asan/%.o: %.c | $(DEPS_CHECK)
 	@mkdir -p $(dir $@)

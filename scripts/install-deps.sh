@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Debian packages each make target needs, installed when missing.
 #
-#   scripts/install-deps.sh run        what building and running cgpt needs (make, make run)
+#   scripts/install-deps.sh run        what building and running cgpt needs (make, make run;
+#                                      node/npm build the page)
 #   scripts/install-deps.sh test       + the test tool chain (make test): Criterion, Python
 #                                      oracles (NumPy, PyTorch, Jinja2), node/npm, curl, MPI
 #   scripts/install-deps.sh fuzz       + clang and its sanitizer runtime (make fuzz)
@@ -22,6 +23,8 @@ declare -A PC_PKG=(
 )
 run_pkgs=(gcc make pkg-config libjansson-dev libpcre2-dev libedit-dev libopenblas-dev
           libopenmpi-dev libmicrohttpd-dev libsodium-dev libsqlite3-dev)
+# node and npm build the page (web/); a machine that has node already keeps its own
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || run_pkgs+=(nodejs npm)
 test_pkgs=(libcriterion-dev python3 python3-numpy python3-jinja2 python3-torch
            python3-prometheus-client openmpi-bin groff-base curl)
 fuzz_pkgs=(clang libclang-rt-14-dev)
@@ -29,7 +32,7 @@ fuzz_pkgs=(clang libclang-rt-14-dev)
 wanted() { # MODE -> the package list on stdout
   case "$1" in
     run) echo "${run_pkgs[*]}" ;;
-    test) echo "${run_pkgs[*]} ${test_pkgs[*]} $(command -v node >/dev/null 2>&1 || echo nodejs npm)" ;;
+    test) echo "${run_pkgs[*]} ${test_pkgs[*]}" ;;
     fuzz) echo "$(wanted test) ${fuzz_pkgs[*]}" ;;
     *) echo "install-deps: unknown mode '$1' (run, test, fuzz)" >&2; exit 2 ;;
   esac

@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 dir=tests/js
 if [ "${1:-}" != "--force" ] && [ -d "$dir/node_modules/@lenml/tokenizers" ] &&
    [ -d "$dir/node_modules/node-llama-cpp" ] && [ -d "$dir/node_modules/openai" ] &&
+   [ -d "$dir/node_modules/playwright-core" ] &&
    [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
   exit 0
 fi

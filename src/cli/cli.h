@@ -30,10 +30,11 @@ extern const CliCommand *const CLI_COMMANDS[];
 extern const int CLI_N_COMMANDS;
 
 extern const CliCommand CLI_SERVE, CLI_KEY, CLI_CHAT, CLI_RUN, CLI_TOKENIZE, CLI_TEMPLATE,
-    CLI_PERPLEXITY, CLI_INFO, CLI_BENCH, CLI_TRAIN, CLI_EVAL, CLI_QUANTIZE, CLI_META;
-/* Below `cgpt train` and `cgpt key`. */
+    CLI_PERPLEXITY, CLI_INFO, CLI_BENCH, CLI_TRAIN, CLI_EVAL, CLI_QUANTIZE, CLI_META, CLI_USER,
+    CLI_BACKUP;
+/* Below `cgpt train`, `cgpt key` and `cgpt user`. */
 extern const CliCommand CLI_TRAIN_TOKENIZER, CLI_TRAIN_PRETRAIN, CLI_TRAIN_SFT, CLI_KEY_ADD,
-    CLI_KEY_LIST, CLI_KEY_REVOKE;
+    CLI_KEY_LIST, CLI_KEY_REVOKE, CLI_USER_ADD, CLI_USER_LIST, CLI_USER_PASSWD, CLI_USER_REMOVE;
 
 /* The next argument of 'cmd' (args_next over its table and, when it takes
  * them, the sampling options). */

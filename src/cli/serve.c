@@ -15,6 +15,10 @@
 #include "engine/sched.h"
 #include "serve/server.h"
 
+/* The page's files, generated from web/ at build time (build/gen/web_assets.c). */
+extern const WebAsset WEB_ASSETS[];
+extern const int WEB_N_ASSETS;
+
 #define SERVE_MAX_PARALLEL 1024
 #define SERVE_MALLOC_ARENAS 4
 #define SERVE_MMAP_THRESHOLD (256 * 1024)
@@ -38,7 +42,12 @@ enum {
     O_MAX_BODY,
     O_MAX_CONN,
     O_HEADER_TIMEOUT,
-    O_BODY_TIMEOUT
+    O_BODY_TIMEOUT,
+    O_WEB_DIR,
+    O_NO_WEB,
+    O_OPEN_REG,
+    O_COOKIE_SECURE,
+    O_SESSION_DAYS
 };
 
 static const ArgOpt SERVE_OPTS[] = {
@@ -63,6 +72,11 @@ static const ArgOpt SERVE_OPTS[] = {
     {O_MAX_CONN, "--max-connections", "N", "open connections (default 1024)"},
     {O_HEADER_TIMEOUT, "--header-timeout", "S", "seconds to send the headers (default 10)"},
     {O_BODY_TIMEOUT, "--body-timeout", "S", "seconds to send the body (default 30)"},
+    {O_WEB_DIR, "--web-dir", "DIR", "serve the page's files from DIR (a build/web) instead of the binary"},
+    {O_NO_WEB, "--no-web", NULL, "no page: the API only"},
+    {O_OPEN_REG, "--open-registration", NULL, "anyone who reaches the page may create an account"},
+    {O_COOKIE_SECURE, "--cookie-secure", NULL, "mark the login cookie Secure (serving behind TLS)"},
+    {O_SESSION_DAYS, "--session-days", "N", "days a page login lasts (default 30)"},
     {0},
 };
 
@@ -78,6 +92,7 @@ typedef struct {
     ServerConfig cfg;
     long ctx, parallel, queue, batch, threads;
     bool no_prefix_cache;
+    bool no_web;
 } ServeOpts;
 
 static atomic_int g_stop;
@@ -161,12 +176,24 @@ static Status parse(int argc, char **argv, ServeOpts *o, bool *help, Err *err) {
             s = args_float(a.opt, v, 0.1, 3600, &f, err);
             o->cfg.body_timeout = f;
             break;
+        case O_WEB_DIR: o->cfg.web.dir = v; break;
+        case O_NO_WEB: o->no_web = true; break;
+        case O_OPEN_REG: o->cfg.open_registration = true; break;
+        case O_COOKIE_SECURE: o->cfg.cookie_secure = true; break;
+        case O_SESSION_DAYS:
+            s = args_int(a.opt, v, 1, 3650, &n, err);
+            o->cfg.session_ttl = (long long)n * 24 * 3600;
+            break;
         }
         if (s)
             return s;
     }
     o->cfg.cors_origins = o->cors;
     o->cfg.data_dir = cli_data_dir(o->cfg.data_dir);
+    if (!o->no_web) { /* the page compiled in (web/, see the Makefile) */
+        o->cfg.web.assets = WEB_ASSETS;
+        o->cfg.web.n_assets = WEB_N_ASSETS;
+    }
     return STATUS_OK;
 }
 
@@ -291,6 +318,11 @@ static int cmd_serve(int argc, char **argv) {
         bool v6 = strchr(o.cfg.host, ':') != NULL;
         printf("cgpt serve: listening on http://%s%s%s:%d\n", v6 ? "[" : "", o.cfg.host,
                v6 ? "]" : "", server_port(srv));
+        if (o.cfg.web.n_assets && o.cfg.data_dir)
+            fprintf(stderr,
+                    "cgpt serve: the page is at http://%s%s%s:%d/ (accounts: the page offers the "
+                    "first one on loopback; else cgpt user add NAME)\n",
+                    v6 ? "[" : "", o.cfg.host, v6 ? "]" : "", server_port(srv));
         fflush(stdout);
         char b;
         while (!atomic_load(&g_stop) && read(g_stop_pipe[0], &b, 1) != 1)
@@ -309,7 +341,7 @@ static int cmd_serve(int argc, char **argv) {
 const CliCommand CLI_SERVE = {
     .name = "serve",
     .synopsis = "[-m MODEL [--alias NAME]]... [--host H] [--port P] [options]",
-    .summary = "the OpenAI API on http://127.0.0.1:8080 (docs/SERVER.md)",
+    .summary = "the OpenAI API and the chat page on http://127.0.0.1:8080 (docs/SERVER.md, docs/WEB.md)",
     .opts = SERVE_OPTS,
     .notes = "Routes: POST /v1/chat/completions, /v1/completions, GET /v1/models[/ID], /health,\n"
              "/metrics, POST /tokenize, /detokenize. Without -m: the built-in model.\n"

@@ -1,6 +1,7 @@
 /* gate.c - strict HTTP/1.1 framing in front of libmicrohttpd (gate.h). */
 #include "serve/gate.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -29,6 +30,7 @@ typedef struct GateConn {
     int done_fd; /* eventfd: libmicrohttpd completed a response */
     struct sockaddr_storage peer;
     socklen_t peer_len;
+    char peer_text[INET6_ADDRSTRLEN]; /* the client's address, for GATE_PEER_HEADER */
     char *buf; /* client bytes read and not yet consumed */
     size_t len, cap;
 } GateConn;
@@ -253,7 +255,8 @@ typedef enum { REQ_NEXT, REQ_CLOSE } ReqResult;
 
 /* Is this field one the canonical request leaves out? */
 static bool dropped_field(const H1Field *f) {
-    static const char *const drop[] = {"Content-Length", "Transfer-Encoding", "Expect"};
+    static const char *const drop[] = {"Content-Length", "Transfer-Encoding", "Expect",
+                                       GATE_PEER_HEADER};
     for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
         if (f->name_len == strlen(drop[i]) && !strncasecmp(f->name, drop[i], f->name_len))
             return true;
@@ -262,8 +265,9 @@ static bool dropped_field(const H1Field *f) {
 
 /* The canonical head for libmicrohttpd: request line, the client's fields
  * but the framing ones, and Content-Length of the decoded body. */
-static char *canonical_head(const H1Request *rq, size_t path_off, size_t body_len, size_t *len) {
-    size_t cap = rq->head_len + 128;
+static char *canonical_head(const H1Request *rq, size_t path_off, size_t body_len,
+                            const char *peer, size_t *len) {
+    size_t cap = rq->head_len + 256;
     char *h = malloc(cap);
     if (!h)
         return NULL;
@@ -283,7 +287,8 @@ static char *canonical_head(const H1Request *rq, size_t path_off, size_t body_le
         memcpy(h + at, "\r\n", 2);
         at += 2;
     }
-    n = snprintf(h + at, cap - at, "Content-Length: %zu\r\n\r\n", body_len);
+    n = snprintf(h + at, cap - at, GATE_PEER_HEADER ": %s\r\nContent-Length: %zu\r\n\r\n", peer,
+                 body_len);
     *len = at + (size_t)n;
     return h;
 }
@@ -396,7 +401,7 @@ static ReqResult one_request(GateConn *k, double head_since) {
     if (h1_parse_head(k->buf, k->len, cfg->max_body, rq, &he) != H1_DONE ||
         h1_check_target(rq->target, rq->target_len, &path_off, &he) == H1_BAD)
         goto done; /* cannot happen: the head did not change */
-    if (!(head = canonical_head(rq, path_off, body_len, &hlen)))
+    if (!(head = canonical_head(rq, path_off, body_len, k->peer_text, &hlen)))
         goto done;
     const char *bp = rq->body == H1_BODY_CHUNKED ? body : k->buf + rq->head_len;
     if (!write_all(k->up, head, hlen, GATE_WRITE_TIMEOUT) ||
@@ -439,6 +444,11 @@ static void admit(Gate *g, int cfd, const struct sockaddr_storage *peer, socklen
     k->mhd_fd = sp[1];
     k->peer = *peer;
     k->peer_len = plen;
+    const void *addr = peer->ss_family == AF_INET6
+                           ? (const void *)&((const struct sockaddr_in6 *)peer)->sin6_addr
+                           : (const void *)&((const struct sockaddr_in *)peer)->sin_addr;
+    if (!inet_ntop(peer->ss_family, addr, k->peer_text, sizeof k->peer_text))
+        snprintf(k->peer_text, sizeof k->peer_text, "unknown");
     if ((k->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
         goto fail;
     pthread_mutex_lock(&g->mu);

@@ -39,6 +39,9 @@
 
 #define GATE_STACK_BYTES (256 * 1024) /* per connection thread */
 #define GATE_WRITE_TIMEOUT 60.0       /* seconds a client may take to accept response bytes */
+/* The header the gate adds to every canonical request with the client's
+ * address (one it receives from a client is dropped first). */
+#define GATE_PEER_HEADER "X-Cgpt-Peer"
 
 typedef struct {
     struct MHD_Daemon *mhd; /* started with MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC */

@@ -396,6 +396,42 @@ int h1_check_target(const char *t, size_t len, size_t *path_off, H1Error *e) {
     return 0;
 }
 
+/* ------------------------------------------------------------ cookies */
+
+int h1_cookie(const char *value, size_t len, const char *name, char *out, size_t cap) {
+    size_t nlen = strlen(name);
+    int count = 0;
+    if (cap)
+        out[0] = '\0';
+    const char *p = value, *end = value + len;
+    while (p < end) {
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *q = semi ? semi : end;
+        while (p < q && is_ows(*p))
+            p++;
+        const char *eq = memchr(p, '=', (size_t)(q - p));
+        if (eq) {
+            const char *k_end = eq;
+            while (k_end > p && is_ows(k_end[-1]))
+                k_end--;
+            if ((size_t)(k_end - p) == nlen && !memcmp(p, name, nlen)) {
+                if (count++ == 0 && cap) {
+                    const char *v = eq + 1, *v_end = q;
+                    while (v < v_end && is_ows(*v))
+                        v++;
+                    while (v_end > v && is_ows(v_end[-1]))
+                        v_end--;
+                    size_t n = (size_t)(v_end - v) < cap - 1 ? (size_t)(v_end - v) : cap - 1;
+                    memcpy(out, v, n);
+                    out[n] = '\0';
+                }
+            }
+        }
+        p = semi ? semi + 1 : end;
+    }
+    return count;
+}
+
 /* ------------------------------------------------------------ chunked */
 
 enum { CH_SIZE, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER, CH_TRAILER_LF, CH_DONE };

@@ -84,6 +84,12 @@ const H1Field *h1_field(const H1Request *req, const char *name, int *count);
  * authority of an absolute-form target). */
 int h1_check_target(const char *target, size_t len, size_t *path_off, H1Error *e);
 
+/* Cookie 'name' in a Cookie field value ("a=1; b=2", RFC 6265 section
+ * 5.4): returns how many cookies of that name the value holds, and copies
+ * the first one's value (surrounding quotes kept) into out[cap] (cut to
+ * fit, always NUL-terminated; "" when none). */
+int h1_cookie(const char *value, size_t len, const char *name, char *out, size_t cap);
+
 /* A chunked body decoder (RFC 9112 §7.1). Zero it before the first call. */
 typedef struct {
     int state;       /* private */

@@ -49,6 +49,10 @@ struct Job {
     double t_last[SCHED_MAX_CHOICES];
     double gap_sum;
     long gap_n;
+    /* the text of choice 0, kept whole (streaming drains the events) */
+    char *reply;
+    size_t n_reply, cap_reply;
+    double t_submit, t_end;
 };
 
 #define JOB_FINGERPRINT "fp_cgpt"
@@ -70,6 +74,7 @@ Job *job_new(const JobSpec *spec) {
     snprintf(j->id, sizeof j->id, "%s-%s", spec->kind == JOB_CHAT ? "chatcmpl" : "cmpl", hex);
     j->created = (long long)time(NULL);
     j->t_first = -1;
+    j->t_submit = perf_now();
     return j;
 }
 
@@ -88,6 +93,7 @@ void job_unref(Job *j) {
     pthread_cond_destroy(&j->cv);
     free(j->ev);
     free(j->text);
+    free(j->reply);
     free(j);
 }
 
@@ -146,6 +152,7 @@ void job_on_event(void *ctx, const SchedEvent *ev) {
     pthread_mutex_lock(&j->mu);
     if (ev->type == SCHED_EV_END) {
         j->ended = true;
+        j->t_end = now;
         j->n_prompt = ev->n_prompt;
         j->n_cached = ev->n_cached;
         j->n_generated = ev->n_generated;
@@ -167,6 +174,22 @@ void job_on_event(void *ctx, const SchedEvent *ev) {
     }
     if (ev->type == SCHED_EV_FINISH && ev->finish == GEN_FINISH_ERROR && !j->error[0])
         snprintf(j->error, sizeof j->error, "%s", ev->error ? ev->error : "engine error");
+    if (c == 0 && ev->len) {
+        if (j->n_reply + ev->len > j->cap_reply) {
+            size_t cap = j->cap_reply ? j->cap_reply * 2 : 1024;
+            while (cap < j->n_reply + ev->len)
+                cap *= 2;
+            char *r = realloc(j->reply, cap);
+            if (r) {
+                j->reply = r;
+                j->cap_reply = cap;
+            }
+        }
+        if (j->n_reply + ev->len <= j->cap_reply) {
+            memcpy(j->reply + j->n_reply, ev->text, ev->len);
+            j->n_reply += ev->len;
+        }
+    }
     JobEv *e = push_ev(j);
     size_t off = 0;
     if (!e || !push_text(j, ev->text, ev->len, &off)) {
@@ -232,6 +255,32 @@ void job_latency(Job *j, double *ttft, double *itl) {
     pthread_mutex_lock(&j->mu);
     *ttft = j->t_first;
     *itl = j->gap_n ? j->gap_sum / (double)j->gap_n : -1;
+    pthread_mutex_unlock(&j->mu);
+}
+
+char *job_reply(Job *j, size_t *len) {
+    pthread_mutex_lock(&j->mu);
+    char *r = malloc(j->n_reply + 1);
+    if (r) {
+        if (j->n_reply)
+            memcpy(r, j->reply, j->n_reply);
+        r[j->n_reply] = '\0';
+        *len = j->n_reply;
+    }
+    pthread_mutex_unlock(&j->mu);
+    return r;
+}
+
+void job_outcome(Job *j, JobOutcome *o) {
+    memset(o, 0, sizeof *o);
+    pthread_mutex_lock(&j->mu);
+    o->ended = j->ended;
+    o->cancelled = j->cancelled;
+    o->n_prompt = j->n_prompt;
+    o->n_generated = j->n_generated;
+    o->seconds = (j->ended ? j->t_end : perf_now()) - j->t_submit;
+    o->finish = j->finish[0];
+    snprintf(o->error, sizeof o->error, "%s", j->error);
     pthread_mutex_unlock(&j->mu);
 }
 

@@ -65,6 +65,23 @@ bool job_drain_sse(Job *j, char **buf, size_t *len, size_t *cap);
  * (then *error gets the message, static until job_unref). */
 json_t *job_response(Job *j, const char **error);
 
+/* The text of choice 0 so far, whole (streaming drains events but not
+ * this): an owned NUL-terminated copy (free()), *len its bytes; NULL when
+ * out of memory. */
+char *job_reply(Job *j, size_t *len);
+
+typedef struct {
+    bool ended;        /* the engine is done with it */
+    bool cancelled;    /* job_cancel() was called (the client left) */
+    int n_prompt, n_generated;
+    double seconds;    /* from job_new() to the end (or to now) */
+    GenFinish finish;  /* of choice 0, once ended */
+    char error[256];   /* "" unless the engine failed */
+} JobOutcome;
+
+/* Where the request stands, for storing it (the page keeps its replies). */
+void job_outcome(Job *j, JobOutcome *o);
+
 /* The request's id ("chatcmpl-..." / "cmpl-...") and token counts at the end. */
 const char *job_id(const Job *j);
 void job_usage(Job *j, int *n_prompt, int *n_cached, int *n_generated);

@@ -133,6 +133,8 @@ typedef struct {
     SrvAuth auth;
     int cost;
     double t_start;
+    SrvHook *hook;    /* may be NULL */
+    double t_saved;   /* when hook->progress last ran */
 } Stream;
 
 static void finish_accounting(Server *s, Job *job, const SrvAuth *auth, int cost) {
@@ -179,6 +181,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         }
         job_wait(st->job, ROUTE_POLL_MS);
         st->done = job_drain_sse(st->job, &st->buf, &st->len, &st->cap);
+        double now = perf_now();
+        if (st->hook && !st->done && now - st->t_saved >= SRV_HOOK_SECONDS) {
+            st->hook->progress(st->hook, st->job, false);
+            st->t_saved = now;
+        }
     }
 }
 
@@ -186,6 +193,10 @@ static void stream_free(void *cls) {
     Stream *st = cls;
     atomic_fetch_sub(&st->s->busy, 1);
     job_cancel(st->job); /* no-op when it ended */
+    if (st->hook) { /* the end, also when the client left: store it */
+        st->hook->progress(st->hook, st->job, true);
+        st->hook->free(st->hook);
+    }
     finish_accounting(st->s, st->job, &st->auth, st->cost);
     job_unref(st->job);
     free(st->buf);
@@ -193,16 +204,21 @@ static void stream_free(void *cls) {
 }
 
 static enum MHD_Result start_stream(Server *s, SrvReq *q, struct MHD_Connection *c, Job *job,
-                                    int cost) {
+                                    int cost, SrvHook *hook) {
     Stream *st = calloc(1, sizeof *st);
     if (!st) {
         job_cancel(job);
+        if (hook) {
+            hook->progress(hook, job, true);
+            hook->free(hook);
+        }
         finish_accounting(s, job, &q->auth, cost);
         job_unref(job);
         atomic_fetch_sub(&s->busy, 1);
         return MHD_NO;
     }
-    *st = (Stream){.s = s, .job = job, .fd = q->fd, .auth = q->auth, .cost = cost};
+    *st = (Stream){.s = s, .job = job, .fd = q->fd, .auth = q->auth, .cost = cost, .hook = hook,
+                   .t_saved = perf_now()};
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st, stream_free);
     if (!r) {
@@ -212,6 +228,8 @@ static enum MHD_Result start_stream(Server *s, SrvReq *q, struct MHD_Connection 
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    for (int i = 0; hook && i < SRV_HOOK_HEADERS && hook->headers[i][0][0]; i++)
+        MHD_add_response_header(r, hook->headers[i][0], hook->headers[i][1]);
     return srv_respond(s, q, c, 200, r);
 }
 
@@ -241,8 +259,6 @@ static enum MHD_Result fail(Server *s, SrvReq *q, struct MHD_Connection *c, OaiR
 
 enum MHD_Result srv_route_generate(Server *s, SrvReq *q, struct MHD_Connection *c, OaiKind kind) {
     OaiRequest r;
-    int32_t *ids = NULL;
-    int n = 0;
     memset(&r, 0, sizeof r);
     if (!srv_authenticate(s, c, &q->auth, &q->err))
         return srv_respond_error(s, q, c, &q->err, 0);
@@ -251,17 +267,35 @@ enum MHD_Result srv_route_generate(Server *s, SrvReq *q, struct MHD_Connection *
                     : oai_parse_completion(q->body, q->len, &s->cfg.limits, &r, &q->err);
     if (st)
         return fail(s, q, c, &r, NULL, 0);
+    return srv_generate(s, q, c, kind, &r, NULL);
+}
+
+/* A hook that was never started is still freed (its owner may undo). */
+static enum MHD_Result fail_hook(Server *s, SrvReq *q, struct MHD_Connection *c, OaiRequest *r,
+                                 int32_t *ids, double retry_after, SrvHook *hook) {
+    if (hook)
+        hook->free(hook);
+    return fail(s, q, c, r, ids, retry_after);
+}
+
+enum MHD_Result srv_generate(Server *s, SrvReq *q, struct MHD_Connection *c, OaiKind kind,
+                             OaiRequest *rp, SrvHook *hook) {
+    OaiRequest r = *rp;
+    int32_t *ids = NULL;
+    int n = 0;
+    Status st;
+    ASSERT(!hook || r.stream); /* only streams are stored as they go */
     /* No model named: the first one served (as llama.cpp does). */
     const ServerModel *m = r.model[0] ? srv_find_model(s, r.model) : &s->models[0];
     if (!m) {
         oai_error_set(&q->err, 404, "invalid_request_error", "model_not_found", "model",
                       "The model '%s' does not exist (GET /v1/models lists the models served).",
                       r.model);
-        return fail(s, q, c, &r, NULL, 0);
+        return fail_hook(s, q, c, &r, NULL, 0, hook);
     }
     if ((kind == OAI_CHAT ? render_messages(m, r.messages, &ids, &n, &q->err)
                           : completion_prompt(m, &r, &ids, &n, &q->err)))
-        return fail(s, q, c, &r, ids, 0);
+        return fail_hook(s, q, c, &r, ids, 0, hook);
     int n_ctx = sched_n_ctx(m->sched);
     if (n < 1 || n >= n_ctx) {
         oai_error_set(&q->err, 400, "invalid_request_error", "context_length_exceeded",
@@ -269,7 +303,7 @@ enum MHD_Result srv_route_generate(Server *s, SrvReq *q, struct MHD_Connection *
                       "This model's maximum context length is %d tokens. However, your %s "
                       "resulted in %d tokens (and at least one more is needed for the reply).",
                       n_ctx, kind == OAI_CHAT ? "messages" : "prompt", n);
-        return fail(s, q, c, &r, ids, 0);
+        return fail_hook(s, q, c, &r, ids, 0, hook);
     }
     /* A limit the request sets must fit beside the prompt (OpenAI answers
      * 400 naming both numbers, before any byte of a stream); without one
@@ -282,7 +316,7 @@ enum MHD_Result srv_route_generate(Server *s, SrvReq *q, struct MHD_Connection *
                       "%lld tokens (%d in the %s, %d in the completion). Please reduce the "
                       "length of the %s or the completion.",
                       n_ctx, (long long)n + r.max_tokens, n, what, r.max_tokens, what);
-        return fail(s, q, c, &r, ids, 0);
+        return fail_hook(s, q, c, &r, ids, 0, hook);
     }
     int max_tokens = r.max_tokens < 0 ? room : r.max_tokens;
     long long cost = (long long)n + (long long)r.n * max_tokens;
@@ -300,13 +334,13 @@ enum MHD_Result srv_route_generate(Server *s, SrvReq *q, struct MHD_Connection *
                       "Rate limit reached for %s. Please try again in %.1fs.", what,
                       q->rl.retry_after);
         metrics_refused(s->metrics, v == RL_STREAMS ? "streams" : "rate_limit");
-        return fail(s, q, c, &r, ids, q->rl.retry_after > 0 ? q->rl.retry_after : 1);
+        return fail_hook(s, q, c, &r, ids, q->rl.retry_after > 0 ? q->rl.retry_after : 1, hook);
     }
     SchedReqParams p;
     LogitBias bias[OAI_MAX_LOGIT_BIAS];
     if (sched_params(m, &r, &q->auth, max_tokens, &p, bias, &q->err)) {
         rl_finish(s->rl, q->auth.tenant, (int)cost, 0, perf_now());
-        return fail(s, q, c, &r, ids, 0);
+        return fail_hook(s, q, c, &r, ids, 0, hook);
     }
     JobSpec js = {.kind = kind == OAI_CHAT ? JOB_CHAT : JOB_COMPLETION,
                   .stream = r.stream,
@@ -320,7 +354,7 @@ enum MHD_Result srv_route_generate(Server *s, SrvReq *q, struct MHD_Connection *
     if (!job) {
         rl_finish(s->rl, q->auth.tenant, (int)cost, 0, perf_now());
         oai_error_set(&q->err, 500, "server_error", NULL, NULL, "out of memory");
-        return fail(s, q, c, &r, ids, 0);
+        return fail_hook(s, q, c, &r, ids, 0, hook);
     }
     SchedReq *sr = NULL;
     Err err = {0};
@@ -346,14 +380,24 @@ enum MHD_Result srv_route_generate(Server *s, SrvReq *q, struct MHD_Connection *
                           st == STATUS_NOMEM ? "server_error" : "invalid_request_error", NULL, NULL,
                           "%s", err.msg);
         }
-        return fail(s, q, c, &r, NULL, retry);
+        return fail_hook(s, q, c, &r, NULL, retry, hook);
     }
     job_attach(job, sr);
     atomic_fetch_add(&s->busy, 1);
     bool stream = r.stream;
     oai_request_free(&r);
+    if (hook && !hook->start(hook, job)) { /* could not store the start: give up */
+        job_cancel(job);
+        hook->free(hook);
+        finish_accounting(s, job, &q->auth, (int)cost);
+        job_unref(job);
+        atomic_fetch_sub(&s->busy, 1);
+        oai_error_set(&q->err, 500, "server_error", NULL, NULL,
+                      "could not store the conversation");
+        return srv_respond_error(s, q, c, &q->err, 0);
+    }
     if (stream)
-        return start_stream(s, q, c, job, (int)cost);
+        return start_stream(s, q, c, job, (int)cost, hook);
     bool here = wait_job(s, q, job);
     finish_accounting(s, job, &q->auth, (int)cost);
     atomic_fetch_sub(&s->busy, 1);

@@ -23,6 +23,7 @@
 #include "serve/gate.h"
 #include "serve/metrics.h"
 #include "serve/server_impl.h"
+#include "serve/web.h"
 
 #define SERVER_DRAIN_SECONDS 3 /* on stop: time for running requests to end */
 
@@ -35,7 +36,8 @@ ServerConfig server_default_config(void) {
                           .max_connections = 1024,
                           .header_bytes = SERVER_HEADER_BYTES,
                           .header_timeout = 10,
-                          .body_timeout = 30};
+                          .body_timeout = 30,
+                          .session_ttl = SERVER_SESSION_TTL};
 }
 
 bool server_host_is_loopback(const char *host) {
@@ -220,7 +222,9 @@ enum MHD_Result srv_respond(Server *s, SrvReq *q, struct MHD_Connection *c, int 
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "x-request-id", q->request_id);
-    const char *origin = allowed_origin(s, c);
+    const char *origin = q->page ? NULL : allowed_origin(s, c); /* the page is same-origin only */
+    if (q->page)
+        web_security_headers(r);
     if (origin) {
         MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
         MHD_add_response_header(r, "Vary", "Origin");
@@ -238,8 +242,7 @@ enum MHD_Result srv_respond(Server *s, SrvReq *q, struct MHD_Connection *c, int 
     return ok;
 }
 
-/* An owned application/json response of 'body' (consumed), or NULL. */
-static struct MHD_Response *json_response(json_t *body) {
+struct MHD_Response *srv_json_response(json_t *body) {
     char *txt = oai_dump(body);
     json_decref(body);
     if (!txt)
@@ -256,12 +259,12 @@ static struct MHD_Response *json_response(json_t *body) {
 
 enum MHD_Result srv_respond_json(Server *s, SrvReq *q, struct MHD_Connection *c, int status,
                                  json_t *body) {
-    return srv_respond(s, q, c, status, json_response(body));
+    return srv_respond(s, q, c, status, srv_json_response(body));
 }
 
 enum MHD_Result srv_respond_error(Server *s, SrvReq *q, struct MHD_Connection *c,
                                   const OaiError *e, double retry_after) {
-    struct MHD_Response *r = json_response(oai_error_json(e));
+    struct MHD_Response *r = srv_json_response(oai_error_json(e));
     if (r && retry_after > 0) {
         char v[32];
         snprintf(v, sizeof v, "%d", (int)(retry_after + 0.999));
@@ -363,6 +366,23 @@ static enum MHD_Result dispatch(Server *s, SrvReq *q, struct MHD_Connection *c, 
         return route_health(s, q, c);
     if (!strcmp(url, "/metrics") && get)
         return route_metrics(s, q, c);
+    if (!strncmp(url, "/api/", 5)) {
+        if (!atomic_load(&s->ready)) {
+            oai_error_set(&q->err, 503, "server_error", "model_loading", NULL,
+                          "The model is still loading; try again shortly.");
+            return srv_respond_error(s, q, c, &q->err, 1);
+        }
+        return srv_route_api(s, q, c, url, method);
+    }
+    if (get && web_is_page_path(url) && s->cfg.web.n_assets) {
+        q->page = true;
+        int status = 200;
+        struct MHD_Response *r = web_response(
+            &s->cfg.web, url, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match"),
+            &status);
+        if (r)
+            return srv_respond(s, q, c, status, r);
+    }
     bool api = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions") ||
                !strcmp(url, "/v1/models") || !strncmp(url, "/v1/models/", 11) ||
                !strcmp(url, "/tokenize") || !strcmp(url, "/detokenize");
@@ -565,16 +585,24 @@ Status server_start(Server **out, const ServerConfig *cfg, Err *err) {
     s->cfg = *cfg;
     pthread_mutex_init(&s->key_mu, NULL);
     s->rl = rl_new();
+    s->login_rl = rl_new();
     s->metrics = metrics_new();
-    if (!s->rl || !s->metrics) {
+    if (!s->rl || !s->login_rl || !s->metrics) {
         server_stop(s);
         return err_set(err, STATUS_NOMEM, "out of memory");
     }
     if (cfg->data_dir) {
-        if ((st = store_open(&s->store, cfg->data_dir, err))) {
+        /* a damaged database is a refusal to start, not a surprise later;
+         * replies a crash interrupted are marked (their text is kept) */
+        int n_recovered = 0;
+        if ((st = store_open(&s->store, cfg->data_dir, err)) ||
+            (st = store_check(s->store, err)) || (st = store_recover(s->store, &n_recovered, err))) {
             server_stop(s);
             return st;
         }
+        if (n_recovered)
+            fprintf(stderr, "cgpt serve: %d reply(s) interrupted by the last stop are marked "
+                            "'error' (their text is kept)\n", n_recovered);
         keys_reload(s);
         s->keys_checked = perf_now();
     }
@@ -660,6 +688,7 @@ void server_stop(Server *s) {
     store_close(s->store);
     free(s->keys);
     rl_free(s->rl);
+    rl_free(s->login_rl);
     metrics_free(s->metrics);
     pthread_mutex_destroy(&s->key_mu);
     free(s);

@@ -40,12 +40,14 @@
 #include "model/model.h"
 #include "serve/oai.h"
 #include "serve/ratelimit.h"
+#include "serve/web.h"
 #include "tokenizer/tokenizer.h"
 
 #define SERVER_MAX_MODELS 16
 #define SERVER_MAX_CORS 32
 #define SERVER_HEADER_BYTES (64 * 1024) /* default connection memory for headers */
 #define SERVER_LISTEN_BACKLOG 1024      /* pending connections the kernel queues */
+#define SERVER_SESSION_TTL (30 * 24 * 3600) /* default seconds a page login lasts */
 
 typedef struct {
     const char *host; /* bind address (IPv4 or IPv6 literal, or "localhost") */
@@ -59,6 +61,10 @@ typedef struct {
     size_t header_bytes;   /* connection memory for the request line + headers */
     double header_timeout; /* seconds */
     double body_timeout;   /* seconds */
+    WebFiles web;          /* the page's files (n_assets 0: no page) */
+    bool open_registration; /* anyone may create an account on the page */
+    bool cookie_secure;    /* mark the session cookie Secure (served behind TLS) */
+    long long session_ttl; /* seconds a page login lasts */
 } ServerConfig;
 
 /* A loaded model as served: all borrowed, outliving the server. */

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "serve/job.h"
 #include "serve/metrics.h"
 #include "serve/oai.h"
 #include "serve/ratelimit.h"
@@ -33,6 +34,7 @@ typedef struct {
     OaiError err;
     bool has_rl;
     RlInfo rl;
+    bool page; /* a page or /api route: security headers, no CORS */
 } SrvReq;
 
 struct Server {
@@ -52,6 +54,7 @@ struct Server {
     double keys_checked;
     bool require_keys; /* non-loopback: keys always required */
     RateLimiter *rl;
+    RateLimiter *login_rl; /* the page's login attempts, per user name and per address */
     Metrics *metrics;
     struct Gate *gate; /* accepts connections and checks their framing (gate.h) */
 };
@@ -72,13 +75,46 @@ enum MHD_Result srv_respond(Server *s, SrvReq *q, struct MHD_Connection *c, int 
                             struct MHD_Response *r);
 enum MHD_Result srv_respond_json(Server *s, SrvReq *q, struct MHD_Connection *c, int status,
                                  json_t *body);
+/* An owned application/json response of 'body' (consumed), or NULL. */
+struct MHD_Response *srv_json_response(json_t *body);
 /* The error envelope with e->status; Retry-After when retry_after > 0. */
 enum MHD_Result srv_respond_error(Server *s, SrvReq *q, struct MHD_Connection *c,
                                   const OaiError *e, double retry_after);
 void srv_add_rl_headers(struct MHD_Response *r, const RlInfo *info);
 
+/* api.c: the page's REST API (any path under /api/). */
+enum MHD_Result srv_route_api(Server *s, SrvReq *q, struct MHD_Connection *c, const char *url,
+                              const char *method);
+
 /* routes.c */
 enum MHD_Result srv_route_generate(Server *s, SrvReq *q, struct MHD_Connection *c, OaiKind kind);
+
+#define SRV_HOOK_SECONDS 1.0 /* a streamed reply is handed to its hook at least this often */
+#define SRV_HOOK_HEADERS 4
+
+/* What a generation started by the page does besides streaming: store the
+ * reply as it comes. Every callback runs on the connection's thread.
+ *   start:    the request is admitted (the engine runs); store its start,
+ *             fill 'headers' (name, value pairs; "" ends) for the response.
+ *             false: storing failed, the request is cancelled (500).
+ *   progress: the reply so far (job_reply), at least every
+ *             SRV_HOOK_SECONDS while it streams, and once with final set
+ *             when it ended, failed or the client left (job_outcome).
+ *   free:     the last call, always made exactly once (also when the
+ *             request was refused before it started). */
+typedef struct SrvHook {
+    bool (*start)(struct SrvHook *h, Job *job);
+    void (*progress)(struct SrvHook *h, Job *job, bool final);
+    void (*free)(struct SrvHook *h);
+    char headers[SRV_HOOK_HEADERS][2][64];
+} SrvHook;
+
+/* Run a parsed chat or completion request through the scheduler, as
+ * /v1 does (model, template, context, rate limits, continuous batching),
+ * answering on 'c'. Takes ownership of *r (freed) and of 'hook' (may be
+ * NULL; needs r->stream). q->auth must be set. */
+enum MHD_Result srv_generate(Server *s, SrvReq *q, struct MHD_Connection *c, OaiKind kind,
+                             OaiRequest *r, SrvHook *hook);
 enum MHD_Result srv_route_tokenize(Server *s, SrvReq *q, struct MHD_Connection *c);
 enum MHD_Result srv_route_detokenize(Server *s, SrvReq *q, struct MHD_Connection *c);
 

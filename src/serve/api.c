@@ -1,0 +1,779 @@
+/* api.c - the page's REST API under /api/ (docs/WEB.md has the routes).
+ *
+ * Sessions: login sets "session=<token>" (HttpOnly, SameSite=Strict, Path=/,
+ * Max-Age; Secure with --cookie-secure), a new token each login; the store
+ * keeps only its hash. Every request that changes state needs the session's
+ * CSRF token in "X-CSRF-Token" and a JSON body ("Content-Type:
+ * application/json": a cross-site form cannot send one). Two "session"
+ * cookies are 400 ambiguous_credentials, never "the first one wins".
+ * Login attempts are limited per user name and per client address (the
+ * gate's X-Cgpt-Peer).
+ *
+ * Scoping: every conversation, message and key is looked up through the
+ * logged-in user (store.h), so another user's id answers 404, exactly as a
+ * missing one.
+ *
+ * Sending a message stores the user's message first, then runs the chat
+ * through srv_generate (the scheduler /v1 uses: continuous batching and the
+ * prefix cache, keyed per user) as a stream, and stores the reply as it
+ * comes (SrvHook: at least every second, then its final status). */
+#include <microhttpd.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/perf.h"
+#include "serve/gate.h"
+#include "serve/http1.h"
+#include "serve/import.h"
+#include "serve/server_impl.h"
+#include "serve/web.h"
+
+#define API_CONV_PREFIX "/api/conversations/"
+#define API_EXPORT_FORMAT "cgpt-conversation/1" /* "format" of an export (docs/WEB.md) */
+#define API_TITLE_CHARS 60     /* bytes of a first message made into a title */
+#define API_COOKIE_MAX 256     /* bytes of a session cookie value considered */
+#define API_IMPORT_MAX 1000    /* conversations in one import */
+#define API_LOGIN_USER_RPM 10  /* login attempts per minute for one user name */
+#define API_LOGIN_ADDR_RPM 30  /* login attempts per minute from one address */
+
+typedef struct {
+    StoreUser user;
+    char csrf[STORE_CSRF_LEN + 1];
+} ApiSession;
+
+/* ------------------------------------------------------------ responses */
+
+static enum MHD_Result reply(Server *s, SrvReq *q, struct MHD_Connection *c, int status,
+                             json_t *body, const char *cookie) {
+    struct MHD_Response *r = srv_json_response(body);
+    if (r && cookie)
+        MHD_add_response_header(r, "Set-Cookie", cookie);
+    if (r)
+        MHD_add_response_header(r, "Cache-Control", "no-store");
+    return srv_respond(s, q, c, status, r);
+}
+
+static enum MHD_Result error(Server *s, SrvReq *q, struct MHD_Connection *c, int status,
+                             const char *code, const char *param, const char *msg) {
+    oai_error_set(&q->err, status, status >= 500 ? "server_error" : "invalid_request_error", code,
+                  param, "%s", msg);
+    return srv_respond_error(s, q, c, &q->err, 0);
+}
+
+/* A store failure as an HTTP error: NOT_FOUND 404, INVALID 400, LIMIT 413
+ * (too big) / 400, the rest 500. */
+static enum MHD_Result store_error(Server *s, SrvReq *q, struct MHD_Connection *c,
+                                   const Err *err) {
+    int status = err->status == STATUS_NOT_FOUND ? 404
+                 : err->status == STATUS_INVALID ? 400
+                 : err->status == STATUS_LIMIT   ? 400
+                                                 : 500;
+    const char *code = status == 404 ? "not_found" : NULL;
+    return error(s, q, c, status, code, NULL, status == 500 ? "the store failed" : err->msg);
+}
+
+static void session_cookie(const Server *s, const char *token, long long max_age, char *out,
+                           size_t cap) {
+    snprintf(out, cap, "session=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s", token,
+             max_age, s->cfg.cookie_secure ? "; Secure" : "");
+}
+
+/* ------------------------------------------------------------ request parts */
+
+typedef struct {
+    const char *name;
+    char value[API_COOKIE_MAX];
+    int count;
+} CookieScan;
+
+static enum MHD_Result scan_cookie(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+    CookieScan *cs = cls;
+    (void)kind;
+    if (strcasecmp(key, "Cookie") != 0 || !value)
+        return MHD_YES;
+    char v[API_COOKIE_MAX];
+    int n = h1_cookie(value, strlen(value), cs->name, v, sizeof v);
+    if (n && !cs->count)
+        snprintf(cs->value, sizeof cs->value, "%s", v);
+    cs->count += n;
+    return MHD_YES;
+}
+
+/* The session of the request: 401 without one, 400 with two. */
+static bool get_session(Server *s, struct MHD_Connection *c, ApiSession *as, OaiError *e) {
+    CookieScan cs = {.name = "session"};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, scan_cookie, &cs);
+    if (cs.count > 1) {
+        oai_error_set(e, 400, "invalid_request_error", "ambiguous_credentials", NULL,
+                      "More than one session cookie was sent.");
+        return false;
+    }
+    Err err = {0};
+    if (!cs.count || store_session_get(s->store, cs.value, &as->user, as->csrf, &err)) {
+        oai_error_set(e, 401, "invalid_request_error", "not_logged_in", NULL,
+                      "Not logged in (or the session expired).");
+        return false;
+    }
+    return true;
+}
+
+/* A state-changing request: the session's CSRF token in X-CSRF-Token. */
+static bool check_csrf(struct MHD_Connection *c, const ApiSession *as, OaiError *e) {
+    const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-CSRF-Token");
+    if (!t || strlen(t) != STORE_CSRF_LEN || sodium_memcmp(t, as->csrf, STORE_CSRF_LEN) != 0) {
+        oai_error_set(e, 403, "invalid_request_error", "csrf_token_invalid", NULL,
+                      "The X-CSRF-Token header is missing or wrong (reload the page).");
+        return false;
+    }
+    return true;
+}
+
+/* The JSON object body of a state-changing request (415 when it is not
+ * JSON, 400 when it does not parse). */
+static json_t *json_body(Server *s, SrvReq *q, struct MHD_Connection *c) {
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
+        oai_error_set(&q->err, 415, "invalid_request_error", "unsupported_media_type", NULL,
+                      "Send the body as Content-Type: application/json.");
+        return NULL;
+    }
+    return oai_parse_object(q->body, q->len, &s->cfg.limits, &q->err);
+}
+
+/* A string member (absent or null: NULL; another type: 400 naming it). */
+static bool opt_str(const json_t *o, const char *key, const char **out, OaiError *e) {
+    const json_t *v = json_object_get(o, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_string(v)) {
+        oai_error_set(e, 400, "invalid_request_error", NULL, key, "%s: expected a string", key);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+/* An integer member >= 0 (absent or null: -1). */
+static bool opt_id(const json_t *o, const char *key, long long *out, OaiError *e) {
+    const json_t *v = json_object_get(o, key);
+    *out = -1;
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        oai_error_set(e, 400, "invalid_request_error", NULL, key,
+                      "%s: expected a message id (an integer >= 0)", key);
+        return false;
+    }
+    *out = json_integer_value(v);
+    return true;
+}
+
+/* ------------------------------------------------------------ accounts */
+
+/* Login attempts: per user name and per client address, each a bucket of
+ * requests per minute (the /v1 rate limiter, its own instance). */
+static bool login_allowed(Server *s, struct MHD_Connection *c, const char *name, double *retry) {
+    const char *peer = MHD_lookup_connection_value(c, MHD_HEADER_KIND, GATE_PEER_HEADER);
+    uint8_t id[RL_ID_BYTES];
+    RlInfo info;
+    char key[STORE_USER_NAME_MAX + 64];
+    struct {
+        const char *prefix, *v;
+        int rpm;
+    } who[2] = {{"user:", name, API_LOGIN_USER_RPM}, {"addr:", peer ? peer : "?", API_LOGIN_ADDR_RPM}};
+    for (int i = 0; i < 2; i++) {
+        snprintf(key, sizeof key, "%s%.80s", who[i].prefix, who[i].v);
+        crypto_generichash(id, sizeof id, (const unsigned char *)key, strlen(key), NULL, 0);
+        RlLimits lim = {.rpm = who[i].rpm};
+        if (rl_begin(s->login_rl, id, &lim, 0, perf_now(), &info) != RL_OK) {
+            *retry = info.retry_after > 1 ? info.retry_after : 1;
+            return false;
+        }
+        rl_finish(s->login_rl, id, 0, 0, perf_now());
+    }
+    return true;
+}
+
+static json_t *user_json(const StoreUser *u) {
+    return json_pack("{s:s, s:b}", "name", u->name, "admin", u->admin);
+}
+
+/* Start a session for 'u' and answer with it (a fresh token: a token a
+ * client had before logging in is never promoted). */
+static enum MHD_Result logged_in(Server *s, SrvReq *q, struct MHD_Connection *c,
+                                 const StoreUser *u) {
+    char token[STORE_TOKEN_LEN + 1], csrf[STORE_CSRF_LEN + 1], cookie[256];
+    Err err = {0};
+    if (store_session_new(s->store, u->id, s->cfg.session_ttl, token, csrf, &err))
+        return store_error(s, q, c, &err);
+    session_cookie(s, token, s->cfg.session_ttl, cookie, sizeof cookie);
+    sodium_memzero(token, sizeof token);
+    return reply(s, q, c, 200, json_pack("{s:o, s:s}", "user", user_json(u), "csrf", csrf),
+                 cookie);
+}
+
+static bool setup_open(Server *s) {
+    long long n = 1;
+    Err err = {0};
+    return server_host_is_loopback(s->cfg.host) && !store_user_count(s->store, &n, &err) && n == 0;
+}
+
+static enum MHD_Result route_session(Server *s, SrvReq *q, struct MHD_Connection *c) {
+    ApiSession as;
+    OaiError e;
+    json_t *models = json_array();
+    for (int i = 0; i < s->n_models; i++)
+        json_array_append_new(models, json_pack("{s:s, s:i}", "id", s->models[i].id, "context",
+                                                sched_n_ctx(s->models[i].sched)));
+    json_t *j = json_pack("{s:o, s:b, s:b}", "models", models, "setup", setup_open(s),
+                          "registration", s->cfg.open_registration);
+    if (get_session(s, c, &as, &e)) {
+        json_object_set_new(j, "user", user_json(&as.user));
+        json_object_set_new(j, "csrf", json_string(as.csrf));
+    } else {
+        json_object_set_new(j, "user", json_null());
+    }
+    return reply(s, q, c, 200, j, NULL);
+}
+
+/* POST /api/login, /api/setup (the first account, an admin, on a loopback
+ * server with no users) and /api/register (with --open-registration). */
+static enum MHD_Result route_account(Server *s, SrvReq *q, struct MHD_Connection *c,
+                                     const char *what) {
+    json_t *b = json_body(s, q, c);
+    if (!b)
+        return srv_respond_error(s, q, c, &q->err, 0);
+    const char *name, *pw;
+    enum MHD_Result res;
+    if (!opt_str(b, "name", &name, &q->err) || !opt_str(b, "password", &pw, &q->err)) {
+        res = srv_respond_error(s, q, c, &q->err, 0);
+    } else if (!name || !pw) {
+        res = error(s, q, c, 400, NULL, !name ? "name" : "password", "give a name and a password");
+    } else if (!strcmp(what, "login")) {
+        double retry = 0;
+        StoreUser u;
+        Err err = {0};
+        if (!login_allowed(s, c, name, &retry)) {
+            oai_error_set(&q->err, 429, "requests", "rate_limit_exceeded", NULL,
+                          "Too many login attempts; try again in %.0f s.", retry);
+            metrics_refused(s->metrics, "login");
+            res = srv_respond_error(s, q, c, &q->err, retry);
+        } else if (store_user_verify(s->store, name, pw, &u, &err)) {
+            res = err.status == STATUS_INVALID
+                      ? error(s, q, c, 401, "invalid_credentials", NULL,
+                              "Wrong user name or password.")
+                      : store_error(s, q, c, &err);
+        } else {
+            res = logged_in(s, q, c, &u);
+        }
+    } else {
+        bool setup = !strcmp(what, "setup");
+        StoreUser u;
+        Err err = {0};
+        if (setup ? !setup_open(s) : !s->cfg.open_registration)
+            res = error(s, q, c, 403, "forbidden", NULL,
+                        setup ? "The first account exists already (or the server is not on "
+                                "loopback): ask an admin for an account."
+                              : "Registration is closed: ask an admin for an account.");
+        else if (store_user_add(s->store, name, pw, setup, &u, &err))
+            res = store_error(s, q, c, &err);
+        else
+            res = logged_in(s, q, c, &u);
+    }
+    json_decref(b);
+    return res;
+}
+
+static enum MHD_Result route_logout(Server *s, SrvReq *q, struct MHD_Connection *c) {
+    CookieScan cs = {.name = "session"};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, scan_cookie, &cs);
+    Err err = {0};
+    if (cs.count == 1)
+        store_session_end(s->store, cs.value, &err);
+    char cookie[256];
+    session_cookie(s, "", 0, cookie, sizeof cookie);
+    return reply(s, q, c, 200, json_pack("{s:b}", "ok", 1), cookie);
+}
+
+/* ------------------------------------------------------------ conversations */
+
+/* The settings a conversation may carry, copied into a chat request. */
+static const char *const SETTINGS[] = {"temperature", "top_p",    "top_k",       "min_p",
+                                       "max_tokens",  "seed",     "repeat_penalty",
+                                       "presence_penalty", "frequency_penalty"};
+
+/* Keep only known settings with number values; NULL when 'v' is not an
+ * object. Owned text. */
+static char *clean_settings(const json_t *v, OaiError *e) {
+    if (!json_is_object(v)) {
+        oai_error_set(e, 400, "invalid_request_error", NULL, "settings",
+                      "settings: expected an object");
+        return NULL;
+    }
+    json_t *out = json_object();
+    for (size_t i = 0; i < sizeof SETTINGS / sizeof SETTINGS[0]; i++) {
+        const json_t *x = json_object_get(v, SETTINGS[i]);
+        if (json_is_number(x))
+            json_object_set_new(out, SETTINGS[i], json_deep_copy(x));
+    }
+    char *txt = json_dumps(out, JSON_COMPACT);
+    json_decref(out);
+    return txt;
+}
+
+static bool conv_id_ok(const char *id) {
+    size_t n = 0;
+    for (; id[n]; n++)
+        if (!((id[n] >= '0' && id[n] <= '9') || (id[n] >= 'a' && id[n] <= 'f')))
+            return false;
+    return n == STORE_CONV_ID_LEN;
+}
+
+static enum MHD_Result route_conv_list(Server *s, SrvReq *q, struct MHD_Connection *c,
+                                       const ApiSession *as) {
+    const char *query = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "q");
+    json_t *list;
+    Err err = {0};
+    if (store_conv_list(s->store, as->user.id, query, STORE_LIST_MAX, &list, &err))
+        return store_error(s, q, c, &err);
+    return reply(s, q, c, 200, json_pack("{s:o}", "conversations", list), NULL);
+}
+
+/* Create (POST /api/conversations) or change (PATCH .../{id}) from a body
+ * of {title, system, model, settings, current_leaf}. */
+static enum MHD_Result route_conv_write(Server *s, SrvReq *q, struct MHD_Connection *c,
+                                        const ApiSession *as, const char *id) {
+    json_t *b = json_body(s, q, c);
+    if (!b)
+        return srv_respond_error(s, q, c, &q->err, 0);
+    const char *title, *system, *model;
+    long long leaf = -1;
+    char *settings = NULL;
+    enum MHD_Result res;
+    Err err = {0};
+    const json_t *sv = json_object_get(b, "settings");
+    if (!opt_str(b, "title", &title, &q->err) || !opt_str(b, "system", &system, &q->err) ||
+        !opt_str(b, "model", &model, &q->err) || !opt_id(b, "current_leaf", &leaf, &q->err) ||
+        (sv && !json_is_null(sv) && !(settings = clean_settings(sv, &q->err)))) {
+        res = srv_respond_error(s, q, c, &q->err, 0);
+    } else if (model && *model && !srv_find_model(s, model)) {
+        res = error(s, q, c, 400, "model_not_found", "model", "no such model on this server");
+    } else if (!id) {
+        char nid[STORE_CONV_ID_LEN + 1];
+        if (store_conv_create(s->store, as->user.id, title, system, model, settings, nid, &err))
+            res = store_error(s, q, c, &err);
+        else
+            res = reply(s, q, c, 201, json_pack("{s:s}", "id", nid), NULL);
+    } else if (store_conv_update(s->store, as->user.id, id, title, system, model, settings, leaf,
+                                 &err)) {
+        res = store_error(s, q, c, &err);
+    } else {
+        res = reply(s, q, c, 200, json_pack("{s:s}", "id", id), NULL);
+    }
+    free(settings);
+    json_decref(b);
+    return res;
+}
+
+static enum MHD_Result route_conv_get(Server *s, SrvReq *q, struct MHD_Connection *c,
+                                      const ApiSession *as, const char *id, bool export) {
+    json_t *conv;
+    Err err = {0};
+    if (store_conv_get(s->store, as->user.id, id, &conv, &err))
+        return store_error(s, q, c, &err);
+    if (!export)
+        return reply(s, q, c, 200, conv, NULL);
+    json_object_set_new(conv, "format", json_string(API_EXPORT_FORMAT));
+    struct MHD_Response *r = srv_json_response(conv);
+    if (!r)
+        return MHD_NO;
+    char disp[96];
+    snprintf(disp, sizeof disp, "attachment; filename=\"conversation-%s.json\"", id);
+    MHD_add_response_header(r, "Content-Disposition", disp);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    return srv_respond(s, q, c, 200, r);
+}
+
+/* ------------------------------------------------------------ import */
+
+static enum MHD_Result route_import(Server *s, SrvReq *q, struct MHD_Connection *c,
+                                    const ApiSession *as) {
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    if (!ct || strncasecmp(ct, "application/json", 16) != 0)
+        return error(s, q, c, 415, "unsupported_media_type", NULL,
+                     "Send the body as Content-Type: application/json.");
+    json_error_t je;
+    if (oai_json_depth(q->body ? q->body : "", q->len, s->cfg.limits.max_json_depth) >
+        s->cfg.limits.max_json_depth)
+        return error(s, q, c, 400, NULL, NULL, "the file nests JSON too deeply");
+    json_t *b = json_loadb(q->body ? q->body : "", q->len, 0, &je);
+    if (!b)
+        return error(s, q, c, 400, NULL, NULL, "the file is not JSON");
+    json_t *list = json_is_array(b) ? json_incref(b) : json_pack("[O]", b);
+    json_t *ids = json_array();
+    enum MHD_Result res = MHD_NO;
+    size_t n = json_array_size(list);
+    if (n > API_IMPORT_MAX) {
+        res = error(s, q, c, 400, NULL, NULL, "more than 1000 conversations in one file");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *cv = json_array_get(list, i);
+        json_t *ours = import_is_chatgpt(cv) ? import_chatgpt(cv) : json_incref((json_t *)cv);
+        char id[STORE_CONV_ID_LEN + 1];
+        Err err = {0};
+        Status st = store_conv_import(s->store, as->user.id, ours, id, &err);
+        json_decref(ours);
+        if (st) {
+            char msg[ERR_MSG_MAX + 64];
+            snprintf(msg, sizeof msg, "conversation %zu of the file: %s", i, err.msg);
+            res = error(s, q, c, st == STATUS_INVALID || st == STATUS_LIMIT ? 400 : 500, NULL,
+                        NULL, msg);
+            goto done; /* the ones before it are imported: the answer says which */
+        }
+        json_array_append_new(ids, json_string(id));
+    }
+    res = reply(s, q, c, 200, json_pack("{s:O}", "imported", ids), NULL);
+done:
+    json_decref(ids);
+    json_decref(list);
+    json_decref(b);
+    return res;
+}
+
+/* ------------------------------------------------------------ generation */
+
+/* What a page generation stores as it goes (SrvHook). */
+typedef struct {
+    SrvHook base;
+    Store *store;
+    long long user;
+    char conv[STORE_CONV_ID_LEN + 1];
+    long long parent;    /* the user message the reply answers */
+    long long reply_id;  /* set by start */
+    char model[STORE_MODEL_MAX + 1];
+} PageGen;
+
+static bool gen_start(SrvHook *h, Job *job) {
+    PageGen *g = (PageGen *)h;
+    Err err = {0};
+    (void)job;
+    if (store_msg_add(g->store, g->user, g->conv, g->parent, "assistant", "", 0, "streaming",
+                      g->model, &g->reply_id, &err))
+        return false;
+    snprintf(h->headers[0][0], sizeof h->headers[0][0], "X-Cgpt-User-Message");
+    snprintf(h->headers[0][1], sizeof h->headers[0][1], "%lld", g->parent);
+    snprintf(h->headers[1][0], sizeof h->headers[1][0], "X-Cgpt-Assistant-Message");
+    snprintf(h->headers[1][1], sizeof h->headers[1][1], "%lld", g->reply_id);
+    return true;
+}
+
+static const char *finish_text(GenFinish f) {
+    if (f == GEN_FINISH_ERROR)
+        return "error";
+    switch (f) {
+    case GEN_FINISH_LENGTH:
+    case GEN_FINISH_CONTEXT: return "length";
+    case GEN_FINISH_CANCELLED: return "cancelled";
+    default: return "stop";
+    }
+}
+
+static void gen_progress(SrvHook *h, Job *job, bool final) {
+    PageGen *g = (PageGen *)h;
+    if (!g->reply_id)
+        return;
+    size_t len = 0;
+    char *text = job_reply(job, &len);
+    Err err = {0};
+    if (!final) {
+        if (text)
+            store_msg_update(g->store, g->reply_id, text, len, NULL, NULL, &err);
+        free(text);
+        return;
+    }
+    JobOutcome o;
+    job_outcome(job, &o);
+    /* stopped: cancelled before it ended (the client left or pressed Stop);
+     * a reply that ended first is complete even if a cancel came after */
+    bool stopped = !o.ended || o.finish == GEN_FINISH_CANCELLED;
+    const char *status = o.error[0] ? "error" : stopped ? "stopped" : "complete";
+    StoreMsgStats st = {.prompt_tokens = o.n_prompt,
+                        .completion_tokens = o.n_generated,
+                        .seconds = o.seconds,
+                        .finish = o.error[0] ? "error" : stopped ? "cancelled" : finish_text(o.finish),
+                        .error = o.error[0] ? o.error : NULL};
+    store_msg_update(g->store, g->reply_id, text ? text : "", text ? len : 0, status, &st, &err);
+    free(text);
+}
+
+static void gen_free(SrvHook *h) { free(h); }
+
+/* A chat request body for 'path' (the branch, root first) under the
+ * conversation's system prompt, model and settings. Owned. */
+static json_t *chat_request(const json_t *conv, const json_t *path, const char **model) {
+    json_t *msgs = json_array();
+    const char *sys = json_string_value(json_object_get(conv, "system"));
+    if (sys && *sys)
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", sys));
+    for (size_t i = 0; i < json_array_size(path); i++) {
+        const json_t *m = json_array_get(path, i);
+        json_array_append_new(msgs, json_pack("{s:O, s:O}", "role", json_object_get(m, "role"),
+                                              "content", json_object_get(m, "content")));
+    }
+    json_t *req = json_pack("{s:o, s:b, s:{s:b}}", "messages", msgs, "stream", 1,
+                            "stream_options", "include_usage", 1);
+    *model = json_string_value(json_object_get(conv, "model"));
+    if (*model && **model)
+        json_object_set_new(req, "model", json_string(*model));
+    const json_t *set = json_object_get(conv, "settings");
+    for (size_t i = 0; i < sizeof SETTINGS / sizeof SETTINGS[0]; i++) {
+        const json_t *x = json_object_get(set, SETTINGS[i]);
+        if (json_is_number(x))
+            json_object_set_new(req, SETTINGS[i], json_deep_copy(x));
+    }
+    return req;
+}
+
+/* Generate the reply to user message 'parent' of the conversation. */
+static enum MHD_Result generate(Server *s, SrvReq *q, struct MHD_Connection *c,
+                                const ApiSession *as, const char *id, long long parent) {
+    json_t *conv = NULL, *path = NULL;
+    Err err = {0};
+    if (store_conv_get(s->store, as->user.id, id, &conv, &err) ||
+        store_msg_path(s->store, as->user.id, id, parent, &path, &err)) {
+        json_decref(conv);
+        return store_error(s, q, c, &err);
+    }
+    const char *model = NULL;
+    json_t *req = chat_request(conv, path, &model);
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    json_decref(path);
+    OaiRequest r;
+    Status st = body ? oai_parse_chat(body, strlen(body), &s->cfg.limits, &r, &q->err)
+                     : STATUS_NOMEM;
+    free(body);
+    if (st) {
+        json_decref(conv);
+        if (st == STATUS_NOMEM)
+            return error(s, q, c, 500, NULL, NULL, "out of memory");
+        return srv_respond_error(s, q, c, &q->err, 0); /* a bad setting: param names it */
+    }
+    PageGen *g = calloc(1, sizeof *g);
+    if (!g) {
+        oai_request_free(&r);
+        json_decref(conv);
+        return error(s, q, c, 500, NULL, NULL, "out of memory");
+    }
+    g->base = (SrvHook){.start = gen_start, .progress = gen_progress, .free = gen_free};
+    g->store = s->store;
+    g->user = as->user.id;
+    snprintf(g->conv, sizeof g->conv, "%s", id);
+    g->parent = parent;
+    const ServerModel *m = model && *model ? srv_find_model(s, model) : &s->models[0];
+    snprintf(g->model, sizeof g->model, "%s", m ? m->id : (model ? model : ""));
+    json_decref(conv);
+    /* the user's own prefix cache: a follow-up reuses its conversation */
+    q->auth = (SrvAuth){.limits = s->cfg.default_limits};
+    char tenant[32];
+    snprintf(tenant, sizeof tenant, "page-user:%lld", as->user.id);
+    crypto_generichash(q->auth.tenant, sizeof q->auth.tenant, (const unsigned char *)tenant,
+                       strlen(tenant), NULL, 0);
+    return srv_generate(s, q, c, OAI_CHAT, &r, &g->base);
+}
+
+/* A first message as the title: its first line, cut at a word. */
+static void title_from(const char *text, char *out, size_t cap) {
+    size_t n = 0;
+    while (text[n] && text[n] != '\n' && n < API_TITLE_CHARS && n + 1 < cap)
+        n++;
+    if (text[n] && text[n] != '\n') { /* cut at the last space, and not inside a character */
+        size_t k = n;
+        while (k > 20 && text[k] != ' ')
+            k--;
+        n = k > 20 ? k : n;
+        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(out, text, n);
+    out[n] = '\0';
+}
+
+/* POST .../{id}/messages {content, parent?}: store the user's message
+ * (under 'parent', default the branch shown; 0: a new root, for an edit of
+ * the first message) and stream the reply. */
+static enum MHD_Result route_send(Server *s, SrvReq *q, struct MHD_Connection *c,
+                                  const ApiSession *as, const char *id) {
+    json_t *b = json_body(s, q, c), *conv = NULL;
+    if (!b)
+        return srv_respond_error(s, q, c, &q->err, 0);
+    const char *content;
+    long long parent;
+    Err err = {0};
+    enum MHD_Result res;
+    if (!opt_str(b, "content", &content, &q->err) || !opt_id(b, "parent", &parent, &q->err)) {
+        res = srv_respond_error(s, q, c, &q->err, 0);
+    } else if (!content || !*content) {
+        res = error(s, q, c, 400, NULL, "content", "the message is empty");
+    } else if (store_conv_get(s->store, as->user.id, id, &conv, &err)) {
+        res = store_error(s, q, c, &err);
+    } else {
+        if (parent < 0)
+            parent = json_integer_value(json_object_get(conv, "current_leaf"));
+        long long mid;
+        if (store_msg_add(s->store, as->user.id, id, parent, "user", content,
+                          json_string_length(json_object_get(b, "content")), "complete", NULL, &mid,
+                          &err)) {
+            res = store_error(s, q, c, &err);
+        } else {
+            const char *title = json_string_value(json_object_get(conv, "title"));
+            if (!title || !*title) {
+                char t[API_TITLE_CHARS + 8];
+                title_from(content, t, sizeof t);
+                store_conv_update(s->store, as->user.id, id, t, NULL, NULL, NULL, -1, &err);
+            }
+            res = generate(s, q, c, as, id, mid);
+        }
+    }
+    json_decref(conv);
+    json_decref(b);
+    return res;
+}
+
+/* POST .../{id}/regenerate {message}: another reply to a user message (or
+ * to the user message an assistant message answered). */
+static enum MHD_Result route_regenerate(Server *s, SrvReq *q, struct MHD_Connection *c,
+                                        const ApiSession *as, const char *id) {
+    json_t *b = json_body(s, q, c), *path = NULL;
+    if (!b)
+        return srv_respond_error(s, q, c, &q->err, 0);
+    long long msg;
+    Err err = {0};
+    enum MHD_Result res;
+    if (!opt_id(b, "message", &msg, &q->err)) {
+        res = srv_respond_error(s, q, c, &q->err, 0);
+    } else if (msg <= 0) {
+        res = error(s, q, c, 400, NULL, "message", "give the message to answer again");
+    } else if (store_msg_path(s->store, as->user.id, id, msg, &path, &err)) {
+        res = store_error(s, q, c, &err);
+    } else {
+        const json_t *last = json_array_get(path, json_array_size(path) - 1);
+        bool user = !strcmp(json_string_value(json_object_get(last, "role")), "user");
+        long long answer = user ? msg : json_integer_value(json_object_get(last, "parent"));
+        res = answer > 0 ? generate(s, q, c, as, id, answer)
+                         : error(s, q, c, 400, NULL, "message", "that message answers nothing");
+    }
+    json_decref(path);
+    json_decref(b);
+    return res;
+}
+
+/* ------------------------------------------------------------ keys */
+
+static enum MHD_Result route_keys(Server *s, SrvReq *q, struct MHD_Connection *c,
+                                  const ApiSession *as, const char *method, const char *name) {
+    Err err = {0};
+    if (!strcmp(method, "GET") && !name) {
+        StoreKey *keys;
+        int n;
+        if (store_key_list(s->store, as->user.id, &keys, &n, &err))
+            return store_error(s, q, c, &err);
+        json_t *list = json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(list, json_pack("{s:s, s:I, s:b}", "name", keys[i].name,
+                                                  "created", (json_int_t)keys[i].created,
+                                                  "active", keys[i].revoked == 0));
+        free(keys);
+        return reply(s, q, c, 200, json_pack("{s:o}", "keys", list), NULL);
+    }
+    if (!strcmp(method, "POST") && !name) {
+        json_t *b = json_body(s, q, c);
+        if (!b)
+            return srv_respond_error(s, q, c, &q->err, 0);
+        const char *kn;
+        char key[STORE_KEY_TEXT_LEN + 1];
+        enum MHD_Result res;
+        if (!opt_str(b, "name", &kn, &q->err))
+            res = srv_respond_error(s, q, c, &q->err, 0);
+        else if (store_key_add(s->store, as->user.id, kn ? kn : "", 0, 0, 0, key, &err))
+            res = store_error(s, q, c, &err);
+        else
+            res = reply(s, q, c, 201, json_pack("{s:s, s:s}", "name", kn, "key", key), NULL);
+        sodium_memzero(key, sizeof key);
+        json_decref(b);
+        return res;
+    }
+    if (!strcmp(method, "DELETE") && name) {
+        if (store_key_revoke(s->store, as->user.id, name, &err))
+            return error(s, q, c, 404, "not_found", NULL, "no active key of that name");
+        return reply(s, q, c, 200, json_pack("{s:b}", "ok", 1), NULL);
+    }
+    return error(s, q, c, 405, "method_not_allowed", NULL, "method not allowed here");
+}
+
+/* ------------------------------------------------------------ routing */
+
+enum MHD_Result srv_route_api(Server *s, SrvReq *q, struct MHD_Connection *c, const char *url,
+                              const char *method) {
+    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    q->page = true;
+    if (!s->store)
+        return error(s, q, c, 503, "no_store", NULL,
+                     "the server has no data directory (--data-dir): the page is off");
+    if (!strcmp(url, "/api/session") && get)
+        return route_session(s, q, c);
+    if (post && (!strcmp(url, "/api/login") || !strcmp(url, "/api/setup") ||
+                 !strcmp(url, "/api/register")))
+        return route_account(s, q, c, url + 5);
+    if (!strcmp(url, "/api/logout") && post)
+        return route_logout(s, q, c);
+    ApiSession as;
+    if (!get_session(s, c, &as, &q->err))
+        return srv_respond_error(s, q, c, &q->err, 0);
+    if (!get && !check_csrf(c, &as, &q->err))
+        return srv_respond_error(s, q, c, &q->err, 0);
+    if (!strcmp(url, "/api/conversations"))
+        return get ? route_conv_list(s, q, c, &as)
+               : post ? route_conv_write(s, q, c, &as, NULL)
+                      : error(s, q, c, 405, "method_not_allowed", NULL, "use GET or POST");
+    if (!strcmp(url, "/api/import") && post)
+        return route_import(s, q, c, &as);
+    if (!strcmp(url, "/api/keys"))
+        return route_keys(s, q, c, &as, method, NULL);
+    if (!strncmp(url, "/api/keys/", 10))
+        return route_keys(s, q, c, &as, method, url + 10);
+    if (!strncmp(url, API_CONV_PREFIX, sizeof API_CONV_PREFIX - 1)) {
+        char id[STORE_CONV_ID_LEN + 1];
+        const char *rest = url + sizeof API_CONV_PREFIX - 1, *slash = strchr(rest, '/');
+        size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+        if (n != STORE_CONV_ID_LEN)
+            return error(s, q, c, 404, "not_found", NULL, "no such conversation");
+        memcpy(id, rest, n);
+        id[n] = '\0';
+        if (!conv_id_ok(id))
+            return error(s, q, c, 404, "not_found", NULL, "no such conversation");
+        const char *sub = slash ? slash : "";
+        Err err = {0};
+        if (!*sub && get)
+            return route_conv_get(s, q, c, &as, id, false);
+        if (!*sub && !strcmp(method, "PATCH"))
+            return route_conv_write(s, q, c, &as, id);
+        if (!*sub && !strcmp(method, "DELETE"))
+            return store_conv_delete(s->store, as.user.id, id, &err)
+                       ? store_error(s, q, c, &err)
+                       : reply(s, q, c, 200, json_pack("{s:b}", "ok", 1), NULL);
+        if (!strcmp(sub, "/export") && get)
+            return route_conv_get(s, q, c, &as, id, true);
+        if (!strcmp(sub, "/messages") && post)
+            return route_send(s, q, c, &as, id);
+        if (!strcmp(sub, "/regenerate") && post)
+            return route_regenerate(s, q, c, &as, id);
+    }
+    return error(s, q, c, 404, "unknown_url", NULL, "no such API route");
+}
