@@ -26,7 +26,8 @@ run_pkgs=(gcc make pkg-config libjansson-dev libpcre2-dev libedit-dev libopenbla
 # node and npm build the page (web/); a machine that has node already keeps its own
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || run_pkgs+=(nodejs npm)
 test_pkgs=(libcriterion-dev python3 python3-numpy python3-jinja2 python3-torch
-           python3-prometheus-client openmpi-bin groff-base curl)
+           python3-prometheus-client openmpi-bin groff-base curl
+           chromium fonts-dejavu-core)  # the page test drives Debian's chromium
 fuzz_pkgs=(clang libclang-rt-14-dev)
 
 wanted() { # MODE -> the package list on stdout

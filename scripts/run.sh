@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job: `cgpt serve` with the built-in model, the OpenAI API on
-# http://127.0.0.1:8080 (PORT=N picks another port; extra serve options go
-# in CGPT_SERVE_ARGS). The server prints its URL when it is ready; Ctrl-C
-# stops it.
+# The main job: `cgpt serve` with the built-in model, the chat page at
+# http://127.0.0.1:8080/ and the OpenAI API under /v1 (PORT=N picks another
+# port; extra serve options go in CGPT_SERVE_ARGS). Conversations and
+# accounts live in ~/.cgpt (CGPT_DATA_DIR or --data-dir). The server prints
+# its URLs when it is ready; Ctrl-C stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 m=models/cgpt-mini.gguf
@@ -12,7 +13,11 @@ if [ ! -f "$m" ]; then
 fi
 port="${PORT:-8080}"
 cat <<MSG
-Starting cgpt serve with the built-in model ($m). Any OpenAI client works:
+Starting cgpt serve with the built-in model ($m).
+The chat page: open http://127.0.0.1:$port/ in a browser. On this machine the
+page offers to create the first account (it becomes the admin); more accounts:
+  build/cgpt user add NAME
+Any OpenAI client works too:
   base URL http://127.0.0.1:$port/v1, model "cgpt-mini", any API key while no keys exist.
   curl http://127.0.0.1:$port/v1/chat/completions -H 'Content-Type: application/json' \\
        -d '{"model":"cgpt-mini","messages":[{"role":"user","content":"Who are you?"}]}'

@@ -10,6 +10,7 @@
 #   tests/tokenizer/test_*.sh  tokenizers against npm implementations
 #   tests/train/test_*.py    corpus, BPE trainer, gradients vs PyTorch, MPI, train end to end
 #   tests/serve/test_*       cgpt serve: openai SDK, SSE framing, hostile input, isolation
+#   tests/web/test_*         the page in chromium, its /api, SIGKILL mid-stream (nothing lost)
 # Python suites run on Debian's /usr/bin/python3 (numpy, jinja2).
 # Ends with "integration: N passed, N failed".
 set -u
@@ -58,6 +59,14 @@ done
 suite tests/serve/test_hostile.py /usr/bin/python3 tests/serve/test_hostile.py build/cgpt
 suite "tests/serve/test_hostile.py (ASan+UBSan binary)" /usr/bin/python3 tests/serve/test_hostile.py build/asan/cgpt
 suite tests/serve/test_isolation.py /usr/bin/python3 tests/serve/test_isolation.py build/cgpt
+# The page (issue 13): chromium via playwright-core, the /api routes (plain and
+# ASan+UBSan), and kills while replies stream.
+suite tests/web/test_page.mjs node tests/web/test_page.mjs build/cgpt
+for b in build/cgpt build/asan/cgpt; do
+  suite "tests/web/test_api.py ($b)" /usr/bin/python3 tests/web/test_api.py $b
+done
+suite tests/web/test_crash.py /usr/bin/python3 tests/web/test_crash.py build/cgpt
+suite "tests/web/test_crash.py (ASan+UBSan binary)" /usr/bin/python3 tests/web/test_crash.py build/asan/cgpt 5
 for f in "${failed[@]}"; do echo "FAILED: $f"; done
 echo "integration: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -72,7 +72,8 @@ static const ArgOpt SERVE_OPTS[] = {
     {O_MAX_CONN, "--max-connections", "N", "open connections (default 1024)"},
     {O_HEADER_TIMEOUT, "--header-timeout", "S", "seconds to send the headers (default 10)"},
     {O_BODY_TIMEOUT, "--body-timeout", "S", "seconds to send the body (default 30)"},
-    {O_WEB_DIR, "--web-dir", "DIR", "serve the page's files from DIR (a build/web) instead of the binary"},
+    {O_WEB_DIR, "--web-dir", "DIR",
+     "serve the page's files from DIR (a build/web) instead of the binary"},
     {O_NO_WEB, "--no-web", NULL, "no page: the API only"},
     {O_OPEN_REG, "--open-registration", NULL, "anyone who reaches the page may create an account"},
     {O_COOKIE_SECURE, "--cookie-secure", NULL, "mark the login cookie Secure (serving behind TLS)"},
@@ -341,7 +342,8 @@ static int cmd_serve(int argc, char **argv) {
 const CliCommand CLI_SERVE = {
     .name = "serve",
     .synopsis = "[-m MODEL [--alias NAME]]... [--host H] [--port P] [options]",
-    .summary = "the OpenAI API and the chat page on http://127.0.0.1:8080 (docs/SERVER.md, docs/WEB.md)",
+    .summary =
+        "the OpenAI API and the chat page on http://127.0.0.1:8080 (docs/SERVER.md, docs/WEB.md)",
     .opts = SERVE_OPTS,
     .notes = "Routes: POST /v1/chat/completions, /v1/completions, GET /v1/models[/ID], /health,\n"
              "/metrics, POST /tokenize, /detokenize. Without -m: the built-in model.\n"

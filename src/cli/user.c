@@ -19,7 +19,7 @@
 enum { O_DATA_DIR = 1, O_ADMIN, O_PW_STDIN };
 
 #define USER_OPT_DATA_DIR                                                                          \
-    {O_DATA_DIR, "--data-dir", "DIR", "the server's data (default $CGPT_DATA_DIR, else ~/.cgpt)"}
+    { O_DATA_DIR, "--data-dir", "DIR", "the server's data (default $CGPT_DATA_DIR, else ~/.cgpt)" }
 
 static const ArgOpt ADD_OPTS[] = {
     {O_ADMIN, "--admin", NULL, "the user may manage the server (see docs/WEB.md)"},
@@ -131,8 +131,7 @@ static int user_main(const CliCommand *c, int argc, char **argv) {
         return 0;
     }
     char pw[STORE_PASSWORD_MAX + 2] = "";
-    if ((c == &CLI_USER_ADD || c == &CLI_USER_PASSWD) &&
-        get_password(&ua, pw, sizeof pw, &err))
+    if ((c == &CLI_USER_ADD || c == &CLI_USER_PASSWD) && get_password(&ua, pw, sizeof pw, &err))
         return cli_fail(c->name, &err);
     Store *s = NULL;
     int rc = 0;

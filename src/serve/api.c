@@ -33,11 +33,11 @@
 
 #define API_CONV_PREFIX "/api/conversations/"
 #define API_EXPORT_FORMAT "cgpt-conversation/1" /* "format" of an export (docs/WEB.md) */
-#define API_TITLE_CHARS 60     /* bytes of a first message made into a title */
-#define API_COOKIE_MAX 256     /* bytes of a session cookie value considered */
-#define API_IMPORT_MAX 1000    /* conversations in one import */
-#define API_LOGIN_USER_RPM 10  /* login attempts per minute for one user name */
-#define API_LOGIN_ADDR_RPM 30  /* login attempts per minute from one address */
+#define API_TITLE_CHARS 60                      /* bytes of a first message made into a title */
+#define API_COOKIE_MAX 256                      /* bytes of a session cookie value considered */
+#define API_IMPORT_MAX 1000                     /* conversations in one import */
+#define API_LOGIN_USER_RPM 10                   /* login attempts per minute for one user name */
+#define API_LOGIN_ADDR_RPM 30                   /* login attempts per minute from one address */
 
 typedef struct {
     StoreUser user;
@@ -65,8 +65,7 @@ static enum MHD_Result error(Server *s, SrvReq *q, struct MHD_Connection *c, int
 
 /* A store failure as an HTTP error: NOT_FOUND 404, INVALID 400, LIMIT 413
  * (too big) / 400, the rest 500. */
-static enum MHD_Result store_error(Server *s, SrvReq *q, struct MHD_Connection *c,
-                                   const Err *err) {
+static enum MHD_Result store_error(Server *s, SrvReq *q, struct MHD_Connection *c, const Err *err) {
     int status = err->status == STATUS_NOT_FOUND ? 404
                  : err->status == STATUS_INVALID ? 400
                  : err->status == STATUS_LIMIT   ? 400
@@ -185,7 +184,8 @@ static bool login_allowed(Server *s, struct MHD_Connection *c, const char *name,
     struct {
         const char *prefix, *v;
         int rpm;
-    } who[2] = {{"user:", name, API_LOGIN_USER_RPM}, {"addr:", peer ? peer : "?", API_LOGIN_ADDR_RPM}};
+    } who[2] = {{"user:", name, API_LOGIN_USER_RPM},
+                {"addr:", peer ? peer : "?", API_LOGIN_ADDR_RPM}};
     for (int i = 0; i < 2; i++) {
         snprintf(key, sizeof key, "%s%.80s", who[i].prefix, who[i].v);
         crypto_generichash(id, sizeof id, (const unsigned char *)key, strlen(key), NULL, 0);
@@ -213,8 +213,7 @@ static enum MHD_Result logged_in(Server *s, SrvReq *q, struct MHD_Connection *c,
         return store_error(s, q, c, &err);
     session_cookie(s, token, s->cfg.session_ttl, cookie, sizeof cookie);
     sodium_memzero(token, sizeof token);
-    return reply(s, q, c, 200, json_pack("{s:o, s:s}", "user", user_json(u), "csrf", csrf),
-                 cookie);
+    return reply(s, q, c, 200, json_pack("{s:o, s:s}", "user", user_json(u), "csrf", csrf), cookie);
 }
 
 static bool setup_open(Server *s) {
@@ -264,10 +263,9 @@ static enum MHD_Result route_account(Server *s, SrvReq *q, struct MHD_Connection
             metrics_refused(s->metrics, "login");
             res = srv_respond_error(s, q, c, &q->err, retry);
         } else if (store_user_verify(s->store, name, pw, &u, &err)) {
-            res = err.status == STATUS_INVALID
-                      ? error(s, q, c, 401, "invalid_credentials", NULL,
-                              "Wrong user name or password.")
-                      : store_error(s, q, c, &err);
+            res = err.status == STATUS_INVALID ? error(s, q, c, 401, "invalid_credentials", NULL,
+                                                       "Wrong user name or password.")
+                                               : store_error(s, q, c, &err);
         } else {
             res = logged_in(s, q, c, &u);
         }
@@ -303,9 +301,10 @@ static enum MHD_Result route_logout(Server *s, SrvReq *q, struct MHD_Connection 
 /* ------------------------------------------------------------ conversations */
 
 /* The settings a conversation may carry, copied into a chat request. */
-static const char *const SETTINGS[] = {"temperature", "top_p",    "top_k",       "min_p",
-                                       "max_tokens",  "seed",     "repeat_penalty",
-                                       "presence_penalty", "frequency_penalty"};
+static const char *const SETTINGS[] = {
+    "temperature",      "top_p", "top_k",          "min_p",
+    "max_tokens",       "seed",  "repeat_penalty", "presence_penalty",
+    "frequency_penalty"};
 
 /* Keep only known settings with number values; NULL when 'v' is not an
  * object. Owned text. */
@@ -432,8 +431,8 @@ static enum MHD_Result route_import(Server *s, SrvReq *q, struct MHD_Connection 
         if (st) {
             char msg[ERR_MSG_MAX + 64];
             snprintf(msg, sizeof msg, "conversation %zu of the file: %s", i, err.msg);
-            res = error(s, q, c, st == STATUS_INVALID || st == STATUS_LIMIT ? 400 : 500, NULL,
-                        NULL, msg);
+            res = error(s, q, c, st == STATUS_INVALID || st == STATUS_LIMIT ? 400 : 500, NULL, NULL,
+                        msg);
             goto done; /* the ones before it are imported: the answer says which */
         }
         json_array_append_new(ids, json_string(id));
@@ -454,8 +453,8 @@ typedef struct {
     Store *store;
     long long user;
     char conv[STORE_CONV_ID_LEN + 1];
-    long long parent;    /* the user message the reply answers */
-    long long reply_id;  /* set by start */
+    long long parent;   /* the user message the reply answers */
+    long long reply_id; /* set by start */
     char model[STORE_MODEL_MAX + 1];
 } PageGen;
 
@@ -506,7 +505,9 @@ static void gen_progress(SrvHook *h, Job *job, bool final) {
     StoreMsgStats st = {.prompt_tokens = o.n_prompt,
                         .completion_tokens = o.n_generated,
                         .seconds = o.seconds,
-                        .finish = o.error[0] ? "error" : stopped ? "cancelled" : finish_text(o.finish),
+                        .finish = o.error[0] ? "error"
+                                  : stopped  ? "cancelled"
+                                             : finish_text(o.finish),
                         .error = o.error[0] ? o.error : NULL};
     store_msg_update(g->store, g->reply_id, text ? text : "", text ? len : 0, status, &st, &err);
     free(text);
@@ -526,8 +527,8 @@ static json_t *chat_request(const json_t *conv, const json_t *path, const char *
         json_array_append_new(msgs, json_pack("{s:O, s:O}", "role", json_object_get(m, "role"),
                                               "content", json_object_get(m, "content")));
     }
-    json_t *req = json_pack("{s:o, s:b, s:{s:b}}", "messages", msgs, "stream", 1,
-                            "stream_options", "include_usage", 1);
+    json_t *req = json_pack("{s:o, s:b, s:{s:b}}", "messages", msgs, "stream", 1, "stream_options",
+                            "include_usage", 1);
     *model = json_string_value(json_object_get(conv, "model"));
     if (*model && **model)
         json_object_set_new(req, "model", json_string(*model));
@@ -556,8 +557,8 @@ static enum MHD_Result generate(Server *s, SrvReq *q, struct MHD_Connection *c,
     json_decref(req);
     json_decref(path);
     OaiRequest r;
-    Status st = body ? oai_parse_chat(body, strlen(body), &s->cfg.limits, &r, &q->err)
-                     : STATUS_NOMEM;
+    Status st =
+        body ? oai_parse_chat(body, strlen(body), &s->cfg.limits, &r, &q->err) : STATUS_NOMEM;
     free(body);
     if (st) {
         json_decref(conv);
@@ -687,8 +688,8 @@ static enum MHD_Result route_keys(Server *s, SrvReq *q, struct MHD_Connection *c
         json_t *list = json_array();
         for (int i = 0; i < n; i++)
             json_array_append_new(list, json_pack("{s:s, s:I, s:b}", "name", keys[i].name,
-                                                  "created", (json_int_t)keys[i].created,
-                                                  "active", keys[i].revoked == 0));
+                                                  "created", (json_int_t)keys[i].created, "active",
+                                                  keys[i].revoked == 0));
         free(keys);
         return reply(s, q, c, 200, json_pack("{s:o}", "keys", list), NULL);
     }
@@ -728,8 +729,8 @@ enum MHD_Result srv_route_api(Server *s, SrvReq *q, struct MHD_Connection *c, co
                      "the server has no data directory (--data-dir): the page is off");
     if (!strcmp(url, "/api/session") && get)
         return route_session(s, q, c);
-    if (post && (!strcmp(url, "/api/login") || !strcmp(url, "/api/setup") ||
-                 !strcmp(url, "/api/register")))
+    if (post &&
+        (!strcmp(url, "/api/login") || !strcmp(url, "/api/setup") || !strcmp(url, "/api/register")))
         return route_account(s, q, c, url + 5);
     if (!strcmp(url, "/api/logout") && post)
         return route_logout(s, q, c);
@@ -739,7 +740,7 @@ enum MHD_Result srv_route_api(Server *s, SrvReq *q, struct MHD_Connection *c, co
     if (!get && !check_csrf(c, &as, &q->err))
         return srv_respond_error(s, q, c, &q->err, 0);
     if (!strcmp(url, "/api/conversations"))
-        return get ? route_conv_list(s, q, c, &as)
+        return get    ? route_conv_list(s, q, c, &as)
                : post ? route_conv_write(s, q, c, &as, NULL)
                       : error(s, q, c, 405, "method_not_allowed", NULL, "use GET or POST");
     if (!strcmp(url, "/api/import") && post)

@@ -265,8 +265,8 @@ static bool dropped_field(const H1Field *f) {
 
 /* The canonical head for libmicrohttpd: request line, the client's fields
  * but the framing ones, and Content-Length of the decoded body. */
-static char *canonical_head(const H1Request *rq, size_t path_off, size_t body_len,
-                            const char *peer, size_t *len) {
+static char *canonical_head(const H1Request *rq, size_t path_off, size_t body_len, const char *peer,
+                            size_t *len) {
     size_t cap = rq->head_len + 256;
     char *h = malloc(cap);
     if (!h)

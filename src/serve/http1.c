@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/utf8.h"
+
 static int fail(H1Error *e, int status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -299,29 +301,6 @@ int h1_parse_head(const char *buf, size_t len, uint64_t max_body, H1Request *req
 
 /* ------------------------------------------------------------ the target */
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 (overlong forms,
- * surrogates and code points past U+10FFFF are invalid). */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-    unsigned b = s[0], lo = 0x80, hi = 0xBF;
-    size_t need;
-    if (b < 0x80)
-        return 1;
-    if (b >= 0xC2 && b <= 0xDF)
-        need = 1;
-    else if (b >= 0xE0 && b <= 0xEF)
-        need = 2, lo = b == 0xE0 ? 0xA0 : 0x80, hi = b == 0xED ? 0x9F : 0xBF;
-    else if (b >= 0xF0 && b <= 0xF4)
-        need = 3, lo = b == 0xF0 ? 0x90 : 0x80, hi = b == 0xF4 ? 0x8F : 0xBF;
-    else
-        return 0;
-    if (need >= n)
-        return 0;
-    for (size_t k = 1; k <= need; k++)
-        if (s[k] < (k == 1 ? lo : 0x80) || s[k] > (k == 1 ? hi : 0xBF))
-            return 0;
-    return need + 1;
-}
-
 int h1_check_target(const char *t, size_t len, size_t *path_off, H1Error *e) {
     *path_off = 0;
     if (len == 0)
@@ -357,8 +336,8 @@ int h1_check_target(const char *t, size_t len, size_t *path_off, H1Error *e) {
                 return fail(e, 400, "request target: a '.' or '..' path segment at offset %zu",
                             seg_start);
             for (size_t k = 0; k < seg_len;) {
-                size_t u = utf8_len(seg + k, seg_len - k);
-                if (!u)
+                int u = utf8_seq(seg + k, seg_len - k);
+                if (u < 0)
                     return fail(e, 400,
                                 "request target: the path is not valid UTF-8 once "
                                 "decoded (segment at offset %zu)",

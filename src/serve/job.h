@@ -71,12 +71,12 @@ json_t *job_response(Job *j, const char **error);
 char *job_reply(Job *j, size_t *len);
 
 typedef struct {
-    bool ended;        /* the engine is done with it */
-    bool cancelled;    /* job_cancel() was called (the client left) */
+    bool ended;     /* the engine is done with it */
+    bool cancelled; /* job_cancel() was called (the client left) */
     int n_prompt, n_generated;
-    double seconds;    /* from job_new() to the end (or to now) */
-    GenFinish finish;  /* of choice 0, once ended */
-    char error[256];   /* "" unless the engine failed */
+    double seconds;   /* from job_new() to the end (or to now) */
+    GenFinish finish; /* of choice 0, once ended */
+    char error[256];  /* "" unless the engine failed */
 } JobOutcome;
 
 /* Where the request stands, for storing it (the page keeps its replies). */

@@ -8,6 +8,7 @@
 #include "serve/oai.h"
 
 #include "chat/chat.h"
+#include "core/utf8.h"
 
 #include <limits.h>
 #include <math.h>
@@ -826,29 +827,6 @@ void oai_request_free(OaiRequest *req) {
 }
 
 /* ------------------------------------------------------------ UTF-8 text */
-
-/* Bytes of the valid UTF-8 sequence at s[0..n) (n >= 1), or minus the
- * length of its maximal invalid subpart (Unicode's "substitution of maximal
- * subparts": each becomes one U+FFFD). */
-static int utf8_seq(const unsigned char *s, size_t n) {
-    unsigned b = s[0], lo = 0x80, hi = 0xBF;
-    int need;
-    if (b < 0x80)
-        return 1;
-    if (b >= 0xC2 && b <= 0xDF)
-        need = 1;
-    else if (b >= 0xE0 && b <= 0xEF)
-        need = 2, lo = b == 0xE0 ? 0xA0 : 0x80, hi = b == 0xED ? 0x9F : 0xBF;
-    else if (b >= 0xF0 && b <= 0xF4)
-        need = 3, lo = b == 0xF0 ? 0x90 : 0x80, hi = b == 0xF4 ? 0x8F : 0xBF;
-    else
-        return -1;
-    for (int k = 1; k <= need; k++) {
-        if ((size_t)k >= n || s[k] < (k == 1 ? lo : 0x80) || s[k] > (k == 1 ? hi : 0xBF))
-            return -k;
-    }
-    return need + 1;
-}
 
 /* 's' with invalid sequences replaced by U+FFFD: 's' itself when it is
  * valid, else a new buffer (*owned set) of *out_len bytes; NULL when out

@@ -133,8 +133,8 @@ typedef struct {
     SrvAuth auth;
     int cost;
     double t_start;
-    SrvHook *hook;    /* may be NULL */
-    double t_saved;   /* when hook->progress last ran */
+    SrvHook *hook;  /* may be NULL */
+    double t_saved; /* when hook->progress last ran */
 } Stream;
 
 static void finish_accounting(Server *s, Job *job, const SrvAuth *auth, int cost) {
@@ -193,7 +193,7 @@ static void stream_free(void *cls) {
     Stream *st = cls;
     atomic_fetch_sub(&st->s->busy, 1);
     job_cancel(st->job); /* no-op when it ended */
-    if (st->hook) { /* the end, also when the client left: store it */
+    if (st->hook) {      /* the end, also when the client left: store it */
         st->hook->progress(st->hook, st->job, true);
         st->hook->free(st->hook);
     }
@@ -217,7 +217,12 @@ static enum MHD_Result start_stream(Server *s, SrvReq *q, struct MHD_Connection 
         atomic_fetch_sub(&s->busy, 1);
         return MHD_NO;
     }
-    *st = (Stream){.s = s, .job = job, .fd = q->fd, .auth = q->auth, .cost = cost, .hook = hook,
+    *st = (Stream){.s = s,
+                   .job = job,
+                   .fd = q->fd,
+                   .auth = q->auth,
+                   .cost = cost,
+                   .hook = hook,
                    .t_saved = perf_now()};
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st, stream_free);
@@ -392,8 +397,7 @@ enum MHD_Result srv_generate(Server *s, SrvReq *q, struct MHD_Connection *c, Oai
         finish_accounting(s, job, &q->auth, (int)cost);
         job_unref(job);
         atomic_fetch_sub(&s->busy, 1);
-        oai_error_set(&q->err, 500, "server_error", NULL, NULL,
-                      "could not store the conversation");
+        oai_error_set(&q->err, 500, "server_error", NULL, NULL, "could not store the conversation");
         return srv_respond_error(s, q, c, &q->err, 0);
     }
     if (stream)

@@ -377,9 +377,9 @@ static enum MHD_Result dispatch(Server *s, SrvReq *q, struct MHD_Connection *c, 
     if (get && web_is_page_path(url) && s->cfg.web.n_assets) {
         q->page = true;
         int status = 200;
-        struct MHD_Response *r = web_response(
-            &s->cfg.web, url, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match"),
-            &status);
+        struct MHD_Response *r =
+            web_response(&s->cfg.web, url,
+                         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match"), &status);
         if (r)
             return srv_respond(s, q, c, status, r);
     }
@@ -595,14 +595,16 @@ Status server_start(Server **out, const ServerConfig *cfg, Err *err) {
         /* a damaged database is a refusal to start, not a surprise later;
          * replies a crash interrupted are marked (their text is kept) */
         int n_recovered = 0;
-        if ((st = store_open(&s->store, cfg->data_dir, err)) ||
-            (st = store_check(s->store, err)) || (st = store_recover(s->store, &n_recovered, err))) {
+        if ((st = store_open(&s->store, cfg->data_dir, err)) || (st = store_check(s->store, err)) ||
+            (st = store_recover(s->store, &n_recovered, err))) {
             server_stop(s);
             return st;
         }
         if (n_recovered)
-            fprintf(stderr, "cgpt serve: %d reply(s) interrupted by the last stop are marked "
-                            "'error' (their text is kept)\n", n_recovered);
+            fprintf(stderr,
+                    "cgpt serve: %d reply(s) interrupted by the last stop are marked "
+                    "'error' (their text is kept)\n",
+                    n_recovered);
         keys_reload(s);
         s->keys_checked = perf_now();
     }

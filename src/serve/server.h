@@ -63,8 +63,8 @@ typedef struct {
     double body_timeout;   /* seconds */
     WebFiles web;          /* the page's files (n_assets 0: no page) */
     bool open_registration; /* anyone may create an account on the page */
-    bool cookie_secure;    /* mark the session cookie Secure (served behind TLS) */
-    long long session_ttl; /* seconds a page login lasts */
+    bool cookie_secure;     /* mark the session cookie Secure (served behind TLS) */
+    long long session_ttl;  /* seconds a page login lasts */
 } ServerConfig;
 
 /* A loaded model as served: all borrowed, outliving the server. */

@@ -33,7 +33,7 @@ typedef struct {
 typedef struct {
     const WebAsset *assets; /* the table (borrowed, static) */
     int n_assets;
-    const char *dir;        /* NULL: serve the table's bytes; else read DIR/<name> */
+    const char *dir; /* NULL: serve the table's bytes; else read DIR/<name> */
 } WebFiles;
 
 /* Is 'path' one of the page's paths ("/", "/c/<32 hex>", "/assets/...")? */

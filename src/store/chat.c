@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "store/store_impl.h"
 
 #define CHAT_QUERY_MAX 512 /* bytes of a search query used */
@@ -19,9 +20,27 @@ static bool is_status(const char *st) {
     return false;
 }
 
+/* A stored string: at most 'max' bytes of valid UTF-8 (what JSON carries). */
 static Status check_len(const char *what, const char *v, size_t max, Err *err) {
-    if (v && strnlen(v, max + 1) > max)
+    if (!v)
+        return STATUS_OK;
+    size_t n = strnlen(v, max + 1);
+    if (n > max)
         return err_set(err, STATUS_LIMIT, "%s is longer than %zu bytes", what, max);
+    size_t ok = utf8_valid_len(v, n, NULL);
+    if (ok < n)
+        return err_set(err, STATUS_INVALID, "%s: byte %zu is not valid UTF-8", what, ok);
+    return STATUS_OK;
+}
+
+/* A message's text: valid UTF-8 except that a character cut by the end
+ * (a streaming reply's last token ended inside it) is left out: *keep gets
+ * the bytes to store. */
+static Status check_text(const char *text, size_t len, size_t *keep, Err *err) {
+    bool cut = false;
+    *keep = utf8_valid_len(text, len, &cut);
+    if (*keep < len && !cut)
+        return err_set(err, STATUS_INVALID, "message text: byte %zu is not valid UTF-8", *keep);
     return STATUS_OK;
 }
 
@@ -244,6 +263,14 @@ static json_t *msg_json(sqlite3_stmt *st) {
         "error", col_text(st, 10), "created", (json_int_t)sqlite3_column_int64(st, 11));
 }
 
+/* A message row jansson could not take (text that is not UTF-8, written by
+ * something other than cgpt, or memory ran out). */
+static Status bad_row(const char *conv, Err *err) {
+    return err_set(err, STATUS_FORMAT,
+                   "conversation %s: a stored message is not valid UTF-8 (or memory ran out)",
+                   conv);
+}
+
 static Status conv_get(Store *s, long long user, const char *id, json_t **out, Err *err) {
     sqlite3_stmt *st = NULL;
     Status r =
@@ -262,19 +289,22 @@ static Status conv_get(Store *s, long long user, const char *id, json_t **out, E
                                  : store_db_fail(s, rc, "reading a conversation", err);
     }
     json_t *settings = json_loads(col_text(st, 4), 0, NULL);
+    if (!json_is_object(settings)) {
+        json_decref(settings);
+        settings = json_object();
+    }
+    /* "o" takes 'settings' even when the pack fails */
     json_t *c = json_pack(
         "{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I}", "id", col_text(st, 0), "title", col_text(st, 1),
-        "system", col_text(st, 2), "model", col_text(st, 3), "settings",
-        json_is_object(settings) ? settings : json_object(), "current_leaf",
+        "system", col_text(st, 2), "model", col_text(st, 3), "settings", settings, "current_leaf",
         (json_int_t)sqlite3_column_int64(st, 5), "created", (json_int_t)sqlite3_column_int64(st, 6),
         "updated", (json_int_t)sqlite3_column_int64(st, 7));
-    if (!json_is_object(settings))
-        json_decref(settings);
     sqlite3_finalize(st);
+    if (!c) /* what cgpt writes is checked: a bad row was written by something else */
+        return err_set(err, STATUS_FORMAT, "conversation %s: a stored text is not valid UTF-8", id);
     json_t *msgs = json_array();
-    if (!c || !msgs) {
+    if (!msgs) {
         json_decref(c);
-        json_decref(msgs);
         return err_set(err, STATUS_NOMEM, "out of memory");
     }
     json_object_set_new(c, "messages", msgs);
@@ -284,12 +314,12 @@ static Status conv_get(Store *s, long long user, const char *id, json_t **out, E
         return r;
     }
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(msgs, msg_json(st));
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && !json_array_append_new(msgs, msg_json(st)))
+        ;
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
         json_decref(c);
-        return store_db_fail(s, rc, "reading messages", err);
+        return rc == SQLITE_ROW ? bad_row(id, err) : store_db_fail(s, rc, "reading messages", err);
     }
     *out = c;
     return STATUS_OK;
@@ -434,6 +464,8 @@ Status store_msg_add(Store *s, long long user, const char *conv, long long paren
                      long long *id_out, Err *err) {
     *id_out = 0;
     Status r = check_msg(role, len, status, model, err);
+    if (!r)
+        r = check_text(content, len, &len, err);
     if (r)
         return r;
     STORE_LOCK(s);
@@ -465,6 +497,9 @@ Status store_msg_update(Store *s, long long id, const char *content, size_t len,
     if (content && len > STORE_MESSAGE_MAX)
         return err_set(err, STATUS_LIMIT, "a message of %zu bytes (limit %u)", len,
                        STORE_MESSAGE_MAX);
+    Status r0 = content ? check_text(content, len, &len, err) : STATUS_OK;
+    if (r0)
+        return r0;
     STORE_LOCK(s);
     sqlite3_stmt *st = NULL;
     Status r = store_prepare(
@@ -515,10 +550,12 @@ static Status msg_path(Store *s, long long user, const char *conv, long long lea
     sqlite3_bind_text(st, 2, conv, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, STORE_MAX_MESSAGES);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(path, msg_json(st));
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && !json_array_append_new(path, msg_json(st)))
+        ;
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? STATUS_OK : store_db_fail(s, rc, "reading a branch", err);
+    return rc == SQLITE_DONE  ? STATUS_OK
+           : rc == SQLITE_ROW ? bad_row(conv, err)
+                              : store_db_fail(s, rc, "reading a branch", err);
 }
 
 Status store_msg_path(Store *s, long long user, const char *conv, long long leaf, json_t **out,
@@ -668,7 +705,12 @@ Status store_conv_import(Store *s, long long user, const json_t *conv,
         return err_set(err, STATUS_NOMEM, "out of memory");
     }
     char tbuf[STORE_TITLE_MAX + 1];
-    snprintf(tbuf, sizeof tbuf, "%s", title); /* a long imported title is cut, not refused */
+    /* a long imported title is cut, not refused - and not inside a character */
+    snprintf(tbuf, sizeof tbuf, "%s", title);
+    bool cut = false;
+    size_t tlen = utf8_valid_len(tbuf, strlen(tbuf), &cut);
+    if (cut)
+        tbuf[tlen] = '\0';
     r = check_conv_fields(tbuf, system, model, set, err);
     long long last = 0;
     STORE_LOCK(s);

@@ -12,6 +12,9 @@
 #include "core/mem.h"
 #include "core/rng.h"
 #include "core/tpool.h"
+#include "core/utf8.h"
+
+#include <jansson.h>
 
 typedef struct {
     atomic_int calls;
@@ -185,4 +188,55 @@ Test(core, rng_is_deterministic_and_uniformish) {
     }
     cr_assert(sum / 100000 > -0.02 && sum / 100000 < 0.02, "normal mean %f", sum / 100000);
     cr_assert(sq / 100000 > 0.97 && sq / 100000 < 1.03, "normal var %f", sq / 100000);
+}
+
+/* utf8_valid_len against the Unicode standard's table of well-formed
+ * sequences (Table 3-7) and, on random bytes, against jansson's own
+ * validator (json_stringn refuses what is not UTF-8). */
+Test(core, utf8_valid_len_follows_the_standard) {
+    static const struct {
+        const char *s;
+        size_t n, valid;
+        bool cut;
+    } cases[] = {
+        {"abc", 3, 3, false},
+        {"\xC3\xA9", 2, 2, false},         /* U+00E9 */
+        {"\xC0\x80", 2, 0, false},         /* overlong NUL */
+        {"\xC1\xBF", 2, 0, false},         /* overlong */
+        {"\xE0\x9F\xBF", 3, 0, false},     /* overlong 3-byte */
+        {"\xE0\xA0\x80", 3, 3, false},     /* U+0800 */
+        {"\xED\x9F\xBF", 3, 3, false},     /* U+D7FF */
+        {"\xED\xA0\x80", 3, 0, false},     /* a surrogate */
+        {"\xEF\xBF\xBF", 3, 3, false},     /* U+FFFF */
+        {"\xF0\x8F\xBF\xBF", 4, 0, false}, /* overlong 4-byte */
+        {"\xF0\x90\x80\x80", 4, 4, false}, /* U+10000 */
+        {"\xF4\x8F\xBF\xBF", 4, 4, false}, /* U+10FFFF */
+        {"\xF4\x90\x80\x80", 4, 0, false}, /* past U+10FFFF */
+        {"\xF5\x80\x80\x80", 4, 0, false},
+        {"\x80", 1, 0, false}, /* a lone continuation */
+        {"a\xC3", 2, 1, true}, /* cut by the end */
+        {"a\xF0\x9F\x98", 4, 1, true},
+        {"a\xE0\x80", 3, 1, false}, /* bad second byte before the end */
+        {"a\xC3(", 3, 1, false},
+        {"x\0y", 3, 3, false}, /* NUL is a character */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        bool cut = !cases[i].cut;
+        cr_expect_eq(utf8_valid_len(cases[i].s, cases[i].n, &cut), cases[i].valid, "case %zu", i);
+        cr_expect_eq(cut, cases[i].cut, "case %zu: cut", i);
+    }
+    Rng r;
+    rng_seed(&r, 7);
+    static const unsigned char pool[] = {'a',  0x00, 0x7F, 0x80, 0x9F, 0xA0, 0xBF, 0xC0, 0xC2,
+                                         0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF};
+    for (int t = 0; t < 200000; t++) {
+        char b[8];
+        size_t n = 1 + rng_u64(&r) % sizeof b;
+        for (size_t k = 0; k < n; k++)
+            b[k] = (char)pool[rng_u64(&r) % sizeof pool];
+        json_t *j = json_stringn(b, n);
+        bool jansson_ok = j != NULL;
+        json_decref(j);
+        cr_assert_eq(utf8_valid_len(b, n, NULL) == n, jansson_ok, "bytes %zu, trial %d", n, t);
+    }
 }

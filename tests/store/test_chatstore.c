@@ -336,6 +336,53 @@ Test(chatstore, limits_and_bad_values) {
                  STATUS_OK);
 }
 
+/* Only UTF-8 is stored (JSON could not carry anything else back): bad bytes
+ * are refused, a character cut by a streaming reply's end is left out
+ * until the next update brings it whole, an imported title is cut at a
+ * character. */
+Test(chatstore, text_is_utf8) {
+    Err err = {0};
+    char id[STORE_CONV_ID_LEN + 1];
+    long long m;
+    cr_assert_eq(store_conv_create(st, alice.id, "bad \xC0\x80", "", "", NULL, id, &err),
+                 STATUS_INVALID);
+    cr_assert(strstr(err.msg, "UTF-8"), "%s", err.msg);
+    cr_assert_eq(store_conv_create(st, alice.id, "ok", "", "", NULL, id, &err), STATUS_OK);
+    cr_assert_eq(store_msg_add(st, alice.id, id, 0, "user", "a\xFFb", 3, "complete", "", &m, &err),
+                 STATUS_INVALID);
+    cr_assert(strstr(err.msg, "byte 1"), "%s", err.msg);
+    cr_assert_eq(
+        store_msg_add(st, alice.id, id, 0, "assistant", "caf\xC3", 4, "streaming", "", &m, &err),
+        STATUS_OK, "%s", err.msg);
+    json_t *c;
+    cr_assert_eq(store_conv_get(st, alice.id, id, &c, &err), STATUS_OK, "%s", err.msg);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(c, "messages"), 0), "content")),
+                     "caf");
+    json_decref(c);
+    cr_assert_eq(store_msg_update(st, m, "caf\xC3\xA9", 5, "complete", NULL, &err), STATUS_OK);
+    cr_assert_eq(store_msg_update(st, m, "\xED\xA0\x80", 3, NULL, NULL, &err), STATUS_INVALID,
+                 "a surrogate");
+    cr_assert_eq(store_conv_get(st, alice.id, id, &c, &err), STATUS_OK, "%s", err.msg);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(c, "messages"), 0), "content")),
+                     "caf\xC3\xA9");
+    json_decref(c);
+    /* a 2-byte character straddling the title limit */
+    char title[STORE_TITLE_MAX + 8] = "x";
+    for (size_t k = 1; k + 2 <= STORE_TITLE_MAX + 4; k += 2)
+        memcpy(title + k, "\xC3\xA9", 2), title[k + 2] = '\0';
+    json_t *imp = json_pack("{s:s, s:[{s:s, s:s}]}", "title", title, "messages", "role", "user",
+                            "content", "q");
+    cr_assert(imp);
+    cr_assert_eq(store_conv_import(st, alice.id, imp, id, &err), STATUS_OK, "%s", err.msg);
+    json_decref(imp);
+    cr_assert_eq(store_conv_get(st, alice.id, id, &c, &err), STATUS_OK, "%s", err.msg);
+    const char *t = json_string_value(json_object_get(c, "title"));
+    cr_assert_eq(strlen(t), STORE_TITLE_MAX - 1, "cut before the character the limit splits");
+    json_decref(c);
+}
+
 Test(chatstore, recover_interrupted_replies) {
     Err err = {0};
     char id[STORE_CONV_ID_LEN + 1];
