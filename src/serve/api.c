@@ -25,13 +25,13 @@
 #include <strings.h>
 
 #include "core/perf.h"
+#include "serve/apireq.h"
 #include "serve/gate.h"
 #include "serve/http1.h"
 #include "serve/import.h"
 #include "serve/server_impl.h"
 #include "serve/web.h"
 
-#define API_CONV_PREFIX "/api/conversations/"
 #define API_EXPORT_FORMAT "cgpt-conversation/1" /* "format" of an export (docs/WEB.md) */
 #define API_TITLE_CHARS 60                      /* bytes of a first message made into a title */
 #define API_COOKIE_MAX 256                      /* bytes of a session cookie value considered */
@@ -131,45 +131,15 @@ static bool check_csrf(struct MHD_Connection *c, const ApiSession *as, OaiError 
     return true;
 }
 
-/* The JSON object body of a state-changing request (415 when it is not
- * JSON, 400 when it does not parse). */
-static json_t *json_body(Server *s, SrvReq *q, struct MHD_Connection *c) {
+/* A body must come as JSON (415 otherwise): a cross-site form cannot send
+ * one. */
+static bool json_typed(struct MHD_Connection *c, OaiError *e) {
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-    if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
-        oai_error_set(&q->err, 415, "invalid_request_error", "unsupported_media_type", NULL,
-                      "Send the body as Content-Type: application/json.");
-        return NULL;
-    }
-    return oai_parse_object(q->body, q->len, &s->cfg.limits, &q->err);
-}
-
-/* A string member (absent or null: NULL; another type: 400 naming it). */
-static bool opt_str(const json_t *o, const char *key, const char **out, OaiError *e) {
-    const json_t *v = json_object_get(o, key);
-    *out = NULL;
-    if (!v || json_is_null(v))
+    if (ct && strncasecmp(ct, "application/json", 16) == 0)
         return true;
-    if (!json_is_string(v)) {
-        oai_error_set(e, 400, "invalid_request_error", NULL, key, "%s: expected a string", key);
-        return false;
-    }
-    *out = json_string_value(v);
-    return true;
-}
-
-/* An integer member >= 0 (absent or null: -1). */
-static bool opt_id(const json_t *o, const char *key, long long *out, OaiError *e) {
-    const json_t *v = json_object_get(o, key);
-    *out = -1;
-    if (!v || json_is_null(v))
-        return true;
-    if (!json_is_integer(v) || json_integer_value(v) < 0) {
-        oai_error_set(e, 400, "invalid_request_error", NULL, key,
-                      "%s: expected a message id (an integer >= 0)", key);
-        return false;
-    }
-    *out = json_integer_value(v);
-    return true;
+    oai_error_set(e, 415, "invalid_request_error", "unsupported_media_type", NULL,
+                  "Send the body as Content-Type: application/json.");
+    return false;
 }
 
 /* ------------------------------------------------------------ accounts */
@@ -242,18 +212,11 @@ static enum MHD_Result route_session(Server *s, SrvReq *q, struct MHD_Connection
 
 /* POST /api/login, /api/setup (the first account, an admin, on a loopback
  * server with no users) and /api/register (with --open-registration). */
-static enum MHD_Result route_account(Server *s, SrvReq *q, struct MHD_Connection *c,
-                                     const char *what) {
-    json_t *b = json_body(s, q, c);
-    if (!b)
-        return srv_respond_error(s, q, c, &q->err, 0);
-    const char *name, *pw;
+static enum MHD_Result route_account(Server *s, SrvReq *q, struct MHD_Connection *c, ApiRoute what,
+                                     const ApiBody *b) {
+    const char *name = b->name, *pw = b->password;
     enum MHD_Result res;
-    if (!opt_str(b, "name", &name, &q->err) || !opt_str(b, "password", &pw, &q->err)) {
-        res = srv_respond_error(s, q, c, &q->err, 0);
-    } else if (!name || !pw) {
-        res = error(s, q, c, 400, NULL, !name ? "name" : "password", "give a name and a password");
-    } else if (!strcmp(what, "login")) {
+    if (what == API_LOGIN) {
         double retry = 0;
         StoreUser u;
         Err err = {0};
@@ -270,7 +233,7 @@ static enum MHD_Result route_account(Server *s, SrvReq *q, struct MHD_Connection
             res = logged_in(s, q, c, &u);
         }
     } else {
-        bool setup = !strcmp(what, "setup");
+        bool setup = what == API_SETUP;
         StoreUser u;
         Err err = {0};
         if (setup ? !setup_open(s) : !s->cfg.open_registration)
@@ -283,7 +246,6 @@ static enum MHD_Result route_account(Server *s, SrvReq *q, struct MHD_Connection
         else
             res = logged_in(s, q, c, &u);
     }
-    json_decref(b);
     return res;
 }
 
@@ -300,39 +262,6 @@ static enum MHD_Result route_logout(Server *s, SrvReq *q, struct MHD_Connection 
 
 /* ------------------------------------------------------------ conversations */
 
-/* The settings a conversation may carry, copied into a chat request. */
-static const char *const SETTINGS[] = {
-    "temperature",      "top_p", "top_k",          "min_p",
-    "max_tokens",       "seed",  "repeat_penalty", "presence_penalty",
-    "frequency_penalty"};
-
-/* Keep only known settings with number values; NULL when 'v' is not an
- * object. Owned text. */
-static char *clean_settings(const json_t *v, OaiError *e) {
-    if (!json_is_object(v)) {
-        oai_error_set(e, 400, "invalid_request_error", NULL, "settings",
-                      "settings: expected an object");
-        return NULL;
-    }
-    json_t *out = json_object();
-    for (size_t i = 0; i < sizeof SETTINGS / sizeof SETTINGS[0]; i++) {
-        const json_t *x = json_object_get(v, SETTINGS[i]);
-        if (json_is_number(x))
-            json_object_set_new(out, SETTINGS[i], json_deep_copy(x));
-    }
-    char *txt = json_dumps(out, JSON_COMPACT);
-    json_decref(out);
-    return txt;
-}
-
-static bool conv_id_ok(const char *id) {
-    size_t n = 0;
-    for (; id[n]; n++)
-        if (!((id[n] >= '0' && id[n] <= '9') || (id[n] >= 'a' && id[n] <= 'f')))
-            return false;
-    return n == STORE_CONV_ID_LEN;
-}
-
 static enum MHD_Result route_conv_list(Server *s, SrvReq *q, struct MHD_Connection *c,
                                        const ApiSession *as) {
     const char *query = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "q");
@@ -346,36 +275,24 @@ static enum MHD_Result route_conv_list(Server *s, SrvReq *q, struct MHD_Connecti
 /* Create (POST /api/conversations) or change (PATCH .../{id}) from a body
  * of {title, system, model, settings, current_leaf}. */
 static enum MHD_Result route_conv_write(Server *s, SrvReq *q, struct MHD_Connection *c,
-                                        const ApiSession *as, const char *id) {
-    json_t *b = json_body(s, q, c);
-    if (!b)
-        return srv_respond_error(s, q, c, &q->err, 0);
-    const char *title, *system, *model;
-    long long leaf = -1;
-    char *settings = NULL;
+                                        const ApiSession *as, const char *id, const ApiBody *b) {
+    const char *title = b->title, *system = b->system, *model = b->model;
     enum MHD_Result res;
     Err err = {0};
-    const json_t *sv = json_object_get(b, "settings");
-    if (!opt_str(b, "title", &title, &q->err) || !opt_str(b, "system", &system, &q->err) ||
-        !opt_str(b, "model", &model, &q->err) || !opt_id(b, "current_leaf", &leaf, &q->err) ||
-        (sv && !json_is_null(sv) && !(settings = clean_settings(sv, &q->err)))) {
-        res = srv_respond_error(s, q, c, &q->err, 0);
-    } else if (model && *model && !srv_find_model(s, model)) {
+    if (model && *model && !srv_find_model(s, model)) {
         res = error(s, q, c, 400, "model_not_found", "model", "no such model on this server");
     } else if (!id) {
         char nid[STORE_CONV_ID_LEN + 1];
-        if (store_conv_create(s->store, as->user.id, title, system, model, settings, nid, &err))
+        if (store_conv_create(s->store, as->user.id, title, system, model, b->settings, nid, &err))
             res = store_error(s, q, c, &err);
         else
             res = reply(s, q, c, 201, json_pack("{s:s}", "id", nid), NULL);
-    } else if (store_conv_update(s->store, as->user.id, id, title, system, model, settings, leaf,
-                                 &err)) {
+    } else if (store_conv_update(s->store, as->user.id, id, title, system, model, b->settings,
+                                 b->current_leaf, &err)) {
         res = store_error(s, q, c, &err);
     } else {
         res = reply(s, q, c, 200, json_pack("{s:s}", "id", id), NULL);
     }
-    free(settings);
-    json_decref(b);
     return res;
 }
 
@@ -402,10 +319,8 @@ static enum MHD_Result route_conv_get(Server *s, SrvReq *q, struct MHD_Connectio
 
 static enum MHD_Result route_import(Server *s, SrvReq *q, struct MHD_Connection *c,
                                     const ApiSession *as) {
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-    if (!ct || strncasecmp(ct, "application/json", 16) != 0)
-        return error(s, q, c, 415, "unsupported_media_type", NULL,
-                     "Send the body as Content-Type: application/json.");
+    if (!json_typed(c, &q->err))
+        return srv_respond_error(s, q, c, &q->err, 0);
     json_error_t je;
     if (oai_json_depth(q->body ? q->body : "", q->len, s->cfg.limits.max_json_depth) >
         s->cfg.limits.max_json_depth)
@@ -533,10 +448,10 @@ static json_t *chat_request(const json_t *conv, const json_t *path, const char *
     if (*model && **model)
         json_object_set_new(req, "model", json_string(*model));
     const json_t *set = json_object_get(conv, "settings");
-    for (size_t i = 0; i < sizeof SETTINGS / sizeof SETTINGS[0]; i++) {
-        const json_t *x = json_object_get(set, SETTINGS[i]);
+    for (int i = 0; i < API_N_SETTINGS; i++) {
+        const json_t *x = json_object_get(set, API_SETTINGS[i]);
         if (json_is_number(x))
-            json_object_set_new(req, SETTINGS[i], json_deep_copy(x));
+            json_object_set_new(req, API_SETTINGS[i], json_deep_copy(x));
     }
     return req;
 }
@@ -610,27 +525,20 @@ static void title_from(const char *text, char *out, size_t cap) {
  * (under 'parent', default the branch shown; 0: a new root, for an edit of
  * the first message) and stream the reply. */
 static enum MHD_Result route_send(Server *s, SrvReq *q, struct MHD_Connection *c,
-                                  const ApiSession *as, const char *id) {
-    json_t *b = json_body(s, q, c), *conv = NULL;
-    if (!b)
-        return srv_respond_error(s, q, c, &q->err, 0);
-    const char *content;
-    long long parent;
+                                  const ApiSession *as, const char *id, const ApiBody *b) {
+    json_t *conv = NULL;
+    const char *content = b->content;
+    long long parent = b->parent;
     Err err = {0};
     enum MHD_Result res;
-    if (!opt_str(b, "content", &content, &q->err) || !opt_id(b, "parent", &parent, &q->err)) {
-        res = srv_respond_error(s, q, c, &q->err, 0);
-    } else if (!content || !*content) {
-        res = error(s, q, c, 400, NULL, "content", "the message is empty");
-    } else if (store_conv_get(s->store, as->user.id, id, &conv, &err)) {
+    if (store_conv_get(s->store, as->user.id, id, &conv, &err)) {
         res = store_error(s, q, c, &err);
     } else {
         if (parent < 0)
             parent = json_integer_value(json_object_get(conv, "current_leaf"));
         long long mid;
-        if (store_msg_add(s->store, as->user.id, id, parent, "user", content,
-                          json_string_length(json_object_get(b, "content")), "complete", NULL, &mid,
-                          &err)) {
+        if (store_msg_add(s->store, as->user.id, id, parent, "user", content, b->content_len,
+                          "complete", NULL, &mid, &err)) {
             res = store_error(s, q, c, &err);
         } else {
             const char *title = json_string_value(json_object_get(conv, "title"));
@@ -643,25 +551,18 @@ static enum MHD_Result route_send(Server *s, SrvReq *q, struct MHD_Connection *c
         }
     }
     json_decref(conv);
-    json_decref(b);
     return res;
 }
 
 /* POST .../{id}/regenerate {message}: another reply to a user message (or
  * to the user message an assistant message answered). */
 static enum MHD_Result route_regenerate(Server *s, SrvReq *q, struct MHD_Connection *c,
-                                        const ApiSession *as, const char *id) {
-    json_t *b = json_body(s, q, c), *path = NULL;
-    if (!b)
-        return srv_respond_error(s, q, c, &q->err, 0);
-    long long msg;
+                                        const ApiSession *as, const char *id, const ApiBody *b) {
+    json_t *path = NULL;
+    long long msg = b->message;
     Err err = {0};
     enum MHD_Result res;
-    if (!opt_id(b, "message", &msg, &q->err)) {
-        res = srv_respond_error(s, q, c, &q->err, 0);
-    } else if (msg <= 0) {
-        res = error(s, q, c, 400, NULL, "message", "give the message to answer again");
-    } else if (store_msg_path(s->store, as->user.id, id, msg, &path, &err)) {
+    if (store_msg_path(s->store, as->user.id, id, msg, &path, &err)) {
         res = store_error(s, q, c, &err);
     } else {
         const json_t *last = json_array_get(path, json_array_size(path) - 1);
@@ -671,16 +572,15 @@ static enum MHD_Result route_regenerate(Server *s, SrvReq *q, struct MHD_Connect
                          : error(s, q, c, 400, NULL, "message", "that message answers nothing");
     }
     json_decref(path);
-    json_decref(b);
     return res;
 }
 
 /* ------------------------------------------------------------ keys */
 
 static enum MHD_Result route_keys(Server *s, SrvReq *q, struct MHD_Connection *c,
-                                  const ApiSession *as, const char *method, const char *name) {
+                                  const ApiSession *as, const ApiTarget *t, const ApiBody *b) {
     Err err = {0};
-    if (!strcmp(method, "GET") && !name) {
+    if (t->route == API_KEY_LIST) {
         StoreKey *keys;
         int n;
         if (store_key_list(s->store, as->user.id, &keys, &n, &err))
@@ -693,88 +593,73 @@ static enum MHD_Result route_keys(Server *s, SrvReq *q, struct MHD_Connection *c
         free(keys);
         return reply(s, q, c, 200, json_pack("{s:o}", "keys", list), NULL);
     }
-    if (!strcmp(method, "POST") && !name) {
-        json_t *b = json_body(s, q, c);
-        if (!b)
-            return srv_respond_error(s, q, c, &q->err, 0);
-        const char *kn;
+    if (t->route == API_KEY_ADD) {
         char key[STORE_KEY_TEXT_LEN + 1];
-        enum MHD_Result res;
-        if (!opt_str(b, "name", &kn, &q->err))
-            res = srv_respond_error(s, q, c, &q->err, 0);
-        else if (store_key_add(s->store, as->user.id, kn ? kn : "", 0, 0, 0, key, &err))
-            res = store_error(s, q, c, &err);
-        else
-            res = reply(s, q, c, 201, json_pack("{s:s, s:s}", "name", kn, "key", key), NULL);
+        enum MHD_Result res =
+            store_key_add(s->store, as->user.id, b->name, 0, 0, 0, key, &err)
+                ? store_error(s, q, c, &err)
+                : reply(s, q, c, 201, json_pack("{s:s, s:s}", "name", b->name, "key", key), NULL);
         sodium_memzero(key, sizeof key);
-        json_decref(b);
         return res;
     }
-    if (!strcmp(method, "DELETE") && name) {
-        if (store_key_revoke(s->store, as->user.id, name, &err))
-            return error(s, q, c, 404, "not_found", NULL, "no active key of that name");
-        return reply(s, q, c, 200, json_pack("{s:b}", "ok", 1), NULL);
-    }
-    return error(s, q, c, 405, "method_not_allowed", NULL, "method not allowed here");
+    if (store_key_revoke(s->store, as->user.id, t->name, &err))
+        return error(s, q, c, 404, "not_found", NULL, "no active key of that name");
+    return reply(s, q, c, 200, json_pack("{s:b}", "ok", 1), NULL);
 }
 
 /* ------------------------------------------------------------ routing */
 
+/* Everything but the page's files under /api: parse the route, check the
+ * session and CSRF token where the route needs them (before the body is
+ * read: an anonymous request learns nothing from its body's errors), then
+ * the body, then answer. */
 enum MHD_Result srv_route_api(Server *s, SrvReq *q, struct MHD_Connection *c, const char *url,
                               const char *method) {
-    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
     q->page = true;
     if (!s->store)
         return error(s, q, c, 503, "no_store", NULL,
                      "the server has no data directory (--data-dir): the page is off");
-    if (!strcmp(url, "/api/session") && get)
+    ApiTarget t;
+    api_target(method, url, &t);
+    if (t.route == API_SESSION)
         return route_session(s, q, c);
-    if (post &&
-        (!strcmp(url, "/api/login") || !strcmp(url, "/api/setup") || !strcmp(url, "/api/register")))
-        return route_account(s, q, c, url + 5);
-    if (!strcmp(url, "/api/logout") && post)
+    if (t.route == API_LOGOUT)
         return route_logout(s, q, c);
     ApiSession as;
-    if (!get_session(s, c, &as, &q->err))
+    if (!t.open && (!get_session(s, c, &as, &q->err) ||
+                    (strcmp(method, "GET") != 0 && !check_csrf(c, &as, &q->err))))
         return srv_respond_error(s, q, c, &q->err, 0);
-    if (!get && !check_csrf(c, &as, &q->err))
+    if (t.route == API_NOT_FOUND)
+        return error(s, q, c, 404, "unknown_url", NULL, "no such API route");
+    if (t.route == API_BAD_METHOD)
+        return error(s, q, c, 405, "method_not_allowed", NULL, "method not allowed here");
+    ApiBody b = {0};
+    if (t.body && (!json_typed(c, &q->err) ||
+                   !api_body(t.route, q->body, q->len, &s->cfg.limits, &b, &q->err))) {
+        api_body_free(&b);
         return srv_respond_error(s, q, c, &q->err, 0);
-    if (!strcmp(url, "/api/conversations"))
-        return get    ? route_conv_list(s, q, c, &as)
-               : post ? route_conv_write(s, q, c, &as, NULL)
-                      : error(s, q, c, 405, "method_not_allowed", NULL, "use GET or POST");
-    if (!strcmp(url, "/api/import") && post)
-        return route_import(s, q, c, &as);
-    if (!strcmp(url, "/api/keys"))
-        return route_keys(s, q, c, &as, method, NULL);
-    if (!strncmp(url, "/api/keys/", 10))
-        return route_keys(s, q, c, &as, method, url + 10);
-    if (!strncmp(url, API_CONV_PREFIX, sizeof API_CONV_PREFIX - 1)) {
-        char id[STORE_CONV_ID_LEN + 1];
-        const char *rest = url + sizeof API_CONV_PREFIX - 1, *slash = strchr(rest, '/');
-        size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
-        if (n != STORE_CONV_ID_LEN)
-            return error(s, q, c, 404, "not_found", NULL, "no such conversation");
-        memcpy(id, rest, n);
-        id[n] = '\0';
-        if (!conv_id_ok(id))
-            return error(s, q, c, 404, "not_found", NULL, "no such conversation");
-        const char *sub = slash ? slash : "";
-        Err err = {0};
-        if (!*sub && get)
-            return route_conv_get(s, q, c, &as, id, false);
-        if (!*sub && !strcmp(method, "PATCH"))
-            return route_conv_write(s, q, c, &as, id);
-        if (!*sub && !strcmp(method, "DELETE"))
-            return store_conv_delete(s->store, as.user.id, id, &err)
-                       ? store_error(s, q, c, &err)
-                       : reply(s, q, c, 200, json_pack("{s:b}", "ok", 1), NULL);
-        if (!strcmp(sub, "/export") && get)
-            return route_conv_get(s, q, c, &as, id, true);
-        if (!strcmp(sub, "/messages") && post)
-            return route_send(s, q, c, &as, id);
-        if (!strcmp(sub, "/regenerate") && post)
-            return route_regenerate(s, q, c, &as, id);
     }
-    return error(s, q, c, 404, "unknown_url", NULL, "no such API route");
+    enum MHD_Result res;
+    Err err = {0};
+    switch (t.route) {
+    case API_LOGIN:
+    case API_SETUP:
+    case API_REGISTER: res = route_account(s, q, c, t.route, &b); break;
+    case API_CONV_LIST: res = route_conv_list(s, q, c, &as); break;
+    case API_CONV_CREATE: res = route_conv_write(s, q, c, &as, NULL, &b); break;
+    case API_CONV_PATCH: res = route_conv_write(s, q, c, &as, t.id, &b); break;
+    case API_CONV_GET: res = route_conv_get(s, q, c, &as, t.id, false); break;
+    case API_CONV_EXPORT: res = route_conv_get(s, q, c, &as, t.id, true); break;
+    case API_CONV_DELETE:
+        res = store_conv_delete(s->store, as.user.id, t.id, &err)
+                  ? store_error(s, q, c, &err)
+                  : reply(s, q, c, 200, json_pack("{s:b}", "ok", 1), NULL);
+        break;
+    case API_SEND: res = route_send(s, q, c, &as, t.id, &b); break;
+    case API_REGENERATE: res = route_regenerate(s, q, c, &as, t.id, &b); break;
+    case API_IMPORT: res = route_import(s, q, c, &as); break;
+    default: res = route_keys(s, q, c, &as, &t, &b); break;
+    }
+    api_body_free(&b);
+    return res;
 }
