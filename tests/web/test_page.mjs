@@ -369,8 +369,14 @@ async function main() {
       await waitIdle(p);
       const w = await p.evaluate(() => document.documentElement.scrollWidth);
       check(w <= 390, "no horizontal scrolling at 390 px", w);
-      check(!(await p.getByRole("navigation", { name: "Conversations" }).isVisible()) ||
-        (await p.getByRole("navigation", { name: "Conversations" }).boundingBox()).x < 0, "the sidebar is out of the way");
+      // one look from inside the page (two calls could straddle the sidebar's transition)
+      const side = await p.evaluate(() => {
+        const n = document.querySelector('nav[aria-label="Conversations"]');
+        if (!n) return "absent";
+        const r = n.getBoundingClientRect(), cs = getComputedStyle(n);
+        return cs.display === "none" || cs.visibility === "hidden" || r.right <= 0 ? "away" : `at x=${r.x} w=${r.width}`;
+      });
+      check(side === "away" || side === "absent", "the sidebar is out of the way", side);
       await shot(p, "phone");
       await p.getByRole("button", { name: "Open conversations" }).click();
       await p.waitForTimeout(400);
