@@ -16,7 +16,7 @@ WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter
 ifeq ($(CI),true)
 WARN     += -Werror
 endif
-PKGS     := jansson libpcre2-8 libedit openblas ompi-c libmicrohttpd libsodium sqlite3
+PKGS     := jansson libpcre2-8 libedit openblas ompi-c libmicrohttpd libsodium sqlite3 icu-uc icu-i18n
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc $(PKG_CFLAGS) -pthread -MMD -MP -fno-strict-aliasing
@@ -35,12 +35,18 @@ TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 WEB_SRC  := $(sort $(wildcard web/src/*)) web/build.mjs web/package.json web/package-lock.json
 WEB_C    := $(BUILD)/gen/web_assets.c
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+# The moderation data (data/safety/): compiled into the library
+# (scripts/build-safety-data.sh, src/safety/data.h).
+SAFETY_SRC := data/safety/policy.txt data/safety/lexicon.txt data/safety/words.mjs \
+              data/safety/package.json data/safety/package-lock.json
+SAFETY_C   := $(BUILD)/gen/safety_data.c
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/safety_data.o
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 TOOLS    := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-ALIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
+ALIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/asan/%.o) $(BUILD)/asan/gen/safety_data.o
 ACLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/asan/%.o) $(BUILD)/asan/gen/web_assets.o
 ATEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/asan/%.o)
 
@@ -64,6 +70,17 @@ $(BUILD)/obj/%.o: %.c | $(DEPS_CHECK)
 
 $(WEB_C): $(WEB_SRC) scripts/build-web.sh
 	scripts/build-web.sh $(BUILD)/web $@
+
+$(SAFETY_C): $(SAFETY_SRC) scripts/build-safety-data.sh scripts/embed.sh
+	scripts/build-safety-data.sh $@
+
+$(BUILD)/obj/gen/safety_data.o: $(SAFETY_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/asan/gen/safety_data.o: $(SAFETY_C)
+	@mkdir -p $(dir $@)
+	$(CC) -O1 $(CFLAGS_COMMON) $(SAN) -c $< -o $@
 
 $(BUILD)/obj/gen/web_assets.o: $(WEB_C)
 	@mkdir -p $(dir $@)
@@ -145,7 +162,11 @@ FUZZ_BIN     := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -pthread \
                 -fsanitize=address,undefined -fno-sanitize-recover=all
-FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o) $(BUILD)/fuzz/obj/gen/safety_data.o
+
+$(BUILD)/fuzz/obj/gen/safety_data.o: $(SAFETY_C)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c $< -o $@
 
 $(BUILD)/fuzz/obj/%.o: %.c | $(DEPS_CHECK)
 	@mkdir -p $(dir $@)

@@ -1,0 +1,69 @@
+/* classify.c - the built-in classifier (classify.h): normalised forms of
+ * the text scored by the compiled-in lexicon and npm word lists. */
+#include "safety/classify.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/perf.h"
+#include "safety/data.h"
+#include "safety/lexicon.h"
+#include "safety/normalize.h"
+
+#define BUILTIN_NAME "cgpt-moderation-builtin"
+
+typedef struct {
+    Classifier base;
+    Lexicon *lex;
+} Builtin;
+
+static Status builtin_score(Classifier *c, const SafeText *t, double deadline, SafeScores *out,
+                            Err *err) {
+    Builtin *b = (Builtin *)c;
+    NormForms f;
+    Status r = norm_forms(t->text, t->len, &f, err);
+    if (r)
+        return r;
+    r = lex_score(b->lex, &f, out, NULL, err);
+    norm_forms_free(&f);
+    if (!r && deadline > 0 && perf_now() > deadline)
+        return err_set(err, STATUS_BUSY, "the built-in classifier ran past its deadline");
+    return r;
+}
+
+static void builtin_free(Classifier *c) {
+    Builtin *b = (Builtin *)c;
+    lex_free(b->lex);
+    free(b);
+}
+
+Status classify_builtin_from(Classifier **out, const char *name, const char *lexicon, size_t len,
+                             Err *err) {
+    *out = NULL;
+    Builtin *b = calloc(1, sizeof *b);
+    if (!b)
+        return err_set(err, STATUS_NOMEM, "out of memory");
+    Status r = lex_load(&b->lex, name, lexicon, len, err);
+    if (r) {
+        free(b);
+        return r;
+    }
+    b->base = (Classifier){.name = BUILTIN_NAME, .score = builtin_score, .free = builtin_free};
+    *out = &b->base;
+    return STATUS_OK;
+}
+
+Status classify_builtin(Classifier **out, Err *err) {
+    /* the lexicon, then the npm word lists, as one source */
+    size_t n = safety_lexicon_txt_len + 1 + safety_words_txt_len;
+    char *src = malloc(n + 1);
+    if (!src)
+        return err_set(err, STATUS_NOMEM, "out of memory");
+    memcpy(src, safety_lexicon_txt, safety_lexicon_txt_len);
+    src[safety_lexicon_txt_len] = '\n';
+    memcpy(src + safety_lexicon_txt_len + 1, safety_words_txt, safety_words_txt_len);
+    src[n] = '\0';
+    Status r = classify_builtin_from(out, "lexicon.txt+words.txt", src, n, err);
+    free(src);
+    return r;
+}

@@ -1,0 +1,56 @@
+/* classify.h - one interface for every moderation classifier: text in,
+ * a score per category out (safety.h).
+ *
+ * Two kinds exist:
+ *   - the built-in one (classify_builtin): the text's forms (normalize.h)
+ *     scored by the category patterns and word lists compiled into the
+ *     library (lexicon.h, data/safety/); no file, no download;
+ *   - guard models (safety/guard.h): a Llama Guard 3 GGUF prompted with its
+ *     own template, its verdict parsed.
+ *
+ * A classifier may be called from many threads at once. It answers within
+ * 'deadline' (perf_now() seconds) or fails with STATUS_BUSY; any failure
+ * is decided by the policy's on_error (moderate.h), never by the caller
+ * guessing. */
+#ifndef CGPT_SAFETY_CLASSIFY_H
+#define CGPT_SAFETY_CLASSIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/err.h"
+#include "safety/safety.h"
+
+/* What is checked. Input checks: 'text' is what the user sent, 'context'
+ * NULL. Output checks: 'text' is the model's reply (or the part of it
+ * being checked), 'context' the user's last message when known. */
+typedef struct {
+    SafeDir dir;
+    const char *text;
+    size_t len;
+    const char *context;
+    size_t context_len;
+} SafeText;
+
+typedef struct Classifier Classifier;
+struct Classifier {
+    const char *name;  /* the "model" /v1/moderations reports */
+    bool uses_context; /* reads SafeText.context (guard models); else it is not passed */
+    Status (*score)(Classifier *c, const SafeText *t, double deadline, SafeScores *out, Err *err);
+    void (*free)(Classifier *c);
+};
+
+/* The built-in classifier; owned, free with classifier_free(). */
+Status classify_builtin(Classifier **out, Err *err);
+
+/* The built-in classifier with its lexicon from lexicon[0..len) instead of
+ * the compiled-in one (tests, and operators who extend it). */
+Status classify_builtin_from(Classifier **out, const char *name, const char *lexicon, size_t len,
+                             Err *err);
+
+static inline void classifier_free(Classifier *c) {
+    if (c)
+        c->free(c);
+}
+
+#endif
