@@ -11,6 +11,7 @@
 #   tests/train/test_*.py    corpus, BPE trainer, gradients vs PyTorch, MPI, train end to end
 #   tests/serve/test_*       cgpt serve: openai SDK, SSE framing, hostile input, isolation
 #   tests/web/test_*         the page in chromium, its /api, SIGKILL mid-stream (nothing lost)
+#   tests/safety/test_*      moderation: the labelled sets, /v1/moderations, blocking end to end
 # Python suites run on Debian's /usr/bin/python3 (numpy, jinja2).
 # Ends with "integration: N passed, N failed".
 set -u
@@ -59,6 +60,8 @@ done
 suite tests/serve/test_hostile.py /usr/bin/python3 tests/serve/test_hostile.py build/cgpt
 suite "tests/serve/test_hostile.py (ASan+UBSan binary)" /usr/bin/python3 tests/serve/test_hostile.py build/asan/cgpt
 suite tests/serve/test_isolation.py /usr/bin/python3 tests/serve/test_isolation.py build/cgpt
+# Moderation (issue 14): the built-in classifier on the labelled sets.
+suite tests/safety/test_eval.py /usr/bin/python3 tests/safety/test_eval.py build/cgpt
 # The page (issue 13): chromium via playwright-core, the /api routes (plain and
 # ASan+UBSan), and kills while replies stream.
 suite tests/web/test_page.mjs node tests/web/test_page.mjs build/cgpt

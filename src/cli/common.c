@@ -237,3 +237,29 @@ const char *cli_data_dir(const char *given) {
     int n = snprintf(home_dir, sizeof home_dir, "%s/.cgpt", home);
     return n > 0 && (size_t)n < sizeof home_dir ? home_dir : NULL;
 }
+
+Status cli_moderator(const char *policy_file, const char *guard_model, Moderator **out, Err *err) {
+    *out = NULL;
+    Policy p;
+    if (policy_file) {
+        char *src;
+        size_t len;
+        Status r = cli_read_file(policy_file, POLICY_MAX_BYTES, &src, &len, err);
+        if (!r) {
+            r = policy_parse(&p, policy_file, src, len, err);
+            free(src);
+        }
+        if (r)
+            return r;
+    } else {
+        policy_default(&p);
+    }
+    Classifier *c = NULL;
+    Status r = guard_model ? err_set(err, STATUS_UNSUPPORTED, "--moderation-model: not built yet")
+                           : classify_builtin(&c, err);
+    if (!r)
+        r = mod_new(out, c, &p, err);
+    if (r)
+        classifier_free(c);
+    return r;
+}

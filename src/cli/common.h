@@ -11,6 +11,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "model/model.h"
+#include "safety/moderate.h"
 #include "sample/preset.h"
 #include "sample/sampler.h"
 #include "tokenizer/tokenizer.h"
@@ -26,6 +27,19 @@
     { id, "-t|--threads", "N", "compute threads (default: all CPUs)" }
 #define CLI_OPT_TEMPLATE(id)                                                                       \
     { id, "--chat-template-file", "FILE", "a Jinja chat template to use instead of the model's" }
+
+/* Moderation, for serve, chat and moderate. */
+#define CLI_OPT_POLICY(id)                                                                         \
+    { id, "--policy", "FILE", "the moderation policy (default: the shipped one, docs/SAFETY.md)" }
+#define CLI_OPT_MOD_MODEL(id)                                                                      \
+    { id, "--moderation-model", "GGUF", "classify with a Llama Guard 3 model instead of the built-in classifier" }
+#define CLI_OPT_NO_MODERATION(id)                                                                  \
+    { id, "--no-moderation", NULL, "check nothing (no refusals, no audit)" }
+
+/* The moderator the options ask for: the policy from 'policy_file' (NULL:
+ * the shipped one) over the built-in classifier, or over the guard model
+ * at 'guard_model'. Owned, mod_free(). */
+Status cli_moderator(const char *policy_file, const char *guard_model, Moderator **out, Err *err);
 
 /* Read the whole file (or stdin for "-") into an owned, NUL-terminated
  * buffer (free()); STATUS_LIMIT past 'max' bytes. */

@@ -1,6 +1,7 @@
 /* moderate.c - classifier + policy + verdict cache (moderate.h). */
 #include "safety/moderate.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -166,4 +167,28 @@ void mod_stream_check(Moderator *m, ModStream *st, const char *reply, size_t len
                   .context_len = ctx ? context_len : 0};
     mod_check(m, &t, out);
     st->checked = len;
+}
+
+json_t *mod_result_json(const SafeScores *s, const PolicyVerdict *v) {
+    json_t *cats = json_object(), *scores = json_object(), *types = json_object();
+    json_t *r = json_object();
+    if (!cats || !scores || !types || !r) {
+        json_decref(cats);
+        json_decref(scores);
+        json_decref(types);
+        json_decref(r);
+        return NULL;
+    }
+    for (int c = 0; c < SAFE_N_CAT; c++) {
+        const char *k = safe_cat_name(c);
+        json_object_set_new(cats, k, json_boolean(v->flagged & (1u << c)));
+        /* six decimals: finer than any threshold, shorter than a float's noise */
+        json_object_set_new(scores, k, json_real(round((double)s->s[c] * 1e6) / 1e6));
+        json_object_set_new(types, k, json_pack("[s]", "text"));
+    }
+    json_object_set_new(r, "flagged", json_boolean(v->flagged != 0));
+    json_object_set_new(r, "categories", cats);
+    json_object_set_new(r, "category_scores", scores);
+    json_object_set_new(r, "category_applied_input_types", types);
+    return r;
 }

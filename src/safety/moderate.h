@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "safety/classify.h"
 #include "safety/policy.h"
 
@@ -67,6 +69,12 @@ bool mod_stream_due(const ModStream *st, size_t len, bool final);
 /* Check reply[0..len) as it stands ('context': the prompt, may be NULL). */
 void mod_stream_check(Moderator *m, ModStream *st, const char *reply, size_t len,
                       const char *context, size_t context_len, ModResult *out);
+
+/* One /v1/moderations result: {"flagged", "categories", "category_scores",
+ * "category_applied_input_types"} with all 13 keys. 'flagged' and
+ * "categories" are the policy's (a category is true when its rule flags
+ * or blocks at its score); NULL when out of memory. */
+json_t *mod_result_json(const SafeScores *s, const PolicyVerdict *v);
 
 /* Hex of a hash (2 * MOD_HASH_BYTES + 1 bytes). */
 void mod_hash_hex(const uint8_t hash[MOD_HASH_BYTES], char *out);

@@ -228,30 +228,11 @@ static bool is_sep(unsigned char c) {
            c == '|' || c == '+' || c == '~';
 }
 
-/* Runs of leet characters touching a letter read as letters; then letters
- * spelled out one at a time ("k i l l") are joined. */
-static Status leet_form(const char *f, size_t len, char **out, size_t *out_len, Err *err) {
-    Buf b = {0};
-    for (size_t i = 0; i < len;) {
-        size_t j = i;
-        while (j < len && leet((unsigned char)f[j]))
-            j++;
-        if (j == i) {
-            buf_byte(&b, f[i++]);
-            continue;
-        }
-        bool before = i > 0 && is_alpha((unsigned char)f[i - 1]);
-        bool after = j < len && is_alpha((unsigned char)f[j]);
-        for (size_t k = i; k < j; k++)
-            buf_byte(&b, before || after ? leet((unsigned char)f[k]) : f[k]);
-        i = j;
-    }
-    if (b.oom)
-        return buf_take(&b, out, out_len, err);
-    /* join: a letter, a separator, a letter, ... at least three letters, each alone */
-    Buf c = {0};
-    const char *p = b.p ? b.p : "";
-    size_t n = b.len;
+/* Letters spelled out one at a time joined: a letter alone, a separator,
+ * a letter alone, ... at least 'min' letters. Returns how many runs it
+ * joined. */
+static int join_spaced(const char *p, size_t n, size_t min, Buf *out) {
+    int joined = 0;
     for (size_t i = 0; i < n;) {
         bool alone = is_alpha((unsigned char)p[i]) && (i == 0 || !is_alpha((unsigned char)p[i - 1]));
         size_t k = i, letters = 0;
@@ -265,16 +246,61 @@ static Status leet_form(const char *f, size_t len, char **out, size_t *out_len, 
             else
                 break;
         }
-        if (letters >= 3) {
+        if (letters >= min) {
             for (size_t q = i; q <= k; q += 2)
-                buf_byte(&c, p[q]);
+                buf_byte(out, p[q]);
             i = k + 1;
+            joined++;
         } else {
-            buf_byte(&c, p[i++]);
+            buf_byte(out, p[i++]);
         }
     }
-    free(b.p);
-    return buf_take(&c, out, out_len, err);
+    return joined;
+}
+
+/* Runs of leet characters touching a letter read as letters (and, once a
+ * text has shown it writes that way, a lone 1 or 4 as "i" and "a"); then
+ * letters spelled out one at a time are joined: runs of three or more, and
+ * once a text has one such run, runs of two ("t o" in "h o w   t o"). */
+static Status leet_form(const char *f, size_t len, char **out, size_t *out_len, Err *err) {
+    int touching = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        Buf b = {0};
+        for (size_t i = 0; i < len;) {
+            size_t j = i;
+            while (j < len && leet((unsigned char)f[j]))
+                j++;
+            if (j == i) {
+                buf_byte(&b, f[i++]);
+                continue;
+            }
+            bool before = i > 0 && is_alpha((unsigned char)f[i - 1]);
+            bool after = j < len && is_alpha((unsigned char)f[j]);
+            bool lone = j == i + 1 && (f[i] == '1' || f[i] == '4') && !before && !after &&
+                        (i == 0 || f[i - 1] == ' ') && (j == len || f[j] == ' ');
+            bool map = before || after || (pass == 1 && lone);
+            touching += before || after;
+            for (size_t k = i; k < j; k++)
+                buf_byte(&b, map ? leet((unsigned char)f[k]) : f[k]);
+            i = j;
+        }
+        if (pass == 0 && touching) { /* read the lone ones too */
+            free(b.p);
+            continue;
+        }
+        if (b.oom)
+            return buf_take(&b, out, out_len, err);
+        Buf c = {0};
+        const char *p = b.p ? b.p : "";
+        if (join_spaced(p, b.len, 3, &c) > 0) {
+            free(c.p);
+            c = (Buf){0};
+            join_spaced(p, b.len, 2, &c);
+        }
+        free(b.p);
+        return buf_take(&c, out, out_len, err);
+    }
+    return err_set(err, STATUS_INVALID, "unreachable");
 }
 
 /* ------------------------------------------------------------ base64 */
