@@ -1,6 +1,8 @@
 /* common.c - shared pieces of the subcommands. */
 #include "cli/common.h"
 
+#include "safety/lexicon.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -238,15 +240,16 @@ const char *cli_data_dir(const char *given) {
     return n > 0 && (size_t)n < sizeof home_dir ? home_dir : NULL;
 }
 
-Status cli_moderator(const char *policy_file, const char *guard_model, Moderator **out, Err *err) {
+Status cli_moderator(const CliModeration *o, Moderator **out, Err *err) {
     *out = NULL;
     Policy p;
-    if (policy_file) {
+    Status r = STATUS_OK;
+    if (o->policy) {
         char *src;
         size_t len;
-        Status r = cli_read_file(policy_file, POLICY_MAX_BYTES, &src, &len, err);
+        r = cli_read_file(o->policy, POLICY_MAX_BYTES, &src, &len, err);
         if (!r) {
-            r = policy_parse(&p, policy_file, src, len, err);
+            r = policy_parse(&p, o->policy, src, len, err);
             free(src);
         }
         if (r)
@@ -254,9 +257,17 @@ Status cli_moderator(const char *policy_file, const char *guard_model, Moderator
     } else {
         policy_default(&p);
     }
+    if (o->guard_model && o->lexicon)
+        return err_set(err, STATUS_INVALID,
+                       "--moderation-lexicon extends the built-in classifier, not a guard model");
+    char *lex = NULL;
+    size_t lex_len = 0;
+    if (o->lexicon && (r = cli_read_file(o->lexicon, LEX_MAX_BYTES, &lex, &lex_len, err)))
+        return r;
     Classifier *c = NULL;
-    Status r = guard_model ? err_set(err, STATUS_UNSUPPORTED, "--moderation-model: not built yet")
-                           : classify_builtin(&c, err);
+    r = o->guard_model ? err_set(err, STATUS_UNSUPPORTED, "--moderation-model: not built yet")
+                       : classify_builtin(&c, lex, lex_len, err);
+    free(lex);
     if (!r)
         r = mod_new(out, c, &p, err);
     if (r)

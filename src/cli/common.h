@@ -33,13 +33,19 @@
     { id, "--policy", "FILE", "the moderation policy (default: the shipped one, docs/SAFETY.md)" }
 #define CLI_OPT_MOD_MODEL(id)                                                                      \
     { id, "--moderation-model", "GGUF", "classify with a Llama Guard 3 model instead of the built-in classifier" }
+#define CLI_OPT_MOD_LEXICON(id)                                                                    \
+    { id, "--moderation-lexicon", "FILE", "more patterns for the built-in classifier (docs/SAFETY.md)" }
 #define CLI_OPT_NO_MODERATION(id)                                                                  \
     { id, "--no-moderation", NULL, "check nothing (no refusals, no audit)" }
 
 /* The moderator the options ask for: the policy from 'policy_file' (NULL:
- * the shipped one) over the built-in classifier, or over the guard model
- * at 'guard_model'. Owned, mod_free(). */
-Status cli_moderator(const char *policy_file, const char *guard_model, Moderator **out, Err *err);
+ * the shipped one) over the built-in classifier (with the lines of
+ * 'lexicon_file' added, may be NULL), or over the guard model at
+ * 'guard_model'. Owned, mod_free(). */
+typedef struct {
+    const char *policy, *lexicon, *guard_model;
+} CliModeration;
+Status cli_moderator(const CliModeration *o, Moderator **out, Err *err);
 
 /* Read the whole file (or stdin for "-") into an owned, NUL-terminated
  * buffer (free()); STATUS_LIMIT past 'max' bytes. */

@@ -18,12 +18,13 @@
 
 #define MODERATE_MAX_LINE (16u << 20) /* bytes of one stdin line */
 
-enum { O_OUTPUT = 1, O_POLICY, O_MOD_MODEL, O_FORMS };
+enum { O_OUTPUT = 1, O_POLICY, O_MOD_MODEL, O_MOD_LEXICON, O_FORMS };
 
 static const ArgOpt MODERATE_OPTS[] = {
     {O_OUTPUT, "--output", NULL, "check as a model's reply (the policy's output rules)"},
     CLI_OPT_POLICY(O_POLICY),
     CLI_OPT_MOD_MODEL(O_MOD_MODEL),
+    CLI_OPT_MOD_LEXICON(O_MOD_LEXICON),
     {O_FORMS, "--forms", NULL, "print the forms the classifier reads instead of a verdict"},
     {0},
 };
@@ -64,7 +65,8 @@ static void one(Moderator *m, bool output, bool forms, const char *text, size_t 
 }
 
 static int cmd_moderate(int argc, char **argv) {
-    const char *policy = NULL, *guard = NULL, *text = NULL, *v;
+    CliModeration mo = {0};
+    const char *text = NULL, *v;
     bool output = false, forms = false;
     Err err = {0};
     Args a = args_start(argc, argv, 1);
@@ -80,13 +82,14 @@ static int cmd_moderate(int argc, char **argv) {
             text = v;
             break;
         case O_OUTPUT: output = true; break;
-        case O_POLICY: policy = v; break;
-        case O_MOD_MODEL: guard = v; break;
+        case O_POLICY: mo.policy = v; break;
+        case O_MOD_MODEL: mo.guard_model = v; break;
+        case O_MOD_LEXICON: mo.lexicon = v; break;
         case O_FORMS: forms = true; break;
         }
     }
     Moderator *m = NULL;
-    if (!forms && cli_moderator(policy, guard, &m, &err))
+    if (!forms && cli_moderator(&mo, &m, &err))
         return cli_fail("moderate", &err);
     int rc = 0;
     if (text) {
@@ -125,7 +128,8 @@ static int cmd_moderate(int argc, char **argv) {
 
 const CliCommand CLI_MODERATE = {
     .name = "moderate",
-    .synopsis = "[TEXT] [--output] [--policy FILE] [--moderation-model GGUF] [--forms]",
+    .synopsis = "[TEXT] [--output] [--policy FILE] [--moderation-lexicon FILE] "
+                "[--moderation-model GGUF] [--forms]",
     .summary = "what moderation makes of a text: scores, categories and the policy's action",
     .opts = MODERATE_OPTS,
     .notes = "Without TEXT, reads one JSON string a line from stdin and prints one result a line.\n",

@@ -47,7 +47,11 @@ enum {
     O_NO_WEB,
     O_OPEN_REG,
     O_COOKIE_SECURE,
-    O_SESSION_DAYS
+    O_SESSION_DAYS,
+    O_POLICY,
+    O_MOD_MODEL,
+    O_MOD_LEXICON,
+    O_NO_MODERATION
 };
 
 static const ArgOpt SERVE_OPTS[] = {
@@ -78,6 +82,10 @@ static const ArgOpt SERVE_OPTS[] = {
     {O_OPEN_REG, "--open-registration", NULL, "anyone who reaches the page may create an account"},
     {O_COOKIE_SECURE, "--cookie-secure", NULL, "mark the login cookie Secure (serving behind TLS)"},
     {O_SESSION_DAYS, "--session-days", "N", "days a page login lasts (default 30)"},
+    CLI_OPT_POLICY(O_POLICY),
+    CLI_OPT_MOD_MODEL(O_MOD_MODEL),
+    CLI_OPT_MOD_LEXICON(O_MOD_LEXICON),
+    CLI_OPT_NO_MODERATION(O_NO_MODERATION),
     {0},
 };
 
@@ -94,6 +102,8 @@ typedef struct {
     long ctx, parallel, queue, batch, threads;
     bool no_prefix_cache;
     bool no_web;
+    CliModeration mod;
+    bool no_moderation;
 } ServeOpts;
 
 static atomic_int g_stop;
@@ -185,6 +195,10 @@ static Status parse(int argc, char **argv, ServeOpts *o, bool *help, Err *err) {
             s = args_int(a.opt, v, 1, 3650, &n, err);
             o->cfg.session_ttl = (long long)n * 24 * 3600;
             break;
+        case O_POLICY: o->mod.policy = v; break;
+        case O_MOD_MODEL: o->mod.guard_model = v; break;
+        case O_MOD_LEXICON: o->mod.lexicon = v; break;
+        case O_NO_MODERATION: o->no_moderation = true; break;
         }
         if (s)
             return s;
@@ -280,9 +294,22 @@ static int cmd_serve(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    Server *srv = NULL;
-    if (server_start(&srv, &o.cfg, &err))
+    /* moderation: the policy and classifier are read before anything binds,
+     * so a bad policy file is a clear refusal to start */
+    Moderator *mod = NULL;
+    if (o.no_moderation && (o.mod.policy || o.mod.lexicon)) {
+        err_set(&err, STATUS_INVALID, "--no-moderation with --policy or --moderation-lexicon");
         return cli_fail("serve", &err);
+    }
+    if (cli_moderator(&o.mod, &mod, &err))
+        return cli_fail("serve", &err);
+    o.cfg.mod = mod;
+    o.cfg.moderate = !o.no_moderation;
+    Server *srv = NULL;
+    if (server_start(&srv, &o.cfg, &err)) {
+        mod_free(mod);
+        return cli_fail("serve", &err);
+    }
     Loaded loaded[SERVER_MAX_MODELS];
     memset(loaded, 0, sizeof loaded);
     int rc = 0;
@@ -319,6 +346,9 @@ static int cmd_serve(int argc, char **argv) {
         bool v6 = strchr(o.cfg.host, ':') != NULL;
         printf("cgpt serve: listening on http://%s%s%s:%d\n", v6 ? "[" : "", o.cfg.host,
                v6 ? "]" : "", server_port(srv));
+        fprintf(stderr, "cgpt serve: moderation %s\n",
+                o.cfg.moderate ? (o.mod.policy ? o.mod.policy : "on (the shipped policy, docs/SAFETY.md)")
+                               : "off (--no-moderation)");
         if (o.cfg.web.n_assets && o.cfg.data_dir)
             fprintf(stderr,
                     "cgpt serve: the page is at http://%s%s%s:%d/ (accounts: the page offers the "
@@ -336,6 +366,7 @@ static int cmd_serve(int argc, char **argv) {
         cli_unload(&loaded[i].cm);
         free(loaded[i].id);
     }
+    mod_free(mod);
     return rc;
 }
 

@@ -53,17 +53,27 @@ Status classify_builtin_from(Classifier **out, const char *name, const char *lex
     return STATUS_OK;
 }
 
-Status classify_builtin(Classifier **out, Err *err) {
-    /* the lexicon, then the npm word lists, as one source */
-    size_t n = safety_lexicon_txt_len + 1 + safety_words_txt_len;
+Status classify_builtin(Classifier **out, const char *extra, size_t extra_len, Err *err) {
+    /* the lexicon, the npm word lists and the operator's lines, as one source */
+    if (!extra)
+        extra_len = 0;
+    size_t n = safety_lexicon_txt_len + 1 + safety_words_txt_len + 1 + extra_len;
     char *src = malloc(n + 1);
     if (!src)
         return err_set(err, STATUS_NOMEM, "out of memory");
+    size_t o = 0;
     memcpy(src, safety_lexicon_txt, safety_lexicon_txt_len);
-    src[safety_lexicon_txt_len] = '\n';
-    memcpy(src + safety_lexicon_txt_len + 1, safety_words_txt, safety_words_txt_len);
+    o += safety_lexicon_txt_len;
+    src[o++] = '\n';
+    memcpy(src + o, safety_words_txt, safety_words_txt_len);
+    o += safety_words_txt_len;
+    src[o++] = '\n';
+    if (extra_len)
+        memcpy(src + o, extra, extra_len);
     src[n] = '\0';
-    Status r = classify_builtin_from(out, "lexicon.txt+words.txt", src, n, err);
+    Status r = classify_builtin_from(out, extra_len ? "lexicon (built-in + --moderation-lexicon)"
+                                                    : "lexicon.txt+words.txt",
+                                     src, n, err);
     free(src);
     return r;
 }

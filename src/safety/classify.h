@@ -40,8 +40,10 @@ struct Classifier {
     void (*free)(Classifier *c);
 };
 
-/* The built-in classifier; owned, free with classifier_free(). */
-Status classify_builtin(Classifier **out, Err *err);
+/* The built-in classifier; owned, free with classifier_free(). 'extra'
+ * (may be NULL) holds more lexicon lines (lexicon.h), read after the
+ * compiled-in ones: an operator's own terms. */
+Status classify_builtin(Classifier **out, const char *extra, size_t extra_len, Err *err);
 
 /* The built-in classifier with its lexicon from lexicon[0..len) instead of
  * the compiled-in one (tests, and operators who extend it). */

@@ -47,13 +47,26 @@ static bool is(const char *w, size_t n, const char *lit) {
         return err_set(err, STATUS_FORMAT, "%s:%d:%d: %s", name, line, (int)(col) + 1, m_);       \
     } while (0)
 
-/* refusal "text" (a quoted string: \" and \\ escapes) */
+static unsigned parse_cats(const char *w, size_t wn);
+
+/* refusal [categories] "text" (a quoted string: \" and \\ escapes) */
 static Status parse_refusal(Policy *p, const char *s, size_t len, size_t i, const char *name,
                             int line, Err *err) {
     while (i < len && (s[i] == ' ' || s[i] == '\t'))
         i++;
+    unsigned cats = 0;
+    if (i < len && s[i] != '"') { /* categories first */
+        size_t w = i;
+        while (i < len && s[i] != ' ' && s[i] != '\t')
+            i++;
+        if (!(cats = parse_cats(s + w, i - w)))
+            FAIL(w, "unknown category '%.*s'", (int)(i - w > 40 ? 40 : i - w), s + w);
+        while (i < len && (s[i] == ' ' || s[i] == '\t'))
+            i++;
+    }
     if (i >= len || s[i] != '"')
         FAIL(i, "refusal: expected a quoted text");
+    char text[POLICY_MAX_REFUSAL + 1];
     size_t o = 0;
     for (i++; i < len && s[i] != '"'; i++) {
         char c = s[i];
@@ -61,17 +74,37 @@ static Status parse_refusal(Policy *p, const char *s, size_t len, size_t i, cons
             c = s[++i];
         if (o >= POLICY_MAX_REFUSAL)
             FAIL(i, "refusal: longer than %d bytes", POLICY_MAX_REFUSAL);
-        p->refusal[o++] = c;
+        text[o++] = c;
     }
     if (i >= len)
         FAIL(i, "refusal: the closing quote is missing");
-    p->refusal[o] = '\0';
+    text[o] = '\0';
+    if (!cats)
+        memcpy(p->refusal, text, o + 1);
+    for (int c = 0; c < SAFE_N_CAT; c++)
+        if (cats & (1u << c))
+            memcpy(p->cat_refusal[c], text, o + 1);
     const char *w;
     size_t wn;
     i++;
     if (word(s, len, &i, &w, &wn))
         FAIL(w - s, "unexpected '%.*s' after the refusal", (int)(wn > 40 ? 40 : wn), w);
     return STATUS_OK;
+}
+
+/* '*', a family "self-harm*" or one name: the categories' bits (0: none). */
+static unsigned parse_cats(const char *w, size_t wn) {
+    unsigned cats = 0;
+    if (wn == 1 && w[0] == '*')
+        return (1u << SAFE_N_CAT) - 1;
+    if (wn > 1 && w[wn - 1] == '*') {
+        for (int c = 0; c < SAFE_N_CAT; c++)
+            if (!strncmp(safe_cat_name(c), w, wn - 1))
+                cats |= 1u << c;
+        return cats;
+    }
+    int c = safe_cat_parse(w, wn);
+    return c >= 0 ? 1u << c : 0;
 }
 
 static Status parse_line(Policy *p, const char *s, size_t len, const char *name, int line,
@@ -116,18 +149,7 @@ static Status parse_line(Policy *p, const char *s, size_t len, const char *name,
     /* <categories> <input|output|both> <action> [threshold] */
     if (n < 3)
         FAIL(0, "expected '<category> <input|output|both> <allow|flag|block> [threshold]'");
-    unsigned cats = 0;
-    if (is(w[0], wn[0], "*")) {
-        cats = (1u << SAFE_N_CAT) - 1;
-    } else if (wn[0] > 1 && w[0][wn[0] - 1] == '*') {
-        for (int c = 0; c < SAFE_N_CAT; c++)
-            if (!strncmp(safe_cat_name(c), w[0], wn[0] - 1))
-                cats |= 1u << c;
-    } else {
-        int c = safe_cat_parse(w[0], wn[0]);
-        if (c >= 0)
-            cats = 1u << c;
-    }
+    unsigned cats = parse_cats(w[0], wn[0]);
     if (!cats)
         FAIL(0, "unknown category '%.*s'", (int)(wn[0] > 40 ? 40 : wn[0]), w[0]);
     bool in = is(w[1], wn[1], "input") || is(w[1], wn[1], "both");
@@ -205,6 +227,13 @@ void policy_default(Policy *p) {
         fprintf(stderr, "cgpt: the built-in policy does not parse: %s\n", err.msg);
         abort(); /* a test parses it: this is a broken build, not input */
     }
+}
+
+const char *policy_refusal(const Policy *p, unsigned blocked) {
+    for (int c = 0; c < SAFE_N_CAT; c++)
+        if ((blocked & (1u << c)) && p->cat_refusal[c][0])
+            return p->cat_refusal[c];
+    return p->refusal;
 }
 
 void policy_decide(const Policy *p, SafeDir d, const SafeScores *s, PolicyVerdict *v) {

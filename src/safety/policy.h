@@ -5,6 +5,7 @@
  * The file is text, one setting a line, '#' starts a comment:
  *
  *     refusal "I can't help with that."      the text a blocked chat answers
+ *     refusal <categories> "text"             ... when one of those categories blocked it
  *     on_error block                          block (fail closed) | allow (open)
  *     timeout_ms 2000                         a classifier slower than this failed
  *     audit_content no                        yes: the audit keeps the text too
@@ -44,6 +45,7 @@ typedef struct {
 typedef struct {
     PolicyRule rule[SAFE_N_DIR][SAFE_N_CAT];
     char refusal[POLICY_MAX_REFUSAL + 1];
+    char cat_refusal[SAFE_N_CAT][POLICY_MAX_REFUSAL + 1]; /* "": the general one */
     bool fail_open;     /* on_error allow */
     int timeout_ms;
     bool audit_content; /* the audit stores the text itself */
@@ -66,6 +68,10 @@ void policy_default(Policy *p);
 const char *policy_default_text(size_t *len);
 
 void policy_decide(const Policy *p, SafeDir d, const SafeScores *s, PolicyVerdict *v);
+
+/* The refusal for a verdict that blocked 'blocked' (categories' bits): the
+ * first blocked category's own refusal, else the general one. */
+const char *policy_refusal(const Policy *p, unsigned blocked);
 
 /* "allow" / "flag" / "block". */
 const char *policy_action_name(PolicyAction a);

@@ -499,6 +499,7 @@ static enum MHD_Result generate(Server *s, SrvReq *q, struct MHD_Connection *c,
     q->auth = (SrvAuth){.limits = s->cfg.default_limits};
     char tenant[32];
     snprintf(tenant, sizeof tenant, "page-user:%lld", as->user.id);
+    q->auth.user = as->user.id;
     crypto_generichash(q->auth.tenant, sizeof q->auth.tenant, (const unsigned char *)tenant,
                        strlen(tenant), NULL, 0);
     return srv_generate(s, q, c, OAI_CHAT, &r, &g->base);

@@ -53,9 +53,18 @@ struct Job {
     char *reply;
     size_t n_reply, cap_reply;
     double t_submit, t_end;
+    /* output moderation, one per choice (NULL without JobSpec.mod); only
+     * the draining / answering thread touches them */
+    struct JobMod *mod;
+    char *mod_context;
 };
 
 #define JOB_FINGERPRINT "fp_cgpt"
+
+static void mod_free_choices(Job *j);
+static bool mod_blocked(const Job *j, int c);
+static struct JobMod *mod_alloc(int n_choices);
+static char *mod_released(const Job *j, size_t *len);
 
 Job *job_new(const JobSpec *spec) {
     Job *j = calloc(1, sizeof *j);
@@ -75,6 +84,17 @@ Job *job_new(const JobSpec *spec) {
     j->created = (long long)time(NULL);
     j->t_first = -1;
     j->t_submit = perf_now();
+    if (spec->mod) {
+        j->mod = mod_alloc(spec->n_choices);
+        j->mod_context = spec->mod_context ? strdup(spec->mod_context) : NULL;
+        if (!j->mod || (spec->mod_context && !j->mod_context)) {
+            j->spec.audit = (JobAudit){0}; /* the caller still owns it */
+            job_unref(j);
+            job_unref(j);
+            return NULL;
+        }
+        j->spec.mod_context = j->mod_context;
+    }
     return j;
 }
 
@@ -91,6 +111,10 @@ void job_unref(Job *j) {
         sched_release(r);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
+    mod_free_choices(j);
+    if (j->spec.audit.free)
+        j->spec.audit.free(j->spec.audit.ctx);
+    free(j->mod_context);
     free(j->ev);
     free(j->text);
     free(j->reply);
@@ -259,6 +283,8 @@ void job_latency(Job *j, double *ttft, double *itl) {
 }
 
 char *job_reply(Job *j, size_t *len) {
+    if (j->mod) /* what the checks let out */
+        return mod_released(j, len);
     pthread_mutex_lock(&j->mu);
     char *r = malloc(j->n_reply + 1);
     if (r) {
@@ -282,9 +308,13 @@ void job_outcome(Job *j, JobOutcome *o) {
     o->finish = j->finish[0];
     snprintf(o->error, sizeof o->error, "%s", j->error);
     pthread_mutex_unlock(&j->mu);
+    if (j->mod && mod_blocked(j, 0))
+        o->finish = JOB_FINISH_FILTERED;
 }
 
 static const char *finish_reason(GenFinish f) {
+    if (f == JOB_FINISH_FILTERED)
+        return "content_filter";
     switch (f) {
     case GEN_FINISH_EOG:
     case GEN_FINISH_STOP:
@@ -368,7 +398,7 @@ static void collect(const Job *j, const JobEv *ev, int n, int choice, ChoiceDelt
             memcpy(d->text + d->len, j->text + e->off, e->len);
             d->len += e->len;
         }
-        if (e->type == SCHED_EV_TOKEN && d->logprobs) {
+        if (e->type == SCHED_EV_TOKEN && d->logprobs && e->token >= 0) {
             if (content)
                 json_array_append_new(content, chat_lp_entry(j, e));
             else
@@ -390,33 +420,6 @@ static void collect(const Job *j, const JobEv *ev, int n, int choice, ChoiceDelt
 static json_t *usage_json(const Job *j) {
     OaiUsage u = {j->n_prompt, j->n_generated, j->n_cached};
     return oai_usage_json(&u);
-}
-
-json_t *job_response(Job *j, const char **error) {
-    pthread_mutex_lock(&j->mu);
-    if (j->error[0]) {
-        *error = j->error;
-        pthread_mutex_unlock(&j->mu);
-        return NULL;
-    }
-    bool chat = j->spec.kind == JOB_CHAT;
-    json_t *r = oai_envelope(j->id, chat ? "chat.completion" : "text_completion", j->created,
-                             j->model, JOB_FINGERPRINT);
-    json_t *choices = json_object_get(r, "choices");
-    for (int c = 0; c < j->spec.n_choices; c++) {
-        ChoiceDelta d;
-        size_t off = 0;
-        collect(j, j->ev, j->n_ev, c, &d, &off);
-        const char *fr = finish_reason(d.finished ? d.finish : GEN_FINISH_LENGTH);
-        json_array_append_new(choices, chat ? oai_chat_choice(c, d.text ? d.text : "", d.len,
-                                                              d.logprobs, fr)
-                                            : oai_completion_choice(c, d.text ? d.text : "", d.len,
-                                                                    d.logprobs, fr));
-        free(d.text);
-    }
-    json_object_set_new(r, "usage", usage_json(j));
-    pthread_mutex_unlock(&j->mu);
-    return r;
 }
 
 /* ------------------------------------------------------------ SSE */
@@ -467,6 +470,231 @@ static void sse_choice(const Job *j, int index, bool role, const char *text, siz
     append_event(buf, n, cap, c);
 }
 
+/* ------------------------------------------------------------ moderation */
+
+/* One choice under output moderation: its text so far, what was let out,
+ * the deltas held until the next check, and what the audit was told. */
+struct JobMod {
+    char *acc;
+    size_t len, cap;
+    size_t released;
+    ModStream ms;
+    bool blocked;
+    unsigned audited; /* categories already recorded as flagged */
+    ChoiceDelta *held;
+    int n_held, cap_held;
+};
+
+static void mod_free_choices(Job *j) {
+    if (!j->mod)
+        return;
+    for (int c = 0; c < (j->spec.n_choices > 0 ? j->spec.n_choices : 1); c++) {
+        struct JobMod *m = &j->mod[c];
+        for (int i = 0; i < m->n_held; i++) {
+            free(m->held[i].text);
+            json_decref(m->held[i].logprobs);
+        }
+        free(m->held);
+        free(m->acc);
+    }
+    free(j->mod);
+    j->mod = NULL;
+}
+
+static bool mod_blocked(const Job *j, int c) { return j->mod && j->mod[c].blocked; }
+
+static struct JobMod *mod_alloc(int n_choices) {
+    return calloc((size_t)(n_choices > 0 ? n_choices : 1), sizeof(struct JobMod));
+}
+
+static char *mod_released(const Job *j, size_t *len) {
+    const struct JobMod *m = &j->mod[0];
+    char *r = malloc(m->released + 1);
+    if (r) {
+        if (m->released)
+            memcpy(r, m->acc, m->released);
+        r[m->released] = '\0';
+        *len = m->released;
+    }
+    return r;
+}
+
+static bool acc_add(struct JobMod *m, const char *t, size_t n) {
+    if (m->len + n + 1 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 1024;
+        while (cap < m->len + n + 1)
+            cap *= 2;
+        char *p = realloc(m->acc, cap);
+        if (!p)
+            return false;
+        m->acc = p;
+        m->cap = cap;
+    }
+    if (n)
+        memcpy(m->acc + m->len, t, n);
+    m->len += n;
+    m->acc[m->len] = '\0';
+    return true;
+}
+
+/* Check choice c's text up to 'upto' (final: it ended). Records flags (each
+ * category once) and blocks; true when the text may go out. */
+static bool mod_step(Job *j, int c, size_t upto, bool final) {
+    struct JobMod *m = &j->mod[c];
+    if (!mod_stream_due(&m->ms, upto, final))
+        return !m->blocked;
+    ModResult r;
+    size_t ctx_len = j->mod_context ? strlen(j->mod_context) : 0;
+    mod_stream_check(j->spec.mod, &m->ms, m->acc, upto, j->mod_context, ctx_len, &r);
+    bool news = (r.v.flagged & ~m->audited) != 0;
+    if (r.v.action == POLICY_BLOCK || (r.v.action == POLICY_FLAG && news)) {
+        m->audited |= r.v.flagged;
+        if (j->spec.audit.record)
+            j->spec.audit.record(j->spec.audit.ctx, SAFE_OUTPUT, &r, m->acc, upto);
+    }
+    if (r.v.action == POLICY_BLOCK) {
+        m->blocked = true;
+        return false;
+    }
+    m->released = upto;
+    return true;
+}
+
+static void held_push(struct JobMod *m, ChoiceDelta *d) {
+    if (m->n_held == m->cap_held) {
+        int cap = m->cap_held ? m->cap_held * 2 : 8;
+        ChoiceDelta *p = realloc(m->held, sizeof *p * (size_t)cap);
+        if (!p) { /* drop it: the text stays in acc, only this chunk is lost */
+            free(d->text);
+            json_decref(d->logprobs);
+            return;
+        }
+        m->held = p;
+        m->cap_held = cap;
+    }
+    m->held[m->n_held++] = *d;
+}
+
+/* One choice's new events as SSE, through moderation when it is on. Takes
+ * d's text and logprobs. */
+static void emit_choice(Job *j, int c, ChoiceDelta *d, char **buf, size_t *len, size_t *cap) {
+    if (!j->mod) {
+        if (d->len || d->logprobs) {
+            sse_choice(j, c, false, d->text ? d->text : "", d->len, d->logprobs, NULL, buf, len,
+                       cap);
+            d->logprobs = NULL;
+        }
+        if (d->finished)
+            sse_choice(j, c, false, NULL, 0, NULL, finish_reason(d->finish), buf, len, cap);
+        free(d->text);
+        json_decref(d->logprobs);
+        return;
+    }
+    struct JobMod *m = &j->mod[c];
+    bool finished = d->finished;
+    GenFinish finish = d->finish;
+    if (m->blocked || !acc_add(m, d->text ? d->text : "", d->len)) {
+        bool oom = !m->blocked;
+        free(d->text);
+        json_decref(d->logprobs);
+        if (oom) { /* cannot check what it cannot hold: stop, as a failed check would */
+            m->blocked = true;
+            job_cancel(j);
+            sse_choice(j, c, false, NULL, 0, NULL, "content_filter", buf, len, cap);
+        }
+        return;
+    }
+    if (d->len || d->logprobs) {
+        d->finished = false;
+        held_push(m, d);
+    } else {
+        free(d->text);
+        json_decref(d->logprobs);
+    }
+    if (!mod_step(j, c, m->len, finished)) {
+        if (m->blocked) {
+            for (int i = 0; i < m->n_held; i++) {
+                free(m->held[i].text);
+                json_decref(m->held[i].logprobs);
+            }
+            m->n_held = 0;
+            job_cancel(j);
+            sse_choice(j, c, false, NULL, 0, NULL, "content_filter", buf, len, cap);
+        }
+        return;
+    }
+    if (m->released == m->len) { /* checked through the end: let it all out */
+        for (int i = 0; i < m->n_held; i++) {
+            ChoiceDelta *h = &m->held[i];
+            sse_choice(j, c, false, h->text ? h->text : "", h->len, h->logprobs, NULL, buf, len,
+                       cap);
+            free(h->text);
+        }
+        m->n_held = 0;
+    }
+    if (finished && m->n_held == 0)
+        sse_choice(j, c, false, NULL, 0, NULL, finish_reason(finish), buf, len, cap);
+}
+
+void job_refuse(Job *j, const char *refusal, int n_prompt) {
+    size_t n = strlen(refusal);
+    mod_free_choices(j); /* the refusal is ours: not checked, let out whole */
+    for (int c = 0; c < j->spec.n_choices; c++) {
+        SchedEvent t = {.type = SCHED_EV_TOKEN, .choice = c, .token = -1, .text = refusal, .len = n};
+        SchedEvent f = {.type = SCHED_EV_FINISH, .choice = c, .finish = JOB_FINISH_FILTERED};
+        job_on_event(j, &t);
+        job_on_event(j, &f);
+    }
+    SchedEvent e = {.type = SCHED_EV_END, .n_prompt = n_prompt, .finish = JOB_FINISH_FILTERED};
+    job_on_event(j, &e); /* drops the engine's reference */
+}
+
+/* ------------------------------------------------------------ answers */
+
+json_t *job_response(Job *j, const char **error) {
+    pthread_mutex_lock(&j->mu);
+    if (j->error[0]) {
+        *error = j->error;
+        pthread_mutex_unlock(&j->mu);
+        return NULL;
+    }
+    bool chat = j->spec.kind == JOB_CHAT;
+    json_t *r = oai_envelope(j->id, chat ? "chat.completion" : "text_completion", j->created,
+                             j->model, JOB_FINGERPRINT);
+    json_t *choices = json_object_get(r, "choices");
+    for (int c = 0; c < j->spec.n_choices; c++) {
+        ChoiceDelta d;
+        size_t off = 0;
+        collect(j, j->ev, j->n_ev, c, &d, &off);
+        GenFinish fin = d.finished ? d.finish : GEN_FINISH_LENGTH;
+        if (j->mod && d.text && acc_add(&j->mod[c], d.text, d.len)) {
+            /* the checks a stream would have made, in the same steps */
+            size_t upto = 0;
+            bool ok = true;
+            while (ok && upto < d.len) {
+                upto = d.len - upto > MOD_STREAM_EVERY ? upto + MOD_STREAM_EVERY : d.len;
+                ok = mod_step(j, c, upto, upto == d.len);
+            }
+            if (j->mod[c].blocked) {
+                d.len = j->mod[c].released;
+                d.text[d.len] = '\0';
+                json_decref(d.logprobs); /* they would describe text not given */
+                d.logprobs = NULL;
+                fin = JOB_FINISH_FILTERED;
+            }
+        }
+        const char *fr = finish_reason(fin);
+        json_array_append_new(choices, chat ? oai_chat_choice(c, d.text ? d.text : "", d.len,
+                                                              d.logprobs, fr)
+                                            : oai_completion_choice(c, d.text ? d.text : "", d.len,
+                                                                    d.logprobs, fr));
+        free(d.text);
+    }
+    json_object_set_new(r, "usage", usage_json(j));
+    pthread_mutex_unlock(&j->mu);
+    return r;
+}
+
 bool job_drain_sse(Job *j, char **buf, size_t *len, size_t *cap) {
     pthread_mutex_lock(&j->mu);
     if (j->done_sent) {
@@ -490,37 +718,38 @@ bool job_drain_sse(Job *j, char **buf, size_t *len, size_t *cap) {
         pthread_mutex_unlock(&j->mu);
         return true;
     }
-    for (int c = 0; c < j->spec.n_choices; c++) {
-        ChoiceDelta d;
+    ChoiceDelta d[SCHED_MAX_CHOICES];
+    int nc = j->spec.n_choices < SCHED_MAX_CHOICES ? j->spec.n_choices : SCHED_MAX_CHOICES;
+    for (int c = 0; c < nc; c++) {
         size_t off = 0;
-        collect(j, j->ev, j->n_ev, c, &d, &off);
-        if (!d.any) {
-            free(d.text);
-            json_decref(d.logprobs);
-            continue;
-        }
-        if (d.len || d.logprobs) {
-            sse_choice(j, c, false, d.text ? d.text : "", d.len, d.logprobs, NULL, buf, len, cap);
-            d.logprobs = NULL;
-        }
-        if (d.finished)
-            sse_choice(j, c, false, NULL, 0, NULL, finish_reason(d.finish), buf, len, cap);
-        free(d.text);
-        json_decref(d.logprobs);
+        collect(j, j->ev, j->n_ev, c, &d[c], &off);
     }
     j->n_ev = 0;
     j->n_text = 0;
-    if (j->ended) {
-        if (j->spec.include_usage) {
-            json_t *c = oai_envelope(j->id, chat ? "chat.completion.chunk" : "text_completion",
+    bool ended = j->ended;
+    json_t *usage = ended && j->spec.include_usage ? usage_json(j) : NULL;
+    /* moderation reads text outside the lock: the engine thread must not
+     * wait on a check */
+    pthread_mutex_unlock(&j->mu);
+    for (int c = 0; c < nc; c++) {
+        if (d[c].any) {
+            emit_choice(j, c, &d[c], buf, len, cap);
+        } else {
+            free(d[c].text);
+            json_decref(d[c].logprobs);
+        }
+    }
+    if (ended) {
+        if (usage) {
+            json_t *u = oai_envelope(j->id, chat ? "chat.completion.chunk" : "text_completion",
                                      j->created, j->model, JOB_FINGERPRINT);
-            json_object_set_new(c, "usage", usage_json(j));
-            append_event(buf, len, cap, c);
+            json_object_set_new(u, "usage", usage);
+            append_event(buf, len, cap, u);
         }
         append(buf, len, cap, "data: [DONE]\n\n", 14);
+        pthread_mutex_lock(&j->mu);
         j->done_sent = true;
+        pthread_mutex_unlock(&j->mu);
     }
-    bool done = j->done_sent;
-    pthread_mutex_unlock(&j->mu);
-    return done;
+    return ended;
 }

@@ -24,9 +24,22 @@
 #include <stddef.h>
 
 #include "engine/sched.h"
+#include "safety/moderate.h"
 #include "tokenizer/tokenizer.h"
 
 typedef enum { JOB_CHAT, JOB_COMPLETION } JobKind;
+
+/* A flag or block to record (the server writes it to the audit and the
+ * metrics): the direction, the verdict and the text checked. */
+typedef struct {
+    void (*record)(void *ctx, SafeDir dir, const ModResult *r, const char *text, size_t len);
+    void (*free)(void *ctx);
+    void *ctx; /* owned by the job once job_new() returns */
+} JobAudit;
+
+/* A finish of our own beside the engine's: moderation stopped the choice
+ * (finish_reason "content_filter"). */
+#define JOB_FINISH_FILTERED ((GenFinish)101)
 
 typedef struct {
     JobKind kind;
@@ -37,6 +50,15 @@ typedef struct {
     int n_choices;
     const char *model;      /* copied */
     const Tokenizer *tok;   /* borrowed: token pieces for logprobs */
+    /* Output moderation (NULL: none). Text is let out only once a check
+     * passed it: in streams a check runs every MOD_STREAM_EVERY bytes and
+     * at the end (so a reply arrives in steps of about that much); a
+     * non-streaming reply is checked the same way before it is answered.
+     * A block stops the request: the choice ends with content_filter and
+     * keeps only the text already let out. */
+    Moderator *mod;         /* borrowed */
+    const char *mod_context; /* the prompt's last user text, for classifiers that read it; copied */
+    JobAudit audit;         /* called for every flag or block (record may be NULL) */
 } JobSpec;
 
 typedef struct Job Job;
@@ -45,6 +67,11 @@ Job *job_new(const JobSpec *spec);
 void job_unref(Job *j);
 /* The SchedOnEvent callback; ctx is the Job. */
 void job_on_event(void *ctx, const SchedEvent *ev);
+
+/* Answer without the engine: every choice is 'refusal' and ends with
+ * content_filter (an input the policy blocks); n_prompt counts in usage.
+ * Drops the engine's reference: call instead of sched_submit. */
+void job_refuse(Job *j, const char *refusal, int n_prompt);
 
 /* Set the scheduler handle (after sched_submit) so cancel can reach it. */
 void job_attach(Job *j, SchedReq *r);
@@ -66,8 +93,9 @@ bool job_drain_sse(Job *j, char **buf, size_t *len, size_t *cap);
 json_t *job_response(Job *j, const char **error);
 
 /* The text of choice 0 so far, whole (streaming drains events but not
- * this): an owned NUL-terminated copy (free()), *len its bytes; NULL when
- * out of memory. */
+ * this; with moderation, only what a check let out): an owned
+ * NUL-terminated copy (free()), *len its bytes; NULL when out of memory.
+ * With moderation, call it from the thread that drains the job. */
 char *job_reply(Job *j, size_t *len);
 
 typedef struct {
@@ -75,7 +103,7 @@ typedef struct {
     bool cancelled; /* job_cancel() was called (the client left) */
     int n_prompt, n_generated;
     double seconds;   /* from job_new() to the end (or to now) */
-    GenFinish finish; /* of choice 0, once ended */
+    GenFinish finish; /* of choice 0, once ended (JOB_FINISH_FILTERED: moderation) */
     char error[256];  /* "" unless the engine failed */
 } JobOutcome;
 

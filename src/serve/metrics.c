@@ -57,6 +57,7 @@ struct Metrics {
     RefusedSeries refused[METRICS_MAX_REASONS];
     int n_refused;
     Histogram ttft, itl;
+    uint64_t moderation[SAFE_N_DIR][SAFE_N_CAT][2]; /* [.][.][0 flag, 1 block] */
 };
 
 Metrics *metrics_new(void) {
@@ -114,6 +115,16 @@ void metrics_http(Metrics *m, const char *route, int status) {
     HttpSeries *h = http_series(m, route, status);
     if (h)
         h->n++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_moderation(Metrics *m, SafeDir dir, unsigned categories, bool block) {
+    if (dir < 0 || dir >= SAFE_N_DIR)
+        return;
+    pthread_mutex_lock(&m->mu);
+    for (int c = 0; c < SAFE_N_CAT; c++)
+        if (categories & (1u << c))
+            m->moderation[dir][c][block]++;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -329,6 +340,14 @@ char *metrics_render(Metrics *m, const char *const *models, const SchedStats *st
         put_label_value(&b, m->refused[i].reason);
         put(&b, "} %llu\n", (unsigned long long)m->refused[i].n);
     }
+    put_header(&b, "moderation_total", "counter",
+               "Moderation flags and blocks, by direction, category and action.");
+    for (int d = 0; d < SAFE_N_DIR; d++)
+        for (int c = 0; c < SAFE_N_CAT; c++)
+            for (int a = 0; a < 2; a++)
+                put(&b, "cgpt_moderation_total{direction=\"%s\",category=\"%s\",action=\"%s\"} %llu\n",
+                    safe_dir_name((SafeDir)d), safe_cat_name(c), a ? "block" : "flag",
+                    (unsigned long long)m->moderation[d][c][a]);
     Histogram ttft = m->ttft, itl = m->itl;
     pthread_mutex_unlock(&m->mu);
 

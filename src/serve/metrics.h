@@ -13,7 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdbool.h>
+
 #include "engine/sched.h"
+#include "safety/safety.h"
 
 typedef struct Metrics Metrics;
 
@@ -29,6 +32,10 @@ void metrics_ttft(Metrics *m, double seconds);
 void metrics_itl(Metrics *m, double seconds);
 /* Requests refused: reason "queue_full", "rate_limit", "streams", "connections". */
 void metrics_refused(Metrics *m, const char *reason);
+
+/* A moderation flag or block: one count per category it names
+ * (cgpt_moderation_total{direction,category,action}). */
+void metrics_moderation(Metrics *m, SafeDir dir, unsigned categories, bool block);
 
 /* Render everything plus the scheduler's stats (one sched per model:
  * running, queued, tokens in/out, tokens/s (generated over busy seconds),

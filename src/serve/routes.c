@@ -347,23 +347,42 @@ enum MHD_Result srv_generate(Server *s, SrvReq *q, struct MHD_Connection *c, Oai
         rl_finish(s->rl, q->auth.tenant, (int)cost, 0, perf_now());
         return fail_hook(s, q, c, &r, ids, 0, hook);
     }
+    /* moderation of the input: a block answers the refusal without the
+     * engine (after the rate limit counted it) */
+    const char *route = hook ? "page" : q->route;
+    char *context = NULL;
+    unsigned blocked = 0;
+    bool refuse =
+        srv_check_input(s, &q->auth, route, kind, &r, &blocked, &context) == POLICY_BLOCK;
     JobSpec js = {.kind = kind == OAI_CHAT ? JOB_CHAT : JOB_COMPLETION,
                   .stream = r.stream,
                   .include_usage = r.include_usage,
-                  .logprobs = r.logprobs,
+                  .logprobs = r.logprobs && !refuse,
                   .top_logprobs = r.top_logprobs,
                   .n_choices = r.n,
                   .model = m->id,
-                  .tok = m->tok};
+                  .tok = m->tok,
+                  .mod = refuse || !s->cfg.moderate ? NULL : s->cfg.mod,
+                  .mod_context = context,
+                  .audit = s->cfg.mod && s->cfg.moderate && !refuse
+                               ? srv_job_audit(s, &q->auth, route)
+                               : (JobAudit){0}};
     Job *job = job_new(&js);
+    free(context);
     if (!job) {
+        if (js.audit.free)
+            js.audit.free(js.audit.ctx);
         rl_finish(s->rl, q->auth.tenant, (int)cost, 0, perf_now());
         oai_error_set(&q->err, 500, "server_error", NULL, NULL, "out of memory");
         return fail_hook(s, q, c, &r, ids, 0, hook);
     }
     SchedReq *sr = NULL;
     Err err = {0};
-    st = sched_submit(m->sched, ids, n, &p, job_on_event, job, &sr, &err);
+    st = STATUS_OK;
+    if (refuse)
+        job_refuse(job, policy_refusal(mod_policy(s->cfg.mod), blocked), n);
+    else
+        st = sched_submit(m->sched, ids, n, &p, job_on_event, job, &sr, &err);
     free(ids);
     ids = NULL;
     if (st) {
@@ -387,7 +406,8 @@ enum MHD_Result srv_generate(Server *s, SrvReq *q, struct MHD_Connection *c, Oai
         }
         return fail_hook(s, q, c, &r, NULL, retry, hook);
     }
-    job_attach(job, sr);
+    if (sr)
+        job_attach(job, sr);
     atomic_fetch_add(&s->busy, 1);
     bool stream = r.stream;
     oai_request_free(&r);

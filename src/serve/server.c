@@ -167,6 +167,8 @@ bool srv_authenticate(Server *s, struct MHD_Connection *c, SrvAuth *auth, OaiErr
     if (idx >= 0) {
         const StoreKey *key = &s->keys[idx];
         memcpy(auth->tenant, key->hash, sizeof auth->tenant);
+        snprintf(auth->key_name, sizeof auth->key_name, "%s", key->name);
+        auth->user = key->user_id;
         if (key->rpm > 0)
             auth->limits.rpm = key->rpm;
         if (key->tpm > 0)
@@ -347,7 +349,8 @@ const ServerModel *srv_find_model(const Server *s, const char *id) {
 
 static const char *route_name(const char *url) {
     static const char *known[] = {"/v1/chat/completions", "/v1/completions", "/v1/models",
-                                  "/health", "/metrics", "/tokenize", "/detokenize"};
+                                  "/v1/moderations",      "/health",         "/metrics",
+                                  "/tokenize",            "/detokenize"};
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (!strcmp(url, known[i]))
             return known[i];
@@ -385,7 +388,8 @@ static enum MHD_Result dispatch(Server *s, SrvReq *q, struct MHD_Connection *c, 
     }
     bool api = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions") ||
                !strcmp(url, "/v1/models") || !strncmp(url, "/v1/models/", 11) ||
-               !strcmp(url, "/tokenize") || !strcmp(url, "/detokenize");
+               !strcmp(url, "/v1/moderations") || !strcmp(url, "/tokenize") ||
+               !strcmp(url, "/detokenize");
     if (!api) {
         oai_error_set(&q->err, 404, "invalid_request_error", "unknown_url", NULL,
                       "Unknown request URL: %s %.200s.", method, url);
@@ -411,6 +415,8 @@ static enum MHD_Result dispatch(Server *s, SrvReq *q, struct MHD_Connection *c, 
         return srv_route_generate(s, q, c, OAI_CHAT);
     if (!strcmp(url, "/v1/completions"))
         return srv_route_generate(s, q, c, OAI_COMPLETION);
+    if (!strcmp(url, "/v1/moderations"))
+        return srv_route_moderations(s, q, c);
     if (!strcmp(url, "/tokenize"))
         return srv_route_tokenize(s, q, c);
     return srv_route_detokenize(s, q, c);

@@ -38,6 +38,7 @@
 #include "core/err.h"
 #include "engine/sched.h"
 #include "model/model.h"
+#include "safety/moderate.h"
 #include "serve/oai.h"
 #include "serve/ratelimit.h"
 #include "serve/web.h"
@@ -65,6 +66,8 @@ typedef struct {
     bool open_registration; /* anyone may create an account on the page */
     bool cookie_secure;     /* mark the session cookie Secure (served behind TLS) */
     long long session_ttl;  /* seconds a page login lasts */
+    Moderator *mod;         /* borrowed: /v1/moderations, and the checks when 'moderate' */
+    bool moderate;          /* check chats and completions (off: --no-moderation) */
 } ServerConfig;
 
 /* A loaded model as served: all borrowed, outliving the server. */

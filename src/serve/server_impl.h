@@ -18,6 +18,8 @@ typedef struct {
     bool anonymous;
     uint8_t tenant[SCHED_TENANT_BYTES]; /* the key's hash; zeros when anonymous */
     RlLimits limits;
+    char key_name[STORE_KEY_NAME_MAX + 1]; /* the key's name, "" anonymous (the audit) */
+    long long user;                        /* the key's owner or the page's user, 0: none */
 } SrvAuth;
 
 /* One HTTP request (MHD's con_cls). */
@@ -109,6 +111,20 @@ typedef struct SrvHook {
     char headers[SRV_HOOK_HEADERS][2][64];
 } SrvHook;
 
+/* Record a moderation flag or block in the audit and the metrics (the
+ * JobAudit record of every request; safe on any thread). */
+void srv_audit(Server *s, const SrvAuth *auth, const char *route, SafeDir dir, const ModResult *r,
+               const char *text, size_t len);
+
+/* Check a request's input texts under the policy (modcheck.c): the
+ * strongest action among them (ALLOW without moderation); each flag or
+ * block is recorded; *blocked gets the blocking categories. *context gets the last user text (owned; NULL when
+ * none) for the output checks. */
+PolicyAction srv_check_input(Server *s, const SrvAuth *auth, const char *route, OaiKind kind,
+                             const OaiRequest *r, unsigned *blocked, char **context);
+/* The audit callback a job's output checks call (owned by the job). */
+JobAudit srv_job_audit(Server *s, const SrvAuth *auth, const char *route);
+
 /* Run a parsed chat or completion request through the scheduler, as
  * /v1 does (model, template, context, rate limits, continuous batching),
  * answering on 'c'. Takes ownership of *r (freed) and of 'hook' (may be
@@ -116,6 +132,8 @@ typedef struct SrvHook {
 enum MHD_Result srv_generate(Server *s, SrvReq *q, struct MHD_Connection *c, OaiKind kind,
                              OaiRequest *r, SrvHook *hook);
 enum MHD_Result srv_route_tokenize(Server *s, SrvReq *q, struct MHD_Connection *c);
+/* POST /v1/moderations (modcheck.c). */
+enum MHD_Result srv_route_moderations(Server *s, SrvReq *q, struct MHD_Connection *c);
 enum MHD_Result srv_route_detokenize(Server *s, SrvReq *q, struct MHD_Connection *c);
 
 #endif

@@ -17,7 +17,8 @@
  * -wal and -shm files the database file's mode.
  *
  * Schema version 2 adds users, sessions, conversations and messages (with
- * an FTS5 index) and gives API keys an owner: users.c and chat.c. */
+ * an FTS5 index) and gives API keys an owner: users.c and chat.c. Version 3
+ * adds the moderation audit: audit.c. */
 #include "store/store.h"
 
 #include <errno.h>
@@ -120,6 +121,22 @@ static const char *const MIGRATIONS[] = {
     "DROP INDEX api_keys_active_name;"
     "CREATE UNIQUE INDEX api_keys_active_name ON api_keys(coalesce(user_id, 0), name)"
     "  WHERE revoked = 0;",
+    /* 3: the moderation audit (audit.c) */
+    "CREATE TABLE audit("
+    "  id INTEGER PRIMARY KEY,"
+    "  created INTEGER NOT NULL,"
+    "  user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+    "  key_name TEXT NOT NULL DEFAULT '',"
+    "  route TEXT NOT NULL,"
+    "  direction TEXT NOT NULL CHECK (direction IN ('input', 'output')),"
+    "  action TEXT NOT NULL CHECK (action IN ('flag', 'block')),"
+    "  categories TEXT NOT NULL,"
+    "  scores TEXT NOT NULL,"
+    "  classifier TEXT NOT NULL,"
+    "  error TEXT NOT NULL DEFAULT '',"
+    "  content_hash TEXT NOT NULL,"
+    "  content TEXT);"
+    "CREATE INDEX audit_created ON audit(created);",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 

@@ -214,4 +214,41 @@ Status store_msg_path(Store *s, long long user, const char *conv, long long leaf
  * partial text kept); *n gets how many. */
 Status store_recover(Store *s, int *n, Err *err);
 
+/* ------------------------------------------------------------ the moderation audit */
+
+#define STORE_AUDIT_LIST_MAX 10000 /* rows one list call returns */
+
+/* One flag or block (audit.c). Strings are borrowed; NULL or "" for none. */
+typedef struct {
+    long long user;         /* the page user, 0: none */
+    const char *key_name;   /* the API key's name, "" anonymous */
+    const char *route;      /* "/v1/chat/completions", "page", "chat", ... */
+    const char *direction;  /* "input" | "output" */
+    const char *action;     /* "flag" | "block" */
+    const char *categories; /* comma-separated */
+    const char *scores;     /* JSON object: category -> score */
+    const char *classifier;
+    const char *error;      /* the classifier's failure, "" */
+    const char *content_hash; /* hex */
+    const char *content;    /* NULL unless the policy keeps content */
+    size_t content_len;
+} StoreAudit;
+
+Status store_audit_add(Store *s, const StoreAudit *a, Err *err);
+
+/* What store_audit_list returns: every field NULL/0 is "any". */
+typedef struct {
+    long long since;        /* unix seconds, >= */
+    const char *category;   /* rows naming this category */
+    const char *action;
+    const char *direction;
+    const char *user;       /* a page user's name */
+    const char *key_name;
+    int limit;              /* newest first; 0: STORE_AUDIT_LIST_MAX */
+} StoreAuditFilter;
+
+/* [{"id","created","user","key","route","direction","action","categories":[...],
+ *   "scores":{...},"classifier","error","content_hash","content"}] newest first. */
+Status store_audit_list(Store *s, const StoreAuditFilter *f, json_t **out, Err *err);
+
 #endif

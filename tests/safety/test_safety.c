@@ -166,7 +166,7 @@ Test(lexicon, errors_name_line_and_column) {
 Test(lexicon, the_shipped_one_loads) {
     Classifier *c;
     Err err = {0};
-    cr_assert_eq(classify_builtin(&c, &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(classify_builtin(&c, NULL, 0, &err), STATUS_OK, "%s", err.msg);
     SafeText t = {.dir = SAFE_INPUT, .text = "The weather is nice today.", .len = 26};
     SafeScores s;
     cr_assert_eq(c->score(c, &t, 0, &s, &err), STATUS_OK);
