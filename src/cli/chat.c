@@ -17,7 +17,14 @@
  *
  * The conversation is a JSON message list rendered through the model's
  * chat template every turn; the engine reuses the KV cache for the prefix
- * that did not change, so each turn only computes the new text. */
+ * that did not change, so each turn only computes the new text.
+ *
+ * Moderation (on unless --no-moderation; docs/SAFETY.md): a message the
+ * policy blocks is answered with the policy's refusal and left out of the
+ * conversation; a reply is printed only as checks pass it (every
+ * MOD_STREAM_EVERY bytes and at the end), and one the policy blocks stops
+ * there, with a notice on stderr. Flags and blocks go to the data
+ * directory's audit (route "chat"), as the server's do. */
 #include <editline/readline.h>
 #include <jansson.h>
 #include <signal.h>
@@ -29,6 +36,7 @@
 #include "cli/cli.h"
 #include "cli/common.h"
 #include "engine/generate.h"
+#include "store/store.h"
 
 #define CHAT_MAX_INPUT (1u << 20) /* bytes of one user message */
 #define CHAT_REPLY_RESERVE 256    /* context kept free for the reply when trimming */
@@ -43,6 +51,14 @@ typedef struct {
     size_t reply_len, reply_cap;
     GenStats last;
     bool have_last;
+    /* moderation (NULL: off) */
+    Moderator *mod;
+    Store *store;      /* the audit; NULL when the data directory cannot be opened */
+    ModStream ms;
+    size_t printed;    /* bytes of the reply shown */
+    bool blocked;
+    unsigned blocked_cats;
+    const char *context; /* the user message being answered */
 } Chat;
 
 static GenSession *volatile g_active; /* for the SIGINT handler */
@@ -58,10 +74,60 @@ static void on_sigint(int sig) {
         return;
 }
 
+/* Record a flag or block in the audit (best effort: a chat without a data
+ * directory still runs). */
+static void audit(Chat *c, SafeDir dir, const ModResult *r, const char *text, size_t len) {
+    if (!c->store || r->v.action == POLICY_ALLOW)
+        return;
+    char cats[SAFE_N_CAT * 24] = "", hash[2 * MOD_HASH_BYTES + 1];
+    for (int k = 0; k < SAFE_N_CAT; k++)
+        if (r->v.flagged & (1u << k)) {
+            size_t n = strlen(cats);
+            snprintf(cats + n, sizeof cats - n, "%s%s", n ? "," : "", safe_cat_name(k));
+        }
+    mod_hash_hex(r->hash, hash);
+    StoreAudit a = {.route = "chat",
+                    .direction = safe_dir_name(dir),
+                    .action = r->v.action == POLICY_BLOCK ? "block" : "flag",
+                    .categories = cats,
+                    .classifier = mod_name(c->mod),
+                    .error = r->error ? r->why : "",
+                    .content_hash = hash,
+                    .content = mod_policy(c->mod)->audit_content ? text : NULL,
+                    .content_len = len};
+    Err err = {0};
+    if (store_audit_add(c->store, &a, &err))
+        fprintf(stderr, "cgpt chat: audit: %s\n", err.msg);
+}
+
+/* Check the reply so far (final: it ended); show what passed. False when
+ * the policy blocked it. */
+static bool check_reply(Chat *c, bool final) {
+    if (!c->mod) {
+        fwrite(c->reply + c->printed, 1, c->reply_len - c->printed, stdout);
+        c->printed = c->reply_len;
+        fflush(stdout);
+        return true;
+    }
+    if (c->blocked || !mod_stream_due(&c->ms, c->reply_len, final))
+        return !c->blocked;
+    ModResult r;
+    mod_stream_check(c->mod, &c->ms, c->reply, c->reply_len, c->context,
+                     c->context ? strlen(c->context) : 0, &r);
+    audit(c, SAFE_OUTPUT, &r, c->reply, c->reply_len);
+    if (r.v.action == POLICY_BLOCK) {
+        c->blocked = true;
+        c->blocked_cats = r.v.blocked;
+        return false;
+    }
+    fwrite(c->reply + c->printed, 1, c->reply_len - c->printed, stdout);
+    c->printed = c->reply_len;
+    fflush(stdout);
+    return true;
+}
+
 static bool on_text(void *ctx, const char *text, size_t len) {
     Chat *c = ctx;
-    fwrite(text, 1, len, stdout);
-    fflush(stdout);
     if (c->reply_len + len + 1 > c->reply_cap) {
         size_t cap = (c->reply_cap + len + 1) * 2;
         char *nb = realloc(c->reply, cap);
@@ -73,7 +139,17 @@ static bool on_text(void *ctx, const char *text, size_t len) {
     memcpy(c->reply + c->reply_len, text, len);
     c->reply_len += len;
     c->reply[c->reply_len] = '\0';
-    return true;
+    return check_reply(c, false); /* false stops the generation */
+}
+
+/* The categories of a mask, for a notice. */
+static void cat_list(unsigned mask, char *out, size_t cap) {
+    out[0] = '\0';
+    for (int k = 0; k < SAFE_N_CAT; k++)
+        if (mask & (1u << k)) {
+            size_t n = strlen(out);
+            snprintf(out + n, cap - n, "%s%s", n ? ", " : "", safe_cat_name(k));
+        }
 }
 
 static void add_message(Chat *c, const char *role, const char *content, size_t len) {
@@ -119,6 +195,22 @@ static Status build_prompt(Chat *c, int32_t **ids, size_t *n, Err *err) {
 }
 
 static Status turn(Chat *c, const char *input, size_t len, Err *err) {
+    if (c->mod) { /* the message first: a block answers the refusal, and it stays out */
+        SafeText t = {.dir = SAFE_INPUT, .text = input, .len = len};
+        ModResult r;
+        mod_check(c->mod, &t, &r);
+        audit(c, SAFE_INPUT, &r, input, len);
+        if (r.v.action == POLICY_BLOCK) {
+            char cats[512];
+            cat_list(r.v.blocked, cats, sizeof cats);
+            puts(policy_refusal(mod_policy(c->mod), r.error ? 0 : r.v.blocked));
+            fflush(stdout);
+            if (c->tty)
+                fprintf(stderr, "(not sent: the content policy blocks %s)\n",
+                        r.error ? "everything while the classifier fails" : cats);
+            return STATUS_OK;
+        }
+    }
     add_message(c, "user", input, len);
     int32_t *ids = NULL;
     size_t n = 0;
@@ -127,7 +219,10 @@ static Status turn(Chat *c, const char *input, size_t len, Err *err) {
         json_array_remove(c->messages, json_array_size(c->messages) - 1);
         return st;
     }
-    c->reply_len = 0;
+    c->reply_len = c->printed = 0;
+    c->ms = (ModStream){0};
+    c->blocked = false;
+    c->context = input;
     if (c->reply)
         c->reply[0] = '\0';
     g_active = &c->gs;
@@ -137,10 +232,18 @@ static Status turn(Chat *c, const char *input, size_t len, Err *err) {
     if (st)
         return st;
     c->have_last = true;
+    check_reply(c, true); /* the rest of the reply, checked */
+    if (c->blocked && !c->printed) /* nothing shown: the refusal stands as the reply */
+        fputs(policy_refusal(mod_policy(c->mod), c->blocked_cats), stdout);
     putchar('\n');
-    if (c->last.finish == GEN_FINISH_CANCELLED && c->tty)
+    if (c->blocked) {
+        char cats[512];
+        cat_list(c->blocked_cats, cats, sizeof cats);
+        fprintf(stderr, "(reply stopped: the content policy blocks %s)\n", cats);
+    } else if (c->last.finish == GEN_FINISH_CANCELLED && c->tty) {
         fprintf(stderr, "(stopped)\n");
-    add_message(c, "assistant", c->reply ? c->reply : "", c->reply_len);
+    }
+    add_message(c, "assistant", c->reply ? c->reply : "", c->printed);
     return STATUS_OK;
 }
 
@@ -266,7 +369,20 @@ static char *read_message(bool tty) {
     return msg;
 }
 
-enum { O_MODEL = 1, O_SYSTEM, O_CTX, O_N, O_THREADS, O_TFILE, O_IGNORE_EOS };
+enum {
+    O_MODEL = 1,
+    O_SYSTEM,
+    O_CTX,
+    O_N,
+    O_THREADS,
+    O_TFILE,
+    O_IGNORE_EOS,
+    O_POLICY,
+    O_MOD_LEXICON,
+    O_MOD_MODEL,
+    O_NO_MODERATION,
+    O_DATA_DIR
+};
 
 static const ArgOpt CHAT_OPTS[] = {
     CLI_OPT_MODEL(O_MODEL),
@@ -277,11 +393,18 @@ static const ArgOpt CHAT_OPTS[] = {
     CLI_OPT_THREADS(O_THREADS),
     CLI_OPT_TEMPLATE(O_TFILE),
     {O_IGNORE_EOS, "--ignore-eos", NULL, "keep generating past end-of-turn tokens"},
+    CLI_OPT_POLICY(O_POLICY),
+    CLI_OPT_MOD_LEXICON(O_MOD_LEXICON),
+    CLI_OPT_MOD_MODEL(O_MOD_MODEL),
+    CLI_OPT_NO_MODERATION(O_NO_MODERATION),
+    {O_DATA_DIR, "--data-dir", "DIR", "where the moderation audit goes (default $CGPT_DATA_DIR or ~/.cgpt)"},
     {0},
 };
 
 static int cmd_chat(int argc, char **argv) {
-    const char *model = NULL, *system = NULL, *tfile = NULL, *v;
+    const char *model = NULL, *system = NULL, *tfile = NULL, *data_dir = NULL, *v;
+    CliModeration mo = {0};
+    bool no_mod = false;
     long ctx = 0, threads = 0, n_max = -1;
     unsigned sp_set = 0;
     Chat c = {0};
@@ -307,9 +430,25 @@ static int cmd_chat(int argc, char **argv) {
         case O_CTX: s = args_int(a.opt, v, 16, MODEL_MAX_CTX, &ctx, &err); break;
         case O_N: s = args_int(a.opt, v, -1, MODEL_MAX_CTX, &n_max, &err); break;
         case O_THREADS: s = args_int(a.opt, v, 0, CLI_MAX_THREADS, &threads, &err); break;
+        case O_POLICY: mo.policy = v; break;
+        case O_MOD_LEXICON: mo.lexicon = v; break;
+        case O_MOD_MODEL: mo.guard_model = v; break;
+        case O_NO_MODERATION: no_mod = true; break;
+        case O_DATA_DIR: data_dir = v; break;
         }
         if (s)
             return cli_fail("chat", &err);
+    }
+    if (no_mod && (mo.policy || mo.lexicon || mo.guard_model)) {
+        err_set(&err, STATUS_INVALID, "--no-moderation with a moderation option");
+        return cli_fail("chat", &err);
+    }
+    if (!no_mod) {
+        if (cli_moderator(&mo, &c.mod, &err))
+            return cli_fail("chat", &err);
+        Err serr = {0}; /* no audit is no reason not to chat */
+        if (store_open(&c.store, cli_data_dir(data_dir), &serr))
+            c.store = NULL;
     }
     const char *path;
     if (cli_model_path(model, &path, &err))
@@ -366,6 +505,8 @@ done:
     cli_unload(&c.cm);
     json_decref(c.messages);
     free(c.reply);
+    mod_free(c.mod);
+    store_close(c.store);
     return rc;
 }
 

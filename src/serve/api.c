@@ -390,6 +390,8 @@ static bool gen_start(SrvHook *h, Job *job) {
 static const char *finish_text(GenFinish f) {
     if (f == GEN_FINISH_ERROR)
         return "error";
+    if (f == JOB_FINISH_FILTERED)
+        return "content_filter";
     switch (f) {
     case GEN_FINISH_LENGTH:
     case GEN_FINISH_CONTEXT: return "length";

@@ -191,7 +191,8 @@ Test(policy, later_lines_replace_earlier_ones) {
                        "audit_content yes\n"
                        "*            both   flag\n"
                        "self-harm*   input  block 0.3\n"
-                       "sexual/minors output allow\n",
+                       "sexual/minors output allow\n"
+                       "refusal self-harm* \"Call 988.\"\n",
                        &err),
                  STATUS_OK, "%s", err.msg);
     cr_expect_str_eq(p.refusal, "No \"way\".");
@@ -205,6 +206,8 @@ Test(policy, later_lines_replace_earlier_ones) {
         cr_expect_eq(p.rule[SAFE_OUTPUT][c].action, POLICY_FLAG);
     }
     cr_expect_eq(p.rule[SAFE_OUTPUT][SAFE_SEXUAL_MINORS].action, POLICY_ALLOW);
+    cr_expect_str_eq(policy_refusal(&p, 1u << SAFE_SELF_HARM_INTENT), "Call 988.");
+    cr_expect_str_eq(policy_refusal(&p, 1u << SAFE_HATE), "No \"way\".");
     SafeScores s = {0};
     s.s[SAFE_SELF_HARM_INTENT] = 0.35f;
     s.s[SAFE_HATE] = 0.6f;
@@ -229,7 +232,8 @@ Test(policy, errors_name_line_and_column) {
         {"on_error maybe\n", "on_error: expected block or allow"},
         {"timeout_ms 0\n", "timeout_ms: expected 1..600000"},
         {"refusal \"open\n", "the closing quote is missing"},
-        {"refusal nope\n", "refusal: expected a quoted text"},
+        {"refusal nope\n", "p.txt:1:9: unknown category 'nope'"},
+        {"refusal hate\n", "refusal: expected a quoted text"},
         {"hate both\n", "expected '<category>"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

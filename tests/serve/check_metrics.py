@@ -43,10 +43,12 @@ FAMILIES = {
     "cgpt_connections_open": "gauge",
     "cgpt_time_to_first_token_seconds": "histogram",
     "cgpt_inter_token_latency_seconds": "histogram",
+    "cgpt_moderation_total": "counter",
 }
 LABELS = {  # label names each family's samples carry (besides le)
     "cgpt_http_requests_total": {"route", "code"},
     "cgpt_requests_refused_total": {"reason"},
+    "cgpt_moderation_total": {"direction", "category", "action"},
     "cgpt_connections_open": set(),
     "cgpt_time_to_first_token_seconds": set(),
     "cgpt_inter_token_latency_seconds": set(),

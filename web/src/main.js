@@ -473,6 +473,8 @@ function messageEl(m, isLast) {
   if (m.role === "assistant") {
     body.append(renderMarkdown(m.content, copyText));
     if (m.status === "streaming") body.append(h("span", { class: "cursor", "aria-hidden": "true" }));
+    if (m.finish === "content_filter")
+      body.append(h("p", { class: "filtered", role: "note", text: "Stopped by this server's content policy." }));
   } else if (state.editing === m.id) {
     const ta = h("textarea", { class: "edit", "aria-label": "Edit message", rows: 3 }, m.content);
     body.append(ta, h("div", { class: "row" },
