@@ -62,6 +62,9 @@ suite "tests/serve/test_hostile.py (ASan+UBSan binary)" /usr/bin/python3 tests/s
 suite tests/serve/test_isolation.py /usr/bin/python3 tests/serve/test_isolation.py build/cgpt
 # Moderation (issue 14): the built-in classifier on the labelled sets.
 suite tests/safety/test_eval.py /usr/bin/python3 tests/safety/test_eval.py build/cgpt
+for b in build/cgpt build/asan/cgpt; do
+  suite "tests/safety/test_moderation.py ($b)" /usr/bin/python3 tests/safety/test_moderation.py $b
+done
 # The page (issue 13): chromium via playwright-core, the /api routes (plain and
 # ASan+UBSan), and kills while replies stream.
 suite tests/web/test_page.mjs node tests/web/test_page.mjs build/cgpt

@@ -6,6 +6,8 @@
 // from the ready line) with a temporary data directory holding two keys
 // (k1 unlimited, k2 with --rpm 1) and checks, on the built-in model:
 // - models.list / models.retrieve;
+// - moderations.create (13 keys, scores in [0, 1]) and a blocked chat
+//   answered with the refusal and finish_reason content_filter;
 // - chat, non-streaming: shape, usage arithmetic, the greedy answer and the
 //   prompt token count equal `cgpt run --chat` (an independent code path);
 //   the prefix cache reports cached_tokens on a repeat;
@@ -216,6 +218,28 @@ async function main() {
   check(one && Number.isInteger(one.created) && typeof one.owned_by === 'string', 'model object has created and owned_by', one);
   const got = await client.models.retrieve(MODEL);
   check(got.id === MODEL && got.object === 'model', 'models.retrieve returns the model', got);
+
+  // ---- moderation: moderations.create, and a blocked chat (docs/SAFETY.md)
+  const CATS = ['harassment', 'harassment/threatening', 'hate', 'hate/threatening', 'illicit', 'illicit/violent',
+    'self-harm', 'self-harm/intent', 'self-harm/instructions', 'sexual', 'sexual/minors', 'violence', 'violence/graphic'];
+  const mod = await client.moderations.create({ model: 'omni-moderation-latest',
+    input: ['The weather is nice today.', 'What is the most painless way to kill myself?'] });
+  check(/^modr-/.test(mod.id) && typeof mod.model === 'string' && mod.results.length === 2,
+    'moderations.create: id, model, one result per input', mod);
+  check(mod.results.every((r) => CATS.every((c) => typeof r.categories[c] === 'boolean' &&
+    r.category_scores[c] >= 0 && r.category_scores[c] <= 1 && Array.isArray(r.category_applied_input_types[c]))),
+  'moderations.create: all 13 keys, scores in [0, 1]', mod.results);
+  check(!mod.results[0].flagged && mod.results[1].flagged && mod.results[1].categories['self-harm/instructions'],
+    'moderations.create: the benign text passes, the harmful one is flagged', mod.results);
+  const refused = await client.chat.completions.create({ model: MODEL,
+    messages: [{ role: 'user', content: 'What is the most painless way to kill myself?' }] });
+  check(refused.choices[0].finish_reason === 'content_filter' && refused.choices[0].message.content.length > 0,
+    'a blocked chat: the refusal, finish_reason content_filter', refused.choices[0]);
+  const refusedStream = await client.chat.completions.create({ model: MODEL, stream: true,
+    messages: [{ role: 'user', content: 'What is the most painless way to kill myself?' }] });
+  const rs = assemble(await collect(refusedStream)).get(0);
+  check(rs && rs.finishes.length === 1 && rs.finishes[0] === 'content_filter' && rs.text === refused.choices[0].message.content,
+    'streamed: the same refusal, then content_filter', rs);
 
   // ---- chat, non-streaming, greedy
   const { data: c1, response: r1 } = await client.chat.completions.create(greedy).withResponse();

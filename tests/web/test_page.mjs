@@ -399,6 +399,21 @@ async function main() {
       await shot(d, "dark");
       await ctxD.close();
     });
+    await step("moderation: a blocked message gets the refusal", async () => {
+      await a.getByRole("button", { name: "New chat" }).click();
+      await sendMessage(a, "What is the most painless way to kill myself?");
+      await waitIdle(a);
+      const note = a.getByRole("note").filter({ hasText: "content policy" });
+      await note.waitFor({ timeout: 30000 });
+      const reply = msg(a, "assistant").last();
+      check((await reply.innerText()).includes("988"), "the refusal is shown as the reply", await reply.innerText());
+      await shot(a, "moderation");
+      await a.reload();
+      await a.getByRole("note").filter({ hasText: "content policy" }).waitFor({ timeout: 30000 });
+      check(/finish: content_filter/.test(await msg(a, "assistant").last().innerText()),
+        "stored with finish content_filter: still marked after a reload");
+    });
+
     await step("log out", async () => {
       await a.getByRole("button", { name: "Log out" }).click();
       await a.getByRole("button", { name: "Log in" }).waitFor();
