@@ -147,8 +147,7 @@ static int cmd_audit(int argc, char **argv) {
 
 const CliCommand CLI_AUDIT = {
     .name = "audit",
-    .synopsis = "[--since WHEN] [--category C] [--action flag|block] [--direction D] [--user NAME] "
-                "[--key NAME] [--limit N] [--json] [--data-dir DIR]",
+    .synopsis = "[--since WHEN] [--category C] [--action flag|block] [options]",
     .summary = "the moderation audit: every flag and block, newest first",
     .opts = AUDIT_OPTS,
     .main = cmd_audit,

@@ -128,8 +128,7 @@ static int cmd_moderate(int argc, char **argv) {
 
 const CliCommand CLI_MODERATE = {
     .name = "moderate",
-    .synopsis = "[TEXT] [--output] [--policy FILE] [--moderation-lexicon FILE] "
-                "[--moderation-model GGUF] [--forms]",
+    .synopsis = "[TEXT] [--output] [--policy FILE] [options]",
     .summary = "what moderation makes of a text: scores, categories and the policy's action",
     .opts = MODERATE_OPTS,
     .notes = "Without TEXT, reads one JSON string a line from stdin and prints one result a line.\n",
