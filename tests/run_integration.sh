@@ -64,6 +64,7 @@ suite tests/serve/test_isolation.py /usr/bin/python3 tests/serve/test_isolation.
 suite tests/safety/test_eval.py /usr/bin/python3 tests/safety/test_eval.py build/cgpt
 for b in build/cgpt build/asan/cgpt; do
   suite "tests/safety/test_moderation.py ($b)" /usr/bin/python3 tests/safety/test_moderation.py $b
+  suite "tests/safety/test_guard.py ($b)" /usr/bin/python3 tests/safety/test_guard.py $b
 done
 # The page (issue 13): chromium via playwright-core, the /api routes (plain and
 # ASan+UBSan), and kills while replies stream.

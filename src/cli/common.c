@@ -1,6 +1,7 @@
 /* common.c - shared pieces of the subcommands. */
 #include "cli/common.h"
 
+#include "safety/guard.h"
 #include "safety/lexicon.h"
 
 #include <errno.h>
@@ -265,7 +266,7 @@ Status cli_moderator(const CliModeration *o, Moderator **out, Err *err) {
     if (o->lexicon && (r = cli_read_file(o->lexicon, LEX_MAX_BYTES, &lex, &lex_len, err)))
         return r;
     Classifier *c = NULL;
-    r = o->guard_model ? err_set(err, STATUS_UNSUPPORTED, "--moderation-model: not built yet")
+    r = o->guard_model ? classify_guard(&c, o->guard_model, 0, err)
                        : classify_builtin(&c, lex, lex_len, err);
     free(lex);
     if (!r)

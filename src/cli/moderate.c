@@ -14,11 +14,12 @@
 
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "safety/guard.h"
 #include "safety/normalize.h"
 
 #define MODERATE_MAX_LINE (16u << 20) /* bytes of one stdin line */
 
-enum { O_OUTPUT = 1, O_POLICY, O_MOD_MODEL, O_MOD_LEXICON, O_FORMS };
+enum { O_OUTPUT = 1, O_POLICY, O_MOD_MODEL, O_MOD_LEXICON, O_FORMS, O_PROMPT, O_CONTEXT };
 
 static const ArgOpt MODERATE_OPTS[] = {
     {O_OUTPUT, "--output", NULL, "check as a model's reply (the policy's output rules)"},
@@ -26,6 +27,8 @@ static const ArgOpt MODERATE_OPTS[] = {
     CLI_OPT_MOD_MODEL(O_MOD_MODEL),
     CLI_OPT_MOD_LEXICON(O_MOD_LEXICON),
     {O_FORMS, "--forms", NULL, "print the forms the classifier reads instead of a verdict"},
+    {O_PROMPT, "--prompt", NULL, "with a guard model: print the prompt it gets instead"},
+    {O_CONTEXT, "--context", "TEXT", "with --output: the user message the reply answers"},
     {0},
 };
 
@@ -36,7 +39,13 @@ static void print_json(json_t *j) {
     json_decref(j);
 }
 
-static void one(Moderator *m, bool output, bool forms, const char *text, size_t len) {
+typedef struct {
+    bool output, forms, prompt;
+    const char *context;
+} ModerateOpts;
+
+static void one(Moderator *m, const ModerateOpts *mo, const char *text, size_t len) {
+    bool output = mo->output, forms = mo->forms;
     if (forms) {
         NormForms f;
         Err err = {0};
@@ -52,7 +61,22 @@ static void one(Moderator *m, bool output, bool forms, const char *text, size_t 
         print_json(o);
         return;
     }
-    SafeText t = {.dir = output ? SAFE_OUTPUT : SAFE_INPUT, .text = text, .len = len};
+    SafeText t = {.dir = output ? SAFE_OUTPUT : SAFE_INPUT,
+                  .text = text,
+                  .len = len,
+                  .context = mo->context,
+                  .context_len = mo->context ? strlen(mo->context) : 0};
+    if (mo->prompt) {
+        char *p = NULL;
+        size_t n = 0;
+        Err err = {0};
+        if (guard_render(mod_classifier(m), &t, &p, &n, &err))
+            print_json(json_pack("{s:s}", "error", err.msg));
+        else
+            print_json(json_pack("{s:s%}", "prompt", p, n));
+        free(p);
+        return;
+    }
     ModResult r;
     mod_check(m, &t, &r);
     json_t *o = mod_result_json(&r.scores, &r.v);
@@ -66,8 +90,8 @@ static void one(Moderator *m, bool output, bool forms, const char *text, size_t 
 
 static int cmd_moderate(int argc, char **argv) {
     CliModeration mo = {0};
+    ModerateOpts o = {0};
     const char *text = NULL, *v;
-    bool output = false, forms = false;
     Err err = {0};
     Args a = args_start(argc, argv, 1);
     for (int id; (id = cli_next(&a, &CLI_MODERATE, &v, &err)) != ARG_END;) {
@@ -81,19 +105,26 @@ static int cmd_moderate(int argc, char **argv) {
             }
             text = v;
             break;
-        case O_OUTPUT: output = true; break;
+        case O_OUTPUT: o.output = true; break;
+        case O_PROMPT: o.prompt = true; break;
+        case O_CONTEXT: o.context = v; break;
         case O_POLICY: mo.policy = v; break;
         case O_MOD_MODEL: mo.guard_model = v; break;
         case O_MOD_LEXICON: mo.lexicon = v; break;
-        case O_FORMS: forms = true; break;
+        case O_FORMS: o.forms = true; break;
         }
     }
     Moderator *m = NULL;
-    if (!forms && cli_moderator(&mo, &m, &err))
+    if (o.prompt && !mo.guard_model) {
+        err_set(&err, STATUS_INVALID,
+                "--prompt shows a guard model's prompt: give --moderation-model");
+        return cli_fail("moderate", &err);
+    }
+    if (!o.forms && cli_moderator(&mo, &m, &err))
         return cli_fail("moderate", &err);
     int rc = 0;
     if (text) {
-        one(m, output, forms, text, strlen(text));
+        one(m, &o, text, strlen(text));
     } else {
         char *line = NULL;
         size_t cap = 0;
@@ -116,7 +147,7 @@ static int cmd_moderate(int argc, char **argv) {
                 rc = 1;
                 continue;
             }
-            one(m, output, forms, json_string_value(s), json_string_length(s));
+            one(m, &o, json_string_value(s), json_string_length(s));
             json_decref(s);
             fflush(stdout);
         }

@@ -53,6 +53,7 @@ void mod_free(Moderator *m) {
 
 const Policy *mod_policy(const Moderator *m) { return &m->p; }
 const char *mod_name(const Moderator *m) { return m->c->name; }
+const Classifier *mod_classifier(const Moderator *m) { return m->c; }
 
 void mod_hash_hex(const uint8_t hash[MOD_HASH_BYTES], char *out) {
     sodium_bin2hex(out, 2 * MOD_HASH_BYTES + 1, hash, MOD_HASH_BYTES);

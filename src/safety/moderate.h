@@ -49,6 +49,8 @@ Status mod_new(Moderator **out, Classifier *c, const Policy *p, Err *err);
 void mod_free(Moderator *m);
 
 const Policy *mod_policy(const Moderator *m);
+/* The classifier (borrowed). */
+const Classifier *mod_classifier(const Moderator *m);
 /* The classifier's name ("model" in /v1/moderations). */
 const char *mod_name(const Moderator *m);
 
