@@ -144,11 +144,30 @@ void cli_sampling_resolve(const CliModel *cm, unsigned user_set, SamplerParams *
     preset_apply(&cm->preset, user_set, sp);
 }
 
+/* 'rel' (a path under the repository) under the current directory, else
+ * beside the binary (build/cgpt -> ../rel); the result may live in a
+ * static buffer. NULL when neither is there. */
+static const char *builtin_file(const char *rel) {
+    static char beside[PATH_MAX + 64];
+    struct stat st;
+    if (stat(rel, &st) == 0)
+        return rel;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    snprintf(beside, sizeof beside, "%s/../%s", exe, rel);
+    return stat(beside, &st) == 0 ? beside : NULL;
+}
+
 /* The built-in model: $CGPT_MODEL, else models/cgpt-mini.gguf under the
  * current directory, else beside the binary (build/cgpt -> ../models/). */
 Status cli_model_path(const char *given, const char **out, Err *err) {
-    static char beside[PATH_MAX + 64];
-    struct stat st;
     if (given) {
         *out = given;
         return STATUS_OK;
@@ -158,24 +177,8 @@ Status cli_model_path(const char *given, const char **out, Err *err) {
         *out = env;
         return STATUS_OK;
     }
-    if (stat(CLI_BUILTIN_MODEL, &st) == 0) {
-        *out = CLI_BUILTIN_MODEL;
+    if ((*out = builtin_file(CLI_BUILTIN_MODEL)))
         return STATUS_OK;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            snprintf(beside, sizeof beside, "%s/../%s", exe, CLI_BUILTIN_MODEL);
-            if (stat(beside, &st) == 0) {
-                *out = beside;
-                return STATUS_OK;
-            }
-        }
-    }
     return err_set(err, STATUS_INVALID,
                    "no model given and the built-in model (%s) is not there; "
                    "pass a GGUF file with -m MODEL (or set CGPT_MODEL)",
@@ -258,7 +261,8 @@ Status cli_moderator(const CliModeration *o, Moderator **out, Err *err) {
     } else {
         policy_default(&p);
     }
-    if (o->guard_model && o->lexicon)
+    bool lexicon_only = o->guard_model && !strcmp(o->guard_model, "lexicon");
+    if (o->guard_model && !lexicon_only && o->lexicon)
         return err_set(err, STATUS_INVALID,
                        "--moderation-lexicon extends the built-in classifier, not a guard model");
     char *lex = NULL;
@@ -266,9 +270,21 @@ Status cli_moderator(const CliModeration *o, Moderator **out, Err *err) {
     if (o->lexicon && (r = cli_read_file(o->lexicon, LEX_MAX_BYTES, &lex, &lex_len, err)))
         return r;
     Classifier *c = NULL;
-    r = o->guard_model ? classify_guard(&c, o->guard_model, 0, err)
-                       : classify_builtin(&c, lex, lex_len, err);
+    r = o->guard_model && !lexicon_only ? classify_guard(&c, o->guard_model, 0, err)
+                                        : classify_builtin(&c, lex, lex_len, err);
     free(lex);
+    const char *trained = o->guard_model ? NULL : builtin_file(CLI_GUARD_MODEL);
+    if (!r && trained) {
+        /* input checks only: one short prompt a request, on one thread */
+        Classifier *g = NULL;
+        r = classify_guard(&g, trained, 1, err);
+        if (r) {
+            classifier_free(c);
+            c = NULL;
+        } else {
+            r = classify_pair(&c, c, g, 1u << SAFE_INPUT, err);
+        }
+    }
     if (!r)
         r = mod_new(out, c, &p, err);
     if (r)

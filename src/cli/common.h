@@ -32,16 +32,22 @@
 #define CLI_OPT_POLICY(id)                                                                         \
     { id, "--policy", "FILE", "the moderation policy (default: the shipped one, docs/SAFETY.md)" }
 #define CLI_OPT_MOD_MODEL(id)                                                                      \
-    { id, "--moderation-model", "GGUF", "classify with a Llama Guard 3 model instead of the built-in classifier" }
+    {                                                                                              \
+        id, "--moderation-model", "GGUF",                                                          \
+            "classify with a Llama Guard 3 model instead of the built-in classifier ('lexicon': "  \
+            "the built-in one without its trained model)"                                          \
+    }
 #define CLI_OPT_MOD_LEXICON(id)                                                                    \
     { id, "--moderation-lexicon", "FILE", "more patterns for the built-in classifier (docs/SAFETY.md)" }
 #define CLI_OPT_NO_MODERATION(id)                                                                  \
     { id, "--no-moderation", NULL, "check nothing (no refusals, no audit)" }
 
-/* The moderator the options ask for: the policy from 'policy_file' (NULL:
- * the shipped one) over the built-in classifier (with the lines of
- * 'lexicon_file' added, may be NULL), or over the guard model at
- * 'guard_model'. Owned, mod_free(). */
+/* The moderator the options ask for: the policy from 'policy' (NULL: the
+ * shipped one) over the built-in classifier (its lexicon with the lines of
+ * 'lexicon' added, may be NULL; paired on input checks with the trained
+ * classifier CLI_GUARD_MODEL where that file is, unless 'guard_model' is
+ * "lexicon"), or over the guard model at 'guard_model'. Owned, mod_free(). */
+#define CLI_GUARD_MODEL "models/cgpt-guard.gguf"
 typedef struct {
     const char *policy, *lexicon, *guard_model;
 } CliModeration;

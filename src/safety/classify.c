@@ -77,3 +77,58 @@ Status classify_builtin(Classifier **out, const char *extra, size_t extra_len, E
     free(src);
     return r;
 }
+
+/* ------------------------------------------------------------------ pairs */
+
+typedef struct {
+    Classifier base;
+    Classifier *first, *second;
+    unsigned dirs;
+} Pair;
+
+static Status pair_score(Classifier *c, const SafeText *t, double deadline, SafeScores *out,
+                         Err *err) {
+    Pair *p = (Pair *)c;
+    Status r = p->first->score(p->first, t, deadline, out, err);
+    if (r || !(p->dirs & (1u << t->dir)))
+        return r;
+    SafeText t2 = *t;
+    if (!p->second->uses_context) {
+        t2.context = NULL;
+        t2.context_len = 0;
+    }
+    SafeScores s2;
+    if ((r = p->second->score(p->second, &t2, deadline, &s2, err)))
+        return r;
+    for (int k = 0; k < SAFE_N_CAT; k++)
+        if (s2.s[k] > out->s[k])
+            out->s[k] = s2.s[k];
+    return STATUS_OK;
+}
+
+static void pair_free(Classifier *c) {
+    Pair *p = (Pair *)c;
+    classifier_free(p->first);
+    classifier_free(p->second);
+    free(p);
+}
+
+Status classify_pair(Classifier **out, Classifier *first, Classifier *second, unsigned dirs,
+                     Err *err) {
+    *out = NULL;
+    Pair *p = calloc(1, sizeof *p);
+    if (!p) {
+        classifier_free(first);
+        classifier_free(second);
+        return err_set(err, STATUS_NOMEM, "out of memory");
+    }
+    p->first = first;
+    p->second = second;
+    p->dirs = dirs;
+    p->base = (Classifier){.name = first->name,
+                           .uses_context = first->uses_context || second->uses_context,
+                           .score = pair_score,
+                           .free = pair_free};
+    *out = &p->base;
+    return STATUS_OK;
+}

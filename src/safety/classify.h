@@ -4,7 +4,9 @@
  * Two kinds exist:
  *   - the built-in one (classify_builtin): the text's forms (normalize.h)
  *     scored by the category patterns and word lists compiled into the
- *     library (lexicon.h, data/safety/); no file, no download;
+ *     library (lexicon.h, data/safety/); no file, no download; paired
+ *     (classify_pair) with cgpt's own trained classifier,
+ *     models/cgpt-guard.gguf, where that file is there;
  *   - guard models (safety/guard.h): a Llama Guard 3 GGUF prompted with its
  *     own template, its verdict parsed.
  *
@@ -49,6 +51,13 @@ Status classify_builtin(Classifier **out, const char *extra, size_t extra_len, E
  * the compiled-in one (tests, and operators who extend it). */
 Status classify_builtin_from(Classifier **out, const char *name, const char *lexicon, size_t len,
                              Err *err);
+
+/* The larger score of two classifiers per category: 'first' on every
+ * check, 'second' on the directions in 'dirs' (bit per SafeDir) only. Both
+ * are owned by the result from this call on (freed on failure too); the
+ * result's name is first's. Either one's failure is the pair's. */
+Status classify_pair(Classifier **out, Classifier *first, Classifier *second, unsigned dirs,
+                     Err *err);
 
 static inline void classifier_free(Classifier *c) {
     if (c)

@@ -60,27 +60,37 @@ Status guard_parse(const char *text, size_t len, GuardVerdict *v, Err *err) {
         return err_set(err, STATUS_FORMAT,
                        "the guard model answered '%.60s' (expected safe or unsafe)", text);
     }
-    /* unsafe: S-codes separated by commas (and blanks), to the end */
+    /* unsafe: S-codes or category keys separated by commas (and blanks),
+     * to the end */
     while (i < len) {
         while (i < len && (blank(text[i]) || text[i] == ','))
             i++;
         if (i == len)
             break;
+        size_t e = i;
+        while (e < len && !blank(text[e]) && text[e] != ',')
+            e++;
+        int cat = safe_cat_parse(text + i, e - i);
+        if (cat >= 0) {
+            v->cats |= 1u << cat;
+            i = e;
+            continue;
+        }
         if (text[i] != 'S' && text[i] != 's')
-            return err_set(err, STATUS_FORMAT, "the guard model answered '%.60s' (not an S-code)",
-                           text);
+            return err_set(err, STATUS_FORMAT,
+                           "the guard model answered '%.60s' (not an S-code or a category)", text);
         int code = 0, digits = 0;
         for (i++; i < len && text[i] >= '0' && text[i] <= '9' && digits < 3; i++, digits++)
             code = code * 10 + (text[i] - '0');
-        if (!digits || code < 1 || code > GUARD_N_CODES)
+        if (!digits || code < 1 || code > GUARD_N_CODES || i != e)
             return err_set(err, STATUS_FORMAT,
                            "the guard model answered '%.60s' (S-codes are S1..S%d)", text,
                            GUARD_N_CODES);
         v->codes |= 1u << (code - 1);
     }
-    if (!v->codes)
-        return err_set(err, STATUS_FORMAT, "the guard model answered '%.60s' (unsafe, no S-code)",
-                       text);
+    if (!v->codes && !v->cats)
+        return err_set(err, STATUS_FORMAT,
+                       "the guard model answered '%.60s' (unsafe, no S-code or category)", text);
     return STATUS_OK;
 }
 
@@ -182,19 +192,60 @@ static bool on_text(void *ctx, const char *text, size_t len) {
     return true;
 }
 
+/* The end of s[0..len) from byte len - keep on (a character's start). */
+static void keep_end(const char **s, size_t *len, size_t keep) {
+    if (*len <= keep)
+        return;
+    size_t cut = *len - keep;
+    while (cut < *len && ((unsigned char)(*s)[cut] & 0xC0) == 0x80)
+        cut++;
+    *s += cut;
+    *len -= cut;
+}
+
+/* The prompt's tokens for 't', its texts cut (their ends kept) until the
+ * prompt and an answer fit the model's context: a small guard's context
+ * can be shorter than a message. */
+static Status fit_prompt(Guard *g, const SafeText *t, int32_t **ids, size_t *n, Err *err) {
+    int cap = g->gs.cap;
+    size_t keep = GUARD_MAX_TEXT;
+    for (int tries = 0; tries < GUARD_FIT_TRIES; tries++) {
+        SafeText tt = *t;
+        keep_end(&tt.text, &tt.len, keep);
+        if (tt.context)
+            keep_end(&tt.context, &tt.context_len, keep);
+        json_t *msgs = guard_messages(&tt);
+        if (!msgs)
+            return err_set(err, STATUS_NOMEM, "guard model: out of memory");
+        Status st = chat_tokenize(g->fmt, g->tok, msgs, true, NULL, ids, n, err);
+        json_decref(msgs);
+        if (st)
+            return err_prefix(err, "guard model prompt");
+        if (*n + GUARD_MAX_ANSWER <= (size_t)cap)
+            return STATUS_OK;
+        free(*ids);
+        *ids = NULL;
+        size_t texts = tt.len + tt.context_len;
+        if (texts == 0)
+            break; /* the template alone does not fit */
+        /* bytes per token of this prompt, and 10% less to converge */
+        size_t want = (size_t)((double)keep < (double)texts ? keep : texts) *
+                      (cap - GUARD_MAX_ANSWER) / *n * 9 / 10;
+        keep = want < keep ? want : keep / 2;
+    }
+    return err_set(err, STATUS_LIMIT,
+                   "guard model: its prompt does not fit its context of %d tokens", cap);
+}
+
 static Status guard_score(Classifier *c, const SafeText *t, double deadline, SafeScores *out,
                           Err *err) {
     Guard *g = (Guard *)c;
     memset(out, 0, sizeof *out);
-    json_t *msgs = guard_messages(t);
-    if (!msgs)
-        return err_set(err, STATUS_NOMEM, "guard model: out of memory");
     int32_t *ids = NULL;
     size_t n = 0;
-    Status st = chat_tokenize(g->fmt, g->tok, msgs, true, NULL, &ids, &n, err);
-    json_decref(msgs);
+    Status st = fit_prompt(g, t, &ids, &n, err);
     if (st)
-        return err_prefix(err, "guard model prompt");
+        return st;
     GuardRun run = {.g = g, .deadline = deadline};
     GenParams p = {.max_tokens = GUARD_MAX_ANSWER, .sampling = sampler_defaults()};
     p.sampling.temperature = 0; /* greedy */
@@ -214,12 +265,15 @@ static Status guard_score(Classifier *c, const SafeText *t, double deadline, Saf
     GuardVerdict v;
     if ((st = guard_parse(run.text, run.len, &v, err)))
         return st;
-    if (v.unsafe)
+    if (v.unsafe) {
+        unsigned cats = v.cats;
         for (int code = 1; code <= GUARD_N_CODES; code++)
             if (v.codes & (1u << (code - 1)))
-                for (int k = 0; k < SAFE_N_CAT; k++)
-                    if (guard_code_categories(code) & (1u << k))
-                        out->s[k] = run.p_unsafe;
+                cats |= guard_code_categories(code);
+        for (int k = 0; k < SAFE_N_CAT; k++)
+            if (cats & (1u << k))
+                out->s[k] = run.p_unsafe;
+    }
     return STATUS_OK;
 }
 

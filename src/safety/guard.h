@@ -38,16 +38,21 @@
 #include "core/err.h"
 #include "safety/classify.h"
 
-#define GUARD_MAX_ANSWER 24        /* tokens of an answer generated */
+#define GUARD_MAX_ANSWER 32        /* tokens of an answer generated */
 #define GUARD_N_CODES 14           /* S1..S14 */
 #define GUARD_MAX_TEXT (64u << 10) /* bytes of one text put in a prompt (its end is kept) */
+#define GUARD_FIT_TRIES 8          /* cuts of a text to fit the model's context */
 
 typedef struct {
     bool unsafe;
     unsigned codes; /* bit i: S(i+1) */
+    unsigned cats;  /* bit per category named by its key (SafeCat) */
 } GuardVerdict;
 
 /* Parse an answer ("safe", "unsafe\nS1,S3", leading blank lines allowed).
+ * Besides S-codes, the second line may name categories by their keys
+ * ("unsafe\nself-harm/intent,violence"): cgpt's own trained classifier
+ * (models/cgpt-guard.gguf, docs/SAFETY.md) answers so.
  * STATUS_FORMAT, quoting the answer, for anything else. */
 Status guard_parse(const char *text, size_t len, GuardVerdict *v, Err *err);
 

@@ -189,8 +189,7 @@ static Status parse_line(Policy *p, const char *s, size_t len, const char *name,
     return STATUS_OK;
 }
 
-Status policy_parse(Policy *p, const char *name, const char *src, size_t len, Err *err) {
-    reset(p);
+static Status parse_all(Policy *p, const char *name, const char *src, size_t len, Err *err) {
     if (len > POLICY_MAX_BYTES)
         return err_set(err, STATUS_LIMIT, "%s: %zu bytes (limit %u)", name, len,
                        POLICY_MAX_BYTES);
@@ -205,13 +204,19 @@ Status policy_parse(Policy *p, const char *name, const char *src, size_t len, Er
         if (memchr(src + i, '\0', n))
             return err_set(err, STATUS_FORMAT, "%s:%d: a NUL byte", name, line);
         Status r = parse_line(p, src + i, n, name, line, err);
-        if (r) {
-            reset(p);
+        if (r)
             return r;
-        }
         i += n + 1;
     }
     return STATUS_OK;
+}
+
+Status policy_parse(Policy *p, const char *name, const char *src, size_t len, Err *err) {
+    reset(p);
+    Status r = parse_all(p, name, src, len, err);
+    if (r)
+        reset(p); /* nothing half-applied */
+    return r;
 }
 
 const char *policy_default_text(size_t *len) {

@@ -60,7 +60,8 @@ typedef struct {
 
 /* Parse src[0..len) ('name' for errors) into *p (which starts from
  * "allow everything" with the default refusal, on_error block, timeout
- * 2000 ms, audit_content no). */
+ * 2000 ms, audit_content no). On an error *p is that start again: a
+ * refused file leaves nothing half-applied. */
 Status policy_parse(Policy *p, const char *name, const char *src, size_t len, Err *err);
 /* The shipped policy (never fails: a test keeps its text parsing). */
 void policy_default(Policy *p);

@@ -328,21 +328,25 @@ Test(guard, verdicts_parse_as_llama_guard_3_answers) {
     static const struct {
         const char *text;
         bool ok, unsafe;
-        unsigned codes;
+        unsigned codes, cats;
     } cases[] = {
-        {"safe", true, false, 0},
-        {"\n\nsafe\n", true, false, 0},
-        {"unsafe\nS1", true, true, 1u << 0},
-        {"unsafe\nS10,S3", true, true, (1u << 9) | (1u << 2)},
-        {"  unsafe\nS14, s2", true, true, (1u << 13) | (1u << 1)},
-        {"unsafe", false, false, 0},      /* no S-code */
-        {"unsafe\nS15", false, false, 0}, /* past S14 */
-        {"unsafe\nS0", false, false, 0},
-        {"unsafe\nviolence", false, false, 0},
-        {"safe, probably", false, false, 0},
-        {"I think it's fine", false, false, 0},
-        {"", false, false, 0},
-        {"unsafeS1", false, false, 0},
+        {"safe", true, false, 0, 0},
+        {"\n\nsafe\n", true, false, 0, 0},
+        {"unsafe\nS1", true, true, 1u << 0, 0},
+        {"unsafe\nS10,S3", true, true, (1u << 9) | (1u << 2), 0},
+        {"  unsafe\nS14, s2", true, true, (1u << 13) | (1u << 1), 0},
+        /* category keys, as cgpt's own classifier answers */
+        {"unsafe\nviolence", true, true, 0, 1u << SAFE_VIOLENCE},
+        {"unsafe\nself-harm/intent,S1", true, true, 1u << 0, 1u << SAFE_SELF_HARM_INTENT},
+        {"unsafe\nviolent", false, false, 0, 0}, /* no such key */
+        {"unsafe\nS1x", false, false, 0, 0},
+        {"unsafe", false, false, 0, 0},      /* no S-code */
+        {"unsafe\nS15", false, false, 0, 0}, /* past S14 */
+        {"unsafe\nS0", false, false, 0, 0},
+        {"safe, probably", false, false, 0, 0},
+        {"I think it's fine", false, false, 0, 0},
+        {"", false, false, 0, 0},
+        {"unsafeS1", false, false, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         GuardVerdict v;
@@ -352,6 +356,7 @@ Test(guard, verdicts_parse_as_llama_guard_3_answers) {
         if (cases[i].ok) {
             cr_expect_eq(v.unsafe, cases[i].unsafe, "case %zu", i);
             cr_expect_eq(v.codes, cases[i].codes, "case %zu", i);
+            cr_expect_eq(v.cats, cases[i].cats, "case %zu", i);
         } else {
             cr_expect(strstr(err.msg, "guard model answered"), "case %zu: %s", i, err.msg);
         }
