@@ -220,7 +220,9 @@ bench: deps-test
 # make corpus-tiny  a few-MB variant used by the tests (build/corpus-tiny)
 # make model        corpus -> tokenizer -> pretrain -> sft -> models/cgpt-mini.gguf (resumable)
 # make bench-train  training tokens/s and MFU vs PyTorch on the same shape, side by side
-.PHONY: corpus corpus-tiny model bench-train
+# make guard-model  the moderation classifier: cgpt-mini chat-tuned on a labelled
+#                   set -> models/cgpt-guard.gguf (resumable; docs/SAFETY.md)
+.PHONY: corpus corpus-tiny model bench-train guard-model
 corpus: deps-test
 	/usr/bin/python3 scripts/corpus/build.py --out $(BUILD)/corpus
 
@@ -230,6 +232,10 @@ corpus-tiny: deps-test
 model: deps-test
 	$(MAKE) all
 	scripts/make_model.sh
+
+guard-model: deps-test
+	$(MAKE) all
+	scripts/make_guard.sh
 
 # The server under load (issue 5): scripts/bench_serve.sh drives `cgpt serve`
 # on a 135M-shaped Q8_0 model with 1, 4, 16 and 64 streaming clients.

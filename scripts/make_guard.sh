@@ -27,6 +27,8 @@ TEMPLATE="{% for m in messages %}<|im_start|>{{ m['role'] }}
 {% endfor %}{% if add_generation_prompt %}<|im_start|>assistant
 {% endif %}"
 mkdir -p "$W"
+# the everyday prompts come from the built-in model's chat set
+[ -f build/corpus/MANIFEST.json ] || /usr/bin/python3 scripts/corpus/build.py --out build/corpus
 /usr/bin/python3 scripts/build-safety-train.py "$W/train.jsonl" "$W/val.jsonl"
 $CGPT meta models/cgpt-mini.gguf "$W/init.gguf" --set-str "tokenizer.chat_template=$TEMPLATE" \
   --set-str general.name=cgpt-guard

@@ -244,6 +244,10 @@ const char *cli_data_dir(const char *given) {
     return n > 0 && (size_t)n < sizeof home_dir ? home_dir : NULL;
 }
 
+const char *cli_trained_guard(const CliModeration *o) {
+    return o->guard_model ? NULL : builtin_file(CLI_GUARD_MODEL);
+}
+
 Status cli_moderator(const CliModeration *o, Moderator **out, Err *err) {
     *out = NULL;
     Policy p;
@@ -273,7 +277,7 @@ Status cli_moderator(const CliModeration *o, Moderator **out, Err *err) {
     r = o->guard_model && !lexicon_only ? classify_guard(&c, o->guard_model, 0, err)
                                         : classify_builtin(&c, lex, lex_len, err);
     free(lex);
-    const char *trained = o->guard_model ? NULL : builtin_file(CLI_GUARD_MODEL);
+    const char *trained = cli_trained_guard(o);
     if (!r && trained) {
         /* input checks only: one short prompt a request, on one thread */
         Classifier *g = NULL;

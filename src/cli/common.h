@@ -52,6 +52,9 @@ typedef struct {
     const char *policy, *lexicon, *guard_model;
 } CliModeration;
 Status cli_moderator(const CliModeration *o, Moderator **out, Err *err);
+/* The trained classifier cli_moderator pairs with the lexicon for 'o', or
+ * NULL (a guard model given, "lexicon", or no CLI_GUARD_MODEL file). */
+const char *cli_trained_guard(const CliModeration *o);
 
 /* Read the whole file (or stdin for "-") into an owned, NUL-terminated
  * buffer (free()); STATUS_LIMIT past 'max' bytes. */

@@ -346,9 +346,15 @@ static int cmd_serve(int argc, char **argv) {
         bool v6 = strchr(o.cfg.host, ':') != NULL;
         printf("cgpt serve: listening on http://%s%s%s:%d\n", v6 ? "[" : "", o.cfg.host,
                v6 ? "]" : "", server_port(srv));
-        fprintf(stderr, "cgpt serve: moderation %s\n",
-                o.cfg.moderate ? (o.mod.policy ? o.mod.policy : "on (the shipped policy, docs/SAFETY.md)")
-                               : "off (--no-moderation)");
+        if (o.cfg.moderate) {
+            const char *trained = cli_trained_guard(&o.mod);
+            fprintf(stderr, "cgpt serve: moderation on (%s), classifier %s%s%s\n",
+                    o.mod.policy ? o.mod.policy : "the shipped policy, docs/SAFETY.md",
+                    mod_name(o.cfg.mod), trained ? " with a trained model on input: " : "",
+                    trained ? trained : "");
+        } else {
+            fprintf(stderr, "cgpt serve: moderation off (--no-moderation)\n");
+        }
         if (o.cfg.web.n_assets && o.cfg.data_dir)
             fprintf(stderr,
                     "cgpt serve: the page is at http://%s%s%s:%d/ (accounts: the page offers the "
