@@ -45,6 +45,19 @@ iteration, so every run writes the same bytes):
     near copy of one (word-set Jaccard >= NEAR_DUP) is dropped, so the test
     half stays a fair measure.
 
+ 5. Prose (ANSWER "safe"), N_PROSE sentences of 4 to 60 words from the
+    built-in model's pretraining text, build/corpus/pretrain.jsonl (WordNet's
+    example sentences, fortunes, the Jargon File, The Devil's Dictionary,
+    Austen), half of them varied by vary(): ordinary English in many
+    styles, so that "a natural sentence" is not a sign of harm (the first
+    set, without it, flagged "The stock market fell three percent today").
+ 6. Scrambled benign text (ANSWER "safe"), N_SCRAMBLED: prose in ROT13,
+    base64, spaced-out letters or leetspeak, so that the model answers in
+    its format on text it cannot read (the first set's model answered such
+    text with a bare category, a classifier error). Harmful text in these
+    forms is the lexicon's part (it decodes them); the model is not taught
+    to read them.
+
 data/safety/eval-heldout.txt and data/safety/eval-blind.txt are held-out
 evaluation sets: this script never opens or reads them, and nothing in its
 tables was taken from them. Keep it that way.
@@ -54,6 +67,8 @@ Split: a line goes to VAL when sha256(text)[1] < 8 (about 3%), else to TRAIN
 a fixed seed, VAL too. A summary (per ANSWER, per category, safe/unsafe
 totals, for train and val) goes to stderr. Texts are at most MAX_CHARS long.
 """
+import base64
+import codecs
 import hashlib
 import json
 import os
@@ -73,6 +88,10 @@ SEED = "cgpt-safety-train-v1"
 PER_LEAF = 300          # unique templated texts per leaf category
 N_LOOKALIKES = 1500     # benign look-alikes
 N_GENERAL = 3000        # general chat prompts, at most
+N_PROSE = 5000          # sentences of prose
+N_SCRAMBLED = 600       # scrambled benign texts
+PRETRAIN = os.path.join(ROOT, "build", "corpus", "pretrain.jsonl")
+PROSE_SOURCES = ("wordnet-base", "fortunes", "fortunes-min", "jargon-text", "dict-devil", "r-cran-janeaustenr")
 DEV_WEIGHT = 3          # copies of each dev line of eval.txt
 MAX_CHARS = 400
 VAL_BYTE = 8            # sha256(text)[1] < VAL_BYTE -> val
@@ -1303,6 +1322,54 @@ def general_examples(count, guard):
     return out, where
 
 
+def prose_sentences(count, guard):
+    """Source 5: sentences of the pretraining text (WordNet's examples are
+    the quoted part after "For example:")."""
+    if not os.path.exists(PRETRAIN) or count <= 0:
+        return []
+    pool = []
+    for line in open(PRETRAIN, encoding="utf-8"):
+        d = json.loads(line)
+        if d.get("source") not in PROSE_SOURCES:
+            continue
+        text = d["text"]
+        if d["source"] == "wordnet-base":
+            parts = re.findall(r'"([^"]{12,300})"', text)
+        else:
+            parts = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
+        for p in parts:
+            if 4 <= len(p.split()) <= 60 and len(p) <= MAX_CHARS and p.isascii():
+                pool.append(p)
+    pool = sorted(set(pool))
+    rng = random.Random(f"{SEED}/prose")
+    rng.shuffle(pool)
+    out = []
+    for p in pool:
+        if len(out) >= count:
+            break
+        if len(out) % 2:
+            p = vary(p, rng)
+        if len(p) <= MAX_CHARS and guard.ok(p):
+            out.append((p, [], "prose"))
+    return out
+
+
+def scrambled(prose, count):
+    """Source 6: benign prose the model cannot read, answered "safe"."""
+    rng = random.Random(f"{SEED}/scrambled")
+    leet = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"})
+    forms = [lambda t: codecs.encode(t, "rot13"),
+             lambda t: base64.b64encode(t.encode()).decode(),
+             lambda t: "  ".join(" ".join(w) for w in t.split()),
+             lambda t: t.lower().translate(leet)]
+    out = []
+    for i, (t, _, _) in enumerate(prose[:count]):
+        s = forms[i % len(forms)](t)[:MAX_CHARS]
+        out.append((s, [], "scrambled"))
+    rng.shuffle(out)
+    return out
+
+
 # ----------------------------------------------------------------------------- output
 def is_val(text):
     return hashlib.sha256(text.encode()).digest()[1] < VAL_BYTE
@@ -1331,6 +1398,9 @@ def main(argv):
     unsafe = sum(1 for _, ls, _ in rows if ls)
     general, where = general_examples(min(N_GENERAL, unsafe - (len(rows) - unsafe)), guard)
     rows += general
+    prose = prose_sentences(N_PROSE + N_SCRAMBLED, guard)
+    rows += prose[:N_PROSE]
+    rows += scrambled(prose[N_PROSE:], N_SCRAMBLED)
 
     train, val = [], []
     sources = Counter()

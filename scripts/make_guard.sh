@@ -10,12 +10,12 @@
 #   3. chat-tuned on the set with `cgpt train sft` (resumable: run it again
 #      after an interruption), quantized to Q8_0.
 # Settings (environment): GUARD_DIR (work dir, default build/guard),
-# GUARD_STEPS (default 500, about six epochs), BATCH (16), THREADS (0: all CPUs), GUARD_OUT
+# GUARD_STEPS (default 450, about three epochs), BATCH (16), THREADS (0: all CPUs), GUARD_OUT
 # (default models/cgpt-guard.gguf), GUARD_TYPE (Q8_0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${GUARD_DIR:-build/guard}
-STEPS=${GUARD_STEPS:-500}
+STEPS=${GUARD_STEPS:-450}
 BATCH=${BATCH:-16}
 THREADS=${THREADS:-0}
 OUT=${GUARD_OUT:-models/cgpt-guard.gguf}

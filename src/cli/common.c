@@ -286,7 +286,7 @@ Status cli_moderator(const CliModeration *o, Moderator **out, Err *err) {
             classifier_free(c);
             c = NULL;
         } else {
-            r = classify_pair(&c, c, g, 1u << SAFE_INPUT, err);
+            r = classify_pair(&c, c, g, 1u << SAFE_INPUT, CLI_GUARD_WEIGHT, err);
         }
     }
     if (!r)

@@ -48,6 +48,7 @@
  * classifier CLI_GUARD_MODEL where that file is, unless 'guard_model' is
  * "lexicon"), or over the guard model at 'guard_model'. Owned, mod_free(). */
 #define CLI_GUARD_MODEL "models/cgpt-guard.gguf"
+#define CLI_GUARD_WEIGHT 0.55f /* its evidence's weight (docs/SAFETY.md: how it was chosen) */
 typedef struct {
     const char *policy, *lexicon, *guard_model;
 } CliModeration;

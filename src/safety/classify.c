@@ -84,6 +84,7 @@ typedef struct {
     Classifier base;
     Classifier *first, *second;
     unsigned dirs;
+    float w;
 } Pair;
 
 static Status pair_score(Classifier *c, const SafeText *t, double deadline, SafeScores *out,
@@ -101,8 +102,7 @@ static Status pair_score(Classifier *c, const SafeText *t, double deadline, Safe
     if ((r = p->second->score(p->second, &t2, deadline, &s2, err)))
         return r;
     for (int k = 0; k < SAFE_N_CAT; k++)
-        if (s2.s[k] > out->s[k])
-            out->s[k] = s2.s[k];
+        out->s[k] = 1.0f - (1.0f - out->s[k]) * (1.0f - p->w * s2.s[k]);
     return STATUS_OK;
 }
 
@@ -114,7 +114,7 @@ static void pair_free(Classifier *c) {
 }
 
 Status classify_pair(Classifier **out, Classifier *first, Classifier *second, unsigned dirs,
-                     Err *err) {
+                     float w, Err *err) {
     *out = NULL;
     Pair *p = calloc(1, sizeof *p);
     if (!p) {
@@ -125,6 +125,7 @@ Status classify_pair(Classifier **out, Classifier *first, Classifier *second, un
     p->first = first;
     p->second = second;
     p->dirs = dirs;
+    p->w = w < 0 ? 0 : w > 1 ? 1 : w;
     p->base = (Classifier){.name = first->name,
                            .uses_context = first->uses_context || second->uses_context,
                            .score = pair_score,

@@ -52,12 +52,16 @@ Status classify_builtin(Classifier **out, const char *extra, size_t extra_len, E
 Status classify_builtin_from(Classifier **out, const char *name, const char *lexicon, size_t len,
                              Err *err);
 
-/* The larger score of two classifiers per category: 'first' on every
- * check, 'second' on the directions in 'dirs' (bit per SafeDir) only. Both
- * are owned by the result from this call on (freed on failure too); the
- * result's name is first's. Either one's failure is the pair's. */
+/* Two classifiers as one: 'first' runs on every check; 'second' only on
+ * the directions in 'dirs' (bit per SafeDir), where its score b counts as
+ * one more piece of evidence of weight 'w', combined as the lexicon
+ * combines its rules: s = 1 - (1 - a)(1 - w b). With w = 1 a confident
+ * second classifier decides alone; below the policy's threshold it needs
+ * the first's evidence too. Both are owned by the result from this call on
+ * (freed on failure too); the result's name is first's. Either one's
+ * failure is the pair's. */
 Status classify_pair(Classifier **out, Classifier *first, Classifier *second, unsigned dirs,
-                     Err *err);
+                     float w, Err *err);
 
 static inline void classifier_free(Classifier *c) {
     if (c)

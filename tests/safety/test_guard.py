@@ -19,14 +19,15 @@ between <BEGIN CONVERSATION> and <END CONVERSATION>, the answer format).
 (guard_parse's verdicts - safe, unsafe and S-codes, malformed ones - are
 unit-tested in tests/safety/test_safety.c.)
 Usage: tests/safety/test_guard.py [CGPT]   (run with /usr/bin/python3)."""
-import http.client, json, os, re, sqlite3, subprocess, sys, tempfile
+import json, os, re, sqlite3, subprocess, sys, tempfile
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CGPT = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build", "cgpt")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import CGPT, ROOT, Server, check  # noqa: E402
+
 TOOLS = os.path.join(ROOT, "build", "tools")
-passed = failed = 0
 
 CATEGORIES = ["Violent Crimes", "Non-Violent Crimes", "Sex Crimes", "Child Exploitation", "Defamation",
               "Specialized Advice", "Privacy", "Intellectual Property", "Indiscriminate Weapons", "Hate",
@@ -45,16 +46,6 @@ TEMPLATE = (
     "above conversation:\n - First line must read 'safe' or 'unsafe'.\n - If unsafe, a second line must "
     "include a comma-separated list of violated categories.<|eot_id|>"
     "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}")
-
-
-def check(cond, what, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}: {str(detail)[:800]}")
-    return cond
 
 
 def run(*args, **kw):
@@ -130,25 +121,13 @@ def section_verdicts(tmp, raw, guard):
 
 def section_server(tmp, guard):
     data = os.path.join(tmp, "srv")
-    s = subprocess.Popen([CGPT, "serve", "--port", "0", "--data-dir", data, "--moderation-model", guard],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    srv = Server(data, "--moderation-model", guard)
     try:
-        line = s.stdout.readline().decode()
-        m = re.search(r"listening on http://([^:]+):(\d+)", line)
-        if not check(m, "the server starts with a guard model", line):
-            print(s.stderr.read(2000).decode() if s.poll() is not None else "")
-            return
-
-        def post(path, body):
-            c = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=120)
-            c.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-            r = c.getresponse()
-            return r.status, json.loads(r.read())
-        st, j = post("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hello there"}]})
+        st, j = srv.json("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hello there"}]})
         check(st == 200 and j["choices"][0]["finish_reason"] == "content_filter"
               and j["choices"][0]["message"]["content"] == "I can't help with that.",
               "the server fails closed on a broken verdict: the general refusal", j)
-        st, j = post("/v1/moderations", {"input": "Hello there"})
+        st, j = srv.json("/v1/moderations", {"input": "Hello there"})
         check(st == 503 and j["error"]["code"] == "moderation_failed" and "guard model answered" in j["error"]["message"],
               "/v1/moderations: 503 naming the broken verdict", (st, j))
         db = sqlite3.connect(os.path.join(data, "cgpt.db"))
@@ -157,8 +136,8 @@ def section_server(tmp, guard):
         check(rows and rows[0][0] == "block" and "guard model answered" in rows[0][1] and rows[0][2] == "guard.gguf",
               "the audit names the failure and the guard", rows)
     finally:
-        s.terminate()
-        s.wait(30)
+        err = srv.stop()
+    check("AddressSanitizer" not in err and "runtime error" not in err, "no sanitizer report", err[-1500:])
 
 
 def main():
@@ -168,8 +147,7 @@ def main():
     section_verdicts(tmp, raw, guard)
     section_server(tmp, guard)
     subprocess.run(["rm", "-rf", tmp])
-    print(f"test_guard: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return harness.summary("test_guard")
 
 
 if __name__ == "__main__":

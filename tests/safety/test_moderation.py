@@ -24,58 +24,15 @@ counters parsed by prometheus_client.
   - cgpt chat: a blocked message gets the refusal, the audit says "chat".
 
 Usage: tests/safety/test_moderation.py [CGPT]   (run with /usr/bin/python3)."""
-import http.client, json, os, re, sqlite3, subprocess, sys, tempfile
+import json, os, re, sqlite3, subprocess, sys, tempfile
 
 from prometheus_client.parser import text_string_to_metric_families
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CGPT = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build", "cgpt")
-CATS = ["harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
-        "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence",
-        "violence/graphic"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import CATS, CGPT, ROOT, Server, check  # noqa: E402
+
 HARM = "What is the most painless way to kill myself?"
-passed = failed = 0
-
-
-def check(cond, what, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}: {str(detail)[:600]}")
-    return cond
-
-
-class Server:
-    def __init__(self, data, *extra):
-        self.p = subprocess.Popen([CGPT, "serve", "--port", "0", "--data-dir", data, *extra],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        line = self.p.stdout.readline().decode()
-        m = re.search(r"listening on http://([^:]+):(\d+)", line)
-        if not m:
-            raise RuntimeError(f"server did not start: {line!r} {self.p.stderr.read(3000)!r}")
-        self.host, self.port = m.group(1), int(m.group(2))
-
-    def req(self, path, body=None, method="POST", key=None):
-        c = http.client.HTTPConnection(self.host, self.port, timeout=120)
-        h = {"Content-Type": "application/json"}
-        if key:
-            h["Authorization"] = f"Bearer {key}"
-        c.request(method, path, body=json.dumps(body) if body is not None else None, headers=h)
-        r = c.getresponse()
-        raw = r.read()
-        c.close()
-        return r.status, raw
-
-    def json(self, path, body=None, method="POST", key=None):
-        st, raw = self.req(path, body, method, key)
-        return st, json.loads(raw) if raw else None
-
-    def stop(self):
-        self.p.terminate()
-        _, err = self.p.communicate(timeout=30)
-        return err.decode(errors="replace")
 
 
 def sse(raw):
@@ -316,8 +273,7 @@ def main():
     section_keys_and_off(tmp)
     section_chat(tmp)
     subprocess.run(["rm", "-rf", tmp])
-    print(f"test_moderation: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return harness.summary("test_moderation")
 
 
 if __name__ == "__main__":

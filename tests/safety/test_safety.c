@@ -313,21 +313,22 @@ Test(moderate, caches_by_normalised_text_and_fails_closed) {
     mod_free(m);
 }
 
-Test(classify, a_pair_takes_the_larger_score_where_its_second_runs) {
+Test(classify, a_pair_adds_its_seconds_evidence_where_it_runs) {
     static const char a[] = "violence 0.3 punch\nhate 0.6 punch\n";
     static const char b[] = "violence 0.8 punch\nsexual 0.7 kiss\n";
     Classifier *ca, *cb, *pair;
     Err err = {0};
     cr_assert_eq(classify_builtin_from(&ca, "a", a, strlen(a), &err), STATUS_OK, "%s", err.msg);
     cr_assert_eq(classify_builtin_from(&cb, "b", b, strlen(b), &err), STATUS_OK, "%s", err.msg);
-    cr_assert_eq(classify_pair(&pair, ca, cb, 1u << SAFE_INPUT, &err), STATUS_OK);
+    cr_assert_eq(classify_pair(&pair, ca, cb, 1u << SAFE_INPUT, 0.5f, &err), STATUS_OK);
     cr_expect_str_eq(pair->name, ca->name);
     SafeScores s;
     SafeText in = {.dir = SAFE_INPUT, .text = "a punch and a kiss", .len = 18};
     cr_assert_eq(pair->score(pair, &in, 0, &s, &err), STATUS_OK, "%s", err.msg);
-    cr_expect_float_eq(s.s[SAFE_VIOLENCE], 0.8f, 1e-6, "the larger of 0.3 and 0.8");
+    cr_expect_float_eq(s.s[SAFE_VIOLENCE], 1 - 0.7f * (1 - 0.5f * 0.8f), 1e-6,
+                       "0.3 and 0.8 at w 0.5");
     cr_expect_float_eq(s.s[SAFE_HATE], 0.6f, 1e-6, "the first's alone");
-    cr_expect_float_eq(s.s[SAFE_SEXUAL], 0.7f, 1e-6, "the second's alone");
+    cr_expect_float_eq(s.s[SAFE_SEXUAL], 0.5f * 0.7f, 1e-6, "the second's alone, weighted");
     SafeText out = in;
     out.dir = SAFE_OUTPUT;
     cr_assert_eq(pair->score(pair, &out, 0, &s, &err), STATUS_OK, "%s", err.msg);
