@@ -21,8 +21,8 @@
  *
  * Moderation (on unless --no-moderation; docs/SAFETY.md): a message the
  * policy blocks is answered with the policy's refusal and left out of the
- * conversation; a reply is printed only as checks pass it (every
- * MOD_STREAM_EVERY bytes and at the end), and one the policy blocks stops
+ * conversation; a reply is printed only as checks pass it (on
+ * mod_stream_due's schedule and at the end), and one the policy blocks stops
  * there, with a notice on stderr. Flags and blocks go to the data
  * directory's audit (route "chat"), as the server's do. */
 #include <editline/readline.h>

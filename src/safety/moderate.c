@@ -151,8 +151,12 @@ void mod_check(Moderator *m, const SafeText *t, ModResult *out) {
     policy_decide(&m->p, t->dir, &out->scores, &out->v);
 }
 
+size_t mod_stream_step(const ModStream *st) {
+    return st->checked < MOD_STREAM_EVERY ? MOD_STREAM_FIRST : MOD_STREAM_EVERY;
+}
+
 bool mod_stream_due(const ModStream *st, size_t len, bool final) {
-    return len > st->checked && (final || len - st->checked >= MOD_STREAM_EVERY);
+    return len > st->checked && (final || len - st->checked >= mod_stream_step(st));
 }
 
 void mod_stream_check(Moderator *m, ModStream *st, const char *reply, size_t len,

@@ -15,7 +15,9 @@
  * Streaming output (ModStream): the reply so far is checked in windows:
  * each check reads from MOD_STREAM_OVERLAP bytes before the end of the
  * last window to the end, so words split across chunks are caught without
- * re-reading the whole reply each time. */
+ * re-reading the whole reply each time. Checks come every MOD_STREAM_FIRST
+ * bytes at the reply's start (its first words wait little) and every
+ * MOD_STREAM_EVERY bytes after, and at the end. */
 #ifndef CGPT_SAFETY_MODERATE_H
 #define CGPT_SAFETY_MODERATE_H
 
@@ -31,6 +33,7 @@
 #define MOD_CACHE_ENTRIES 4096   /* verdicts kept */
 #define MOD_STREAM_OVERLAP 512   /* bytes a streaming check re-reads */
 #define MOD_STREAM_EVERY 64      /* bytes of new reply text between streaming checks */
+#define MOD_STREAM_FIRST 16      /* ... while fewer than MOD_STREAM_EVERY bytes were checked */
 #define MOD_HASH_BYTES 32
 
 typedef struct Moderator Moderator;
@@ -65,6 +68,8 @@ typedef struct {
     size_t checked; /* bytes of the reply a check has read through */
 } ModStream;
 
+/* Bytes of new reply text the next check waits for. */
+size_t mod_stream_step(const ModStream *st);
 /* Is a check due for a reply now 'len' bytes long (final: the reply
  * ended)? */
 bool mod_stream_due(const ModStream *st, size_t len, bool final);

@@ -672,7 +672,8 @@ json_t *job_response(Job *j, const char **error) {
             size_t upto = 0;
             bool ok = true;
             while (ok && upto < d.len) {
-                upto = d.len - upto > MOD_STREAM_EVERY ? upto + MOD_STREAM_EVERY : d.len;
+                size_t step = mod_stream_step(&j->mod[c].ms);
+                upto = d.len - upto > step ? upto + step : d.len;
                 ok = mod_step(j, c, upto, upto == d.len);
             }
             if (j->mod[c].blocked) {

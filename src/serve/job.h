@@ -51,8 +51,9 @@ typedef struct {
     const char *model;      /* copied */
     const Tokenizer *tok;   /* borrowed: token pieces for logprobs */
     /* Output moderation (NULL: none). Text is let out only once a check
-     * passed it: in streams a check runs every MOD_STREAM_EVERY bytes and
-     * at the end (so a reply arrives in steps of about that much); a
+     * passed it: in streams a check runs on the schedule of
+     * mod_stream_due (MOD_STREAM_FIRST bytes at first, then
+     * MOD_STREAM_EVERY) and at the end, so a reply arrives in such steps; a
      * non-streaming reply is checked the same way before it is answered.
      * A block stops the request: the choice ends with content_filter and
      * keeps only the text already let out. */

@@ -3,7 +3,9 @@
 (data/safety/eval.txt), measured per category, with floors; beside it, for
 docs/SAFETY.md's table, its two halves alone: the lexicon
 (--moderation-model lexicon) and the trained model (models/cgpt-guard.gguf,
-when there) as a guard model.
+when there) as a guard model; with SAFETY_EVAL_GUARD=FILE.gguf, a Llama
+Guard 3 model too (column "guard"; input checks, as the sets are user
+messages).
 
 eval.txt is split into dev and test halves by a hash of each text;
 eval-heldout.txt was written before the lexicon's second round of tuning
@@ -126,6 +128,8 @@ def main():
     runs = {"built-in": [], "lexicon": ["--moderation-model", "lexicon"]}
     if os.path.exists(TRAINED):
         runs["trained"] = ["--moderation-model", TRAINED]
+    if os.environ.get("SAFETY_EVAL_GUARD"):  # a Llama Guard 3 GGUF, measured beside them
+        runs["guard"] = ["--moderation-model", os.environ["SAFETY_EVAL_GUARD"]]
     names, errors = list(runs), {}
     for n, flags in runs.items():
         preds, errors[n], actions = classify(items, *flags)

@@ -341,7 +341,10 @@ Test(moderate, streaming_windows_overlap) {
     ModStream st = {0};
     cr_expect(!mod_stream_due(&st, 10, false));
     cr_expect(mod_stream_due(&st, 10, true));
-    cr_expect(mod_stream_due(&st, MOD_STREAM_EVERY, false));
+    cr_expect(mod_stream_due(&st, MOD_STREAM_FIRST, false), "the first words wait little");
+    st.checked = MOD_STREAM_EVERY;
+    cr_expect(!mod_stream_due(&st, MOD_STREAM_EVERY + MOD_STREAM_FIRST, false), "then less often");
+    cr_expect(mod_stream_due(&st, 2 * MOD_STREAM_EVERY, false));
     st.checked = 100;
     cr_expect(!mod_stream_due(&st, 100, true), "nothing new");
 }
