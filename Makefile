@@ -16,7 +16,7 @@ WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter
 ifeq ($(CI),true)
 WARN     += -Werror
 endif
-PKGS     := jansson libpcre2-8 libedit openblas ompi-c libmicrohttpd libsodium sqlite3 icu-uc icu-i18n
+PKGS     := jansson libpcre2-8 libedit openblas ompi-c libmicrohttpd libsodium sqlite3 icu-uc icu-i18n libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc $(PKG_CFLAGS) -pthread -MMD -MP -fno-strict-aliasing

@@ -20,10 +20,11 @@ declare -A PC_PKG=(
   [jansson]=libjansson-dev [libpcre2-8]=libpcre2-dev [libedit]=libedit-dev
   [openblas]=libopenblas-dev [ompi-c]=libopenmpi-dev [libmicrohttpd]=libmicrohttpd-dev
   [libsodium]=libsodium-dev [sqlite3]=libsqlite3-dev
-  [icu-uc]=libicu-dev [icu-i18n]=libicu-dev
+  [icu-uc]=libicu-dev [icu-i18n]=libicu-dev [libcurl]=libcurl4-openssl-dev
 )
 run_pkgs=(gcc make pkg-config libjansson-dev libpcre2-dev libedit-dev libopenblas-dev
-          libopenmpi-dev libmicrohttpd-dev libsodium-dev libsqlite3-dev libicu-dev)
+          libopenmpi-dev libmicrohttpd-dev libsodium-dev libsqlite3-dev libicu-dev
+          libcurl4-openssl-dev)
 # node and npm build the page (web/); a machine that has node already keeps its own
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || run_pkgs+=(nodejs npm)
 test_pkgs=(libcriterion-dev python3 python3-numpy python3-jinja2 python3-torch

@@ -1,6 +1,7 @@
 /* common.c - shared pieces of the subcommands. */
 #include "cli/common.h"
 
+#include "hub/library.h"
 #include "safety/guard.h"
 #include "safety/lexicon.h"
 
@@ -168,6 +169,22 @@ static const char *builtin_file(const char *rel) {
 /* The built-in model: $CGPT_MODEL, else models/cgpt-mini.gguf under the
  * current directory, else beside the binary (build/cgpt -> ../models/). */
 Status cli_model_path(const char *given, const char **out, Err *err) {
+    static char named[PATH_MAX];
+    struct stat st;
+    if (given && stat(given, &st) != 0 && lib_name_like(given)) {
+        /* not a file: a name in the library (OWNER/REPO[:QUANT]) */
+        char dir[PATH_MAX];
+        LibModel e;
+        Status r = lib_dir(NULL, dir, sizeof dir, err);
+        if (!r)
+            r = lib_find(dir, given, &e, err);
+        if (r)
+            return err_prefix(err, "'%s' is neither a file nor a model in the library", given);
+        snprintf(named, sizeof named, "%s", e.path);
+        json_decref(e.manifest);
+        *out = named;
+        return STATUS_OK;
+    }
     if (given) {
         *out = given;
         return STATUS_OK;

@@ -10,9 +10,9 @@
 #define HELP_COL 26 /* column where an option's help starts */
 
 const CliCommand *const CLI_COMMANDS[] = {
-    &CLI_SERVE, &CLI_USER,     &CLI_KEY,      &CLI_BACKUP,     &CLI_MODERATE, &CLI_AUDIT, &CLI_CHAT,
-    &CLI_RUN,   &CLI_TOKENIZE, &CLI_TEMPLATE, &CLI_PERPLEXITY, &CLI_INFO,     &CLI_BENCH,
-    &CLI_TRAIN, &CLI_EVAL,     &CLI_QUANTIZE, &CLI_META,
+    &CLI_SERVE,      &CLI_PULL,     &CLI_LIST,  &CLI_SHOW,  &CLI_RM,   &CLI_USER,     &CLI_KEY,
+    &CLI_BACKUP,     &CLI_MODERATE, &CLI_AUDIT, &CLI_CHAT,  &CLI_RUN,  &CLI_TOKENIZE, &CLI_TEMPLATE,
+    &CLI_PERPLEXITY, &CLI_INFO,     &CLI_BENCH, &CLI_TRAIN, &CLI_EVAL, &CLI_QUANTIZE, &CLI_META,
 };
 const int CLI_N_COMMANDS = (int)(sizeof CLI_COMMANDS / sizeof CLI_COMMANDS[0]);
 
