@@ -12,6 +12,7 @@
 #   tests/serve/test_*       cgpt serve: openai SDK, SSE framing, hostile input, isolation
 #   tests/web/test_*         the page in chromium, its /api, SIGKILL mid-stream (nothing lost)
 #   tests/safety/test_*      moderation: the labelled sets, /v1/moderations, blocking end to end
+#   tests/hub/test_pull.py   cgpt pull against a mock hub, the library
 # Python suites run on Debian's /usr/bin/python3 (numpy, jinja2).
 # Ends with "integration: N passed, N failed".
 set -u
@@ -65,6 +66,11 @@ suite tests/safety/test_eval.py /usr/bin/python3 tests/safety/test_eval.py build
 for b in build/cgpt build/asan/cgpt; do
   suite "tests/safety/test_moderation.py ($b)" /usr/bin/python3 tests/safety/test_moderation.py $b
   suite "tests/safety/test_guard.py ($b)" /usr/bin/python3 tests/safety/test_guard.py $b
+done
+# Models (issue 15): cgpt pull against a local mock of Hugging Face's HTTP
+# interface (tests/hub/mock_hf.py), the library, -m NAME.
+for b in build/cgpt build/asan/cgpt; do
+  suite "tests/hub/test_pull.py ($b)" /usr/bin/python3 tests/hub/test_pull.py $b
 done
 # The page (issue 13): chromium via playwright-core, the /api routes (plain and
 # ASan+UBSan), and kills while replies stream.
