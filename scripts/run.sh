@@ -22,6 +22,10 @@ Any OpenAI client works too:
   curl http://127.0.0.1:$port/v1/chat/completions -H 'Content-Type: application/json' \\
        -d '{"model":"cgpt-mini","messages":[{"role":"user","content":"Who are you?"}]}'
 API keys: build/cgpt key add NAME (then requests need 'Authorization: Bearer KEY').
+The built-in model is tiny (6.5M parameters). For real answers, get a real model
+(about 1.1 GB) and serve it:
+  build/cgpt pull hf.co/Qwen/Qwen2.5-1.5B-Instruct-GGUF:Q4_K_M
+  build/cgpt serve -m Qwen/Qwen2.5-1.5B-Instruct-GGUF:Q4_K_M
 MSG
 # shellcheck disable=SC2086
 exec build/cgpt serve -m "$m" --port "$port" ${CGPT_SERVE_ARGS:-}

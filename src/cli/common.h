@@ -48,6 +48,9 @@
  * classifier CLI_GUARD_MODEL where that file is, unless 'guard_model' is
  * "lexicon"), or over the guard model at 'guard_model'. Owned, mod_free(). */
 #define CLI_GUARD_MODEL "models/cgpt-guard.gguf"
+/* What `cgpt serve` with the built-in model suggests pulling (hf.co/...):
+ * a 1.5B instruct model, Apache-2.0, about 1.1 GB at Q4_K_M. */
+#define CLI_SUGGESTED_MODEL "hf.co/Qwen/Qwen2.5-1.5B-Instruct-GGUF:Q4_K_M"
 #define CLI_GUARD_WEIGHT 0.55f /* its evidence's weight (docs/SAFETY.md: how it was chosen) */
 typedef struct {
     const char *policy, *lexicon, *guard_model;

@@ -360,6 +360,12 @@ static int cmd_serve(int argc, char **argv) {
                     "cgpt serve: the page is at http://%s%s%s:%d/ (accounts: the page offers the "
                     "first one on loopback; else cgpt user add NAME)\n",
                     v6 ? "[" : "", o.cfg.host, v6 ? "]" : "", server_port(srv));
+        bool only_builtin = o.n_models == 1 && !strcmp(loaded[0].id, "cgpt-mini");
+        if (only_builtin) /* the one command that gets a useful model (docs/MODELS.md) */
+            fprintf(stderr,
+                    "cgpt serve: the built-in model is tiny (6.5M parameters); for real "
+                    "answers: cgpt pull " CLI_SUGGESTED_MODEL " && cgpt serve -m %s\n",
+                    CLI_SUGGESTED_MODEL + 6);
         fflush(stdout);
         char b;
         while (!atomic_load(&g_stop) && read(g_stop_pipe[0], &b, 1) != 1)
