@@ -17,11 +17,7 @@
 #include "hub/fetch.h"
 #include "hub/library.h"
 
-typedef struct {
-    char *path; /* in the repository */
-    uint64_t size;
-    char sha256[65]; /* "" when the listing has none */
-} Entry;
+typedef HubEntry Entry;
 
 static Status file_sha256(const char *path, char hex[65], Err *err) {
     FILE *f = fopen(path, "rb");
@@ -78,47 +74,20 @@ static Status listing(const HubRef *r, const PullOpts *o, const FetchOpts *fo, c
     if (st)
         return st;
     const char *sha = json_string_value(json_object_get(info, "sha"));
-    snprintf(rev, 64, "%s", sha && strlen(sha) < 64 && !strchr(sha, '/') ? sha : "main");
+    bool hex = sha && strlen(sha) >= 7 && strlen(sha) <= 40 &&
+               strspn(sha, "0123456789abcdef") == strlen(sha);
+    snprintf(rev, 64, "%s", hex ? sha : "main");
     json_decref(info);
     snprintf(url, sizeof url, "%s/api/models/%s/%s/tree/%s?recursive=true", o->endpoint, r->owner,
              r->repo, rev);
     json_t *tree;
     if ((st = fetch_json(url, fo, &tree, err)))
         return st;
-    if (!json_is_array(tree) || json_array_size(tree) > HUB_MAX_FILES) {
-        json_decref(tree);
-        return err_set(err, STATUS_FORMAT, "%s: expected a list of at most %d files", url,
-                       HUB_MAX_FILES);
-    }
-    Entry *e = calloc(json_array_size(tree) + 1, sizeof *e);
-    int n = 0;
-    size_t i;
-    json_t *it;
-    json_array_foreach(tree, i, it) {
-        const char *type = json_string_value(json_object_get(it, "type"));
-        const char *path = json_string_value(json_object_get(it, "path"));
-        if (!e || !type || strcmp(type, "file") || !path || strstr(path, "..") || path[0] == '/')
-            continue;
-        json_t *lfs = json_object_get(it, "lfs");
-        const char *oid = json_string_value(json_object_get(lfs, "oid"));
-        e[n].path = strdup(path);
-        e[n].size = (uint64_t)json_integer_value(json_object_get(it, "size"));
-        if (oid && strlen(oid) == 64)
-            memcpy(e[n].sha256, oid, 65);
-        n++;
-    }
+    st = hub_tree_parse(tree, out, n_out, err);
     json_decref(tree);
-    if (!e)
-        return err_set(err, STATUS_NOMEM, "out of memory");
-    *out = e;
-    *n_out = n;
-    return STATUS_OK;
-}
-
-static void entries_free(Entry *e, int n) {
-    for (int i = 0; i < n; i++)
-        free(e[i].path);
-    free(e);
+    if (st)
+        err_prefix(err, "%s", url);
+    return st;
 }
 
 /* Fetch one file into dir (resuming), check its hash, rename it in. */
@@ -213,7 +182,7 @@ Status hub_pull(const HubRef *r, const PullOpts *o, PullResult *out, Err *err) {
             return st;
         HubListed *l = calloc((size_t)n_files + 1, sizeof *l);
         if (!l) {
-            entries_free(files, n_files);
+            hub_entries_free(files, n_files);
             return err_set(err, STATUS_NOMEM, "out of memory");
         }
         for (int i = 0; i < n_files; i++)
@@ -223,7 +192,7 @@ Status hub_pull(const HubRef *r, const PullOpts *o, PullResult *out, Err *err) {
         st = hub_pick(l, n_files, r->quant, repo, pick, &n_pick, quant, err);
         free(l);
         if (st) {
-            entries_free(files, n_files);
+            hub_entries_free(files, n_files);
             return st;
         }
         if (quant[0])
@@ -234,7 +203,7 @@ Status hub_pull(const HubRef *r, const PullOpts *o, PullResult *out, Err *err) {
                  quant[0] ? quant : "model");
     }
     if ((st = lib_mkdirs(dir, err))) {
-        entries_free(files, n_files);
+        hub_entries_free(files, n_files);
         return st;
     }
     /* one pull of this model at a time */
@@ -305,6 +274,6 @@ Status hub_pull(const HubRef *r, const PullOpts *o, PullResult *out, Err *err) {
 done:
     if (lfd >= 0)
         close(lfd);
-    entries_free(files, n_files);
+    hub_entries_free(files, n_files);
     return st;
 }

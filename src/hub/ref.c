@@ -235,3 +235,53 @@ Status hub_pick(const HubListed *files, int n, const char *quant, const char *re
     free(g);
     return st;
 }
+
+static bool path_ok(const char *p) {
+    if (!p[0] || p[0] == '/' || strstr(p, ".."))
+        return false;
+    for (const char *c = p; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f || *c == '\\')
+            return false;
+    return true;
+}
+
+Status hub_tree_parse(const json_t *tree, HubEntry **out, int *n_out, Err *err) {
+    *out = NULL;
+    *n_out = 0;
+    if (!json_is_array(tree))
+        return err_set(err, STATUS_FORMAT, "the repository's tree is not a list");
+    if (json_array_size(tree) > HUB_MAX_FILES)
+        return err_set(err, STATUS_LIMIT, "the repository lists %zu entries (limit %d)",
+                       json_array_size(tree), HUB_MAX_FILES);
+    HubEntry *e = calloc(json_array_size(tree) + 1, sizeof *e);
+    if (!e)
+        return err_set(err, STATUS_NOMEM, "out of memory");
+    int n = 0;
+    size_t i;
+    const json_t *it;
+    json_array_foreach(tree, i, it) {
+        const char *type = json_string_value(json_object_get(it, "type"));
+        const char *path = json_string_value(json_object_get(it, "path"));
+        json_int_t size = json_integer_value(json_object_get(it, "size"));
+        if (!type || strcmp(type, "file") || !path || !path_ok(path) || size < 0)
+            continue;
+        const char *oid = json_string_value(json_object_get(json_object_get(it, "lfs"), "oid"));
+        if (!(e[n].path = strdup(path))) {
+            hub_entries_free(e, n);
+            return err_set(err, STATUS_NOMEM, "out of memory");
+        }
+        e[n].size = (uint64_t)size;
+        if (oid && strlen(oid) == 64 && strspn(oid, "0123456789abcdef") == 64)
+            memcpy(e[n].sha256, oid, 65);
+        n++;
+    }
+    *out = e;
+    *n_out = n;
+    return STATUS_OK;
+}
+
+void hub_entries_free(HubEntry *e, int n) {
+    for (int i = 0; e && i < n; i++)
+        free(e[i].path);
+    free(e);
+}

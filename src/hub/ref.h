@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "core/err.h"
 
 #define HUB_MAX_PART 96    /* bytes of an owner or repository name */
@@ -59,5 +61,20 @@ typedef struct {
  * listing what there is when nothing matches ('repo' names it). */
 Status hub_pick(const HubListed *files, int n, const char *quant, const char *repo, int *idx,
                 int *n_idx, char quant_out[HUB_MAX_QUANT + 1], Err *err);
+
+/* One file of a repository's tree listing, as pull uses it. */
+typedef struct {
+    char *path; /* in the repository (owned) */
+    uint64_t size;
+    char sha256[65]; /* the LFS oid; "" when the listing gives none */
+} HubEntry;
+
+/* The files of a tree listing (GET /api/models/OWNER/REPO/tree/REV?recursive=true:
+ * [{"type": "file", "path", "size", "lfs": {"oid"}}, ...]; directories and
+ * paths with "..", a leading '/' or control bytes are skipped). Owned:
+ * hub_entries_free. STATUS_FORMAT when it is not a list, STATUS_LIMIT past
+ * HUB_MAX_FILES entries. */
+Status hub_tree_parse(const json_t *tree, HubEntry **out, int *n, Err *err);
+void hub_entries_free(HubEntry *e, int n);
 
 #endif
