@@ -71,6 +71,7 @@ done
 # interface (tests/hub/mock_hf.py), the library, -m NAME.
 for b in build/cgpt build/asan/cgpt; do
   suite "tests/hub/test_pull.py ($b)" /usr/bin/python3 tests/hub/test_pull.py $b
+  suite "tests/model/test_split.py ($b)" /usr/bin/python3 tests/model/test_split.py $b
 done
 # The page (issue 13): chromium via playwright-core, the /api routes (plain and
 # ASan+UBSan), and kills while replies stream.

@@ -162,6 +162,10 @@ static int cmd_info(int argc, char **argv) {
     if (!m) {
         printf("tensors:      0 (vocabulary-only file)\n");
     } else {
+        if (model_config(m)->n_params != n_params) { /* a split model: all its parts */
+            n_params = model_config(m)->n_params;
+            printf("split:        this file is the first part of a split model\n");
+        }
         printf("parameters:   %" PRIu64 " (%.2f M)\n", n_params, (double)n_params / 1e6);
         printf("tensors:      %" PRIu64 " (", g.n_tensors);
         const char *sep = "";

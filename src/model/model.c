@@ -40,6 +40,7 @@
 #define MODEL_DEFAULT_BATCH 512
 #define MODEL_DEFAULT_BLOCK 16
 #define MODEL_ARCH_NAME_SHOW 64 /* bytes of an unknown architecture name to quote */
+#define MODEL_MAX_PARTS 256     /* files of a split model */
 
 /* A weight matrix in the mapping: N rows of K elements of 'type', and the
  * same matrix prepared for matmul (mw: repacked or borrowing 'data'). */
@@ -63,7 +64,9 @@ typedef struct {
 } Layer;
 
 struct Model {
-    GGUF g;
+    GGUF g;      /* the file, or a split model's first part (all its metadata) */
+    GGUF *parts; /* a split model's other parts (n_parts - 1 of them) */
+    int n_parts; /* 1 for one file */
     ModelConfig cfg;
     ModelParams params;
     const ArchInfo *ai;
@@ -115,6 +118,14 @@ static void supported_types(char *buf, size_t n) {
     }
 }
 
+/* Tensor 'name' in the file or, for a split model, in any of its parts. */
+static const GGUFTensor *find_tensor(const Model *m, const char *name) {
+    const GGUFTensor *t = gguf_find_tensor(&m->g, name);
+    for (int i = 0; !t && i < m->n_parts - 1; i++)
+        t = gguf_find_tensor(&m->parts[i], name);
+    return t;
+}
+
 /* Find tensor 'name' and check it is exactly [ne0, ne1] (ne1 = 1 for a
  * vector; vectors must be F32, matrices a matmul-supported type). *out is
  * NULL when an optional tensor is absent. */
@@ -123,7 +134,7 @@ static Status bind_tensor(Model *m, const char *name, int64_t ne0, int64_t ne1, 
     *out = NULL;
     if (need == TENSOR_ABSENT)
         return STATUS_OK;
-    const GGUFTensor *t = gguf_find_tensor(&m->g, name);
+    const GGUFTensor *t = find_tensor(m, name);
     if (!t) {
         if (need == TENSOR_OPTIONAL)
             return STATUS_OK;
@@ -323,7 +334,7 @@ static Status load_hparams(Model *m, Err *err) {
 
 static Status load_vocab(Model *m, Err *err) {
     ModelConfig *c = &m->cfg;
-    const GGUFTensor *te = gguf_find_tensor(&m->g, TN_TOKEN_EMBD);
+    const GGUFTensor *te = find_tensor(m, TN_TOKEN_EMBD);
     if (!te)
         return err_set(err, STATUS_FORMAT, "missing tensor '%s' (expected shape [%d, n_vocab])",
                        TN_TOKEN_EMBD, c->n_embd);
@@ -428,8 +439,11 @@ static Status load_tensors(Model *m, Err *err) {
             return st;
     }
     uint64_t n = 0;
-    for (uint64_t i = 0; i < m->g.n_tensors; i++)
-        n += m->g.tensors[i].n_elements;
+    for (int p = 0; p < m->n_parts; p++) {
+        const GGUF *g = p ? &m->parts[p - 1] : &m->g;
+        for (uint64_t i = 0; i < g->n_tensors; i++)
+            n += g->tensors[i].n_elements;
+    }
     m->cfg.n_params = n;
     return STATUS_OK;
 }
@@ -591,8 +605,8 @@ static Status prepare_weights(Model *m, Err *err) {
                 at += b; /* (at may be NULL: no offset, not even 0, on a null pointer) */
             /* the file's copy is no longer read (tied embedding lookups
              * read the repacked output matrix) */
-            if (w->mw.repacked)
-                mapfile_release(&m->g.map, w->data,
+            for (int p = 0; w->mw.repacked && p < m->n_parts; p++)
+                mapfile_release(p ? &m->parts[p - 1].map : &m->g.map, w->data,
                                 (size_t)dtype_row_bytes(w->type, w->n_cols) * (size_t)w->n_rows);
         }
     }
@@ -605,12 +619,80 @@ static Status prepare_weights(Model *m, Err *err) {
     return STATUS_OK;
 }
 
+/* A split model's part number and count from its file name
+ * ("NAME-00001-of-00003.gguf"); false for other names. */
+static bool split_name(const char *path, int *k, int *n) {
+    size_t len = strlen(path);
+    int used = 0;
+    if (len < 20 || strcmp(path + len - 5, ".gguf"))
+        return false;
+    const char *s = path + len - 20;
+    return sscanf(s, "-%5d-of-%5d.gguf%n", k, n, &used) == 2 && used == 20 && *k >= 1 && *k <= *n;
+}
+
+/* The other parts of a split model whose first part is open in m->g: by
+ * name (the first part's name with the part number changed), each a GGUF
+ * whose split.count, when present, agrees; no tensor in two parts. */
+static Status open_parts(Model *m, const char *path, Err *err) {
+    m->n_parts = 1;
+    int k, n;
+    if (!split_name(path, &k, &n))
+        return STATUS_OK;
+    if (k != 1)
+        return err_set(err, STATUS_INVALID,
+                       "part %d of a split model: load its first part (-00001-of-%05d.gguf)", k, n);
+    if (n > MODEL_MAX_PARTS)
+        return err_set(err, STATUS_LIMIT, "a split model of %d parts (limit %d)", n,
+                       MODEL_MAX_PARTS);
+    const GGUFKV *kv = gguf_find_key(&m->g, "split.count");
+    if (kv && kv->type != GGUF_TYPE_ARRAY && kv->val.u != (uint64_t)n)
+        return err_set(err, STATUS_FORMAT, "split.count is %llu but the name says %d parts",
+                       (unsigned long long)kv->val.u, n);
+    if (n == 1)
+        return STATUS_OK;
+    m->parts = calloc((size_t)n - 1, sizeof *m->parts);
+    if (!m->parts)
+        return err_set(err, STATUS_NOMEM, "out of memory");
+    size_t len = strlen(path);
+    char *pp = strdup(path);
+    if (!pp)
+        return err_set(err, STATUS_NOMEM, "out of memory");
+    Status st = STATUS_OK;
+    for (int i = 2; i <= n && !st; i++) {
+        char num[12];
+        snprintf(num, sizeof num, "%05d", i);
+        memcpy(pp + len - 19, num, 5); /* "-0000K-of-0000N.gguf": K at -19 */
+        st = gguf_open(&m->parts[i - 2], pp, err);
+        if (st) {
+            err_prefix(err, "part %d of %d", i, n);
+            break;
+        }
+        m->n_parts = i;
+        const GGUF *g = &m->parts[i - 2];
+        for (uint64_t t = 0; t < g->n_tensors && !st; t++) {
+            char name[256];
+            snprintf(name, sizeof name, "%.*s",
+                     (int)(g->tensors[t].name.len < 255 ? g->tensors[t].name.len : 255),
+                     g->tensors[t].name.ptr);
+            for (int q = 0; q < i - 1 && !st; q++)
+                if (gguf_find_tensor(q ? &m->parts[q - 1] : &m->g, name))
+                    st = err_set(err, STATUS_FORMAT, "tensor '%s' is in two parts (%d and %d)",
+                                 name, q + 1, i);
+        }
+    }
+    free(pp);
+    return st;
+}
+
 Status model_load(Model **out, const char *path, const ModelParams *p, Err *err) {
     *out = NULL;
     Model *m = calloc(1, sizeof *m);
     if (!m)
         return err_set(err, STATUS_NOMEM, "out of memory for the model");
+    m->n_parts = 1;
     Status st = gguf_open(&m->g, path, err);
+    if (st == STATUS_OK)
+        st = open_parts(m, path, err);
     if (st == STATUS_OK)
         st = load_hparams(m, err);
     if (st == STATUS_OK)
@@ -654,6 +736,9 @@ void model_free(Model *m) {
     free(m->row_seq_last);
     free(m->touched);
     free(m->layers);
+    for (int i = 0; i < m->n_parts - 1; i++)
+        gguf_close(&m->parts[i]);
+    free(m->parts);
     gguf_close(&m->g);
     free(m);
 }
