@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -184,12 +185,9 @@ static int cmd_list(int argc, char **argv) {
     if (!cli_model_path(NULL, &builtin, &e2) && builtin) {
         json_t *o =
             json_pack("{s:s, s:s, s:b}", "name", "cgpt-mini", "path", builtin, "builtin", 1);
-        FILE *f = fopen(builtin, "rb");
-        if (f) {
-            fseek(f, 0, SEEK_END);
-            json_object_set_new(o, "size", json_integer(ftell(f)));
-            fclose(f);
-        }
+        struct stat sb;
+        if (stat(builtin, &sb) == 0)
+            json_object_set_new(o, "size", json_integer((json_int_t)sb.st_size));
         json_array_append_new(rows, o);
     }
     for (int i = 0; i < n; i++)

@@ -222,10 +222,9 @@ Status hub_pull(const HubRef *r, const PullOpts *o, PullResult *out, Err *err) {
         json_decref(have.manifest);
         goto done;
     }
-    uint64_t need = 0, total = 0;
+    uint64_t need = 0;
     for (int k = 0; k < n_pick; k++) {
         const Entry *f = &files[pick[k]];
-        total += f->size;
         uint64_t p = partial_size(dir, f->path);
         need += f->size > p ? f->size - p : 0;
     }
@@ -268,7 +267,6 @@ Status hub_pull(const HubRef *r, const PullOpts *o, PullResult *out, Err *err) {
         snprintf(out->path, sizeof out->path, "%.*s/%s", PATH_MAX / 2, dir,
                  base_of(files[pick[0]].path));
         out->size = size;
-        (void)total;
     }
     json_decref(jf);
 done:

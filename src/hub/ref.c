@@ -152,6 +152,16 @@ typedef struct {
     char quant[HUB_MAX_QUANT + 1];
 } Group;
 
+/* Is 'q' one of the comma-separated tags in 'list' (whole tags: Q4_K is
+ * not Q4_K_M)? */
+static bool listed(const char *list, const char *q) {
+    size_t n = strlen(q);
+    for (const char *p = list; (p = strstr(p, q)); p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ',' || !p[n]))
+            return true;
+    return false;
+}
+
 /* The default pick's order: Q4_K_M, then any quant tag, then none; the
  * smaller first within each. */
 static int rank(const Group *a) { return !strcmp(a->quant, "Q4_K_M") ? 0 : a->quant[0] ? 1 : 2; }
@@ -211,7 +221,7 @@ Status hub_pick(const HubListed *files, int n, const char *quant, const char *re
     for (int j = 0; j < ng; j++) {
         if (g[j].have != g[j].n_parts)
             continue; /* a split set with parts missing */
-        if (g[j].quant[0] && !strstr(have, g[j].quant) && hl + strlen(g[j].quant) + 3 < sizeof have)
+        if (g[j].quant[0] && !listed(have, g[j].quant) && hl + strlen(g[j].quant) + 3 < sizeof have)
             hl += (size_t)snprintf(have + hl, sizeof have - hl, "%s%s", hl ? ", " : "", g[j].quant);
         if (quant[0] ? !strcmp(g[j].quant, quant) : (best < 0 || better(&g[j], &g[best])))
             if (best < 0 || !quant[0] || g[j].size < g[best].size)

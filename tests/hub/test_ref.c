@@ -65,6 +65,7 @@ Test(hub_ref, picks_the_quant_asked_else_q4_k_m_else_the_smallest) {
         {"big/m-F16-00002-of-00002.gguf", 900},
         {"big/m-F16-00001-of-00002.gguf", 900},
         {"half/m-Q6_K-00001-of-00002.gguf", 100}, /* its part 2 is missing */
+        {"m-Q4_K.gguf", 450},                     /* a tag that is a prefix of another */
     };
     int n = sizeof files / sizeof *files, idx[8], ni;
     char q[HUB_MAX_QUANT + 1];
@@ -78,7 +79,7 @@ Test(hub_ref, picks_the_quant_asked_else_q4_k_m_else_the_smallest) {
     err = (Err){0};
     cr_expect_eq(hub_pick(files, n, "Q5_K_M", "o/r", idx, &ni, q, &err), STATUS_NOT_FOUND);
     cr_expect(strstr(err.msg, "no Q5_K_M file") && strstr(err.msg, "Q4_K_M") &&
-                  strstr(err.msg, "Q8_0") && !strstr(err.msg, "Q6_K"),
+                  strstr(err.msg, "Q8_0") && strstr(err.msg, ", Q4_K)") && !strstr(err.msg, "Q6_K"),
               "%s", err.msg);
     /* without Q4_K_M: the smallest tagged one */
     cr_assert_eq(hub_pick(files + 1, 1, "", "o/r", idx, &ni, q, &err), 0);
