@@ -13,10 +13,17 @@
 #   tests/web/test_*         the page in chromium, its /api, SIGKILL mid-stream (nothing lost)
 #   tests/safety/test_*      moderation: the labelled sets, /v1/moderations, blocking end to end
 #   tests/hub/test_pull.py   cgpt pull against a mock hub, the library
+#   tests/hub/test_serve_library.py  cgpt serve over the library: models on demand
 # Python suites run on Debian's /usr/bin/python3 (numpy, jinja2).
 # Ends with "integration: N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
+# An empty model library: `cgpt serve` without -m offers the library, and
+# the suites expect the built-in model alone unless they make their own.
+CGPT_HOME=$(mktemp -d /tmp/cgpt-it-home.XXXXXX)
+export CGPT_HOME
+trap 'rm -rf "$CGPT_HOME"' EXIT
+unset CGPT_MODEL
 pass=0; fail=0; failed=()
 suite() { # NAME CMD...
   local name=$1; shift
@@ -71,6 +78,8 @@ done
 # interface (tests/hub/mock_hf.py), the library, -m NAME.
 for b in build/cgpt build/asan/cgpt; do
   suite "tests/hub/test_pull.py ($b)" /usr/bin/python3 tests/hub/test_pull.py $b
+  suite "tests/hub/test_serve_library.py ($b)" /usr/bin/python3 tests/hub/test_serve_library.py $b \
+    $([ "$b" = build/asan/cgpt ] && echo --asan)
   suite "tests/model/test_split.py ($b)" /usr/bin/python3 tests/model/test_split.py $b
 done
 # The page (issue 13): chromium via playwright-core, the /api routes (plain and

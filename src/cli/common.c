@@ -166,6 +166,8 @@ static const char *builtin_file(const char *rel) {
     return stat(beside, &st) == 0 ? beside : NULL;
 }
 
+const char *cli_builtin_model(void) { return builtin_file(CLI_BUILTIN_MODEL); }
+
 /* The built-in model: $CGPT_MODEL, else models/cgpt-mini.gguf under the
  * current directory, else beside the binary (build/cgpt -> ../models/). */
 Status cli_model_path(const char *given, const char **out, Err *err) {

@@ -83,6 +83,11 @@ int cli_next_sampling(Args *a, const CliCommand *cmd, SamplerParams *sp, unsigne
  * came from there. */
 Status cli_model_path(const char *given, const char **out, Err *err);
 
+/* The built-in model's file (models/cgpt-mini.gguf under the current
+ * directory, else beside the binary), in a static buffer; NULL when
+ * neither is there. */
+const char *cli_builtin_model(void);
+
 /* A loaded model with its tokenizer and (optionally) chat format. */
 typedef struct {
     Model *m;

@@ -1,5 +1,7 @@
-/* serve.c - `cgpt serve`: load the models, start one scheduler per model
- * and the HTTP server, print the URL, run until SIGINT/SIGTERM. */
+/* serve.c - `cgpt serve`: the models on offer (the -m models loaded at
+ * start, or else every model of the library and the built-in one, each
+ * loaded on its first request: serve/pool.h), one scheduler per loaded
+ * model, the HTTP server; print the URL, run until SIGINT/SIGTERM. */
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -12,7 +14,10 @@
 
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "core/perf.h"
 #include "engine/sched.h"
+#include "hub/library.h"
+#include "serve/pool.h"
 #include "serve/server.h"
 
 /* The page's files, generated from web/ at build time (build/gen/web_assets.c). */
@@ -22,6 +27,9 @@ extern const int WEB_N_ASSETS;
 #define SERVE_MAX_PARALLEL 1024
 #define SERVE_MALLOC_ARENAS 4
 #define SERVE_MMAP_THRESHOLD (256 * 1024)
+#define SERVE_MAX_LOADED 3           /* default --max-loaded (Ollama's on a CPU) */
+#define SERVE_BUDGET_SHARE 0.8       /* default --memory-budget: this share of the RAM */
+#define SERVE_MAX_BYTES (1ULL << 50) /* the largest --memory-budget */
 
 enum {
     O_MODEL = 1,
@@ -51,13 +59,29 @@ enum {
     O_POLICY,
     O_MOD_MODEL,
     O_MOD_LEXICON,
-    O_NO_MODERATION
+    O_NO_MODERATION,
+    O_MODELS_DIR,
+    O_MAX_LOADED,
+    O_MEM_BUDGET,
+    O_KEEP_ALIVE
 };
 
 static const ArgOpt SERVE_OPTS[] = {
     {O_MODEL, "-m|--model", "MODEL",
-     "a GGUF model (repeat for several; id: --alias or the file name)"},
+     "serve this model (a file or a library name; repeat for several; id: --alias or the file "
+     "name), loaded at start; without -m: every model of the library, loaded on demand"},
     {O_ALIAS, "--alias", "NAME", "the id of the preceding -m model"},
+    {O_MODELS_DIR, "--models-dir", "DIR",
+     "the library (default $CGPT_HOME/models, else ~/.cache/cgpt/models)"},
+    {O_MAX_LOADED, "--max-loaded", "N",
+     "library models loaded at once (default 3; 0 = no limit); the least recently used idle one "
+     "makes room"},
+    {O_MEM_BUDGET, "--memory-budget", "BYTES",
+     "bytes the loaded models may take (files plus KV pages; K/M/G suffixes; default 80% of "
+     "the RAM; 0 = no limit)"},
+    {O_KEEP_ALIVE, "--keep-alive", "TIME",
+     "unload a library model idle this long (e.g. 30s, 5m, 1h; default 5m; -1 = never, 0 = at "
+     "once)"},
     {O_HOST, "--host", "ADDR", "bind address (default 127.0.0.1; others need API keys)"},
     {O_PORT, "--port", "N", "port (default 8080; 0 = any free port)"},
     {O_DATA_DIR, "--data-dir", "DIR",
@@ -104,6 +128,8 @@ typedef struct {
     bool no_web;
     CliModeration mod;
     bool no_moderation;
+    const char *models_dir;
+    PoolConfig pool;
 } ServeOpts;
 
 static atomic_int g_stop;
@@ -117,11 +143,53 @@ static void on_signal(int sig) {
         return;
 }
 
+/* BYTES: a count with an optional K, M, G or T (powers of 1024), at most
+ * SERVE_MAX_BYTES. */
+static Status parse_bytes(const char *opt, const char *v, uint64_t *out, Err *err) {
+    char *end = NULL;
+    double x = strtod(v, &end);
+    double unit = 1;
+    if (end && *end) {
+        const char *units = "KMGT";
+        const char *u = strchr(units, *end == 'k' ? 'K' : *end);
+        if (!u || !*u || (end[1] && strcmp(end + 1, "B") && strcmp(end + 1, "iB")))
+            return err_set(err, STATUS_INVALID, "%s: '%s' is not a byte count (e.g. 8G, 512M)", opt,
+                           v);
+        for (const char *k = units; k <= u; k++)
+            unit *= 1024;
+    }
+    if (end == v || !(x >= 0) || x * unit > (double)SERVE_MAX_BYTES)
+        return err_set(err, STATUS_INVALID, "%s: '%s' is not a byte count in [0, %llu]", opt, v,
+                       (unsigned long long)SERVE_MAX_BYTES);
+    *out = (uint64_t)(x * unit);
+    return STATUS_OK;
+}
+
+/* TIME: seconds, or a number with s, m or h; a negative one means never. */
+static Status parse_duration(const char *opt, const char *v, double *out, Err *err) {
+    char *end = NULL;
+    double x = strtod(v, &end);
+    double unit = !end || !*end || !strcmp(end, "s") ? 1
+                  : !strcmp(end, "m")                ? 60
+                  : !strcmp(end, "h")                ? 3600
+                                                     : 0;
+    if (end == v || unit == 0 || x != x || x > 1e9)
+        return err_set(err, STATUS_INVALID, "%s: '%s' is not a duration (e.g. 30s, 5m, 1h, -1)",
+                       opt, v);
+    *out = x < 0 ? -1 : x * unit;
+    return STATUS_OK;
+}
+
 static Status parse(int argc, char **argv, ServeOpts *o, bool *help, Err *err) {
     Args a = args_start(argc, argv, 1);
     o->cfg = server_default_config();
     o->parallel = 16;
     o->queue = 256;
+    o->pool.max_loaded = SERVE_MAX_LOADED;
+    o->pool.keep_alive = POOL_KEEP_ALIVE;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0)
+        o->pool.memory_budget = (uint64_t)((double)pages * (double)page * SERVE_BUDGET_SHARE);
     const char *v;
     for (int id; (id = cli_next(&a, &CLI_SERVE, &v, err)) != ARG_END;) {
         long n = 0;
@@ -199,6 +267,13 @@ static Status parse(int argc, char **argv, ServeOpts *o, bool *help, Err *err) {
         case O_MOD_MODEL: o->mod.guard_model = v; break;
         case O_MOD_LEXICON: o->mod.lexicon = v; break;
         case O_NO_MODERATION: o->no_moderation = true; break;
+        case O_MODELS_DIR: o->models_dir = v; break;
+        case O_MAX_LOADED:
+            s = args_int(a.opt, v, 0, POOL_MAX_MODELS, &n, err);
+            o->pool.max_loaded = (int)n;
+            break;
+        case O_MEM_BUDGET: s = parse_bytes(a.opt, v, &o->pool.memory_budget, err); break;
+        case O_KEEP_ALIVE: s = parse_duration(a.opt, v, &o->pool.keep_alive, err); break;
         }
         if (s)
             return s;
@@ -225,13 +300,9 @@ static char *model_id(const ModelArg *a) {
     return id;
 }
 
-typedef struct {
-    CliModel cm;
-    Sched *sched;
-    char *id;
-} Loaded;
-
-static Status load_one(const ServeOpts *o, const ModelArg *a, Loaded *l, Err *err) {
+/* Load the model at 'path' and start its scheduler. */
+static Status start_model(const ServeOpts *o, const char *path, CliModel *cm, Sched **sched,
+                          Err *err) {
     int n_seq = (int)o->parallel * 2 < 16 ? 16 : (int)o->parallel * 2;
     if (n_seq > MODEL_MAX_SEQ)
         n_seq = MODEL_MAX_SEQ;
@@ -242,18 +313,172 @@ static Status load_one(const ServeOpts *o, const ModelArg *a, Loaded *l, Err *er
     /* The KV pool defaults to n_seq_max full contexts: room for every
      * running request at full length and as much again for the prefix
      * cache. Its pages are only touched as blocks are used. */
-    Status st = cli_load(&l->cm, a->path, &mp, NULL, true, err);
+    *sched = NULL;
+    Status st = cli_load(cm, path, &mp, NULL, true, err);
     if (st)
         return st;
     SchedParams sp = {.max_running = (int)o->parallel,
                       .max_queue = (int)o->queue,
                       .prefix_cache = !o->no_prefix_cache};
-    if ((st = sched_new(&l->sched, l->cm.m, l->cm.tok, &sp, err)))
+    if (!(st = sched_new(sched, cm->m, cm->tok, &sp, err)) && (st = sched_start(*sched, err))) {
+        sched_free(*sched);
+        *sched = NULL;
+    }
+    if (st)
+        cli_unload(cm);
+    return st;
+}
+
+static ServerModel server_model(CliModel *cm, Sched *sched, long long created) {
+    return (ServerModel){.model = cm->m,
+                         .tok = cm->tok,
+                         .fmt = cm->fmt,
+                         .sched = sched,
+                         .created = created,
+                         .preset = cm->preset,
+                         .handle = cm};
+}
+
+static void describe_model(const char *verb, const char *id, const char *path, const CliModel *cm,
+                           Sched *sched, double seconds) {
+    const ModelConfig *mc = model_config(cm->m);
+    char samp[256] = "", took[48] = "";
+    if (cm->preset.set) {
+        memcpy(samp, ", sampling defaults ", 21);
+        preset_describe(&cm->preset.v, cm->preset.set, samp + 20, sizeof samp - 20);
+    }
+    if (seconds >= 0)
+        snprintf(took, sizeof took, " in %.2f s", seconds);
+    fprintf(stderr, "cgpt serve: %s '%s' (%s, %s, %.1fM params), context %d, %s%s%s\n", verb, id,
+            path, mc->arch_name, (double)mc->n_params / 1e6, sched_n_ctx(sched),
+            chat_format_name(cm->fmt), samp, took);
+}
+
+/* ---- the pool's hooks (serve/pool.h) ---- */
+
+typedef struct {
+    const ServeOpts *o;
+    char dir[PATH_MAX]; /* the library */
+    long load_delay_ms; /* $CGPT_SERVE_LOAD_DELAY_MS: each on-demand load waits this long first */
+} ServeLib;
+
+static Status hook_load(void *ctx, const PoolOffer *po, ServerModel *out, Err *err) {
+    ServeLib *sl = ctx;
+    CliModel *cm = calloc(1, sizeof *cm);
+    if (!cm)
+        return err_set(err, STATUS_NOMEM, "out of memory");
+    Sched *sched = NULL;
+    double t0 = perf_now();
+    if (sl->load_delay_ms > 0) /* tests: a slow disk (docs/MODELS.md) */
+        usleep((useconds_t)sl->load_delay_ms * 1000);
+    Status st = start_model(sl->o, po->path, cm, &sched, err);
+    if (st) {
+        fprintf(stderr, "cgpt serve: cannot load '%s': %s\n", po->id, err->msg);
+        free(cm);
         return st;
-    if ((st = sched_start(l->sched, err)))
+    }
+    *out = server_model(cm, sched, po->created);
+    describe_model("loaded", po->id, po->path, cm, sched, perf_now() - t0);
+    return STATUS_OK;
+}
+
+static void hook_unload(void *ctx, ServerModel *m) {
+    (void)ctx;
+    sched_free(m->sched);
+    cli_unload(m->handle);
+    free(m->handle);
+    malloc_trim(0); /* hand the freed heap back: RSS returns to where it was */
+    fprintf(stderr, "cgpt serve: unloaded '%s'\n", m->id);
+}
+
+static int by_recency(const void *a, const void *b) {
+    const PoolOffer *x = a, *y = b;
+    if (x->created != y->created)
+        return x->created > y->created ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* The library's models, the most recently pulled first, then the
+ * built-in one. */
+static Status hook_scan(void *ctx, PoolOffer **out, int *n, Err *err) {
+    ServeLib *sl = ctx;
+    LibModel *lm = NULL;
+    int nl = 0;
+    Status st = lib_list(sl->dir, &lm, &nl, err);
+    if (st)
         return st;
-    l->id = model_id(a);
-    return l->id ? STATUS_OK : err_set(err, STATUS_NOMEM, "out of memory");
+    PoolOffer *po = calloc((size_t)nl + 1, sizeof *po);
+    if (!po) {
+        lib_models_free(lm, nl);
+        return err_set(err, STATUS_NOMEM, "out of memory");
+    }
+    int k = 0;
+    for (int i = 0; i < nl; i++) {
+        PoolOffer *p = &po[k];
+        if (snprintf(p->id, sizeof p->id, "%s", lm[i].name) >= (int)sizeof p->id)
+            continue;
+        snprintf(p->path, sizeof p->path, "%s", lm[i].path);
+        p->bytes = lm[i].size;
+        p->created = (long long)json_integer_value(json_object_get(lm[i].manifest, "pulled_at"));
+        k++;
+    }
+    lib_models_free(lm, nl);
+    qsort(po, (size_t)k, sizeof *po, by_recency);
+    const char *builtin = cli_builtin_model();
+    struct stat sb;
+    if (builtin && stat(builtin, &sb) == 0) {
+        snprintf(po[k].id, sizeof po[k].id, "cgpt-mini");
+        snprintf(po[k].path, sizeof po[k].path, "%s", builtin);
+        po[k].bytes = (uint64_t)sb.st_size;
+        po[k].created = (long long)sb.st_mtime;
+        k++;
+    }
+    *out = po;
+    *n = k;
+    return STATUS_OK;
+}
+
+/* The -m models, loaded now and pinned in the pool. */
+static Status load_pinned(const ServeOpts *o, Pool *pool, Err *err) {
+    for (int i = 0; i < o->n_models && !atomic_load(&g_stop); i++) {
+        /* a library name is the model's id; a file's is its name */
+        const char *given = o->models[i].path, *path = NULL;
+        Status st = cli_model_path(given, &path, err);
+        if (st)
+            return st;
+        ModelArg named = {path, o->models[i].alias ? o->models[i].alias
+                                : path != given    ? given
+                                                   : NULL};
+        CliModel *cm = calloc(1, sizeof *cm);
+        char *id = model_id(&named);
+        Sched *sched = NULL;
+        st = !cm || !id ? err_set(err, STATUS_NOMEM, "out of memory")
+                        : start_model(o, path, cm, &sched, err);
+        if (st) {
+            free(cm);
+            free(id);
+            return st;
+        }
+        PoolOffer po;
+        memset(&po, 0, sizeof po);
+        struct stat stb;
+        bool have = stat(path, &stb) == 0;
+        snprintf(po.id, sizeof po.id, "%s", id);
+        snprintf(po.path, sizeof po.path, "%s", path);
+        po.created = have ? (long long)stb.st_mtime : 0;
+        po.bytes = have ? (uint64_t)stb.st_size : 0;
+        ServerModel sm = server_model(cm, sched, po.created);
+        if ((st = pool_add(pool, &po, &sm, err))) {
+            sched_free(sched);
+            cli_unload(cm);
+            free(cm);
+            free(id);
+            return st;
+        }
+        describe_model("model", id, path, cm, sched, -1);
+        free(id);
+    }
+    return STATUS_OK;
 }
 
 static int cmd_serve(int argc, char **argv) {
@@ -267,11 +492,32 @@ static int cmd_serve(int argc, char **argv) {
         cli_help(&CLI_SERVE);
         return 0;
     }
-    if (!o.n_models) {
+    /* Without -m: $CGPT_MODEL as if given with -m, else the library and
+     * the built-in model on demand. */
+    const char *env = getenv("CGPT_MODEL");
+    if (!o.n_models && env && *env) {
         const char *path = NULL;
         if (cli_model_path(NULL, &path, &err))
             return cli_fail("serve", &err);
         o.models[o.n_models++] = (ModelArg){path, NULL};
+    }
+    ServeLib lib = {.o = &o};
+    const char *delay = getenv("CGPT_SERVE_LOAD_DELAY_MS");
+    if (delay && *delay &&
+        args_int("$CGPT_SERVE_LOAD_DELAY_MS", delay, 0, 60000, &lib.load_delay_ms, &err))
+        return cli_fail("serve", &err);
+    o.pool.hooks = (PoolHooks){.load = hook_load, .unload = hook_unload, .ctx = &lib};
+    if (!o.n_models) {
+        if (lib_dir(o.models_dir, lib.dir, sizeof lib.dir, &err))
+            return cli_fail("serve", &err);
+        o.pool.hooks.scan = hook_scan;
+        if (!cli_builtin_model()) { /* no model at all is worth a word, not a refusal */
+            fprintf(stderr, "cgpt serve: the built-in model (models/cgpt-mini.gguf) is not "
+                            "there; serving the library only\n");
+        }
+    } else if (o.models_dir) {
+        err_set(&err, STATUS_INVALID, "--models-dir with -m: name the models with -m only");
+        return cli_fail("serve", &err);
     }
     /* SIGINT/SIGTERM may land on any thread (OpenBLAS starts its own before
      * main): the handler sets a flag and writes to a pipe that the main
@@ -305,42 +551,21 @@ static int cmd_serve(int argc, char **argv) {
         return cli_fail("serve", &err);
     o.cfg.mod = mod;
     o.cfg.moderate = !o.no_moderation;
-    Server *srv = NULL;
-    if (server_start(&srv, &o.cfg, &err)) {
+    Pool *pool = NULL;
+    if (pool_new(&pool, &o.pool, &err)) {
         mod_free(mod);
         return cli_fail("serve", &err);
     }
-    Loaded loaded[SERVER_MAX_MODELS];
-    memset(loaded, 0, sizeof loaded);
-    int rc = 0;
-    for (int i = 0; i < o.n_models && !atomic_load(&g_stop); i++) {
-        Loaded *l = &loaded[i];
-        if (load_one(&o, &o.models[i], l, &err)) {
-            rc = cli_fail("serve", &err);
-            break;
-        }
-        struct stat stb;
-        ServerModel sm = {.id = l->id,
-                          .model = l->cm.m,
-                          .tok = l->cm.tok,
-                          .fmt = l->cm.fmt,
-                          .sched = l->sched,
-                          .created = stat(o.models[i].path, &stb) ? 0 : (long long)stb.st_mtime,
-                          .preset = l->cm.preset};
-        if (server_add_model(srv, &sm, &err)) {
-            rc = cli_fail("serve", &err);
-            break;
-        }
-        const ModelConfig *mc = model_config(l->cm.m);
-        char samp[256] = "";
-        if (l->cm.preset.set) {
-            memcpy(samp, ", sampling defaults ", 21);
-            preset_describe(&l->cm.preset.v, l->cm.preset.set, samp + 20, sizeof samp - 20);
-        }
-        fprintf(stderr, "cgpt serve: model '%s' (%s, %s, %.1fM params), context %d, %s%s\n", l->id,
-                o.models[i].path, mc->arch_name, (double)mc->n_params / 1e6, sched_n_ctx(l->sched),
-                chat_format_name(l->cm.fmt), samp);
+    o.cfg.pool = pool;
+    Server *srv = NULL;
+    if (server_start(&srv, &o.cfg, &err)) {
+        pool_free(pool);
+        mod_free(mod);
+        return cli_fail("serve", &err);
     }
+    int rc = 0;
+    if (load_pinned(&o, pool, &err))
+        rc = cli_fail("serve", &err);
     if (!rc && !atomic_load(&g_stop)) {
         server_ready(srv);
         bool v6 = strchr(o.cfg.host, ':') != NULL;
@@ -360,12 +585,30 @@ static int cmd_serve(int argc, char **argv) {
                     "cgpt serve: the page is at http://%s%s%s:%d/ (accounts: the page offers the "
                     "first one on loopback; else cgpt user add NAME)\n",
                     v6 ? "[" : "", o.cfg.host, v6 ? "]" : "", server_port(srv));
-        bool only_builtin = o.n_models == 1 && !strcmp(loaded[0].id, "cgpt-mini");
-        if (only_builtin) /* the one command that gets a useful model (docs/MODELS.md) */
+        int n_offer = 0;
+        PoolInfo *offer = pool_list(pool, false, &n_offer);
+        if (!o.n_models) {
+            char budget[32] = "none";
+            if (o.pool.memory_budget)
+                snprintf(budget, sizeof budget, "%.1f GB", (double)o.pool.memory_budget / 1e9);
+            fprintf(stderr,
+                    "cgpt serve: %d model%s on offer (the library in %s and the built-in), each "
+                    "loaded on its first request; at most %d loaded, memory budget %s, idle "
+                    "ones unloaded after %s%.0f s\n",
+                    n_offer, n_offer == 1 ? "" : "s", lib.dir, o.pool.max_loaded, budget,
+                    o.pool.keep_alive < 0 ? "never: " : "", o.pool.keep_alive);
+        }
+        bool only_builtin = n_offer == 1 && offer && !strcmp(offer[0].id, "cgpt-mini");
+        free(offer);
+        if (only_builtin && o.n_models) /* the one command that gets a useful model */
             fprintf(stderr,
                     "cgpt serve: the built-in model is tiny (6.5M parameters); for real "
                     "answers: cgpt pull " CLI_SUGGESTED_MODEL " && cgpt serve -m %s\n",
                     CLI_SUGGESTED_MODEL + 6);
+        else if (only_builtin) /* docs/MODELS.md */
+            fprintf(stderr, "cgpt serve: the built-in model is tiny (6.5M parameters); for real "
+                            "answers: cgpt pull " CLI_SUGGESTED_MODEL
+                            " (this server offers it once it is pulled)\n");
         fflush(stdout);
         char b;
         while (!atomic_load(&g_stop) && read(g_stop_pipe[0], &b, 1) != 1)
@@ -373,11 +616,7 @@ static int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "cgpt serve: stopping\n");
     }
     server_stop(srv);
-    for (int i = 0; i < o.n_models; i++) {
-        sched_free(loaded[i].sched);
-        cli_unload(&loaded[i].cm);
-        free(loaded[i].id);
-    }
+    pool_free(pool); /* unloads every model */
     mod_free(mod);
     return rc;
 }
@@ -389,7 +628,8 @@ const CliCommand CLI_SERVE = {
         "the OpenAI API and the chat page on http://127.0.0.1:8080 (docs/SERVER.md, docs/WEB.md)",
     .opts = SERVE_OPTS,
     .notes = "Routes: POST /v1/chat/completions, /v1/completions, GET /v1/models[/ID], /health,\n"
-             "/metrics, POST /tokenize, /detokenize. Without -m: the built-in model.\n"
+             "/metrics, POST /tokenize, /detokenize. Without -m: every model of the library\n"
+             "and the built-in one, each loaded on its first request (docs/MODELS.md).\n"
              "A request's unset sampling fields take the model file's general.sampling.*\n"
              "values, else the OpenAI defaults (temperature 1, top_p 1).\n"
              "API keys: cgpt key add NAME (then send 'Authorization: Bearer KEY').\n",

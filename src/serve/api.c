@@ -196,9 +196,13 @@ static enum MHD_Result route_session(Server *s, SrvReq *q, struct MHD_Connection
     ApiSession as;
     OaiError e;
     json_t *models = json_array();
-    for (int i = 0; i < s->n_models; i++)
-        json_array_append_new(models, json_pack("{s:s, s:i}", "id", s->models[i].id, "context",
-                                                sched_n_ctx(s->models[i].sched)));
+    int n = 0;
+    PoolInfo *list = pool_list(s->cfg.pool, false, &n);
+    for (int i = 0; list && i < n; i++) /* context 0: not known until it is loaded */
+        json_array_append_new(models,
+                              json_pack("{s:s, s:i, s:s}", "id", list[i].id, "context",
+                                        list[i].n_ctx, "status", pool_state_name(list[i].state)));
+    free(list);
     json_t *j = json_pack("{s:o, s:b, s:b}", "models", models, "setup", setup_open(s),
                           "registration", s->cfg.open_registration);
     if (get_session(s, c, &as, &e)) {
@@ -279,7 +283,7 @@ static enum MHD_Result route_conv_write(Server *s, SrvReq *q, struct MHD_Connect
     const char *title = b->title, *system = b->system, *model = b->model;
     enum MHD_Result res;
     Err err = {0};
-    if (model && *model && !srv_find_model(s, model)) {
+    if (model && *model && !pool_has(s->cfg.pool, model)) {
         res = error(s, q, c, 400, "model_not_found", "model", "no such model on this server");
     } else if (!id) {
         char nid[STORE_CONV_ID_LEN + 1];
@@ -494,8 +498,10 @@ static enum MHD_Result generate(Server *s, SrvReq *q, struct MHD_Connection *c,
     g->user = as->user.id;
     snprintf(g->conv, sizeof g->conv, "%s", id);
     g->parent = parent;
-    const ServerModel *m = model && *model ? srv_find_model(s, model) : &s->models[0];
-    snprintf(g->model, sizeof g->model, "%s", m ? m->id : (model ? model : ""));
+    if (model && *model)
+        snprintf(g->model, sizeof g->model, "%s", model);
+    else
+        pool_default_id(s->cfg.pool, g->model, sizeof g->model);
     json_decref(conv);
     /* the user's own prefix cache: a follow-up reuses its conversation */
     q->auth = (SrvAuth){.limits = s->cfg.default_limits};

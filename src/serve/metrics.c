@@ -293,14 +293,13 @@ static const ModelFamily MODEL_FAMILIES[] = {
            requests_cancelled),
 };
 
-static void put_model_family(Buf *b, const ModelFamily *f, const char *const *models,
-                             const SchedStats *stats, int n_models) {
+static void put_model_family(Buf *b, const ModelFamily *f, const PoolInfo *models, int n_models) {
     put_header(b, f->name, f->type, f->help);
     for (int i = 0; i < n_models; i++) {
         put(b, "cgpt_%s{model=", f->name);
-        put_label_value(b, models[i] ? models[i] : "");
+        put_label_value(b, models[i].id);
         put(b, "} ");
-        const SchedStats *st = &stats[i];
+        const SchedStats *st = &models[i].stats;
         if (f->tokens_per_second) {
             double tps = st->busy_seconds > 0 ? (double)st->tokens_generated / st->busy_seconds : 0;
             put_double(b, tps);
@@ -319,7 +318,52 @@ static void put_model_family(Buf *b, const ModelFamily *f, const char *const *mo
 
 /* ---- rendering ---- */
 
-char *metrics_render(Metrics *m, const char *const *models, const SchedStats *stats, int n_models,
+/* The pool's families: which models are loaded, loads, unloads, load time. */
+static void put_pool(Buf *b, const PoolInfo *models, int n_models, const PoolStats *given) {
+    static const PoolStats none;
+    const PoolStats *ps = given ? given : &none;
+    put_header(b, "models_loaded", "gauge", "Models loaded now.");
+    put(b, "cgpt_models_loaded %d\n", ps->loaded);
+    put_header(b, "models_loading", "gauge", "Models being loaded now.");
+    put(b, "cgpt_models_loading %d\n", ps->loading);
+    put_header(b, "model_loaded", "gauge", "1 while the model is loaded, by model.");
+    for (int i = 0; i < n_models; i++) {
+        put(b, "cgpt_model_loaded{model=");
+        put_label_value(b, models[i].id);
+        put(b, "} %d\n", models[i].state == POOL_LOADED);
+    }
+    put_header(b, "model_last_load_seconds", "gauge",
+               "How long the model's last load took, by model.");
+    for (int i = 0; i < n_models; i++) {
+        put(b, "cgpt_model_last_load_seconds{model=");
+        put_label_value(b, models[i].id);
+        put(b, "} ");
+        put_double(b, models[i].load_seconds);
+        put(b, "\n");
+    }
+    put_header(b, "model_loads_total", "counter", "Model loads (on demand and at start).");
+    put(b, "cgpt_model_loads_total %llu\n", (unsigned long long)ps->loads);
+    put_header(b, "model_load_failures_total", "counter", "Model loads that failed.");
+    put(b, "cgpt_model_load_failures_total %llu\n", (unsigned long long)ps->load_failures);
+    put_header(b, "model_load_seconds_total", "counter", "Seconds spent loading models.");
+    put(b, "cgpt_model_load_seconds_total ");
+    put_double(b, ps->load_seconds_total);
+    put(b, "\n");
+    put_header(b, "model_unloads_total", "counter",
+               "Models unloaded, by reason: lru (room for another), idle (keep-alive), removed "
+               "(gone from the library).");
+    put(b, "cgpt_model_unloads_total{reason=\"lru\"} %llu\n", (unsigned long long)ps->unloads_lru);
+    put(b, "cgpt_model_unloads_total{reason=\"idle\"} %llu\n",
+        (unsigned long long)ps->unloads_idle);
+    put(b, "cgpt_model_unloads_total{reason=\"removed\"} %llu\n",
+        (unsigned long long)ps->unloads_removed);
+    put_header(
+        b, "model_memory_bytes", "gauge",
+        "Bytes of the loaded models as the memory budget counts them (files plus KV pages).");
+    put(b, "cgpt_model_memory_bytes %llu\n", (unsigned long long)ps->bytes_loaded);
+}
+
+char *metrics_render(Metrics *m, const PoolInfo *models, int n_models, const PoolStats *ps,
                      int connections_open) {
     Buf b = {0};
     b.cap = 8192;
@@ -352,7 +396,8 @@ char *metrics_render(Metrics *m, const char *const *models, const SchedStats *st
     pthread_mutex_unlock(&m->mu);
 
     for (size_t i = 0; i < sizeof MODEL_FAMILIES / sizeof MODEL_FAMILIES[0]; i++)
-        put_model_family(&b, &MODEL_FAMILIES[i], models, stats, n_models);
+        put_model_family(&b, &MODEL_FAMILIES[i], models, n_models);
+    put_pool(&b, models, n_models, ps);
     put_header(&b, "connections_open", "gauge", "HTTP connections open.");
     put(&b, "cgpt_connections_open %d\n", connections_open);
     put_hist(&b, "time_to_first_token_seconds", "Seconds from request to the first token.", &ttft);

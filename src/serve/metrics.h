@@ -17,6 +17,7 @@
 
 #include "engine/sched.h"
 #include "safety/safety.h"
+#include "serve/pool.h"
 
 typedef struct Metrics Metrics;
 
@@ -37,11 +38,13 @@ void metrics_refused(Metrics *m, const char *reason);
  * (cgpt_moderation_total{direction,category,action}). */
 void metrics_moderation(Metrics *m, SafeDir dir, unsigned categories, bool block);
 
-/* Render everything plus the scheduler's stats (one sched per model:
- * running, queued, tokens in/out, tokens/s (generated over busy seconds),
- * KV blocks used/free/cached, prefix-cache hits) labelled model="alias".
- * Returns an owned NUL-terminated string (free()), NULL when out of memory. */
-char *metrics_render(Metrics *m, const char *const *models, const SchedStats *stats, int n_models,
+/* Render everything plus each model's scheduler stats (running, queued,
+ * tokens in/out, tokens/s (generated over busy seconds), KV blocks
+ * used/free/cached, prefix-cache hits; labelled model="id"; counters
+ * include earlier loads) and the pool's (models loaded, loads, unloads by
+ * reason, load seconds, bytes; ps NULL: zeros). Returns an owned NUL-terminated string
+ * (free()), NULL when out of memory. */
+char *metrics_render(Metrics *m, const PoolInfo *models, int n_models, const PoolStats *ps,
                      int connections_open);
 
 #endif

@@ -135,6 +135,7 @@ typedef struct {
     double t_start;
     SrvHook *hook;  /* may be NULL */
     double t_saved; /* when hook->progress last ran */
+    const ServerModel *model; /* the pool's reference, given back at the end */
 } Stream;
 
 static void finish_accounting(Server *s, Job *job, const SrvAuth *auth, int cost) {
@@ -199,12 +200,14 @@ static void stream_free(void *cls) {
     }
     finish_accounting(st->s, st->job, &st->auth, st->cost);
     job_unref(st->job);
+    pool_release(st->s->cfg.pool, st->model);
     free(st->buf);
     free(st);
 }
 
+/* Takes the model's reference (given back when the stream ends). */
 static enum MHD_Result start_stream(Server *s, SrvReq *q, struct MHD_Connection *c, Job *job,
-                                    int cost, SrvHook *hook) {
+                                    int cost, SrvHook *hook, const ServerModel *m) {
     Stream *st = calloc(1, sizeof *st);
     if (!st) {
         job_cancel(job);
@@ -214,6 +217,7 @@ static enum MHD_Result start_stream(Server *s, SrvReq *q, struct MHD_Connection 
         }
         finish_accounting(s, job, &q->auth, cost);
         job_unref(job);
+        pool_release(s->cfg.pool, m);
         atomic_fetch_sub(&s->busy, 1);
         return MHD_NO;
     }
@@ -223,7 +227,8 @@ static enum MHD_Result start_stream(Server *s, SrvReq *q, struct MHD_Connection 
                    .auth = q->auth,
                    .cost = cost,
                    .hook = hook,
-                   .t_saved = perf_now()};
+                   .t_saved = perf_now(),
+                   .model = m};
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st, stream_free);
     if (!r) {
@@ -283,21 +288,15 @@ static enum MHD_Result fail_hook(Server *s, SrvReq *q, struct MHD_Connection *c,
     return fail(s, q, c, r, ids, retry_after);
 }
 
-enum MHD_Result srv_generate(Server *s, SrvReq *q, struct MHD_Connection *c, OaiKind kind,
-                             OaiRequest *rp, SrvHook *hook) {
+/* srv_generate with the model's reference in hand; *kept: a stream took
+ * it (given back when the stream ends), else the caller gives it back. */
+static enum MHD_Result generate(Server *s, SrvReq *q, struct MHD_Connection *c, OaiKind kind,
+                                OaiRequest *rp, SrvHook *hook, const ServerModel *m, bool *kept) {
     OaiRequest r = *rp;
     int32_t *ids = NULL;
     int n = 0;
     Status st;
     ASSERT(!hook || r.stream); /* only streams are stored as they go */
-    /* No model named: the first one served (as llama.cpp does). */
-    const ServerModel *m = r.model[0] ? srv_find_model(s, r.model) : &s->models[0];
-    if (!m) {
-        oai_error_set(&q->err, 404, "invalid_request_error", "model_not_found", "model",
-                      "The model '%s' does not exist (GET /v1/models lists the models served).",
-                      r.model);
-        return fail_hook(s, q, c, &r, NULL, 0, hook);
-    }
     if ((kind == OAI_CHAT ? render_messages(m, r.messages, &ids, &n, &q->err)
                           : completion_prompt(m, &r, &ids, &n, &q->err)))
         return fail_hook(s, q, c, &r, ids, 0, hook);
@@ -420,8 +419,10 @@ enum MHD_Result srv_generate(Server *s, SrvReq *q, struct MHD_Connection *c, Oai
         oai_error_set(&q->err, 500, "server_error", NULL, NULL, "could not store the conversation");
         return srv_respond_error(s, q, c, &q->err, 0);
     }
-    if (stream)
-        return start_stream(s, q, c, job, (int)cost, hook);
+    if (stream) {
+        *kept = true;
+        return start_stream(s, q, c, job, (int)cost, hook, m);
+    }
     bool here = wait_job(s, q, job);
     finish_accounting(s, job, &q->auth, (int)cost);
     atomic_fetch_sub(&s->busy, 1);
@@ -450,37 +451,56 @@ enum MHD_Result srv_generate(Server *s, SrvReq *q, struct MHD_Connection *c, Oai
     return res;
 }
 
+enum MHD_Result srv_generate(Server *s, SrvReq *q, struct MHD_Connection *c, OaiKind kind,
+                             OaiRequest *rp, SrvHook *hook) {
+    /* No model named: the first one served (as llama.cpp does). An
+     * unloaded model is loaded now, this request waiting. */
+    double retry = 0;
+    const ServerModel *m = srv_acquire_model(s, q, rp->model, &retry);
+    if (!m) {
+        if (srv_client_gone(q->fd)) { /* it left while the model loaded: close */
+            if (hook)
+                hook->free(hook);
+            oai_request_free(rp);
+            metrics_http(s->metrics, q->route, 499);
+            return MHD_NO;
+        }
+        return fail_hook(s, q, c, rp, NULL, retry, hook);
+    }
+    bool kept = false;
+    enum MHD_Result res = generate(s, q, c, kind, rp, hook, m, &kept);
+    if (!kept)
+        pool_release(s->cfg.pool, m);
+    return res;
+}
+
 /* ------------------------------------------------------------ tokenize */
 
 /* The start of /tokenize and /detokenize: authenticate, parse the body and
- * find its model (absent or null: the first). Returns the owned body, or
- * NULL (q->err set) when the key or the JSON is refused; *m is NULL (q->err
- * set) when the body names no model this server has. */
-static json_t *open_body(Server *s, SrvReq *q, struct MHD_Connection *c, const ServerModel **m) {
+ * take its model from the pool (absent or null: the default). Returns the
+ * owned body, or NULL (q->err set) when the key or the JSON is refused; *m
+ * is NULL (q->err set, *retry the Retry-After) when the body names no model
+ * this server has or it cannot be loaded; else the caller gives it back. */
+static json_t *open_body(Server *s, SrvReq *q, struct MHD_Connection *c, const ServerModel **m,
+                         double *retry) {
     *m = NULL;
+    *retry = 0;
     if (!srv_authenticate(s, c, &q->auth, &q->err))
         return NULL;
     json_t *body = oai_parse_object(q->body, q->len, &s->cfg.limits, &q->err);
     if (!body)
         return NULL;
     json_t *mj = json_object_get(body, "model");
-    if (!mj || json_is_null(mj)) {
-        *m = &s->models[0];
-    } else if (!json_is_string(mj)) {
+    if (mj && !json_is_null(mj) && !json_is_string(mj))
         oai_error_set(&q->err, 400, "invalid_request_error", NULL, "model",
                       "model: expected a string");
-    } else if (!(*m = srv_find_model(s, json_string_value(mj)))) {
-        oai_error_set(&q->err, 404, "invalid_request_error", "model_not_found", "model",
-                      "The model '%.200s' does not exist.", json_string_value(mj));
-    }
+    else
+        *m = srv_acquire_model(s, q, json_is_string(mj) ? json_string_value(mj) : NULL, retry);
     return body;
 }
 
-enum MHD_Result srv_route_tokenize(Server *s, SrvReq *q, struct MHD_Connection *c) {
-    const ServerModel *m;
-    json_t *body = open_body(s, q, c, &m);
-    if (!body)
-        return srv_respond_error(s, q, c, &q->err, 0);
+static enum MHD_Result tokenize(Server *s, SrvReq *q, struct MHD_Connection *c, json_t *body,
+                                const ServerModel *m, double retry) {
     json_t *messages = json_object_get(body, "messages");
     if (m && json_is_array(messages)) { /* a chat, as the template renders it */
         int32_t *ids = NULL;
@@ -508,7 +528,7 @@ enum MHD_Result srv_route_tokenize(Server *s, SrvReq *q, struct MHD_Connection *
                       "add_special: expected a boolean");
     if (!m || !json_is_string(content) || (as && !json_is_boolean(as) && !json_is_null(as))) {
         json_decref(body);
-        return srv_respond_error(s, q, c, &q->err, 0);
+        return srv_respond_error(s, q, c, &q->err, m ? 0 : retry);
     }
     size_t len = json_string_length(content);
     int32_t *ids = malloc(sizeof(int32_t) * (len + 3));
@@ -530,11 +550,8 @@ enum MHD_Result srv_route_tokenize(Server *s, SrvReq *q, struct MHD_Connection *
     return srv_respond_json(s, q, c, 200, json_pack("{s:o}", "tokens", arr));
 }
 
-enum MHD_Result srv_route_detokenize(Server *s, SrvReq *q, struct MHD_Connection *c) {
-    const ServerModel *m;
-    json_t *body = open_body(s, q, c, &m);
-    if (!body)
-        return srv_respond_error(s, q, c, &q->err, 0);
+static enum MHD_Result detokenize(Server *s, SrvReq *q, struct MHD_Connection *c, json_t *body,
+                                  const ServerModel *m, double retry) {
     json_t *toks = json_object_get(body, "tokens");
     size_t n = json_array_size(toks);
     if (m && (!json_is_array(toks) || n > OAI_MAX_PROMPT_IDS))
@@ -558,7 +575,7 @@ enum MHD_Result srv_route_detokenize(Server *s, SrvReq *q, struct MHD_Connection
     }
     json_decref(body);
     if (!ids)
-        return srv_respond_error(s, q, c, &q->err, 0);
+        return srv_respond_error(s, q, c, &q->err, m ? 0 : retry);
     size_t need = tok_decode(m->tok, ids, n, false, NULL, 0);
     char *txt = malloc(need + 1);
     if (txt)
@@ -571,4 +588,26 @@ enum MHD_Result srv_route_detokenize(Server *s, SrvReq *q, struct MHD_Connection
     json_t *j = json_pack("{s:o}", "content", oai_string_bytes(txt, need));
     free(txt);
     return srv_respond_json(s, q, c, 200, j);
+}
+
+/* The route around tokenize or detokenize: the body, the model's
+ * reference, given back after the answer. */
+static enum MHD_Result with_model(Server *s, SrvReq *q, struct MHD_Connection *c,
+                                  enum MHD_Result (*fn)(Server *, SrvReq *, struct MHD_Connection *,
+                                                        json_t *, const ServerModel *, double)) {
+    const ServerModel *m = NULL;
+    double retry = 0;
+    json_t *body = open_body(s, q, c, &m, &retry);
+    enum MHD_Result res =
+        body ? fn(s, q, c, body, m, retry) : srv_respond_error(s, q, c, &q->err, 0);
+    pool_release(s->cfg.pool, m);
+    return res;
+}
+
+enum MHD_Result srv_route_tokenize(Server *s, SrvReq *q, struct MHD_Connection *c) {
+    return with_model(s, q, c, tokenize);
+}
+
+enum MHD_Result srv_route_detokenize(Server *s, SrvReq *q, struct MHD_Connection *c) {
+    return with_model(s, q, c, detokenize);
 }

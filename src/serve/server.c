@@ -280,18 +280,25 @@ enum MHD_Result srv_respond_error(Server *s, SrvReq *q, struct MHD_Connection *c
 static enum MHD_Result route_health(Server *s, SrvReq *q, struct MHD_Connection *c) {
     bool ready = atomic_load(&s->ready);
     json_t *j = json_pack("{s:s}", "status", ready ? "ok" : "loading");
+    if (ready && s->cfg.pool) { /* up while models load: say which */
+        PoolStats ps;
+        pool_stats(s->cfg.pool, &ps);
+        json_object_set_new(j, "models_loaded", json_integer(ps.loaded));
+        json_object_set_new(j, "models_loading", json_integer(ps.loading));
+    }
     return srv_respond_json(s, q, c, ready ? 200 : 503, j);
 }
 
 static enum MHD_Result route_metrics(Server *s, SrvReq *q, struct MHD_Connection *c) {
-    const char *ids[SERVER_MAX_MODELS];
-    SchedStats st[SERVER_MAX_MODELS];
-    int n = atomic_load(&s->ready) ? s->n_models : 0;
-    for (int i = 0; i < n; i++) {
-        ids[i] = s->models[i].id;
-        sched_stats(s->models[i].sched, &st[i]);
+    int n = 0;
+    PoolInfo *models = NULL;
+    PoolStats ps = {0};
+    if (atomic_load(&s->ready) && s->cfg.pool) {
+        models = pool_list(s->cfg.pool, true, &n);
+        pool_stats(s->cfg.pool, &ps);
     }
-    char *txt = metrics_render(s->metrics, ids, st, n, gate_connections(s->gate));
+    char *txt = metrics_render(s->metrics, models, n, &ps, gate_connections(s->gate));
+    free(models);
     if (!txt)
         return MHD_NO;
     struct MHD_Response *r =
@@ -320,30 +327,71 @@ static enum MHD_Result route_options(Server *s, SrvReq *q, struct MHD_Connection
     return srv_respond(s, q, c, 204, r);
 }
 
+/* A model object as OpenAI shapes it, with the pool's state beside it
+ * ({"value": "loaded"|"loading"|"unloaded"|"unloading"}, as llama.cpp's
+ * router shows it) and the context it is served with (0: not known yet). */
+static json_t *model_json(const PoolInfo *in) {
+    json_t *j = oai_model_json(in->id, in->created, "cgpt");
+    json_object_set_new(j, "status", json_pack("{s:s}", "value", pool_state_name(in->state)));
+    json_object_set_new(j, "context_length", json_integer(in->n_ctx));
+    return j;
+}
+
 static enum MHD_Result route_models(Server *s, SrvReq *q, struct MHD_Connection *c,
                                     const char *id) {
     if (!srv_authenticate(s, c, &q->auth, &q->err))
         return srv_respond_error(s, q, c, &q->err, 0);
+    int n = 0;
+    PoolInfo *list = pool_list(s->cfg.pool, false, &n);
+    if (!list) {
+        oai_error_set(&q->err, 500, "server_error", NULL, NULL, "out of memory");
+        return srv_respond_error(s, q, c, &q->err, 0);
+    }
+    enum MHD_Result res;
     if (id) {
-        const ServerModel *m = srv_find_model(s, id);
-        if (!m) {
+        int k = 0;
+        while (k < n && strcmp(list[k].id, id))
+            k++;
+        if (k == n) {
             oai_error_set(&q->err, 404, "invalid_request_error", "model_not_found", "model",
                           "The model '%.200s' does not exist.", id);
-            return srv_respond_error(s, q, c, &q->err, 0);
+            res = srv_respond_error(s, q, c, &q->err, 0);
+        } else {
+            res = srv_respond_json(s, q, c, 200, model_json(&list[k]));
         }
-        return srv_respond_json(s, q, c, 200, oai_model_json(m->id, m->created, "cgpt"));
+    } else {
+        json_t *data = json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(data, model_json(&list[i]));
+        res =
+            srv_respond_json(s, q, c, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
     }
-    json_t *data = json_array();
-    for (int i = 0; i < s->n_models; i++)
-        json_array_append_new(data,
-                              oai_model_json(s->models[i].id, s->models[i].created, "cgpt"));
-    return srv_respond_json(s, q, c, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+    free(list);
+    return res;
 }
 
-const ServerModel *srv_find_model(const Server *s, const char *id) {
-    for (int i = 0; i < s->n_models; i++)
-        if (id && !strcmp(s->models[i].id, id))
-            return &s->models[i];
+static bool waiter_gone(void *arg) { return srv_client_gone(*(int *)arg); }
+
+const ServerModel *srv_acquire_model(Server *s, SrvReq *q, const char *id, double *retry_after) {
+    *retry_after = 0;
+    PoolWaiter w = {waiter_gone, &q->fd};
+    const ServerModel *m = NULL;
+    Err err = {0};
+    Status st = pool_acquire(s->cfg.pool, id, &w, &m, &err);
+    if (!st)
+        return m;
+    if (st == STATUS_NOT_FOUND) {
+        oai_error_set(&q->err, 404, "invalid_request_error", "model_not_found", "model", "%s",
+                      err.msg);
+    } else if (st == STATUS_BUSY || st == STATUS_LIMIT) {
+        oai_error_set(&q->err, 503, "server_error", "model_unavailable", "model", "%s", err.msg);
+        if (st == STATUS_BUSY) {
+            *retry_after = 5;
+            metrics_refused(s->metrics, "model_room");
+        }
+    } else {
+        oai_error_set(&q->err, 500, "server_error", "model_load_failed", "model", "%s", err.msg);
+    }
     return NULL;
 }
 
@@ -581,6 +629,8 @@ Status server_start(Server **out, const ServerConfig *cfg, Err *err) {
     if (cfg->n_cors > SERVER_MAX_CORS)
         return err_set(err, STATUS_LIMIT, "%d CORS origins, the limit is %d", cfg->n_cors,
                        SERVER_MAX_CORS);
+    if (!cfg->pool)
+        return err_set(err, STATUS_INVALID, "a server needs a pool of models");
     struct sockaddr_storage ss;
     Status st = bind_addr(cfg->host, cfg->port, &ss, err);
     if (st)
@@ -667,15 +717,6 @@ Status server_start(Server **out, const ServerConfig *cfg, Err *err) {
 }
 
 int server_port(const Server *s) { return s->port; }
-
-Status server_add_model(Server *s, const ServerModel *m, Err *err) {
-    if (s->n_models >= SERVER_MAX_MODELS)
-        return err_set(err, STATUS_LIMIT, "more than %d models", SERVER_MAX_MODELS);
-    if (srv_find_model(s, m->id))
-        return err_set(err, STATUS_INVALID, "two models are named '%s' (use --alias)", m->id);
-    s->models[s->n_models++] = *m;
-    return STATUS_OK;
-}
 
 void server_ready(Server *s) { atomic_store(&s->ready, true); }
 

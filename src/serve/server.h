@@ -25,8 +25,13 @@
  * server_start() refuses to start without any, and if all are revoked later
  * every request gets 401.
  *
- * Lifecycle: server_start() binds and answers /health with 503 "loading";
- * server_add_model() for each model, then server_ready(); server_stop()
+ * Models: every route that needs one takes a reference from the pool
+ * (pool.h) for as long as it uses it, which loads a model on its first
+ * request (the request waits; /health stays up) and keeps a model in use
+ * from being unloaded.
+ *
+ * Lifecycle: server_start() binds and answers /health with 503 "loading"
+ * until server_ready() (after the pinned models are loaded); server_stop()
  * refuses new connections, cancels what runs and joins everything. */
 #ifndef CGPT_SERVE_SERVER_H
 #define CGPT_SERVE_SERVER_H
@@ -40,6 +45,7 @@
 #include "model/model.h"
 #include "safety/moderate.h"
 #include "serve/oai.h"
+#include "serve/pool.h"
 #include "serve/ratelimit.h"
 #include "serve/web.h"
 #include "tokenizer/tokenizer.h"
@@ -68,25 +74,13 @@ typedef struct {
     long long session_ttl;  /* seconds a page login lasts */
     Moderator *mod;         /* borrowed: /v1/moderations, and the checks when 'moderate' */
     bool moderate;          /* check chats and completions (off: --no-moderation) */
+    Pool *pool;             /* borrowed: the models served (pool.h), outliving the server */
 } ServerConfig;
-
-/* A loaded model as served: all borrowed, outliving the server. */
-typedef struct {
-    const char *id; /* model id clients send and /v1/models lists */
-    Model *model;
-    const Tokenizer *tok;
-    const ChatFormat *fmt;
-    Sched *sched; /* started */
-    long long created;
-    SamplePreset preset; /* the file's general.sampling.*: defaults for unset request fields */
-} ServerModel;
 
 typedef struct Server Server;
 
 Status server_start(Server **out, const ServerConfig *cfg, Err *err);
 int server_port(const Server *s);
-/* Before server_ready(); at most SERVER_MAX_MODELS. */
-Status server_add_model(Server *s, const ServerModel *m, Err *err);
 void server_ready(Server *s);
 /* Stops the HTTP side (in-flight requests end: their schedulers must be
  * stopped by the caller first or right after) and frees. */

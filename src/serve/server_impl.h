@@ -43,8 +43,6 @@ struct Server {
     ServerConfig cfg;
     struct MHD_Daemon *daemon;
     int port;
-    ServerModel models[SERVER_MAX_MODELS];
-    int n_models;
     atomic_bool ready, stopping;
     atomic_int busy; /* generations in flight (drained on stop) */
     /* keys */
@@ -69,7 +67,12 @@ int srv_header_count(struct MHD_Connection *c, const char *name);
  * (400 ambiguous_credentials for more than one credential, even when no
  * keys are configured). */
 bool srv_authenticate(Server *s, struct MHD_Connection *c, SrvAuth *auth, OaiError *e);
-const ServerModel *srv_find_model(const Server *s, const char *id);
+/* A reference to model 'id' (NULL or "": the default) from the pool, for
+ * the request q (loaded if need be; the wait ends when q's client leaves):
+ * give it back with pool_release(s->cfg.pool, m). NULL with q->err set:
+ * 404 model_not_found, 503 (no room; Retry-After in *retry_after, or the
+ * client left), 500 (the model failed to load). */
+const ServerModel *srv_acquire_model(Server *s, SrvReq *q, const char *id, double *retry_after);
 
 /* Queue a response (adds x-request-id, CORS and rate-limit headers, counts
  * it in the metrics) and destroy our reference to it. */

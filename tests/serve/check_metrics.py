@@ -44,6 +44,15 @@ FAMILIES = {
     "cgpt_time_to_first_token_seconds": "histogram",
     "cgpt_inter_token_latency_seconds": "histogram",
     "cgpt_moderation_total": "counter",
+    "cgpt_models_loaded": "gauge",
+    "cgpt_models_loading": "gauge",
+    "cgpt_model_loaded": "gauge",
+    "cgpt_model_last_load_seconds": "gauge",
+    "cgpt_model_loads_total": "counter",
+    "cgpt_model_load_failures_total": "counter",
+    "cgpt_model_load_seconds_total": "counter",
+    "cgpt_model_unloads_total": "counter",
+    "cgpt_model_memory_bytes": "gauge",
 }
 LABELS = {  # label names each family's samples carry (besides le)
     "cgpt_http_requests_total": {"route", "code"},
@@ -52,6 +61,13 @@ LABELS = {  # label names each family's samples carry (besides le)
     "cgpt_connections_open": set(),
     "cgpt_time_to_first_token_seconds": set(),
     "cgpt_inter_token_latency_seconds": set(),
+    "cgpt_models_loaded": set(),
+    "cgpt_models_loading": set(),
+    "cgpt_model_loads_total": set(),
+    "cgpt_model_load_failures_total": set(),
+    "cgpt_model_load_seconds_total": set(),
+    "cgpt_model_unloads_total": {"reason"},
+    "cgpt_model_memory_bytes": set(),
 }
 
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -147,7 +163,10 @@ def check_values(types, samples, problems):
         for name, labels, v in rows:
             if set(k for k in labels if k != "le") != want_labels:
                 problems.append(f"{name}{labels}: labels {sorted(labels)}, want {sorted(want_labels)}")
-            if typ == "counter" and not (v >= 0 and v == int(v)):
+            if typ == "counter" and name.endswith("_seconds_total"):
+                if not v >= 0:  # a sum of seconds: any value >= 0
+                    problems.append(f"{name}{labels}: counter value {v} is not >= 0")
+            elif typ == "counter" and not (v >= 0 and v == int(v)):
                 problems.append(f"{name}{labels}: counter value {v} is not a whole number >= 0")
             if typ == "gauge" and math.isnan(v):
                 problems.append(f"{name}{labels}: NaN")

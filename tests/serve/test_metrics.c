@@ -120,14 +120,36 @@ static void fill_stats(SchedStats st[2]) {
         (SchedStats){.running = 0, .kv_blocks_free = 8, .tokens_generated = 0, .busy_seconds = 0};
 }
 
+/* Two models as the pool lists them: the first loaded (0.5 s to load),
+ * the second unloaded. */
+static void fill_models(PoolInfo *pm, const char *a, const char *b) {
+    SchedStats st[2];
+    fill_stats(st);
+    memset(pm, 0, 2 * sizeof *pm);
+    snprintf(pm[0].id, sizeof pm[0].id, "%s", a);
+    snprintf(pm[1].id, sizeof pm[1].id, "%s", b);
+    pm[0].state = POOL_LOADED;
+    pm[0].load_seconds = 0.5;
+    pm[1].state = POOL_UNLOADED;
+    pm[0].stats = st[0];
+    pm[1].stats = st[1];
+}
+
 Test(metrics, known_values) {
     Metrics *m = metrics_new();
     cr_assert_not_null(m);
     fill(m);
-    SchedStats st[2];
-    fill_stats(st);
-    const char *models[] = {"mini", WEIRD_MODEL};
-    char *text = metrics_render(m, models, st, 2, 7);
+    PoolInfo models[2];
+    fill_models(models, "mini", WEIRD_MODEL);
+    PoolStats ps = {.loaded = 1,
+                    .loading = 1,
+                    .loads = 5,
+                    .load_failures = 1,
+                    .unloads_lru = 2,
+                    .unloads_idle = 1,
+                    .load_seconds_total = 1.25,
+                    .bytes_loaded = 4096};
+    char *text = metrics_render(m, models, 2, &ps, 7);
     cr_assert_not_null(text);
 
     ASSERT_LINE(text, "# TYPE cgpt_http_requests_total counter");
@@ -153,6 +175,19 @@ Test(metrics, known_values) {
     ASSERT_LINE(text, "cgpt_prefix_cache_hits_total{model=\"mini\"} 4");
     ASSERT_LINE(text, "cgpt_requests_cancelled_total{model=\"mini\"} 2");
     ASSERT_LINE(text, "cgpt_connections_open 7");
+    /* the pool's */
+    ASSERT_LINE(text, "cgpt_models_loaded 1");
+    ASSERT_LINE(text, "cgpt_models_loading 1");
+    ASSERT_LINE(text, "cgpt_model_loaded{model=\"mini\"} 1");
+    ASSERT_LINE(text, "cgpt_model_loaded{model=\"a\\\"b\\\\c\"} 0");
+    ASSERT_LINE(text, "cgpt_model_last_load_seconds{model=\"mini\"} 0.5");
+    ASSERT_LINE(text, "cgpt_model_loads_total 5");
+    ASSERT_LINE(text, "cgpt_model_load_failures_total 1");
+    ASSERT_LINE(text, "cgpt_model_load_seconds_total 1.25");
+    ASSERT_LINE(text, "cgpt_model_unloads_total{reason=\"lru\"} 2");
+    ASSERT_LINE(text, "cgpt_model_unloads_total{reason=\"idle\"} 1");
+    ASSERT_LINE(text, "cgpt_model_unloads_total{reason=\"removed\"} 0");
+    ASSERT_LINE(text, "cgpt_model_memory_bytes 4096");
     /* TTFT observations 0.003 0.005 0.02 0.7 3 100 (-1 and NaN ignored). */
     static const char *const ttft_lines[] = {
         "cgpt_time_to_first_token_seconds_bucket{le=\"0.005\"} 2",
@@ -206,7 +241,7 @@ Test(metrics, known_values) {
 
 Test(metrics, empty_and_no_models) {
     Metrics *m = metrics_new();
-    char *text = metrics_render(m, NULL, NULL, 0, 0);
+    char *text = metrics_render(m, NULL, 0, NULL, 0);
     cr_assert_not_null(text);
     ASSERT_LINE(text, "cgpt_time_to_first_token_seconds_bucket{le=\"+Inf\"} 0");
     ASSERT_LINE(text, "cgpt_time_to_first_token_seconds_count 0");
@@ -222,10 +257,9 @@ Test(metrics, empty_and_no_models) {
 Test(metrics, checker_rejects_broken_text) {
     Metrics *m = metrics_new();
     fill(m);
-    SchedStats st[2];
-    fill_stats(st);
-    const char *models[] = {"mini", "x"};
-    char *good = metrics_render(m, models, st, 2, 1);
+    PoolInfo models[2];
+    fill_models(models, "mini", "x");
+    char *good = metrics_render(m, models, 2, NULL, 1);
     cr_assert_eq(run_checker(good, NULL), 0, "valid text rejected: %s\n%s", report, good);
     static const struct {
         const char *from, *to;
@@ -271,7 +305,7 @@ Test(metrics, series_are_bounded) {
     memset(long_route, 'r', sizeof long_route - 1);
     long_route[sizeof long_route - 1] = '\0';
     metrics_http(m, long_route, 200);
-    char *text = metrics_render(m, NULL, NULL, 0, 0);
+    char *text = metrics_render(m, NULL, 0, NULL, 0);
     cr_assert_not_null(text);
     int n_series = 0;
     unsigned long long total = 0;
@@ -310,7 +344,7 @@ Test(metrics, threads) {
         cr_assert_eq(pthread_create(&th[i], NULL, hammer, m), 0);
     for (int i = 0; i < 4; i++)
         pthread_join(th[i], NULL);
-    char *text = metrics_render(m, NULL, NULL, 0, 0);
+    char *text = metrics_render(m, NULL, 0, NULL, 0);
     ASSERT_LINE(text, "cgpt_http_requests_total{route=\"/a\",code=\"200\"} 20000");
     ASSERT_LINE(text, "cgpt_http_requests_total{route=\"/b\",code=\"200\"} 20000");
     ASSERT_LINE(text, "cgpt_time_to_first_token_seconds_count 40000");
