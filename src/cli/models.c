@@ -123,9 +123,28 @@ static int cmd_pull(int argc, char **argv) {
     return 0;
 }
 
-/* What list shows of a GGUF file: architecture, the commonest weight type,
- * parameters, context. */
-static void describe(const char *path, json_t *o) {
+/* Count a GGUF file's tensors into params and by_type; false (o's "error"
+ * set) when it cannot be read. */
+static bool count_tensors(const char *path, json_t *o, uint64_t *params, uint64_t *by_type) {
+    GGUF g = {0};
+    Err err = {0};
+    if (gguf_open(&g, path, &err)) {
+        json_object_set_new(o, "error", json_string(err.msg));
+        return false;
+    }
+    for (uint64_t i = 0; i < g.n_tensors; i++) {
+        *params += g.tensors[i].n_elements;
+        if ((unsigned)g.tensors[i].type < DTYPE_COUNT)
+            by_type[g.tensors[i].type] += g.tensors[i].n_elements;
+    }
+    gguf_close(&g);
+    return true;
+}
+
+/* What list shows of a model: architecture and context (from its first
+ * file), the commonest weight type and the parameters (over all its files:
+ * a split model's parts, from the manifest in 'dir'; NULL: one file). */
+static void describe(const char *path, const char *dir, json_t *manifest, json_t *o) {
     GGUF g = {0};
     Err err = {0};
     if (gguf_open(&g, path, &err)) {
@@ -146,6 +165,15 @@ static void describe(const char *path, json_t *o) {
         params += g.tensors[i].n_elements;
         if ((unsigned)g.tensors[i].type < DTYPE_COUNT)
             by_type[g.tensors[i].type] += g.tensors[i].n_elements;
+    }
+    json_t *files = manifest ? json_object_get(manifest, "files") : NULL;
+    for (size_t k = 1; dir && k < json_array_size(files); k++) { /* a split model's other parts */
+        const char *name = json_string_value(json_object_get(json_array_get(files, k), "name"));
+        char part[PATH_MAX + 256];
+        if (!name || strchr(name, '/') ||
+            snprintf(part, sizeof part, "%s/%s", dir, name) >= (int)sizeof part ||
+            !count_tensors(part, o, &params, by_type))
+            break;
     }
     int top = 0;
     for (int t = 1; t < DTYPE_COUNT; t++)
@@ -191,14 +219,18 @@ static int cmd_list(int argc, char **argv) {
         json_array_append_new(rows, o);
     }
     for (int i = 0; i < n; i++)
-        json_array_append_new(rows, json_pack("{s:s, s:s, s:I}", "name", m[i].name, "path",
-                                              m[i].path, "size", (json_int_t)m[i].size));
+        json_array_append_new(rows, json_pack("{s:s, s:s, s:I, s:i}", "name", m[i].name, "path",
+                                              m[i].path, "size", (json_int_t)m[i].size, "_lib", i));
     size_t i;
     json_t *o;
     if (!as_json)
         printf("%-44s %10s  %-8s %-7s %9s %6s\n", "NAME", "SIZE", "ARCH", "TYPE", "PARAMS", "CTX");
     json_array_foreach(rows, i, o) {
-        describe(json_string_value(json_object_get(o, "path")), o);
+        json_t *li = json_object_get(o, "_lib");
+        const LibModel *lm = li ? &m[json_integer_value(li)] : NULL;
+        json_object_del(o, "_lib");
+        describe(json_string_value(json_object_get(o, "path")), lm ? lm->dir : NULL,
+                 lm ? lm->manifest : NULL, o);
         if (as_json) {
             char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
             if (s)

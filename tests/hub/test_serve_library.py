@@ -42,7 +42,8 @@ Checks:
    longer offered (404).
  8 errors: an unknown model 404 model_not_found; --memory-budget below a
    model's size 503 naming the budget; bad --memory-budget/--keep-alive
-   values refuse to start; -m with a library name serves that model only.
+   values refuse to start; -m with a library name serves that model only
+   (and `cgpt chat -m NAME` answers).
 Every check prints "ok - ..." or "not ok - ... : detail"; the last line is
 "test_serve_library: N passed, M failed" (exit 1 if any failed).
 """
@@ -442,6 +443,12 @@ def check_options(ctx):
                            timeout=TIMEOUT)
         check(p.returncode != 0 and want in p.stderr, "serve %s: refused, saying %r" % (" ".join(args), want),
               "rc=%r %s" % (p.returncode, p.stderr[-200:]))
+    # names resolve in the terminal chat as they do in serve
+    p = subprocess.run([ctx.cgpt, "chat", "-m", B, "-n", "4", "--temp", "0", "--no-moderation", "--data-dir",
+                        os.path.join(ctx.tmp, "chat-data")], input="hello\n", env=ctx.env, capture_output=True,
+                       text=True, timeout=TIMEOUT)
+    check(p.returncode == 0 and p.stdout.strip(), "chat -m o/beta:Q8_0 (a library name) answers",
+          "rc=%r out=%r err=%r" % (p.returncode, p.stdout[-200:], p.stderr[-300:]))
     s = Server(ctx.cgpt, ctx.env, ctx.tmp, "-m", B)
     try:
         _, order = s.models()

@@ -3,16 +3,19 @@
 cut into three files the way llama.cpp's gguf-split lays them out
 (build/tools/ggufsplit: the first part holds the metadata, every part its
 share of the tensors) generates exactly what the whole file generates
-(greedy, the same prompt), and `cgpt info` counts the parameters of all
-parts. Loading a later part, a missing part, or a first part whose
+(greedy, the same prompt), and `cgpt info` and `cgpt list` (the parts in
+a library directory, as `cgpt pull` leaves them) count the parameters of
+all parts (the oracle: tests/ref/gguf_np.py's reading of the whole file). Loading a later part, a missing part, or a first part whose
 split.count disagrees with its name is a one-line error.
 
 Usage: tests/model/test_split.py [CGPT]   (run with /usr/bin/python3)."""
-import os, shutil, subprocess, sys, tempfile
+import json, math, os, shutil, subprocess, sys, tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CGPT = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build", "cgpt")
 TOOLS = os.path.join(ROOT, "build", "tools")
+sys.path.insert(0, os.path.join(ROOT, "tests", "ref"))
+import gguf_np  # noqa: E402
 passed = failed = 0
 
 
@@ -51,6 +54,22 @@ def main():
         pa = [l for l in ia.stdout.splitlines() if l.startswith("parameters:")]
         pb = [l for l in ib.stdout.splitlines() if l.startswith("parameters:")]
         check(pa and pa == pb, "info counts every part's parameters", (pa, pb))
+        g = gguf_np.load(whole)
+        want = sum(math.prod(t.ne) for t in g.tensors.values())
+        g.close()
+        lib = os.path.join(tmp, "lib", "o", "s", "F32")
+        os.makedirs(lib)
+        for q in parts:
+            shutil.copy(q, lib)
+        names = [os.path.basename(q) for q in parts]
+        with open(os.path.join(lib, "manifest.json"), "w") as f:
+            json.dump({"name": "o/s:F32", "source": "hf", "files": [{"name": n} for n in names],
+                       "size": sum(os.path.getsize(q) for q in parts)}, f)
+        p = run(CGPT, "list", "--json", "--models-dir", os.path.join(tmp, "lib"))
+        rows = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+        row = [r for r in rows if r.get("name") == "o/s:F32"]
+        check(p.returncode == 0 and row and row[0].get("params") == want and "error" not in row[0],
+              f"list counts every part's parameters ({want})", (p.stdout, p.stderr))
         p = run(CGPT, "run", "-m", parts[1], *gen)
         check(p.returncode == 1 and "load its first part" in p.stderr and p.stderr.count("\n") == 1,
               "a later part is refused with one line", p.stderr)

@@ -231,7 +231,7 @@ req cors401 POST /v1/chat/completions -H "$json_h" -H 'Origin: http://a.example'
 # ---------------------------------------------------------------- health, metrics
 s=$(req health GET /health)
 [ "$s" = 200 ] && ok "/health 200 without a key" || bad "/health 200" "got $s"
-chk '/health body {"status":"ok"}' $PY -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))=={"status":"ok"} else 1)' "$T/health.b"
+chk '/health body {"status":"ok", "models_loaded": N, "models_loading": N}' $PY -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j.get("status")=="ok" and set(j)=={"status","models_loaded","models_loading"} and all(isinstance(j[k],int) for k in ("models_loaded","models_loading")) else 1)' "$T/health.b"
 
 # ---------------------------------------------------------------- 503 when the queue is full
 # --parallel 1 --queue 1: of many long requests at once, at most two are
