@@ -49,6 +49,27 @@ static uint64_t bw_avx512(const uint64_t *w, long lo, long hi) {
 }
 SIMD_END
 
+SIMD_BEGIN_AVX2
+static uint64_t bw_avx2(const uint64_t *w, long lo, long hi) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    long i = lo;
+    for (; i + 2 <= hi; i += 2) { /* two 64-byte lines, four 32-byte loads */
+        a0 = _mm256_xor_si256(a0, _mm256_load_si256((const void *)(w + i * 8)));
+        a1 = _mm256_xor_si256(a1, _mm256_load_si256((const void *)(w + i * 8 + 4)));
+        a2 = _mm256_xor_si256(a2, _mm256_load_si256((const void *)(w + i * 8 + 8)));
+        a3 = _mm256_xor_si256(a3, _mm256_load_si256((const void *)(w + i * 8 + 12)));
+    }
+    for (; i < hi; i++) {
+        a0 = _mm256_xor_si256(a0, _mm256_load_si256((const void *)(w + i * 8)));
+        a1 = _mm256_xor_si256(a1, _mm256_load_si256((const void *)(w + i * 8 + 4)));
+    }
+    a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
+    uint64_t out[4];
+    _mm256_storeu_si256((__m256i *)(void *)out, a0);
+    return out[0] ^ out[1] ^ out[2] ^ out[3];
+}
+SIMD_END
+
 static uint64_t bw_scalar(const uint64_t *w, long lo, long hi) {
     uint64_t a[8] = {0};
     for (long i = lo; i < hi; i++)
@@ -61,7 +82,9 @@ static void bw_read(void *p, int ith, int nth) {
     BwJob *j = p;
     long lo, hi;
     tpool_range((long)(j->n_words / 8), ith, nth, &lo, &hi);
-    j->sink[ith] = j->level == SIMD_AVX512 ? bw_avx512(j->buf, lo, hi) : bw_scalar(j->buf, lo, hi);
+    j->sink[ith] = j->level == SIMD_AVX512 ? bw_avx512(j->buf, lo, hi)
+                   : j->level == SIMD_AVX2 ? bw_avx2(j->buf, lo, hi)
+                                           : bw_scalar(j->buf, lo, hi);
 }
 
 double perf_mem_bandwidth(TPool *tp, size_t bytes) {
@@ -167,6 +190,102 @@ double perf_fma_peak(TPool *tp) {
         double dt = perf_now() - t0, total = 0;
         for (int i = 0; i < tpool_size(tp); i++)
             total += j.flops[i];
+        if (total / dt / 1e9 > best)
+            best = total / dt / 1e9;
+    }
+    return best;
+}
+
+/* ---- the int8 dot-product peak ----
+ *
+ * The instruction the quantized kernels multiply with: vpdpbusd on AVX-512
+ * VNNI (64 u8 x s8 products summed into 16 int32 lanes), vpmaddubsw then
+ * vpmaddwd on AVX2 (32 products into 8 lanes, in two instructions, as the
+ * AVX2 kernels do it). 12 independent chains, as for the FMA probe. */
+
+typedef struct {
+    SimdLevel level;
+    double ops[TPOOL_MAX_THREADS];
+    int32_t sink[TPOOL_MAX_THREADS];
+} Int8Job;
+
+SIMD_BEGIN_AVX512
+static int32_t int8_avx512(long iters) {
+    __m512i u = _mm512_set1_epi8(3), v = _mm512_set1_epi8(-2);
+    __m512i a[12];
+    for (int k = 0; k < 12; k++)
+        a[k] = _mm512_set1_epi32(k);
+    for (long i = 0; i < iters; i++) {
+        a[0] = _mm512_dpbusd_epi32(a[0], u, v), a[1] = _mm512_dpbusd_epi32(a[1], u, v);
+        a[2] = _mm512_dpbusd_epi32(a[2], u, v), a[3] = _mm512_dpbusd_epi32(a[3], u, v);
+        a[4] = _mm512_dpbusd_epi32(a[4], u, v), a[5] = _mm512_dpbusd_epi32(a[5], u, v);
+        a[6] = _mm512_dpbusd_epi32(a[6], u, v), a[7] = _mm512_dpbusd_epi32(a[7], u, v);
+        a[8] = _mm512_dpbusd_epi32(a[8], u, v), a[9] = _mm512_dpbusd_epi32(a[9], u, v);
+        a[10] = _mm512_dpbusd_epi32(a[10], u, v), a[11] = _mm512_dpbusd_epi32(a[11], u, v);
+    }
+    __m512i s = a[0];
+    for (int k = 1; k < 12; k++)
+        s = _mm512_add_epi32(s, a[k]);
+    return _mm512_reduce_add_epi32(s);
+}
+SIMD_END
+
+SIMD_BEGIN_AVX2
+static int32_t int8_avx2(long iters) {
+    __m256i v = _mm256_set1_epi8(-2), one = _mm256_set1_epi16(1), step = _mm256_set1_epi8(1);
+    __m256i a[12], u[12];
+    for (int k = 0; k < 12; k++) {
+        a[k] = _mm256_set1_epi32(k);
+        u[k] = _mm256_set1_epi8((char)(k + 1));
+    }
+    for (long i = 0; i < iters; i++) {
+        /* a distinct u per chain and a v that changes each round: no product
+         * is computed once for several chains or hoisted out of the loop */
+        for (int k = 0; k < 12; k++)
+            a[k] = _mm256_add_epi32(a[k], _mm256_madd_epi16(_mm256_maddubs_epi16(u[k], v), one));
+        v = _mm256_add_epi8(v, step);
+    }
+    __m256i s = a[0];
+    for (int k = 1; k < 12; k++)
+        s = _mm256_add_epi32(s, a[k]);
+    int32_t out[8];
+    _mm256_storeu_si256((__m256i *)(void *)out, s);
+    return out[0] + out[7];
+}
+SIMD_END
+
+static int32_t int8_scalar(long iters) {
+    int32_t acc[12];
+    for (int k = 0; k < 12; k++)
+        acc[k] = k;
+    volatile uint8_t u = 3;
+    volatile int8_t v = -2;
+    for (long i = 0; i < iters; i++)
+        for (int k = 0; k < 12; k++)
+            acc[k] += (int32_t)u * v;
+    return acc[0] + acc[11];
+}
+
+static void int8_run(void *p, int ith, int nth) {
+    Int8Job *j = p;
+    (void)nth;
+    long iters = PERF_FMA_ITERS / (j->level == SIMD_SCALAR ? 16 : 1);
+    int macs = j->level == SIMD_AVX512 ? 64 : j->level == SIMD_AVX2 ? 32 : 1;
+    j->sink[ith] = j->level == SIMD_AVX512 ? int8_avx512(iters)
+                   : j->level == SIMD_AVX2 ? int8_avx2(iters)
+                                           : int8_scalar(iters);
+    j->ops[ith] = 2.0 * 12 * macs * (double)iters;
+}
+
+double perf_int8_peak(TPool *tp) {
+    Int8Job j = {.level = cpu_simd_level()};
+    double best = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        double t0 = perf_now();
+        tpool_run(tp, int8_run, &j);
+        double dt = perf_now() - t0, total = 0;
+        for (int i = 0; i < tpool_size(tp); i++)
+            total += j.ops[i];
         if (total / dt / 1e9 > best)
             best = total / dt / 1e9;
     }

@@ -8,7 +8,10 @@
  *       (best of several passes);
  *   perf_fma_peak: F32 fused-multiply-add peak, GFLOP/s (2 flops per FMA
  *       lane), all pool threads running independent FMA chains in registers
- *       with the widest vectors the CPU has. */
+ *       with the widest vectors the CPU has;
+ *   perf_int8_peak: the int8 dot-product peak the quantized kernels
+ *       multiply with, GOP/s (2 ops per u8 x s8 multiply-add): vpdpbusd on
+ *       AVX-512 VNNI, vpmaddubsw + vpmaddwd on AVX2. */
 #ifndef CGPT_CORE_PERF_H
 #define CGPT_CORE_PERF_H
 
@@ -24,5 +27,8 @@ double perf_mem_bandwidth(TPool *tp, size_t bytes);
 
 /* Returns GFLOP/s. */
 double perf_fma_peak(TPool *tp);
+
+/* Returns GOP/s. */
+double perf_int8_peak(TPool *tp);
 
 #endif
