@@ -186,6 +186,12 @@ static void describe(const char *path, const char *dir, json_t *manifest, json_t
     gguf_close(&g);
 }
 
+static void warn_manifest(void *ctx, const char *manifest, const char *why) {
+    (void)ctx;
+    fprintf(stderr, "cgpt list: %s: %s; that model is left out (cgpt pull it again)\n", manifest,
+            why);
+}
+
 static int cmd_list(int argc, char **argv) {
     const char *dir_opt = NULL, *v;
     bool as_json = false;
@@ -207,6 +213,7 @@ static int cmd_list(int argc, char **argv) {
     int n = 0;
     if (lib_dir(dir_opt, dir, sizeof dir, &err) || lib_list(dir, &m, &n, &err))
         return cli_fail("list", &err);
+    lib_check(dir, warn_manifest, NULL);
     json_t *rows = json_array();
     const char *builtin = NULL;
     Err e2 = {0};

@@ -85,11 +85,41 @@ bool lib_load(const char *dir, LibModel *e) {
 typedef struct {
     LibModel *m;
     int n, cap;
+    LibProblemFn problem; /* lib_check: told of manifests that are not a model */
+    void *ctx;
 } List;
+
+/* Why the manifest at 'mp' (which exists) is not a model. */
+static const char *manifest_problem(const char *mp) {
+    struct stat sb;
+    if (stat(mp, &sb) || sb.st_size > LIB_MAX_MANIFEST)
+        return "larger than " LIB_MAX_MANIFEST_TEXT " or unreadable";
+    json_t *j = json_load_file(mp, 0, NULL);
+    if (!j)
+        return "not valid JSON";
+    json_t *files = json_object_get(j, "files");
+    const char *first = json_string_value(json_object_get(json_array_get(files, 0), "name"));
+    const char *why = !json_string_value(json_object_get(j, "name")) ? "no \"name\""
+                      : !first                                       ? "no \"files\" with a name"
+                      : strchr(first, '/')                           ? "a file name with '/'"
+                                                                     : NULL;
+    json_decref(j);
+    return why;
+}
 
 static void walk(const char *dir, int depth, List *l) {
     LibModel e;
-    if (lib_load(dir, &e)) {
+    if (l->problem) { /* lib_check */
+        char mp[PATH_MAX + 16];
+        struct stat sb;
+        snprintf(mp, sizeof mp, "%s/manifest.json", dir);
+        if (!stat(mp, &sb)) {
+            const char *why = manifest_problem(mp);
+            if (why)
+                l->problem(l->ctx, mp, why);
+            return;
+        }
+    } else if (lib_load(dir, &e)) {
         if (l->n == l->cap) {
             int cap = l->cap ? l->cap * 2 : 16;
             LibModel *p = realloc(l->m, sizeof *p * (size_t)cap);
@@ -126,6 +156,11 @@ static void walk(const char *dir, int depth, List *l) {
 
 static int by_name(const void *a, const void *b) {
     return strcmp(((const LibModel *)a)->name, ((const LibModel *)b)->name);
+}
+
+void lib_check(const char *dir, LibProblemFn fn, void *ctx) {
+    List l = {.problem = fn, .ctx = ctx};
+    walk(dir, 3, &l);
 }
 
 Status lib_list(const char *dir, LibModel **out, int *n, Err *err) {

@@ -25,6 +25,7 @@
 
 #define LIB_MAX_MODELS 4096 /* models listed */
 #define LIB_MAX_MANIFEST (1u << 20)
+#define LIB_MAX_MANIFEST_TEXT "1 MiB"
 
 typedef struct {
     char name[256];
@@ -44,6 +45,12 @@ bool lib_load(const char *dir, LibModel *e);
 /* Every model under dir, sorted by name (owned: lib_models_free). */
 Status lib_list(const char *dir, LibModel **out, int *n, Err *err);
 void lib_models_free(LibModel *m, int n);
+
+/* Walk dir as lib_list does and call fn for every manifest.json that does
+ * not make its directory a model (and so is left out of lib_list): its
+ * path and why (not JSON, no name, no files, too large). */
+typedef void (*LibProblemFn)(void *ctx, const char *manifest, const char *why);
+void lib_check(const char *dir, LibProblemFn fn, void *ctx);
 
 /* The model 'name' names; STATUS_NOT_FOUND saying so. e->manifest owned. */
 Status lib_find(const char *dir, const char *name, LibModel *e, Err *err);

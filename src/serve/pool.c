@@ -173,13 +173,34 @@ static void scan_since(Pool *p, double t) {
         run_scan(p);
 }
 
-/* The offered entry 'id' names (NULL or "": the first on offer). */
-static Entry *find(Pool *p, const char *id) {
+/* The offered entry 'id' names (NULL or "": the first on offer): the one
+ * with that id, else, for an id without ':', the only one whose id is
+ * "ID:..." (OWNER/REPO for its one quant, as -m takes it). *n_prefixed
+ * (may be NULL) gets how many "ID:..." there were when none was found. */
+static Entry *find_n(Pool *p, const char *id, int *n_prefixed) {
+    if (n_prefixed)
+        *n_prefixed = 0;
     for (int i = 0; i < p->n_order; i++)
         if (!id || !*id || !strcmp(p->order[i]->o.id, id))
             return p->order[i];
+    if (strchr(id, ':'))
+        return NULL;
+    size_t n = strlen(id);
+    Entry *hit = NULL;
+    int hits = 0;
+    for (int i = 0; i < p->n_order; i++)
+        if (!strncmp(p->order[i]->o.id, id, n) && p->order[i]->o.id[n] == ':') {
+            hit = p->order[i];
+            hits++;
+        }
+    if (hits == 1)
+        return hit;
+    if (n_prefixed)
+        *n_prefixed = hits;
     return NULL;
 }
+
+static Entry *find(Pool *p, const char *id) { return find_n(p, id, NULL); }
 
 /* ---- loading and unloading (locked on entry and exit) ---- */
 
@@ -415,11 +436,19 @@ Status pool_acquire(Pool *p, const char *id, const PoolWaiter *w, const ServerMo
     uint64_t gen = 0;
     Status st = STATUS_OK;
     for (;;) {
-        Entry *e = find(p, id);
+        int n_prefixed = 0;
+        Entry *e = find_n(p, id, &n_prefixed);
         if (!e && !rescanned) { /* pulled a moment ago? */
             rescanned = true;
             scan_since(p, t0);
             continue;
+        }
+        if (!e && n_prefixed > 1) {
+            st = err_set(err, STATUS_NOT_FOUND,
+                         "The model '%.200s' is on offer in %d quants: name one (GET /v1/models "
+                         "lists them).",
+                         id, n_prefixed);
+            break;
         }
         if (!e) {
             st = id && *id ? err_set(err, STATUS_NOT_FOUND,

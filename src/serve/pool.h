@@ -140,8 +140,9 @@ typedef struct {
     void *arg;
 } PoolWaiter;
 
-/* A reference to model 'id' (NULL or "": the default), loading it when
- * needed. Errors: STATUS_NOT_FOUND (no such model on offer), STATUS_LIMIT
+/* A reference to model 'id' (NULL or "": the default; an id without ':'
+ * also names the only model on offer whose id is "ID:QUANT"), loading it
+ * when needed. Errors: STATUS_NOT_FOUND (no such model on offer), STATUS_LIMIT
  * (its file alone passes the memory budget), STATUS_BUSY (no room within
  * the wait: every loaded model is in use; or the waiter's client left),
  * and the loader's errors ("cannot load model 'X': ..."). */

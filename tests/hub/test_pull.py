@@ -46,7 +46,8 @@ Checks:
    pulled line's PATH is part 1 and SIZE the sum.
 10 two concurrent pulls of one REF (the first download stalled 1 s so they
    overlap) -> both exit 0 with the pulled line, the file is right.
-11 list [--json] (name/size/path; cgpt-mini listed), show (llama, name),
+11 list [--json] (name/size/path; cgpt-mini listed; a broken manifest.json
+   named on stderr, its model left out), show (llama, name),
    run -m OWNER/REPO:QUANT (models found through $CGPT_HOME/models),
    rm (directory gone, unlisted), rm of an unknown name -> exit 1 "no model".
 
@@ -560,6 +561,17 @@ def check_library(ctx):
     check("cgpt-mini" in byname, "list --json: lists cgpt-mini", r.out)
     r = ctx.run(["list", "--models-dir", md], h)
     check(r.rc == 0 and "o/r:Q4_K_M" in r.out and "cgpt-mini" in r.out, "list", r.brief())
+    # a manifest that does not parse: the model is left out, and list says so
+    broken = os.path.join(md, "o", "broken", "Q8_0")
+    os.makedirs(broken)
+    with open(os.path.join(broken, "manifest.json"), "w") as f:
+        f.write('{"name": "o/broken:Q8_0", "files": [')
+    r = ctx.run(["list", "--models-dir", md], h)
+    check(r.rc == 0 and "o/r:Q4_K_M" in r.out and "o/broken" not in r.out, "list with a broken manifest: "
+          "the others listed", r.brief())
+    check(os.path.join(broken, "manifest.json") in r.err and "not valid JSON" in r.err,
+          "list with a broken manifest: says which and why", repr(r.err))
+    shutil.rmtree(os.path.join(md, "o", "broken"))
     r = ctx.run(["show", "o/r:Q4_K_M", "--models-dir", md], h)
     check(r.rc == 0, "show: exit status", r.brief())
     for want in ("llama", "o/r:Q4_K_M"):

@@ -273,6 +273,8 @@ def check_offer_and_lru(ctx):
         st, j, raw = s.complete("o/nope:Q8_0")
         check(st == 404 and (j or {}).get("error", {}).get("code") == "model_not_found",
               "an unknown model: 404 model_not_found", raw[:200])
+        st, j, raw = s.complete("o/alpha")
+        check(st == 200 and j.get("model") == A, "OWNER/REPO names its only quant", raw[:200])
         st, j, raw = s.request("POST", "/tokenize", {"model": A, "content": "hi"})
         check(st == 200 and j.get("tokens"), "/tokenize names a library model", raw[:200])
     finally:

@@ -404,6 +404,16 @@ Test(pool, keep_alive) {
     fix_free(f);
 }
 
+/* Does 'id' name one model now? (The reference is given back at once.) */
+static bool names_one(Pool *p, const char *id) {
+    const ServerModel *m = NULL;
+    Err err = {0};
+    if (pool_acquire(p, id, NULL, &m, &err))
+        return false;
+    pool_release(p, m);
+    return true;
+}
+
 Test(pool, scans_add_and_remove_models) {
     Fix *f = fix_new();
     f->n_scan = 1;
@@ -431,10 +441,31 @@ Test(pool, scans_add_and_remove_models) {
     PoolStats st;
     pool_stats(p, &st);
     cr_expect_eq(st.unloads_removed, 1);
+    /* OWNER/REPO names its only quant; with two it is ambiguous */
+    pthread_mutex_lock(&f->scan_mu);
+    snprintf(f->scan[0].id, sizeof f->scan[0].id, "o/r:Q8_0");
+    pthread_mutex_unlock(&f->scan_mu);
+    cr_expect_eq(pool_acquire(p, "o/r", NULL, &m, &err), STATUS_OK, "%s", err.msg);
+    cr_expect_str_eq(m ? m->id : "", "o/r:Q8_0");
+    pool_release(p, m);
+    cr_expect(pool_has(p, "o/r") && !pool_has(p, "o/"));
+    pthread_mutex_lock(&f->scan_mu);
+    f->scan[1] = offer(f, 2, MB);
+    snprintf(f->scan[1].id, sizeof f->scan[1].id, "o/r:Q4_0");
+    f->n_scan = 2;
+    pthread_mutex_unlock(&f->scan_mu);
+    EVENTUALLY(!names_one(p, "o/r"), POOL_SCAN_SECONDS + 2); /* the next scan sees both */
+    cr_expect_eq(pool_acquire(p, "o/r", NULL, &m, &err), STATUS_NOT_FOUND);
+    cr_expect(strstr(err.msg, "2 quants"), "%s", err.msg);
+    pthread_mutex_lock(&f->scan_mu);
+    f->scan[0] = f->scan[1];
+    f->n_scan = 1;
+    pthread_mutex_unlock(&f->scan_mu);
+    EVENTUALLY(names_one(p, "o/r"), POOL_SCAN_SECONDS + 2);
     int n = 0;
     PoolInfo *l = pool_list(p, false, &n);
     cr_expect_eq(n, 1);
-    cr_expect_str_eq(l[0].id, "m1");
+    cr_expect_str_eq(l[0].id, "o/r:Q4_0");
     free(l);
     pool_free(p);
     fix_free(f);
