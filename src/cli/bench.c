@@ -42,6 +42,7 @@ typedef struct {
     const char *model;
     long n_prompt, n_gen, n_seqs, depth, threads, reps;
     bool json;
+    KVType kv_type;
 } BenchOpts;
 
 /* Bytes and parameters of the weights each token's matmuls read (the token
@@ -140,7 +141,7 @@ static uint64_t peak_rss(void) {
     return kib * 1024;
 }
 
-enum { O_MODEL = 1, O_PROMPT, O_GEN, O_SEQS, O_DEPTH, O_THREADS, O_REPS, O_JSON };
+enum { O_MODEL = 1, O_PROMPT, O_GEN, O_SEQS, O_DEPTH, O_THREADS, O_REPS, O_JSON, O_KV_TYPE };
 
 static const ArgOpt BENCH_OPTS[] = {
     CLI_OPT_MODEL(O_MODEL),
@@ -152,6 +153,7 @@ static const ArgOpt BENCH_OPTS[] = {
     CLI_OPT_THREADS(O_THREADS),
     {O_REPS, "-r|--repetitions", "N", "runs; the best is reported (default 3)"},
     {O_JSON, "--json", NULL, "one JSON object on stdout instead of the table"},
+    CLI_OPT_KV_TYPE(O_KV_TYPE),
     {0},
 };
 
@@ -178,6 +180,7 @@ static int cmd_bench(int argc, char **argv) {
         case O_THREADS: s = args_int(a.opt, v, 0, CLI_MAX_THREADS, &o.threads, &err); break;
         case O_REPS: s = args_int(a.opt, v, 1, 100, &o.reps, &err); break;
         case O_JSON: o.json = true; break;
+        case O_KV_TYPE: s = cli_kv_type(a.opt, v, &o.kv_type, &err); break;
         }
         if (s)
             return cli_fail("bench", &err);
@@ -197,7 +200,8 @@ static int cmd_bench(int argc, char **argv) {
     ModelParams mp = {.n_threads = (int)o.threads,
                       .n_ctx = (int)ctx,
                       .n_seq_max = n_seqs,
-                      .n_batch = BENCH_MAX_BATCH};
+                      .n_batch = BENCH_MAX_BATCH,
+                      .kv_type = o.kv_type};
     Model *m = NULL;
     double t_load = perf_now();
     if (model_load(&m, o.model, &mp, &err))
@@ -251,13 +255,13 @@ static int cmd_bench(int argc, char **argv) {
     const DTypeInfo *ti = dtype_info(wtype);
     if (o.json) {
         json_t *j =
-            json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:s, s:f, s:I, s:{s:f, s:f, s:f}}",
-                      "model", o.model, "arch", c->arch_name, "type", ti ? ti->name : "?", "params",
-                      (json_int_t)wparams, "weight_bytes", (json_int_t)wbytes, "file_bytes",
-                      (json_int_t)file_bytes, "threads", tpool_size(tp), "simd",
-                      cpu_simd_name(cpu_simd_level()), "load_seconds", t_load, "peak_rss_bytes",
-                      (json_int_t)peak_rss(), "machine", "bandwidth_gbs", bw, "fma_gflops", fma,
-                      "int8_gops", int8);
+            json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:s, s:f, s:I, s:{s:f, s:f, s:f}}",
+                      "model", o.model, "arch", c->arch_name, "type", ti ? ti->name : "?",
+                      "kv_type", o.kv_type == KV_F16 ? "f16" : "f32", "params", (json_int_t)wparams,
+                      "weight_bytes", (json_int_t)wbytes, "file_bytes", (json_int_t)file_bytes,
+                      "threads", tpool_size(tp), "simd", cpu_simd_name(cpu_simd_level()),
+                      "load_seconds", t_load, "peak_rss_bytes", (json_int_t)peak_rss(), "machine",
+                      "bandwidth_gbs", bw, "fma_gflops", fma, "int8_gops", int8);
         if (o.n_prompt)
             json_object_set_new(j, "prefill",
                                 json_pack("{s:I, s:f, s:f, s:s, s:f}", "tokens",

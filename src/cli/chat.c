@@ -381,7 +381,8 @@ enum {
     O_MOD_LEXICON,
     O_MOD_MODEL,
     O_NO_MODERATION,
-    O_DATA_DIR
+    O_DATA_DIR,
+    O_KV_TYPE
 };
 
 static const ArgOpt CHAT_OPTS[] = {
@@ -391,13 +392,15 @@ static const ArgOpt CHAT_OPTS[] = {
     {O_N, "-n|--n-predict", "N",
      "at most N tokens a reply (default -1: until the context is full)"},
     CLI_OPT_THREADS(O_THREADS),
+    CLI_OPT_KV_TYPE(O_KV_TYPE),
     CLI_OPT_TEMPLATE(O_TFILE),
     {O_IGNORE_EOS, "--ignore-eos", NULL, "keep generating past end-of-turn tokens"},
     CLI_OPT_POLICY(O_POLICY),
     CLI_OPT_MOD_LEXICON(O_MOD_LEXICON),
     CLI_OPT_MOD_MODEL(O_MOD_MODEL),
     CLI_OPT_NO_MODERATION(O_NO_MODERATION),
-    {O_DATA_DIR, "--data-dir", "DIR", "where the moderation audit goes (default $CGPT_DATA_DIR or ~/.cgpt)"},
+    {O_DATA_DIR, "--data-dir", "DIR",
+     "where the moderation audit goes (default $CGPT_DATA_DIR or ~/.cgpt)"},
     {0},
 };
 
@@ -406,6 +409,7 @@ static int cmd_chat(int argc, char **argv) {
     CliModeration mo = {0};
     bool no_mod = false;
     long ctx = 0, threads = 0, n_max = -1;
+    KVType kv_type = KV_F32;
     unsigned sp_set = 0;
     Chat c = {0};
     c.gp.sampling = sampler_defaults();
@@ -430,6 +434,7 @@ static int cmd_chat(int argc, char **argv) {
         case O_CTX: s = args_int(a.opt, v, 16, MODEL_MAX_CTX, &ctx, &err); break;
         case O_N: s = args_int(a.opt, v, -1, MODEL_MAX_CTX, &n_max, &err); break;
         case O_THREADS: s = args_int(a.opt, v, 0, CLI_MAX_THREADS, &threads, &err); break;
+        case O_KV_TYPE: s = cli_kv_type(a.opt, v, &kv_type, &err); break;
         case O_POLICY: mo.policy = v; break;
         case O_MOD_LEXICON: mo.lexicon = v; break;
         case O_MOD_MODEL: mo.guard_model = v; break;
@@ -456,7 +461,11 @@ static int cmd_chat(int argc, char **argv) {
     c.tty = isatty(STDIN_FILENO);
     c.gp.max_tokens = (int)n_max;
     c.messages = json_array();
-    ModelParams mp = {.n_threads = (int)threads, .n_ctx = (int)ctx, .n_seq_max = 1, .n_batch = 256};
+    ModelParams mp = {.n_threads = (int)threads,
+                      .n_ctx = (int)ctx,
+                      .n_seq_max = 1,
+                      .n_batch = 256,
+                      .kv_type = kv_type};
     int rc = 1;
     if (cli_load(&c.cm, path, &mp, tfile, true, &err) ||
         gen_session_init(&c.gs, c.cm.m, c.cm.tok, 0, &err))

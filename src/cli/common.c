@@ -8,10 +8,11 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define CLI_BUILTIN_MODEL "models/cgpt-mini.gguf"
 
@@ -167,6 +168,16 @@ static const char *builtin_file(const char *rel) {
 }
 
 const char *cli_builtin_model(void) { return builtin_file(CLI_BUILTIN_MODEL); }
+
+Status cli_kv_type(const char *opt, const char *v, KVType *out, Err *err) {
+    if (!strcasecmp(v, "f32"))
+        *out = KV_F32;
+    else if (!strcasecmp(v, "f16"))
+        *out = KV_F16;
+    else
+        return err_set(err, STATUS_INVALID, "%s: '%s' is not f32 or f16", opt, v);
+    return STATUS_OK;
+}
 
 /* The built-in model: $CGPT_MODEL, else models/cgpt-mini.gguf under the
  * current directory, else beside the binary (build/cgpt -> ../models/). */

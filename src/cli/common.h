@@ -25,6 +25,13 @@
     { id, "-m|--model", "MODEL", "the GGUF model (default: the built-in model)" }
 #define CLI_OPT_THREADS(id)                                                                        \
     { id, "-t|--threads", "N", "compute threads (default: all CPUs)" }
+#define CLI_OPT_KV_TYPE(id)                                                                        \
+    {                                                                                              \
+        id, "--kv-type", "TYPE",                                                                   \
+            "the KV cache's elements: f32 (exact; the default) or f16 (half the memory and the "   \
+            "bytes "                                                                               \
+            "attention reads)"                                                                     \
+    }
 #define CLI_OPT_TEMPLATE(id)                                                                       \
     { id, "--chat-template-file", "FILE", "a Jinja chat template to use instead of the model's" }
 
@@ -82,6 +89,9 @@ int cli_next_sampling(Args *a, const CliCommand *cmd, SamplerParams *sp, unsigne
  * how to pass -m. cli_load() names $CGPT_MODEL in its errors when the path
  * came from there. */
 Status cli_model_path(const char *given, const char **out, Err *err);
+
+/* A --kv-type value: "f32" or "f16" (case-insensitive). */
+Status cli_kv_type(const char *opt, const char *v, KVType *out, Err *err);
 
 /* The built-in model's file (models/cgpt-mini.gguf under the current
  * directory, else beside the binary), in a static buffer; NULL when

@@ -18,19 +18,21 @@
 #include "cli/common.h"
 #include "engine/generate.h"
 
-enum { O_MODEL = 1, O_FILE, O_CTX, O_THREADS };
+enum { O_MODEL = 1, O_FILE, O_CTX, O_THREADS, O_KV_TYPE };
 
 static const ArgOpt PPL_OPTS[] = {
     CLI_OPT_MODEL(O_MODEL),
     {O_FILE, "-f|--file", "FILE", "the text to score ('-': stdin)"},
     {O_CTX, "-c|--ctx", "N", "tokens per chunk (default 512)"},
     CLI_OPT_THREADS(O_THREADS),
+    CLI_OPT_KV_TYPE(O_KV_TYPE),
     {0},
 };
 
 static int cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *v;
     long ctx = 512, threads = 0;
+    KVType kv_type = KV_F32;
     Err err = {0};
     Args a = args_start(argc, argv, 1);
     for (int id; (id = cli_next(&a, &CLI_PERPLEXITY, &v, &err)) != ARG_END;) {
@@ -45,6 +47,7 @@ static int cmd_perplexity(int argc, char **argv) {
         case O_FILE: file = v; break;
         case O_CTX: s = args_int(a.opt, v, 4, MODEL_MAX_CTX, &ctx, &err); break;
         case O_THREADS: s = args_int(a.opt, v, 0, CLI_MAX_THREADS, &threads, &err); break;
+        case O_KV_TYPE: s = cli_kv_type(a.opt, v, &kv_type, &err); break;
         }
         if (s)
             return cli_fail("perplexity", &err);
@@ -64,7 +67,11 @@ static int cmd_perplexity(int argc, char **argv) {
     GenSession gs = {0};
     if (cli_read_file(file, CLI_MAX_FILE, &text, &len, &err))
         goto done;
-    ModelParams mp = {.n_threads = (int)threads, .n_ctx = (int)ctx, .n_seq_max = 1, .n_batch = 512};
+    ModelParams mp = {.n_threads = (int)threads,
+                      .n_ctx = (int)ctx,
+                      .n_seq_max = 1,
+                      .n_batch = 512,
+                      .kv_type = kv_type};
     if (cli_load(&cm, model, &mp, NULL, false, &err) || gen_session_init(&gs, cm.m, cm.tok, 0, &err))
         goto done;
     if (!(ids = malloc(sizeof(int32_t) * (len + 3)))) {

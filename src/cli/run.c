@@ -38,7 +38,8 @@ enum {
     O_SYSTEM,
     O_TFILE,
     O_THREADS,
-    O_CTX
+    O_CTX,
+    O_KV_TYPE
 };
 
 static const ArgOpt RUN_OPTS[] = {
@@ -53,6 +54,7 @@ static const ArgOpt RUN_OPTS[] = {
     CLI_OPT_TEMPLATE(O_TFILE),
     CLI_OPT_THREADS(O_THREADS),
     {O_CTX, "-c|--ctx", "N", "context size (default: the model's, at most 4096)"},
+    CLI_OPT_KV_TYPE(O_KV_TYPE),
     {O_TOKENS, "--tokens", "IDS", "the prompt as token ids \"1 2 3\" (with --ids)"},
     {O_IDS, "--ids", NULL, "print the generated token ids; exactly -n of them (for tests)"},
     {0},
@@ -66,6 +68,7 @@ typedef struct {
     SamplerParams sp;
     unsigned sp_set; /* PRESET_* bits of the sampling flags given */
     bool ids, chat, ignore_eos, n_given;
+    KVType kv_type;
 } RunOpts;
 
 static Status parse(int argc, char **argv, RunOpts *o, bool *help, Err *err) {
@@ -99,6 +102,7 @@ static Status parse(int argc, char **argv, RunOpts *o, bool *help, Err *err) {
             break;
         case O_THREADS: s = args_int(a.opt, v, 0, CLI_MAX_THREADS, &o->threads, err); break;
         case O_CTX: s = args_int(a.opt, v, 1, MODEL_MAX_CTX, &o->ctx, err); break;
+        case O_KV_TYPE: s = cli_kv_type(a.opt, v, &o->kv_type, err); break;
         }
         if (s)
             return s;
@@ -143,8 +147,11 @@ static Status run_ids(const RunOpts *o, Err *err) {
                     n_prompt, o->n_new, ctx);
         goto done;
     }
-    ModelParams mp = {.n_threads = (int)o->threads, .n_ctx = (int)ctx, .n_seq_max = 1,
-                      .n_batch = RUN_BATCH};
+    ModelParams mp = {.n_threads = (int)o->threads,
+                      .n_ctx = (int)ctx,
+                      .n_seq_max = 1,
+                      .n_batch = RUN_BATCH,
+                      .kv_type = o->kv_type};
     if ((s = model_load(&m, o->model, &mp, err)))
         goto done;
     int V = model_config(m)->n_vocab;
@@ -221,8 +228,11 @@ static Status run_text(const RunOpts *o, Err *err) {
         len = strlen(text);
     }
     /* the context: what was asked for, else the model's (at most 4096) */
-    ModelParams mp = {.n_threads = (int)o->threads, .n_ctx = (int)o->ctx, .n_seq_max = 1,
-                      .n_batch = RUN_BATCH};
+    ModelParams mp = {.n_threads = (int)o->threads,
+                      .n_ctx = (int)o->ctx,
+                      .n_seq_max = 1,
+                      .n_batch = RUN_BATCH,
+                      .kv_type = o->kv_type};
     if ((s = cli_load(&cm, o->model, &mp, o->tfile, o->chat, err)) ||
         (s = gen_session_init(&gs, cm.m, cm.tok, 0, err)))
         goto done;

@@ -63,7 +63,8 @@ enum {
     O_MODELS_DIR,
     O_MAX_LOADED,
     O_MEM_BUDGET,
-    O_KEEP_ALIVE
+    O_KEEP_ALIVE,
+    O_KV_TYPE
 };
 
 static const ArgOpt SERVE_OPTS[] = {
@@ -91,6 +92,7 @@ static const ArgOpt SERVE_OPTS[] = {
     {O_QUEUE, "--queue", "N", "requests waiting per model before 503 (default 256)"},
     {O_BATCH, "--batch", "N", "rows per forward pass (default 512)"},
     CLI_OPT_THREADS(O_THREADS),
+    CLI_OPT_KV_TYPE(O_KV_TYPE),
     {O_NO_PCACHE, "--no-prefix-cache", NULL, "do not share prompt prefixes between requests"},
     {O_CORS, "--cors-origin", "ORIGIN", "allow browser requests from ORIGIN (repeat; '*' = any)"},
     {O_RPM, "--rpm", "N", "default requests per minute per key (0 = no limit)"},
@@ -130,6 +132,7 @@ typedef struct {
     bool no_moderation;
     const char *models_dir;
     PoolConfig pool;
+    KVType kv_type;
 } ServeOpts;
 
 static atomic_int g_stop;
@@ -274,6 +277,7 @@ static Status parse(int argc, char **argv, ServeOpts *o, bool *help, Err *err) {
             break;
         case O_MEM_BUDGET: s = parse_bytes(a.opt, v, &o->pool.memory_budget, err); break;
         case O_KEEP_ALIVE: s = parse_duration(a.opt, v, &o->pool.keep_alive, err); break;
+        case O_KV_TYPE: s = cli_kv_type(a.opt, v, &o->kv_type, err); break;
         }
         if (s)
             return s;
@@ -309,7 +313,8 @@ static Status start_model(const ServeOpts *o, const char *path, CliModel *cm, Sc
     ModelParams mp = {.n_threads = (int)o->threads,
                       .n_ctx = (int)o->ctx,
                       .n_seq_max = n_seq,
-                      .n_batch = (int)(o->batch ? o->batch : 512)};
+                      .n_batch = (int)(o->batch ? o->batch : 512),
+                      .kv_type = o->kv_type};
     /* The KV pool defaults to n_seq_max full contexts: room for every
      * running request at full length and as much again for the prefix
      * cache. Its pages are only touched as blocks are used. */

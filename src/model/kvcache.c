@@ -14,8 +14,10 @@
 #include "core/mem.h"
 
 Status kv_init(KVCache *kv, int n_layers, int n_kv_heads, int head_dim, int block_size,
-               int n_blocks, int n_seq_max, int n_ctx, Err *err) {
+               int n_blocks, int n_seq_max, int n_ctx, KVType type, Err *err) {
     memset(kv, 0, sizeof *kv);
+    if (type != KV_F32 && type != KV_F16)
+        return err_set(err, STATUS_INVALID, "kv cache: unknown element type %d", (int)type);
     if (n_layers < 1 || n_kv_heads < 1 || head_dim < 1)
         return err_set(err, STATUS_INVALID,
                        "kv cache: bad shape (layers %d, kv heads %d, head dim %d)", n_layers,
@@ -39,12 +41,14 @@ Status kv_init(KVCache *kv, int n_layers, int n_kv_heads, int head_dim, int bloc
     kv->n_seq_max = n_seq_max;
     kv->n_ctx = n_ctx;
     kv->max_seq_blocks = (int)(((int64_t)n_ctx + block_size - 1) / block_size);
+    kv->type = type;
+    kv->elem_bytes = type == KV_F16 ? 2 : 4;
 
     uint64_t bf, total, bytes, tab;
     if (!mem_mul_ok((uint64_t)n_kv_heads, (uint64_t)block_size, &bf) ||
         !mem_mul_ok(bf, (uint64_t)head_dim, &bf) || !mem_mul_ok(bf, (uint64_t)n_blocks, &total) ||
         !mem_mul_ok(total, (uint64_t)n_layers, &total) ||
-        !mem_mul_ok(total, sizeof(float), &bytes) || bytes > (uint64_t)SIZE_MAX / 2 ||
+        !mem_mul_ok(total, kv->elem_bytes, &bytes) || bytes > (uint64_t)SIZE_MAX / 2 ||
         !mem_mul_ok((uint64_t)n_seq_max, (uint64_t)kv->max_seq_blocks, &tab) ||
         tab > (uint64_t)INT32_MAX)
         return err_set(err, STATUS_LIMIT,
@@ -167,10 +171,10 @@ Status kv_seq_prepare(KVCache *kv, int seq, int pos_from, int pos_to, Err *err) 
             int nb = kv_alloc_block(kv);
             ASSERT(nb >= 0);
             for (int l = 0; l < kv->n_layers; l++) {
-                memcpy(kv_k_block(kv, l, nb), kv_k_block(kv, l, old),
-                       kv->block_floats * sizeof(float));
-                memcpy(kv_v_block(kv, l, nb), kv_v_block(kv, l, old),
-                       kv->block_floats * sizeof(float));
+                memcpy(kv_k_slab(kv, l, nb), kv_k_slab(kv, l, old),
+                       kv->block_floats * kv->elem_bytes);
+                memcpy(kv_v_slab(kv, l, nb), kv_v_slab(kv, l, old),
+                       kv->block_floats * kv->elem_bytes);
             }
             kv_block_unref(kv, old);
             t[i] = nb;
@@ -248,6 +252,6 @@ static size_t resident(const void *p, size_t bytes) {
 }
 
 size_t kv_resident_bytes(const KVCache *kv) {
-    size_t bytes = (size_t)kv->n_layers * (size_t)kv->n_blocks * kv->block_floats * sizeof(float);
+    size_t bytes = (size_t)kv->n_layers * (size_t)kv->n_blocks * kv->block_floats * kv->elem_bytes;
     return resident(kv->k, bytes) + resident(kv->v, bytes);
 }

@@ -1,12 +1,14 @@
 /* kvcache.h - the paged KV cache: a pool of fixed-size blocks shared by
  * all sequences, one block table per sequence.
  *
- * Storage (F32, allocated once in kv_init):
+ * Storage (allocated once in kv_init), elements of type KV_F32 (float) or
+ * KV_F16 (IEEE half, as uint16_t: half the bytes per position):
  *   k, v: (n_layers, n_blocks, n_kv_heads, block_size, head_dim)
  * i.e. for one layer and one block, each kv head's positions are contiguous
- * rows of head_dim floats, so attention for one head walks a block as a
- * small dense matrix. kv_k_block()/kv_v_block() return the (n_kv_heads,
- * block_size, head_dim) slab of one layer and block.
+ * rows of head_dim elements, so attention for one head walks a block as a
+ * small dense matrix. kv_k_slab()/kv_v_slab() return the (n_kv_heads,
+ * block_size, head_dim) slab of one layer and block; kv_k_block()/
+ * kv_v_block() the same as floats, for an F32 cache.
  *
  * Sequence 'seq' in [0, n_seq_max) maps position p to block
  * table[seq][p / block_size], slot p % block_size. Blocks carry a refcount:
@@ -25,6 +27,8 @@
 
 #include "core/err.h"
 
+typedef enum { KV_F32 = 0, KV_F16 = 1 } KVType;
+
 #define KV_MAX_BLOCK_SIZE 4096
 #define KV_MAX_SEQ 65536
 #define KV_MAX_BLOCKS (1 << 24)
@@ -36,8 +40,10 @@ typedef struct {
     int n_seq_max;
     int n_ctx;           /* max positions per sequence */
     int max_seq_blocks;  /* ceil(n_ctx / block_size): table width */
-    size_t block_floats; /* n_kv_heads * block_size * head_dim */
-    float *k, *v;        /* (n_layers, n_blocks, n_kv_heads, block_size, head_dim) */
+    size_t block_floats; /* elements per slab: n_kv_heads * block_size * head_dim */
+    KVType type;
+    size_t elem_bytes;   /* 4 (F32) or 2 (F16) */
+    void *k, *v;         /* (n_layers, n_blocks, n_kv_heads, block_size, head_dim) */
     int32_t *refcount;   /* (n_blocks) */
     int32_t *free_list;  /* (n_blocks) stack of free block ids */
     int n_free;
@@ -50,7 +56,7 @@ typedef struct {
  * the total overflows; STATUS_NOMEM when memory is short. On failure 'kv'
  * is safe to pass to kv_free(). */
 Status kv_init(KVCache *kv, int n_layers, int n_kv_heads, int head_dim, int block_size,
-               int n_blocks, int n_seq_max, int n_ctx, Err *err);
+               int n_blocks, int n_seq_max, int n_ctx, KVType type, Err *err);
 /* Accepts a zeroed struct. */
 void kv_free(KVCache *kv);
 
@@ -89,12 +95,24 @@ size_t kv_resident_bytes(const KVCache *kv);
  * next call that changes the sequence. */
 const int32_t *kv_seq_table(const KVCache *kv, int seq);
 
-/* (n_kv_heads, block_size, head_dim) slabs of one layer and block. */
+/* (n_kv_heads, block_size, head_dim) slabs of one layer and block, in the
+ * cache's element type. */
+static inline void *kv_k_slab(const KVCache *kv, int layer, int block) {
+    return (char *)kv->k +
+           ((size_t)layer * kv->n_blocks + (size_t)block) * kv->block_floats * kv->elem_bytes;
+}
+static inline void *kv_v_slab(const KVCache *kv, int layer, int block) {
+    return (char *)kv->v +
+           ((size_t)layer * kv->n_blocks + (size_t)block) * kv->block_floats * kv->elem_bytes;
+}
+/* The same as floats: an F32 cache only (ASSERTed). */
 static inline float *kv_k_block(const KVCache *kv, int layer, int block) {
-    return kv->k + ((size_t)layer * kv->n_blocks + (size_t)block) * kv->block_floats;
+    ASSERT(kv->type == KV_F32);
+    return (float *)kv_k_slab(kv, layer, block);
 }
 static inline float *kv_v_block(const KVCache *kv, int layer, int block) {
-    return kv->v + ((size_t)layer * kv->n_blocks + (size_t)block) * kv->block_floats;
+    ASSERT(kv->type == KV_F32);
+    return (float *)kv_v_slab(kv, layer, block);
 }
 
 #endif

@@ -516,7 +516,7 @@ static Status alloc_state(Model *m, Err *err) {
         return err_set(err, STATUS_NOMEM, "cannot create a pool of %d threads", p->n_threads);
     m->params.n_threads = tpool_size(m->tp);
     Status st = kv_init(&m->kv, c->n_layers, c->n_kv_heads, c->head_dim, p->kv_block_size,
-                        p->n_kv_blocks, p->n_seq_max, p->n_ctx, err);
+                        p->n_kv_blocks, p->n_seq_max, p->n_ctx, p->kv_type, err);
     if (st)
         return st;
     bool ok = alloc_f32(&m->x, B, C) && alloc_f32(&m->xb, B, C) && alloc_f32(&m->q, B, QD) &&
@@ -817,7 +817,7 @@ static void attn_task(void *vctx, int ith, int nth) {
     int group = NH / KVH;
     float scale = 1.0f / sqrtf((float)HD);
     float *sc = m->scores + (size_t)ith * group * m->params.n_ctx;
-    const float *kbase = kv_k_block(kv, a->layer, 0), *vbase = kv_v_block(kv, a->layer, 0);
+    const void *kbase = kv_k_slab(kv, a->layer, 0), *vbase = kv_v_slab(kv, a->layer, 0);
     long lo, hi;
     tpool_range((long)a->n_rows * KVH, ith, nth, &lo, &hi);
     for (long it = lo; it < hi; it++) {
@@ -825,8 +825,15 @@ static void attn_task(void *vctx, int ith, int nth) {
         const BatchRow *row = &a->rows[r];
         size_t qoff = (size_t)r * QD + (size_t)kvh * group * HD;
         size_t koff = (size_t)kvh * bs * HD;
-        K->attn(m->att + qoff, m->q + qoff, group, HD, kbase + koff, vbase + koff,
-                kv_seq_table(kv, row->seq), (long)kv->block_floats, bs, row->pos + 1, scale, sc);
+        const int32_t *table = kv_seq_table(kv, row->seq);
+        if (kv->type == KV_F16)
+            K->attn_f16(m->att + qoff, m->q + qoff, group, HD, (const uint16_t *)kbase + koff,
+                        (const uint16_t *)vbase + koff, table, (long)kv->block_floats, bs,
+                        row->pos + 1, scale, sc);
+        else
+            K->attn(m->att + qoff, m->q + qoff, group, HD, (const float *)kbase + koff,
+                    (const float *)vbase + koff, table, (long)kv->block_floats, bs, row->pos + 1,
+                    scale, sc);
     }
 }
 
@@ -870,10 +877,20 @@ static void qk_cache_row(Model *m, const BatchRow *rows, int r, int il) {
         rope_forward(q, cs, NH, HD, c->n_rot, c->rope_type);
         rope_forward(k, cs, KVH, HD, c->n_rot, c->rope_type);
     }
-    /* K/V of this row into its cache slot */
+    /* K/V of this row into its cache slot (an F16 cache rounds to nearest
+     * even, as the F16 weight conversion does) */
     int blk = kv_seq_table(kv, rows[r].seq)[rows[r].pos / bs], slot = rows[r].pos % bs;
-    float *kb = kv_k_block(kv, il, blk), *vb = kv_v_block(kv, il, blk);
     const float *v = m->v + (size_t)r * KD;
+    if (kv->type == KV_F16) {
+        const QuantOps *h16 = quant_ops(DTYPE_F16);
+        uint16_t *kb = kv_k_slab(kv, il, blk), *vb = kv_v_slab(kv, il, blk);
+        for (int h = 0; h < KVH; h++) {
+            h16->quantize(k + (size_t)h * HD, kb + ((size_t)h * bs + slot) * HD, HD);
+            h16->quantize(v + (size_t)h * HD, vb + ((size_t)h * bs + slot) * HD, HD);
+        }
+        return;
+    }
+    float *kb = kv_k_block(kv, il, blk), *vb = kv_v_block(kv, il, blk);
     for (int h = 0; h < KVH; h++) {
         memcpy(kb + ((size_t)h * bs + slot) * HD, k + (size_t)h * HD, (size_t)HD * sizeof(float));
         memcpy(vb + ((size_t)h * bs + slot) * HD, v + (size_t)h * HD, (size_t)HD * sizeof(float));

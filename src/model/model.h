@@ -52,6 +52,11 @@ typedef struct {
     int n_batch;       /* max rows per model_forward; 0: 512 */
     int kv_block_size; /* positions per KV block; 0: 16 */
     int n_kv_blocks;   /* blocks in the pool; 0: n_seq_max * ceil(n_ctx / kv_block_size) */
+    /* the cache's elements: KV_F32 (0, the default: exact) or KV_F16 (half
+     * the memory and the bytes attention reads per position; keys and
+     * values rounded to half precision, so logits differ from F32's in the
+     * last digits) */
+    KVType kv_type;
     /* keep every weight in the file's mapping instead of repacking the
      * matrices this CPU has a faster layout for (matmul_weight_init: Q8_0
      * on AVX-512 VNNI, copied once at load into anonymous memory of the

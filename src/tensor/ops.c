@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "core/err.h"
+#include "core/fp16.h"
 
 #if defined(__x86_64__)
 #include "core/simd.h"
@@ -80,6 +81,59 @@ static void attn_scalar(float *out, const float *q, int G, int hd, const float *
                  scores);
 }
 
+/* ---- attention over an F16 cache: the generic scheme with the key and
+ * value rows widened where they are read (exact), each level's dot / axpy
+ * otherwise unchanged, so the result is attn_generic's over the widened
+ * rows bit for bit. */
+typedef float (*Dot16Fn)(int n, const float *a, const uint16_t *b);
+typedef void (*Axpy16Fn)(int n, float *y, float a, const uint16_t *x);
+
+static inline const uint16_t *kv_row16(const uint16_t *base, const int32_t *table,
+                                       long block_stride, int bs, int hd, int t) {
+    return base + (size_t)table[t / bs] * (size_t)block_stride + (size_t)(t % bs) * (size_t)hd;
+}
+
+static void attn_generic16(Dot16Fn dot, Axpy16Fn axpy, float *out, const float *q, int G, int hd,
+                           const uint16_t *k, const uint16_t *v, const int32_t *table,
+                           long block_stride, int bs, int n, float scale, float *scores) {
+    for (int g = 0; g < G; g++) {
+        const float *qg = q + (size_t)g * hd;
+        float *og = out + (size_t)g * hd, *sc = scores + (size_t)g * n;
+        for (int t = 0; t < n; t++)
+            sc[t] = dot(hd, qg, kv_row16(k, table, block_stride, bs, hd, t)) * scale;
+        softmax_forward(sc, n);
+        for (int i = 0; i < hd; i++)
+            og[i] = 0.0f;
+        for (int t = 0; t < n; t++)
+            axpy(hd, og, sc[t], kv_row16(v, table, block_stride, bs, hd, t));
+    }
+}
+
+/* dot_scalar and axpy_scalar with b / x widened. */
+static float dot16_scalar(int n, const float *a, const uint16_t *b) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += a[i + j] * fp16_to_f32(b[i + j]);
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++)
+        s += a[i] * fp16_to_f32(b[i]);
+    return s;
+}
+
+static void axpy16_scalar(int n, float *y, float a, const uint16_t *x) {
+    for (int i = 0; i < n; i++)
+        y[i] += a * fp16_to_f32(x[i]);
+}
+
+static void attn16_scalar(float *out, const float *q, int G, int hd, const uint16_t *k,
+                          const uint16_t *v, const int32_t *table, long block_stride, int bs, int n,
+                          float scale, float *scores) {
+    attn_generic16(dot16_scalar, axpy16_scalar, out, q, G, hd, k, v, table, block_stride, bs, n,
+                   scale, scores);
+}
+
 /* ------------------------------------------------------------------ AVX2 */
 #if OPS_X86
 SIMD_BEGIN_AVX2
@@ -124,6 +178,54 @@ static void attn_avx2(float *out, const float *q, int G, int hd, const float *k,
                       float *scores) {
     attn_generic(dot_avx2, axpy_avx2, out, q, G, hd, k, v, table, block_stride, bs, n, scale,
                  scores);
+}
+
+/* dot_avx2 and axpy_avx2 with b / x widened by F16C (exact: the bits of
+ * fp16_to_f32), in the same lanes and order. */
+static inline __m256 h8_avx2(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+}
+
+static float dot16_avx2(int n, const float *a, const uint16_t *b) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), h8_avx2(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), h8_avx2(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), h8_avx2(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), h8_avx2(b + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), h8_avx2(b + i), s0);
+    if (i < n) {
+        float tail[8] = {0};
+        for (int j = 0; j < n - i; j++)
+            tail[j] = fp16_to_f32(b[i + j]);
+        __m256i m = _mm256_loadu_si256((const __m256i *)(AVX2_TAIL_MASK + 8 - (n - i)));
+        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(tail, m), s1);
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+static void axpy16_avx2(int n, float *y, float a, const uint16_t *x) {
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, h8_avx2(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] = fmaf(a, fp16_to_f32(x[i]), y[i]);
+}
+
+static void attn16_avx2(float *out, const float *q, int G, int hd, const uint16_t *k,
+                        const uint16_t *v, const int32_t *table, long block_stride, int bs, int n,
+                        float scale, float *scores) {
+    attn_generic16(dot16_avx2, axpy16_avx2, out, q, G, hd, k, v, table, block_stride, bs, n, scale,
+                   scores);
 }
 
 SIMD_END
@@ -448,13 +550,14 @@ static pthread_once_t ONCE = PTHREAD_ONCE_INIT;
 
 static void ops_build(void) {
     for (int l = SIMD_SCALAR; l <= SIMD_AVX512; l++)
-        KERNELS[l] = (OpsKernels){SIMD_SCALAR, dot_scalar, axpy_scalar, attn_scalar};
+        KERNELS[l] = (OpsKernels){SIMD_SCALAR, dot_scalar, axpy_scalar, attn_scalar, attn16_scalar};
     BEST = cpu_simd_level();
 #if OPS_X86
     /* Filled for every level; ops_kernels_at() caps a request at what the
      * hardware runs, BEST also honours CGPT_SIMD. */
-    KERNELS[SIMD_AVX2] = (OpsKernels){SIMD_AVX2, dot_avx2, axpy_avx2, attn_avx2};
-    KERNELS[SIMD_AVX512] = (OpsKernels){SIMD_AVX512, dot_avx512, axpy_avx512, attn_avx512};
+    KERNELS[SIMD_AVX2] = (OpsKernels){SIMD_AVX2, dot_avx2, axpy_avx2, attn_avx2, attn16_avx2};
+    KERNELS[SIMD_AVX512] =
+        (OpsKernels){SIMD_AVX512, dot_avx512, axpy_avx512, attn_avx512, attn16_avx2};
 #endif
 }
 
@@ -485,6 +588,22 @@ const OpsKernels *ops_kernels_at(SimdLevel level) {
     if (level < SIMD_SCALAR)
         level = SIMD_SCALAR;
     return &KERNELS[level];
+}
+
+void attn_f16_as_f32(SimdLevel level, float *out, const float *q, int G, int hd, const float *k,
+                     const float *v, const int32_t *table, long block_stride, int bs, int n,
+                     float scale, float *scores) {
+#if OPS_X86
+    if (ops_kernels_at(level)->level >= SIMD_AVX2) {
+        attn_generic(dot_avx2, axpy_avx2, out, q, G, hd, k, v, table, block_stride, bs, n, scale,
+                     scores);
+        return;
+    }
+#else
+    (void)level;
+#endif
+    attn_generic(dot_scalar, axpy_scalar, out, q, G, hd, k, v, table, block_stride, bs, n, scale,
+                 scores);
 }
 
 /* ------------------------------------------------------------ row kernels */

@@ -48,11 +48,21 @@ typedef void (*OpsAttnFn)(float *out, const float *q, int G, int hd, const float
                           const float *v, const int32_t *table, long block_stride, int bs, int n,
                           float scale, float *scores);
 
+/* The same over a cache of IEEE half floats (k, v as uint16_t; rows of hd
+ * halves, block_stride in halves): every key and value element is widened
+ * exactly to float where it is used, so the result has the bits of
+ * attn_f16_as_f32 below (the generic attention of the same level over the
+ * widened rows; the AVX-512 level uses the AVX2 one). */
+typedef void (*OpsAttn16Fn)(float *out, const float *q, int G, int hd, const uint16_t *k,
+                            const uint16_t *v, const int32_t *table, long block_stride, int bs,
+                            int n, float scale, float *scores);
+
 typedef struct {
     SimdLevel level;
     OpsDotFn dot;
     OpsAxpyFn axpy;
     OpsAttnFn attn;
+    OpsAttn16Fn attn_f16;
 } OpsKernels;
 
 /* The kernels for this CPU (chosen once) / for a given level (levels above
@@ -103,6 +113,13 @@ void add_ref(float *out, const float *a, const float *b, int n);
 
 /* Naive dot with double accumulation (the twin of OpsKernels.dot). */
 float dot_ref(int n, const float *a, const float *b);
+
+/* What OpsKernels.attn_f16 of 'level' computes, over F32 rows (the widened
+ * halves): the generic dot / axpy attention of that level (AVX2's for
+ * AVX-512). For tests. */
+void attn_f16_as_f32(SimdLevel level, float *out, const float *q, int G, int hd, const float *k,
+                     const float *v, const int32_t *table, long block_stride, int bs, int n,
+                     float scale, float *scores);
 
 /* Naive twin of OpsKernels.attn (double accumulation, libm exp). */
 void attn_gqa_ref(float *out, const float *q, int G, int hd, const float *k, const float *v,

@@ -90,6 +90,14 @@ def main():
     check(d.get("depth") == 40 and d.get("tokens_per_s", 0) > 0 and close(
         d.get("ratio_to_depth0", 0), d.get("tokens_per_s", 0) / dec.get("tokens_per_s", 1)), "decode at depth", d)
 
+    check(j.get("kv_type") == "f32", "the KV cache is F32 unless asked", j.get("kv_type"))
+    p = run("-m", MODEL, "-p", "0", "-n", "4", "-r", "1", "-t", "1", "--kv-type", "f16", "--json")
+    j16 = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {}
+    check(j16.get("kv_type") == "f16" and j16.get("decode", {}).get("tokens_per_s", 0) > 0
+          and "prefill" not in j16, "--kv-type f16, -p 0: decode only, on an F16 cache", p.stdout + p.stderr)
+    p = run("-m", MODEL, "--kv-type", "q3")
+    check(p.returncode == 1 and "--kv-type" in p.stderr, "an unknown --kv-type is refused", p.stderr)
+
     p = run("-m", MODEL, "-p", "16", "-n", "4", "-r", "1", "-t", "1")
     lines = [ln.split(":")[0] for ln in p.stdout.splitlines()]
     check(p.returncode == 0 and lines == ["model", "machine", "load", "prefill", "decode"], "the text report's lines",

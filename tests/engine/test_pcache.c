@@ -17,7 +17,8 @@
 static KVCache make_kv(int n_blocks, int bs, int n_seq, int n_ctx) {
     KVCache kv;
     Err err = {0};
-    cr_assert(kv_init(&kv, 2, 1, 2, bs, n_blocks, n_seq, n_ctx, &err) == STATUS_OK, "%s", err.msg);
+    cr_assert(kv_init(&kv, 2, 1, 2, bs, n_blocks, n_seq, n_ctx, KV_F32, &err) == STATUS_OK, "%s",
+              err.msg);
     return kv;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../testutil.h"
+#include "core/fp16.h"
 #include "core/rng.h"
 #include "tensor/ops.h"
 
@@ -85,6 +86,53 @@ Test(attn_gqa, all_levels_match_ref) {
                       "level %d G %d hd %d bs %d n %d", K->level, G, hd, bs, n);
         }
         free(q), free(want), free(got), free(sc);
+        cache_free(&c);
+    }
+}
+
+/* The F16 cache's kernel: at every level, the bits of that level's generic
+ * attention over the widened rows (attn_f16_as_f32), and close to the naive
+ * twin over them. */
+Test(attn_gqa, f16_cache_is_the_widened_f32) {
+    Rng r;
+    rng_seed(&r, 78);
+    for (int si = 0; si < N_SHAPES; si++) {
+        int G = SHAPES[si].G, hd = SHAPES[si].hd, bs = SHAPES[si].bs, n = SHAPES[si].n;
+        Cache c;
+        cache_make(&c, &r, 2, 1, bs, hd, n);
+        size_t total = (size_t)((n + bs - 1) / bs + 2) * (size_t)c.stride;
+        uint16_t *k16 = malloc(total * sizeof(uint16_t)), *v16 = malloc(total * sizeof(uint16_t));
+        cr_assert(k16 && v16);
+        for (size_t i = 0; i < total; i++) { /* the halves, and the floats they stand for */
+            k16[i] = fp32_to_f16(c.k[i]);
+            v16[i] = fp32_to_f16(c.v[i]);
+            c.k[i] = fp16_to_f32(k16[i]);
+            c.v[i] = fp16_to_f32(v16[i]);
+        }
+        float *q = malloc((size_t)G * hd * sizeof(float));
+        for (int i = 0; i < G * hd; i++)
+            q[i] = rng_normal(&r) * 0.5f;
+        float *want = malloc((size_t)G * hd * sizeof(float)),
+              *ref = malloc((size_t)G * hd * sizeof(float));
+        float *got = malloc((size_t)G * hd * sizeof(float));
+        float *sc = malloc((size_t)G * n * sizeof(float));
+        float scale = 1.0f / sqrtf((float)hd);
+        attn_gqa_ref(ref, q, G, hd, c.k + c.head_off, c.v + c.head_off, c.table, c.stride, bs, n,
+                     scale, sc);
+        for (int lvl = SIMD_SCALAR; lvl <= SIMD_AVX512; lvl++) {
+            const OpsKernels *K = ops_kernels_at((SimdLevel)lvl);
+            attn_f16_as_f32(K->level, want, q, G, hd, c.k + c.head_off, c.v + c.head_off, c.table,
+                            c.stride, bs, n, scale, sc);
+            memset(got, 0xff, (size_t)G * hd * sizeof(float));
+            K->attn_f16(got, q, G, hd, k16 + c.head_off, v16 + c.head_off, c.table, c.stride, bs, n,
+                        scale, sc);
+            cr_expect(memcmp(got, want, (size_t)G * hd * sizeof(float)) == 0,
+                      "level %d G %d hd %d bs %d n %d: not the widened rows' bits", K->level, G, hd,
+                      bs, n);
+            cr_expect(check_close("attn f16", got, ref, (int64_t)G * hd, 2e-6f, 2e-5f),
+                      "level %d G %d hd %d bs %d n %d", K->level, G, hd, bs, n);
+        }
+        free(q), free(want), free(ref), free(got), free(sc), free(k16), free(v16);
         cache_free(&c);
     }
 }

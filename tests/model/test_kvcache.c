@@ -8,7 +8,8 @@
 static KVCache make(int n_blocks, int bs, int n_seq, int n_ctx) {
     KVCache kv;
     Err err = {0};
-    cr_assert(kv_init(&kv, 2, 2, 4, bs, n_blocks, n_seq, n_ctx, &err) == STATUS_OK, "%s", err.msg);
+    cr_assert(kv_init(&kv, 2, 2, 4, bs, n_blocks, n_seq, n_ctx, KV_F32, &err) == STATUS_OK, "%s",
+              err.msg);
     return kv;
 }
 
@@ -98,13 +99,13 @@ Test(kvcache, shared_prefix_copy_on_write) {
 Test(kvcache, init_limits) {
     KVCache kv;
     Err err = {0};
-    cr_expect(kv_init(&kv, 2, 2, 4, 0, 4, 1, 16, &err) == STATUS_LIMIT);
+    cr_expect(kv_init(&kv, 2, 2, 4, 0, 4, 1, 16, KV_F32, &err) == STATUS_LIMIT);
     kv_free(&kv);
-    cr_expect(kv_init(&kv, 2, 2, 4, 16, 0, 1, 16, &err) == STATUS_LIMIT);
+    cr_expect(kv_init(&kv, 2, 2, 4, 16, 0, 1, 16, KV_F32, &err) == STATUS_LIMIT);
     kv_free(&kv);
-    cr_expect(kv_init(&kv, 2, 2, 4, 16, 4, KV_MAX_SEQ + 1, 16, &err) == STATUS_LIMIT);
+    cr_expect(kv_init(&kv, 2, 2, 4, 16, 4, KV_MAX_SEQ + 1, 16, KV_F32, &err) == STATUS_LIMIT);
     kv_free(&kv);
-    cr_expect(kv_init(&kv, 512, 1024, 1 << 16, 4096, 1 << 24, 1, 16, &err) == STATUS_LIMIT,
+    cr_expect(kv_init(&kv, 512, 1024, 1 << 16, 4096, 1 << 24, 1, 16, KV_F32, &err) == STATUS_LIMIT,
               "overflowing size is a limit error, not a crash: %s", err.msg);
     kv_free(&kv);
 }

@@ -88,7 +88,7 @@ static float *alone_logits(Model *m, const int32_t *toks, int n, int seq) {
     return out;
 }
 
-static void batching_invisible(const char *arch, DType wtype) {
+static void batching_invisible_kv(const char *arch, DType wtype, KVType kv) {
     RandModelSpec s = spec_for(arch);
     s.wtype = wtype;
     TmpModel t;
@@ -96,8 +96,12 @@ static void batching_invisible(const char *arch, DType wtype) {
     Err err = {0};
     Status st = randmodel_write(t.path, &s, &err);
     cr_assert(st == STATUS_OK, "randmodel_write: %s", err.msg);
-    ModelParams p = {
-        .n_threads = 2, .n_ctx = 64, .n_seq_max = N_SEQS, .n_batch = 48, .kv_block_size = 4};
+    ModelParams p = {.n_threads = 2,
+                     .n_ctx = 64,
+                     .n_seq_max = N_SEQS,
+                     .n_batch = 48,
+                     .kv_block_size = 4,
+                     .kv_type = kv};
     Model *ma = load_or_die(t.path, &p);
     Model *mb = load_or_die(t.path, &p);
     int V = model_config(ma)->n_vocab;
@@ -197,10 +201,54 @@ static void batching_invisible(const char *arch, DType wtype) {
     tmp_done(&t);
 }
 
+static void batching_invisible(const char *arch, DType wtype) {
+    batching_invisible_kv(arch, wtype, KV_F32);
+}
+
 Test(model, batching_invisible_llama) { batching_invisible("llama", DTYPE_F32); }
 Test(model, batching_invisible_qwen2) { batching_invisible("qwen2", DTYPE_F32); }
 Test(model, batching_invisible_qwen3) { batching_invisible("qwen3", DTYPE_F32); }
 Test(model, batching_invisible_gpt2) { batching_invisible("gpt2", DTYPE_F32); }
+/* An F16 cache: the same invisibility (each row's keys and values are
+ * rounded the same way however the batch is cut), and logits within half
+ * precision's reach of the F32 cache's. */
+Test(model, f16_kv_cache) {
+    batching_invisible_kv("llama", DTYPE_F32, KV_F16);
+    batching_invisible_kv("gpt2", DTYPE_F32, KV_F16);
+    batching_invisible_kv("qwen3", DTYPE_Q8_0, KV_F16);
+    RandModelSpec s = spec_for("llama");
+    TmpModel t;
+    tmp_init(&t, "kvf16");
+    Err err = {0};
+    cr_assert(randmodel_write(t.path, &s, &err) == STATUS_OK, "%s", err.msg);
+    ModelParams p32 = {.n_threads = 2, .n_ctx = 64, .kv_block_size = 4};
+    ModelParams p16 = p32;
+    p16.kv_type = KV_F16;
+    Model *a = load_or_die(t.path, &p32), *b = load_or_die(t.path, &p16);
+    cr_expect(model_kv(b)->elem_bytes == 2 && model_kv(a)->elem_bytes == 4);
+    Rng rng;
+    rng_seed(&rng, 7);
+    int V = model_config(a)->n_vocab;
+    int32_t toks[24];
+    for (int i = 0; i < 24; i++)
+        toks[i] = (int32_t)(rng_u64(&rng) % (uint64_t)V);
+    float *la = alone_logits(a, toks, 24, 0), *lb = alone_logits(b, toks, 24, 0);
+    double max_diff = 0, max_abs = 0;
+    for (int i = 0; i < 24 * V; i++) {
+        double d = fabs((double)la[i] - (double)lb[i]);
+        max_diff = d > max_diff ? d : max_diff;
+        max_abs = fabs(la[i]) > max_abs ? fabs(la[i]) : max_abs;
+    }
+    cr_expect(max_diff > 0, "an F16 cache rounds: some logit differs");
+    cr_expect(max_diff <= 1e-2 * max_abs, "F16 cache logits within 1%% of the scale: %g of %g",
+              max_diff, max_abs);
+    free(la);
+    free(lb);
+    model_free(a);
+    model_free(b);
+    tmp_done(&t);
+}
+
 Test(model, batching_invisible_quantized) {
     const DType types[] = {DTYPE_F16, DTYPE_Q8_0, DTYPE_Q4_0};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
