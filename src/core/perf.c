@@ -106,11 +106,28 @@ double perf_mem_bandwidth(TPool *tp, size_t bytes) {
     return best;
 }
 
+/* A peak probe: each thread runs its chains and says how many operations
+ * it did; sink keeps the results live. */
 typedef struct {
     SimdLevel level;
-    double flops[TPOOL_MAX_THREADS];
-    float sink[TPOOL_MAX_THREADS];
-} FmaJob;
+    double ops[TPOOL_MAX_THREADS];
+    double sink[TPOOL_MAX_THREADS];
+} PeakJob;
+
+/* Operations per second (1e9) of the best of three runs of fn on the pool. */
+static double best_rate(TPool *tp, TPoolFn fn, PeakJob *j) {
+    double best = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        double t0 = perf_now();
+        tpool_run(tp, fn, j);
+        double dt = perf_now() - t0, total = 0;
+        for (int i = 0; i < tpool_size(tp); i++)
+            total += j->ops[i];
+        if (total / dt / 1e9 > best)
+            best = total / dt / 1e9;
+    }
+    return best;
+}
 
 /* 12 independent chains hide the FMA latency (4 cycles x 2 ports + slack). */
 SIMD_BEGIN_AVX512
@@ -170,7 +187,7 @@ static float fma_scalar(long iters) {
 }
 
 static void fma_run(void *p, int ith, int nth) {
-    FmaJob *j = p;
+    PeakJob *j = p;
     (void)nth;
     long iters = PERF_FMA_ITERS / (j->level == SIMD_SCALAR ? 16 : 1);
     int lanes = j->level == SIMD_AVX512 ? 16 : j->level == SIMD_AVX2 ? 8 : 1;
@@ -178,22 +195,12 @@ static void fma_run(void *p, int ith, int nth) {
               : j->level == SIMD_AVX2 ? fma_avx2(iters)
                                       : fma_scalar(iters);
     j->sink[ith] = s;
-    j->flops[ith] = 2.0 * 12 * lanes * (double)iters;
+    j->ops[ith] = 2.0 * 12 * lanes * (double)iters;
 }
 
 double perf_fma_peak(TPool *tp) {
-    FmaJob j = {.level = cpu_simd_level()};
-    double best = 0;
-    for (int pass = 0; pass < 3; pass++) {
-        double t0 = perf_now();
-        tpool_run(tp, fma_run, &j);
-        double dt = perf_now() - t0, total = 0;
-        for (int i = 0; i < tpool_size(tp); i++)
-            total += j.flops[i];
-        if (total / dt / 1e9 > best)
-            best = total / dt / 1e9;
-    }
-    return best;
+    PeakJob j = {.level = cpu_simd_level()};
+    return best_rate(tp, fma_run, &j);
 }
 
 /* ---- the int8 dot-product peak ----
@@ -202,12 +209,6 @@ double perf_fma_peak(TPool *tp) {
  * VNNI (64 u8 x s8 products summed into 16 int32 lanes), vpmaddubsw then
  * vpmaddwd on AVX2 (32 products into 8 lanes, in two instructions, as the
  * AVX2 kernels do it). 12 independent chains, as for the FMA probe. */
-
-typedef struct {
-    SimdLevel level;
-    double ops[TPOOL_MAX_THREADS];
-    int32_t sink[TPOOL_MAX_THREADS];
-} Int8Job;
 
 SIMD_BEGIN_AVX512
 static int32_t int8_avx512(long iters) {
@@ -267,7 +268,7 @@ static int32_t int8_scalar(long iters) {
 }
 
 static void int8_run(void *p, int ith, int nth) {
-    Int8Job *j = p;
+    PeakJob *j = p;
     (void)nth;
     long iters = PERF_FMA_ITERS / (j->level == SIMD_SCALAR ? 16 : 1);
     int macs = j->level == SIMD_AVX512 ? 64 : j->level == SIMD_AVX2 ? 32 : 1;
@@ -278,16 +279,6 @@ static void int8_run(void *p, int ith, int nth) {
 }
 
 double perf_int8_peak(TPool *tp) {
-    Int8Job j = {.level = cpu_simd_level()};
-    double best = 0;
-    for (int pass = 0; pass < 3; pass++) {
-        double t0 = perf_now();
-        tpool_run(tp, int8_run, &j);
-        double dt = perf_now() - t0, total = 0;
-        for (int i = 0; i < tpool_size(tp); i++)
-            total += j.ops[i];
-        if (total / dt / 1e9 > best)
-            best = total / dt / 1e9;
-    }
-    return best;
+    PeakJob j = {.level = cpu_simd_level()};
+    return best_rate(tp, int8_run, &j);
 }

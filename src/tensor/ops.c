@@ -32,46 +32,74 @@
 
 /* ---------------------------------------------------------------- scalar */
 
+/* Every dot / axpy / attention here exists for two element types of the
+ * second operand: float, and IEEE half (an F16 KV cache), widened exactly
+ * where it is read. One body per kernel, instantiated for both, so the half
+ * variant computes exactly what the float one does over the widened rows. */
+static inline float widen_f32(float x) { return x; }
+static inline float widen_f16(uint16_t h) { return fp16_to_f32(h); }
+
 /* Eight independent accumulators so gcc can vectorise without reassociating
  * across them; the final fold order is fixed. */
-static float dot_scalar(int n, const float *a, const float *b) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += a[i + j] * b[i + j];
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
+#define DEF_DOT_SCALAR(name, T, W)                                                                 \
+    static float name(int n, const float *a, const T *b) {                                         \
+        float acc[8] = {0};                                                                        \
+        int i = 0;                                                                                 \
+        for (; i + 8 <= n; i += 8)                                                                 \
+            for (int j = 0; j < 8; j++)                                                            \
+                acc[j] += a[i + j] * W(b[i + j]);                                                  \
+        float s =                                                                                  \
+            ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));     \
+        for (; i < n; i++)                                                                         \
+            s += a[i] * W(b[i]);                                                                   \
+        return s;                                                                                  \
+    }
 
-static void axpy_scalar(int n, float *y, float a, const float *x) {
-    for (int i = 0; i < n; i++)
-        y[i] += a * x[i];
-}
+#define DEF_AXPY_SCALAR(name, T, W)                                                                \
+    static void name(int n, float *y, float a, const T *x) {                                       \
+        for (int i = 0; i < n; i++)                                                                \
+            y[i] += a * W(x[i]);                                                                   \
+    }
+
+DEF_DOT_SCALAR(dot_scalar, float, widen_f32)
+DEF_DOT_SCALAR(dot16_scalar, uint16_t, widen_f16)
+DEF_AXPY_SCALAR(axpy_scalar, float, widen_f32)
+DEF_AXPY_SCALAR(axpy16_scalar, uint16_t, widen_f16)
 
 /* Attention with any dot/axpy: per head, scores by dot, softmax, then
- * out = sum_t p_t v_t by axpy. The scalar and AVX2 levels use it. */
+ * out = sum_t p_t v_t by axpy. The scalar and AVX2 levels use it (and every
+ * level over an F16 cache). Position t's row of a paged cache is at
+ * base + table[t / bs] * block_stride + (t % bs) * hd elements. */
+#define DEF_ATTN_GENERIC(name, T)                                                                  \
+    static void name(float (*dot)(int, const float *, const T *),                                  \
+                     void (*axpy)(int, float *, float, const T *), float *out, const float *q,     \
+                     int G, int hd, const T *k, const T *v, const int32_t *table,                  \
+                     long block_stride, int bs, int n, float scale, float *scores) {               \
+        for (int g = 0; g < G; g++) {                                                              \
+            const float *qg = q + (size_t)g * hd;                                                  \
+            float *og = out + (size_t)g * hd, *sc = scores + (size_t)g * n;                        \
+            for (int t = 0; t < n; t++)                                                            \
+                sc[t] = dot(hd, qg,                                                                \
+                            k + (size_t)table[t / bs] * (size_t)block_stride +                     \
+                                (size_t)(t % bs) * (size_t)hd) *                                   \
+                        scale;                                                                     \
+            softmax_forward(sc, n);                                                                \
+            for (int i = 0; i < hd; i++)                                                           \
+                og[i] = 0.0f;                                                                      \
+            for (int t = 0; t < n; t++)                                                            \
+                axpy(hd, og, sc[t],                                                                \
+                     v + (size_t)table[t / bs] * (size_t)block_stride +                            \
+                         (size_t)(t % bs) * (size_t)hd);                                           \
+        }                                                                                          \
+    }
+
+DEF_ATTN_GENERIC(attn_generic, float)
+DEF_ATTN_GENERIC(attn_generic16, uint16_t)
+
+/* The naive twin's rows (float caches only). */
 static inline const float *kv_row(const float *base, const int32_t *table, long block_stride,
                                   int bs, int hd, int t) {
     return base + (size_t)table[t / bs] * (size_t)block_stride + (size_t)(t % bs) * (size_t)hd;
-}
-
-static void attn_generic(OpsDotFn dot, OpsAxpyFn axpy, float *out, const float *q, int G, int hd,
-                         const float *k, const float *v, const int32_t *table, long block_stride,
-                         int bs, int n, float scale, float *scores) {
-    for (int g = 0; g < G; g++) {
-        const float *qg = q + (size_t)g * hd;
-        float *og = out + (size_t)g * hd, *sc = scores + (size_t)g * n;
-        for (int t = 0; t < n; t++)
-            sc[t] = dot(hd, qg, kv_row(k, table, block_stride, bs, hd, t)) * scale;
-        softmax_forward(sc, n);
-        for (int i = 0; i < hd; i++)
-            og[i] = 0.0f;
-        for (int t = 0; t < n; t++)
-            axpy(hd, og, sc[t], kv_row(v, table, block_stride, bs, hd, t));
-    }
 }
 
 static void attn_scalar(float *out, const float *q, int G, int hd, const float *k, const float *v,
@@ -79,52 +107,6 @@ static void attn_scalar(float *out, const float *q, int G, int hd, const float *
                         float *scores) {
     attn_generic(dot_scalar, axpy_scalar, out, q, G, hd, k, v, table, block_stride, bs, n, scale,
                  scores);
-}
-
-/* ---- attention over an F16 cache: the generic scheme with the key and
- * value rows widened where they are read (exact), each level's dot / axpy
- * otherwise unchanged, so the result is attn_generic's over the widened
- * rows bit for bit. */
-typedef float (*Dot16Fn)(int n, const float *a, const uint16_t *b);
-typedef void (*Axpy16Fn)(int n, float *y, float a, const uint16_t *x);
-
-static inline const uint16_t *kv_row16(const uint16_t *base, const int32_t *table,
-                                       long block_stride, int bs, int hd, int t) {
-    return base + (size_t)table[t / bs] * (size_t)block_stride + (size_t)(t % bs) * (size_t)hd;
-}
-
-static void attn_generic16(Dot16Fn dot, Axpy16Fn axpy, float *out, const float *q, int G, int hd,
-                           const uint16_t *k, const uint16_t *v, const int32_t *table,
-                           long block_stride, int bs, int n, float scale, float *scores) {
-    for (int g = 0; g < G; g++) {
-        const float *qg = q + (size_t)g * hd;
-        float *og = out + (size_t)g * hd, *sc = scores + (size_t)g * n;
-        for (int t = 0; t < n; t++)
-            sc[t] = dot(hd, qg, kv_row16(k, table, block_stride, bs, hd, t)) * scale;
-        softmax_forward(sc, n);
-        for (int i = 0; i < hd; i++)
-            og[i] = 0.0f;
-        for (int t = 0; t < n; t++)
-            axpy(hd, og, sc[t], kv_row16(v, table, block_stride, bs, hd, t));
-    }
-}
-
-/* dot_scalar and axpy_scalar with b / x widened. */
-static float dot16_scalar(int n, const float *a, const uint16_t *b) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += a[i + j] * fp16_to_f32(b[i + j]);
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; i < n; i++)
-        s += a[i] * fp16_to_f32(b[i]);
-    return s;
-}
-
-static void axpy16_scalar(int n, float *y, float a, const uint16_t *x) {
-    for (int i = 0; i < n; i++)
-        y[i] += a * fp16_to_f32(x[i]);
 }
 
 static void attn16_scalar(float *out, const float *q, int G, int hd, const uint16_t *k,
@@ -135,90 +117,67 @@ static void attn16_scalar(float *out, const float *q, int G, int hd, const uint1
 }
 
 /* ------------------------------------------------------------------ AVX2 */
+
 #if OPS_X86
 SIMD_BEGIN_AVX2
 
 static const int32_t AVX2_TAIL_MASK[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 
-static float dot_avx2(int n, const float *a, const float *b) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
-    }
-    for (; i + 8 <= n; i += 8)
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    if (i < n) {
-        __m256i m = _mm256_loadu_si256((const __m256i *)(AVX2_TAIL_MASK + 8 - (n - i)));
-        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
-    }
-    __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    return _mm_cvtss_f32(h);
+static inline __m256 load8_f32(const float *p) { return _mm256_loadu_ps(p); }
+/* F16C widening: the bits of fp16_to_f32 (tested). */
+static inline __m256 load8_f16(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
 }
 
-static void axpy_avx2(int n, float *y, float a, const float *x) {
-    __m256 va = _mm256_set1_ps(a);
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i,
-                         _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++)
-        y[i] = fmaf(a, x[i], y[i]);
-}
+/* Four accumulators of 8 lanes, a masked tail (its b elements widened into
+ * a buffer first), then a fixed horizontal fold. */
+#define DEF_DOT_AVX2(name, T, LOAD8, W)                                                            \
+    static float name(int n, const float *a, const T *b) {                                         \
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();                                 \
+        __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();                                 \
+        int i = 0;                                                                                 \
+        for (; i + 32 <= n; i += 32) {                                                             \
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), LOAD8(b + i), s0);                        \
+            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), LOAD8(b + i + 8), s1);                \
+            s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), LOAD8(b + i + 16), s2);              \
+            s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), LOAD8(b + i + 24), s3);              \
+        }                                                                                          \
+        for (; i + 8 <= n; i += 8)                                                                 \
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), LOAD8(b + i), s0);                        \
+        if (i < n) {                                                                               \
+            float tail[8] = {0};                                                                   \
+            for (int j = 0; j < n - i; j++)                                                        \
+                tail[j] = W(b[i + j]);                                                             \
+            __m256i m = _mm256_loadu_si256((const __m256i *)(AVX2_TAIL_MASK + 8 - (n - i)));       \
+            s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(tail, m), s1);   \
+        }                                                                                          \
+        __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));                    \
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));             \
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));                                                    \
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));                                                     \
+        return _mm_cvtss_f32(h);                                                                   \
+    }
+
+#define DEF_AXPY_AVX2(name, T, LOAD8, W)                                                           \
+    static void name(int n, float *y, float a, const T *x) {                                       \
+        __m256 va = _mm256_set1_ps(a);                                                             \
+        int i = 0;                                                                                 \
+        for (; i + 8 <= n; i += 8)                                                                 \
+            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, LOAD8(x + i), _mm256_loadu_ps(y + i)));    \
+        for (; i < n; i++)                                                                         \
+            y[i] = fmaf(a, W(x[i]), y[i]);                                                         \
+    }
+
+DEF_DOT_AVX2(dot_avx2, float, load8_f32, widen_f32)
+DEF_DOT_AVX2(dot16_avx2, uint16_t, load8_f16, widen_f16)
+DEF_AXPY_AVX2(axpy_avx2, float, load8_f32, widen_f32)
+DEF_AXPY_AVX2(axpy16_avx2, uint16_t, load8_f16, widen_f16)
 
 static void attn_avx2(float *out, const float *q, int G, int hd, const float *k, const float *v,
                       const int32_t *table, long block_stride, int bs, int n, float scale,
                       float *scores) {
     attn_generic(dot_avx2, axpy_avx2, out, q, G, hd, k, v, table, block_stride, bs, n, scale,
                  scores);
-}
-
-/* dot_avx2 and axpy_avx2 with b / x widened by F16C (exact: the bits of
- * fp16_to_f32), in the same lanes and order. */
-static inline __m256 h8_avx2(const uint16_t *p) {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
-}
-
-static float dot16_avx2(int n, const float *a, const uint16_t *b) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), h8_avx2(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), h8_avx2(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), h8_avx2(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), h8_avx2(b + i + 24), s3);
-    }
-    for (; i + 8 <= n; i += 8)
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), h8_avx2(b + i), s0);
-    if (i < n) {
-        float tail[8] = {0};
-        for (int j = 0; j < n - i; j++)
-            tail[j] = fp16_to_f32(b[i + j]);
-        __m256i m = _mm256_loadu_si256((const __m256i *)(AVX2_TAIL_MASK + 8 - (n - i)));
-        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(tail, m), s1);
-    }
-    __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    return _mm_cvtss_f32(h);
-}
-
-static void axpy16_avx2(int n, float *y, float a, const uint16_t *x) {
-    __m256 va = _mm256_set1_ps(a);
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, h8_avx2(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++)
-        y[i] = fmaf(a, fp16_to_f32(x[i]), y[i]);
 }
 
 static void attn16_avx2(float *out, const float *q, int G, int hd, const uint16_t *k,

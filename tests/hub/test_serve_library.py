@@ -445,6 +445,10 @@ def check_options(ctx):
                            timeout=TIMEOUT)
         check(p.returncode != 0 and want in p.stderr, "serve %s: refused, saying %r" % (" ".join(args), want),
               "rc=%r %s" % (p.returncode, p.stderr[-200:]))
+    p = subprocess.run([ctx.cgpt, "serve", "--port", "0"], env=dict(ctx.env, CGPT_SERVE_LOAD_DELAY_MS="soon"),
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    check(p.returncode != 0 and "CGPT_SERVE_LOAD_DELAY_MS" in p.stderr,
+          "a bad $CGPT_SERVE_LOAD_DELAY_MS refuses to start, naming it", "rc=%r %s" % (p.returncode, p.stderr[-200:]))
     # names resolve in the terminal chat as they do in serve
     p = subprocess.run([ctx.cgpt, "chat", "-m", B, "-n", "4", "--temp", "0", "--no-moderation", "--data-dir",
                         os.path.join(ctx.tmp, "chat-data")], input="hello\n", env=ctx.env, capture_output=True,
