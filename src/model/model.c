@@ -803,10 +803,13 @@ typedef struct {
     int layer;
 } AttnCtx;
 
-/* One (row, kv head) pair: the query heads sharing that kv head attend
- * together over the row's cached positions 0..pos (ops attn kernel: block
- * by block, softmax, weighted sum of V). Threads split the pairs; each
- * head's arithmetic depends only on its own row. */
+/* Threads split the (row, query head) pairs evenly (9 heads on 2 threads
+ * split 5 / 4, where whole kv heads would split 6 / 3); each thread's run
+ * of heads that share a kv head attends together over the row's cached
+ * positions 0..pos (ops attn kernel: block by block, softmax, weighted sum
+ * of V), so a kv head's rows are read once per thread that holds one of
+ * its heads. Each head's arithmetic depends only on its own row and head,
+ * never on the split. */
 static void attn_task(void *vctx, int ith, int nth) {
     AttnCtx *a = vctx;
     Model *m = a->m;
@@ -819,21 +822,25 @@ static void attn_task(void *vctx, int ith, int nth) {
     float *sc = m->scores + (size_t)ith * group * m->params.n_ctx;
     const void *kbase = kv_k_slab(kv, a->layer, 0), *vbase = kv_v_slab(kv, a->layer, 0);
     long lo, hi;
-    tpool_range((long)a->n_rows * KVH, ith, nth, &lo, &hi);
-    for (long it = lo; it < hi; it++) {
-        int r = (int)(it / KVH), kvh = (int)(it % KVH);
+    tpool_range((long)a->n_rows * NH, ith, nth, &lo, &hi);
+    for (long it = lo; it < hi;) {
+        int r = (int)(it / NH), h = (int)(it % NH), kvh = h / group;
+        int run = (kvh + 1) * group - h; /* heads h.. that share kv head kvh */
+        if (run > hi - it)
+            run = (int)(hi - it);
         const BatchRow *row = &a->rows[r];
-        size_t qoff = (size_t)r * QD + (size_t)kvh * group * HD;
+        size_t qoff = (size_t)r * QD + (size_t)h * HD;
         size_t koff = (size_t)kvh * bs * HD;
         const int32_t *table = kv_seq_table(kv, row->seq);
         if (kv->type == KV_F16)
-            K->attn_f16(m->att + qoff, m->q + qoff, group, HD, (const uint16_t *)kbase + koff,
+            K->attn_f16(m->att + qoff, m->q + qoff, run, HD, (const uint16_t *)kbase + koff,
                         (const uint16_t *)vbase + koff, table, (long)kv->block_floats, bs,
                         row->pos + 1, scale, sc);
         else
-            K->attn(m->att + qoff, m->q + qoff, group, HD, (const float *)kbase + koff,
+            K->attn(m->att + qoff, m->q + qoff, run, HD, (const float *)kbase + koff,
                     (const float *)vbase + koff, table, (long)kv->block_floats, bs, row->pos + 1,
                     scale, sc);
+        it += run;
     }
 }
 

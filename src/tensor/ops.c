@@ -173,18 +173,319 @@ DEF_DOT_AVX2(dot16_avx2, uint16_t, load8_f16, widen_f16)
 DEF_AXPY_AVX2(axpy_avx2, float, load8_f32, widen_f32)
 DEF_AXPY_AVX2(axpy16_avx2, uint16_t, load8_f16, widen_f16)
 
+/* exp of 8 lanes: x = n ln2 + r (Cody-Waite), exp(r) by Cephes' degree-6
+ * polynomial, times 2^n as two exponent-field multiplies (so results in
+ * the subnormals round once, and n = 128 overflows to +inf). Lanes below
+ * -104 (exp underflows to 0 there; -inf included) give exactly 0; NaN
+ * lanes give NaN. */
+static inline __m256 exp8(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-104.0f), hi = _mm256_set1_ps(89.0f);
+    __m256 zero = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    /* n in [-150, 128]: 2^n = 2^(n - h) 2^h with h = n / 2 (toward zero),
+     * both factors normal floats */
+    __m256i ni = _mm256_cvtps_epi32(n);
+    __m256i h = _mm256_srai_epi32(_mm256_add_epi32(ni, _mm256_srli_epi32(ni, 31)), 1);
+    __m256i bias = _mm256_set1_epi32(127);
+    __m256 f1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, bias), 23));
+    __m256 f2 =
+        _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, h), bias), 23));
+    __m256 e = _mm256_mul_ps(_mm256_mul_ps(p, f2), f1);
+    e = _mm256_andnot_ps(zero, e);
+    return _mm256_blendv_ps(e, x, nan);
+}
+
+static void exp_avx2(float *e, const float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(e + i, exp8(_mm256_loadu_ps(x + i)));
+    if (i < n) {
+        __m256i m = _mm256_loadu_si256((const __m256i *)(AVX2_TAIL_MASK + 8 - (n - i)));
+        _mm256_maskstore_ps(e + i, m, exp8(_mm256_maskload_ps(x + i, m)));
+    }
+}
+
+static inline void prefetch_span(const void *p, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64)
+        _mm_prefetch((const char *)p + o, _MM_HINT_T0);
+}
+
+/* Lane j of the result is the sum of the 8 lanes of a[j], by a fixed tree
+ * (pairs, quads, then the two 128-bit halves). */
+static inline __m256 hsum8x8(const __m256 a[8]) {
+    __m256 h01 = _mm256_hadd_ps(a[0], a[1]), h23 = _mm256_hadd_ps(a[2], a[3]);
+    __m256 h45 = _mm256_hadd_ps(a[4], a[5]), h67 = _mm256_hadd_ps(a[6], a[7]);
+    __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20),
+                         _mm256_permute2f128_ps(h0123, h4567, 0x31));
+}
+
+/* Scores of cnt (<= 8) consecutive key rows of hd = 8 nv floats against
+ * one query head, times scale, into sc[0..cnt): per row one FMA chain over
+ * the 8-lane chunks in order, then hsum8x8. */
+static inline __attribute__((always_inline)) void
+qk8_avx2(float *sc, const float *q, int nv, const float *krows, int cnt, float scale) {
+    __m256 acc[8];
+    OPS_UNROLL
+    for (int j = 0; j < 8; j++)
+        acc[j] = _mm256_setzero_ps();
+    size_t hd = 8 * (size_t)nv;
+    for (int c = 0; c < nv; c++) {
+        __m256 qc = _mm256_loadu_ps(q + 8 * c);
+        OPS_UNROLL
+        for (int j = 0; j < 8; j++)
+            if (j < cnt)
+                acc[j] =
+                    _mm256_fmadd_ps(qc, _mm256_loadu_ps(krows + (size_t)j * hd + 8 * c), acc[j]);
+    }
+    __m256 s = _mm256_mul_ps(hsum8x8(acc), _mm256_set1_ps(scale));
+    if (cnt == 8) {
+        _mm256_storeu_ps(sc, s);
+    } else {
+        __m256i m = _mm256_loadu_si256((const __m256i *)(AVX2_TAIL_MASK + 8 - cnt));
+        _mm256_maskstore_ps(sc, m, s);
+    }
+}
+
+/* sc[0..n) = exp(sc - max) (0 everywhere when all are -inf); returns 1 /
+ * their sum (8 lanes, fixed fold), or 0 for an all -inf row. */
+static float softmax_weights_avx2(float *sc, int n) {
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        mx = _mm256_max_ps(mx, _mm256_loadu_ps(sc + i));
+    float m = -INFINITY;
+    for (int j = i; j < n; j++)
+        m = sc[j] > m ? sc[j] : m;
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    m = _mm_cvtss_f32(h) > m ? _mm_cvtss_f32(h) : m;
+    if (m == -INFINITY) {
+        for (i = 0; i < n; i++)
+            sc[i] = 0.0f;
+        return 0.0f;
+    }
+    __m256 vmax = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(sc + i), vmax));
+        _mm256_storeu_ps(sc + i, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    if (i < n) {
+        __m256i msk = _mm256_loadu_si256((const __m256i *)(AVX2_TAIL_MASK + 8 - (n - i)));
+        __m256 e = _mm256_and_ps(exp8(_mm256_sub_ps(_mm256_maskload_ps(sc + i, msk), vmax)),
+                                 _mm256_castsi256_ps(msk));
+        _mm256_maskstore_ps(sc + i, msk, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return 1.0f / _mm_cvtss_f32(s);
+}
+
+/* For GC heads (their weights at w + g * ld), M 8-lane chunks of each
+ * head's output (head g's at o + g * hd) += sum over the cnt rows (of hd
+ * floats, from 'vrows') of w_g[j] * row j's same chunks, in row order. Each
+ * value chunk is loaded once for all GC heads; GC * M <= 12 accumulators
+ * stay in registers (both constants at every call). */
+static inline __attribute__((always_inline)) void pv_heads_avx2(float *o, const float *w, size_t ld,
+                                                                int GC, int M, const float *vrows,
+                                                                size_t hd, int cnt) {
+    __m256 acc[12];
+    OPS_UNROLL
+    for (int g = 0; g < GC; g++)
+        OPS_UNROLL
+    for (int i = 0; i < M; i++)
+        acc[g * M + i] = _mm256_loadu_ps(o + (size_t)g * hd + 8 * i);
+    for (int j = 0; j < cnt; j++) {
+        const float *vr = vrows + (size_t)j * hd;
+        OPS_UNROLL
+        for (int i = 0; i < M; i++) {
+            __m256 x = _mm256_loadu_ps(vr + 8 * i);
+            OPS_UNROLL
+            for (int g = 0; g < GC; g++)
+                acc[g * M + i] =
+                    _mm256_fmadd_ps(_mm256_broadcast_ss(w + (size_t)g * ld + j), x, acc[g * M + i]);
+        }
+    }
+    OPS_UNROLL
+    for (int g = 0; g < GC; g++)
+        OPS_UNROLL
+    for (int i = 0; i < M; i++)
+        _mm256_storeu_ps(o + (size_t)g * hd + 8 * i, acc[g * M + i]);
+}
+
+/* pv_heads_avx2 over all nv chunks of gc heads: three heads and 32 lanes
+ * at a time, then what is left one chunk at a time. */
+static void pv_chunk_avx2(float *og, const float *w, size_t ld, int gc, int nv, const float *vr,
+                          int cnt) {
+    size_t hd = 8 * (size_t)nv;
+    for (int g0 = 0; g0 < gc; g0 += 3) {
+        int gn = gc - g0 < 3 ? gc - g0 : 3;
+        float *o = og + (size_t)g0 * hd;
+        const float *wg = w + (size_t)g0 * ld;
+        int c = 0;
+        for (; c + 4 <= nv; c += 4) {
+            if (gn == 3)
+                pv_heads_avx2(o + 8 * c, wg, ld, 3, 4, vr + 8 * c, hd, cnt);
+            else if (gn == 2)
+                pv_heads_avx2(o + 8 * c, wg, ld, 2, 4, vr + 8 * c, hd, cnt);
+            else
+                pv_heads_avx2(o + 8 * c, wg, ld, 1, 4, vr + 8 * c, hd, cnt);
+        }
+        for (; c < nv; c++)
+            for (int g = 0; g < gn; g++)
+                pv_heads_avx2(o + g * hd + 8 * c, wg + g * ld, ld, 1, 1, vr + 8 * c, hd, cnt);
+    }
+}
+
+#define ATTN_AVX2_CHUNK 16   /* rows of a block handled together */
+#define ATTN_AVX2_MAX_HD 256 /* larger heads take the generic kernel */
+
+/* Blocks are scattered (a paged cache), so hardware prefetchers lose the
+ * stream at every block boundary: on entering the block at t0, fetch the
+ * one pf blocks ahead, keeping about this many bytes in flight. */
+#define ATTN_PREFETCH_BYTES 16384
+
+static inline void prefetch_ahead(const void *base, const int32_t *table, size_t block_bytes,
+                                  int bs, int n, int t0, int pf, size_t row_bytes) {
+    int first = t0 == 0 ? 1 : pf; /* on the first block, every block up to pf */
+    for (int d = first; d <= pf; d++) {
+        int t = t0 + d * bs;
+        if (t >= n)
+            break;
+        int cnt = n - t < bs ? n - t : bs;
+        prefetch_span((const char *)base + (size_t)table[t / bs] * block_bytes,
+                      (size_t)cnt * row_bytes);
+    }
+}
+
+/* Rows [j0, j0 + cnt) of one cache block at 'blk' as floats: the cache's
+ * own rows for an F32 cache, else widened (exactly) into buf. */
+static inline __attribute__((always_inline)) const float *
+chunk_rows(const void *blk, int j0, int cnt, int hd, float *buf, int half) {
+    size_t off = (size_t)j0 * (size_t)hd, len = (size_t)cnt * (size_t)hd;
+    if (!half)
+        return (const float *)blk + off;
+    const uint16_t *h = (const uint16_t *)blk + off;
+    for (size_t i = 0; i < len; i += 8) /* hd % 8 == 0 */
+        _mm256_storeu_ps(buf + i, load8_f16(h + i));
+    return buf;
+}
+
+/* Block-wise attention (hd a multiple of 8, at most 256). Each chunk of up
+ * to 16 rows of a block (widened once into an L1 buffer for an F16 cache)
+ * serves every head of the group: scores 8 rows at a time, the 8 dot
+ * products reduced together; softmax with the vector exp; then each head's
+ * output accumulates w_t v_t, 64 lanes at a time in registers, in position
+ * order. The F16 kernel is the F32 one over the widened rows, bit for bit,
+ * and one head's arithmetic never depends on G. */
+static inline __attribute__((always_inline)) void
+attn_block_avx2(float *out, const float *q, int G, int hd, const void *k, const void *v,
+                const int32_t *table, long block_stride, int bs, int n, float scale, float *scores,
+                int half) {
+    float buf[ATTN_AVX2_CHUNK * ATTN_AVX2_MAX_HD];
+    int nv = hd / 8;
+    size_t esz = half ? sizeof(uint16_t) : sizeof(float);
+    int pf = (int)(ATTN_PREFETCH_BYTES / ((size_t)bs * hd * esz)); /* blocks ahead */
+    pf = pf < 1 ? 1 : pf;
+    for (int t0 = 0; t0 < n; t0 += bs) {
+        const void *kb = (const char *)k + (size_t)table[t0 / bs] * (size_t)block_stride * esz;
+        int cnt = n - t0 < bs ? n - t0 : bs;
+        prefetch_ahead(k, table, (size_t)block_stride * esz, bs, n, t0, pf, (size_t)hd * esz);
+        for (int j0 = 0; j0 < cnt; j0 += ATTN_AVX2_CHUNK) {
+            int m = cnt - j0 < ATTN_AVX2_CHUNK ? cnt - j0 : ATTN_AVX2_CHUNK;
+            const float *kr = chunk_rows(kb, j0, m, hd, buf, half);
+            for (int g = 0; g < G; g++)
+                for (int j = 0; j < m; j += 8) {
+                    float *sc = scores + (size_t)g * n + t0 + j0 + j;
+                    if (m - j >= 8)
+                        qk8_avx2(sc, q + (size_t)g * hd, nv, kr + (size_t)j * hd, 8, scale);
+                    else
+                        qk8_avx2(sc, q + (size_t)g * hd, nv, kr + (size_t)j * hd, m - j, scale);
+                }
+        }
+    }
+    float inv[64];
+    for (int g0 = 0; g0 < G; g0 += 64) {
+        int gc = G - g0 < 64 ? G - g0 : 64;
+        for (int g = 0; g < gc; g++)
+            inv[g] = softmax_weights_avx2(scores + (size_t)(g0 + g) * n, n);
+        float *og = out + (size_t)g0 * hd;
+        for (size_t i = 0; i < (size_t)gc * hd; i++)
+            og[i] = 0.0f;
+        for (int t0 = 0; t0 < n; t0 += bs) {
+            const void *vb = (const char *)v + (size_t)table[t0 / bs] * (size_t)block_stride * esz;
+            int cnt = n - t0 < bs ? n - t0 : bs;
+            prefetch_ahead(v, table, (size_t)block_stride * esz, bs, n, t0, pf, (size_t)hd * esz);
+            for (int j0 = 0; j0 < cnt; j0 += ATTN_AVX2_CHUNK) {
+                int m = cnt - j0 < ATTN_AVX2_CHUNK ? cnt - j0 : ATTN_AVX2_CHUNK;
+                const float *vr = chunk_rows(vb, j0, m, hd, buf, half);
+                pv_chunk_avx2(og, scores + (size_t)g0 * n + t0 + j0, (size_t)n, gc, nv, vr, m);
+            }
+        }
+        for (int g = 0; g < gc; g++) {
+            __m256 vi = _mm256_set1_ps(inv[g]);
+            float *o = og + (size_t)g * hd;
+            for (int i = 0; i < hd; i += 8)
+                _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_loadu_ps(o + i), vi));
+        }
+    }
+}
+
 static void attn_avx2(float *out, const float *q, int G, int hd, const float *k, const float *v,
                       const int32_t *table, long block_stride, int bs, int n, float scale,
                       float *scores) {
-    attn_generic(dot_avx2, axpy_avx2, out, q, G, hd, k, v, table, block_stride, bs, n, scale,
-                 scores);
+    if (hd % 8 || hd > ATTN_AVX2_MAX_HD) {
+        attn_generic(dot_avx2, axpy_avx2, out, q, G, hd, k, v, table, block_stride, bs, n, scale,
+                     scores);
+        return;
+    }
+    attn_block_avx2(out, q, G, hd, k, v, table, block_stride, bs, n, scale, scores, 0);
 }
 
 static void attn16_avx2(float *out, const float *q, int G, int hd, const uint16_t *k,
                         const uint16_t *v, const int32_t *table, long block_stride, int bs, int n,
                         float scale, float *scores) {
-    attn_generic16(dot16_avx2, axpy16_avx2, out, q, G, hd, k, v, table, block_stride, bs, n, scale,
-                   scores);
+    if (hd % 8 || hd > ATTN_AVX2_MAX_HD) {
+        attn_generic16(dot16_avx2, axpy16_avx2, out, q, G, hd, k, v, table, block_stride, bs, n,
+                       scale, scores);
+        return;
+    }
+    attn_block_avx2(out, q, G, hd, k, v, table, block_stride, bs, n, scale, scores, 1);
+}
+
+static void swiglu_avx2(float *out, const float *gate, const float *up, int n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)),
+                                                _mm256_loadu_ps(up + i)));
+    }
+    if (i < n) {
+        __m256i m = _mm256_loadu_si256((const __m256i *)(AVX2_TAIL_MASK + 8 - (n - i)));
+        __m256 g = _mm256_maskload_ps(gate + i, m);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+        _mm256_maskstore_ps(
+            out + i, m,
+            _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_maskload_ps(up + i, m)));
+    }
 }
 
 SIMD_END
@@ -554,8 +855,7 @@ void attn_f16_as_f32(SimdLevel level, float *out, const float *q, int G, int hd,
                      float scale, float *scores) {
 #if OPS_X86
     if (ops_kernels_at(level)->level >= SIMD_AVX2) {
-        attn_generic(dot_avx2, axpy_avx2, out, q, G, hd, k, v, table, block_stride, bs, n, scale,
-                     scores);
+        attn_avx2(out, q, G, hd, k, v, table, block_stride, bs, n, scale, scores);
         return;
     }
 #else
@@ -668,6 +968,10 @@ void ops_exp(float *e, const float *x, int n) {
         exp_avx512(e, x, n);
         return;
     }
+    if (ops_kernels()->level == SIMD_AVX2) {
+        exp_avx2(e, x, n);
+        return;
+    }
 #endif
     for (int i = 0; i < n; i++)
         e[i] = expf(x[i]);
@@ -677,6 +981,10 @@ void swiglu_forward(float *out, const float *gate, const float *up, int n) {
 #if OPS_X86
     if (ops_kernels()->level == SIMD_AVX512) {
         swiglu_avx512(out, gate, up, n);
+        return;
+    }
+    if (ops_kernels()->level == SIMD_AVX2) {
+        swiglu_avx2(out, gate, up, n);
         return;
     }
 #endif

@@ -51,7 +51,7 @@ typedef void (*OpsAttnFn)(float *out, const float *q, int G, int hd, const float
 /* The same over a cache of IEEE half floats (k, v as uint16_t; rows of hd
  * halves, block_stride in halves): every key and value element is widened
  * exactly to float where it is used, so the result has the bits of
- * attn_f16_as_f32 below (the generic attention of the same level over the
+ * attn_f16_as_f32 below (the F32 attention of the same level over the
  * widened rows; the AVX-512 level uses the AVX2 one). */
 typedef void (*OpsAttn16Fn)(float *out, const float *q, int G, int hd, const uint16_t *k,
                             const uint16_t *v, const int32_t *table, long block_stride, int bs,
@@ -115,8 +115,7 @@ void add_ref(float *out, const float *a, const float *b, int n);
 float dot_ref(int n, const float *a, const float *b);
 
 /* What OpsKernels.attn_f16 of 'level' computes, over F32 rows (the widened
- * halves): the generic dot / axpy attention of that level (AVX2's for
- * AVX-512). For tests. */
+ * halves): OpsKernels.attn of that level (AVX2's for AVX-512). For tests. */
 void attn_f16_as_f32(SimdLevel level, float *out, const float *q, int G, int hd, const float *k,
                      const float *v, const int32_t *table, long block_stride, int bs, int n,
                      float scale, float *scores);
@@ -127,7 +126,7 @@ void attn_gqa_ref(float *out, const float *q, int G, int hd, const float *k, con
                   float *scores);
 
 /* e[i] = exp(x[i]) for n floats (e may alias x): the vectorised exp the
- * kernels here use (AVX-512 where the CPU has it, else libm expf), within
+ * kernels here use (AVX-512 or AVX2 where the CPU has them, else libm expf), within
  * 2 ulp of the exact value; -inf gives 0, values past 88.72 give +inf. */
 void ops_exp(float *e, const float *x, int n);
 
