@@ -160,7 +160,7 @@ static const ArgOpt BENCH_OPTS[] = {
 static double best_of(double a, double b) { return a < b ? a : b; }
 
 static int cmd_bench(int argc, char **argv) {
-    BenchOpts o = {.n_prompt = 256, .n_gen = 32, .reps = 3};
+    BenchOpts o = {.n_prompt = 256, .n_gen = 32, .reps = 3, .kv_type = CLI_KV_DEFAULT};
     Err err = {0};
     Args a = args_start(argc, argv, 1);
     const char *v;

@@ -409,7 +409,7 @@ static int cmd_chat(int argc, char **argv) {
     CliModeration mo = {0};
     bool no_mod = false;
     long ctx = 0, threads = 0, n_max = -1;
-    KVType kv_type = KV_F32;
+    KVType kv_type = CLI_KV_DEFAULT;
     unsigned sp_set = 0;
     Chat c = {0};
     c.gp.sampling = sampler_defaults();

@@ -28,10 +28,12 @@
 #define CLI_OPT_KV_TYPE(id)                                                                        \
     {                                                                                              \
         id, "--kv-type", "TYPE",                                                                   \
-            "the KV cache's elements: f32 (exact; the default) or f16 (half the memory and the "   \
-            "bytes "                                                                               \
-            "attention reads)"                                                                     \
+            "the KV cache's elements: f16 (the default: half the memory and the bytes attention "  \
+            "reads of f32) or f32 (exact)"                                                         \
     }
+/* What the commands' caches hold unless --kv-type says otherwise (the
+ * library's own default, ModelParams.kv_type = 0, stays the exact F32). */
+#define CLI_KV_DEFAULT KV_F16
 #define CLI_OPT_TEMPLATE(id)                                                                       \
     { id, "--chat-template-file", "FILE", "a Jinja chat template to use instead of the model's" }
 

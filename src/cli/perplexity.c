@@ -32,7 +32,7 @@ static const ArgOpt PPL_OPTS[] = {
 static int cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *v;
     long ctx = 512, threads = 0;
-    KVType kv_type = KV_F32;
+    KVType kv_type = CLI_KV_DEFAULT;
     Err err = {0};
     Args a = args_start(argc, argv, 1);
     for (int id; (id = cli_next(&a, &CLI_PERPLEXITY, &v, &err)) != ARG_END;) {

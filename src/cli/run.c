@@ -288,7 +288,7 @@ done:
 }
 
 static int cmd_run(int argc, char **argv) {
-    RunOpts o = {0};
+    RunOpts o = {.kv_type = CLI_KV_DEFAULT};
     o.sp = sampler_defaults();
     Err err = {0};
     bool help = false;

@@ -489,6 +489,7 @@ static Status load_pinned(const ServeOpts *o, Pool *pool, Err *err) {
 static int cmd_serve(int argc, char **argv) {
     ServeOpts o;
     memset(&o, 0, sizeof o);
+    o.kv_type = CLI_KV_DEFAULT;
     Err err = {0};
     bool help = false;
     if (parse(argc, argv, &o, &help, &err))

@@ -5,8 +5,11 @@
  * rows. Within a thread the rows are walked in tiles of about
  * MATMUL_TILE_BYTES of weights: the tile stays in L2 while all M
  * activation rows stream past it. Decode (M = 1) reads each weight byte
- * once; prefill reuses each tile M times. F32 weights use register tiles
- * (4 weight rows x 4 activation rows); Q8_0 weights with M >= 2 on an
+ * once; prefill reuses each tile M times. F32 weights (on AVX2 also F16
+ * and BF16, widened in registers) use register tiles
+ * (4 weight rows x 4 activation rows); quantized types whose QuantOps has
+ * a vec_dot4 take activation rows four at a time, each weight block
+ * unpacked once for the four (the bits of vec_dot); Q8_0 weights with M >= 2 on an
  * AVX-512 VNNI CPU use the packed kernels of matmul_q8.h (the activation
  * rows are also packed in phase 1), which give the bits of vec_dot; so do
  * weights repacked at load (matmul_weight_init), from M = 1.
@@ -36,7 +39,7 @@
  * the (4, 4) tile, its (4, 1)/(1, 4)/(1, 1) edges and M = 1 decode all give
  * the same bits. Several chains per tile hide the FMA latency; NW x NA
  * accumulators share NW + NA loads per chunk. */
-typedef void (*TileFn)(int K, const float *w, size_t ldw, const float *a, size_t lda, float *out,
+typedef void (*TileFn)(int K, const void *w, size_t ldw, const float *a, size_t lda, float *out,
                        size_t ldo);
 
 #if defined(__x86_64__)
@@ -97,19 +100,19 @@ static inline __attribute__((always_inline)) void tile512(int K, const float *w,
             out[j * ldo + i] = hsum512(acc[i][j]);
 }
 
-static void tile512_4x4(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+static void tile512_4x4(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
                         size_t ldo) {
     tile512(K, w, ldw, a, lda, o, ldo, 4, 4);
 }
-static void tile512_4x1(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+static void tile512_4x1(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
                         size_t ldo) {
     tile512(K, w, ldw, a, lda, o, ldo, 4, 1);
 }
-static void tile512_1x4(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+static void tile512_1x4(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
                         size_t ldo) {
     tile512(K, w, ldw, a, lda, o, ldo, 1, 4);
 }
-static void tile512_1x1(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+static void tile512_1x1(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
                         size_t ldo) {
     tile512(K, w, ldw, a, lda, o, ldo, 1, 1);
 }
@@ -125,10 +128,36 @@ static inline __attribute__((always_inline)) float hsum256(__m256 s) {
     return _mm_cvtss_f32(h);
 }
 
-/* 16 ymm registers: at most 4 x 2 accumulators. */
-static inline __attribute__((always_inline)) void tile256(int K, const float *w, size_t ldw,
+/* Eight weights at element k of a row of kind WK (0 F32, 1 F16, 2 BF16)
+ * as floats (the widening is exact), and the same for the last cnt < 8
+ * elements, zero-padded. */
+static inline __attribute__((always_inline)) __m256 wload8(const void *row, int k, const int WK) {
+    if (WK == 1)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + k)));
+    if (WK == 2)
+        return _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + k))),
+            16));
+    return _mm256_loadu_ps((const float *)row + k);
+}
+
+static inline __attribute__((always_inline)) __m256 wload_tail(const void *row, int k, int cnt,
+                                                               __m256i m, const int WK) {
+    if (WK == 0)
+        return _mm256_maskload_ps((const float *)row + k, m);
+    uint16_t h[8] = {0};
+    memcpy(h, (const uint16_t *)row + k, (size_t)cnt * sizeof(uint16_t));
+    return wload8(h, 0, WK);
+}
+
+/* 16 ymm registers: at most 4 x 2 accumulators. Weight rows of kind WK
+ * (F16 and BF16 widened in registers, once per tile chunk for all NA
+ * activation rows); ldw in elements. */
+static inline __attribute__((always_inline)) void tile256(int K, const void *w, size_t ldw,
                                                           const float *a, size_t lda, float *out,
-                                                          size_t ldo, const int NW, const int NA) {
+                                                          size_t ldo, const int NW, const int NA,
+                                                          const int WK) {
+    const size_t esz = WK ? sizeof(uint16_t) : sizeof(float);
     __m256 acc[4][2];
 #pragma GCC unroll 4
     for (int i = 0; i < NW; i++)
@@ -140,7 +169,7 @@ static inline __attribute__((always_inline)) void tile256(int K, const float *w,
         __m256 wv[4];
 #pragma GCC unroll 4
         for (int i = 0; i < NW; i++)
-            wv[i] = _mm256_loadu_ps(w + i * ldw + k);
+            wv[i] = wload8((const char *)w + i * ldw * esz, k, WK);
 #pragma GCC unroll 2
         for (int j = 0; j < NA; j++) {
             __m256 av = _mm256_loadu_ps(a + j * lda + k);
@@ -154,7 +183,7 @@ static inline __attribute__((always_inline)) void tile256(int K, const float *w,
         __m256 wv[4];
 #pragma GCC unroll 4
         for (int i = 0; i < NW; i++)
-            wv[i] = _mm256_maskload_ps(w + i * ldw + k, m);
+            wv[i] = wload_tail((const char *)w + i * ldw * esz, k, K - k, m, WK);
 #pragma GCC unroll 2
         for (int j = 0; j < NA; j++) {
             __m256 av = _mm256_maskload_ps(a + j * lda + k, m);
@@ -170,21 +199,53 @@ static inline __attribute__((always_inline)) void tile256(int K, const float *w,
             out[j * ldo + i] = hsum256(acc[i][j]);
 }
 
-static void tile256_4x2(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+static void tile256_4x2(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
                         size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 4, 2);
+    tile256(K, w, ldw, a, lda, o, ldo, 4, 2, 0);
 }
-static void tile256_4x1(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+static void tile256_4x1(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
                         size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 4, 1);
+    tile256(K, w, ldw, a, lda, o, ldo, 4, 1, 0);
 }
-static void tile256_1x2(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+static void tile256_1x2(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
                         size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 1, 2);
+    tile256(K, w, ldw, a, lda, o, ldo, 1, 2, 0);
 }
-static void tile256_1x1(int K, const float *w, size_t ldw, const float *a, size_t lda, float *o,
+static void tile256_1x1(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
                         size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 1, 1);
+    tile256(K, w, ldw, a, lda, o, ldo, 1, 1, 0);
+}
+static void tile256_f16_4x2(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
+                            size_t ldo) {
+    tile256(K, w, ldw, a, lda, o, ldo, 4, 2, 1);
+}
+static void tile256_f16_4x1(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
+                            size_t ldo) {
+    tile256(K, w, ldw, a, lda, o, ldo, 4, 1, 1);
+}
+static void tile256_f16_1x2(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
+                            size_t ldo) {
+    tile256(K, w, ldw, a, lda, o, ldo, 1, 2, 1);
+}
+static void tile256_f16_1x1(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
+                            size_t ldo) {
+    tile256(K, w, ldw, a, lda, o, ldo, 1, 1, 1);
+}
+static void tile256_bf16_4x2(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
+                             size_t ldo) {
+    tile256(K, w, ldw, a, lda, o, ldo, 4, 2, 2);
+}
+static void tile256_bf16_4x1(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
+                             size_t ldo) {
+    tile256(K, w, ldw, a, lda, o, ldo, 4, 1, 2);
+}
+static void tile256_bf16_1x2(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
+                             size_t ldo) {
+    tile256(K, w, ldw, a, lda, o, ldo, 1, 2, 2);
+}
+static void tile256_bf16_1x1(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
+                             size_t ldo) {
+    tile256(K, w, ldw, a, lda, o, ldo, 1, 1, 2);
 }
 SIMD_END
 #endif
@@ -196,17 +257,28 @@ typedef struct {
     TileFn full, w_edge, a_edge, one; /* (TW,TA) (TW,1) (1,TA) (1,1) */
 } F32Tiles;
 
-static const F32Tiles *f32_tiles(void) {
+/* The tiles for weights of type t at this CPU's level: F32 at AVX2 and
+ * AVX-512, F16 and BF16 at AVX2 (AVX-512 dots those per output with its
+ * vec_dot); NONE elsewhere. */
+static const F32Tiles *f32_tiles(DType t) {
     static const F32Tiles NONE = {1, 1, NULL, NULL, NULL, NULL};
 #if defined(__x86_64__)
     static const F32Tiles T512 = {4, 4, tile512_4x4, tile512_4x1, tile512_1x4, tile512_1x1};
     static const F32Tiles T256 = {4, 2, tile256_4x2, tile256_4x1, tile256_1x2, tile256_1x1};
+    static const F32Tiles T256_F16 = {
+        4, 2, tile256_f16_4x2, tile256_f16_4x1, tile256_f16_1x2, tile256_f16_1x1};
+    static const F32Tiles T256_BF16 = {
+        4, 2, tile256_bf16_4x2, tile256_bf16_4x1, tile256_bf16_1x2, tile256_bf16_1x1};
     SimdLevel l = ops_kernels()->level;
-    if (l == SIMD_AVX512)
+    if (l == SIMD_AVX512 && t == DTYPE_F32)
         return &T512;
     if (l == SIMD_AVX2)
-        return &T256;
+        return t == DTYPE_F32    ? &T256
+               : t == DTYPE_F16  ? &T256_F16
+               : t == DTYPE_BF16 ? &T256_BF16
+                                 : &NONE;
 #endif
+    (void)t;
     return &NONE;
 }
 
@@ -370,18 +442,18 @@ static void dot_rows(const MatmulCtx *c, const MatmulOut *o, long n0, long n1) {
     const F32Tiles *T = c->tiles;
     for (long t0 = n0; t0 < n1; t0 += tile) {
         long t1 = t0 + tile < n1 ? t0 + tile : n1;
-        if (c->wtype == DTYPE_F32 && T->full) {
+        if (T->full) { /* F32 (F16, BF16) weights: register tiles */
             for (int m = 0; m < c->M;) {
                 bool full_a = m + T->TA <= c->M;
                 long n = t0;
                 for (; n + T->TW <= t1; n += T->TW)
-                    (full_a ? T->full
-                            : T->w_edge)(c->K, (const float *)(w + (size_t)n * c->w_row_bytes), K,
-                                         c->x + (size_t)m * K, K, o->out + (size_t)m * N + n, N);
+                    (full_a ? T->full : T->w_edge)(c->K, w + (size_t)n * c->w_row_bytes, K,
+                                                   c->x + (size_t)m * K, K,
+                                                   o->out + (size_t)m * N + n, N);
                 for (; n < t1; n++)
-                    (full_a ? T->a_edge
-                            : T->one)(c->K, (const float *)(w + (size_t)n * c->w_row_bytes), K,
-                                      c->x + (size_t)m * K, K, o->out + (size_t)m * N + n, N);
+                    (full_a ? T->a_edge : T->one)(c->K, w + (size_t)n * c->w_row_bytes, K,
+                                                  c->x + (size_t)m * K, K,
+                                                  o->out + (size_t)m * N + n, N);
                 m += full_a ? T->TA : 1;
             }
             if (o->bias)
@@ -390,7 +462,16 @@ static void dot_rows(const MatmulCtx *c, const MatmulOut *o, long n0, long n1) {
                         o->out[(size_t)m * N + n] += o->bias[n];
             continue;
         }
-        for (int m = 0; m < c->M; m++) {
+        int m = 0;
+        if (c->wtype != DTYPE_F32 && c->wq->vec_dot4) /* four rows per weight row unpacked */
+            for (; m + 4 <= c->M; m += 4) {
+                float *out = o->out + (size_t)m * N;
+                const void *a = act + (size_t)m * c->a_row_bytes;
+                for (long n = t0; n < t1; n++)
+                    c->wq->vec_dot4(c->K, &out[n], N, w + (size_t)n * c->w_row_bytes, a,
+                                    c->a_row_bytes);
+            }
+        for (; m < c->M; m++) {
             float *out = o->out + (size_t)m * N;
             const void *a = act + (size_t)m * c->a_row_bytes;
             if (c->wtype == DTYPE_F32) {
@@ -400,10 +481,11 @@ static void dot_rows(const MatmulCtx *c, const MatmulOut *o, long n0, long n1) {
                 for (long n = t0; n < t1; n++)
                     c->wq->vec_dot(c->K, &out[n], w + (size_t)n * c->w_row_bytes, a);
             }
-            if (o->bias)
-                for (long n = t0; n < t1; n++)
-                    out[n] += o->bias[n];
         }
+        if (o->bias)
+            for (m = 0; m < c->M; m++)
+                for (long n = t0; n < t1; n++)
+                    o->out[(size_t)m * N + n] += o->bias[n];
     }
 }
 
@@ -450,7 +532,7 @@ void matmul_multi(TPool *tp, const float *x, int M, const MatmulOut *outs, int n
                    .wtype = w0->type,
                    .scratch = scratch,
                    .dot = ops_kernels()->dot,
-                   .tiles = f32_tiles(),
+                   .tiles = f32_tiles(w0->type),
                    .outs = outs,
                    .n_outs = n_outs,
                    .prep = prep && prep->fn ? prep : NULL};

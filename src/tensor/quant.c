@@ -11,9 +11,19 @@ static SimdLevel BEST;
 static void build(void) {
     for (int want = SIMD_SCALAR; want <= SIMD_AVX512; want++) {
         for (int l = SIMD_SCALAR; l <= want; l++) {
+            QuantOps before[DTYPE_COUNT];
+            for (int t = 0; t < DTYPE_COUNT; t++)
+                before[t] = TABLES[want][t];
             quant_float_fill(TABLES[want], (SimdLevel)l);
             quant_legacy_fill(TABLES[want], (SimdLevel)l);
             quant_k_fill(TABLES[want], (SimdLevel)l);
+            /* a vec_dot4 must give its level's vec_dot bits: one left from
+             * a lower level under a new vec_dot goes */
+            for (int t = 0; t < DTYPE_COUNT; t++) {
+                QuantOps *o = &TABLES[want][t];
+                if (o->vec_dot != before[t].vec_dot && o->vec_dot4 == before[t].vec_dot4)
+                    o->vec_dot4 = NULL;
+            }
         }
     }
     BEST = cpu_simd_level();

@@ -7,6 +7,10 @@
  *                           load in llama.cpp and vice versa
  *   vec_dot(n, s, w, a)   - *s = sum_i w[i]*a[i], with w a row of T and a a
  *                           row of T's vec_dot_type (the activation format)
+ *   vec_dot4(n, s, ls, w, a, la) - optional (NULL: none): s[r * ls] for r in
+ *                           0..3 = vec_dot(n, w, a + r * la bytes), bit for
+ *                           bit, with the weight row's blocks unpacked once
+ *                           for the four activation rows (matmul's batches)
  *   vec_dot_type          - F32 for F32/F16/BF16 (exact float activations),
  *                           Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1,
  *                           Q8_K for the K-quants (as ggml)
@@ -20,6 +24,7 @@
 #ifndef CGPT_TENSOR_QUANT_H
 #define CGPT_TENSOR_QUANT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/cpu.h"
@@ -28,11 +33,14 @@
 typedef void (*QuantDequantFn)(const void *src, float *dst, int64_t n);
 typedef void (*QuantQuantizeFn)(const float *src, void *dst, int64_t n);
 typedef void (*QuantDotFn)(int64_t n, float *s, const void *w, const void *a);
+typedef void (*QuantDot4Fn)(int64_t n, float *s, size_t ls, const void *w, const void *a,
+                            size_t la);
 
 typedef struct {
     QuantDequantFn dequant;
     QuantQuantizeFn quantize;
-    QuantDotFn vec_dot; /* NULL for activation-only types */
+    QuantDotFn vec_dot;   /* NULL for activation-only types */
+    QuantDot4Fn vec_dot4; /* NULL where the level has none */
     DType vec_dot_type;
 } QuantOps;
 

@@ -90,7 +90,16 @@ void quant_float_fill(QuantOps *ops, SimdLevel level) {
         quant_float_simd_fill(ops, level);
         return;
     }
-    ops[DTYPE_F32] = (QuantOps){f32_copy_dequant, f32_copy_quantize, f32_dot, DTYPE_F32};
-    ops[DTYPE_F16] = (QuantOps){f16_dequant, f16_quantize, f16_dot, DTYPE_F32};
-    ops[DTYPE_BF16] = (QuantOps){bf16_dequant, bf16_quantize, bf16_dot, DTYPE_F32};
+    ops[DTYPE_F32] = (QuantOps){.dequant = f32_copy_dequant,
+                                .quantize = f32_copy_quantize,
+                                .vec_dot = f32_dot,
+                                .vec_dot_type = DTYPE_F32};
+    ops[DTYPE_F16] = (QuantOps){.dequant = f16_dequant,
+                                .quantize = f16_quantize,
+                                .vec_dot = f16_dot,
+                                .vec_dot_type = DTYPE_F32};
+    ops[DTYPE_BF16] = (QuantOps){.dequant = bf16_dequant,
+                                 .quantize = bf16_quantize,
+                                 .vec_dot = bf16_dot,
+                                 .vec_dot_type = DTYPE_F32};
 }

@@ -253,15 +253,24 @@ SIMD_END
 void quant_float_simd_fill(QuantOps *ops, SimdLevel level) {
     if (level == SIMD_AVX2) {
         ops[DTYPE_F32].vec_dot = f32_dot_avx2;
-        ops[DTYPE_F16] = (QuantOps){f16_dequant_avx2, f16_quantize_avx2, f16_dot_avx2, DTYPE_F32};
-        ops[DTYPE_BF16] =
-            (QuantOps){bf16_dequant_avx2, bf16_quantize_avx2, bf16_dot_avx2, DTYPE_F32};
+        ops[DTYPE_F16] = (QuantOps){.dequant = f16_dequant_avx2,
+                                    .quantize = f16_quantize_avx2,
+                                    .vec_dot = f16_dot_avx2,
+                                    .vec_dot_type = DTYPE_F32};
+        ops[DTYPE_BF16] = (QuantOps){.dequant = bf16_dequant_avx2,
+                                     .quantize = bf16_quantize_avx2,
+                                     .vec_dot = bf16_dot_avx2,
+                                     .vec_dot_type = DTYPE_F32};
     } else if (level == SIMD_AVX512) {
         ops[DTYPE_F32].vec_dot = f32_dot_avx512;
-        ops[DTYPE_F16] =
-            (QuantOps){f16_dequant_avx512, f16_quantize_avx512, f16_dot_avx512, DTYPE_F32};
-        ops[DTYPE_BF16] =
-            (QuantOps){bf16_dequant_avx512, bf16_quantize_avx512, bf16_dot_avx512, DTYPE_F32};
+        ops[DTYPE_F16] = (QuantOps){.dequant = f16_dequant_avx512,
+                                    .quantize = f16_quantize_avx512,
+                                    .vec_dot = f16_dot_avx512,
+                                    .vec_dot_type = DTYPE_F32};
+        ops[DTYPE_BF16] = (QuantOps){.dequant = bf16_dequant_avx512,
+                                     .quantize = bf16_quantize_avx512,
+                                     .vec_dot = bf16_dot_avx512,
+                                     .vec_dot_type = DTYPE_F32};
     }
 }
 

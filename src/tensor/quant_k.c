@@ -473,10 +473,22 @@ static void q8_k_dequant(const void *src, float *dst, int64_t n) {
 void quant_k_fill(QuantOps *ops, SimdLevel level) {
     switch (level) {
     case SIMD_SCALAR:
-        ops[DTYPE_Q4_K] = (QuantOps){q4_k_dequant, q4_k_quantize, q4_k_vec_dot, DTYPE_Q8_K};
-        ops[DTYPE_Q5_K] = (QuantOps){q5_k_dequant, q5_k_quantize, q5_k_vec_dot, DTYPE_Q8_K};
-        ops[DTYPE_Q6_K] = (QuantOps){q6_k_dequant, q6_k_quantize, q6_k_vec_dot, DTYPE_Q8_K};
-        ops[DTYPE_Q8_K] = (QuantOps){q8_k_dequant, q8_k_quantize, NULL, DTYPE_Q8_K};
+        ops[DTYPE_Q4_K] = (QuantOps){.dequant = q4_k_dequant,
+                                     .quantize = q4_k_quantize,
+                                     .vec_dot = q4_k_vec_dot,
+                                     .vec_dot_type = DTYPE_Q8_K};
+        ops[DTYPE_Q5_K] = (QuantOps){.dequant = q5_k_dequant,
+                                     .quantize = q5_k_quantize,
+                                     .vec_dot = q5_k_vec_dot,
+                                     .vec_dot_type = DTYPE_Q8_K};
+        ops[DTYPE_Q6_K] = (QuantOps){.dequant = q6_k_dequant,
+                                     .quantize = q6_k_quantize,
+                                     .vec_dot = q6_k_vec_dot,
+                                     .vec_dot_type = DTYPE_Q8_K};
+        ops[DTYPE_Q8_K] = (QuantOps){.dequant = q8_k_dequant,
+                                     .quantize = q8_k_quantize,
+                                     .vec_dot = NULL,
+                                     .vec_dot_type = DTYPE_Q8_K};
         break;
     case SIMD_AVX2:
         quant_k_avx2_fill(ops);

@@ -92,6 +92,67 @@ static void q4_k_vec_dot_avx2(int64_t n, float *s, const void *w, const void *a)
     *s = sumf;
 }
 
+/* vec_dot4 of the K-quants: four activation rows (a + r * la bytes, out
+ * s[r * ls]) against one weight row, each weight block unpacked once (its
+ * quants, scales and mins) and used for all four; per row, the integers
+ * and the float operations of vec_dot in its order, so the bits are
+ * vec_dot's. */
+static inline const BlockQ8_K *row_q8k(const void *a, size_t la, int r) {
+    return (const BlockQ8_K *)(const void *)((const char *)a + (size_t)r * la);
+}
+
+/* The mins of a Q4_K/Q5_K block as mins_dot_bsums pairs them. */
+static inline __m256i mins_i16x2(uint64_t m) {
+    __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m));
+    return _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+}
+
+static void q4_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, const void *a,
+                               size_t la) {
+    const BlockQ4_K *x = w;
+    const BlockQ8_K *y[4] = {row_q8k(a, la, 0), row_q8k(a, la, 1), row_q8k(a, la, 2),
+                             row_q8k(a, la, 3)};
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    float sumf[4] = {0, 0, 0, 0};
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        uint64_t sc, m;
+        quant_k_scales_mins(x[b].scales, &sc, &m);
+        const uint8_t *q = x[b].qs;
+        const __m256i sc16 = scales_i16(sc);
+        __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                          _mm256_setzero_si256()};
+#pragma GCC unroll 16
+        for (int c = 0; c < 4; c++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(q + 32 * c));
+            __m256i lo = _mm256_and_si256(v, low4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            __m256i s0 = pick_i16(sc16, 2 * c), s1 = pick_i16(sc16, 2 * c + 1);
+#pragma GCC unroll 16
+            for (int r = 0; r < 4; r++) {
+                const int8_t *qa = y[r][b].qs;
+                __m256i a0 = _mm256_loadu_si256((const __m256i *)(qa + 64 * c));
+                __m256i a1 = _mm256_loadu_si256((const __m256i *)(qa + 64 * c + 32));
+                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), s0);
+                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), s1);
+                acc[r] = _mm256_add_epi32(acc[r], _mm256_add_epi32(p0, p1));
+            }
+        }
+        const __m256i mm = mins_i16x2(m);
+        const float xd = half_to_f32(x[b].d), xmin = half_to_f32(x[b].dmin);
+#pragma GCC unroll 16
+        for (int r = 0; r < 4; r++) {
+            int32_t sumi = hsum_i32x8(acc[r]);
+            __m256i bs = _mm256_loadu_si256((const __m256i *)y[r][b].bsums);
+            int32_t summ = hsum_i32x8(_mm256_madd_epi16(bs, mm));
+            const float d = y[r][b].d * xd;
+            const float dmin = y[r][b].d * xmin;
+            sumf[r] += d * (float)sumi - dmin * (float)summ;
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        s[(size_t)r * ls] = sumf[r];
+}
+
 /* 32 unsigned byte quants -> dst[0..32) = dl*q - ml (mul, then sub: as the twin). */
 static inline void dequant_u8x32(__m256i q, float dl, float ml, float *dst) {
     const __m256 vd = _mm256_set1_ps(dl), vm = _mm256_set1_ps(ml);
@@ -169,6 +230,50 @@ static void q5_k_vec_dot_avx2(int64_t n, float *s, const void *w, const void *a)
     *s = sumf;
 }
 
+static void q5_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, const void *a,
+                               size_t la) {
+    const BlockQ5_K *x = w;
+    const BlockQ8_K *y[4] = {row_q8k(a, la, 0), row_q8k(a, la, 1), row_q8k(a, la, 2),
+                             row_q8k(a, la, 3)};
+    float sumf[4] = {0, 0, 0, 0};
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        uint64_t sc, m;
+        quant_k_scales_mins(x[b].scales, &sc, &m);
+        __m256i qh = _mm256_loadu_si256((const __m256i *)x[b].qh);
+        const __m256i sc16 = scales_i16(sc);
+        __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                          _mm256_setzero_si256()};
+#pragma GCC unroll 16
+        for (int c = 0; c < 4; c++) {
+            __m256i lo, hi;
+            q5_k_chunk(&x[b], qh, c, &lo, &hi);
+            __m256i s0 = pick_i16(sc16, 2 * c), s1 = pick_i16(sc16, 2 * c + 1);
+#pragma GCC unroll 16
+            for (int r = 0; r < 4; r++) {
+                const int8_t *qa = y[r][b].qs;
+                __m256i a0 = _mm256_loadu_si256((const __m256i *)(qa + 64 * c));
+                __m256i a1 = _mm256_loadu_si256((const __m256i *)(qa + 64 * c + 32));
+                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), s0);
+                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), s1);
+                acc[r] = _mm256_add_epi32(acc[r], _mm256_add_epi32(p0, p1));
+            }
+        }
+        const __m256i mm = mins_i16x2(m);
+        const float xd = half_to_f32(x[b].d), xmin = half_to_f32(x[b].dmin);
+#pragma GCC unroll 16
+        for (int r = 0; r < 4; r++) {
+            int32_t sumi = hsum_i32x8(acc[r]);
+            __m256i bs = _mm256_loadu_si256((const __m256i *)y[r][b].bsums);
+            int32_t summ = hsum_i32x8(_mm256_madd_epi16(bs, mm));
+            const float d = y[r][b].d * xd;
+            const float dmin = y[r][b].d * xmin;
+            sumf[r] += d * (float)sumi - dmin * (float)summ;
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        s[(size_t)r * ls] = sumf[r];
+}
+
 static void q5_k_dequant_avx2(const void *src, float *dst, int64_t n) {
     const BlockQ5_K *x = src;
     for (int64_t b = 0; b < n / QK_K; b++, dst += QK_K) {
@@ -237,6 +342,54 @@ static void q6_k_vec_dot_avx2(int64_t n, float *s, const void *w, const void *a)
         sumf += d * (float)sumi;
     }
     *s = sumf;
+}
+
+static void q6_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, const void *a,
+                               size_t la) {
+    const BlockQ6_K *x = w;
+    const BlockQ8_K *y[4] = {row_q8k(a, la, 0), row_q8k(a, la, 1), row_q8k(a, la, 2),
+                             row_q8k(a, la, 3)};
+    float sumf[4] = {0, 0, 0, 0};
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
+        __m256i acc[4];
+#pragma GCC unroll 16
+        for (int r = 0; r < 4; r++) {
+            __m256i bs = _mm256_loadu_si256((const __m256i *)y[r][b].bsums);
+            acc[r] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                      _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5));
+        }
+#pragma GCC unroll 16
+        for (int h = 0; h < 2; h++) {
+            __m256i sch = _mm256_broadcastsi128_si256(h ? _mm256_extracti128_si256(sc16, 1)
+                                                        : _mm256_castsi256_si128(sc16));
+            __m256i u[4];
+            q6_k_half(&x[b], h, u);
+#pragma GCC unroll 16
+            for (int k = 0; k < 4; k++) {
+                __m256i pick =
+                    _mm256_set_m128i(_mm_set1_epi16((short)(((4 * k + 3) << 8) | (4 * k + 2))),
+                                     _mm_set1_epi16((short)(((4 * k + 1) << 8) | (4 * k))));
+                __m256i sk = _mm256_shuffle_epi8(sch, pick);
+#pragma GCC unroll 16
+                for (int r = 0; r < 4; r++) {
+                    __m256i av =
+                        _mm256_loadu_si256((const __m256i *)(y[r][b].qs + 128 * h + 32 * k));
+                    __m256i p = _mm256_maddubs_epi16(u[k], av);
+                    acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(p, sk));
+                }
+            }
+        }
+        const float xd = half_to_f32(x[b].d);
+#pragma GCC unroll 16
+        for (int r = 0; r < 4; r++) {
+            int32_t sumi = hsum_i32x8(acc[r]);
+            const float d = y[r][b].d * xd;
+            sumf[r] += d * (float)sumi;
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        s[(size_t)r * ls] = sumf[r];
 }
 
 /* 16 signed byte quants -> dst[0..16) = dl*q. */
@@ -336,10 +489,13 @@ SIMD_END
 
 void quant_k_avx2_fill(QuantOps *ops) {
     ops[DTYPE_Q4_K].vec_dot = q4_k_vec_dot_avx2;
+    ops[DTYPE_Q4_K].vec_dot4 = q4_k_vec_dot4_avx2;
     ops[DTYPE_Q4_K].dequant = q4_k_dequant_avx2;
     ops[DTYPE_Q5_K].vec_dot = q5_k_vec_dot_avx2;
+    ops[DTYPE_Q5_K].vec_dot4 = q5_k_vec_dot4_avx2;
     ops[DTYPE_Q5_K].dequant = q5_k_dequant_avx2;
     ops[DTYPE_Q6_K].vec_dot = q6_k_vec_dot_avx2;
+    ops[DTYPE_Q6_K].vec_dot4 = q6_k_vec_dot4_avx2;
     ops[DTYPE_Q6_K].dequant = q6_k_dequant_avx2;
     ops[DTYPE_Q8_K].quantize = q8_k_quantize_avx2;
 }

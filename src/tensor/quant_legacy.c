@@ -336,10 +336,28 @@ void quant_legacy_fill(QuantOps *ops, SimdLevel level) {
         quant_legacy_simd_fill(ops, level);
         return;
     }
-    ops[DTYPE_Q4_0] = (QuantOps){q4_0_dequant, q4_0_quantize, q4_0_dot, DTYPE_Q8_0};
-    ops[DTYPE_Q4_1] = (QuantOps){q4_1_dequant, q4_1_quantize, q4_1_dot, DTYPE_Q8_1};
-    ops[DTYPE_Q5_0] = (QuantOps){q5_0_dequant, q5_0_quantize, q5_0_dot, DTYPE_Q8_0};
-    ops[DTYPE_Q5_1] = (QuantOps){q5_1_dequant, q5_1_quantize, q5_1_dot, DTYPE_Q8_1};
-    ops[DTYPE_Q8_0] = (QuantOps){q8_0_dequant, q8_0_quantize, q8_0_dot, DTYPE_Q8_0};
-    ops[DTYPE_Q8_1] = (QuantOps){q8_1_dequant, q8_1_quantize, NULL, DTYPE_Q8_1};
+    ops[DTYPE_Q4_0] = (QuantOps){.dequant = q4_0_dequant,
+                                 .quantize = q4_0_quantize,
+                                 .vec_dot = q4_0_dot,
+                                 .vec_dot_type = DTYPE_Q8_0};
+    ops[DTYPE_Q4_1] = (QuantOps){.dequant = q4_1_dequant,
+                                 .quantize = q4_1_quantize,
+                                 .vec_dot = q4_1_dot,
+                                 .vec_dot_type = DTYPE_Q8_1};
+    ops[DTYPE_Q5_0] = (QuantOps){.dequant = q5_0_dequant,
+                                 .quantize = q5_0_quantize,
+                                 .vec_dot = q5_0_dot,
+                                 .vec_dot_type = DTYPE_Q8_0};
+    ops[DTYPE_Q5_1] = (QuantOps){.dequant = q5_1_dequant,
+                                 .quantize = q5_1_quantize,
+                                 .vec_dot = q5_1_dot,
+                                 .vec_dot_type = DTYPE_Q8_1};
+    ops[DTYPE_Q8_0] = (QuantOps){.dequant = q8_0_dequant,
+                                 .quantize = q8_0_quantize,
+                                 .vec_dot = q8_0_dot,
+                                 .vec_dot_type = DTYPE_Q8_0};
+    ops[DTYPE_Q8_1] = (QuantOps){.dequant = q8_1_dequant,
+                                 .quantize = q8_1_quantize,
+                                 .vec_dot = NULL,
+                                 .vec_dot_type = DTYPE_Q8_1};
 }

@@ -96,28 +96,39 @@ static inline uint16_t f2h_avx2(float f) {
     return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
 }
 
-/* Per-block integer dots as 8 float lanes (exact: |sum| < 2^24). */
-static inline __m256 q4_0_block_avx2(const BlockQ4_0 *x, const BlockQ8_0 *y) {
-    const __m256i q = _mm256_sub_epi8(nibbles_avx2(x->qs), _mm256_set1_epi8(8));
-    return _mm256_cvtepi32_ps(dot_s8_avx2(q, load32_avx2(y->qs)));
+/* A weight block's 32 quants as bytes for the integer dot: signed for the
+ * symmetric types (Q4_0, Q5_0, Q8_0), unsigned for Q4_1 and Q5_1. */
+static inline __m256i q4_0_w_avx2(const BlockQ4_0 *x) {
+    return _mm256_sub_epi8(nibbles_avx2(x->qs), _mm256_set1_epi8(8));
 }
-static inline __m256 q4_1_block_avx2(const BlockQ4_1 *x, const BlockQ8_1 *y) {
-    return _mm256_cvtepi32_ps(dot_u8_avx2(nibbles_avx2(x->qs), load32_avx2(y->qs)));
-}
-static inline __m256 q5_0_block_avx2(const BlockQ5_0 *x, const BlockQ8_0 *y) {
+static inline __m256i q4_1_w_avx2(const BlockQ4_1 *x) { return nibbles_avx2(x->qs); }
+static inline __m256i q5_0_w_avx2(const BlockQ5_0 *x) {
     /* q - 16 as int8 is the nibble when the fifth bit is set, nibble|0xf0 when not */
     const __m256i hi =
         _mm256_andnot_si256(bits_to_bytes_avx2(load_qh(x->qh)), _mm256_set1_epi8((char)0xf0));
-    const __m256i q = _mm256_or_si256(nibbles_avx2(x->qs), hi);
-    return _mm256_cvtepi32_ps(dot_s8_avx2(q, load32_avx2(y->qs)));
+    return _mm256_or_si256(nibbles_avx2(x->qs), hi);
+}
+static inline __m256i q5_1_w_avx2(const BlockQ5_1 *x) {
+    const __m256i hi = _mm256_and_si256(bits_to_bytes_avx2(load_qh(x->qh)), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(nibbles_avx2(x->qs), hi);
+}
+static inline __m256i q8_0_w_avx2(const BlockQ8_0 *x) { return load32_avx2(x->qs); }
+
+/* Per-block integer dots as 8 float lanes (exact: |sum| < 2^24). */
+static inline __m256 q4_0_block_avx2(const BlockQ4_0 *x, const BlockQ8_0 *y) {
+    return _mm256_cvtepi32_ps(dot_s8_avx2(q4_0_w_avx2(x), load32_avx2(y->qs)));
+}
+static inline __m256 q4_1_block_avx2(const BlockQ4_1 *x, const BlockQ8_1 *y) {
+    return _mm256_cvtepi32_ps(dot_u8_avx2(q4_1_w_avx2(x), load32_avx2(y->qs)));
+}
+static inline __m256 q5_0_block_avx2(const BlockQ5_0 *x, const BlockQ8_0 *y) {
+    return _mm256_cvtepi32_ps(dot_s8_avx2(q5_0_w_avx2(x), load32_avx2(y->qs)));
 }
 static inline __m256 q5_1_block_avx2(const BlockQ5_1 *x, const BlockQ8_1 *y) {
-    const __m256i hi = _mm256_and_si256(bits_to_bytes_avx2(load_qh(x->qh)), _mm256_set1_epi8(0x10));
-    const __m256i q = _mm256_or_si256(nibbles_avx2(x->qs), hi);
-    return _mm256_cvtepi32_ps(dot_u8_avx2(q, load32_avx2(y->qs)));
+    return _mm256_cvtepi32_ps(dot_u8_avx2(q5_1_w_avx2(x), load32_avx2(y->qs)));
 }
 static inline __m256 q8_0_block_avx2(const BlockQ8_0 *x, const BlockQ8_0 *y) {
-    return _mm256_cvtepi32_ps(dot_s8_avx2(load32_avx2(x->qs), load32_avx2(y->qs)));
+    return _mm256_cvtepi32_ps(dot_s8_avx2(q8_0_w_avx2(x), load32_avx2(y->qs)));
 }
 
 /* Two blocks per step into two accumulators (breaking the FMA latency
@@ -155,6 +166,64 @@ DOT_AVX2(q4_1_dot_avx2, BlockQ4_1, BlockQ8_1, q4_1_block_avx2, MS_AVX2)
 DOT_AVX2(q5_0_dot_avx2, BlockQ5_0, BlockQ8_0, q5_0_block_avx2, NO_MS)
 DOT_AVX2(q5_1_dot_avx2, BlockQ5_1, BlockQ8_1, q5_1_block_avx2, MS_AVX2)
 DOT_AVX2(q8_0_dot_avx2, BlockQ8_0, BlockQ8_0, q8_0_block_avx2, NO_MS)
+
+/* One weight block against four activation rows' blocks i: the weight
+ * bytes (WB) unpacked once; per row, the integer dot of dot_s8_avx2 (SGN 1:
+ * |w| . y * sign(w), the |w| shared) or dot_u8_avx2 (SGN 0), as floats,
+ * times d_w * d_a into that row's accumulator 'acc' and its m*s term into
+ * 'ms': exactly what DOT_AVX2 does with that block for each row alone. */
+#define BLOCK4_AVX2(WB, SGN, MS4, i, acc, ms)                                                      \
+    do {                                                                                           \
+        const __m256i q = WB(x + (i));                                                             \
+        const __m256i aq = SGN ? _mm256_sign_epi8(q, q) : q;                                       \
+        const float dw = h2f_avx2(x[i].d);                                                         \
+        for (int r = 0; r < 4; r++) {                                                              \
+            const __m256i yq = load32_avx2(y[r][i].qs);                                            \
+            const __m256i p = _mm256_maddubs_epi16(aq, SGN ? _mm256_sign_epi8(yq, q) : yq);        \
+            const __m256 v = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));       \
+            acc[r] = _mm256_fmadd_ps(v, _mm256_set1_ps(dw * h2f_avx2(y[r][i].d)), acc[r]);         \
+            ms[r] = MS4(r, i);                                                                     \
+        }                                                                                          \
+    } while (0)
+
+/* vec_dot4 of the legacy types: DOT_AVX2's block pairing (even blocks into
+ * acc0, odd into acc1, the m*s terms of a pair added together first) for
+ * four activation rows at once. */
+#define DOT4_AVX2(name, WT, AT, WB, SGN, MS4)                                                      \
+    static void name(int64_t n, float *s, size_t ls, const void *w, const void *a, size_t la) {    \
+        const WT *x = w;                                                                           \
+        const AT *y[4];                                                                            \
+        for (int r = 0; r < 4; r++)                                                                \
+            y[r] = (const AT *)(const void *)((const char *)a + (size_t)r * la);                   \
+        const int64_t nb = n / 32;                                                                 \
+        __m256 acc0[4], acc1[4];                                                                   \
+        float summs[4] = {0}, m0[4], m1[4];                                                        \
+        for (int r = 0; r < 4; r++)                                                                \
+            acc0[r] = acc1[r] = _mm256_setzero_ps();                                               \
+        int64_t i = 0;                                                                             \
+        for (; i + 2 <= nb; i += 2) {                                                              \
+            BLOCK4_AVX2(WB, SGN, MS4, i, acc0, m0);                                                \
+            BLOCK4_AVX2(WB, SGN, MS4, i + 1, acc1, m1);                                            \
+            for (int r = 0; r < 4; r++)                                                            \
+                summs[r] += m0[r] + m1[r];                                                         \
+        }                                                                                          \
+        if (i < nb) {                                                                              \
+            BLOCK4_AVX2(WB, SGN, MS4, i, acc0, m0);                                                \
+            for (int r = 0; r < 4; r++)                                                            \
+                summs[r] += m0[r];                                                                 \
+        }                                                                                          \
+        for (int r = 0; r < 4; r++)                                                                \
+            s[(size_t)r * ls] = hsum256(_mm256_add_ps(acc0[r], acc1[r])) + summs[r];               \
+    }
+
+#define NO_MS4(r, i) 0.0f
+#define MS4_AVX2(r, i) (h2f_avx2(x[i].m) * h2f_avx2(y[r][i].s))
+
+DOT4_AVX2(q4_0_dot4_avx2, BlockQ4_0, BlockQ8_0, q4_0_w_avx2, 1, NO_MS4)
+DOT4_AVX2(q4_1_dot4_avx2, BlockQ4_1, BlockQ8_1, q4_1_w_avx2, 0, MS4_AVX2)
+DOT4_AVX2(q5_0_dot4_avx2, BlockQ5_0, BlockQ8_0, q5_0_w_avx2, 1, NO_MS4)
+DOT4_AVX2(q5_1_dot4_avx2, BlockQ5_1, BlockQ8_1, q5_1_w_avx2, 0, MS4_AVX2)
+DOT4_AVX2(q8_0_dot4_avx2, BlockQ8_0, BlockQ8_0, q8_0_w_avx2, 1, NO_MS4)
 
 /* roundf() on 8 lanes, exactly (see the file comment). |v| < 2^23. */
 static inline __m256i roundf_i32_avx2(__m256 v) {
@@ -582,11 +651,16 @@ SIMD_END
 void quant_legacy_simd_fill(QuantOps *ops, SimdLevel level) {
     if (level == SIMD_AVX2) {
         ops[DTYPE_Q4_0].vec_dot = q4_0_dot_avx2;
+        ops[DTYPE_Q4_0].vec_dot4 = q4_0_dot4_avx2;
         ops[DTYPE_Q4_0].dequant = q4_0_dequant_avx2;
         ops[DTYPE_Q4_1].vec_dot = q4_1_dot_avx2;
+        ops[DTYPE_Q4_1].vec_dot4 = q4_1_dot4_avx2;
         ops[DTYPE_Q5_0].vec_dot = q5_0_dot_avx2;
+        ops[DTYPE_Q5_0].vec_dot4 = q5_0_dot4_avx2;
         ops[DTYPE_Q5_1].vec_dot = q5_1_dot_avx2;
+        ops[DTYPE_Q5_1].vec_dot4 = q5_1_dot4_avx2;
         ops[DTYPE_Q8_0].vec_dot = q8_0_dot_avx2;
+        ops[DTYPE_Q8_0].vec_dot4 = q8_0_dot4_avx2;
         ops[DTYPE_Q8_0].dequant = q8_0_dequant_avx2;
         ops[DTYPE_Q8_0].quantize = q8_0_quantize_avx2;
         ops[DTYPE_Q8_1].quantize = q8_1_quantize_avx2;

@@ -90,11 +90,11 @@ def main():
     check(d.get("depth") == 40 and d.get("tokens_per_s", 0) > 0 and close(
         d.get("ratio_to_depth0", 0), d.get("tokens_per_s", 0) / dec.get("tokens_per_s", 1)), "decode at depth", d)
 
-    check(j.get("kv_type") == "f32", "the KV cache is F32 unless asked", j.get("kv_type"))
-    p = run("-m", MODEL, "-p", "0", "-n", "4", "-r", "1", "-t", "1", "--kv-type", "f16", "--json")
-    j16 = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {}
-    check(j16.get("kv_type") == "f16" and j16.get("decode", {}).get("tokens_per_s", 0) > 0
-          and "prefill" not in j16, "--kv-type f16, -p 0: decode only, on an F16 cache", p.stdout + p.stderr)
+    check(j.get("kv_type") == "f16", "the KV cache is F16 unless asked", j.get("kv_type"))
+    p = run("-m", MODEL, "-p", "0", "-n", "4", "-r", "1", "-t", "1", "--kv-type", "f32", "--json")
+    j32 = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {}
+    check(j32.get("kv_type") == "f32" and j32.get("decode", {}).get("tokens_per_s", 0) > 0
+          and "prefill" not in j32, "--kv-type f32, -p 0: decode only, on an F32 cache", p.stdout + p.stderr)
     p = run("-m", MODEL, "--kv-type", "q3")
     check(p.returncode == 1 and "--kv-type" in p.stderr, "an unknown --kv-type is refused", p.stderr)
 

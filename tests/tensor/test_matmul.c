@@ -151,3 +151,48 @@ Test(matmul, hand_f32) {
     cr_expect(!matmul_supported(DTYPE_Q2_K));
     cr_expect(!matmul_supported(DTYPE_I32));
 }
+
+/* Every vec_dot4 at every level the CPU runs gives, for each of its four
+ * activation rows (at a byte stride, outputs at a float stride), the bits
+ * of the same level's vec_dot of that row alone. */
+Test(matmul, vec_dot4_is_vec_dot) {
+    Rng r;
+    rng_seed(&r, 12);
+    int covered = 0;
+    for (int t = 0; t < DTYPE_COUNT; t++) {
+        if (!dtype_info(t) || !quant_ops((DType)t) || !quant_ops((DType)t)->vec_dot)
+            continue;
+        for (int l = SIMD_SCALAR; l <= (int)cpu_simd_level(); l++) {
+            const QuantOps *q = quant_ops_at((DType)t, (SimdLevel)l);
+            if (!q || !q->vec_dot4)
+                continue;
+            covered++;
+            const QuantOps *qa = quant_ops_at(q->vec_dot_type, (SimdLevel)l);
+            const int bs = dtype_info(t)->block_size, nbs[] = {1, 2, 3, 8, 9};
+            for (int bi = 0; bi < 5; bi++) {
+                int K = nbs[bi] * bs;
+                size_t wb = (size_t)dtype_row_bytes((DType)t, K);
+                size_t la = (size_t)dtype_row_bytes(q->vec_dot_type, K) + 5; /* odd stride */
+                float *wf = randv(&r, K, 0.5f), *x = randv(&r, 4 * (int64_t)K, 1.0f);
+                uint8_t *w = malloc(wb), *a = calloc(4, la);
+                cr_assert(w && a);
+                q->quantize(wf, w, K);
+                for (int m = 0; m < 4; m++)
+                    qa->quantize(x + (size_t)m * K, a + (size_t)m * la, K);
+                float got[4 * 3], want[4];
+                memset(got, 0xff, sizeof got);
+                q->vec_dot4(K, got, 3, w, a, la);
+                for (int m = 0; m < 4; m++) {
+                    q->vec_dot(K, &want[m], w, a + (size_t)m * la);
+                    cr_expect(memcmp(&got[3 * m], &want[m], sizeof(float)) == 0,
+                              "%s vec_dot4 at %s, K %d, row %d: %.9g, vec_dot %.9g",
+                              dtype_info(t)->name, cpu_simd_name((SimdLevel)l), K, m, got[3 * m],
+                              want[m]);
+                }
+                free(wf), free(x), free(w), free(a);
+            }
+        }
+    }
+    cr_log_info("vec_dot4: %d (type, level) pairs covered", covered);
+    cr_expect(cpu_simd_level() < SIMD_AVX2 || covered > 0, "AVX2 has vec_dot4 kernels");
+}
