@@ -288,6 +288,22 @@ static enum MHD_Result fail_hook(Server *s, SrvReq *q, struct MHD_Connection *c,
     return fail(s, q, c, r, ids, retry_after);
 }
 
+/* Tokens the page leaves for a reply before it shortens a conversation. */
+static int page_reply_room(int n_ctx) { return n_ctx / 4 < 512 ? n_ctx / 4 : 512; }
+
+/* Removes the first message that is not a system message, unless it is
+ * the last one; false when there is none to remove. */
+static bool drop_oldest_turn(json_t *messages) {
+    size_t n = json_array_size(messages);
+    for (size_t i = 0; i + 1 < n; i++) {
+        const char *role = json_string_value(json_object_get(json_array_get(messages, i), "role"));
+        if (role && !strcmp(role, "system"))
+            continue;
+        return json_array_remove(messages, i) == 0;
+    }
+    return false;
+}
+
 /* srv_generate with the model's reference in hand; *kept: a stream took
  * it (given back when the stream ends), else the caller gives it back. */
 static enum MHD_Result generate(Server *s, SrvReq *q, struct MHD_Connection *c, OaiKind kind,
@@ -301,6 +317,17 @@ static enum MHD_Result generate(Server *s, SrvReq *q, struct MHD_Connection *c, 
                           : completion_prompt(m, &r, &ids, &n, &q->err)))
         return fail_hook(s, q, c, &r, ids, 0, hook);
     int n_ctx = sched_n_ctx(m->sched);
+    /* The page keeps a long conversation going, as ChatGPT does: while the
+     * prompt leaves less than page_reply_room() tokens for the reply, its
+     * oldest turn after the system prompt is left out of the prompt (the
+     * store keeps it; the newest message always stays). */
+    while (hook && kind == OAI_CHAT && n >= n_ctx - page_reply_room(n_ctx) &&
+           drop_oldest_turn(r.messages)) {
+        free(ids);
+        ids = NULL;
+        if (render_messages(m, r.messages, &ids, &n, &q->err))
+            return fail_hook(s, q, c, &r, ids, 0, hook);
+    }
     if (n < 1 || n >= n_ctx) {
         oai_error_set(&q->err, 400, "invalid_request_error", "context_length_exceeded",
                       kind == OAI_CHAT ? "messages" : "prompt",

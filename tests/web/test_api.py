@@ -110,9 +110,35 @@ def main():
         check(rc == 0, "SIGTERM: exit 0", rc)
         err = srv.p.stderr.read().decode(errors="replace")
         check("AddressSanitizer" not in err and "runtime error" not in err, "no sanitizer report", err[-2000:])
+    srv = Server(data, "--ctx", "256")
+    try:
+        long_conversation(srv)
+    finally:
+        rc = srv.stop()
+        check(rc == 0, "SIGTERM (--ctx 256): exit 0", rc)
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"test_api: {passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def long_conversation(srv):
+    """A conversation longer than the context goes on: the prompt leaves out
+    its oldest turns (the store keeps them), as ChatGPT does."""
+    a = Client(srv)
+    check(a.login("alice", "alice-pass-1") == 200, "login (--ctx 256)")
+    st, j, _, _ = a.req("POST", "/api/conversations", {"title": "long", "settings": {"max_tokens": 24}})
+    check(st == 201 and j and j.get("id"), "a conversation (--ctx 256)", (st, j))
+    cid = (j or {}).get("id")
+    sent = []
+    for i in range(4):
+        text = f"turn {i}: " + " ".join(["the quick brown fox jumps over the lazy dog"] * 8)
+        st, _, raw, _ = a.req("POST", f"/api/conversations/{cid}/messages", {"content": text})
+        check(st == 200 and raw.endswith(b"data: [DONE]\n\n") and sse_text(raw),
+              f"turn {i} of a conversation past the 256-token context streams a reply", (st, raw[:300]))
+        sent.append(text)
+    st, conv, _, _ = a.req("GET", f"/api/conversations/{cid}")
+    stored = [m["content"] for m in (conv or {}).get("messages", []) if m.get("role") == "user"]
+    check(st == 200 and stored == sent, "the store keeps every turn the prompt left out", stored)
 
 
 def run(srv, data):

@@ -80,7 +80,7 @@ class Page:
         r = c.getresponse()
         if r.status != 200:
             entry["status"] = r.status
-            r.read()
+            entry["error"] = r.read()[:300].decode("utf-8", "replace")
             return entry
         entry["acked"] = int(r.getheader("X-Cgpt-User-Message"))
         entry["reply"] = int(r.getheader("X-Cgpt-Assistant-Message"))
