@@ -257,7 +257,7 @@ static int cmd_bench(int argc, char **argv) {
         json_t *j =
             json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:s, s:f, s:I, s:{s:f, s:f, s:f}}",
                       "model", o.model, "arch", c->arch_name, "type", ti ? ti->name : "?",
-                      "kv_type", o.kv_type == KV_F16 ? "f16" : "f32", "params", (json_int_t)wparams,
+                      "kv_type", cli_kv_name(o.kv_type), "params", (json_int_t)wparams,
                       "weight_bytes", (json_int_t)wbytes, "file_bytes", (json_int_t)file_bytes,
                       "threads", tpool_size(tp), "simd", cpu_simd_name(cpu_simd_level()),
                       "load_seconds", t_load, "peak_rss_bytes", (json_int_t)peak_rss(), "machine",

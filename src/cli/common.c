@@ -169,13 +169,17 @@ static const char *builtin_file(const char *rel) {
 
 const char *cli_builtin_model(void) { return builtin_file(CLI_BUILTIN_MODEL); }
 
+const char *cli_kv_name(KVType t) { return t == KV_Q8_0 ? "q8_0" : t == KV_F16 ? "f16" : "f32"; }
+
 Status cli_kv_type(const char *opt, const char *v, KVType *out, Err *err) {
     if (!strcasecmp(v, "f32"))
         *out = KV_F32;
     else if (!strcasecmp(v, "f16"))
         *out = KV_F16;
+    else if (!strcasecmp(v, "q8_0"))
+        *out = KV_Q8_0;
     else
-        return err_set(err, STATUS_INVALID, "%s: '%s' is not f32 or f16", opt, v);
+        return err_set(err, STATUS_INVALID, "%s: '%s' is not f32, f16 or q8_0", opt, v);
     return STATUS_OK;
 }
 

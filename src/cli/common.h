@@ -29,7 +29,7 @@
     {                                                                                              \
         id, "--kv-type", "TYPE",                                                                   \
             "the KV cache's elements: f16 (the default: half the memory and the bytes attention "  \
-            "reads of f32) or f32 (exact)"                                                         \
+            "reads of f32), q8_0 (a quarter; head_dim a multiple of 32) or f32 (exact)"            \
     }
 /* What the commands' caches hold unless --kv-type says otherwise (the
  * library's own default, ModelParams.kv_type = 0, stays the exact F32). */
@@ -92,8 +92,10 @@ int cli_next_sampling(Args *a, const CliCommand *cmd, SamplerParams *sp, unsigne
  * came from there. */
 Status cli_model_path(const char *given, const char **out, Err *err);
 
-/* A --kv-type value: "f32" or "f16" (case-insensitive). */
+/* A --kv-type value: "f32", "f16" or "q8_0" (case-insensitive). */
 Status cli_kv_type(const char *opt, const char *v, KVType *out, Err *err);
+/* Its name: "f32", "f16" or "q8_0". */
+const char *cli_kv_name(KVType t);
 
 /* The built-in model's file (models/cgpt-mini.gguf under the current
  * directory, else beside the binary), in a static buffer; NULL when

@@ -16,8 +16,13 @@
 Status kv_init(KVCache *kv, int n_layers, int n_kv_heads, int head_dim, int block_size,
                int n_blocks, int n_seq_max, int n_ctx, KVType type, Err *err) {
     memset(kv, 0, sizeof *kv);
-    if (type != KV_F32 && type != KV_F16)
+    if (type != KV_F32 && type != KV_F16 && type != KV_Q8_0)
         return err_set(err, STATUS_INVALID, "kv cache: unknown element type %d", (int)type);
+    if (type == KV_Q8_0 && (head_dim % 32 || head_dim > KV_Q8_0_MAX_HEAD_DIM))
+        return err_set(err, STATUS_INVALID,
+                       "kv cache: q8_0 needs a head_dim that is a multiple of 32 up to %d (this "
+                       "model's is %d); use f16",
+                       KV_Q8_0_MAX_HEAD_DIM, head_dim);
     if (n_layers < 1 || n_kv_heads < 1 || head_dim < 1)
         return err_set(err, STATUS_INVALID,
                        "kv cache: bad shape (layers %d, kv heads %d, head dim %d)", n_layers,
@@ -42,13 +47,17 @@ Status kv_init(KVCache *kv, int n_layers, int n_kv_heads, int head_dim, int bloc
     kv->n_ctx = n_ctx;
     kv->max_seq_blocks = (int)(((int64_t)n_ctx + block_size - 1) / block_size);
     kv->type = type;
-    kv->elem_bytes = type == KV_F16 ? 2 : 4;
+    /* a row: head_dim floats, halves, or head_dim / 32 blocks of a half
+     * scale and 32 int8 quants */
+    uint64_t row = type == KV_Q8_0  ? (uint64_t)head_dim / 32 * (2 + 32)
+                   : type == KV_F16 ? (uint64_t)head_dim * 2
+                                    : (uint64_t)head_dim * 4;
 
-    uint64_t bf, total, bytes, tab;
+    uint64_t bf, slab, bytes, tab;
     if (!mem_mul_ok((uint64_t)n_kv_heads, (uint64_t)block_size, &bf) ||
-        !mem_mul_ok(bf, (uint64_t)head_dim, &bf) || !mem_mul_ok(bf, (uint64_t)n_blocks, &total) ||
-        !mem_mul_ok(total, (uint64_t)n_layers, &total) ||
-        !mem_mul_ok(total, kv->elem_bytes, &bytes) || bytes > (uint64_t)SIZE_MAX / 2 ||
+        !mem_mul_ok(bf, row, &slab) || !mem_mul_ok(bf, (uint64_t)head_dim, &bf) ||
+        !mem_mul_ok(slab, (uint64_t)n_blocks, &bytes) ||
+        !mem_mul_ok(bytes, (uint64_t)n_layers, &bytes) || bytes > (uint64_t)SIZE_MAX / 2 ||
         !mem_mul_ok((uint64_t)n_seq_max, (uint64_t)kv->max_seq_blocks, &tab) ||
         tab > (uint64_t)INT32_MAX)
         return err_set(err, STATUS_LIMIT,
@@ -56,6 +65,8 @@ Status kv_init(KVCache *kv, int n_layers, int n_kv_heads, int head_dim, int bloc
                        "positions x %d kv heads x %d)",
                        n_layers, n_blocks, block_size, n_kv_heads, head_dim);
     kv->block_floats = (size_t)bf;
+    kv->row_bytes = (size_t)row;
+    kv->slab_bytes = (size_t)slab;
     kv->k = mem_alloc_aligned((size_t)bytes);
     kv->v = mem_alloc_aligned((size_t)bytes);
     kv->refcount = calloc((size_t)n_blocks, sizeof(int32_t));
@@ -171,10 +182,8 @@ Status kv_seq_prepare(KVCache *kv, int seq, int pos_from, int pos_to, Err *err) 
             int nb = kv_alloc_block(kv);
             ASSERT(nb >= 0);
             for (int l = 0; l < kv->n_layers; l++) {
-                memcpy(kv_k_slab(kv, l, nb), kv_k_slab(kv, l, old),
-                       kv->block_floats * kv->elem_bytes);
-                memcpy(kv_v_slab(kv, l, nb), kv_v_slab(kv, l, old),
-                       kv->block_floats * kv->elem_bytes);
+                memcpy(kv_k_slab(kv, l, nb), kv_k_slab(kv, l, old), kv->slab_bytes);
+                memcpy(kv_v_slab(kv, l, nb), kv_v_slab(kv, l, old), kv->slab_bytes);
             }
             kv_block_unref(kv, old);
             t[i] = nb;
@@ -252,6 +261,6 @@ static size_t resident(const void *p, size_t bytes) {
 }
 
 size_t kv_resident_bytes(const KVCache *kv) {
-    size_t bytes = (size_t)kv->n_layers * (size_t)kv->n_blocks * kv->block_floats * kv->elem_bytes;
+    size_t bytes = (size_t)kv->n_layers * (size_t)kv->n_blocks * kv->slab_bytes;
     return resident(kv->k, bytes) + resident(kv->v, bytes);
 }

@@ -1,8 +1,10 @@
 /* kvcache.h - the paged KV cache: a pool of fixed-size blocks shared by
  * all sequences, one block table per sequence.
  *
- * Storage (allocated once in kv_init), elements of type KV_F32 (float) or
- * KV_F16 (IEEE half, as uint16_t: half the bytes per position):
+ * Storage (allocated once in kv_init), elements of type KV_F32 (float),
+ * KV_F16 (IEEE half, as uint16_t: half the bytes per position) or KV_Q8_0
+ * (each row of head_dim elements is head_dim / 32 Q8_0 blocks: 34 bytes
+ * per 32 elements, a little over a quarter of F32's):
  *   k, v: (n_layers, n_blocks, n_kv_heads, block_size, head_dim)
  * i.e. for one layer and one block, each kv head's positions are contiguous
  * rows of head_dim elements, so attention for one head walks a block as a
@@ -27,7 +29,11 @@
 
 #include "core/err.h"
 
-typedef enum { KV_F32 = 0, KV_F16 = 1 } KVType;
+typedef enum { KV_F32 = 0, KV_F16 = 1, KV_Q8_0 = 2 } KVType;
+
+/* Largest head_dim a Q8_0 cache takes (attention widens rows into stack
+ * buffers of this size); it must also be a multiple of 32. */
+#define KV_Q8_0_MAX_HEAD_DIM 256
 
 #define KV_MAX_BLOCK_SIZE 4096
 #define KV_MAX_SEQ 65536
@@ -42,7 +48,8 @@ typedef struct {
     int max_seq_blocks;  /* ceil(n_ctx / block_size): table width */
     size_t block_floats; /* elements per slab: n_kv_heads * block_size * head_dim */
     KVType type;
-    size_t elem_bytes;   /* 4 (F32) or 2 (F16) */
+    size_t row_bytes;    /* one position of one kv head: head_dim elements */
+    size_t slab_bytes;   /* one layer's block: n_kv_heads * block_size * row_bytes */
     void *k, *v;         /* (n_layers, n_blocks, n_kv_heads, block_size, head_dim) */
     int32_t *refcount;   /* (n_blocks) */
     int32_t *free_list;  /* (n_blocks) stack of free block ids */
@@ -53,8 +60,9 @@ typedef struct {
 } KVCache;
 
 /* Allocate the pool. STATUS_LIMIT when a size exceeds the KV_MAX_* limits or
- * the total overflows; STATUS_NOMEM when memory is short. On failure 'kv'
- * is safe to pass to kv_free(). */
+ * the total overflows; STATUS_INVALID for a Q8_0 cache whose head_dim is not
+ * a multiple of 32 up to KV_Q8_0_MAX_HEAD_DIM; STATUS_NOMEM when memory is
+ * short. On failure 'kv' is safe to pass to kv_free(). */
 Status kv_init(KVCache *kv, int n_layers, int n_kv_heads, int head_dim, int block_size,
                int n_blocks, int n_seq_max, int n_ctx, KVType type, Err *err);
 /* Accepts a zeroed struct. */
@@ -98,12 +106,10 @@ const int32_t *kv_seq_table(const KVCache *kv, int seq);
 /* (n_kv_heads, block_size, head_dim) slabs of one layer and block, in the
  * cache's element type. */
 static inline void *kv_k_slab(const KVCache *kv, int layer, int block) {
-    return (char *)kv->k +
-           ((size_t)layer * kv->n_blocks + (size_t)block) * kv->block_floats * kv->elem_bytes;
+    return (char *)kv->k + ((size_t)layer * kv->n_blocks + (size_t)block) * kv->slab_bytes;
 }
 static inline void *kv_v_slab(const KVCache *kv, int layer, int block) {
-    return (char *)kv->v +
-           ((size_t)layer * kv->n_blocks + (size_t)block) * kv->block_floats * kv->elem_bytes;
+    return (char *)kv->v + ((size_t)layer * kv->n_blocks + (size_t)block) * kv->slab_bytes;
 }
 /* The same as floats: an F32 cache only (ASSERTed). */
 static inline float *kv_k_block(const KVCache *kv, int layer, int block) {

@@ -832,7 +832,12 @@ static void attn_task(void *vctx, int ith, int nth) {
         size_t qoff = (size_t)r * QD + (size_t)h * HD;
         size_t koff = (size_t)kvh * bs * HD;
         const int32_t *table = kv_seq_table(kv, row->seq);
-        if (kv->type == KV_F16)
+        if (kv->type == KV_Q8_0)
+            K->attn_q8(m->att + qoff, m->q + qoff, run, HD,
+                       (const char *)kbase + (size_t)kvh * bs * kv->row_bytes,
+                       (const char *)vbase + (size_t)kvh * bs * kv->row_bytes, table,
+                       (long)kv->slab_bytes, bs, row->pos + 1, scale, sc);
+        else if (kv->type == KV_F16)
             K->attn_f16(m->att + qoff, m->q + qoff, run, HD, (const uint16_t *)kbase + koff,
                         (const uint16_t *)vbase + koff, table, (long)kv->block_floats, bs,
                         row->pos + 1, scale, sc);
@@ -888,12 +893,13 @@ static void qk_cache_row(Model *m, const BatchRow *rows, int r, int il) {
      * even, as the F16 weight conversion does) */
     int blk = kv_seq_table(kv, rows[r].seq)[rows[r].pos / bs], slot = rows[r].pos % bs;
     const float *v = m->v + (size_t)r * KD;
-    if (kv->type == KV_F16) {
-        const QuantOps *h16 = quant_ops(DTYPE_F16);
-        uint16_t *kb = kv_k_slab(kv, il, blk), *vb = kv_v_slab(kv, il, blk);
+    if (kv->type != KV_F32) { /* F16, or Q8_0 rows as the activation quantize makes them */
+        const QuantOps *qo = quant_ops(kv->type == KV_F16 ? DTYPE_F16 : DTYPE_Q8_0);
+        char *kb = kv_k_slab(kv, il, blk), *vb = kv_v_slab(kv, il, blk);
         for (int h = 0; h < KVH; h++) {
-            h16->quantize(k + (size_t)h * HD, kb + ((size_t)h * bs + slot) * HD, HD);
-            h16->quantize(v + (size_t)h * HD, vb + ((size_t)h * bs + slot) * HD, HD);
+            size_t at = ((size_t)h * bs + slot) * kv->row_bytes;
+            qo->quantize(k + (size_t)h * HD, kb + at, HD);
+            qo->quantize(v + (size_t)h * HD, vb + at, HD);
         }
         return;
     }

@@ -52,10 +52,12 @@ typedef struct {
     int n_batch;       /* max rows per model_forward; 0: 512 */
     int kv_block_size; /* positions per KV block; 0: 16 */
     int n_kv_blocks;   /* blocks in the pool; 0: n_seq_max * ceil(n_ctx / kv_block_size) */
-    /* the cache's elements: KV_F32 (0, the default: exact) or KV_F16 (half
+    /* the cache's elements: KV_F32 (0, the default: exact), KV_F16 (half
      * the memory and the bytes attention reads per position; keys and
      * values rounded to half precision, so logits differ from F32's in the
-     * last digits) */
+     * last digits) or KV_Q8_0 (34 bytes per 32 elements, 0.27 of F32's;
+     * keys and values quantized per 32 as the Q8_0 activations are; a
+     * head_dim that is a multiple of 32, at most 256) */
     KVType kv_type;
     /* keep every weight in the file's mapping instead of repacking the
      * matrices this CPU has a faster layout for (matmul_weight_init: Q8_0

@@ -13,6 +13,7 @@
 
 #include "core/err.h"
 #include "core/fp16.h"
+#include "tensor/quant_blocks_legacy.h"
 
 #if defined(__x86_64__)
 #include "core/simd.h"
@@ -96,6 +97,18 @@ DEF_AXPY_SCALAR(axpy16_scalar, uint16_t, widen_f16)
 DEF_ATTN_GENERIC(attn_generic, float)
 DEF_ATTN_GENERIC(attn_generic16, uint16_t)
 
+/* A row of hd / 32 Q8_0 blocks as floats: d * q, one multiply each (the
+ * bits of the type's dequant). */
+#define OPS_Q8_MAX_HD 256
+static void q8_row(float *dst, const void *src, int hd) {
+    const BlockQ8_0 *b = src;
+    for (int i = 0; i < hd / QK8_0; i++) {
+        const float d = fp16_to_f32(b[i].d);
+        for (int j = 0; j < QK8_0; j++)
+            dst[i * QK8_0 + j] = (float)b[i].qs[j] * d;
+    }
+}
+
 /* The naive twin's rows (float caches only). */
 static inline const float *kv_row(const float *base, const int32_t *table, long block_stride,
                                   int bs, int hd, int t) {
@@ -114,6 +127,38 @@ static void attn16_scalar(float *out, const float *q, int G, int hd, const uint1
                           float scale, float *scores) {
     attn_generic16(dot16_scalar, axpy16_scalar, out, q, G, hd, k, v, table, block_stride, bs, n,
                    scale, scores);
+}
+
+/* Over a Q8_0 cache: each row dequantized (d * q, as the Q8_0 dequant)
+ * where it is read, then the float dot / axpy: attn_scalar over the
+ * dequantized rows. */
+static void attn_q8_scalar(float *out, const float *q, int G, int hd, const void *k, const void *v,
+                           const int32_t *table, long block_bytes, int bs, int n, float scale,
+                           float *scores) {
+    ASSERT(hd % QK8_0 == 0 && hd <= OPS_Q8_MAX_HD);
+    float row[OPS_Q8_MAX_HD];
+    size_t rb = (size_t)hd / QK8_0 * sizeof(BlockQ8_0);
+    for (int g = 0; g < G; g++) {
+        const float *qg = q + (size_t)g * hd;
+        float *og = out + (size_t)g * hd, *sc = scores + (size_t)g * n;
+        for (int t = 0; t < n; t++) {
+            q8_row(row,
+                   (const char *)k + (size_t)table[t / bs] * (size_t)block_bytes +
+                       (size_t)(t % bs) * rb,
+                   hd);
+            sc[t] = dot_scalar(hd, qg, row) * scale;
+        }
+        softmax_forward(sc, n);
+        for (int i = 0; i < hd; i++)
+            og[i] = 0.0f;
+        for (int t = 0; t < n; t++) {
+            q8_row(row,
+                   (const char *)v + (size_t)table[t / bs] * (size_t)block_bytes +
+                       (size_t)(t % bs) * rb,
+                   hd);
+            axpy_scalar(hd, og, sc[t], row);
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ AVX2 */
@@ -374,42 +419,70 @@ static inline void prefetch_ahead(const void *base, const int32_t *table, size_t
     }
 }
 
+/* The cache element kinds of the block kernel: float, IEEE half, and rows
+ * of Q8_0 blocks. */
+enum { KV_ROWS_F32, KV_ROWS_F16, KV_ROWS_Q8_0 };
+
+/* Bytes of a row of hd elements, and the unit block_stride counts in. */
+static inline size_t kv_row_bytes(int hd, int kind) {
+    return kind == KV_ROWS_Q8_0  ? (size_t)hd / QK8_0 * sizeof(BlockQ8_0)
+           : kind == KV_ROWS_F16 ? (size_t)hd * sizeof(uint16_t)
+                                 : (size_t)hd * sizeof(float);
+}
+static inline size_t kv_stride_unit(int kind) {
+    return kind == KV_ROWS_Q8_0 ? 1 : kind == KV_ROWS_F16 ? sizeof(uint16_t) : sizeof(float);
+}
+
 /* Rows [j0, j0 + cnt) of one cache block at 'blk' as floats: the cache's
- * own rows for an F32 cache, else widened (exactly) into buf. */
+ * own rows for an F32 cache, else widened or dequantized (d * q, one
+ * multiply: the bits of the Q8_0 dequant) into buf. */
 static inline __attribute__((always_inline)) const float *
-chunk_rows(const void *blk, int j0, int cnt, int hd, float *buf, int half) {
-    size_t off = (size_t)j0 * (size_t)hd, len = (size_t)cnt * (size_t)hd;
-    if (!half)
-        return (const float *)blk + off;
-    const uint16_t *h = (const uint16_t *)blk + off;
-    for (size_t i = 0; i < len; i += 8) /* hd % 8 == 0 */
-        _mm256_storeu_ps(buf + i, load8_f16(h + i));
+chunk_rows(const void *blk, int j0, int cnt, int hd, float *buf, int kind) {
+    size_t len = (size_t)cnt * (size_t)hd;
+    const char *rows = (const char *)blk + (size_t)j0 * kv_row_bytes(hd, kind);
+    if (kind == KV_ROWS_F32)
+        return (const float *)(const void *)rows;
+    if (kind == KV_ROWS_F16) {
+        const uint16_t *h = (const uint16_t *)(const void *)rows;
+        for (size_t i = 0; i < len; i += 8) /* hd % 8 == 0 */
+            _mm256_storeu_ps(buf + i, load8_f16(h + i));
+        return buf;
+    }
+    const BlockQ8_0 *b = (const BlockQ8_0 *)(const void *)rows;
+    for (size_t i = 0; i < len; i += QK8_0, b++) { /* hd % 32 == 0 */
+        __m256 d = _mm256_set1_ps(_cvtsh_ss(b->d));
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + 8 * c)));
+            _mm256_storeu_ps(buf + i + 8 * c, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+        }
+    }
     return buf;
 }
 
-/* Block-wise attention (hd a multiple of 8, at most 256). Each chunk of up
- * to 16 rows of a block (widened once into an L1 buffer for an F16 cache)
- * serves every head of the group: scores 8 rows at a time, the 8 dot
- * products reduced together; softmax with the vector exp; then each head's
- * output accumulates w_t v_t, 64 lanes at a time in registers, in position
- * order. The F16 kernel is the F32 one over the widened rows, bit for bit,
- * and one head's arithmetic never depends on G. */
+/* Block-wise attention (hd a multiple of 8, at most 256; of 32 for Q8_0).
+ * Each chunk of up to 16 rows of a block (widened or dequantized once into
+ * an L1 buffer for an F16 or Q8_0 cache) serves every head of the group:
+ * scores 8 rows at a time, the 8 dot products reduced together; softmax
+ * with the vector exp; then each head's output accumulates w_t v_t, 64
+ * lanes at a time in registers, in position order. The F16 and Q8_0
+ * kernels are the F32 one over the widened rows, bit for bit, and one
+ * head's arithmetic never depends on G. */
 static inline __attribute__((always_inline)) void
 attn_block_avx2(float *out, const float *q, int G, int hd, const void *k, const void *v,
                 const int32_t *table, long block_stride, int bs, int n, float scale, float *scores,
-                int half) {
+                int kind) {
     float buf[ATTN_AVX2_CHUNK * ATTN_AVX2_MAX_HD];
     int nv = hd / 8;
-    size_t esz = half ? sizeof(uint16_t) : sizeof(float);
-    int pf = (int)(ATTN_PREFETCH_BYTES / ((size_t)bs * hd * esz)); /* blocks ahead */
+    size_t esz = kv_stride_unit(kind), rb = kv_row_bytes(hd, kind);
+    int pf = (int)(ATTN_PREFETCH_BYTES / ((size_t)bs * rb)); /* blocks ahead */
     pf = pf < 1 ? 1 : pf;
     for (int t0 = 0; t0 < n; t0 += bs) {
         const void *kb = (const char *)k + (size_t)table[t0 / bs] * (size_t)block_stride * esz;
         int cnt = n - t0 < bs ? n - t0 : bs;
-        prefetch_ahead(k, table, (size_t)block_stride * esz, bs, n, t0, pf, (size_t)hd * esz);
+        prefetch_ahead(k, table, (size_t)block_stride * esz, bs, n, t0, pf, rb);
         for (int j0 = 0; j0 < cnt; j0 += ATTN_AVX2_CHUNK) {
             int m = cnt - j0 < ATTN_AVX2_CHUNK ? cnt - j0 : ATTN_AVX2_CHUNK;
-            const float *kr = chunk_rows(kb, j0, m, hd, buf, half);
+            const float *kr = chunk_rows(kb, j0, m, hd, buf, kind);
             for (int g = 0; g < G; g++)
                 for (int j = 0; j < m; j += 8) {
                     float *sc = scores + (size_t)g * n + t0 + j0 + j;
@@ -431,10 +504,10 @@ attn_block_avx2(float *out, const float *q, int G, int hd, const void *k, const 
         for (int t0 = 0; t0 < n; t0 += bs) {
             const void *vb = (const char *)v + (size_t)table[t0 / bs] * (size_t)block_stride * esz;
             int cnt = n - t0 < bs ? n - t0 : bs;
-            prefetch_ahead(v, table, (size_t)block_stride * esz, bs, n, t0, pf, (size_t)hd * esz);
+            prefetch_ahead(v, table, (size_t)block_stride * esz, bs, n, t0, pf, rb);
             for (int j0 = 0; j0 < cnt; j0 += ATTN_AVX2_CHUNK) {
                 int m = cnt - j0 < ATTN_AVX2_CHUNK ? cnt - j0 : ATTN_AVX2_CHUNK;
-                const float *vr = chunk_rows(vb, j0, m, hd, buf, half);
+                const float *vr = chunk_rows(vb, j0, m, hd, buf, kind);
                 pv_chunk_avx2(og, scores + (size_t)g0 * n + t0 + j0, (size_t)n, gc, nv, vr, m);
             }
         }
@@ -455,7 +528,7 @@ static void attn_avx2(float *out, const float *q, int G, int hd, const float *k,
                      scores);
         return;
     }
-    attn_block_avx2(out, q, G, hd, k, v, table, block_stride, bs, n, scale, scores, 0);
+    attn_block_avx2(out, q, G, hd, k, v, table, block_stride, bs, n, scale, scores, KV_ROWS_F32);
 }
 
 static void attn16_avx2(float *out, const float *q, int G, int hd, const uint16_t *k,
@@ -466,7 +539,14 @@ static void attn16_avx2(float *out, const float *q, int G, int hd, const uint16_
                        scale, scores);
         return;
     }
-    attn_block_avx2(out, q, G, hd, k, v, table, block_stride, bs, n, scale, scores, 1);
+    attn_block_avx2(out, q, G, hd, k, v, table, block_stride, bs, n, scale, scores, KV_ROWS_F16);
+}
+
+static void attn_q8_avx2(float *out, const float *q, int G, int hd, const void *k, const void *v,
+                         const int32_t *table, long block_bytes, int bs, int n, float scale,
+                         float *scores) {
+    ASSERT(hd % QK8_0 == 0 && hd <= ATTN_AVX2_MAX_HD);
+    attn_block_avx2(out, q, G, hd, k, v, table, block_bytes, bs, n, scale, scores, KV_ROWS_Q8_0);
 }
 
 static void swiglu_avx2(float *out, const float *gate, const float *up, int n) {
@@ -810,14 +890,16 @@ static pthread_once_t ONCE = PTHREAD_ONCE_INIT;
 
 static void ops_build(void) {
     for (int l = SIMD_SCALAR; l <= SIMD_AVX512; l++)
-        KERNELS[l] = (OpsKernels){SIMD_SCALAR, dot_scalar, axpy_scalar, attn_scalar, attn16_scalar};
+        KERNELS[l] = (OpsKernels){SIMD_SCALAR, dot_scalar,    axpy_scalar,
+                                  attn_scalar, attn16_scalar, attn_q8_scalar};
     BEST = cpu_simd_level();
 #if OPS_X86
     /* Filled for every level; ops_kernels_at() caps a request at what the
      * hardware runs, BEST also honours CGPT_SIMD. */
-    KERNELS[SIMD_AVX2] = (OpsKernels){SIMD_AVX2, dot_avx2, axpy_avx2, attn_avx2, attn16_avx2};
+    KERNELS[SIMD_AVX2] =
+        (OpsKernels){SIMD_AVX2, dot_avx2, axpy_avx2, attn_avx2, attn16_avx2, attn_q8_avx2};
     KERNELS[SIMD_AVX512] =
-        (OpsKernels){SIMD_AVX512, dot_avx512, axpy_avx512, attn_avx512, attn16_avx2};
+        (OpsKernels){SIMD_AVX512, dot_avx512, axpy_avx512, attn_avx512, attn16_avx2, attn_q8_avx2};
 #endif
 }
 

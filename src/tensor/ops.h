@@ -57,12 +57,22 @@ typedef void (*OpsAttn16Fn)(float *out, const float *q, int G, int hd, const uin
                             const uint16_t *v, const int32_t *table, long block_stride, int bs,
                             int n, float scale, float *scores);
 
+/* The same over a cache of Q8_0 rows (each row hd / 32 blocks of 34
+ * bytes; hd a multiple of 32, at most 256; block_stride in bytes): every
+ * row is dequantized (d * q, the bits of the Q8_0 dequant) where it is
+ * used, so the result has the bits of attn_f16_as_f32 over the dequantized
+ * rows. */
+typedef void (*OpsAttnQ8Fn)(float *out, const float *q, int G, int hd, const void *k, const void *v,
+                            const int32_t *table, long block_bytes, int bs, int n, float scale,
+                            float *scores);
+
 typedef struct {
     SimdLevel level;
     OpsDotFn dot;
     OpsAxpyFn axpy;
     OpsAttnFn attn;
     OpsAttn16Fn attn_f16;
+    OpsAttnQ8Fn attn_q8;
 } OpsKernels;
 
 /* The kernels for this CPU (chosen once) / for a given level (levels above
@@ -114,8 +124,9 @@ void add_ref(float *out, const float *a, const float *b, int n);
 /* Naive dot with double accumulation (the twin of OpsKernels.dot). */
 float dot_ref(int n, const float *a, const float *b);
 
-/* What OpsKernels.attn_f16 of 'level' computes, over F32 rows (the widened
- * halves): OpsKernels.attn of that level (AVX2's for AVX-512). For tests. */
+/* What OpsKernels.attn_f16 and attn_q8 of 'level' compute, over F32 rows
+ * (the widened halves, the dequantized blocks): OpsKernels.attn of that
+ * level (AVX2's for AVX-512). For tests. */
 void attn_f16_as_f32(SimdLevel level, float *out, const float *q, int G, int hd, const float *k,
                      const float *v, const int32_t *table, long block_stride, int bs, int n,
                      float scale, float *scores);

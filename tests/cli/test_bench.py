@@ -95,6 +95,10 @@ def main():
     j32 = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {}
     check(j32.get("kv_type") == "f32" and j32.get("decode", {}).get("tokens_per_s", 0) > 0
           and "prefill" not in j32, "--kv-type f32, -p 0: decode only, on an F32 cache", p.stdout + p.stderr)
+    p = run("-m", MODEL, "-p", "0", "-n", "4", "-r", "1", "-t", "1", "--kv-type", "q8_0", "--json")
+    jq8 = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {}
+    check(jq8.get("kv_type") == "q8_0" and jq8.get("decode", {}).get("tokens_per_s", 0) > 0
+          and jq8.get("peak_rss_bytes", 0) > 0, "--kv-type q8_0: decode on a Q8_0 cache", p.stdout + p.stderr)
     p = run("-m", MODEL, "--kv-type", "q3")
     check(p.returncode == 1 and "--kv-type" in p.stderr, "an unknown --kv-type is refused", p.stderr)
 

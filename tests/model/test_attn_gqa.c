@@ -12,6 +12,7 @@
 #include "core/fp16.h"
 #include "core/rng.h"
 #include "tensor/ops.h"
+#include "tensor/quant.h"
 
 /* A paged cache of n_blocks blocks of (KVH, bs, hd) with random contents
  * and a shuffled block table of ceil(n / bs) entries for head 'kvh'. */
@@ -215,4 +216,60 @@ Test(attn_gqa, vector_exp) {
     }
     free(x);
     free(e);
+}
+
+/* The Q8_0 cache's kernel: rows quantized as the Q8_0 activations are
+ * (head_dim a multiple of 32); at every level the bits of that level's
+ * attention over the dequantized rows, and close to the naive twin over
+ * them. */
+Test(attn_gqa, q8_0_cache_is_the_dequantized_f32) {
+    Rng r;
+    rng_seed(&r, 79);
+    const QuantOps *q8 = quant_ops_at(DTYPE_Q8_0, SIMD_SCALAR);
+    int covered = 0;
+    for (int si = 0; si < N_SHAPES; si++) {
+        int G = SHAPES[si].G, hd = SHAPES[si].hd, bs = SHAPES[si].bs, n = SHAPES[si].n;
+        if (hd % 32 || hd > 256)
+            continue;
+        covered++;
+        Cache c;
+        cache_make(&c, &r, 2, 1, bs, hd, n);
+        int nb = (n + bs - 1) / bs + 2;
+        size_t rows = (size_t)nb * 2 * (size_t)bs, rb = (size_t)hd / 32 * 34;
+        uint8_t *k8 = malloc(rows * rb), *v8 = malloc(rows * rb);
+        cr_assert(k8 && v8);
+        for (size_t i = 0; i < rows; i++) { /* the blocks, and the floats they stand for */
+            q8->quantize(c.k + i * hd, k8 + i * rb, hd);
+            q8->quantize(c.v + i * hd, v8 + i * rb, hd);
+            q8->dequant(k8 + i * rb, c.k + i * hd, hd);
+            q8->dequant(v8 + i * rb, c.v + i * hd, hd);
+        }
+        float *q = malloc((size_t)G * hd * sizeof(float));
+        for (int i = 0; i < G * hd; i++)
+            q[i] = rng_normal(&r) * 0.5f;
+        float *want = malloc((size_t)G * hd * sizeof(float)),
+              *ref = malloc((size_t)G * hd * sizeof(float));
+        float *got = malloc((size_t)G * hd * sizeof(float));
+        float *sc = malloc((size_t)G * n * sizeof(float));
+        float scale = 1.0f / sqrtf((float)hd);
+        attn_gqa_ref(ref, q, G, hd, c.k + c.head_off, c.v + c.head_off, c.table, c.stride, bs, n,
+                     scale, sc);
+        for (int lvl = SIMD_SCALAR; lvl <= SIMD_AVX512; lvl++) {
+            const OpsKernels *K = ops_kernels_at((SimdLevel)lvl);
+            attn_f16_as_f32(K->level, want, q, G, hd, c.k + c.head_off, c.v + c.head_off, c.table,
+                            c.stride, bs, n, scale, sc);
+            memset(got, 0xff, (size_t)G * hd * sizeof(float));
+            size_t off = (size_t)bs * rb; /* kv head 1 of 2 */
+            K->attn_q8(got, q, G, hd, k8 + off, v8 + off, c.table, (long)(2 * off), bs, n, scale,
+                       sc);
+            cr_expect(memcmp(got, want, (size_t)G * hd * sizeof(float)) == 0,
+                      "level %d G %d hd %d bs %d n %d: not the dequantized rows' bits", K->level, G,
+                      hd, bs, n);
+            cr_expect(check_close("attn q8", got, ref, (int64_t)G * hd, 2e-6f, 2e-5f),
+                      "level %d G %d hd %d bs %d n %d", K->level, G, hd, bs, n);
+        }
+        free(q), free(want), free(ref), free(got), free(sc), free(k8), free(v8);
+        cache_free(&c);
+    }
+    cr_expect(covered >= 4, "shapes with head_dim a multiple of 32: %d", covered);
 }

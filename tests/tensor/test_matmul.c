@@ -172,7 +172,8 @@ Test(matmul, vec_dot4_is_vec_dot) {
             for (int bi = 0; bi < 5; bi++) {
                 int K = nbs[bi] * bs;
                 size_t wb = (size_t)dtype_row_bytes((DType)t, K);
-                size_t la = (size_t)dtype_row_bytes(q->vec_dot_type, K) + 5; /* odd stride */
+                /* a stride past the row (aligned as matmul's rows are: Q8_K holds a float) */
+                size_t la = (size_t)dtype_row_bytes(q->vec_dot_type, K) + 64;
                 float *wf = randv(&r, K, 0.5f), *x = randv(&r, 4 * (int64_t)K, 1.0f);
                 uint8_t *w = malloc(wb), *a = calloc(4, la);
                 cr_assert(w && a);
