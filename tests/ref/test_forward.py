@@ -126,7 +126,7 @@ class Greedy:
 
 def c_greedy(model, prompt, n):
     r = run([CGPT, "run", "-m", model, "--tokens", " ".join(map(str, prompt)),
-             "-n", str(n), "--temp", "0", "--ids", "-t", "2"])
+             "-n", str(n), "--temp", "0", "--ids", "-t", "2", "--kv-type", "f32"])  # exact
     if r.returncode != 0:
         return None, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"rc {r.returncode}"
     lines = [ln for ln in r.stdout.strip().splitlines() if ln.strip()]
