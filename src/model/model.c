@@ -90,7 +90,8 @@ struct Model {
     float *att;      /* (B, QD) attention output */
     float *hb, *hb2; /* (B, F) */
     float *cs;       /* (B, n_rot) rope cos/sin per row */
-    float *scores;   /* (n_threads, NH / KVH, n_ctx) attention weights */
+    float *scores;   /* (n_threads, OPS_ATTN_MAX_ROWS * NH / KVH, n_ctx) attention weights */
+    int32_t *tiles;  /* (B + 1) first row of each attention tile, then B */
     void *mm_scratch;
     void *wpack;            /* the repacked matrices (prepare_weights), or NULL */
     int32_t *row_seq_first; /* (n_seq_max) first position in this batch, -1 if absent */
@@ -519,12 +520,14 @@ static Status alloc_state(Model *m, Err *err) {
                         p->n_kv_blocks, p->n_seq_max, p->n_ctx, p->kv_type, err);
     if (st)
         return st;
-    bool ok = alloc_f32(&m->x, B, C) && alloc_f32(&m->xb, B, C) && alloc_f32(&m->q, B, QD) &&
-              alloc_f32(&m->k, B, KD) && alloc_f32(&m->v, B, KD) && alloc_f32(&m->att, B, QD) &&
-              alloc_f32(&m->hb, B, F) && alloc_f32(&m->hb2, B, F) &&
-              alloc_f32(&m->cs, B, c->n_rot > 0 ? c->n_rot : 1) &&
-              alloc_f32(&m->scores, (int64_t)m->params.n_threads * (c->n_heads / c->n_kv_heads),
-                        p->n_ctx);
+    bool ok =
+        alloc_f32(&m->x, B, C) && alloc_f32(&m->xb, B, C) && alloc_f32(&m->q, B, QD) &&
+        alloc_f32(&m->k, B, KD) && alloc_f32(&m->v, B, KD) && alloc_f32(&m->att, B, QD) &&
+        alloc_f32(&m->hb, B, F) && alloc_f32(&m->hb2, B, F) &&
+        alloc_f32(&m->cs, B, c->n_rot > 0 ? c->n_rot : 1) &&
+        alloc_f32(&m->scores,
+                  (int64_t)m->params.n_threads * OPS_ATTN_MAX_ROWS * (c->n_heads / c->n_kv_heads),
+                  p->n_ctx);
     if (ok && m->ai->fused_qkv)
         ok = alloc_f32(&m->qkv, B, QD + 2 * KD);
     /* matmul scratch: the largest activation conversion of any weight */
@@ -544,7 +547,8 @@ static Status alloc_state(Model *m, Err *err) {
         m->row_seq_first = malloc((size_t)p->n_seq_max * sizeof(int32_t));
         m->row_seq_last = malloc((size_t)p->n_seq_max * sizeof(int32_t));
         m->touched = malloc((size_t)B * sizeof(int32_t));
-        ok = m->row_seq_first && m->row_seq_last && m->touched;
+        m->tiles = malloc(((size_t)B + 1) * sizeof(int32_t));
+        ok = m->row_seq_first && m->row_seq_last && m->touched && m->tiles;
     }
     if (!ok)
         return err_set(err, STATUS_NOMEM, "out of memory for scratch buffers (n_batch %d)",
@@ -735,6 +739,7 @@ void model_free(Model *m) {
     free(m->row_seq_first);
     free(m->row_seq_last);
     free(m->touched);
+    free(m->tiles);
     free(m->layers);
     for (int i = 0; i < m->n_parts - 1; i++)
         gguf_close(&m->parts[i]);
@@ -801,15 +806,37 @@ typedef struct {
     const BatchRow *rows;
     int n_rows;
     int layer;
+    const int32_t *tiles; /* n_tiles + 1 row indices */
+    int n_tiles;
+    long cost; /* sum over tiles and heads of the positions attended */
 } AttnCtx;
 
-/* Threads split the (row, query head) pairs evenly (9 heads on 2 threads
- * split 5 / 4, where whole kv heads would split 6 / 3); each thread's run
- * of heads that share a kv head attends together over the row's cached
- * positions 0..pos (ops attn kernel: block by block, softmax, weighted sum
- * of V), so a kv head's rows are read once per thread that holds one of
- * its heads. Each head's arithmetic depends only on its own row and head,
- * never on the split. */
+_Static_assert((int)KV_F32 == (int)OPS_KV_F32 && (int)KV_F16 == (int)OPS_KV_F16 &&
+                   (int)KV_Q8_0 == (int)OPS_KV_Q8_0,
+               "KVType and OpsKvKind agree");
+
+/* Attention tiles: runs of up to OPS_ATTN_MAX_ROWS consecutive rows of one
+ * sequence (a prompt's rows), which attn_rows serves with one pass over the
+ * cache; *cost: the positions all the heads attend. Returns the count. */
+static int attn_tiles(const BatchRow *rows, int B, int NH, int32_t *tiles, long *cost) {
+    int n = 0;
+    *cost = 0;
+    for (int r = 0; r < B; r++) {
+        if (r == 0 || rows[r].seq != rows[r - 1].seq || r - tiles[n - 1] == OPS_ATTN_MAX_ROWS)
+            tiles[n++] = r;
+        *cost += (long)NH * (rows[r].pos + 1);
+    }
+    tiles[n] = B;
+    return n;
+}
+
+/* The units are (tile, query head) pairs in that order; threads take
+ * contiguous runs of them of about equal cost (positions attended: a
+ * prompt's late rows cost more than its early ones), and each thread's
+ * heads of one tile that share a kv head attend together (ops attn_rows:
+ * each chunk of the cache loaded once for the tile's rows and those
+ * heads). Each (row, head)'s arithmetic depends only on its own row and
+ * head, never on the tiles or the split: the bits of the one-row kernel. */
 static void attn_task(void *vctx, int ith, int nth) {
     AttnCtx *a = vctx;
     Model *m = a->m;
@@ -819,33 +846,42 @@ static void attn_task(void *vctx, int ith, int nth) {
     int NH = c->n_heads, KVH = c->n_kv_heads, HD = c->head_dim, QD = NH * HD, bs = kv->block_size;
     int group = NH / KVH;
     float scale = 1.0f / sqrtf((float)HD);
-    float *sc = m->scores + (size_t)ith * group * m->params.n_ctx;
-    const void *kbase = kv_k_slab(kv, a->layer, 0), *vbase = kv_v_slab(kv, a->layer, 0);
-    long lo, hi;
-    tpool_range((long)a->n_rows * NH, ith, nth, &lo, &hi);
-    for (long it = lo; it < hi;) {
-        int r = (int)(it / NH), h = (int)(it % NH), kvh = h / group;
-        int run = (kvh + 1) * group - h; /* heads h.. that share kv head kvh */
-        if (run > hi - it)
-            run = (int)(hi - it);
-        const BatchRow *row = &a->rows[r];
-        size_t qoff = (size_t)r * QD + (size_t)h * HD;
-        size_t koff = (size_t)kvh * bs * HD;
-        const int32_t *table = kv_seq_table(kv, row->seq);
-        if (kv->type == KV_Q8_0)
-            K->attn_q8(m->att + qoff, m->q + qoff, run, HD,
-                       (const char *)kbase + (size_t)kvh * bs * kv->row_bytes,
-                       (const char *)vbase + (size_t)kvh * bs * kv->row_bytes, table,
-                       (long)kv->slab_bytes, bs, row->pos + 1, scale, sc);
-        else if (kv->type == KV_F16)
-            K->attn_f16(m->att + qoff, m->q + qoff, run, HD, (const uint16_t *)kbase + koff,
-                        (const uint16_t *)vbase + koff, table, (long)kv->block_floats, bs,
-                        row->pos + 1, scale, sc);
-        else
-            K->attn(m->att + qoff, m->q + qoff, run, HD, (const float *)kbase + koff,
-                    (const float *)vbase + koff, table, (long)kv->block_floats, bs, row->pos + 1,
-                    scale, sc);
-        it += run;
+    float *sc = m->scores + (size_t)ith * OPS_ATTN_MAX_ROWS * group * m->params.n_ctx;
+    const char *kbase = kv_k_slab(kv, a->layer, 0), *vbase = kv_v_slab(kv, a->layer, 0);
+    long stride = kv->type == KV_Q8_0 ? (long)kv->slab_bytes : (long)kv->block_floats;
+    long done = 0; /* cost of the units before this tile */
+    for (int ti = 0; ti < a->n_tiles; ti++) {
+        int r0 = a->tiles[ti], R = a->tiles[ti + 1] - r0;
+        int n[OPS_ATTN_MAX_ROWS];
+        long cost = 0;
+        for (int i = 0; i < R; i++) {
+            n[i] = a->rows[r0 + i].pos + 1;
+            cost += n[i];
+        }
+        const int32_t *table = kv_seq_table(kv, a->rows[r0].seq);
+        for (int h = 0; h < NH;) {
+            /* the owner of unit (ti, h): the thread whose share of the
+             * total cost holds the unit's midpoint */
+            long mid = done + (long)h * cost + cost / 2;
+            int owner = a->cost > 0 ? (int)(mid * nth / a->cost) : 0;
+            owner = owner < nth ? owner : nth - 1;
+            int kvh = h / group, run = 1;
+            while (h + run < (kvh + 1) * group) { /* the next heads: same kv head and owner */
+                long mid2 = done + (long)(h + run) * cost + cost / 2;
+                int o2 = a->cost > 0 ? (int)(mid2 * nth / a->cost) : 0;
+                if ((o2 < nth ? o2 : nth - 1) != owner)
+                    break;
+                run++;
+            }
+            if (owner == ith) {
+                size_t qoff = (size_t)r0 * QD + (size_t)h * HD;
+                size_t koff = (size_t)kvh * bs * kv->row_bytes;
+                K->attn_rows((OpsKvKind)kv->type, m->att + qoff, m->q + qoff, (size_t)QD, R, run,
+                             HD, kbase + koff, vbase + koff, table, stride, bs, n, scale, sc);
+            }
+            h += run;
+        }
+        done += (long)NH * cost;
     }
 }
 
@@ -986,7 +1022,8 @@ static void forward_layer(Model *m, const BatchRow *rows, int B, int il, bool pe
                 L->bv);
     }
     for_rows(m, rows, B, il, ROWS_QK_CACHE);
-    AttnCtx actx = {m, rows, B, il};
+    AttnCtx actx = {m, rows, B, il, m->tiles, 0, 0};
+    actx.n_tiles = attn_tiles(rows, B, NH, m->tiles, &actx.cost);
     tpool_run(m->tp, attn_task, &actx);
     matmul(m, m->xb, m->att, &L->wo, L->bo, B);
 

@@ -161,6 +161,30 @@ static void attn_q8_scalar(float *out, const float *q, int G, int hd, const void
     }
 }
 
+/* attn_rows by the level's one-row kernels, row after row. */
+static void attn_rows_each(OpsAttnFn attn, OpsAttn16Fn attn16, OpsAttnQ8Fn attn8, OpsKvKind kind,
+                           float *out, const float *q, size_t ldq, int R, int G, int hd,
+                           const void *k, const void *v, const int32_t *table, long block_stride,
+                           int bs, const int *n, float scale, float *scores) {
+    for (int r = 0; r < R; r++) {
+        float *o = out + (size_t)r * ldq;
+        const float *qr = q + (size_t)r * ldq;
+        if (kind == OPS_KV_Q8_0)
+            attn8(o, qr, G, hd, k, v, table, block_stride, bs, n[r], scale, scores);
+        else if (kind == OPS_KV_F16)
+            attn16(o, qr, G, hd, k, v, table, block_stride, bs, n[r], scale, scores);
+        else
+            attn(o, qr, G, hd, k, v, table, block_stride, bs, n[r], scale, scores);
+    }
+}
+
+static void attn_rows_scalar(OpsKvKind kind, float *out, const float *q, size_t ldq, int R, int G,
+                             int hd, const void *k, const void *v, const int32_t *table,
+                             long block_stride, int bs, const int *n, float scale, float *scores) {
+    attn_rows_each(attn_scalar, attn16_scalar, attn_q8_scalar, kind, out, q, ldq, R, G, hd, k, v,
+                   table, block_stride, bs, n, scale, scores);
+}
+
 /* ------------------------------------------------------------------ AVX2 */
 
 #if OPS_X86
@@ -549,6 +573,96 @@ static void attn_q8_avx2(float *out, const float *q, int G, int hd, const void *
     attn_block_avx2(out, q, G, hd, k, v, table, block_bytes, bs, n, scale, scores, KV_ROWS_Q8_0);
 }
 
+/* attn_block_avx2 for R query rows of one sequence: every chunk of keys
+ * and values is loaded (widened) once for all the rows that reach it. Per
+ * (row, head) the same qk8 lanes, the same softmax over n[r] scores and
+ * the same per-lane FMA sequence over the positions in order as the
+ * one-row kernel: the same bits. */
+static inline __attribute__((always_inline)) void
+attn_rows_block_avx2(float *out, const float *q, size_t ldq, int R, int G, int hd, const void *k,
+                     const void *v, const int32_t *table, long block_stride, int bs, const int *n,
+                     float scale, float *scores, int kind) {
+    float buf[ATTN_AVX2_CHUNK * ATTN_AVX2_MAX_HD];
+    int nv = hd / 8, nmax = 0;
+    for (int r = 0; r < R; r++)
+        nmax = n[r] > nmax ? n[r] : nmax;
+    size_t esz = kv_stride_unit(kind), rb = kv_row_bytes(hd, kind);
+    int pf = (int)(ATTN_PREFETCH_BYTES / ((size_t)bs * rb));
+    pf = pf < 1 ? 1 : pf;
+    for (int t0 = 0; t0 < nmax; t0 += bs) {
+        const void *kb = (const char *)k + (size_t)table[t0 / bs] * (size_t)block_stride * esz;
+        int cnt = nmax - t0 < bs ? nmax - t0 : bs;
+        prefetch_ahead(k, table, (size_t)block_stride * esz, bs, nmax, t0, pf, rb);
+        for (int j0 = 0; j0 < cnt; j0 += ATTN_AVX2_CHUNK) {
+            int m = cnt - j0 < ATTN_AVX2_CHUNK ? cnt - j0 : ATTN_AVX2_CHUNK;
+            const float *kr = chunk_rows(kb, j0, m, hd, buf, kind);
+            for (int r = 0; r < R; r++) {
+                int mr = n[r] - (t0 + j0) < m ? n[r] - (t0 + j0) : m;
+                for (int g = 0; g < G; g++) {
+                    float *sc = scores + ((size_t)r * G + g) * nmax + t0 + j0;
+                    const float *qg = q + (size_t)r * ldq + (size_t)g * hd;
+                    for (int j = 0; j < mr; j += 8) {
+                        if (mr - j >= 8)
+                            qk8_avx2(sc + j, qg, nv, kr + (size_t)j * hd, 8, scale);
+                        else
+                            qk8_avx2(sc + j, qg, nv, kr + (size_t)j * hd, mr - j, scale);
+                    }
+                }
+            }
+        }
+    }
+    float inv[OPS_ATTN_MAX_ROWS * 64];
+    for (int r = 0; r < R; r++)
+        for (int g = 0; g < G; g++) {
+            inv[r * G + g] = softmax_weights_avx2(scores + ((size_t)r * G + g) * nmax, n[r]);
+            float *o = out + (size_t)r * ldq + (size_t)g * hd;
+            for (int i = 0; i < hd; i++)
+                o[i] = 0.0f;
+        }
+    for (int t0 = 0; t0 < nmax; t0 += bs) {
+        const void *vb = (const char *)v + (size_t)table[t0 / bs] * (size_t)block_stride * esz;
+        int cnt = nmax - t0 < bs ? nmax - t0 : bs;
+        prefetch_ahead(v, table, (size_t)block_stride * esz, bs, nmax, t0, pf, rb);
+        for (int j0 = 0; j0 < cnt; j0 += ATTN_AVX2_CHUNK) {
+            int m = cnt - j0 < ATTN_AVX2_CHUNK ? cnt - j0 : ATTN_AVX2_CHUNK;
+            const float *vr = chunk_rows(vb, j0, m, hd, buf, kind);
+            for (int r = 0; r < R; r++) {
+                int mr = n[r] - (t0 + j0) < m ? n[r] - (t0 + j0) : m;
+                if (mr > 0)
+                    pv_chunk_avx2(out + (size_t)r * ldq, scores + (size_t)r * G * nmax + t0 + j0,
+                                  (size_t)nmax, G, nv, vr, mr);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int g = 0; g < G; g++) {
+            __m256 vi = _mm256_set1_ps(inv[r * G + g]);
+            float *o = out + (size_t)r * ldq + (size_t)g * hd;
+            for (int i = 0; i < hd; i += 8)
+                _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_loadu_ps(o + i), vi));
+        }
+}
+
+static void attn_rows_avx2(OpsKvKind kind, float *out, const float *q, size_t ldq, int R, int G,
+                           int hd, const void *k, const void *v, const int32_t *table,
+                           long block_stride, int bs, const int *n, float scale, float *scores) {
+    ASSERT(R >= 1 && R <= OPS_ATTN_MAX_ROWS);
+    if (hd % 8 || hd > ATTN_AVX2_MAX_HD || G > 64) {
+        attn_rows_each(attn_avx2, attn16_avx2, attn_q8_avx2, kind, out, q, ldq, R, G, hd, k, v,
+                       table, block_stride, bs, n, scale, scores);
+        return;
+    }
+    if (kind == OPS_KV_Q8_0)
+        attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, scale, scores,
+                             KV_ROWS_Q8_0);
+    else if (kind == OPS_KV_F16)
+        attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, scale, scores,
+                             KV_ROWS_F16);
+    else
+        attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, scale, scores,
+                             KV_ROWS_F32);
+}
+
 static void swiglu_avx2(float *out, const float *gate, const float *up, int n) {
     const __m256 one = _mm256_set1_ps(1.0f);
     int i = 0;
@@ -863,6 +977,13 @@ static void attn_avx512(float *out, const float *q, int G, int hd, const float *
     }
 }
 
+static void attn_rows_avx512(OpsKvKind kind, float *out, const float *q, size_t ldq, int R, int G,
+                             int hd, const void *k, const void *v, const int32_t *table,
+                             long block_stride, int bs, const int *n, float scale, float *scores) {
+    attn_rows_each(attn_avx512, attn16_avx2, attn_q8_avx2, kind, out, q, ldq, R, G, hd, k, v, table,
+                   block_stride, bs, n, scale, scores);
+}
+
 static void swiglu_avx512(float *out, const float *gate, const float *up, int n) {
     const __m512 one = _mm512_set1_ps(1.0f);
     int i = 0;
@@ -890,16 +1011,31 @@ static pthread_once_t ONCE = PTHREAD_ONCE_INIT;
 
 static void ops_build(void) {
     for (int l = SIMD_SCALAR; l <= SIMD_AVX512; l++)
-        KERNELS[l] = (OpsKernels){SIMD_SCALAR, dot_scalar,    axpy_scalar,
-                                  attn_scalar, attn16_scalar, attn_q8_scalar};
+        KERNELS[l] = (OpsKernels){.level = SIMD_SCALAR,
+                                  .dot = dot_scalar,
+                                  .axpy = axpy_scalar,
+                                  .attn = attn_scalar,
+                                  .attn_f16 = attn16_scalar,
+                                  .attn_q8 = attn_q8_scalar,
+                                  .attn_rows = attn_rows_scalar};
     BEST = cpu_simd_level();
 #if OPS_X86
     /* Filled for every level; ops_kernels_at() caps a request at what the
      * hardware runs, BEST also honours CGPT_SIMD. */
-    KERNELS[SIMD_AVX2] =
-        (OpsKernels){SIMD_AVX2, dot_avx2, axpy_avx2, attn_avx2, attn16_avx2, attn_q8_avx2};
-    KERNELS[SIMD_AVX512] =
-        (OpsKernels){SIMD_AVX512, dot_avx512, axpy_avx512, attn_avx512, attn16_avx2, attn_q8_avx2};
+    KERNELS[SIMD_AVX2] = (OpsKernels){.level = SIMD_AVX2,
+                                      .dot = dot_avx2,
+                                      .axpy = axpy_avx2,
+                                      .attn = attn_avx2,
+                                      .attn_f16 = attn16_avx2,
+                                      .attn_q8 = attn_q8_avx2,
+                                      .attn_rows = attn_rows_avx2};
+    KERNELS[SIMD_AVX512] = (OpsKernels){.level = SIMD_AVX512,
+                                        .dot = dot_avx512,
+                                        .axpy = axpy_avx512,
+                                        .attn = attn_avx512,
+                                        .attn_f16 = attn16_avx2,
+                                        .attn_q8 = attn_q8_avx2,
+                                        .attn_rows = attn_rows_avx512};
 #endif
 }
 

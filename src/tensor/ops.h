@@ -20,6 +20,7 @@
 #ifndef CGPT_TENSOR_OPS_H
 #define CGPT_TENSOR_OPS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/cpu.h"
@@ -66,6 +67,22 @@ typedef void (*OpsAttnQ8Fn)(float *out, const float *q, int G, int hd, const voi
                             const int32_t *table, long block_bytes, int bs, int n, float scale,
                             float *scores);
 
+/* The element kinds of a cache, for attn_rows (the values of KVType). */
+typedef enum { OPS_KV_F32 = 0, OPS_KV_F16 = 1, OPS_KV_Q8_0 = 2 } OpsKvKind;
+
+/* Most query rows attn_rows takes at once. */
+#define OPS_ATTN_MAX_ROWS 4
+
+/* R (<= OPS_ATTN_MAX_ROWS) query rows of one sequence over its cache of
+ * kind 'kind' (k, v, block_stride as attn / attn_f16 / attn_q8 take them):
+ * row r's G heads at q + r * ldq attend over positions 0..n[r]-1 into
+ * out + r * ldq. Each row's result has the bits of the kind's kernel for
+ * that row alone (n[r] positions); the rows share every chunk of keys and
+ * values they load (and widen). scores: R * G * max(n) floats. */
+typedef void (*OpsAttnRowsFn)(OpsKvKind kind, float *out, const float *q, size_t ldq, int R, int G,
+                              int hd, const void *k, const void *v, const int32_t *table,
+                              long block_stride, int bs, const int *n, float scale, float *scores);
+
 typedef struct {
     SimdLevel level;
     OpsDotFn dot;
@@ -73,6 +90,7 @@ typedef struct {
     OpsAttnFn attn;
     OpsAttn16Fn attn_f16;
     OpsAttnQ8Fn attn_q8;
+    OpsAttnRowsFn attn_rows;
 } OpsKernels;
 
 /* The kernels for this CPU (chosen once) / for a given level (levels above

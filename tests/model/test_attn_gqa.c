@@ -273,3 +273,81 @@ Test(attn_gqa, q8_0_cache_is_the_dequantized_f32) {
     }
     cr_expect(covered >= 4, "shapes with head_dim a multiple of 32: %d", covered);
 }
+
+/* attn_rows: R query rows sharing each loaded chunk give, row by row, the
+ * bits of the same level's one-row kernel, for every cache kind, causal
+ * runs of positions and arbitrary ones. */
+Test(attn_gqa, rows_are_each_row_alone) {
+    Rng r;
+    rng_seed(&r, 80);
+    const QuantOps *q8 = quant_ops_at(DTYPE_Q8_0, SIMD_SCALAR);
+    const int NS[][OPS_ATTN_MAX_ROWS] = {{1, 2, 3, 4},     {16, 17, 18, 19}, {70, 71, 72, 73},
+                                         {33, 5, 100, 16}, {9, 9, 9, 9},     {257, 1, 40, 130}};
+    for (int si = 0; si < N_SHAPES; si++) {
+        int G = SHAPES[si].G, hd = SHAPES[si].hd, bs = SHAPES[si].bs;
+        int nmax = 257;
+        Cache c;
+        cache_make(&c, &r, 2, 1, bs, hd, nmax);
+        int nb = (nmax + bs - 1) / bs + 2;
+        size_t total = (size_t)nb * (size_t)c.stride, rows = total / (size_t)hd;
+        uint16_t *k16 = malloc(total * 2), *v16 = malloc(total * 2);
+        size_t rb = (size_t)hd / 32 * 34;
+        bool q8ok = hd % 32 == 0 && hd <= 256;
+        uint8_t *k8 = q8ok ? malloc(rows * rb) : NULL, *v8 = q8ok ? malloc(rows * rb) : NULL;
+        for (size_t i = 0; i < total; i++) {
+            k16[i] = fp32_to_f16(c.k[i]);
+            v16[i] = fp32_to_f16(c.v[i]);
+        }
+        for (size_t i = 0; q8ok && i < rows; i++) {
+            q8->quantize(c.k + i * hd, k8 + i * rb, hd);
+            q8->quantize(c.v + i * hd, v8 + i * rb, hd);
+        }
+        int R = 1 + si % OPS_ATTN_MAX_ROWS;
+        size_t ldq = (size_t)G * hd + 3;
+        float *q = malloc(OPS_ATTN_MAX_ROWS * ldq * sizeof(float));
+        for (size_t i = 0; i < OPS_ATTN_MAX_ROWS * ldq; i++)
+            q[i] = rng_normal(&r) * 0.5f;
+        float *got = malloc(OPS_ATTN_MAX_ROWS * ldq * sizeof(float));
+        float *one = malloc((size_t)G * hd * sizeof(float));
+        float *sc = malloc((size_t)OPS_ATTN_MAX_ROWS * G * nmax * sizeof(float));
+        float scale = 1.0f / sqrtf((float)hd);
+        for (int lvl = SIMD_SCALAR; lvl <= SIMD_AVX512; lvl++) {
+            const OpsKernels *K = ops_kernels_at((SimdLevel)lvl);
+            for (int kind = OPS_KV_F32; kind <= OPS_KV_Q8_0; kind++) {
+                if (kind == OPS_KV_Q8_0 && !q8ok)
+                    continue;
+                const void *kk = kind == OPS_KV_F32   ? (const void *)(c.k + c.head_off)
+                                 : kind == OPS_KV_F16 ? (const void *)(k16 + c.head_off)
+                                                      : (const void *)(k8 + (size_t)bs * rb);
+                const void *vv = kind == OPS_KV_F32   ? (const void *)(c.v + c.head_off)
+                                 : kind == OPS_KV_F16 ? (const void *)(v16 + c.head_off)
+                                                      : (const void *)(v8 + (size_t)bs * rb);
+                long stride = kind == OPS_KV_Q8_0 ? (long)(2 * (size_t)bs * rb) : c.stride;
+                for (size_t ni = 0; ni < sizeof NS / sizeof NS[0]; ni++) {
+                    const int *n = NS[ni];
+                    memset(got, 0xff, OPS_ATTN_MAX_ROWS * ldq * sizeof(float));
+                    K->attn_rows((OpsKvKind)kind, got, q, ldq, R, G, hd, kk, vv, c.table, stride,
+                                 bs, n, scale, sc);
+                    for (int row = 0; row < R; row++) {
+                        const float *qr = q + (size_t)row * ldq;
+                        if (kind == OPS_KV_F32)
+                            K->attn(one, qr, G, hd, kk, vv, c.table, stride, bs, n[row], scale, sc);
+                        else if (kind == OPS_KV_F16)
+                            K->attn_f16(one, qr, G, hd, kk, vv, c.table, stride, bs, n[row], scale,
+                                        sc);
+                        else
+                            K->attn_q8(one, qr, G, hd, kk, vv, c.table, stride, bs, n[row], scale,
+                                       sc);
+                        cr_expect(memcmp(one, got + (size_t)row * ldq,
+                                         (size_t)G * hd * sizeof(float)) == 0,
+                                  "level %d kind %d G %d hd %d bs %d: row %d of %d (n %d) differs "
+                                  "from the row alone",
+                                  K->level, kind, G, hd, bs, row, R, n[row]);
+                    }
+                }
+            }
+        }
+        free(q), free(got), free(one), free(sc), free(k16), free(v16), free(k8), free(v8);
+        cache_free(&c);
+    }
+}
