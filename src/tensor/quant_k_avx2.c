@@ -107,52 +107,6 @@ static inline __m256i mins_i16x2(uint64_t m) {
     return _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
 }
 
-static void q4_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, const void *a,
-                               size_t la) {
-    const BlockQ4_K *x = w;
-    const BlockQ8_K *y[4] = {row_q8k(a, la, 0), row_q8k(a, la, 1), row_q8k(a, la, 2),
-                             row_q8k(a, la, 3)};
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    float sumf[4] = {0, 0, 0, 0};
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        uint64_t sc, m;
-        quant_k_scales_mins(x[b].scales, &sc, &m);
-        const uint8_t *q = x[b].qs;
-        const __m256i sc16 = scales_i16(sc);
-        __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                          _mm256_setzero_si256()};
-#pragma GCC unroll 16
-        for (int c = 0; c < 4; c++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(q + 32 * c));
-            __m256i lo = _mm256_and_si256(v, low4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-            __m256i s0 = pick_i16(sc16, 2 * c), s1 = pick_i16(sc16, 2 * c + 1);
-#pragma GCC unroll 16
-            for (int r = 0; r < 4; r++) {
-                const int8_t *qa = y[r][b].qs;
-                __m256i a0 = _mm256_loadu_si256((const __m256i *)(qa + 64 * c));
-                __m256i a1 = _mm256_loadu_si256((const __m256i *)(qa + 64 * c + 32));
-                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), s0);
-                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), s1);
-                acc[r] = _mm256_add_epi32(acc[r], _mm256_add_epi32(p0, p1));
-            }
-        }
-        const __m256i mm = mins_i16x2(m);
-        const float xd = half_to_f32(x[b].d), xmin = half_to_f32(x[b].dmin);
-#pragma GCC unroll 16
-        for (int r = 0; r < 4; r++) {
-            int32_t sumi = hsum_i32x8(acc[r]);
-            __m256i bs = _mm256_loadu_si256((const __m256i *)y[r][b].bsums);
-            int32_t summ = hsum_i32x8(_mm256_madd_epi16(bs, mm));
-            const float d = y[r][b].d * xd;
-            const float dmin = y[r][b].d * xmin;
-            sumf[r] += d * (float)sumi - dmin * (float)summ;
-        }
-    }
-    for (int r = 0; r < 4; r++)
-        s[(size_t)r * ls] = sumf[r];
-}
-
 /* 32 unsigned byte quants -> dst[0..32) = dl*q - ml (mul, then sub: as the twin). */
 static inline void dequant_u8x32(__m256i q, float dl, float ml, float *dst) {
     const __m256 vd = _mm256_set1_ps(dl), vm = _mm256_set1_ps(ml);
@@ -230,23 +184,34 @@ static void q5_k_vec_dot_avx2(int64_t n, float *s, const void *w, const void *a)
     *s = sumf;
 }
 
-static void q5_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, const void *a,
-                               size_t la) {
-    const BlockQ5_K *x = w;
+/* vec_dot4 of Q4_K (five = 0) and Q5_K (five = 1): they differ only in
+ * how a 64-element chunk's quants unpack. */
+static inline __attribute__((always_inline)) void k45_vec_dot4(int64_t n, float *s, size_t ls,
+                                                               const void *w, const void *a,
+                                                               size_t la, const int five) {
+    const BlockQ4_K *x4 = w;
+    const BlockQ5_K *x5 = w;
     const BlockQ8_K *y[4] = {row_q8k(a, la, 0), row_q8k(a, la, 1), row_q8k(a, la, 2),
                              row_q8k(a, la, 3)};
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
     float sumf[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < n / QK_K; b++) {
         uint64_t sc, m;
-        quant_k_scales_mins(x[b].scales, &sc, &m);
-        __m256i qh = _mm256_loadu_si256((const __m256i *)x[b].qh);
+        quant_k_scales_mins(five ? x5[b].scales : x4[b].scales, &sc, &m);
+        __m256i qh = five ? _mm256_loadu_si256((const __m256i *)x5[b].qh) : low4;
         const __m256i sc16 = scales_i16(sc);
         __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                           _mm256_setzero_si256()};
 #pragma GCC unroll 16
         for (int c = 0; c < 4; c++) {
             __m256i lo, hi;
-            q5_k_chunk(&x[b], qh, c, &lo, &hi);
+            if (five) {
+                q5_k_chunk(&x5[b], qh, c, &lo, &hi);
+            } else {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(x4[b].qs + 32 * c));
+                lo = _mm256_and_si256(v, low4);
+                hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            }
             __m256i s0 = pick_i16(sc16, 2 * c), s1 = pick_i16(sc16, 2 * c + 1);
 #pragma GCC unroll 16
             for (int r = 0; r < 4; r++) {
@@ -259,7 +224,8 @@ static void q5_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, co
             }
         }
         const __m256i mm = mins_i16x2(m);
-        const float xd = half_to_f32(x[b].d), xmin = half_to_f32(x[b].dmin);
+        const float xd = half_to_f32(five ? x5[b].d : x4[b].d);
+        const float xmin = half_to_f32(five ? x5[b].dmin : x4[b].dmin);
 #pragma GCC unroll 16
         for (int r = 0; r < 4; r++) {
             int32_t sumi = hsum_i32x8(acc[r]);
@@ -272,6 +238,16 @@ static void q5_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, co
     }
     for (int r = 0; r < 4; r++)
         s[(size_t)r * ls] = sumf[r];
+}
+
+static void q4_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, const void *a,
+                               size_t la) {
+    k45_vec_dot4(n, s, ls, w, a, la, 0);
+}
+
+static void q5_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, const void *a,
+                               size_t la) {
+    k45_vec_dot4(n, s, ls, w, a, la, 1);
 }
 
 static void q5_k_dequant_avx2(const void *src, float *dst, int64_t n) {
