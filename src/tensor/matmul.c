@@ -316,14 +316,23 @@ static uint8_t *q8_pack_area(void *scratch, size_t q8_bytes) {
     return (uint8_t *)((p + 63) & ~(uintptr_t)63);
 }
 
+/* Floats per activation row of the block scales vec_dot4 reads (Q8_0 and
+ * Q8_1 activations; 0 for others). They share the area after the
+ * activation rows with the Q8_0 packing, which never runs beside them. */
+static size_t act_scale_floats(DType at, int K) {
+    return at == DTYPE_Q8_0 || at == DTYPE_Q8_1 ? 2 * (size_t)(K / 32) : 0;
+}
+
 size_t matmul_scratch_bytes(DType wtype, int M, int K) {
     DType at = act_type(wtype);
     if (at == DTYPE_F32)
         return 0;
-    size_t n = (size_t)dtype_row_bytes(at, K) * (size_t)M;
+    size_t n = (size_t)dtype_row_bytes(at, K) * (size_t)M, extra = 0;
     if (wtype == DTYPE_Q8_0 && K <= MMQ8_MAX_K)
-        n += 64 + mmq8_act_row_bytes(K) * (size_t)M;
-    return n;
+        extra = mmq8_act_row_bytes(K) * (size_t)M;
+    size_t sc = act_scale_floats(at, K) * sizeof(float) * (size_t)M;
+    extra = sc > extra ? sc : extra;
+    return extra ? n + 64 + extra : n;
 }
 
 /* ------------------------------------------------------ prepared weights */
@@ -398,6 +407,8 @@ typedef struct {
     const F32Tiles *tiles;
     bool packed;      /* the Q8_0 packed kernels run (then a unit is a 4-row panel) */
     uint8_t *q8_pack; /* packed activation rows, or NULL */
+    float *act_sc;    /* the rows' block scales for vec_dot4 (act_scale_floats each), or NULL */
+    size_t act_sc_ld;
     size_t q8_pack_ld;
     const MatmulOut *outs;
     int n_outs;
@@ -418,6 +429,8 @@ static void convert_task(void *vctx, int ith, int nth) {
         c->aq->quantize(c->x + (size_t)m * c->K, row, c->K);
         if (c->q8_pack)
             mmq8_pack_act(c->q8_pack, c->q8_pack_ld, (int)m, row, c->K);
+        if (c->act_sc)
+            quant_act_scales(c->atype, row, c->K, c->act_sc + (size_t)m * c->act_sc_ld);
     }
 }
 
@@ -467,9 +480,10 @@ static void dot_rows(const MatmulCtx *c, const MatmulOut *o, long n0, long n1) {
             for (; m + 4 <= c->M; m += 4) {
                 float *out = o->out + (size_t)m * N;
                 const void *a = act + (size_t)m * c->a_row_bytes;
+                const float *sc = c->act_sc ? c->act_sc + (size_t)m * c->act_sc_ld : NULL;
                 for (long n = t0; n < t1; n++)
                     c->wq->vec_dot4(c->K, &out[n], N, w + (size_t)n * c->w_row_bytes, a,
-                                    c->a_row_bytes);
+                                    c->a_row_bytes, sc, c->act_sc_ld);
             }
         for (; m < c->M; m++) {
             float *out = o->out + (size_t)m * N;
@@ -554,6 +568,9 @@ void matmul_multi(TPool *tp, const float *x, int M, const MatmulOut *outs, int n
         if (c.packed) {
             c.q8_pack = q8_pack_area(scratch, c.a_row_bytes * (size_t)M);
             c.q8_pack_ld = mmq8_act_row_bytes(c.K);
+        } else if (M >= 4 && c.wq->vec_dot4 && act_scale_floats(c.atype, c.K)) {
+            c.act_sc = (float *)(void *)q8_pack_area(scratch, c.a_row_bytes * (size_t)M);
+            c.act_sc_ld = act_scale_floats(c.atype, c.K);
         }
     }
     if (c.atype != DTYPE_F32 || c.prep) {

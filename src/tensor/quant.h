@@ -7,10 +7,15 @@
  *                           load in llama.cpp and vice versa
  *   vec_dot(n, s, w, a)   - *s = sum_i w[i]*a[i], with w a row of T and a a
  *                           row of T's vec_dot_type (the activation format)
- *   vec_dot4(n, s, ls, w, a, la) - optional (NULL: none): s[r * ls] for r in
- *                           0..3 = vec_dot(n, w, a + r * la bytes), bit for
- *                           bit, with the weight row's blocks unpacked once
- *                           for the four activation rows (matmul's batches)
+ *   vec_dot4(n, s, ls, w, a, la, sc, lsc) - optional (NULL: none):
+ *                           s[r * ls] for r in 0..3 = vec_dot(n, w, a + r *
+ *                           la bytes), bit for bit, with the weight row's
+ *                           blocks unpacked once for the four activation
+ *                           rows (matmul's batches); sc: those rows' block
+ *                           scales as floats (quant_act_scales; row r's at
+ *                           sc + r * lsc), so that a legacy type does not
+ *                           widen the same halves again for every weight
+ *                           row; NULL for the K-quants (Q8_K holds floats)
  *   vec_dot_type          - F32 for F32/F16/BF16 (exact float activations),
  *                           Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1,
  *                           Q8_K for the K-quants (as ggml)
@@ -24,6 +29,7 @@
 #ifndef CGPT_TENSOR_QUANT_H
 #define CGPT_TENSOR_QUANT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,8 +39,8 @@
 typedef void (*QuantDequantFn)(const void *src, float *dst, int64_t n);
 typedef void (*QuantQuantizeFn)(const float *src, void *dst, int64_t n);
 typedef void (*QuantDotFn)(int64_t n, float *s, const void *w, const void *a);
-typedef void (*QuantDot4Fn)(int64_t n, float *s, size_t ls, const void *w, const void *a,
-                            size_t la);
+typedef void (*QuantDot4Fn)(int64_t n, float *s, size_t ls, const void *w, const void *a, size_t la,
+                            const float *sc, size_t lsc);
 
 typedef struct {
     QuantDequantFn dequant;
@@ -45,6 +51,12 @@ typedef struct {
 } QuantOps;
 
 const QuantOps *quant_ops(DType t);
+
+/* The block scales of a row of n elements of activation type 'at', as
+ * vec_dot4 reads them: dst[2i] = block i's d, dst[2i + 1] = its s (Q8_1;
+ * 0 for Q8_0), widened exactly. Returns the floats written: 2 n / 32 for
+ * Q8_0 and Q8_1, 0 (nothing written) for other types. */
+int64_t quant_act_scales(DType at, const void *row, int64_t n, float *dst);
 const QuantOps *quant_ops_at(DType t, SimdLevel level);
 
 /* Fill functions, one per kernel family (each in its own file). Each writes

@@ -241,12 +241,14 @@ static inline __attribute__((always_inline)) void k45_vec_dot4(int64_t n, float 
 }
 
 static void q4_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, const void *a,
-                               size_t la) {
+                               size_t la, const float *sc, size_t lsc) {
+    (void)sc, (void)lsc; /* Q8_K blocks hold their scale as a float */
     k45_vec_dot4(n, s, ls, w, a, la, 0);
 }
 
 static void q5_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, const void *a,
-                               size_t la) {
+                               size_t la, const float *sc, size_t lsc) {
+    (void)sc, (void)lsc; /* Q8_K blocks hold their scale as a float */
     k45_vec_dot4(n, s, ls, w, a, la, 1);
 }
 
@@ -321,7 +323,8 @@ static void q6_k_vec_dot_avx2(int64_t n, float *s, const void *w, const void *a)
 }
 
 static void q6_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, const void *a,
-                               size_t la) {
+                               size_t la, const float *sc, size_t lsc) {
+    (void)sc, (void)lsc; /* Q8_K blocks hold their scale as a float */
     const BlockQ6_K *x = w;
     const BlockQ8_K *y[4] = {row_q8k(a, la, 0), row_q8k(a, la, 1), row_q8k(a, la, 2),
                              row_q8k(a, la, 3)};

@@ -361,3 +361,23 @@ void quant_legacy_fill(QuantOps *ops, SimdLevel level) {
                                  .vec_dot = NULL,
                                  .vec_dot_type = DTYPE_Q8_1};
 }
+
+int64_t quant_act_scales(DType at, const void *row, int64_t n, float *dst) {
+    if (at == DTYPE_Q8_0) {
+        const BlockQ8_0 *b = row;
+        for (int64_t i = 0; i < n / QK8_0; i++) {
+            dst[2 * i] = fp16_to_f32(b[i].d);
+            dst[2 * i + 1] = 0.0f;
+        }
+        return 2 * (n / QK8_0);
+    }
+    if (at == DTYPE_Q8_1) {
+        const BlockQ8_1 *b = row;
+        for (int64_t i = 0; i < n / QK8_1; i++) {
+            dst[2 * i] = fp16_to_f32(b[i].d);
+            dst[2 * i + 1] = fp16_to_f32(b[i].s);
+        }
+        return 2 * (n / QK8_1);
+    }
+    return 0;
+}

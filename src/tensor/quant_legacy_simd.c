@@ -170,54 +170,53 @@ DOT_AVX2(q8_0_dot_avx2, BlockQ8_0, BlockQ8_0, q8_0_block_avx2, NO_MS)
 /* One weight block against four activation rows' blocks i: the weight
  * bytes (WB) unpacked once; per row, the integer dot of dot_s8_avx2 (SGN 1:
  * |w| . y * sign(w), the |w| shared) or dot_u8_avx2 (SGN 0), as floats,
- * times d_w * d_a into that row's accumulator 'acc' and its m*s term into
- * 'ms': exactly what DOT_AVX2 does with that block for each row alone. */
+ * times d_w * d_a (d_a from the rows' float scales 'sc'; the product one
+ * IEEE multiply in every lane) into that row's accumulator 'acc' and its
+ * m*s term into 'ms': exactly what DOT_AVX2 does with that block for each
+ * row alone. */
 #define BLOCK4_AVX2(WB, SGN, MS4, i, acc, ms)                                                      \
     do {                                                                                           \
         const __m256i q = WB(x + (i));                                                             \
         const __m256i aq = SGN ? _mm256_sign_epi8(q, q) : q;                                       \
         const float dw = h2f_avx2(x[i].d);                                                         \
-        for (int r = 0; r < 4; r++) {                                                              \
+        _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {                                      \
             const __m256i yq = load32_avx2(y[r][i].qs);                                            \
             const __m256i p = _mm256_maddubs_epi16(aq, SGN ? _mm256_sign_epi8(yq, q) : yq);        \
             const __m256 v = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));       \
-            acc[r] = _mm256_fmadd_ps(v, _mm256_set1_ps(dw * h2f_avx2(y[r][i].d)), acc[r]);         \
+            const float da = sc[(size_t)r * lsc + 2 * (size_t)(i)];                                \
+            acc[r] = _mm256_fmadd_ps(v, _mm256_set1_ps(dw * da), acc[r]);                          \
             ms[r] = MS4(r, i);                                                                     \
         }                                                                                          \
     } while (0)
 
-/* vec_dot4 of the legacy types: DOT_AVX2's block pairing (even blocks into
- * acc0, odd into acc1, the m*s terms of a pair added together first) for
- * four activation rows at once. */
 #define DOT4_AVX2(name, WT, AT, WB, SGN, MS4)                                                      \
-    static void name(int64_t n, float *s, size_t ls, const void *w, const void *a, size_t la) {    \
+    static void name(int64_t n, float *s, size_t ls, const void *w, const void *a, size_t la,      \
+                     const float *sc, size_t lsc) {                                                \
         const WT *x = w;                                                                           \
         const AT *y[4];                                                                            \
-        for (int r = 0; r < 4; r++)                                                                \
-            y[r] = (const AT *)(const void *)((const char *)a + (size_t)r * la);                   \
+        _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) y[r] =                                 \
+            (const AT *)(const void *)((const char *)a + (size_t)r * la);                          \
         const int64_t nb = n / 32;                                                                 \
         __m256 acc0[4], acc1[4];                                                                   \
         float summs[4] = {0}, m0[4], m1[4];                                                        \
-        for (int r = 0; r < 4; r++)                                                                \
-            acc0[r] = acc1[r] = _mm256_setzero_ps();                                               \
+        _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) acc0[r] = acc1[r] =                    \
+            _mm256_setzero_ps();                                                                   \
         int64_t i = 0;                                                                             \
         for (; i + 2 <= nb; i += 2) {                                                              \
             BLOCK4_AVX2(WB, SGN, MS4, i, acc0, m0);                                                \
             BLOCK4_AVX2(WB, SGN, MS4, i + 1, acc1, m1);                                            \
-            for (int r = 0; r < 4; r++)                                                            \
-                summs[r] += m0[r] + m1[r];                                                         \
+            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) summs[r] += m0[r] + m1[r];         \
         }                                                                                          \
         if (i < nb) {                                                                              \
             BLOCK4_AVX2(WB, SGN, MS4, i, acc0, m0);                                                \
-            for (int r = 0; r < 4; r++)                                                            \
-                summs[r] += m0[r];                                                                 \
+            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) summs[r] += m0[r];                 \
         }                                                                                          \
-        for (int r = 0; r < 4; r++)                                                                \
-            s[(size_t)r * ls] = hsum256(_mm256_add_ps(acc0[r], acc1[r])) + summs[r];               \
+        _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) s[(size_t)r * ls] =                    \
+            hsum256(_mm256_add_ps(acc0[r], acc1[r])) + summs[r];                                   \
     }
 
 #define NO_MS4(r, i) 0.0f
-#define MS4_AVX2(r, i) (h2f_avx2(x[i].m) * h2f_avx2(y[r][i].s))
+#define MS4_AVX2(r, i) (h2f_avx2(x[i].m) * sc[(size_t)(r)*lsc + 2 * (size_t)(i) + 1])
 
 DOT4_AVX2(q4_0_dot4_avx2, BlockQ4_0, BlockQ8_0, q4_0_w_avx2, 1, NO_MS4)
 DOT4_AVX2(q4_1_dot4_avx2, BlockQ4_1, BlockQ8_1, q4_1_w_avx2, 0, MS4_AVX2)

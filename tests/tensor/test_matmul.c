@@ -180,9 +180,12 @@ Test(matmul, vec_dot4_is_vec_dot) {
                 q->quantize(wf, w, K);
                 for (int m = 0; m < 4; m++)
                     qa->quantize(x + (size_t)m * K, a + (size_t)m * la, K);
-                float got[4 * 3], want[4];
+                float got[4 * 3], want[4], *sc = calloc(4 * (size_t)K, sizeof(float));
+                cr_assert(sc);
+                for (int m = 0; m < 4; m++) /* the float scales, at a stride past them */
+                    quant_act_scales(q->vec_dot_type, a + (size_t)m * la, K, sc + (size_t)m * K);
                 memset(got, 0xff, sizeof got);
-                q->vec_dot4(K, got, 3, w, a, la);
+                q->vec_dot4(K, got, 3, w, a, la, sc, (size_t)K);
                 for (int m = 0; m < 4; m++) {
                     q->vec_dot(K, &want[m], w, a + (size_t)m * la);
                     cr_expect(memcmp(&got[3 * m], &want[m], sizeof(float)) == 0,
@@ -190,7 +193,7 @@ Test(matmul, vec_dot4_is_vec_dot) {
                               dtype_info(t)->name, cpu_simd_name((SimdLevel)l), K, m, got[3 * m],
                               want[m]);
                 }
-                free(wf), free(x), free(w), free(a);
+                free(wf), free(x), free(w), free(a), free(sc);
             }
         }
     }
