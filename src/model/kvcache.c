@@ -47,11 +47,7 @@ Status kv_init(KVCache *kv, int n_layers, int n_kv_heads, int head_dim, int bloc
     kv->n_ctx = n_ctx;
     kv->max_seq_blocks = (int)(((int64_t)n_ctx + block_size - 1) / block_size);
     kv->type = type;
-    /* a row: head_dim floats, halves, or head_dim / 32 blocks of a half
-     * scale and 32 int8 quants */
-    uint64_t row = type == KV_Q8_0  ? (uint64_t)head_dim / 32 * (2 + 32)
-                   : type == KV_F16 ? (uint64_t)head_dim * 2
-                                    : (uint64_t)head_dim * 4;
+    uint64_t row = (uint64_t)dtype_row_bytes(kv_elem_dtype(type), head_dim);
 
     uint64_t bf, slab, bytes, tab;
     if (!mem_mul_ok((uint64_t)n_kv_heads, (uint64_t)block_size, &bf) ||

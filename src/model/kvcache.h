@@ -28,8 +28,15 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "tensor/dtype.h"
 
 typedef enum { KV_F32 = 0, KV_F16 = 1, KV_Q8_0 = 2 } KVType;
+
+/* The tensor type of a cache's rows (the bytes quant_ops' quantize of that
+ * type writes; Q8_0 rows are head_dim / 32 blocks). */
+static inline DType kv_elem_dtype(KVType t) {
+    return t == KV_Q8_0 ? DTYPE_Q8_0 : t == KV_F16 ? DTYPE_F16 : DTYPE_F32;
+}
 
 /* Largest head_dim a Q8_0 cache takes (attention widens rows into stack
  * buffers of this size); it must also be a multiple of 32. */

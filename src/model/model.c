@@ -92,6 +92,8 @@ struct Model {
     float *cs;       /* (B, n_rot) rope cos/sin per row */
     float *scores;   /* (n_threads, OPS_ATTN_MAX_ROWS * NH / KVH, n_ctx) attention weights */
     int32_t *tiles;  /* (B + 1) first row of each attention tile, then B */
+    int n_tiles;     /* of this model_forward's batch (attn_tiles) */
+    long attn_cost;  /* positions its heads attend, in all */
     void *mm_scratch;
     void *wpack;            /* the repacked matrices (prepare_weights), or NULL */
     int32_t *row_seq_first; /* (n_seq_max) first position in this batch, -1 if absent */
@@ -806,9 +808,6 @@ typedef struct {
     const BatchRow *rows;
     int n_rows;
     int layer;
-    const int32_t *tiles; /* n_tiles + 1 row indices */
-    int n_tiles;
-    long cost; /* sum over tiles and heads of the positions attended */
 } AttnCtx;
 
 _Static_assert((int)KV_F32 == (int)OPS_KV_F32 && (int)KV_F16 == (int)OPS_KV_F16 &&
@@ -828,6 +827,13 @@ static int attn_tiles(const BatchRow *rows, int B, int NH, int32_t *tiles, long 
     }
     tiles[n] = B;
     return n;
+}
+
+/* The thread whose share of 'total' (the cost of all units, split evenly
+ * over nth threads) holds the midpoint of a unit of 'cost' after 'done'. */
+static int unit_owner(long done, long cost, long total, int nth) {
+    int t = total > 0 ? (int)((done + cost / 2) * nth / total) : 0;
+    return t < nth ? t : nth - 1;
 }
 
 /* The units are (tile, query head) pairs in that order; threads take
@@ -850,8 +856,8 @@ static void attn_task(void *vctx, int ith, int nth) {
     const char *kbase = kv_k_slab(kv, a->layer, 0), *vbase = kv_v_slab(kv, a->layer, 0);
     long stride = kv->type == KV_Q8_0 ? (long)kv->slab_bytes : (long)kv->block_floats;
     long done = 0; /* cost of the units before this tile */
-    for (int ti = 0; ti < a->n_tiles; ti++) {
-        int r0 = a->tiles[ti], R = a->tiles[ti + 1] - r0;
+    for (int ti = 0; ti < m->n_tiles; ti++) {
+        int r0 = m->tiles[ti], R = m->tiles[ti + 1] - r0;
         int n[OPS_ATTN_MAX_ROWS];
         long cost = 0;
         for (int i = 0; i < R; i++) {
@@ -860,19 +866,11 @@ static void attn_task(void *vctx, int ith, int nth) {
         }
         const int32_t *table = kv_seq_table(kv, a->rows[r0].seq);
         for (int h = 0; h < NH;) {
-            /* the owner of unit (ti, h): the thread whose share of the
-             * total cost holds the unit's midpoint */
-            long mid = done + (long)h * cost + cost / 2;
-            int owner = a->cost > 0 ? (int)(mid * nth / a->cost) : 0;
-            owner = owner < nth ? owner : nth - 1;
-            int kvh = h / group, run = 1;
-            while (h + run < (kvh + 1) * group) { /* the next heads: same kv head and owner */
-                long mid2 = done + (long)(h + run) * cost + cost / 2;
-                int o2 = a->cost > 0 ? (int)(mid2 * nth / a->cost) : 0;
-                if ((o2 < nth ? o2 : nth - 1) != owner)
-                    break;
+            int owner = unit_owner(done + (long)h * cost, cost, m->attn_cost, nth);
+            int kvh = h / group, run = 1; /* the next heads: same kv head and owner */
+            while (h + run < (kvh + 1) * group &&
+                   unit_owner(done + (long)(h + run) * cost, cost, m->attn_cost, nth) == owner)
                 run++;
-            }
             if (owner == ith) {
                 size_t qoff = (size_t)r0 * QD + (size_t)h * HD;
                 size_t koff = (size_t)kvh * bs * kv->row_bytes;
@@ -929,20 +927,12 @@ static void qk_cache_row(Model *m, const BatchRow *rows, int r, int il) {
      * even, as the F16 weight conversion does) */
     int blk = kv_seq_table(kv, rows[r].seq)[rows[r].pos / bs], slot = rows[r].pos % bs;
     const float *v = m->v + (size_t)r * KD;
-    if (kv->type != KV_F32) { /* F16, or Q8_0 rows as the activation quantize makes them */
-        const QuantOps *qo = quant_ops(kv->type == KV_F16 ? DTYPE_F16 : DTYPE_Q8_0);
-        char *kb = kv_k_slab(kv, il, blk), *vb = kv_v_slab(kv, il, blk);
-        for (int h = 0; h < KVH; h++) {
-            size_t at = ((size_t)h * bs + slot) * kv->row_bytes;
-            qo->quantize(k + (size_t)h * HD, kb + at, HD);
-            qo->quantize(v + (size_t)h * HD, vb + at, HD);
-        }
-        return;
-    }
-    float *kb = kv_k_block(kv, il, blk), *vb = kv_v_block(kv, il, blk);
+    const QuantOps *qo = quant_ops(kv_elem_dtype(kv->type)); /* F32: a copy */
+    char *kb = kv_k_slab(kv, il, blk), *vb = kv_v_slab(kv, il, blk);
     for (int h = 0; h < KVH; h++) {
-        memcpy(kb + ((size_t)h * bs + slot) * HD, k + (size_t)h * HD, (size_t)HD * sizeof(float));
-        memcpy(vb + ((size_t)h * bs + slot) * HD, v + (size_t)h * HD, (size_t)HD * sizeof(float));
+        size_t at = ((size_t)h * bs + slot) * kv->row_bytes;
+        qo->quantize(k + (size_t)h * HD, kb + at, HD);
+        qo->quantize(v + (size_t)h * HD, vb + at, HD);
     }
 }
 
@@ -1022,8 +1012,7 @@ static void forward_layer(Model *m, const BatchRow *rows, int B, int il, bool pe
                 L->bv);
     }
     for_rows(m, rows, B, il, ROWS_QK_CACHE);
-    AttnCtx actx = {m, rows, B, il, m->tiles, 0, 0};
-    actx.n_tiles = attn_tiles(rows, B, NH, m->tiles, &actx.cost);
+    AttnCtx actx = {m, rows, B, il};
     tpool_run(m->tp, attn_task, &actx);
     matmul(m, m->xb, m->att, &L->wo, L->bo, B);
 
@@ -1129,6 +1118,7 @@ Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, 
             rope_cache(m->cs + (size_t)r * c->n_rot, rows[r].pos, c->n_rot, c->rope_freq_base,
                        c->rope_freq_scale, m->rope_freqs);
     }
+    m->n_tiles = attn_tiles(rows, B, c->n_heads, m->tiles, &m->attn_cost);
     for (int il = 0; il < c->n_layers; il++)
         forward_layer(m, rows, B, il, il > 0);
     for_rows(m, rows, B, c->n_layers - 1, ROWS_RESIDUAL);

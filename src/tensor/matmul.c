@@ -199,54 +199,28 @@ static inline __attribute__((always_inline)) void tile256(int K, const void *w, 
             out[j * ldo + i] = hsum256(acc[i][j]);
 }
 
-static void tile256_4x2(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
-                        size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 4, 2, 0);
-}
-static void tile256_4x1(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
-                        size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 4, 1, 0);
-}
-static void tile256_1x2(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
-                        size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 1, 2, 0);
-}
-static void tile256_1x1(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
-                        size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 1, 1, 0);
-}
-static void tile256_f16_4x2(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
-                            size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 4, 2, 1);
-}
-static void tile256_f16_4x1(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
-                            size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 4, 1, 1);
-}
-static void tile256_f16_1x2(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
-                            size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 1, 2, 1);
-}
-static void tile256_f16_1x1(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
-                            size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 1, 1, 1);
-}
-static void tile256_bf16_4x2(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
-                             size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 4, 2, 2);
-}
-static void tile256_bf16_4x1(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
-                             size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 4, 1, 2);
-}
-static void tile256_bf16_1x2(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
-                             size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 1, 2, 2);
-}
-static void tile256_bf16_1x1(int K, const void *w, size_t ldw, const float *a, size_t lda, float *o,
-                             size_t ldo) {
-    tile256(K, w, ldw, a, lda, o, ldo, 1, 1, 2);
-}
+/* The tile functions of one weight kind: full (4x2), edges and 1x1. */
+#define DEF_TILES256(sfx, WK)                                                                      \
+    static void tile256##sfx##_4x2(int K, const void *w, size_t ldw, const float *a, size_t lda,   \
+                                   float *o, size_t ldo) {                                         \
+        tile256(K, w, ldw, a, lda, o, ldo, 4, 2, WK);                                              \
+    }                                                                                              \
+    static void tile256##sfx##_4x1(int K, const void *w, size_t ldw, const float *a, size_t lda,   \
+                                   float *o, size_t ldo) {                                         \
+        tile256(K, w, ldw, a, lda, o, ldo, 4, 1, WK);                                              \
+    }                                                                                              \
+    static void tile256##sfx##_1x2(int K, const void *w, size_t ldw, const float *a, size_t lda,   \
+                                   float *o, size_t ldo) {                                         \
+        tile256(K, w, ldw, a, lda, o, ldo, 1, 2, WK);                                              \
+    }                                                                                              \
+    static void tile256##sfx##_1x1(int K, const void *w, size_t ldw, const float *a, size_t lda,   \
+                                   float *o, size_t ldo) {                                         \
+        tile256(K, w, ldw, a, lda, o, ldo, 1, 1, WK);                                              \
+    }
+
+DEF_TILES256(, 0)
+DEF_TILES256(_f16, 1)
+DEF_TILES256(_bf16, 2)
 SIMD_END
 #endif
 
@@ -320,7 +294,7 @@ static uint8_t *q8_pack_area(void *scratch, size_t q8_bytes) {
  * Q8_1 activations; 0 for others). They share the area after the
  * activation rows with the Q8_0 packing, which never runs beside them. */
 static size_t act_scale_floats(DType at, int K) {
-    return at == DTYPE_Q8_0 || at == DTYPE_Q8_1 ? 2 * (size_t)(K / 32) : 0;
+    return at == DTYPE_Q8_0 || at == DTYPE_Q8_1 ? 2 * (size_t)(K / dtype_info(at)->block_size) : 0;
 }
 
 size_t matmul_scratch_bytes(DType wtype, int M, int K) {
@@ -469,35 +443,31 @@ static void dot_rows(const MatmulCtx *c, const MatmulOut *o, long n0, long n1) {
                                                   o->out + (size_t)m * N + n, N);
                 m += full_a ? T->TA : 1;
             }
-            if (o->bias)
-                for (int m = 0; m < c->M; m++)
+        } else {
+            int m = 0;
+            if (c->wtype != DTYPE_F32 && c->wq->vec_dot4) /* four rows per weight row unpacked */
+                for (; m + 4 <= c->M; m += 4) {
+                    float *out = o->out + (size_t)m * N;
+                    const void *a = act + (size_t)m * c->a_row_bytes;
+                    const float *sc = c->act_sc ? c->act_sc + (size_t)m * c->act_sc_ld : NULL;
                     for (long n = t0; n < t1; n++)
-                        o->out[(size_t)m * N + n] += o->bias[n];
-            continue;
-        }
-        int m = 0;
-        if (c->wtype != DTYPE_F32 && c->wq->vec_dot4) /* four rows per weight row unpacked */
-            for (; m + 4 <= c->M; m += 4) {
+                        c->wq->vec_dot4(c->K, &out[n], N, w + (size_t)n * c->w_row_bytes, a,
+                                        c->a_row_bytes, sc, c->act_sc_ld);
+                }
+            for (; m < c->M; m++) {
                 float *out = o->out + (size_t)m * N;
                 const void *a = act + (size_t)m * c->a_row_bytes;
-                const float *sc = c->act_sc ? c->act_sc + (size_t)m * c->act_sc_ld : NULL;
-                for (long n = t0; n < t1; n++)
-                    c->wq->vec_dot4(c->K, &out[n], N, w + (size_t)n * c->w_row_bytes, a,
-                                    c->a_row_bytes, sc, c->act_sc_ld);
-            }
-        for (; m < c->M; m++) {
-            float *out = o->out + (size_t)m * N;
-            const void *a = act + (size_t)m * c->a_row_bytes;
-            if (c->wtype == DTYPE_F32) {
-                for (long n = t0; n < t1; n++)
-                    out[n] = c->dot(c->K, (const float *)(w + (size_t)n * c->w_row_bytes), a);
-            } else {
-                for (long n = t0; n < t1; n++)
-                    c->wq->vec_dot(c->K, &out[n], w + (size_t)n * c->w_row_bytes, a);
+                if (c->wtype == DTYPE_F32) {
+                    for (long n = t0; n < t1; n++)
+                        out[n] = c->dot(c->K, (const float *)(w + (size_t)n * c->w_row_bytes), a);
+                } else {
+                    for (long n = t0; n < t1; n++)
+                        c->wq->vec_dot(c->K, &out[n], w + (size_t)n * c->w_row_bytes, a);
+                }
             }
         }
         if (o->bias)
-            for (m = 0; m < c->M; m++)
+            for (int m = 0; m < c->M; m++)
                 for (long n = t0; n < t1; n++)
                     o->out[(size_t)m * N + n] += o->bias[n];
     }

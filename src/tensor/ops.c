@@ -198,6 +198,14 @@ static inline __m256 load8_f16(const uint16_t *p) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
 }
 
+/* The sum of the 8 lanes by a fixed tree (halves, pairs, then one). */
+static inline float hsum8(__m256 s) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
 /* Four accumulators of 8 lanes, a masked tail (its b elements widened into
  * a buffer first), then a fixed horizontal fold. */
 #define DEF_DOT_AVX2(name, T, LOAD8, W)                                                            \
@@ -220,11 +228,7 @@ static inline __m256 load8_f16(const uint16_t *p) {
             __m256i m = _mm256_loadu_si256((const __m256i *)(AVX2_TAIL_MASK + 8 - (n - i)));       \
             s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(tail, m), s1);   \
         }                                                                                          \
-        __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));                    \
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));             \
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));                                                    \
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));                                                     \
-        return _mm_cvtss_f32(h);                                                                   \
+        return hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));                 \
     }
 
 #define DEF_AXPY_AVX2(name, T, LOAD8, W)                                                           \
@@ -360,10 +364,7 @@ static float softmax_weights_avx2(float *sc, int n) {
         _mm256_maskstore_ps(sc + i, msk, e);
         sum = _mm256_add_ps(sum, e);
     }
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return 1.0f / _mm_cvtss_f32(s);
+    return 1.0f / hsum8(sum);
 }
 
 /* For GC heads (their weights at w + g * ld), M 8-lane chunks of each
@@ -483,101 +484,16 @@ chunk_rows(const void *blk, int j0, int cnt, int hd, float *buf, int kind) {
     return buf;
 }
 
-/* Block-wise attention (hd a multiple of 8, at most 256; of 32 for Q8_0).
- * Each chunk of up to 16 rows of a block (widened or dequantized once into
- * an L1 buffer for an F16 or Q8_0 cache) serves every head of the group:
- * scores 8 rows at a time, the 8 dot products reduced together; softmax
- * with the vector exp; then each head's output accumulates w_t v_t, 64
- * lanes at a time in registers, in position order. The F16 and Q8_0
- * kernels are the F32 one over the widened rows, bit for bit, and one
- * head's arithmetic never depends on G. */
-static inline __attribute__((always_inline)) void
-attn_block_avx2(float *out, const float *q, int G, int hd, const void *k, const void *v,
-                const int32_t *table, long block_stride, int bs, int n, float scale, float *scores,
-                int kind) {
-    float buf[ATTN_AVX2_CHUNK * ATTN_AVX2_MAX_HD];
-    int nv = hd / 8;
-    size_t esz = kv_stride_unit(kind), rb = kv_row_bytes(hd, kind);
-    int pf = (int)(ATTN_PREFETCH_BYTES / ((size_t)bs * rb)); /* blocks ahead */
-    pf = pf < 1 ? 1 : pf;
-    for (int t0 = 0; t0 < n; t0 += bs) {
-        const void *kb = (const char *)k + (size_t)table[t0 / bs] * (size_t)block_stride * esz;
-        int cnt = n - t0 < bs ? n - t0 : bs;
-        prefetch_ahead(k, table, (size_t)block_stride * esz, bs, n, t0, pf, rb);
-        for (int j0 = 0; j0 < cnt; j0 += ATTN_AVX2_CHUNK) {
-            int m = cnt - j0 < ATTN_AVX2_CHUNK ? cnt - j0 : ATTN_AVX2_CHUNK;
-            const float *kr = chunk_rows(kb, j0, m, hd, buf, kind);
-            for (int g = 0; g < G; g++)
-                for (int j = 0; j < m; j += 8) {
-                    float *sc = scores + (size_t)g * n + t0 + j0 + j;
-                    if (m - j >= 8)
-                        qk8_avx2(sc, q + (size_t)g * hd, nv, kr + (size_t)j * hd, 8, scale);
-                    else
-                        qk8_avx2(sc, q + (size_t)g * hd, nv, kr + (size_t)j * hd, m - j, scale);
-                }
-        }
-    }
-    float inv[64];
-    for (int g0 = 0; g0 < G; g0 += 64) {
-        int gc = G - g0 < 64 ? G - g0 : 64;
-        for (int g = 0; g < gc; g++)
-            inv[g] = softmax_weights_avx2(scores + (size_t)(g0 + g) * n, n);
-        float *og = out + (size_t)g0 * hd;
-        for (size_t i = 0; i < (size_t)gc * hd; i++)
-            og[i] = 0.0f;
-        for (int t0 = 0; t0 < n; t0 += bs) {
-            const void *vb = (const char *)v + (size_t)table[t0 / bs] * (size_t)block_stride * esz;
-            int cnt = n - t0 < bs ? n - t0 : bs;
-            prefetch_ahead(v, table, (size_t)block_stride * esz, bs, n, t0, pf, rb);
-            for (int j0 = 0; j0 < cnt; j0 += ATTN_AVX2_CHUNK) {
-                int m = cnt - j0 < ATTN_AVX2_CHUNK ? cnt - j0 : ATTN_AVX2_CHUNK;
-                const float *vr = chunk_rows(vb, j0, m, hd, buf, kind);
-                pv_chunk_avx2(og, scores + (size_t)g0 * n + t0 + j0, (size_t)n, gc, nv, vr, m);
-            }
-        }
-        for (int g = 0; g < gc; g++) {
-            __m256 vi = _mm256_set1_ps(inv[g]);
-            float *o = og + (size_t)g * hd;
-            for (int i = 0; i < hd; i += 8)
-                _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_loadu_ps(o + i), vi));
-        }
-    }
-}
-
-static void attn_avx2(float *out, const float *q, int G, int hd, const float *k, const float *v,
-                      const int32_t *table, long block_stride, int bs, int n, float scale,
-                      float *scores) {
-    if (hd % 8 || hd > ATTN_AVX2_MAX_HD) {
-        attn_generic(dot_avx2, axpy_avx2, out, q, G, hd, k, v, table, block_stride, bs, n, scale,
-                     scores);
-        return;
-    }
-    attn_block_avx2(out, q, G, hd, k, v, table, block_stride, bs, n, scale, scores, KV_ROWS_F32);
-}
-
-static void attn16_avx2(float *out, const float *q, int G, int hd, const uint16_t *k,
-                        const uint16_t *v, const int32_t *table, long block_stride, int bs, int n,
-                        float scale, float *scores) {
-    if (hd % 8 || hd > ATTN_AVX2_MAX_HD) {
-        attn_generic16(dot16_avx2, axpy16_avx2, out, q, G, hd, k, v, table, block_stride, bs, n,
-                       scale, scores);
-        return;
-    }
-    attn_block_avx2(out, q, G, hd, k, v, table, block_stride, bs, n, scale, scores, KV_ROWS_F16);
-}
-
-static void attn_q8_avx2(float *out, const float *q, int G, int hd, const void *k, const void *v,
-                         const int32_t *table, long block_bytes, int bs, int n, float scale,
-                         float *scores) {
-    ASSERT(hd % QK8_0 == 0 && hd <= ATTN_AVX2_MAX_HD);
-    attn_block_avx2(out, q, G, hd, k, v, table, block_bytes, bs, n, scale, scores, KV_ROWS_Q8_0);
-}
-
-/* attn_block_avx2 for R query rows of one sequence: every chunk of keys
- * and values is loaded (widened) once for all the rows that reach it. Per
- * (row, head) the same qk8 lanes, the same softmax over n[r] scores and
- * the same per-lane FMA sequence over the positions in order as the
- * one-row kernel: the same bits. */
+/* Block-wise attention of R (<= OPS_ATTN_MAX_ROWS) query rows of one
+ * sequence, G <= 64 heads each (hd a multiple of 8, at most 256; of 32 for
+ * Q8_0). Each chunk of up to 16 rows of a block is loaded (widened or
+ * dequantized once into an L1 buffer for an F16 or Q8_0 cache) for every
+ * row that reaches it and every head: scores 8 positions at a time, the 8
+ * dot products reduced together; softmax with the vector exp; then each
+ * head's output accumulates w_t v_t, up to 3 heads x 32 lanes in registers,
+ * in position order. Per (row, head) the arithmetic depends on its own row,
+ * head and n[r] only: never on R, G or the other rows, and the F16 and
+ * Q8_0 kinds compute the F32 kernel over the rounded rows, bit for bit. */
 static inline __attribute__((always_inline)) void
 attn_rows_block_avx2(float *out, const float *q, size_t ldq, int R, int G, int hd, const void *k,
                      const void *v, const int32_t *table, long block_stride, int bs, const int *n,
@@ -643,11 +559,51 @@ attn_rows_block_avx2(float *out, const float *q, size_t ldq, int R, int G, int h
         }
 }
 
+/* One query row: attn_rows_block_avx2 with R = 1, 64 heads at a time. */
+static inline __attribute__((always_inline)) void
+attn_block_avx2(float *out, const float *q, int G, int hd, const void *k, const void *v,
+                const int32_t *table, long block_stride, int bs, int n, float scale, float *scores,
+                int kind) {
+    for (int g0 = 0; g0 < G; g0 += 64)
+        attn_rows_block_avx2(out + (size_t)g0 * hd, q + (size_t)g0 * hd, 0, 1,
+                             G - g0 < 64 ? G - g0 : 64, hd, k, v, table, block_stride, bs, &n,
+                             scale, scores, kind);
+}
+
+static void attn_avx2(float *out, const float *q, int G, int hd, const float *k, const float *v,
+                      const int32_t *table, long block_stride, int bs, int n, float scale,
+                      float *scores) {
+    if (hd % 8 || hd > ATTN_AVX2_MAX_HD) {
+        attn_generic(dot_avx2, axpy_avx2, out, q, G, hd, k, v, table, block_stride, bs, n, scale,
+                     scores);
+        return;
+    }
+    attn_block_avx2(out, q, G, hd, k, v, table, block_stride, bs, n, scale, scores, KV_ROWS_F32);
+}
+
+static void attn16_avx2(float *out, const float *q, int G, int hd, const uint16_t *k,
+                        const uint16_t *v, const int32_t *table, long block_stride, int bs, int n,
+                        float scale, float *scores) {
+    if (hd % 8 || hd > ATTN_AVX2_MAX_HD) {
+        attn_generic16(dot16_avx2, axpy16_avx2, out, q, G, hd, k, v, table, block_stride, bs, n,
+                       scale, scores);
+        return;
+    }
+    attn_block_avx2(out, q, G, hd, k, v, table, block_stride, bs, n, scale, scores, KV_ROWS_F16);
+}
+
+static void attn_q8_avx2(float *out, const float *q, int G, int hd, const void *k, const void *v,
+                         const int32_t *table, long block_bytes, int bs, int n, float scale,
+                         float *scores) {
+    ASSERT(hd % QK8_0 == 0 && hd <= ATTN_AVX2_MAX_HD);
+    attn_block_avx2(out, q, G, hd, k, v, table, block_bytes, bs, n, scale, scores, KV_ROWS_Q8_0);
+}
+
 static void attn_rows_avx2(OpsKvKind kind, float *out, const float *q, size_t ldq, int R, int G,
                            int hd, const void *k, const void *v, const int32_t *table,
                            long block_stride, int bs, const int *n, float scale, float *scores) {
     ASSERT(R >= 1 && R <= OPS_ATTN_MAX_ROWS);
-    if (hd % 8 || hd > ATTN_AVX2_MAX_HD || G > 64) {
+    if (hd % 8 || hd > ATTN_AVX2_MAX_HD || G > 64) { /* G > 64: unseen in models */
         attn_rows_each(attn_avx2, attn16_avx2, attn_q8_avx2, kind, out, q, ldq, R, G, hd, k, v,
                        table, block_stride, bs, n, scale, scores);
         return;

@@ -48,49 +48,7 @@ static inline __m256i pick_i16(__m256i s, int j) {
     return _mm256_shuffle_epi8(s, _mm256_set1_epi16((short)(((2 * j + 1) << 8) | (2 * j))));
 }
 
-/* sum_j m[j] * (bsums[2j] + bsums[2j+1]): the Q4_K/Q5_K mins term. */
-static inline int32_t mins_dot_bsums(uint64_t m, const int16_t *bsums) {
-    __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m));
-    __m256i mm = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
-    __m256i bs = _mm256_loadu_si256((const __m256i *)bsums);
-    return hsum_i32x8(_mm256_madd_epi16(bs, mm));
-}
-
 /* ---- Q4_K --------------------------------------------------------------- */
-
-static void q4_k_vec_dot_avx2(int64_t n, float *s, const void *w, const void *a) {
-    const BlockQ4_K *x = w;
-    const BlockQ8_K *y = a;
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    float sumf = 0;
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        uint64_t sc, m;
-        quant_k_scales_mins(x[b].scales, &sc, &m);
-        const uint8_t *q = x[b].qs;
-        const int8_t *qa = y[b].qs;
-        const __m256i sc16 = scales_i16(sc);
-        __m256i acc = _mm256_setzero_si256();
-#pragma GCC unroll 16
-        for (int c = 0; c < 4; c++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(q + 32 * c));
-            __m256i lo = _mm256_and_si256(v, low4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-            __m256i a0 = _mm256_loadu_si256((const __m256i *)(qa + 64 * c));
-            __m256i a1 = _mm256_loadu_si256((const __m256i *)(qa + 64 * c + 32));
-            __m256i p0 = _mm256_maddubs_epi16(lo, a0); /* |pair| <= 2*15*128: no saturation */
-            __m256i p1 = _mm256_maddubs_epi16(hi, a1);
-            p0 = _mm256_madd_epi16(p0, pick_i16(sc16, 2 * c));
-            p1 = _mm256_madd_epi16(p1, pick_i16(sc16, 2 * c + 1));
-            acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
-        }
-        int32_t sumi = hsum_i32x8(acc);
-        int32_t summ = mins_dot_bsums(m, y[b].bsums);
-        const float d = y[b].d * half_to_f32(x[b].d);
-        const float dmin = y[b].d * half_to_f32(x[b].dmin);
-        sumf += d * (float)sumi - dmin * (float)summ;
-    }
-    *s = sumf;
-}
 
 /* vec_dot4 of the K-quants: four activation rows (a + r * la bytes, out
  * s[r * ls]) against one weight row, each weight block unpacked once (its
@@ -152,47 +110,19 @@ static inline void q5_k_chunk(const BlockQ5_K *x, __m256i qh, int c, __m256i *lo
         _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), _mm256_slli_epi16(h1, 4));
 }
 
-static void q5_k_vec_dot_avx2(int64_t n, float *s, const void *w, const void *a) {
-    const BlockQ5_K *x = w;
-    const BlockQ8_K *y = a;
-    float sumf = 0;
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        uint64_t sc, m;
-        quant_k_scales_mins(x[b].scales, &sc, &m);
-        const int8_t *qa = y[b].qs;
-        __m256i qh = _mm256_loadu_si256((const __m256i *)x[b].qh);
-        const __m256i sc16 = scales_i16(sc);
-        __m256i acc = _mm256_setzero_si256();
-#pragma GCC unroll 16
-        for (int c = 0; c < 4; c++) {
-            __m256i lo, hi;
-            q5_k_chunk(&x[b], qh, c, &lo, &hi);
-            __m256i a0 = _mm256_loadu_si256((const __m256i *)(qa + 64 * c));
-            __m256i a1 = _mm256_loadu_si256((const __m256i *)(qa + 64 * c + 32));
-            __m256i p0 = _mm256_maddubs_epi16(lo, a0); /* |pair| <= 2*31*128 */
-            __m256i p1 = _mm256_maddubs_epi16(hi, a1);
-            p0 = _mm256_madd_epi16(p0, pick_i16(sc16, 2 * c));
-            p1 = _mm256_madd_epi16(p1, pick_i16(sc16, 2 * c + 1));
-            acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
-        }
-        int32_t sumi = hsum_i32x8(acc);
-        int32_t summ = mins_dot_bsums(m, y[b].bsums);
-        const float d = y[b].d * half_to_f32(x[b].d);
-        const float dmin = y[b].d * half_to_f32(x[b].dmin);
-        sumf += d * (float)sumi - dmin * (float)summ;
-    }
-    *s = sumf;
-}
-
-/* vec_dot4 of Q4_K (five = 0) and Q5_K (five = 1): they differ only in
- * how a 64-element chunk's quants unpack. */
-static inline __attribute__((always_inline)) void k45_vec_dot4(int64_t n, float *s, size_t ls,
-                                                               const void *w, const void *a,
-                                                               size_t la, const int five) {
+/* vec_dot (R = 1) and vec_dot4 (R = 4) of Q4_K (five = 0) and Q5_K
+ * (five = 1), which differ only in how a 64-element chunk's quants unpack:
+ * per row the same integers and float operations in the same order, so the
+ * two give the same bits. The mins term is sum_j m[j] (bsums[2j] +
+ * bsums[2j+1]). */
+static inline __attribute__((always_inline)) void k45_dot(int64_t n, float *s, size_t ls,
+                                                          const void *w, const void *a, size_t la,
+                                                          const int five, const int R) {
     const BlockQ4_K *x4 = w;
     const BlockQ5_K *x5 = w;
-    const BlockQ8_K *y[4] = {row_q8k(a, la, 0), row_q8k(a, la, 1), row_q8k(a, la, 2),
-                             row_q8k(a, la, 3)};
+    const BlockQ8_K *y[4];
+    for (int r = 0; r < R; r++)
+        y[r] = row_q8k(a, la, r);
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     float sumf[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < n / QK_K; b++) {
@@ -214,7 +144,7 @@ static inline __attribute__((always_inline)) void k45_vec_dot4(int64_t n, float 
             }
             __m256i s0 = pick_i16(sc16, 2 * c), s1 = pick_i16(sc16, 2 * c + 1);
 #pragma GCC unroll 16
-            for (int r = 0; r < 4; r++) {
+            for (int r = 0; r < R; r++) {
                 const int8_t *qa = y[r][b].qs;
                 __m256i a0 = _mm256_loadu_si256((const __m256i *)(qa + 64 * c));
                 __m256i a1 = _mm256_loadu_si256((const __m256i *)(qa + 64 * c + 32));
@@ -227,7 +157,7 @@ static inline __attribute__((always_inline)) void k45_vec_dot4(int64_t n, float 
         const float xd = half_to_f32(five ? x5[b].d : x4[b].d);
         const float xmin = half_to_f32(five ? x5[b].dmin : x4[b].dmin);
 #pragma GCC unroll 16
-        for (int r = 0; r < 4; r++) {
+        for (int r = 0; r < R; r++) {
             int32_t sumi = hsum_i32x8(acc[r]);
             __m256i bs = _mm256_loadu_si256((const __m256i *)y[r][b].bsums);
             int32_t summ = hsum_i32x8(_mm256_madd_epi16(bs, mm));
@@ -236,20 +166,28 @@ static inline __attribute__((always_inline)) void k45_vec_dot4(int64_t n, float 
             sumf[r] += d * (float)sumi - dmin * (float)summ;
         }
     }
-    for (int r = 0; r < 4; r++)
+    for (int r = 0; r < R; r++)
         s[(size_t)r * ls] = sumf[r];
+}
+
+static void q4_k_vec_dot_avx2(int64_t n, float *s, const void *w, const void *a) {
+    k45_dot(n, s, 0, w, a, 0, 0, 1);
 }
 
 static void q4_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, const void *a,
                                size_t la, const float *sc, size_t lsc) {
     (void)sc, (void)lsc; /* Q8_K blocks hold their scale as a float */
-    k45_vec_dot4(n, s, ls, w, a, la, 0);
+    k45_dot(n, s, ls, w, a, la, 0, 4);
+}
+
+static void q5_k_vec_dot_avx2(int64_t n, float *s, const void *w, const void *a) {
+    k45_dot(n, s, 0, w, a, 0, 1, 1);
 }
 
 static void q5_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, const void *a,
                                size_t la, const float *sc, size_t lsc) {
-    (void)sc, (void)lsc; /* Q8_K blocks hold their scale as a float */
-    k45_vec_dot4(n, s, ls, w, a, la, 1);
+    (void)sc, (void)lsc;
+    k45_dot(n, s, ls, w, a, la, 1, 4);
 }
 
 static void q5_k_dequant_avx2(const void *src, float *dst, int64_t n) {
@@ -288,52 +226,21 @@ static inline void q6_k_half(const BlockQ6_K *x, int h, __m256i u[4]) {
     u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v1, 4), low4), h3);
 }
 
-/* sum_g sc[g]*sum((u-32)*a) = sum_g sc[g]*sum(u*a) - 32*sum_g sc[g]*bsums[g]. */
-static void q6_k_vec_dot_avx2(int64_t n, float *s, const void *w, const void *a) {
+/* vec_dot (R = 1) and vec_dot4 (R = 4) of Q6_K, the same per-row
+ * operations for both: sum_g sc[g] sum((u - 32) a) = sum_g sc[g] sum(u a)
+ * - 32 sum_g sc[g] bsums[g]. */
+static inline __attribute__((always_inline)) void
+q6_k_dot(int64_t n, float *s, size_t ls, const void *w, const void *a, size_t la, const int R) {
     const BlockQ6_K *x = w;
-    const BlockQ8_K *y = a;
-    float sumf = 0;
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
-        __m256i bs = _mm256_loadu_si256((const __m256i *)y[b].bsums);
-        __m256i acc = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5);
-        acc = _mm256_sub_epi32(_mm256_setzero_si256(), acc);
-#pragma GCC unroll 16
-        for (int h = 0; h < 2; h++) {
-            /* scales 8h..8h+7 in both lanes; pair k takes 8h+2k (low lane), 8h+2k+1 (high) */
-            __m256i sch = _mm256_broadcastsi128_si256(h ? _mm256_extracti128_si256(sc16, 1)
-                                                        : _mm256_castsi256_si128(sc16));
-            __m256i u[4];
-            q6_k_half(&x[b], h, u);
-#pragma GCC unroll 16
-            for (int k = 0; k < 4; k++) {
-                __m256i av = _mm256_loadu_si256((const __m256i *)(y[b].qs + 128 * h + 32 * k));
-                __m256i p = _mm256_maddubs_epi16(u[k], av); /* |pair| <= 2*63*128 */
-                __m256i pick =
-                    _mm256_set_m128i(_mm_set1_epi16((short)(((4 * k + 3) << 8) | (4 * k + 2))),
-                                     _mm_set1_epi16((short)(((4 * k + 1) << 8) | (4 * k))));
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sch, pick)));
-            }
-        }
-        int32_t sumi = hsum_i32x8(acc);
-        const float d = y[b].d * half_to_f32(x[b].d);
-        sumf += d * (float)sumi;
-    }
-    *s = sumf;
-}
-
-static void q6_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, const void *a,
-                               size_t la, const float *sc, size_t lsc) {
-    (void)sc, (void)lsc; /* Q8_K blocks hold their scale as a float */
-    const BlockQ6_K *x = w;
-    const BlockQ8_K *y[4] = {row_q8k(a, la, 0), row_q8k(a, la, 1), row_q8k(a, la, 2),
-                             row_q8k(a, la, 3)};
+    const BlockQ8_K *y[4];
+    for (int r = 0; r < R; r++)
+        y[r] = row_q8k(a, la, r);
     float sumf[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < n / QK_K; b++) {
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
         __m256i acc[4];
 #pragma GCC unroll 16
-        for (int r = 0; r < 4; r++) {
+        for (int r = 0; r < R; r++) {
             __m256i bs = _mm256_loadu_si256((const __m256i *)y[r][b].bsums);
             acc[r] = _mm256_sub_epi32(_mm256_setzero_si256(),
                                       _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5));
@@ -351,7 +258,7 @@ static void q6_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, co
                                      _mm_set1_epi16((short)(((4 * k + 1) << 8) | (4 * k))));
                 __m256i sk = _mm256_shuffle_epi8(sch, pick);
 #pragma GCC unroll 16
-                for (int r = 0; r < 4; r++) {
+                for (int r = 0; r < R; r++) {
                     __m256i av =
                         _mm256_loadu_si256((const __m256i *)(y[r][b].qs + 128 * h + 32 * k));
                     __m256i p = _mm256_maddubs_epi16(u[k], av);
@@ -361,14 +268,24 @@ static void q6_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, co
         }
         const float xd = half_to_f32(x[b].d);
 #pragma GCC unroll 16
-        for (int r = 0; r < 4; r++) {
+        for (int r = 0; r < R; r++) {
             int32_t sumi = hsum_i32x8(acc[r]);
             const float d = y[r][b].d * xd;
             sumf[r] += d * (float)sumi;
         }
     }
-    for (int r = 0; r < 4; r++)
+    for (int r = 0; r < R; r++)
         s[(size_t)r * ls] = sumf[r];
+}
+
+static void q6_k_vec_dot_avx2(int64_t n, float *s, const void *w, const void *a) {
+    q6_k_dot(n, s, 0, w, a, 0, 1);
+}
+
+static void q6_k_vec_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, const void *a,
+                               size_t la, const float *sc, size_t lsc) {
+    (void)sc, (void)lsc;
+    q6_k_dot(n, s, ls, w, a, la, 4);
 }
 
 /* 16 signed byte quants -> dst[0..16) = dl*q. */

@@ -75,17 +75,6 @@ static inline __m256i bits_to_bytes_avx2(uint32_t qh) {
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
 
-/* Sum of 32 signed*signed byte products as 8 int32 lanes (4 pairs each). */
-static inline __m256i dot_s8_avx2(__m256i x, __m256i y) {
-    const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
-
-/* Same for unsigned x in [0, 127]. */
-static inline __m256i dot_u8_avx2(__m256i x, __m256i y) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
-}
-
 static inline __m256i load32_avx2(const int8_t *p) {
     return _mm256_loadu_si256((const __m256i *)p);
 }
@@ -114,115 +103,80 @@ static inline __m256i q5_1_w_avx2(const BlockQ5_1 *x) {
 }
 static inline __m256i q8_0_w_avx2(const BlockQ8_0 *x) { return load32_avx2(x->qs); }
 
-/* Per-block integer dots as 8 float lanes (exact: |sum| < 2^24). */
-static inline __m256 q4_0_block_avx2(const BlockQ4_0 *x, const BlockQ8_0 *y) {
-    return _mm256_cvtepi32_ps(dot_s8_avx2(q4_0_w_avx2(x), load32_avx2(y->qs)));
-}
-static inline __m256 q4_1_block_avx2(const BlockQ4_1 *x, const BlockQ8_1 *y) {
-    return _mm256_cvtepi32_ps(dot_u8_avx2(q4_1_w_avx2(x), load32_avx2(y->qs)));
-}
-static inline __m256 q5_0_block_avx2(const BlockQ5_0 *x, const BlockQ8_0 *y) {
-    return _mm256_cvtepi32_ps(dot_s8_avx2(q5_0_w_avx2(x), load32_avx2(y->qs)));
-}
-static inline __m256 q5_1_block_avx2(const BlockQ5_1 *x, const BlockQ8_1 *y) {
-    return _mm256_cvtepi32_ps(dot_u8_avx2(q5_1_w_avx2(x), load32_avx2(y->qs)));
-}
-static inline __m256 q8_0_block_avx2(const BlockQ8_0 *x, const BlockQ8_0 *y) {
-    return _mm256_cvtepi32_ps(dot_s8_avx2(q8_0_w_avx2(x), load32_avx2(y->qs)));
-}
+/* The block d of activation row r, block i: from the rows' float scales
+ * (vec_dot4: quant_act_scales, widened once per batch) or widened here
+ * (vec_dot); the same float either way. */
+#define DA_AVX2(r, i) (sc ? sc[(size_t)(r)*lsc + 2 * (size_t)(i)] : h2f_avx2(y[r][i].d))
+/* Block i's m*s term for row r (Q4_1 / Q5_1; 0 for the symmetric types),
+ * summed separately as ggml does. */
+#define MS_R0(r, i) 0.0f
+#define MS_R(r, i)                                                                                 \
+    (h2f_avx2(x[i].m) * (sc ? sc[(size_t)(r)*lsc + 2 * (size_t)(i) + 1] : h2f_avx2(y[r][i].s)))
 
-/* Two blocks per step into two accumulators (breaking the FMA latency
- * chain), an odd last block into the first; MS(i) is block i's m*s term
- * (0 for the symmetric types), summed separately as ggml does. */
-#define DOT_AVX2(name, WT, AT, BLOCK, MS)                                                          \
-    static void name(int64_t n, float *s, const void *w, const void *a) {                          \
-        const WT *x = w;                                                                           \
-        const AT *y = a;                                                                           \
-        const int64_t nb = n / 32;                                                                 \
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                             \
-        float summs = 0.0f;                                                                        \
-        int64_t i = 0;                                                                             \
-        for (; i + 2 <= nb; i += 2) {                                                              \
-            acc0 = _mm256_fmadd_ps(BLOCK(x + i, y + i),                                            \
-                                   _mm256_set1_ps(h2f_avx2(x[i].d) * h2f_avx2(y[i].d)), acc0);     \
-            acc1 = _mm256_fmadd_ps(BLOCK(x + i + 1, y + i + 1),                                    \
-                                   _mm256_set1_ps(h2f_avx2(x[i + 1].d) * h2f_avx2(y[i + 1].d)),    \
-                                   acc1);                                                          \
-            summs += MS(i) + MS(i + 1);                                                            \
-        }                                                                                          \
-        if (i < nb) {                                                                              \
-            acc0 = _mm256_fmadd_ps(BLOCK(x + i, y + i),                                            \
-                                   _mm256_set1_ps(h2f_avx2(x[i].d) * h2f_avx2(y[i].d)), acc0);     \
-            summs += MS(i);                                                                        \
-        }                                                                                          \
-        *s = hsum256(_mm256_add_ps(acc0, acc1)) + summs;                                           \
-    }
-
-#define NO_MS(i) 0.0f
-#define MS_AVX2(i) (h2f_avx2(x[i].m) * h2f_avx2(y[i].s))
-
-DOT_AVX2(q4_0_dot_avx2, BlockQ4_0, BlockQ8_0, q4_0_block_avx2, NO_MS)
-DOT_AVX2(q4_1_dot_avx2, BlockQ4_1, BlockQ8_1, q4_1_block_avx2, MS_AVX2)
-DOT_AVX2(q5_0_dot_avx2, BlockQ5_0, BlockQ8_0, q5_0_block_avx2, NO_MS)
-DOT_AVX2(q5_1_dot_avx2, BlockQ5_1, BlockQ8_1, q5_1_block_avx2, MS_AVX2)
-DOT_AVX2(q8_0_dot_avx2, BlockQ8_0, BlockQ8_0, q8_0_block_avx2, NO_MS)
-
-/* One weight block against four activation rows' blocks i: the weight
- * bytes (WB) unpacked once; per row, the integer dot of dot_s8_avx2 (SGN 1:
- * |w| . y * sign(w), the |w| shared) or dot_u8_avx2 (SGN 0), as floats,
- * times d_w * d_a (d_a from the rows' float scales 'sc'; the product one
- * IEEE multiply in every lane) into that row's accumulator 'acc' and its
- * m*s term into 'ms': exactly what DOT_AVX2 does with that block for each
- * row alone. */
-#define BLOCK4_AVX2(WB, SGN, MS4, i, acc, ms)                                                      \
+/* One weight block against R activation rows' blocks i: the weight bytes
+ * (WB) unpacked once; per row the integer dot (SGN 1: |w| . y * sign(w),
+ * the |w| shared; SGN 0: unsigned w . y; exact, |sum| < 2^24) as floats,
+ * times d_w * d_a into that row's accumulator 'acc' and its m*s term into
+ * 'ms'. */
+#define BLOCK_R_AVX2(WB, SGN, MS, R, i, acc, ms)                                                   \
     do {                                                                                           \
         const __m256i q = WB(x + (i));                                                             \
         const __m256i aq = SGN ? _mm256_sign_epi8(q, q) : q;                                       \
         const float dw = h2f_avx2(x[i].d);                                                         \
-        _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {                                      \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {                                      \
             const __m256i yq = load32_avx2(y[r][i].qs);                                            \
             const __m256i p = _mm256_maddubs_epi16(aq, SGN ? _mm256_sign_epi8(yq, q) : yq);        \
             const __m256 v = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));       \
-            const float da = sc[(size_t)r * lsc + 2 * (size_t)(i)];                                \
-            acc[r] = _mm256_fmadd_ps(v, _mm256_set1_ps(dw * da), acc[r]);                          \
-            ms[r] = MS4(r, i);                                                                     \
+            acc[r] = _mm256_fmadd_ps(v, _mm256_set1_ps(dw * DA_AVX2(r, i)), acc[r]);               \
+            ms[r] = MS(r, i);                                                                      \
         }                                                                                          \
     } while (0)
 
-#define DOT4_AVX2(name, WT, AT, WB, SGN, MS4)                                                      \
-    static void name(int64_t n, float *s, size_t ls, const void *w, const void *a, size_t la,      \
-                     const float *sc, size_t lsc) {                                                \
+/* vec_dot (R = 1; sc NULL) and vec_dot4 (R = 4) of a legacy type from one
+ * body, so a row's bits are the same in both: two blocks per step into two
+ * accumulators (breaking the FMA latency chain), an odd last block into
+ * the first, the m*s terms of a pair added together first, a fixed fold. */
+#define DEF_DOT_AVX2(pfx, WT, AT, WB, SGN, MS)                                                     \
+    static inline __attribute__((always_inline)) void pfx##_rows_avx2(                             \
+        int64_t n, float *s, size_t ls, const void *w, const void *a, size_t la, const float *sc,  \
+        size_t lsc, const int R) {                                                                 \
         const WT *x = w;                                                                           \
         const AT *y[4];                                                                            \
-        _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) y[r] =                                 \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) y[r] =                                 \
             (const AT *)(const void *)((const char *)a + (size_t)r * la);                          \
         const int64_t nb = n / 32;                                                                 \
         __m256 acc0[4], acc1[4];                                                                   \
         float summs[4] = {0}, m0[4], m1[4];                                                        \
-        _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) acc0[r] = acc1[r] =                    \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) acc0[r] = acc1[r] =                    \
             _mm256_setzero_ps();                                                                   \
         int64_t i = 0;                                                                             \
         for (; i + 2 <= nb; i += 2) {                                                              \
-            BLOCK4_AVX2(WB, SGN, MS4, i, acc0, m0);                                                \
-            BLOCK4_AVX2(WB, SGN, MS4, i + 1, acc1, m1);                                            \
-            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) summs[r] += m0[r] + m1[r];         \
+            BLOCK_R_AVX2(WB, SGN, MS, R, i, acc0, m0);                                             \
+            BLOCK_R_AVX2(WB, SGN, MS, R, i + 1, acc1, m1);                                         \
+            _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) summs[r] += m0[r] + m1[r];         \
         }                                                                                          \
         if (i < nb) {                                                                              \
-            BLOCK4_AVX2(WB, SGN, MS4, i, acc0, m0);                                                \
-            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) summs[r] += m0[r];                 \
+            BLOCK_R_AVX2(WB, SGN, MS, R, i, acc0, m0);                                             \
+            _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) summs[r] += m0[r];                 \
         }                                                                                          \
-        _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) s[(size_t)r * ls] =                    \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) s[(size_t)r * ls] =                    \
             hsum256(_mm256_add_ps(acc0[r], acc1[r])) + summs[r];                                   \
+    }                                                                                              \
+    static void pfx##_dot_avx2(int64_t n, float *s, const void *w, const void *a) {                \
+        pfx##_rows_avx2(n, s, 0, w, a, 0, NULL, 0, 1);                                             \
+    }                                                                                              \
+    static void pfx##_dot4_avx2(int64_t n, float *s, size_t ls, const void *w, const void *a,      \
+                                size_t la, const float *sc, size_t lsc) {                          \
+        pfx##_rows_avx2(n, s, ls, w, a, la, sc, lsc, 4);                                           \
     }
 
-#define NO_MS4(r, i) 0.0f
-#define MS4_AVX2(r, i) (h2f_avx2(x[i].m) * sc[(size_t)(r)*lsc + 2 * (size_t)(i) + 1])
+DEF_DOT_AVX2(q4_0, BlockQ4_0, BlockQ8_0, q4_0_w_avx2, 1, MS_R0)
+DEF_DOT_AVX2(q4_1, BlockQ4_1, BlockQ8_1, q4_1_w_avx2, 0, MS_R)
+DEF_DOT_AVX2(q5_0, BlockQ5_0, BlockQ8_0, q5_0_w_avx2, 1, MS_R0)
+DEF_DOT_AVX2(q5_1, BlockQ5_1, BlockQ8_1, q5_1_w_avx2, 0, MS_R)
+DEF_DOT_AVX2(q8_0, BlockQ8_0, BlockQ8_0, q8_0_w_avx2, 1, MS_R0)
 
-DOT4_AVX2(q4_0_dot4_avx2, BlockQ4_0, BlockQ8_0, q4_0_w_avx2, 1, NO_MS4)
-DOT4_AVX2(q4_1_dot4_avx2, BlockQ4_1, BlockQ8_1, q4_1_w_avx2, 0, MS4_AVX2)
-DOT4_AVX2(q5_0_dot4_avx2, BlockQ5_0, BlockQ8_0, q5_0_w_avx2, 1, NO_MS4)
-DOT4_AVX2(q5_1_dot4_avx2, BlockQ5_1, BlockQ8_1, q5_1_w_avx2, 0, MS4_AVX2)
-DOT4_AVX2(q8_0_dot4_avx2, BlockQ8_0, BlockQ8_0, q8_0_w_avx2, 1, NO_MS4)
+#define NO_MS(i) 0.0f
 
 /* roundf() on 8 lanes, exactly (see the file comment). |v| < 2^23. */
 static inline __m256i roundf_i32_avx2(__m256 v) {

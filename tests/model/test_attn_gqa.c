@@ -53,6 +53,55 @@ static void cache_free(Cache *c) {
     free(c->table);
 }
 
+/* The cache (n_blocks blocks of kv heads) in a rounded kind, by the scalar
+ * quantize of its type: OPS_KV_F16 halves, or OPS_KV_Q8_0 rows of hd / 32
+ * blocks. With 'back' the cache's floats become the values the rounded rows
+ * stand for (the scalar dequant). The view of head 'head_off' for the
+ * kernels: *k, *v and *stride (halves, or bytes for Q8_0). */
+typedef struct {
+    uint8_t *kb, *vb;
+    const void *k, *v;
+    long stride;
+} Rounded;
+
+static void cache_round(Cache *c, int nb, int hd, int kind, bool back, Rounded *o) {
+    const QuantOps *qo = quant_ops_at(kind == OPS_KV_F16 ? DTYPE_F16 : DTYPE_Q8_0, SIMD_SCALAR);
+    size_t rows = (size_t)nb * (size_t)c->stride / (size_t)hd;
+    size_t rb = (size_t)dtype_row_bytes(kind == OPS_KV_F16 ? DTYPE_F16 : DTYPE_Q8_0, hd);
+    o->kb = malloc(rows * rb);
+    o->vb = malloc(rows * rb);
+    cr_assert(o->kb && o->vb && rb > 0);
+    for (size_t i = 0; i < rows; i++) {
+        qo->quantize(c->k + i * hd, o->kb + i * rb, hd);
+        qo->quantize(c->v + i * hd, o->vb + i * rb, hd);
+        if (back) {
+            qo->dequant(o->kb + i * rb, c->k + i * hd, hd);
+            qo->dequant(o->vb + i * rb, c->v + i * hd, hd);
+        }
+    }
+    size_t off = c->head_off / (size_t)hd * rb; /* bytes */
+    o->k = o->kb + off;
+    o->v = o->vb + off;
+    o->stride = kind == OPS_KV_F16 ? c->stride : (long)((size_t)c->stride / (size_t)hd * rb);
+}
+
+static void rounded_free(Rounded *o) {
+    free(o->kb);
+    free(o->vb);
+}
+
+/* K's kernel for a cache of 'kind' (attn, attn_f16 or attn_q8). */
+static void attn_kind(const OpsKernels *K, int kind, float *out, const float *q, int G, int hd,
+                      const void *k, const void *v, const int32_t *table, long stride, int bs,
+                      int n, float scale, float *sc) {
+    if (kind == OPS_KV_F32)
+        K->attn(out, q, G, hd, k, v, table, stride, bs, n, scale, sc);
+    else if (kind == OPS_KV_F16)
+        K->attn_f16(out, q, G, hd, k, v, table, stride, bs, n, scale, sc);
+    else
+        K->attn_q8(out, q, G, hd, k, v, table, stride, bs, n, scale, sc);
+}
+
 static const struct {
     int G, hd, bs, n;
 } SHAPES[] = {
@@ -91,25 +140,23 @@ Test(attn_gqa, all_levels_match_ref) {
     }
 }
 
-/* The F16 cache's kernel: at every level, the bits of that level's generic
- * attention over the widened rows (attn_f16_as_f32), and close to the naive
- * twin over them. */
-Test(attn_gqa, f16_cache_is_the_widened_f32) {
+/* A rounded cache's kernel (F16 halves; Q8_0 rows quantized as the Q8_0
+ * activations are, head_dim a multiple of 32): at every level the bits of
+ * that level's attention over the rounded rows (attn_f16_as_f32), and close
+ * to the naive twin over them. */
+static void rounded_is_the_widened_f32(int kind, uint64_t seed) {
     Rng r;
-    rng_seed(&r, 78);
+    rng_seed(&r, seed);
+    int covered = 0;
     for (int si = 0; si < N_SHAPES; si++) {
         int G = SHAPES[si].G, hd = SHAPES[si].hd, bs = SHAPES[si].bs, n = SHAPES[si].n;
+        if (kind == OPS_KV_Q8_0 && (hd % 32 || hd > 256))
+            continue;
+        covered++;
         Cache c;
         cache_make(&c, &r, 2, 1, bs, hd, n);
-        size_t total = (size_t)((n + bs - 1) / bs + 2) * (size_t)c.stride;
-        uint16_t *k16 = malloc(total * sizeof(uint16_t)), *v16 = malloc(total * sizeof(uint16_t));
-        cr_assert(k16 && v16);
-        for (size_t i = 0; i < total; i++) { /* the halves, and the floats they stand for */
-            k16[i] = fp32_to_f16(c.k[i]);
-            v16[i] = fp32_to_f16(c.v[i]);
-            c.k[i] = fp16_to_f32(k16[i]);
-            c.v[i] = fp16_to_f32(v16[i]);
-        }
+        Rounded ro;
+        cache_round(&c, (n + bs - 1) / bs + 2, hd, kind, true, &ro);
         float *q = malloc((size_t)G * hd * sizeof(float));
         for (int i = 0; i < G * hd; i++)
             q[i] = rng_normal(&r) * 0.5f;
@@ -125,18 +172,22 @@ Test(attn_gqa, f16_cache_is_the_widened_f32) {
             attn_f16_as_f32(K->level, want, q, G, hd, c.k + c.head_off, c.v + c.head_off, c.table,
                             c.stride, bs, n, scale, sc);
             memset(got, 0xff, (size_t)G * hd * sizeof(float));
-            K->attn_f16(got, q, G, hd, k16 + c.head_off, v16 + c.head_off, c.table, c.stride, bs, n,
-                        scale, sc);
+            attn_kind(K, kind, got, q, G, hd, ro.k, ro.v, c.table, ro.stride, bs, n, scale, sc);
             cr_expect(memcmp(got, want, (size_t)G * hd * sizeof(float)) == 0,
-                      "level %d G %d hd %d bs %d n %d: not the widened rows' bits", K->level, G, hd,
-                      bs, n);
-            cr_expect(check_close("attn f16", got, ref, (int64_t)G * hd, 2e-6f, 2e-5f),
-                      "level %d G %d hd %d bs %d n %d", K->level, G, hd, bs, n);
+                      "kind %d level %d G %d hd %d bs %d n %d: not the rounded rows' bits", kind,
+                      K->level, G, hd, bs, n);
+            cr_expect(check_close("attn rounded", got, ref, (int64_t)G * hd, 2e-6f, 2e-5f),
+                      "kind %d level %d G %d hd %d bs %d n %d", kind, K->level, G, hd, bs, n);
         }
-        free(q), free(want), free(ref), free(got), free(sc), free(k16), free(v16);
+        free(q), free(want), free(ref), free(got), free(sc);
+        rounded_free(&ro);
         cache_free(&c);
     }
+    cr_expect(covered >= 4, "kind %d: %d shapes covered", kind, covered);
 }
+
+Test(attn_gqa, f16_cache_is_the_widened_f32) { rounded_is_the_widened_f32(OPS_KV_F16, 78); }
+Test(attn_gqa, q8_0_cache_is_the_dequantized_f32) { rounded_is_the_widened_f32(OPS_KV_Q8_0, 79); }
 
 /* Peaked scores (large q) stress the max subtraction and the exp. */
 Test(attn_gqa, peaked_scores) {
@@ -218,69 +269,12 @@ Test(attn_gqa, vector_exp) {
     free(e);
 }
 
-/* The Q8_0 cache's kernel: rows quantized as the Q8_0 activations are
- * (head_dim a multiple of 32); at every level the bits of that level's
- * attention over the dequantized rows, and close to the naive twin over
- * them. */
-Test(attn_gqa, q8_0_cache_is_the_dequantized_f32) {
-    Rng r;
-    rng_seed(&r, 79);
-    const QuantOps *q8 = quant_ops_at(DTYPE_Q8_0, SIMD_SCALAR);
-    int covered = 0;
-    for (int si = 0; si < N_SHAPES; si++) {
-        int G = SHAPES[si].G, hd = SHAPES[si].hd, bs = SHAPES[si].bs, n = SHAPES[si].n;
-        if (hd % 32 || hd > 256)
-            continue;
-        covered++;
-        Cache c;
-        cache_make(&c, &r, 2, 1, bs, hd, n);
-        int nb = (n + bs - 1) / bs + 2;
-        size_t rows = (size_t)nb * 2 * (size_t)bs, rb = (size_t)hd / 32 * 34;
-        uint8_t *k8 = malloc(rows * rb), *v8 = malloc(rows * rb);
-        cr_assert(k8 && v8);
-        for (size_t i = 0; i < rows; i++) { /* the blocks, and the floats they stand for */
-            q8->quantize(c.k + i * hd, k8 + i * rb, hd);
-            q8->quantize(c.v + i * hd, v8 + i * rb, hd);
-            q8->dequant(k8 + i * rb, c.k + i * hd, hd);
-            q8->dequant(v8 + i * rb, c.v + i * hd, hd);
-        }
-        float *q = malloc((size_t)G * hd * sizeof(float));
-        for (int i = 0; i < G * hd; i++)
-            q[i] = rng_normal(&r) * 0.5f;
-        float *want = malloc((size_t)G * hd * sizeof(float)),
-              *ref = malloc((size_t)G * hd * sizeof(float));
-        float *got = malloc((size_t)G * hd * sizeof(float));
-        float *sc = malloc((size_t)G * n * sizeof(float));
-        float scale = 1.0f / sqrtf((float)hd);
-        attn_gqa_ref(ref, q, G, hd, c.k + c.head_off, c.v + c.head_off, c.table, c.stride, bs, n,
-                     scale, sc);
-        for (int lvl = SIMD_SCALAR; lvl <= SIMD_AVX512; lvl++) {
-            const OpsKernels *K = ops_kernels_at((SimdLevel)lvl);
-            attn_f16_as_f32(K->level, want, q, G, hd, c.k + c.head_off, c.v + c.head_off, c.table,
-                            c.stride, bs, n, scale, sc);
-            memset(got, 0xff, (size_t)G * hd * sizeof(float));
-            size_t off = (size_t)bs * rb; /* kv head 1 of 2 */
-            K->attn_q8(got, q, G, hd, k8 + off, v8 + off, c.table, (long)(2 * off), bs, n, scale,
-                       sc);
-            cr_expect(memcmp(got, want, (size_t)G * hd * sizeof(float)) == 0,
-                      "level %d G %d hd %d bs %d n %d: not the dequantized rows' bits", K->level, G,
-                      hd, bs, n);
-            cr_expect(check_close("attn q8", got, ref, (int64_t)G * hd, 2e-6f, 2e-5f),
-                      "level %d G %d hd %d bs %d n %d", K->level, G, hd, bs, n);
-        }
-        free(q), free(want), free(ref), free(got), free(sc), free(k8), free(v8);
-        cache_free(&c);
-    }
-    cr_expect(covered >= 4, "shapes with head_dim a multiple of 32: %d", covered);
-}
-
 /* attn_rows: R query rows sharing each loaded chunk give, row by row, the
  * bits of the same level's one-row kernel, for every cache kind, causal
  * runs of positions and arbitrary ones. */
 Test(attn_gqa, rows_are_each_row_alone) {
     Rng r;
     rng_seed(&r, 80);
-    const QuantOps *q8 = quant_ops_at(DTYPE_Q8_0, SIMD_SCALAR);
     const int NS[][OPS_ATTN_MAX_ROWS] = {{1, 2, 3, 4},     {16, 17, 18, 19}, {70, 71, 72, 73},
                                          {33, 5, 100, 16}, {9, 9, 9, 9},     {257, 1, 40, 130}};
     for (int si = 0; si < N_SHAPES; si++) {
@@ -289,19 +283,11 @@ Test(attn_gqa, rows_are_each_row_alone) {
         Cache c;
         cache_make(&c, &r, 2, 1, bs, hd, nmax);
         int nb = (nmax + bs - 1) / bs + 2;
-        size_t total = (size_t)nb * (size_t)c.stride, rows = total / (size_t)hd;
-        uint16_t *k16 = malloc(total * 2), *v16 = malloc(total * 2);
-        size_t rb = (size_t)hd / 32 * 34;
         bool q8ok = hd % 32 == 0 && hd <= 256;
-        uint8_t *k8 = q8ok ? malloc(rows * rb) : NULL, *v8 = q8ok ? malloc(rows * rb) : NULL;
-        for (size_t i = 0; i < total; i++) {
-            k16[i] = fp32_to_f16(c.k[i]);
-            v16[i] = fp32_to_f16(c.v[i]);
-        }
-        for (size_t i = 0; q8ok && i < rows; i++) {
-            q8->quantize(c.k + i * hd, k8 + i * rb, hd);
-            q8->quantize(c.v + i * hd, v8 + i * rb, hd);
-        }
+        Rounded r16, r8 = {0};
+        cache_round(&c, nb, hd, OPS_KV_F16, false, &r16);
+        if (q8ok)
+            cache_round(&c, nb, hd, OPS_KV_Q8_0, false, &r8);
         int R = 1 + si % OPS_ATTN_MAX_ROWS;
         size_t ldq = (size_t)G * hd + 3;
         float *q = malloc(OPS_ATTN_MAX_ROWS * ldq * sizeof(float));
@@ -316,13 +302,10 @@ Test(attn_gqa, rows_are_each_row_alone) {
             for (int kind = OPS_KV_F32; kind <= OPS_KV_Q8_0; kind++) {
                 if (kind == OPS_KV_Q8_0 && !q8ok)
                     continue;
-                const void *kk = kind == OPS_KV_F32   ? (const void *)(c.k + c.head_off)
-                                 : kind == OPS_KV_F16 ? (const void *)(k16 + c.head_off)
-                                                      : (const void *)(k8 + (size_t)bs * rb);
-                const void *vv = kind == OPS_KV_F32   ? (const void *)(c.v + c.head_off)
-                                 : kind == OPS_KV_F16 ? (const void *)(v16 + c.head_off)
-                                                      : (const void *)(v8 + (size_t)bs * rb);
-                long stride = kind == OPS_KV_Q8_0 ? (long)(2 * (size_t)bs * rb) : c.stride;
+                const Rounded *ro = kind == OPS_KV_F16 ? &r16 : &r8;
+                const void *kk = kind == OPS_KV_F32 ? (const void *)(c.k + c.head_off) : ro->k;
+                const void *vv = kind == OPS_KV_F32 ? (const void *)(c.v + c.head_off) : ro->v;
+                long stride = kind == OPS_KV_F32 ? c.stride : ro->stride;
                 for (size_t ni = 0; ni < sizeof NS / sizeof NS[0]; ni++) {
                     const int *n = NS[ni];
                     memset(got, 0xff, OPS_ATTN_MAX_ROWS * ldq * sizeof(float));
@@ -330,14 +313,8 @@ Test(attn_gqa, rows_are_each_row_alone) {
                                  bs, n, scale, sc);
                     for (int row = 0; row < R; row++) {
                         const float *qr = q + (size_t)row * ldq;
-                        if (kind == OPS_KV_F32)
-                            K->attn(one, qr, G, hd, kk, vv, c.table, stride, bs, n[row], scale, sc);
-                        else if (kind == OPS_KV_F16)
-                            K->attn_f16(one, qr, G, hd, kk, vv, c.table, stride, bs, n[row], scale,
-                                        sc);
-                        else
-                            K->attn_q8(one, qr, G, hd, kk, vv, c.table, stride, bs, n[row], scale,
-                                       sc);
+                        attn_kind(K, kind, one, qr, G, hd, kk, vv, c.table, stride, bs, n[row],
+                                  scale, sc);
                         cr_expect(memcmp(one, got + (size_t)row * ldq,
                                          (size_t)G * hd * sizeof(float)) == 0,
                                   "level %d kind %d G %d hd %d bs %d: row %d of %d (n %d) differs "
@@ -347,7 +324,9 @@ Test(attn_gqa, rows_are_each_row_alone) {
                 }
             }
         }
-        free(q), free(got), free(one), free(sc), free(k16), free(v16), free(k8), free(v8);
+        free(q), free(got), free(one), free(sc);
+        rounded_free(&r16);
+        rounded_free(&r8);
         cache_free(&c);
     }
 }
