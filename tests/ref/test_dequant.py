@@ -38,9 +38,11 @@ from ref_model import quant_dequant_act, VEC_DOT_TYPE  # noqa: E402
 from selfcheck_ref import write_gguf  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-GENMODEL = os.path.join(ROOT, "build", "tools", "genmodel")
-DEQUANT = os.path.join(ROOT, "build", "tools", "dequant")
-VECDOT = os.path.join(ROOT, "build", "tools", "vecdot")
+# the build to test: build/ unless CGPT_BUILD names another (make BUILD=...)
+BUILD = os.environ.get("CGPT_BUILD") or os.path.join(ROOT, "build")
+GENMODEL = os.path.join(BUILD, "tools", "genmodel")
+DEQUANT = os.path.join(BUILD, "tools", "dequant")
+VECDOT = os.path.join(BUILD, "tools", "vecdot")
 DOT_TOL = 1e-5
 
 TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"]

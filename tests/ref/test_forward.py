@@ -47,9 +47,11 @@ import gguf_np  # noqa: E402
 from ref_model import RefModel  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-GENMODEL = os.path.join(ROOT, "build", "tools", "genmodel")
-LOGITS = os.path.join(ROOT, "build", "tools", "logits")
-CGPT = os.path.join(ROOT, "build", "cgpt")
+# the build to test: build/ unless CGPT_BUILD names another (make BUILD=...)
+BUILD = os.environ.get("CGPT_BUILD") or os.path.join(ROOT, "build")
+GENMODEL = os.path.join(BUILD, "tools", "genmodel")
+LOGITS = os.path.join(BUILD, "tools", "logits")
+CGPT = os.path.join(BUILD, "cgpt")
 
 F32_TOL = 1e-4
 FLOAT_TOL = 1e-4          # F16 / BF16 weights
