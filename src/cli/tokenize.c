@@ -99,11 +99,11 @@ static int cmd_tokenize(int argc, char **argv) {
     if (tok_encode(tok, file ? buf : text, len, &eo, ids, len + 3, &n, &err))
         goto done;
     if (pieces) {
-        char piece[TOK_MAX_PIECE];
         for (size_t i = 0; i < n; i++) {
-            int k = tok_piece_bytes(tok, ids[i], true, piece);
+            size_t k;
+            const char *piece = tok_piece(tok, ids[i], true, &k);
             printf("%d\t", ids[i]);
-            print_escaped(piece, k < 0 ? 0 : k);
+            print_escaped(piece, (int)k);
             putchar('\n');
         }
     } else {

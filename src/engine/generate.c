@@ -8,7 +8,7 @@
 #include "core/perf.h"
 #include "sample/stop.h"
 
-#define GEN_TEXT_CAP (TOK_MAX_PIECE + 16 + STOP_MAX_LEN)
+#define GEN_TEXT_CAP (TOK_MAX_STREAM_OUT + STOP_MAX_LEN)
 
 Status gen_session_init(GenSession *s, Model *m, const Tokenizer *t, int seq, Err *err) {
     memset(s, 0, sizeof *s);

@@ -329,24 +329,25 @@ static const char *finish_reason(GenFinish f) {
 
 /* ------------------------------------------------------------ logprobs */
 
-static OaiTokenLogprob piece_of(const Tokenizer *t, int32_t id, float lp, char *buf) {
-    int n = tok_piece_bytes(t, id, true, buf);
-    return (OaiTokenLogprob){buf, n > 0 ? (size_t)n : 0, lp};
+static OaiTokenLogprob piece_of(const Tokenizer *t, int32_t id, float lp) {
+    size_t n;
+    const char *p = tok_piece(t, id, true, &n);
+    return (OaiTokenLogprob){p ? p : "", n, lp};
 }
 
 /* A token event's piece and its top alternatives (as many as requested),
- * their bytes in the caller's buffers. */
+ * their bytes views of the tokenizer's pieces (valid while the job's model is
+ * loaded). */
 typedef struct {
-    char buf[TOK_MAX_PIECE], tbuf[SCHED_MAX_TOP_LOGPROBS][TOK_MAX_PIECE];
     OaiTokenLogprob tok, top[SCHED_MAX_TOP_LOGPROBS];
     int n_top;
 } Pieces;
 
 static void pieces_of(const Job *j, const JobEv *e, Pieces *p) {
-    p->tok = piece_of(j->spec.tok, e->token, e->logprob, p->buf);
+    p->tok = piece_of(j->spec.tok, e->token, e->logprob);
     p->n_top = e->n_top < j->spec.top_logprobs ? e->n_top : j->spec.top_logprobs;
     for (int i = 0; i < p->n_top; i++)
-        p->top[i] = piece_of(j->spec.tok, e->top[i].id, e->top[i].logprob, p->tbuf[i]);
+        p->top[i] = piece_of(j->spec.tok, e->top[i].id, e->top[i].logprob);
 }
 
 /* Chat: one {"token","logprob","bytes","top_logprobs"} entry. */

@@ -62,6 +62,7 @@ struct Tokenizer {
     /* decoded pieces (what tok_piece_bytes writes with render_special) */
     char *piece_buf;
     uint32_t *piece_off;
+    uint32_t max_piece; /* longest piece, <= TOK_MAX_PIECE */
     uint8_t *type; /* TokType */
     uint8_t *flags;
     float *score;

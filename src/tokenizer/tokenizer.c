@@ -478,14 +478,24 @@ static Status load_pieces(Tokenizer *t, Err *err) {
     }
     for (size_t id = 0; id < n; id++) {
         size_t k = make_piece(t, (int)id, tmp);
-        if (k > TOK_MAX_PIECE || stream_bound(tmp, k) > TOK_MAX_PIECE + 16) {
+        size_t sb = stream_bound(tmp, k);
+        if (k > TOK_MAX_PIECE || sb > TOK_MAX_STREAM_OUT) {
             size_t sl;
             const char *s = tok_str(t, (int)id, &sl);
+            int shown = (int)(sl > 48 ? 48 : sl);
+            const char *more = sl > 48 ? "..." : "";
             free(tmp);
-            return err_set(err, STATUS_LIMIT, "%s[%zu] = '%.*s': decodes to %zu bytes%s (limit %d)",
-                           KEY_TOKENS, id, (int)(sl > 48 ? 48 : sl), s, k,
-                           k > TOK_MAX_PIECE ? "" : ", too many of them not UTF-8", TOK_MAX_PIECE);
+            if (k > TOK_MAX_PIECE)
+                return err_set(err, STATUS_LIMIT,
+                               "%s[%zu] = '%.*s%s': token %zu decodes to %zu bytes (limit %d)",
+                               KEY_TOKENS, id, shown, s, more, id, k, TOK_MAX_PIECE);
+            return err_set(err, STATUS_LIMIT,
+                           "%s[%zu] = '%.*s%s': token %zu decodes to %zu bytes, too many of "
+                           "them not UTF-8: streamed they take %zu bytes (limit %d)",
+                           KEY_TOKENS, id, shown, s, more, id, k, sb, TOK_MAX_STREAM_OUT);
         }
+        if (k > t->max_piece)
+            t->max_piece = (uint32_t)k;
         if (len + k > cap) {
             size_t nc = 2 * cap + k;
             char *q = realloc(t->piece_buf, nc);
@@ -849,15 +859,27 @@ Status tok_encode(const Tokenizer *t, const char *text, size_t len, const TokEnc
 
 /* ----------------------------------------------------------- decoding */
 
-int tok_piece_bytes(const Tokenizer *t, int id, bool render_special, char *buf) {
+const char *tok_piece(const Tokenizer *t, int id, bool render_special, size_t *len) {
+    *len = 0;
     if (!id_ok(t, id))
-        return -1;
+        return NULL;
     if ((t->flags[id] & TF_SPECIAL) && !render_special)
-        return 0;
+        return t->piece_buf; /* empty */
     uint32_t a = t->piece_off[id], b = t->piece_off[id + 1];
-    memcpy(buf, t->piece_buf + a, b - a);
-    return (int)(b - a);
+    *len = b - a;
+    return t->piece_buf + a;
 }
+
+int tok_piece_bytes(const Tokenizer *t, int id, bool render_special, char *buf) {
+    size_t n;
+    const char *p = tok_piece(t, id, render_special, &n);
+    if (!p)
+        return -1;
+    memcpy(buf, p, n);
+    return (int)n;
+}
+
+size_t tok_max_piece(const Tokenizer *t) { return t->max_piece; }
 
 /* The SPM leading-space rule: piece 'p' (n bytes) of token 'id' with
  * *at_start telling whether no text came since the start or the last
@@ -879,13 +901,13 @@ size_t tok_decode(const Tokenizer *t, const int32_t *ids, size_t n, bool render_
                   size_t cap) {
     size_t total = 0;
     bool at_start = true;
-    char piece[TOK_MAX_PIECE];
     for (size_t i = 0; i < n; i++) {
-        int k = tok_piece_bytes(t, ids[i], render_special, piece);
-        if (k < 0)
+        size_t k;
+        const char *piece = tok_piece(t, ids[i], render_special, &k);
+        if (!piece)
             continue;
-        int skip = space_rule(t, ids[i], piece, k, &at_start);
-        for (int j = skip; j < k; j++, total++)
+        int skip = space_rule(t, ids[i], piece, (int)k, &at_start);
+        for (size_t j = (size_t)skip; j < k; j++, total++)
             if (total < cap)
                 buf[total] = piece[j];
     }
@@ -902,40 +924,70 @@ void tok_stream_init(TokStream *s, const Tokenizer *t, bool render_special) {
 static const char FFFD[] = "\xef\xbf\xbd";
 
 static void put(char *out, size_t cap, size_t *w, const char *p, size_t n) {
-    if (*w + n <= cap) { /* never short for cap >= TOK_MAX_PIECE + 16 (checked at load) */
+    if (*w + n <= cap) { /* never short for cap >= TOK_MAX_STREAM_OUT (checked at load) */
         memcpy(out + *w, p, n);
         *w += n;
     }
 }
 
-size_t tok_stream_push(TokStream *s, int id, char *out, size_t cap) {
-    char buf[sizeof s->pend + TOK_MAX_PIECE];
-    int k = tok_piece_bytes(s->t, id, s->render_special, buf + sizeof s->pend);
-    if (k < 0)
-        return 0;
-    int skip = space_rule(s->t, id, buf + sizeof s->pend, k, &s->first);
-    /* pending bytes go right before the piece */
-    size_t start = sizeof s->pend + (size_t)skip - (size_t)s->n_pend;
-    memcpy(buf + start, s->pend, (size_t)s->n_pend);
-    size_t end = sizeof s->pend + (size_t)k, w = 0;
-    s->n_pend = 0;
-    const uint8_t *u = (const uint8_t *)buf;
-    for (size_t i = start; i < end;) {
+/* Write the complete characters of u[0..n) to out; an incomplete tail (a
+ * valid prefix cut short by n, at most 3 bytes) goes to s->pend. */
+static void stream_chars(TokStream *s, const uint8_t *u, size_t n, char *out, size_t cap,
+                         size_t *w) {
+    for (size_t i = 0; i < n;) {
         int bad;
         bool inc;
-        int c = tok_utf8_char(u + i, end - i, &bad, &inc);
+        int c = tok_utf8_char(u + i, n - i, &bad, &inc);
         if (c > 0) {
-            put(out, cap, &w, buf + i, (size_t)c);
+            put(out, cap, w, (const char *)u + i, (size_t)c);
             i += (size_t)c;
         } else if (inc) {
-            memcpy(s->pend, buf + i, end - i);
-            s->n_pend = (int)(end - i);
-            break;
+            memcpy(s->pend, u + i, n - i);
+            s->n_pend = (int)(n - i);
+            return;
         } else {
-            put(out, cap, &w, FFFD, 3);
+            put(out, cap, w, FFFD, 3);
             i += (size_t)bad;
         }
     }
+}
+
+size_t tok_stream_push(TokStream *s, int id, char *out, size_t cap) {
+    size_t k;
+    const char *piece = tok_piece(s->t, id, s->render_special, &k);
+    if (!piece)
+        return 0;
+    size_t skip = (size_t)space_rule(s->t, id, piece, (int)k, &s->first);
+    const uint8_t *p = (const uint8_t *)piece + skip;
+    size_t n = k - skip, w = 0;
+    if (s->n_pend > 0 && n > 0) {
+        /* The pending bytes and the piece's first bytes decide one character
+         * (or one ill-formed subpart): at most 4 bytes, so join them in a
+         * small buffer rather than copying the whole piece after them. */
+        uint8_t head[sizeof s->pend + 4];
+        size_t np = (size_t)s->n_pend, take = n < 4 ? n : 4;
+        memcpy(head, s->pend, np);
+        memcpy(head + np, p, take);
+        s->n_pend = 0;
+        int bad;
+        bool inc;
+        int c = tok_utf8_char(head, np + take, &bad, &inc);
+        size_t used; /* bytes of head consumed: always >= np (pend is a valid prefix) */
+        if (c > 0) {
+            put(out, cap, &w, (const char *)head, (size_t)c);
+            used = (size_t)c;
+        } else if (inc) { /* the whole piece (take == n) still completes nothing */
+            memcpy(s->pend, head, np + take);
+            s->n_pend = (int)(np + take);
+            return w;
+        } else {
+            put(out, cap, &w, FFFD, 3);
+            used = (size_t)bad;
+        }
+        p += used - np;
+        n -= used - np;
+    }
+    stream_chars(s, p, n, out, cap, &w);
     return w;
 }
 

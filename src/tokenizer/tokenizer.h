@@ -32,9 +32,20 @@
 
 #define TOK_MAX_VOCAB (1 << 22)   /* tokens in a vocabulary */
 #define TOK_MAX_TOKEN_BYTES 65536 /* bytes of one token string */
-#define TOK_MAX_PIECE                                                                              \
-    256                         /* bytes tok_piece_bytes() writes at most per token;               \
-                                   longer tokens are an error at load */
+/* Bytes one token decodes to (tok_piece()), checked at load: a longer
+ * token is a STATUS_LIMIT error naming its id, its length and this limit.
+ * Real vocabularies carry whitespace and punctuation runs of a few hundred
+ * bytes (300+ spaces); 4096 leaves room for those while keeping fixed-size
+ * buffers fixed: the tokenizer hands out views of its decoded pieces (no
+ * copy, no piece-sized stack buffer anywhere in it), so the only buffers this
+ * sizes are the callers' streamed-text buffers (TOK_MAX_STREAM_OUT per
+ * push, heap-allocated once per sequence). The full TOK_MAX_TOKEN_BYTES would
+ * make every such buffer 192 KiB for no vocabulary that exists. */
+#define TOK_MAX_PIECE 4096
+/* Bytes one tok_stream_push() or tok_stream_flush() writes at most: a piece
+ * plus the U+FFFD replacements of a pending partial character (also checked
+ * at load: a piece whose ill-formed bytes would expand past this is refused). */
+#define TOK_MAX_STREAM_OUT (TOK_MAX_PIECE + 16)
 #define TOK_MAX_TEXT (1u << 30) /* bytes of text one tok_encode() accepts */
 
 typedef enum { TOK_KIND_BPE, TOK_KIND_SPM } TokKind;
@@ -98,9 +109,15 @@ Status tok_encode(const Tokenizer *t, const char *text, size_t len, const TokEnc
 /* The bytes token 'id' stands for in decoded text: byte-level BPE maps its
  * unicode-escaped bytes back, SPM turns U+2581 into spaces and <0xNN> into
  * the byte. Control tokens give their text only when 'render_special' (else
- * nothing). Returns the byte count (<= TOK_MAX_PIECE) written to buf; -1 for
- * an id out of range. The output may be a partial UTF-8 sequence. */
+ * nothing). Returns a view valid until tok_free() (not NUL-terminated; may
+ * be a partial UTF-8 sequence) with *len <= TOK_MAX_PIECE bytes; NULL and
+ * *len = 0 for an id out of range. */
+const char *tok_piece(const Tokenizer *t, int id, bool render_special, size_t *len);
+/* tok_piece() copied into buf (cap >= TOK_MAX_PIECE, or >= tok_max_piece(t)).
+ * Returns the byte count; -1 for an id out of range. */
 int tok_piece_bytes(const Tokenizer *t, int id, bool render_special, char *buf);
+/* Length of the longest piece of this vocabulary (<= TOK_MAX_PIECE). */
+size_t tok_max_piece(const Tokenizer *t);
 
 /* Decode a whole sequence into buf (cap bytes); returns the length needed
  * (may exceed cap: then the text is cut at cap). SPM removes the space the
@@ -122,8 +139,9 @@ typedef struct {
 } TokStream;
 
 void tok_stream_init(TokStream *s, const Tokenizer *t, bool render_special);
-/* Appends complete text for token 'id' to out (needs cap >= TOK_MAX_PIECE +
- * 16); returns bytes written. */
+/* Appends complete text for token 'id' to out (needs cap >=
+ * TOK_MAX_STREAM_OUT; text that does not fit is dropped); returns bytes
+ * written. */
 size_t tok_stream_push(TokStream *s, int id, char *out, size_t cap);
 /* End of stream: a dangling partial character becomes U+FFFD. */
 size_t tok_stream_flush(TokStream *s, char *out, size_t cap);

@@ -8,7 +8,8 @@
  *
  * Suites: tok_bpe (byte-level BPE, pre-tokenizers, special tokens),
  * tok_spm (SentencePiece-style BPE), tok_dec (decoding, streaming),
- * tok_bad (lying vocabularies), tok_perf (hang checks on 1 MB inputs). */
+ * tok_long (tokens of hundreds to TOK_MAX_PIECE bytes), tok_bad (lying
+ * vocabularies), tok_perf (hang checks on 1 MB inputs). */
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -552,6 +553,184 @@ Test(tok_dec, spm_stream_leading_space) {
     tok_free(t);
 }
 
+/* ------------------------------------------------------------ long tokens */
+
+/* Byte-level BPE vocabulary with tokens far longer than the 256 bytes the
+ * limit once was: ids 0..255 the byte characters, then the long ones below.
+ * No merges; "llama-bpe" ignores merges, so a pre-token that is a whole
+ * vocabulary token is that token (which is how a real vocabulary's long
+ * whitespace runs are reached). */
+enum {
+    L_SP300 = 256, /* 300 spaces (stored as 300 x U+0120, 600 bytes) */
+    L_EQ1000,      /* 1000 x '=' */
+    L_E500,        /* 500 x U+00E9 (1000 bytes decoded, stored as 2000) */
+    L_TAIL,        /* 98 80 then 998 x 'a': completes a pending F0 9F */
+    L_HEAD,        /* 999 x 'a' then E4: leaves a partial character */
+    L_N,
+};
+
+static char *bytes_to_bpe(const uint8_t *b, size_t n) {
+    char *out = malloc(2 * n + 1), *o = out;
+    cr_assert(out);
+    for (size_t i = 0; i < n; i++) {
+        put_cp(o, gpt2_cp(b[i]));
+        o += strlen(o);
+    }
+    *o = 0;
+    return out;
+}
+
+static Tokenizer *long_tok(void) {
+    static char bytes[256][4];
+    const char *toks[L_N];
+    int32_t types[L_N];
+    for (int b = 0; b < 256; b++) {
+        put_cp(bytes[b], gpt2_cp(b));
+        toks[b] = bytes[b];
+        types[b] = TOK_TYPE_NORMAL;
+    }
+    static uint8_t raw[5][1000];
+    size_t len[5] = {300, 1000, 1000, 1000, 1000};
+    memset(raw[0], ' ', 300);
+    memset(raw[1], '=', 1000);
+    for (int i = 0; i < 500; i++)
+        raw[2][2 * i] = 0xC3, raw[2][2 * i + 1] = 0xA9;
+    raw[3][0] = 0x98, raw[3][1] = 0x80;
+    memset(raw[3] + 2, 'a', 998);
+    memset(raw[4], 'a', 999);
+    raw[4][999] = 0xE4;
+    char *owned[5];
+    for (int i = 0; i < 5; i++) {
+        owned[i] = bytes_to_bpe(raw[i], len[i]);
+        toks[L_SP300 + i] = owned[i];
+        types[L_SP300 + i] = TOK_TYPE_NORMAL;
+    }
+    cr_assert_eq(strlen(toks[L_SP300]), 600);
+    cr_assert_eq(strlen(toks[L_E500]), 2000);
+    GGUFWriter *w = gguf_writer_new();
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_writer_set_str(w, "tokenizer.ggml.pre", "llama-bpe");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, L_N);
+    gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, L_N);
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", NULL, 0);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", false);
+    for (int i = 0; i < 5; i++)
+        free(owned[i]);
+    Tokenizer *t = NULL;
+    Err err = {0};
+    cr_assert_eq(load_writer(w, &t, &err), STATUS_OK, "%s", err.msg);
+    return t;
+}
+
+Test(tok_long, load_encode_decode) {
+    Tokenizer *t = long_tok();
+    cr_assert_eq(tok_max_piece(t), 1000);
+    static char text[4096];
+    size_t n;
+    const char *p = tok_piece(t, L_SP300, false, &n);
+    cr_assert_eq(n, 300);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(p[i], ' ', "byte %zu", i);
+    p = tok_piece(t, L_E500, false, &n);
+    cr_assert(n == 1000 && !memcmp(p, "\xc3\xa9\xc3\xa9", 4) && !memcmp(p + 996, "\xc3\xa9\xc3\xa9", 4));
+    cr_assert_null(tok_piece(t, L_N, false, &n));
+    cr_assert_eq(n, 0);
+
+    memset(text, ' ', 300);
+    int32_t sp[] = {L_SP300};
+    check_ids(t, text, 300, NULL, sp, 1);
+    roundtrip(t, text, 300);
+    /* 301 spaces are no token: the run splits as the regex says, by bytes */
+    memset(text, ' ', 301);
+    roundtrip(t, text, 301);
+
+    /* 500 x é then 1000 x '=': two pre-tokens, each one vocabulary token */
+    for (int i = 0; i < 500; i++)
+        text[2 * i] = (char)0xC3, text[2 * i + 1] = (char)0xA9;
+    memset(text + 1000, '=', 1000);
+    int32_t two[] = {L_E500, L_EQ1000};
+    check_ids(t, text, 2000, NULL, two, 2);
+    roundtrip(t, text, 2000);
+    char out[2000];
+    cr_assert_eq(tok_decode(t, two, 2, false, out, sizeof out), 2000);
+    cr_assert(!memcmp(out, text, 2000));
+    /* cut short: the length needed, the first cap bytes */
+    cr_assert_eq(tok_decode(t, two, 2, false, out, 7), 2000);
+    cr_assert(!memcmp(out, text, 7));
+    tok_free(t);
+}
+
+Test(tok_long, stream_across_long_pieces) {
+    Tokenizer *t = long_tok();
+    static char out[TOK_MAX_STREAM_OUT];
+    TokStream s;
+    tok_stream_init(&s, t, false);
+    /* F0 9F pend; the long piece completes U+1F600 and adds 998 'a' */
+    cr_assert_eq(tok_stream_push(&s, 0xF0, out, sizeof out), 0);
+    cr_assert_eq(tok_stream_push(&s, 0x9F, out, sizeof out), 0);
+    cr_assert_eq(tok_stream_push(&s, L_TAIL, out, sizeof out), 1002);
+    cr_assert(!memcmp(out, "\xf0\x9f\x98\x80", 4));
+    for (int i = 4; i < 1002; i++)
+        cr_assert_eq(out[i], 'a', "byte %d", i);
+    /* 999 'a' out, E4 held; then B8 AD complete U+4E2D */
+    cr_assert_eq(tok_stream_push(&s, L_HEAD, out, sizeof out), 999);
+    cr_assert_eq(tok_stream_push(&s, 0xB8, out, sizeof out), 0);
+    cr_assert_eq(tok_stream_push(&s, 0xAD, out, sizeof out), 3);
+    cr_assert(!memcmp(out, "\xe4\xb8\xad", 3));
+    /* E4 held, then a long piece that breaks it: U+FFFD, then the piece */
+    cr_assert_eq(tok_stream_push(&s, L_HEAD, out, sizeof out), 999);
+    cr_assert_eq(tok_stream_push(&s, L_EQ1000, out, sizeof out), 1003);
+    cr_assert(!memcmp(out, "\xef\xbf\xbd====", 7));
+    /* F0 held, then a piece starting 98 80 61: F0 98 80 is a valid prefix
+     * (of U+18000) that 'a' cuts short, so one U+FFFD for those three bytes
+     * (two of them from the piece), then the 998 'a' */
+    cr_assert_eq(tok_stream_push(&s, 0xF0, out, sizeof out), 0);
+    cr_assert_eq(tok_stream_push(&s, L_TAIL, out, sizeof out), 3 + 998);
+    cr_assert(!memcmp(out, "\xef\xbf\xbd" "aa", 5));
+    /* E4 held, a short piece still incomplete (E4 B8), then flush */
+    cr_assert_eq(tok_stream_push(&s, L_HEAD, out, sizeof out), 999);
+    cr_assert_eq(tok_stream_push(&s, 0xB8, out, sizeof out), 0);
+    cr_assert_eq(tok_stream_flush(&s, out, sizeof out), 3);
+    cr_assert(!memcmp(out, "\xef\xbf\xbd", 3));
+    tok_free(t);
+}
+
+Test(tok_long, exactly_the_limit_loads) {
+    static char big[TOK_MAX_PIECE + 1];
+    memset(big, 'x', TOK_MAX_PIECE);
+    const char *toks[] = {"a", "b", big};
+    int32_t types[] = {TOK_TYPE_NORMAL, TOK_TYPE_NORMAL, TOK_TYPE_CONTROL};
+    GGUFWriter *w = gguf_writer_new();
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 3);
+    gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, 3);
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", NULL, 0);
+    Tokenizer *t = NULL;
+    Err err = {0};
+    cr_assert_eq(load_writer(w, &t, &err), STATUS_OK, "%s", err.msg);
+    cr_assert_eq(tok_max_piece(t), TOK_MAX_PIECE);
+    TokEncodeOpts sp = {.parse_special = true};
+    int32_t want[] = {0, 2, 1};
+    static char text[TOK_MAX_PIECE + 2];
+    text[0] = 'a';
+    memcpy(text + 1, big, TOK_MAX_PIECE);
+    text[TOK_MAX_PIECE + 1] = 'b';
+    int32_t ids[8];
+    size_t n;
+    cr_assert_eq(tok_encode(t, text, sizeof text, &sp, ids, 8, &n, &err), STATUS_OK, "%s", err.msg);
+    cr_assert(n == 3 && ids[0] == want[0] && ids[1] == want[1] && ids[2] == want[2]);
+    static char out[TOK_MAX_STREAM_OUT];
+    TokStream s;
+    tok_stream_init(&s, t, true);
+    cr_assert_eq(tok_stream_push(&s, 2, out, sizeof out), TOK_MAX_PIECE);
+    cr_assert(!memcmp(out, big, TOK_MAX_PIECE));
+    char *piece = malloc(tok_max_piece(t));
+    cr_assert_eq(tok_piece_bytes(t, 2, true, piece), TOK_MAX_PIECE);
+    cr_assert_eq(tok_piece_bytes(t, 2, false, piece), 0, "control hidden");
+    free(piece);
+    tok_free(t);
+}
+
 /* ------------------------------------------------------------ lying vocabularies */
 
 typedef enum {
@@ -560,6 +739,7 @@ typedef enum {
     LIE_TYPES_LEN,
     LIE_EMPTY,
     LIE_LONG_PIECE,
+    LIE_WIDE_PIECE,
     LIE_MERGE_NOSPACE,
     LIE_MERGE_UNKNOWN,
     LIE_BYTE_ZZ,
@@ -576,8 +756,11 @@ typedef enum {
 static Status lie(Lie l, Err *err) {
     bool spm = l == LIE_SCORES_LEN || l == LIE_BYTE_ZZ || l == LIE_BYTE_SHORT || l == LIE_EOS_NEG;
     GGUFWriter *w = spm ? spm_writer(true) : bpe_writer("gpt-2");
-    static char longtok[400];
+    static char longtok[TOK_MAX_PIECE + 2]; /* TOK_MAX_PIECE + 1 bytes and a NUL */
     memset(longtok, 'x', sizeof longtok - 1);
+    /* 2000 bytes that are no UTF-8: each would stream as a 3-byte U+FFFD */
+    static char widetok[2001];
+    memset(widetok, 0xFF, sizeof widetok - 1);
     const char *toks[] = {"a", "b", "ab"};
     int32_t types[3] = {1, 1, 1};
     float scores[2] = {0, 0};
@@ -602,6 +785,15 @@ static Status lie(Lie l, Err *err) {
         break;
     case LIE_LONG_PIECE:
         toks[2] = longtok;
+        types[2] = TOK_TYPE_CONTROL;
+        gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 3);
+        gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, 3);
+        gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", NULL, 0);
+        gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 0);
+        gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 0);
+        break;
+    case LIE_WIDE_PIECE:
+        toks[2] = widetok;
         types[2] = TOK_TYPE_CONTROL;
         gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 3);
         gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, 3);
@@ -700,6 +892,10 @@ Test(tok_bad, lying_vocabularies) {
     expect_lie(LIE_TYPES_LEN, STATUS_FORMAT, "tokenizer.ggml.token_type has 3 entries");
     expect_lie(LIE_EMPTY, STATUS_FORMAT, "tokenizer.ggml.tokens[1]: empty");
     expect_lie(LIE_LONG_PIECE, STATUS_LIMIT, "tokenizer.ggml.tokens[2]");
+    expect_lie(LIE_LONG_PIECE, STATUS_LIMIT, "token 2 decodes to 4097 bytes (limit 4096)");
+    expect_lie(LIE_WIDE_PIECE, STATUS_LIMIT,
+               "token 2 decodes to 2000 bytes, too many of them not UTF-8: streamed they take "
+               "6003 bytes (limit 4112)");
     expect_lie(LIE_MERGE_NOSPACE, STATUS_FORMAT, "tokenizer.ggml.merges[1] = 'he'");
     expect_lie(LIE_MERGE_UNKNOWN, STATUS_FORMAT, "tokenizer.ggml.merges[1] = 'h zz': the right");
     expect_lie(LIE_BYTE_ZZ, STATUS_FORMAT, "tokenizer.ggml.tokens[68]: byte token '<0xZZ>'");
