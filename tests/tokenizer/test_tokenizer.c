@@ -632,7 +632,8 @@ Test(tok_long, load_encode_decode) {
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(p[i], ' ', "byte %zu", i);
     p = tok_piece(t, L_E500, false, &n);
-    cr_assert(n == 1000 && !memcmp(p, "\xc3\xa9\xc3\xa9", 4) && !memcmp(p + 996, "\xc3\xa9\xc3\xa9", 4));
+    cr_assert(n == 1000 && !memcmp(p, "\xc3\xa9\xc3\xa9", 4) &&
+              !memcmp(p + 996, "\xc3\xa9\xc3\xa9", 4));
     cr_assert_null(tok_piece(t, L_N, false, &n));
     cr_assert_eq(n, 0);
 
@@ -686,7 +687,10 @@ Test(tok_long, stream_across_long_pieces) {
      * (two of them from the piece), then the 998 'a' */
     cr_assert_eq(tok_stream_push(&s, 0xF0, out, sizeof out), 0);
     cr_assert_eq(tok_stream_push(&s, L_TAIL, out, sizeof out), 3 + 998);
-    cr_assert(!memcmp(out, "\xef\xbf\xbd" "aa", 5));
+    cr_assert(!memcmp(out,
+                      "\xef\xbf\xbd"
+                      "aa",
+                      5));
     /* E4 held, a short piece still incomplete (E4 B8), then flush */
     cr_assert_eq(tok_stream_push(&s, L_HEAD, out, sizeof out), 999);
     cr_assert_eq(tok_stream_push(&s, 0xB8, out, sizeof out), 0);
