@@ -9,6 +9,21 @@
  *                             q_norm/k_norm before rope
  *   gpt2    layer+bias  none  fused qkv + bias,     gelu(up + b), down + b learned position_embd
  *                             output + bias
+ *   gemma2  rms, post   NEOX  q,k,v; logit soft-cap gelu(gate)*up, down    rope; embd * sqrt(C)
+ *                             window on even layers                          final soft-cap
+ *   gemma3  rms, post   NEOX  q,k,v, q/k norm;      gelu(gate)*up, down    rope (local layers:
+ *                             window on 5 of 6                               base 10000, no
+ * scaling) phi3    rms         NEOX  fused qkv or q,k,v;   silu(up[:F])*up[F:]    rope, LongRoPE
+ * factors window on all layers   (fused up, 2F rows)    long/short by n_ctx qwen2moe  as qwen2, the
+ * FFN a mixture of experts plus a gated shared expert qwen3moe  as qwen3, the FFN a mixture of
+ * experts llama with <arch>.expert_count: the FFN a mixture of experts (Mixtral)
+ *
+ * "post": the attention and FFN outputs are normed again (post_attention_norm,
+ * post_ffw_norm) before they join the residual. A mixture of experts: router
+ * logits x.Wgate_inp^T (n_expert), softmax, the top expert_used_count
+ * experts (renormalised to sum 1 where the model does), each expert a
+ * silu-gated FFN of expert_feed_forward_length stored as one slice of the
+ * 3-D tensors ffn_gate_exps / ffn_up_exps / ffn_down_exps.
  *
  * All: pre-norm residual blocks, final output_norm, output.weight or (when
  * absent) token_embd.weight tied. Metadata keys are "<arch>.<suffix>". */
@@ -20,12 +35,33 @@
 
 #include "tensor/ops.h"
 
-typedef enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GPT2, ARCH_COUNT } Arch;
+typedef enum {
+    ARCH_LLAMA,
+    ARCH_QWEN2,
+    ARCH_QWEN3,
+    ARCH_GPT2,
+    ARCH_GEMMA2,
+    ARCH_GEMMA3,
+    ARCH_PHI3,
+    ARCH_QWEN2MOE,
+    ARCH_QWEN3MOE,
+    ARCH_COUNT
+} Arch;
 
 typedef enum { NORM_RMS, NORM_LAYER } NormType;
-typedef enum { FFN_SILU_GATED, FFN_GELU } FfnType;
+typedef enum {
+    FFN_SILU_GATED, /* silu(gate) * up */
+    FFN_GELU,       /* gelu(up) */
+    FFN_GELU_GATED, /* gelu(gate) * up (gemma) */
+    FFN_SILU_FUSED, /* ffn_up holds gate then up (2 F rows): silu(gate) * up (phi3) */
+} FfnType;
 /* Whether a tensor family is part of the architecture. */
 typedef enum { TENSOR_ABSENT = 0, TENSOR_OPTIONAL, TENSOR_REQUIRED } TensorNeed;
+typedef enum {
+    QKV_SPLIT, /* attn_q, attn_k, attn_v */
+    QKV_FUSED, /* attn_qkv */
+    QKV_EITHER /* attn_qkv where the file has it, else the three (phi3) */
+} QkvLayout;
 
 typedef struct {
     Arch arch;
@@ -33,7 +69,7 @@ typedef struct {
     RopeType rope;
     NormType norm; /* every norm in the model, with bias for NORM_LAYER */
     FfnType ffn;
-    bool fused_qkv;      /* attn_qkv (rows: q, then k, then v) */
+    QkvLayout qkv;       /* attn_qkv rows: q, then k, then v */
     bool learned_pos;    /* position_embd.weight */
     bool qk_norm;        /* attn_q_norm / attn_k_norm (size head_dim) */
     bool rope_freqs;     /* rope_freqs.weight may be present */
@@ -41,13 +77,25 @@ typedef struct {
     TensorNeed out_bias; /* attn_output.bias */
     TensorNeed ffn_bias; /* ffn_up/ffn_gate/ffn_down.bias */
     const char
-        *eps_suffix; /* "attention.layer_norm_rms_epsilon" / "attention.layer_norm_epsilon" */
+        *eps_suffix;     /* "attention.layer_norm_rms_epsilon" / "attention.layer_norm_epsilon" */
+    bool embd_scale;     /* token embeddings times sqrt(n_embd) (gemma) */
+    bool post_norms;     /* post_attention_norm, post_ffw_norm */
+    bool softcap;        /* attn_logit_softcapping / final_logit_softcapping (defaults 50, 30) */
+    int swa_period;      /* attention.sliding_window applies to: 0 no layer; 1 every layer;
+                            n > 1 every layer but each n-th (il % n == n - 1 is global) */
+    bool rope_local;     /* sliding layers use rope base 10000 without scaling (gemma3) */
+    bool rope_longshort; /* rope_factors_long / _short may be present (phi3) */
+    TensorNeed moe;      /* expert_count and the expert tensors (OPTIONAL: when the key is set) */
+    bool moe_norm_topk;  /* the chosen experts' weights renormalised to sum 1 */
+    bool moe_shared;     /* a shared expert gated by sigmoid(x . ffn_gate_inp_shexp) */
+    int big_layers;      /* layer count of the model whose query scale is 1/sqrt(n_embd/n_head)
+                            (gemma's 27B; llama.cpp's rule); 0: none */
 } ArchInfo;
 
 /* The entry for a name given as (ptr, len); NULL if unsupported. */
 const ArchInfo *arch_find(const char *name, size_t len);
 const ArchInfo *arch_info(Arch a);
-/* "llama, qwen2, qwen3, gpt2" for error messages. */
+/* "llama, qwen2, ..." for error messages. */
 const char *arch_supported_list(void);
 
 /* Tensor names (llama.cpp's, exactly). Per-layer ones take the layer index
@@ -81,6 +129,18 @@ const char *arch_supported_list(void);
 #define TN_FFN_UP_B "ffn_up.bias"
 #define TN_FFN_DOWN "ffn_down.weight"
 #define TN_FFN_DOWN_B "ffn_down.bias"
+#define TN_ATTN_POST_NORM "post_attention_norm.weight"
+#define TN_FFN_POST_NORM "post_ffw_norm.weight"
+#define TN_ROPE_LONG "rope_factors_long.weight"
+#define TN_ROPE_SHORT "rope_factors_short.weight"
+#define TN_FFN_GATE_INP "ffn_gate_inp.weight"
+#define TN_FFN_GATE_EXPS "ffn_gate_exps.weight"
+#define TN_FFN_UP_EXPS "ffn_up_exps.weight"
+#define TN_FFN_DOWN_EXPS "ffn_down_exps.weight"
+#define TN_FFN_GATE_INP_SHEXP "ffn_gate_inp_shexp.weight"
+#define TN_FFN_GATE_SHEXP "ffn_gate_shexp.weight"
+#define TN_FFN_UP_SHEXP "ffn_up_shexp.weight"
+#define TN_FFN_DOWN_SHEXP "ffn_down_shexp.weight"
 
 #define ARCH_NAME_MAX 128
 

@@ -32,6 +32,7 @@
 #include "core/tpool.h"
 #include "model/arch.h"
 #include "model/kvcache.h"
+#include "tensor/attn_ext.h"
 #include "tensor/matmul.h"
 #include "tensor/ops.h"
 #include "tensor/quant.h"
@@ -59,8 +60,17 @@ typedef struct {
     Weight wo;                            /* (C, QD) */
     const float *bo;                      /* (C) */
     const float *ffn_norm, *ffn_norm_b;   /* (C) */
-    Weight gate, up, down;                /* (F, C) (F, C) (C, F) */
+    Weight gate, up, down;                /* (F, C) (F or 2F, C) (C, F) */
     const float *bgate, *bup, *bdown;     /* (F) (F) (C) */
+    const float *attn_post_norm, *ffn_post_norm; /* (C), gemma */
+    int window;                                  /* sliding window (0: none) */
+    bool rope_local;                             /* rotated by cs_local */
+    /* a mixture of experts instead of gate/up/down: the router (E, C) and
+     * each expert's slices of the 3-D tensors, E of each (Fe, C) (Fe, C) (C, Fe) */
+    Weight gate_inp;
+    Weight *gate_exps, *up_exps, *down_exps;
+    const float *gate_inp_shexp;             /* (C) */
+    Weight gate_shexp, up_shexp, down_shexp; /* (Fs, C) (Fs, C) (C, Fs) */
 } Layer;
 
 struct Model {
@@ -75,8 +85,11 @@ struct Model {
     Weight pos_embd;                    /* (n_ctx_train, C), gpt2 */
     Weight output;                      /* (V, C): output.weight or token_embd */
     const float *out_norm, *out_norm_b; /* (C) */
-    const float *rope_freqs;            /* (n_rot/2) or NULL */
+    const float *rope_freqs;            /* (n_rot/2) or NULL (phi3: long or short, by n_ctx) */
+    const float *rope_long, *rope_short; /* (n_rot/2), phi3 */
+    bool fused_qkv;                      /* attn_qkv */
     Layer *layers;                      /* (L) */
+    Weight *exps;                       /* (L, 3, E) the expert slices */
 
     TPool *tp;
     KVCache kv;
@@ -90,6 +103,19 @@ struct Model {
     float *att;      /* (B, QD) attention output */
     float *hb, *hb2; /* (B, F) */
     float *cs;       /* (B, n_rot) rope cos/sin per row */
+    float *cs_local; /* (B, n_rot) the sliding layers' (gemma3), or NULL */
+    float *ext_row;  /* (n_threads, 2 HD) attn_ext's row scratch */
+    /* mixture of experts: router logits, each row's experts and weights,
+     * the rows grouped by expert (exp_off[e]..exp_off[e+1] into exp_row /
+     * exp_w), gathered inputs and outputs, the branch's sum */
+    float *router;        /* (B, E) */
+    int32_t *topk_id;     /* (B, K) */
+    float *topk_w;        /* (B, K) */
+    int32_t *exp_off;     /* (E + 1) */
+    int32_t *exp_row;     /* (B K) */
+    float *exp_w;         /* (B K) */
+    float *moe_x, *moe_y; /* (B, C) */
+    float *moe_out;       /* (B, C) */
     float *scores;   /* (n_threads, OPS_ATTN_MAX_ROWS * NH / KVH, n_ctx) attention weights */
     int32_t *tiles;  /* (B + 1) first row of each attention tile, then B */
     int n_tiles;     /* of this model_forward's batch (attn_tiles) */
@@ -129,11 +155,12 @@ static const GGUFTensor *find_tensor(const Model *m, const char *name) {
     return t;
 }
 
-/* Find tensor 'name' and check it is exactly [ne0, ne1] (ne1 = 1 for a
- * vector; vectors must be F32, matrices a matmul-supported type). *out is
- * NULL when an optional tensor is absent. */
-static Status bind_tensor(Model *m, const char *name, int64_t ne0, int64_t ne1, bool matrix,
-                          TensorNeed need, const GGUFTensor **out, Err *err) {
+/* Find tensor 'name' and check it is exactly [ne0, ne1, ne2] (ne1 = 1 for
+ * a vector, ne2 = 1 but for stacked expert matrices; vectors must be F32,
+ * matrices a matmul-supported type). *out is NULL when an optional tensor
+ * is absent. */
+static Status bind_tensor(Model *m, const char *name, int64_t ne0, int64_t ne1, int64_t ne2,
+                          bool matrix, TensorNeed need, const GGUFTensor **out, Err *err) {
     *out = NULL;
     if (need == TENSOR_ABSENT)
         return STATUS_OK;
@@ -141,6 +168,11 @@ static Status bind_tensor(Model *m, const char *name, int64_t ne0, int64_t ne1, 
     if (!t) {
         if (need == TENSOR_OPTIONAL)
             return STATUS_OK;
+        if (ne2 != 1)
+            return err_set(err, STATUS_FORMAT,
+                           "missing tensor '%s' (expected shape [%" PRId64 ", %" PRId64 ", %" PRId64
+                           "])",
+                           name, ne0, ne1, ne2);
         if (matrix)
             return err_set(err, STATUS_FORMAT,
                            "missing tensor '%s' (expected shape [%" PRId64 ", %" PRId64 "])", name,
@@ -148,7 +180,7 @@ static Status bind_tensor(Model *m, const char *name, int64_t ne0, int64_t ne1, 
         return err_set(err, STATUS_FORMAT, "missing tensor '%s' (expected shape [%" PRId64 "])",
                        name, ne0);
     }
-    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1) {
+    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != ne2 || t->ne[3] != 1) {
         char got[96];
         int k;
         if (t->n_dims <= 1)
@@ -159,6 +191,11 @@ static Status bind_tensor(Model *m, const char *name, int64_t ne0, int64_t ne1, 
             k = snprintf(got, sizeof got, "[%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 "]",
                          t->ne[0], t->ne[1], t->ne[2], t->ne[3]);
         ASSERT(k > 0);
+        if (ne2 != 1)
+            return err_set(err, STATUS_FORMAT,
+                           "tensor '%s': shape %s but expected [%" PRId64 ", %" PRId64 ", %" PRId64
+                           "]",
+                           name, got, ne0, ne1, ne2);
         if (matrix)
             return err_set(err, STATUS_FORMAT,
                            "tensor '%s': shape %s but expected [%" PRId64 ", %" PRId64 "]", name,
@@ -186,7 +223,7 @@ static Status bind_matrix(Model *m, const char *name, int64_t n_rows, int64_t n_
                           TensorNeed need, Weight *w, Err *err) {
     const GGUFTensor *t;
     memset(w, 0, sizeof *w);
-    Status st = bind_tensor(m, name, n_cols, n_rows, true, need, &t, err);
+    Status st = bind_tensor(m, name, n_cols, n_rows, 1, true, need, &t, err);
     if (st == STATUS_OK && t)
         *w = (Weight){t->data, t->type, n_rows, n_cols, {0}};
     return st;
@@ -196,7 +233,7 @@ static Status bind_vector(Model *m, const char *name, int64_t n, TensorNeed need
                           Err *err) {
     const GGUFTensor *t;
     *v = NULL;
-    Status st = bind_tensor(m, name, n, 1, false, need, &t, err);
+    Status st = bind_tensor(m, name, n, 1, 1, false, need, &t, err);
     if (st == STATUS_OK && t)
         *v = t->data;
     return st;
@@ -207,6 +244,22 @@ static Status bind_blk_matrix(Model *m, int il, const char *suffix, int64_t n_ro
     char name[ARCH_NAME_MAX];
     arch_blk_name(name, il, suffix);
     return bind_matrix(m, name, n_rows, n_cols, need, w, err);
+}
+
+/* The E matrices (n_rows, n_cols) stacked in the 3-D tensor
+ * blk.<il>.<suffix> as E Weights viewing its slices. */
+static Status bind_blk_experts(Model *m, int il, const char *suffix, int64_t n_rows, int64_t n_cols,
+                               int E, Weight *w, Err *err) {
+    char name[ARCH_NAME_MAX];
+    arch_blk_name(name, il, suffix);
+    const GGUFTensor *t;
+    Status st = bind_tensor(m, name, n_cols, n_rows, E, true, TENSOR_REQUIRED, &t, err);
+    if (st)
+        return st;
+    size_t bytes = (size_t)dtype_row_bytes(t->type, n_cols) * (size_t)n_rows;
+    for (int e = 0; e < E; e++)
+        w[e] = (Weight){(const char *)t->data + (size_t)e * bytes, t->type, n_rows, n_cols, {0}};
+    return STATUS_OK;
 }
 
 static Status bind_blk_vector(Model *m, int il, const char *suffix, int64_t n, TensorNeed need,
@@ -244,6 +297,93 @@ static Status get_float(Model *m, const char *suffix, bool required, float def, 
     if (!isfinite(v) || !(v > 0.0f))
         return err_set(err, STATUS_FORMAT, "'%s' = %g must be finite and > 0", key, (double)v);
     *out = v;
+    return STATUS_OK;
+}
+
+/* A float "<arch>.<suffix>" in (0, hi], 'def' when absent. */
+static Status get_float_max(Model *m, const char *suffix, float def, float hi, float *out,
+                            Err *err) {
+    Status st = get_float(m, suffix, false, def, out, err);
+    if (st == STATUS_OK && *out > hi) {
+        char key[ARCH_NAME_MAX];
+        arch_key(key, m->ai, suffix);
+        return err_set(err, STATUS_LIMIT, "'%s' = %g exceeds %g", key, (double)*out, (double)hi);
+    }
+    return st;
+}
+
+static bool has_key(const Model *m, const char *suffix) {
+    char key[ARCH_NAME_MAX];
+    arch_key(key, m->ai, suffix);
+    return gguf_find_key(&m->g, key) != NULL;
+}
+
+/* The hyperparameters of the newer architectures: query scale, embedding
+ * scale, soft-caps, sliding window, LongRoPE, experts (arch.h). */
+static Status load_hparams_ext(Model *m, Err *err) {
+    ModelConfig *c = &m->cfg;
+    const ArchInfo *a = m->ai;
+    Status st;
+    c->attn_scale = 1.0f / sqrtf((float)c->head_dim);
+    if (a->big_layers && c->n_layers == a->big_layers)
+        c->attn_scale = 1.0f / sqrtf((float)(c->n_embd / c->n_heads));
+    c->embd_scale = a->embd_scale ? sqrtf((float)c->n_embd) : 1.0f;
+    if (a->softcap && ((st = get_float_max(m, "attn_logit_softcapping", 50.0f, MODEL_MAX_SOFTCAP,
+                                           &c->attn_softcap, err)) ||
+                       (st = get_float_max(m, "final_logit_softcapping", 30.0f, MODEL_MAX_SOFTCAP,
+                                           &c->final_softcap, err))))
+        return st;
+    /* gemma requires the window (as llama.cpp); phi3 has one where the file says */
+    if (a->swa_period && (a->swa_period > 1 || has_key(m, "attention.sliding_window"))) {
+        if ((st =
+                 get_dim(m, "attention.sliding_window", true, 0, 1, MODEL_MAX_CTX, &c->n_swa, err)))
+            return st;
+        c->swa_period = a->swa_period;
+    }
+    if (a->rope_local)
+        c->rope_local_base = 10000.0f;
+    c->rope_attn_factor = 1.0f;
+    c->rope_orig_ctx = c->n_ctx_train;
+    if (a->rope_longshort &&
+        ((st = get_dim(m, "rope.scaling.original_context_length", false, (uint32_t)c->n_ctx_train,
+                       1, MODEL_MAX_CTX, &c->rope_orig_ctx, err)) ||
+         (st =
+              get_float_max(m, "rope.scaling.attn_factor", 1.0f, 1e3f, &c->rope_attn_factor, err))))
+        return st;
+    if (a->moe == TENSOR_REQUIRED || (a->moe == TENSOR_OPTIONAL && has_key(m, "expert_count"))) {
+        char key[ARCH_NAME_MAX];
+        if ((st = get_dim(m, "expert_count", true, 0, 0, MODEL_MAX_EXPERTS, &c->n_expert, err)))
+            return st;
+        if (c->n_expert == 0 && a->moe == TENSOR_OPTIONAL)
+            return STATUS_OK; /* a dense llama that says so */
+        if (c->n_expert == 0) {
+            arch_key(key, a, "expert_count");
+            return err_set(err, STATUS_FORMAT, "'%s' = 0 but %s is a mixture of experts", key,
+                           a->name);
+        }
+        if ((st = get_dim(m, "expert_used_count", true, 0, 1, MODEL_MAX_EXPERTS, &c->n_expert_used,
+                          err)))
+            return st;
+        if (c->n_expert_used > c->n_expert) {
+            arch_key(key, a, "expert_used_count");
+            return err_set(err, STATUS_FORMAT, "'%s' = %d exceeds expert_count %d", key,
+                           c->n_expert_used, c->n_expert);
+        }
+        bool own_ff = a->moe == TENSOR_REQUIRED; /* llama's experts are feed_forward_length wide */
+        if ((st = get_dim(m, "expert_feed_forward_length", own_ff, (uint32_t)c->n_ff, 1,
+                          MODEL_MAX_FF, &c->n_ff_exp, err)))
+            return st;
+        if (a->moe_shared) {
+            /* older files lack the key: the shared expert's own shape says */
+            const GGUFTensor *t = find_tensor(m, "blk.0." TN_FFN_UP_SHEXP);
+            uint32_t def = t && t->ne[1] > 0 && t->ne[1] <= MODEL_MAX_FF ? (uint32_t)t->ne[1]
+                                                                         : (uint32_t)c->n_ff_exp;
+            if ((st = get_dim(m, "expert_shared_feed_forward_length", false, def, 1, MODEL_MAX_FF,
+                              &c->n_ff_shexp, err)))
+                return st;
+        }
+        c->moe_norm_topk = a->moe_norm_topk;
+    }
     return STATUS_OK;
 }
 
@@ -332,7 +472,7 @@ static Status load_hparams(Model *m, Err *err) {
                            stype.ptr);
         }
     }
-    return STATUS_OK;
+    return load_hparams_ext(m, err);
 }
 
 static Status load_vocab(Model *m, Err *err) {
@@ -392,27 +532,60 @@ static Status load_tensors(Model *m, Err *err) {
                  bind_vector(m, TN_ROPE_FREQS, c->n_rot / 2, TENSOR_OPTIONAL, &m->rope_freqs, err)))
             return st;
         m->cfg.has_rope_freqs = m->rope_freqs != NULL;
-        if (m->rope_freqs)
-            for (int i = 0; i < c->n_rot / 2; i++)
-                if (!isfinite(m->rope_freqs[i]) || !(m->rope_freqs[i] > 0.0f))
-                    return err_set(err, STATUS_FORMAT,
-                                   "tensor '%s': element %d = %g must be "
-                                   "finite and > 0",
-                                   TN_ROPE_FREQS, i, (double)m->rope_freqs[i]);
     }
+    if (a->rope_longshort) {
+        if ((st =
+                 bind_vector(m, TN_ROPE_LONG, c->n_rot / 2, TENSOR_OPTIONAL, &m->rope_long, err)) ||
+            (st = bind_vector(m, TN_ROPE_SHORT, c->n_rot / 2,
+                              m->rope_long ? TENSOR_REQUIRED : TENSOR_OPTIONAL, &m->rope_short,
+                              err)))
+            return st;
+        if (m->rope_short && !m->rope_long)
+            return err_set(err, STATUS_FORMAT, "tensor '%s' without '%s'", TN_ROPE_SHORT,
+                           TN_ROPE_LONG);
+        m->cfg.has_rope_longshort = m->rope_long != NULL;
+    }
+    const float *factors[] = {m->rope_freqs, m->rope_long, m->rope_short};
+    const char *fnames[] = {TN_ROPE_FREQS, TN_ROPE_LONG, TN_ROPE_SHORT};
+    for (int f = 0; f < 3; f++)
+        for (int i = 0; factors[f] && i < c->n_rot / 2; i++)
+            if (!isfinite(factors[f][i]) || !(factors[f][i] > 0.0f))
+                return err_set(err, STATUS_FORMAT,
+                               "tensor '%s': element %d = %g must be "
+                               "finite and > 0",
+                               fnames[f], i, (double)factors[f][i]);
 
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     if (!m->layers)
         return err_set(err, STATUS_NOMEM, "out of memory for %d layers", c->n_layers);
-    TensorNeed gate = a->ffn == FFN_SILU_GATED ? TENSOR_REQUIRED : TENSOR_ABSENT;
-    TensorNeed gate_b = a->ffn == FFN_SILU_GATED ? a->ffn_bias : TENSOR_ABSENT;
+    int E = c->n_expert;
+    if (E) {
+        m->exps = calloc((size_t)c->n_layers * 3 * (size_t)E, sizeof *m->exps);
+        if (!m->exps)
+            return err_set(err, STATUS_NOMEM, "out of memory for %d x %d experts", c->n_layers, E);
+    }
+    if (a->qkv == QKV_EITHER) {
+        char name[ARCH_NAME_MAX];
+        arch_blk_name(name, 0, TN_ATTN_QKV);
+        m->fused_qkv = find_tensor(m, name) != NULL;
+    } else {
+        m->fused_qkv = a->qkv == QKV_FUSED;
+    }
+    bool gated = a->ffn == FFN_SILU_GATED || a->ffn == FFN_GELU_GATED;
+    TensorNeed dense = E ? TENSOR_ABSENT : TENSOR_REQUIRED;
+    TensorNeed gate = gated ? dense : TENSOR_ABSENT;
+    TensorNeed gate_b = gated && !E ? a->ffn_bias : TENSOR_ABSENT;
+    TensorNeed up_b = E ? TENSOR_ABSENT : a->ffn_bias;
     TensorNeed qnorm = a->qk_norm ? TENSOR_REQUIRED : TENSOR_ABSENT;
+    TensorNeed post = a->post_norms ? TENSOR_REQUIRED : TENSOR_ABSENT;
+    int64_t UP = a->ffn == FFN_SILU_FUSED ? 2 * F : F; /* up's rows */
+    int64_t FE = c->n_ff_exp, FS = c->n_ff_shexp;
     for (int il = 0; il < c->n_layers; il++) {
         Layer *L = &m->layers[il];
         if ((st = bind_blk_vector(m, il, TN_ATTN_NORM, C, TENSOR_REQUIRED, &L->attn_norm, err)) ||
             (st = bind_blk_vector(m, il, TN_ATTN_NORM_B, C, norm_b, &L->attn_norm_b, err)))
             return st;
-        if (a->fused_qkv) {
+        if (m->fused_qkv) {
             if ((st = bind_blk_matrix(m, il, TN_ATTN_QKV, QD + 2 * KD, C, TENSOR_REQUIRED, &L->wqkv,
                                       err)) ||
                 (st = bind_blk_vector(m, il, TN_ATTN_QKV_B, QD + 2 * KD, a->qkv_bias, &L->bqkv,
@@ -431,15 +604,41 @@ static Status load_tensors(Model *m, Err *err) {
             (st = bind_blk_vector(m, il, TN_ATTN_K_NORM, HD, qnorm, &L->k_norm, err)) ||
             (st = bind_blk_matrix(m, il, TN_ATTN_OUT, C, QD, TENSOR_REQUIRED, &L->wo, err)) ||
             (st = bind_blk_vector(m, il, TN_ATTN_OUT_B, C, a->out_bias, &L->bo, err)) ||
+            (st = bind_blk_vector(m, il, TN_ATTN_POST_NORM, C, post, &L->attn_post_norm, err)) ||
             (st = bind_blk_vector(m, il, TN_FFN_NORM, C, TENSOR_REQUIRED, &L->ffn_norm, err)) ||
             (st = bind_blk_vector(m, il, TN_FFN_NORM_B, C, norm_b, &L->ffn_norm_b, err)) ||
+            (st = bind_blk_vector(m, il, TN_FFN_POST_NORM, C, post, &L->ffn_post_norm, err)) ||
             (st = bind_blk_matrix(m, il, TN_FFN_GATE, F, C, gate, &L->gate, err)) ||
             (st = bind_blk_vector(m, il, TN_FFN_GATE_B, F, gate_b, &L->bgate, err)) ||
-            (st = bind_blk_matrix(m, il, TN_FFN_UP, F, C, TENSOR_REQUIRED, &L->up, err)) ||
-            (st = bind_blk_vector(m, il, TN_FFN_UP_B, F, a->ffn_bias, &L->bup, err)) ||
-            (st = bind_blk_matrix(m, il, TN_FFN_DOWN, C, F, TENSOR_REQUIRED, &L->down, err)) ||
-            (st = bind_blk_vector(m, il, TN_FFN_DOWN_B, C, a->ffn_bias, &L->bdown, err)))
+            (st = bind_blk_matrix(m, il, TN_FFN_UP, UP, C, dense, &L->up, err)) ||
+            (st = bind_blk_vector(m, il, TN_FFN_UP_B, F, up_b, &L->bup, err)) ||
+            (st = bind_blk_matrix(m, il, TN_FFN_DOWN, C, F, dense, &L->down, err)) ||
+            (st = bind_blk_vector(m, il, TN_FFN_DOWN_B, C, up_b, &L->bdown, err)))
             return st;
+        if (E) {
+            L->gate_exps = m->exps + ((size_t)il * 3 + 0) * (size_t)E;
+            L->up_exps = m->exps + ((size_t)il * 3 + 1) * (size_t)E;
+            L->down_exps = m->exps + ((size_t)il * 3 + 2) * (size_t)E;
+            if ((st = bind_blk_matrix(m, il, TN_FFN_GATE_INP, E, C, TENSOR_REQUIRED, &L->gate_inp,
+                                      err)) ||
+                (st = bind_blk_experts(m, il, TN_FFN_GATE_EXPS, FE, C, E, L->gate_exps, err)) ||
+                (st = bind_blk_experts(m, il, TN_FFN_UP_EXPS, FE, C, E, L->up_exps, err)) ||
+                (st = bind_blk_experts(m, il, TN_FFN_DOWN_EXPS, C, FE, E, L->down_exps, err)))
+                return st;
+        }
+        if (FS && ((st = bind_blk_vector(m, il, TN_FFN_GATE_INP_SHEXP, C, TENSOR_REQUIRED,
+                                         &L->gate_inp_shexp, err)) ||
+                   (st = bind_blk_matrix(m, il, TN_FFN_GATE_SHEXP, FS, C, TENSOR_REQUIRED,
+                                         &L->gate_shexp, err)) ||
+                   (st = bind_blk_matrix(m, il, TN_FFN_UP_SHEXP, FS, C, TENSOR_REQUIRED,
+                                         &L->up_shexp, err)) ||
+                   (st = bind_blk_matrix(m, il, TN_FFN_DOWN_SHEXP, C, FS, TENSOR_REQUIRED,
+                                         &L->down_shexp, err))))
+            return st;
+        /* sliding: every layer (period 1) or all but each period-th */
+        int per = c->swa_period;
+        L->window = c->n_swa && (per == 1 || (per > 1 && il % per != per - 1)) ? c->n_swa : 0;
+        L->rope_local = L->window && c->rope_local_base > 0.0f;
     }
     uint64_t n = 0;
     for (int p = 0; p < m->n_parts; p++) {
@@ -494,6 +693,9 @@ static Status resolve_params(Model *m, const ModelParams *in, Err *err) {
         p.n_kv_blocks = (int)total;
     }
     m->params = p;
+    /* LongRoPE: the long factors for contexts past the original one */
+    if (c->has_rope_longshort)
+        m->rope_freqs = p.n_ctx > c->rope_orig_ctx ? m->rope_long : m->rope_short;
     return STATUS_OK;
 }
 
@@ -509,6 +711,29 @@ static bool alloc_f32(float **p, int64_t a, int64_t b) {
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
+/* Room layer_matrices needs. */
+static size_t layer_matrices_cap(const Model *m) { return 12 + 3 * (size_t)m->cfg.n_expert; }
+
+/* The matrices that go through matmul (data NULL where absent) into ws
+ * (layer_matrices_cap of them); il = -1: the output projection. */
+static int layer_matrices(Model *m, int il, Weight **ws) {
+    if (il < 0) {
+        ws[0] = &m->output;
+        return 1;
+    }
+    Layer *L = &m->layers[il];
+    Weight *all[] = {&L->wq, &L->wk,   &L->wv,       &L->wqkv,       &L->wo,       &L->gate,
+                     &L->up, &L->down, &L->gate_inp, &L->gate_shexp, &L->up_shexp, &L->down_shexp};
+    int n = (int)(sizeof all / sizeof all[0]);
+    memcpy(ws, all, sizeof all);
+    for (int e = 0; L->gate_exps && e < m->cfg.n_expert; e++) {
+        ws[n++] = &L->gate_exps[e];
+        ws[n++] = &L->up_exps[e];
+        ws[n++] = &L->down_exps[e];
+    }
+    return n;
+}
+
 static Status alloc_state(Model *m, Err *err) {
     const ModelConfig *c = &m->cfg;
     const ModelParams *p = &m->params;
@@ -522,25 +747,41 @@ static Status alloc_state(Model *m, Err *err) {
                         p->n_kv_blocks, p->n_seq_max, p->n_ctx, p->kv_type, err);
     if (st)
         return st;
+    /* hb: the widest hidden row (phi3's fused up is 2F; experts, shared expert) */
+    int64_t H = m->ai->ffn == FFN_SILU_FUSED ? 2 * F : F;
+    H = H > c->n_ff_exp ? H : c->n_ff_exp;
+    H = H > c->n_ff_shexp ? H : c->n_ff_shexp;
+    int64_t E = c->n_expert, K = c->n_expert_used, R = c->n_rot > 0 ? c->n_rot : 1;
     bool ok =
         alloc_f32(&m->x, B, C) && alloc_f32(&m->xb, B, C) && alloc_f32(&m->q, B, QD) &&
         alloc_f32(&m->k, B, KD) && alloc_f32(&m->v, B, KD) && alloc_f32(&m->att, B, QD) &&
-        alloc_f32(&m->hb, B, F) && alloc_f32(&m->hb2, B, F) &&
-        alloc_f32(&m->cs, B, c->n_rot > 0 ? c->n_rot : 1) &&
+        alloc_f32(&m->hb, B, H) && alloc_f32(&m->hb2, B, H) && alloc_f32(&m->cs, B, R) &&
+        alloc_f32(&m->ext_row, m->params.n_threads, 2 * (int64_t)c->head_dim) &&
         alloc_f32(&m->scores,
                   (int64_t)m->params.n_threads * OPS_ATTN_MAX_ROWS * (c->n_heads / c->n_kv_heads),
                   p->n_ctx);
-    if (ok && m->ai->fused_qkv)
+    if (ok && m->fused_qkv)
         ok = alloc_f32(&m->qkv, B, QD + 2 * KD);
+    if (ok && c->rope_local_base > 0.0f)
+        ok = alloc_f32(&m->cs_local, B, R);
+    if (ok && E) {
+        ok = alloc_f32(&m->router, B, E) && alloc_f32(&m->topk_w, B, K) &&
+             alloc_f32(&m->exp_w, B, K) && alloc_f32(&m->moe_x, B, C) &&
+             alloc_f32(&m->moe_y, B, C) && alloc_f32(&m->moe_out, B, C);
+        m->topk_id = ok ? malloc((size_t)(B * K) * sizeof(int32_t)) : NULL;
+        m->exp_row = ok ? malloc((size_t)(B * K) * sizeof(int32_t)) : NULL;
+        m->exp_off = ok ? malloc((size_t)(E + 1) * sizeof(int32_t)) : NULL;
+        ok = m->topk_id && m->exp_row && m->exp_off;
+    }
     /* matmul scratch: the largest activation conversion of any weight */
     size_t mm = matmul_scratch_bytes(m->output.type, (int)B, (int)C);
-    for (int il = 0; il < c->n_layers && ok; il++) {
-        const Layer *L = &m->layers[il];
-        const Weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wqkv, &L->wo, &L->gate, &L->up, &L->down};
-        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+    Weight **ws = ok ? malloc(layer_matrices_cap(m) * sizeof *ws) : NULL;
+    ok = ok && ws;
+    for (int il = 0; il < c->n_layers && ok; il++)
+        for (int i = 0, n = layer_matrices(m, il, ws); i < n; i++)
             if (ws[i]->data)
                 mm = max_sz(mm, matmul_scratch_bytes(ws[i]->type, (int)B, (int)ws[i]->n_cols));
-    }
+    free(ws);
     if (ok && mm) {
         m->mm_scratch = mem_alloc_aligned(mm);
         ok = m->mm_scratch != NULL;
@@ -560,19 +801,6 @@ static Status alloc_state(Model *m, Err *err) {
     return STATUS_OK;
 }
 
-/* The matrices that go through matmul (NULL where absent); il = -1: the
- * output projection. */
-static int layer_matrices(Model *m, int il, Weight *ws[8]) {
-    if (il < 0) {
-        ws[0] = &m->output;
-        return 1;
-    }
-    Layer *L = &m->layers[il];
-    Weight *all[8] = {&L->wq, &L->wk, &L->wv, &L->wqkv, &L->wo, &L->gate, &L->up, &L->down};
-    memcpy(ws, all, sizeof all);
-    return 8;
-}
-
 /* Every matrix that goes through matmul, prepared once: repacked (where
  * this CPU has a faster layout) into one buffer for the whole model, on
  * the pool, the mapping's pages released. The embedding tables are only
@@ -582,8 +810,10 @@ static Status prepare_weights(Model *m, Err *err) {
     const char *env = getenv("CGPT_NO_REPACK");
     bool repack = !m->params.no_repack && !(env && *env && strcmp(env, "0"));
     uint64_t total = 0;
+    Weight **ws = malloc(layer_matrices_cap(m) * sizeof *ws);
+    if (!ws)
+        return err_set(err, STATUS_NOMEM, "out of memory");
     for (int il = -1; repack && il < m->cfg.n_layers; il++) {
-        Weight *ws[8];
         for (int i = 0, n = layer_matrices(m, il, ws); i < n; i++)
             if (ws[i]->data)
                 total +=
@@ -591,15 +821,16 @@ static Status prepare_weights(Model *m, Err *err) {
     }
     if (total) {
         m->wpack = mem_alloc_aligned((size_t)total);
-        if (!m->wpack)
+        if (!m->wpack) {
+            free(ws);
             return err_set(err, STATUS_NOMEM,
                            "out of memory for the repacked weights (%" PRIu64
                            " bytes; CGPT_NO_REPACK=1 uses the file's mapping instead)",
                            total);
+        }
     }
     uint8_t *at = m->wpack;
     for (int il = -1; il < m->cfg.n_layers; il++) {
-        Weight *ws[8];
         for (int i = 0, n = layer_matrices(m, il, ws); i < n; i++) {
             Weight *w = ws[i];
             if (!w->data)
@@ -616,6 +847,7 @@ static Status prepare_weights(Model *m, Err *err) {
                                 (size_t)dtype_row_bytes(w->type, w->n_cols) * (size_t)w->n_rows);
         }
     }
+    free(ws);
     /* the lookup tables, read row by row as they are */
     Weight *tables[] = {&m->tok_embd, &m->pos_embd};
     for (int i = 0; i < 2; i++)
@@ -736,6 +968,18 @@ void model_free(Model *m) {
     mem_free_aligned(m->hb);
     mem_free_aligned(m->hb2);
     mem_free_aligned(m->cs);
+    mem_free_aligned(m->cs_local);
+    mem_free_aligned(m->ext_row);
+    mem_free_aligned(m->router);
+    mem_free_aligned(m->topk_w);
+    mem_free_aligned(m->exp_w);
+    mem_free_aligned(m->moe_x);
+    mem_free_aligned(m->moe_y);
+    mem_free_aligned(m->moe_out);
+    free(m->topk_id);
+    free(m->exp_row);
+    free(m->exp_off);
+    free(m->exps);
     mem_free_aligned(m->scores);
     mem_free_aligned(m->mm_scratch);
     free(m->row_seq_first);
@@ -851,8 +1095,12 @@ static void attn_task(void *vctx, int ith, int nth) {
     const OpsKernels *K = ops_kernels();
     int NH = c->n_heads, KVH = c->n_kv_heads, HD = c->head_dim, QD = NH * HD, bs = kv->block_size;
     int group = NH / KVH;
-    float scale = 1.0f / sqrtf((float)HD);
+    float scale = c->attn_scale;
     float *sc = m->scores + (size_t)ith * OPS_ATTN_MAX_ROWS * group * m->params.n_ctx;
+    const Layer *L = &m->layers[a->layer];
+    /* windows and soft-caps: the general kernel (attn_ext.h) */
+    bool ext = L->window > 0 || c->attn_softcap > 0.0f;
+    AttnExtOpts xo = {c->attn_softcap, NULL};
     const char *kbase = kv_k_slab(kv, a->layer, 0), *vbase = kv_v_slab(kv, a->layer, 0);
     long stride = kv->type == KV_Q8_0 ? (long)kv->slab_bytes : (long)kv->block_floats;
     long done = 0; /* cost of the units before this tile */
@@ -871,7 +1119,18 @@ static void attn_task(void *vctx, int ith, int nth) {
             while (h + run < (kvh + 1) * group &&
                    unit_owner(done + (long)(h + run) * cost, cost, m->attn_cost, nth) == owner)
                 run++;
-            if (owner == ith) {
+            if (owner == ith && ext) {
+                size_t koff = (size_t)kvh * bs * kv->row_bytes;
+                AttnExtCache xc = {kbase + koff,           vbase + koff,  table,
+                                   kv->slab_bytes,         kv->row_bytes, bs,
+                                   kv_elem_dtype(kv->type)};
+                for (int i = 0; i < R; i++) {
+                    size_t qoff = (size_t)(r0 + i) * QD + (size_t)h * HD;
+                    int lo = L->window && n[i] > L->window ? n[i] - L->window : 0;
+                    attn_ext(m->att + qoff, m->q + qoff, run, HD, &xc, lo, n[i], scale, &xo, sc,
+                             m->ext_row + (size_t)ith * 2 * HD);
+                }
+            } else if (owner == ith) {
                 size_t qoff = (size_t)r0 * QD + (size_t)h * HD;
                 size_t koff = (size_t)kvh * bs * kv->row_bytes;
                 K->attn_rows((OpsKvKind)kv->type, m->att + qoff, m->q + qoff, (size_t)QD, R, run,
@@ -919,7 +1178,7 @@ static void qk_cache_row(Model *m, const BatchRow *rows, int r, int il) {
             rmsnorm_forward(k + (size_t)h * HD, k + (size_t)h * HD, L->k_norm, HD, c->norm_eps);
     }
     if (c->rope_type != ROPE_NONE) {
-        const float *cs = m->cs + (size_t)r * c->n_rot;
+        const float *cs = (L->rope_local ? m->cs_local : m->cs) + (size_t)r * c->n_rot;
         rope_forward(q, cs, NH, HD, c->n_rot, c->rope_type);
         rope_forward(k, cs, KVH, HD, c->n_rot, c->rope_type);
     }
@@ -936,14 +1195,42 @@ static void qk_cache_row(Model *m, const BatchRow *rows, int r, int il) {
     }
 }
 
+/* x += the branch in xb, normed first where the model has a post-norm. */
+static void add_branch(const Model *m, float *x, float *xb, const float *post_norm) {
+    if (post_norm)
+        rmsnorm_forward(xb, xb, post_norm, m->cfg.n_embd, m->cfg.norm_eps);
+    add_forward(x, x, xb, m->cfg.n_embd);
+}
+
+/* The FFN's activation of row r: hb (and hb2) hold F wide rows; down reads
+ * ffn_act_out(). */
+static void act_row(Model *m, int r) {
+    size_t F = (size_t)m->cfg.n_ff;
+    float *h = m->hb + r * F, *h2 = m->hb2 + r * F;
+    switch (m->ai->ffn) {
+    case FFN_SILU_GATED: swiglu_forward(h, h, h2, (int)F); break;
+    case FFN_GELU: gelu_forward(h, h, (int)F); break;
+    case FFN_GELU_GATED:
+        gelu_forward(h, h, (int)F);
+        for (size_t i = 0; i < F; i++)
+            h[i] *= h2[i];
+        break;
+    case FFN_SILU_FUSED: /* hb rows are 2F: gate then up; the product into hb2 */
+        swiglu_forward(h2, m->hb + r * 2 * F, m->hb + r * 2 * F + F, (int)F);
+        break;
+    }
+}
+
+static float *ffn_act_out(Model *m) { return m->ai->ffn == FFN_SILU_FUSED ? m->hb2 : m->hb; }
+
 static void row_op(const RowsCtx *a, int r) {
     Model *m = a->m;
     const Layer *L = &m->layers[a->il];
-    size_t C = (size_t)m->cfg.n_embd, F = (size_t)m->cfg.n_ff;
+    size_t C = (size_t)m->cfg.n_embd;
     float *x = m->x + (size_t)r * C, *xb = m->xb + (size_t)r * C;
     switch (a->op) {
-    case ROWS_RES_ATTN_IN:
-        add_forward(x, x, xb, (int)C);
+    case ROWS_RES_ATTN_IN: /* the previous layer's FFN branch */
+        add_branch(m, x, xb, m->layers[a->il - 1].ffn_post_norm);
         /* fall through */
     case ROWS_ATTN_IN:
         norm_row(m, xb, x, L->attn_norm, L->attn_norm_b);
@@ -952,18 +1239,11 @@ static void row_op(const RowsCtx *a, int r) {
         qk_cache_row(m, a->rows, r, a->il);
         break;
     case ROWS_FFN_IN:
-        add_forward(x, x, xb, (int)C);
+        add_branch(m, x, xb, L->attn_post_norm);
         norm_row(m, xb, x, L->ffn_norm, L->ffn_norm_b);
         break;
-    case ROWS_ACT:
-        if (m->ai->ffn == FFN_SILU_GATED)
-            swiglu_forward(m->hb + r * F, m->hb + r * F, m->hb2 + r * F, (int)F);
-        else
-            gelu_forward(m->hb + r * F, m->hb + r * F, (int)F);
-        break;
-    case ROWS_RESIDUAL:
-        add_forward(x, x, xb, (int)C);
-        break;
+    case ROWS_ACT: act_row(m, r); break;
+    case ROWS_RESIDUAL: add_branch(m, x, xb, L->ffn_post_norm); break;
     }
 }
 
@@ -985,6 +1265,113 @@ static void for_rows(Model *m, const BatchRow *rows, int B, int il, RowsOp op) {
         tpool_run(m->tp, rows_task, &a);
 }
 
+/* silu(gate) * up on row r of hb / hb2, rows of width F (the experts'). */
+typedef struct {
+    Model *m;
+    int F;
+} ExpActCtx;
+
+static void exp_act_prep(void *vctx, int r) {
+    const ExpActCtx *a = vctx;
+    float *h = a->m->hb + (size_t)r * a->F;
+    swiglu_forward(h, h, a->m->hb2 + (size_t)r * a->F, a->F);
+}
+
+/* One silu-gated FFN (gate, up: (F, C); down: (C, F)) over n rows of x
+ * into y (n, C). */
+static void expert_ffn(Model *m, const float *x, int n, const MatmulPrep *prep, const Weight *gate,
+                       const Weight *up, const Weight *down, int F, float *y) {
+    matmul3(m, x, n, prep, m->hb, gate, NULL, m->hb2, up, NULL, NULL, NULL, NULL);
+    ExpActCtx ac = {m, F};
+    MatmulPrep act = {exp_act_prep, &ac};
+    matmul3(m, m->hb, n, &act, y, down, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+}
+
+/* Row r's experts: softmax of its router logits, the K largest (the lower
+ * index first among equals), their weights renormalised to sum 1 where
+ * the model does. */
+static void route_row(Model *m, int r) {
+    const ModelConfig *c = &m->cfg;
+    int E = c->n_expert, K = c->n_expert_used;
+    float *p = m->router + (size_t)r * E;
+    int32_t *id = m->topk_id + (size_t)r * K;
+    float *w = m->topk_w + (size_t)r * K, sum = 0.0f;
+    softmax_forward(p, E);
+    for (int k = 0; k < K; k++) {
+        int best = -1;
+        for (int e = 0; e < E; e++) {
+            bool taken = false;
+            for (int j = 0; j < k && !taken; j++)
+                taken = id[j] == e;
+            if (!taken && (best < 0 || p[e] > p[best]))
+                best = e;
+        }
+        id[k] = best;
+        w[k] = p[best];
+        sum += p[best];
+    }
+    if (c->moe_norm_topk)
+        for (int k = 0; k < K; k++)
+            w[k] /= sum;
+}
+
+/* The mixture of experts over the B rows of xb (ffn_norm'd by prep_in,
+ * fused into the router's matmul), its output into xb. The rows are
+ * grouped by expert so each expert's matrices are read once per batch;
+ * row r gets sum_k w_k expert_k(x_r), added in increasing expert order
+ * whatever the batch (its bits do not depend on the other rows), plus the
+ * gated shared expert. */
+static void forward_moe(Model *m, const Layer *L, int B, const MatmulPrep *prep_in) {
+    const ModelConfig *c = &m->cfg;
+    const OpsKernels *ok = ops_kernels();
+    int C = c->n_embd, E = c->n_expert, K = c->n_expert_used;
+    matmul3(m, m->xb, B, prep_in, m->router, &L->gate_inp, NULL, NULL, NULL, NULL, NULL, NULL,
+            NULL);
+    int32_t *off = m->exp_off;
+    memset(off, 0, (size_t)(E + 1) * sizeof *off);
+    for (int r = 0; r < B; r++) {
+        route_row(m, r);
+        for (int k = 0; k < K; k++)
+            off[m->topk_id[(size_t)r * K + k] + 1]++;
+    }
+    for (int e = 0; e < E; e++)
+        off[e + 1] += off[e];
+    for (int r = 0; r < B; r++) /* off[e] runs to the end of e's rows ... */
+        for (int k = 0; k < K; k++) {
+            int e = m->topk_id[(size_t)r * K + k], at = off[e]++;
+            m->exp_row[at] = r;
+            m->exp_w[at] = m->topk_w[(size_t)r * K + k];
+        }
+    for (int e = E; e > 0; e--) /* ... and back to its start */
+        off[e] = off[e - 1];
+    off[0] = 0;
+
+    memset(m->moe_out, 0, (size_t)B * (size_t)C * sizeof(float));
+    for (int e = 0; e < E; e++) {
+        int n = off[e + 1] - off[e];
+        if (!n)
+            continue;
+        for (int i = 0; i < n; i++)
+            memcpy(m->moe_x + (size_t)i * C, m->xb + (size_t)m->exp_row[off[e] + i] * C,
+                   (size_t)C * sizeof(float));
+        expert_ffn(m, m->moe_x, n, NULL, &L->gate_exps[e], &L->up_exps[e], &L->down_exps[e],
+                   c->n_ff_exp, m->moe_y);
+        for (int i = 0; i < n; i++)
+            ok->axpy(C, m->moe_out + (size_t)m->exp_row[off[e] + i] * C, m->exp_w[off[e] + i],
+                     m->moe_y + (size_t)i * C);
+    }
+    if (L->gate_shexp.data) {
+        expert_ffn(m, m->xb, B, NULL, &L->gate_shexp, &L->up_shexp, &L->down_shexp, c->n_ff_shexp,
+                   m->moe_y);
+        for (int r = 0; r < B; r++) {
+            float g = ok->dot(C, m->xb + (size_t)r * C, L->gate_inp_shexp);
+            ok->axpy(C, m->moe_out + (size_t)r * C, 1.0f / (1.0f + expf(-g)),
+                     m->moe_y + (size_t)r * C);
+        }
+    }
+    memcpy(m->xb, m->moe_out, (size_t)B * (size_t)C * sizeof(float));
+}
+
 /* One layer. On entry xb holds the previous layer's residual branch not
  * yet added to x (pending, every layer but the first); on return it holds
  * this layer's, for the next layer or model_forward to add. */
@@ -997,7 +1384,7 @@ static void forward_layer(Model *m, const BatchRow *rows, int B, int il, bool pe
     /* attention */
     RowsCtx in = {m, rows, B, il, pending ? ROWS_RES_ATTN_IN : ROWS_ATTN_IN};
     MatmulPrep prep_in = {rows_prep, &in};
-    if (m->ai->fused_qkv) {
+    if (m->fused_qkv) {
         int W = QD + 2 * KD;
         matmul3(m, m->xb, B, &prep_in, m->qkv, &L->wqkv, L->bqkv, NULL, NULL, NULL, NULL, NULL,
                 NULL);
@@ -1019,14 +1406,19 @@ static void forward_layer(Model *m, const BatchRow *rows, int B, int il, bool pe
     /* feed-forward: x += attention out and the norm, fused into up's conversion */
     RowsCtx ffn_in = {m, rows, B, il, ROWS_FFN_IN};
     MatmulPrep prep_ffn = {rows_prep, &ffn_in};
-    if (m->ai->ffn == FFN_SILU_GATED)
+    if (c->n_expert) {
+        forward_moe(m, L, B, &prep_ffn);
+        return;
+    }
+    if (L->gate.data)
         matmul3(m, m->xb, B, &prep_ffn, m->hb, &L->gate, L->bgate, m->hb2, &L->up, L->bup, NULL,
                 NULL, NULL);
     else
         matmul3(m, m->xb, B, &prep_ffn, m->hb, &L->up, L->bup, NULL, NULL, NULL, NULL, NULL, NULL);
     RowsCtx act = {m, rows, B, il, ROWS_ACT};
     MatmulPrep prep_act = {rows_prep, &act};
-    matmul3(m, m->hb, B, &prep_act, m->xb, &L->down, L->bdown, NULL, NULL, NULL, NULL, NULL, NULL);
+    matmul3(m, ffn_act_out(m), B, &prep_act, m->xb, &L->down, L->bdown, NULL, NULL, NULL, NULL,
+            NULL, NULL);
 }
 
 /* Check the rows and reserve their KV slots; on error nothing changes. */
@@ -1109,14 +1501,25 @@ Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, 
         float *x = m->x + (size_t)r * C;
         /* tied: the repacked output matrix (the file's pages are released) */
         matmul_weight_row(m->cfg.tied_output ? &m->output.mw : &m->tok_embd.mw, rows[r].token, x);
+        if (c->embd_scale != 1.0f)
+            for (int i = 0; i < C; i++)
+                x[i] *= c->embd_scale;
         if (m->ai->learned_pos) {
             float *tmp = m->xb + (size_t)r * C;
             matmul_weight_row(&m->pos_embd.mw, rows[r].pos, tmp);
             add_forward(x, x, tmp, C);
         }
-        if (c->rope_type != ROPE_NONE)
-            rope_cache(m->cs + (size_t)r * c->n_rot, rows[r].pos, c->n_rot, c->rope_freq_base,
-                       c->rope_freq_scale, m->rope_freqs);
+        if (c->rope_type != ROPE_NONE) {
+            float *cs = m->cs + (size_t)r * c->n_rot;
+            rope_cache(cs, rows[r].pos, c->n_rot, c->rope_freq_base, c->rope_freq_scale,
+                       m->rope_freqs);
+            if (c->rope_attn_factor != 1.0f) /* LongRoPE's attention factor */
+                for (int i = 0; i < c->n_rot; i++)
+                    cs[i] *= c->rope_attn_factor;
+        }
+        if (m->cs_local) /* gemma3's sliding layers: their own base, no scaling */
+            rope_cache(m->cs_local + (size_t)r * c->n_rot, rows[r].pos, c->n_rot,
+                       c->rope_local_base, 1.0f, NULL);
     }
     m->n_tiles = attn_tiles(rows, B, c->n_heads, m->tiles, &m->attn_cost);
     for (int il = 0; il < c->n_layers; il++)
@@ -1131,6 +1534,9 @@ Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, 
                 norm_row(m, m->xb + (size_t)(j++) * C, m->x + (size_t)r * C, m->out_norm,
                          m->out_norm_b);
         matmul(m, logits, m->xb, &m->output, NULL, n_out);
+        if (c->final_softcap > 0.0f)
+            for (size_t i = 0; i < (size_t)n_out * (size_t)c->n_vocab; i++)
+                logits[i] = c->final_softcap * tanhf(logits[i] / c->final_softcap);
     }
     return STATUS_OK;
 }

@@ -1,7 +1,8 @@
 /* model.h - a transformer loaded from GGUF, run over batches of rows.
  *
- * Architectures (llama.cpp names and conventions): "llama" (Llama 2/3,
- * Mistral, TinyLlama, SmolLM), "qwen2", "qwen3", "gpt2". Weights stay in the
+ * Architectures (llama.cpp names and conventions; model/arch.h): "llama"
+ * (Llama 2/3, Mistral, TinyLlama, SmolLM, Mixtral), "qwen2", "qwen3", "gpt2",
+ * "gemma2", "gemma3", "phi3", "qwen2moe", "qwen3moe". Weights stay in the
  * file's mapping (any supported DType); the KV cache and all scratch buffers
  * are allocated once in model_load() from ModelParams, never per token.
  *
@@ -43,6 +44,25 @@ typedef struct {
     bool has_rope_freqs;
     bool tied_output; /* output projection uses token_embd.weight */
     uint64_t n_params;
+    float attn_scale;      /* query scale: 1/sqrt(head_dim) unless the architecture says */
+    float embd_scale;      /* token embeddings are multiplied by it (1, or sqrt(n_embd)) */
+    int n_swa;             /* sliding window in positions (0: none): a row at position p
+                              attends p - n_swa + 1 .. p on the sliding layers */
+    int swa_period;        /* which layers slide (ArchInfo.swa_period); 0 when n_swa is 0 */
+    float attn_softcap;    /* scores = cap * tanh(scores / cap); 0: none */
+    float final_softcap;   /* the same on the logits; 0: none */
+    float rope_local_base; /* sliding layers' rope base without scaling; 0: as the others */
+    /* LongRoPE (phi3): rope_factors_long is used when n_ctx exceeds
+     * rope_orig_ctx, else rope_factors_short; cos and sin times
+     * rope_attn_factor */
+    bool has_rope_longshort;
+    int rope_orig_ctx;
+    float rope_attn_factor;
+    /* mixture of experts (0 experts: a dense FFN) */
+    int n_expert, n_expert_used;
+    int n_ff_exp;   /* each expert's hidden size */
+    int n_ff_shexp; /* the shared expert's (0: none) */
+    bool moe_norm_topk;
 } ModelConfig;
 
 typedef struct {
@@ -78,6 +98,8 @@ typedef struct {
 #define MODEL_MAX_FF (1 << 20)
 #define MODEL_MAX_SEQ 4096
 #define MODEL_MAX_BATCH 65536
+#define MODEL_MAX_EXPERTS 512
+#define MODEL_MAX_SOFTCAP 1e6f
 
 typedef struct Model Model;
 

@@ -34,7 +34,21 @@
 #define LLAMA3_HIGH_FREQ_FACTOR 4.0
 #define LLAMA3_ORIG_CTX 8192.0
 
-typedef enum { RA_LLAMA, RA_QWEN2, RA_QWEN3, RA_GPT2 } RArch;
+typedef enum {
+    RA_LLAMA,
+    RA_QWEN2,
+    RA_QWEN3,
+    RA_GPT2,
+    RA_GEMMA2,
+    RA_GEMMA3,
+    RA_PHI3,
+    RA_QWEN2MOE,
+    RA_QWEN3MOE,
+    RA_COUNT
+} RArch;
+
+static const char *const RA_NAMES[RA_COUNT] = {"llama",  "qwen2", "qwen3",    "gpt2",    "gemma2",
+                                               "gemma3", "phi3",  "qwen2moe", "qwen3moe"};
 
 /* Everything the writer borrows, freed after gguf_writer_write(). */
 typedef struct {
@@ -70,15 +84,16 @@ static void *builder_keep(Builder *b, void *p) {
 
 typedef enum { INIT_WEIGHT, INIT_NORM, INIT_BIAS, INIT_VALUES } InitKind;
 
-/* Add tensor 'name' of shape ne[0..n_dims) (innermost first). 2-D tensors
- * whose rows are whole blocks of the builder's wtype are converted to it;
- * everything else stays F32. 'values' (INIT_VALUES) are copied. */
-static void builder_add(Builder *b, const char *name, int n_dims, int64_t ne0, int64_t ne1,
-                        InitKind kind, const float *values) {
+/* Add tensor 'name' of shape ne[0..n_dims) (innermost first). 2-D and
+ * 3-D tensors whose rows are whole blocks of the builder's wtype are
+ * converted to it (unless keep_f32: the MoE router, which llama.cpp keeps
+ * in F32); everything else stays F32. 'values' (INIT_VALUES) are copied. */
+static void builder_add3(Builder *b, const char *name, int n_dims, int64_t ne0, int64_t ne1,
+                         int64_t ne2, InitKind kind, const float *values, bool keep_f32) {
     if (b->oom)
         return;
-    int64_t ne[2] = {ne0, ne1};
-    int64_t n = ne0 * (n_dims == 2 ? ne1 : 1);
+    int64_t ne[3] = {ne0, ne1, ne2};
+    int64_t n = ne0 * (n_dims >= 2 ? ne1 : 1) * (n_dims == 3 ? ne2 : 1);
     float *f = builder_keep(b, malloc((size_t)n * sizeof *f));
     if (!f)
         return;
@@ -100,8 +115,8 @@ static void builder_add(Builder *b, const char *name, int n_dims, int64_t ne0, i
     }
     DType t = DTYPE_F32;
     const void *data = f;
-    if (n_dims == 2 && b->qops && ne0 % dtype_info(b->wtype)->block_size == 0) {
-        uint64_t bytes = dtype_row_bytes(b->wtype, ne0) * (uint64_t)ne1;
+    if (n_dims >= 2 && !keep_f32 && b->qops && ne0 % dtype_info(b->wtype)->block_size == 0) {
+        uint64_t bytes = dtype_row_bytes(b->wtype, ne0) * (uint64_t)(n / ne0);
         void *q = builder_keep(b, malloc((size_t)bytes));
         if (!q)
             return;
@@ -112,12 +127,22 @@ static void builder_add(Builder *b, const char *name, int n_dims, int64_t ne0, i
     gguf_writer_add_tensor(b->w, name, t, n_dims, ne, data);
 }
 
-static void builder_add_blk(Builder *b, int il, const char *what, int n_dims, int64_t ne0,
-                            int64_t ne1, InitKind kind) {
+static void builder_add(Builder *b, const char *name, int n_dims, int64_t ne0, int64_t ne1,
+                        InitKind kind, const float *values) {
+    builder_add3(b, name, n_dims, ne0, ne1, 1, kind, values, false);
+}
+
+static void builder_add_blk3(Builder *b, int il, const char *what, int n_dims, int64_t ne0,
+                             int64_t ne1, int64_t ne2, InitKind kind, bool keep_f32) {
     char name[RANDMODEL_NAME_MAX];
     int k = snprintf(name, sizeof name, "blk.%d.%s", il, what);
     ASSERT(k > 0 && (size_t)k < sizeof name);
-    builder_add(b, name, n_dims, ne0, ne1, kind, NULL);
+    builder_add3(b, name, n_dims, ne0, ne1, ne2, kind, NULL, keep_f32);
+}
+
+static void builder_add_blk(Builder *b, int il, const char *what, int n_dims, int64_t ne0,
+                            int64_t ne1, InitKind kind) {
+    builder_add_blk3(b, il, what, n_dims, ne0, ne1, 1, kind, false);
 }
 
 /* llama.cpp's general.file_type (enum llama_ftype) for a uniform wtype. */
@@ -182,17 +207,30 @@ static bool dim_ok(int v) { return v >= 1 && v <= RANDMODEL_MAX_DIM; }
 static Status check_spec(const RandModelSpec *s, RArch *arch, Err *err) {
     if (!s->arch)
         return err_set(err, STATUS_INVALID, "randmodel: no architecture");
-    if (!strcmp(s->arch, "llama"))
-        *arch = RA_LLAMA;
-    else if (!strcmp(s->arch, "qwen2"))
-        *arch = RA_QWEN2;
-    else if (!strcmp(s->arch, "qwen3"))
-        *arch = RA_QWEN3;
-    else if (!strcmp(s->arch, "gpt2"))
-        *arch = RA_GPT2;
-    else
+    *arch = RA_COUNT;
+    for (int i = 0; i < RA_COUNT; i++)
+        if (!strcmp(s->arch, RA_NAMES[i]))
+            *arch = (RArch)i;
+    if (*arch == RA_COUNT)
         return err_set(err, STATUS_INVALID,
-                       "randmodel: unknown architecture '%s' (llama, qwen2, qwen3, gpt2)", s->arch);
+                       "randmodel: unknown architecture '%s' (llama, qwen2, qwen3, gpt2, gemma2, "
+                       "gemma3, phi3, qwen2moe, qwen3moe)",
+                       s->arch);
+    bool moe = *arch == RA_QWEN2MOE || *arch == RA_QWEN3MOE;
+    if (moe && s->n_expert < 1)
+        return err_set(err, STATUS_INVALID, "randmodel: %s needs experts", s->arch);
+    if (s->n_expert && (*arch != RA_LLAMA && !moe))
+        return err_set(err, STATUS_INVALID, "randmodel: no experts for %s", s->arch);
+    if (s->n_expert < 0 || s->n_expert > 256 ||
+        (s->n_expert && (s->n_expert_used < 1 || s->n_expert_used > s->n_expert)) ||
+        s->n_ff_exp < 0 || s->n_ff_exp > RANDMODEL_MAX_DIM || s->n_ff_shexp < 0 ||
+        s->n_ff_shexp > RANDMODEL_MAX_DIM || s->n_swa < 0 || s->n_swa > RANDMODEL_MAX_DIM ||
+        s->longrope_orig_ctx < 0 || s->longrope_orig_ctx > RANDMODEL_MAX_DIM)
+        return err_set(err, STATUS_INVALID,
+                       "randmodel: experts %d (used %d), expert ff %d/%d, window %d or LongRoPE "
+                       "context %d out of range",
+                       s->n_expert, s->n_expert_used, s->n_ff_exp, s->n_ff_shexp, s->n_swa,
+                       s->longrope_orig_ctx);
     struct {
         const char *what;
         int v;
@@ -352,29 +390,115 @@ static Status write_vocab(Builder *b, const RandModelSpec *s, Err *err) {
     return STATUS_OK;
 }
 
-static void write_layers_llama(Builder *b, const RandModelSpec *s, RArch arch) {
+/* The rope-based architectures' layers (arch.h in model/ has the table). */
+static void write_layers(Builder *b, const RandModelSpec *s, RArch arch) {
     int64_t E = s->n_embd, QD = (int64_t)s->n_heads * s->head_dim;
     int64_t KD = (int64_t)s->n_kv_heads * s->head_dim, F = s->n_ff;
+    /* llama's experts are feed_forward_length wide (Mixtral writes no
+     * expert_feed_forward_length) */
+    int64_t NE = s->n_expert, FE = s->n_ff_exp && arch != RA_LLAMA ? s->n_ff_exp : F;
+    int64_t FS = s->n_ff_shexp ? s->n_ff_shexp : FE;
+    bool biases = arch == RA_QWEN2 || arch == RA_QWEN2MOE;
+    bool qk_norm = arch == RA_QWEN3 || arch == RA_QWEN3MOE || arch == RA_GEMMA3;
+    bool gemma = arch == RA_GEMMA2 || arch == RA_GEMMA3;
     for (int il = 0; il < s->n_layers; il++) {
         builder_add_blk(b, il, "attn_norm.weight", 1, E, 1, INIT_NORM);
-        builder_add_blk(b, il, "attn_q.weight", 2, E, QD, INIT_WEIGHT);
-        builder_add_blk(b, il, "attn_k.weight", 2, E, KD, INIT_WEIGHT);
-        builder_add_blk(b, il, "attn_v.weight", 2, E, KD, INIT_WEIGHT);
-        if (arch == RA_QWEN2) {
+        if (arch == RA_PHI3 && s->fused_qkv) {
+            builder_add_blk(b, il, "attn_qkv.weight", 2, E, QD + 2 * KD, INIT_WEIGHT);
+        } else {
+            builder_add_blk(b, il, "attn_q.weight", 2, E, QD, INIT_WEIGHT);
+            builder_add_blk(b, il, "attn_k.weight", 2, E, KD, INIT_WEIGHT);
+            builder_add_blk(b, il, "attn_v.weight", 2, E, KD, INIT_WEIGHT);
+        }
+        if (biases) {
             builder_add_blk(b, il, "attn_q.bias", 1, QD, 1, INIT_BIAS);
             builder_add_blk(b, il, "attn_k.bias", 1, KD, 1, INIT_BIAS);
             builder_add_blk(b, il, "attn_v.bias", 1, KD, 1, INIT_BIAS);
         }
-        if (arch == RA_QWEN3) {
+        if (qk_norm) {
             builder_add_blk(b, il, "attn_q_norm.weight", 1, s->head_dim, 1, INIT_NORM);
             builder_add_blk(b, il, "attn_k_norm.weight", 1, s->head_dim, 1, INIT_NORM);
         }
         builder_add_blk(b, il, "attn_output.weight", 2, QD, E, INIT_WEIGHT);
+        if (gemma)
+            builder_add_blk(b, il, "post_attention_norm.weight", 1, E, 1, INIT_NORM);
         builder_add_blk(b, il, "ffn_norm.weight", 1, E, 1, INIT_NORM);
-        builder_add_blk(b, il, "ffn_gate.weight", 2, E, F, INIT_WEIGHT);
-        builder_add_blk(b, il, "ffn_up.weight", 2, E, F, INIT_WEIGHT);
-        builder_add_blk(b, il, "ffn_down.weight", 2, F, E, INIT_WEIGHT);
+        if (NE) {
+            builder_add_blk3(b, il, "ffn_gate_inp.weight", 2, E, NE, 1, INIT_WEIGHT, true);
+            builder_add_blk3(b, il, "ffn_gate_exps.weight", 3, E, FE, NE, INIT_WEIGHT, false);
+            builder_add_blk3(b, il, "ffn_up_exps.weight", 3, E, FE, NE, INIT_WEIGHT, false);
+            builder_add_blk3(b, il, "ffn_down_exps.weight", 3, FE, E, NE, INIT_WEIGHT, false);
+            if (arch == RA_QWEN2MOE) {
+                builder_add_blk(b, il, "ffn_gate_inp_shexp.weight", 1, E, 1, INIT_WEIGHT);
+                builder_add_blk(b, il, "ffn_gate_shexp.weight", 2, E, FS, INIT_WEIGHT);
+                builder_add_blk(b, il, "ffn_up_shexp.weight", 2, E, FS, INIT_WEIGHT);
+                builder_add_blk(b, il, "ffn_down_shexp.weight", 2, FS, E, INIT_WEIGHT);
+            }
+        } else if (arch == RA_PHI3) {
+            builder_add_blk(b, il, "ffn_up.weight", 2, E, 2 * F, INIT_WEIGHT);
+            builder_add_blk(b, il, "ffn_down.weight", 2, F, E, INIT_WEIGHT);
+        } else {
+            builder_add_blk(b, il, "ffn_gate.weight", 2, E, F, INIT_WEIGHT);
+            builder_add_blk(b, il, "ffn_up.weight", 2, E, F, INIT_WEIGHT);
+            builder_add_blk(b, il, "ffn_down.weight", 2, F, E, INIT_WEIGHT);
+        }
+        if (gemma)
+            builder_add_blk(b, il, "post_ffw_norm.weight", 1, E, 1, INIT_NORM);
     }
+}
+
+/* The keys of the newer architectures' extras. */
+static void write_ext_keys(Builder *b, const RandModelSpec *s, RArch arch) {
+    const char *a = s->arch;
+    bool gemma = arch == RA_GEMMA2 || arch == RA_GEMMA3;
+    if (gemma || (arch == RA_PHI3 && s->n_swa))
+        set_key(b->w, a, "attention.sliding_window", (uint32_t)(s->n_swa ? s->n_swa : 4));
+    if (arch == RA_GEMMA2) {
+        set_key_f32(b->w, a, "attn_logit_softcapping",
+                    s->attn_softcap > 0.0f ? s->attn_softcap : 50.0f);
+        set_key_f32(b->w, a, "final_logit_softcapping",
+                    s->final_softcap > 0.0f ? s->final_softcap : 30.0f);
+    }
+    if (arch == RA_PHI3 && s->longrope_orig_ctx) {
+        /* the factor convert_hf_to_gguf.py derives for Phi-3's LongRoPE */
+        double scale = (double)s->n_ctx_train / s->longrope_orig_ctx;
+        double f = scale <= 1.0 ? 1.0 : sqrt(1.0 + log(scale) / log((double)s->longrope_orig_ctx));
+        set_key(b->w, a, "rope.scaling.original_context_length", (uint32_t)s->longrope_orig_ctx);
+        set_key_f32(b->w, a, "rope.scaling.attn_factor", (float)f);
+    }
+    if (s->rope_scale_linear > 0.0f) {
+        char key[RANDMODEL_NAME_MAX];
+        snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+        gguf_writer_set_str(b->w, key, "linear");
+        set_key_f32(b->w, a, "rope.scaling.factor", s->rope_scale_linear);
+    }
+    if (s->n_expert) {
+        set_key(b->w, a, "expert_count", (uint32_t)s->n_expert);
+        set_key(b->w, a, "expert_used_count", (uint32_t)s->n_expert_used);
+        if (arch != RA_LLAMA)
+            set_key(b->w, a, "expert_feed_forward_length",
+                    (uint32_t)(s->n_ff_exp ? s->n_ff_exp : s->n_ff));
+        if (arch == RA_QWEN2MOE)
+            set_key(
+                b->w, a, "expert_shared_feed_forward_length",
+                (uint32_t)(s->n_ff_shexp ? s->n_ff_shexp : (s->n_ff_exp ? s->n_ff_exp : s->n_ff)));
+    }
+}
+
+/* Phi-3's LongRoPE divisors: n long ones rising from 1 to 4, short ones to 1.25. */
+static void write_longrope(Builder *b, const RandModelSpec *s) {
+    int n = s->head_dim / 2;
+    float *lf = builder_keep(b, malloc((size_t)n * sizeof *lf));
+    float *sf = builder_keep(b, malloc((size_t)n * sizeof *sf));
+    if (!lf || !sf)
+        return;
+    for (int i = 0; i < n; i++) {
+        float t = n > 1 ? (float)i / (float)(n - 1) : 0.0f;
+        lf[i] = 1.0f + 3.0f * t;
+        sf[i] = 1.0f + 0.25f * t;
+    }
+    builder_add(b, "rope_factors_long.weight", 1, n, 1, INIT_VALUES, lf);
+    builder_add(b, "rope_factors_short.weight", 1, n, 1, INIT_VALUES, sf);
 }
 
 static void write_layers_gpt2(Builder *b, const RandModelSpec *s) {
@@ -435,11 +559,13 @@ Status randmodel_write(const char *path, const RandModelSpec *s, Err *err) {
         set_key(b.w, a, "rope.dimension_count", (uint32_t)s->head_dim);
         /* llama.cpp defaults head_dim to n_embd / n_head; say it when it differs
          * (and always for qwen3, whose converter writes it). */
-        if (arch == RA_QWEN3 || s->n_heads * s->head_dim != s->n_embd) {
+        if (arch == RA_QWEN3 || arch == RA_QWEN3MOE || arch == RA_GEMMA2 || arch == RA_GEMMA3 ||
+            s->n_heads * s->head_dim != s->n_embd) {
             set_key(b.w, a, "attention.key_length", (uint32_t)s->head_dim);
             set_key(b.w, a, "attention.value_length", (uint32_t)s->head_dim);
         }
     }
+    write_ext_keys(&b, s, arch);
     gguf_writer_set_u32(b.w, "general.file_type", file_type_of(s->wtype));
     st = write_vocab(&b, s, err);
     if (st != STATUS_OK)
@@ -457,10 +583,12 @@ Status randmodel_write(const char *path, const RandModelSpec *s, Err *err) {
             builder_add(&b, "rope_freqs.weight", 1, s->head_dim / 2, 1, INIT_VALUES, factors);
         }
     }
+    if (arch == RA_PHI3 && s->longrope_orig_ctx)
+        write_longrope(&b, s);
     if (arch == RA_GPT2)
         write_layers_gpt2(&b, s);
     else
-        write_layers_llama(&b, s, arch);
+        write_layers(&b, s, arch);
     builder_add(&b, "output_norm.weight", 1, E, 1, INIT_NORM, NULL);
     if (arch == RA_GPT2)
         builder_add(&b, "output_norm.bias", 1, E, 1, INIT_BIAS, NULL);

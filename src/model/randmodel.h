@@ -32,7 +32,8 @@ typedef struct {
 } RandModelVocab;
 
 typedef struct {
-    const char *arch; /* "llama", "qwen2", "qwen3", "gpt2" */
+    const char *arch; /* "llama", "qwen2", "qwen3", "gpt2", "gemma2", "gemma3", "phi3",
+                         "qwen2moe", "qwen3moe" */
     int n_vocab;
     int n_embd;
     int n_layers;
@@ -48,6 +49,17 @@ typedef struct {
     uint64_t seed;
     float init_std;              /* 0: 0.02 */
     const RandModelVocab *vocab; /* NULL: the synthetic vocabulary */
+    /* the newer architectures' extras (0 / false: the default noted) */
+    int n_expert, n_expert_used; /* experts: llama (Mixtral), qwen2moe, qwen3moe need them */
+    int n_ff_exp;                /* each expert's hidden size; 0: n_ff */
+    int n_ff_shexp;              /* qwen2moe's shared expert; 0: n_ff_exp */
+    int n_swa;                   /* sliding window: gemma2/3 (0: 4), phi3 (0: none) */
+    float attn_softcap;          /* gemma2; 0: 50 */
+    float final_softcap;         /* gemma2; 0: 30 */
+    bool fused_qkv;              /* phi3: attn_qkv instead of attn_q/k/v */
+    int longrope_orig_ctx;       /* phi3: > 0 writes rope_factors_long/_short, this
+                                    original context and an attention factor */
+    float rope_scale_linear;     /* > 0: rope.scaling.type linear with this factor */
 } RandModelSpec;
 
 /* Write a random model to 'path'. STATUS_INVALID for an inconsistent spec. */

@@ -57,6 +57,32 @@ static RandModelSpec spec_for(const char *arch) {
     }
     if (!strcmp(arch, "qwen3"))
         s.head_dim = 16; /* n_heads * head_dim = 64 != n_embd */
+    if (!strcmp(arch, "gemma2")) { /* windows on even layers, caps that bite */
+        s.n_layers = 3;
+        s.n_swa = 5;
+        s.attn_softcap = 1.0f;
+        s.final_softcap = 2.0f;
+    }
+    if (!strcmp(arch, "gemma3")) { /* 5 sliding layers, 1 global */
+        s.n_layers = 6;
+        s.n_swa = 3;
+        s.head_dim = 16;
+        s.rope_scale_linear = 4.0f;
+    }
+    if (!strcmp(arch, "phi3")) {
+        s.fused_qkv = true;
+        s.n_kv_heads = 4;
+        s.longrope_orig_ctx = 48;
+        s.n_swa = 6;
+    }
+    if (!strcmp(arch, "qwen3moe") || !strcmp(arch, "qwen2moe") || !strcmp(arch, "mixtral")) {
+        s.n_expert = 6; /* a batch's rows spread over every expert */
+        s.n_expert_used = 2;
+        s.n_ff_exp = 24;
+        s.n_ff_shexp = 40;
+        if (!strcmp(arch, "mixtral"))
+            s.arch = "llama";
+    }
     if (!strcmp(arch, "gpt2")) {
         s.n_kv_heads = 4;
         s.n_ff = 128;
@@ -214,6 +240,15 @@ Test(model, batching_invisible_llama) { batching_invisible("llama", DTYPE_F32); 
 Test(model, batching_invisible_qwen2) { batching_invisible("qwen2", DTYPE_F32); }
 Test(model, batching_invisible_qwen3) { batching_invisible("qwen3", DTYPE_F32); }
 Test(model, batching_invisible_gpt2) { batching_invisible("gpt2", DTYPE_F32); }
+Test(model, batching_invisible_gemma2) { batching_invisible("gemma2", DTYPE_F32); }
+Test(model, batching_invisible_gemma3) { batching_invisible("gemma3", DTYPE_F32); }
+Test(model, batching_invisible_phi3) { batching_invisible("phi3", DTYPE_F32); }
+Test(model, batching_invisible_qwen3moe) { batching_invisible("qwen3moe", DTYPE_F32); }
+Test(model, batching_invisible_qwen2moe) { batching_invisible("qwen2moe", DTYPE_Q8_0); }
+Test(model, batching_invisible_mixtral) { batching_invisible("mixtral", DTYPE_F32); }
+Test(model, batching_invisible_gemma2_f16_cache) {
+    batching_invisible_kv("gemma2", DTYPE_F32, KV_F16);
+}
 /* An F16 cache: the same invisibility (each row's keys and values are
  * rounded the same way however the batch is cut), and logits within half
  * precision's reach of the F32 cache's. */
@@ -633,8 +668,39 @@ static void write_bad(const char *base, const char *path, const BadCase *bc) {
     gguf_close(&g);
 }
 
+/* Each case written over the model of spec s must fail to load with its
+ * status and a message that names the file and says what. */
+static void check_bad_cases(const RandModelSpec *s, const BadCase *cases, size_t n) {
+    TmpModel base, bad;
+    tmp_init(&base, "base");
+    snprintf(bad.dir, sizeof bad.dir, "%s", base.dir);
+    snprintf(bad.path, sizeof bad.path, "%s/bad.gguf", base.dir);
+    Err err = {0};
+    cr_assert(randmodel_write(base.path, s, &err) == STATUS_OK, "%s", err.msg);
+    ModelParams p = {.n_threads = 1, .n_ctx = 16};
+    Model *m = load_or_die(base.path, &p); /* the base itself is fine */
+    model_free(m);
+    for (size_t i = 0; i < n; i++) {
+        write_bad(base.path, bad.path, &cases[i]);
+        m = (Model *)&err; /* must be reset to NULL */
+        err.msg[0] = 0;
+        Status st = model_load(&m, bad.path, &p, &err);
+        cr_expect(st == cases[i].want, "%s: status %s, want %s (%s)", cases[i].name,
+                  status_name(st), status_name(cases[i].want), err.msg);
+        cr_expect(m == NULL, "%s: *out not NULL on failure", cases[i].name);
+        if (m)
+            model_free(m);
+        cr_expect(strstr(err.msg, cases[i].expect) != NULL, "%s: message '%s' lacks '%s'",
+                  cases[i].name, err.msg, cases[i].expect);
+        cr_expect(strstr(err.msg, bad.path) != NULL, "%s: message names the file", cases[i].name);
+        cr_log_info("%s -> %s", cases[i].name, err.msg);
+        unlink(bad.path);
+    }
+    tmp_done(&base);
+}
+
 Test(model_bad, table_of_bad_models) {
-    /* n_embd 256 so that a Q2_K row (256 elements) fits */
+    /* n_embd 256 so that a K-quant row (256 elements) fits */
     RandModelSpec s = {.arch = "llama",
                        .n_vocab = 40,
                        .n_embd = 256,
@@ -646,16 +712,6 @@ Test(model_bad, table_of_bad_models) {
                        .n_ctx_train = 64,
                        .wtype = DTYPE_F32,
                        .seed = 3};
-    TmpModel base, bad;
-    tmp_init(&base, "base");
-    snprintf(bad.dir, sizeof bad.dir, "%s", base.dir);
-    snprintf(bad.path, sizeof bad.path, "%s/bad.gguf", base.dir);
-    Err err = {0};
-    cr_assert(randmodel_write(base.path, &s, &err) == STATUS_OK, "%s", err.msg);
-    ModelParams p = {.n_threads = 1, .n_ctx = 16};
-    Model *m = load_or_die(base.path, &p); /* the base itself is fine */
-    model_free(m);
-
     const BadCase cases[] = {
         {.name = "head_count 0",
          .u32_key = "llama.attention.head_count",
@@ -684,9 +740,14 @@ Test(model_bad, table_of_bad_models) {
          .expect = "tensor 'blk.0.attn_k.weight': shape [256, 127] but expected [256, 128]"},
         {.name = "unsupported type",
          .tensor = "blk.0.attn_q.weight",
-         .new_type = DTYPE_Q2_K,
+         .new_type = DTYPE_IQ2_XXS,
          .want = STATUS_UNSUPPORTED,
-         .expect = "tensor 'blk.0.attn_q.weight': type Q2_K is not supported"},
+         .expect = "tensor 'blk.0.attn_q.weight': type IQ2_XXS is not supported"},
+        {.name = "unsupported type (ternary)",
+         .tensor = "blk.1.ffn_up.weight",
+         .new_type = DTYPE_TQ2_0,
+         .want = STATUS_UNSUPPORTED,
+         .expect = "tensor 'blk.1.ffn_up.weight': type TQ2_0 is not supported"},
         {.name = "norm not F32",
          .tensor = "blk.1.ffn_norm.weight",
          .new_type = DTYPE_I32,
@@ -696,7 +757,8 @@ Test(model_bad, table_of_bad_models) {
          .str_key = "general.architecture",
          .str = "mamba9",
          .want = STATUS_UNSUPPORTED,
-         .expect = "unknown architecture 'mamba9' (supported: llama, qwen2, qwen3, gpt2)"},
+         .expect = "unknown architecture 'mamba9' (supported: llama, qwen2, qwen3, gpt2, gemma2, "
+                   "gemma3, phi3, qwen2moe, qwen3moe)"},
         {.name = "vocab disagrees with tokens",
          .vocab_delta = -1,
          .want = STATUS_FORMAT,
@@ -754,22 +816,162 @@ Test(model_bad, table_of_bad_models) {
          .u32 = 32,
          .want = STATUS_FORMAT,
          .expect = "rope.dimension_count 64 must be even and <= head dimension 32"},
+        {.name = "llama expert_used_count without experts",
+         .u32_key = "llama.expert_count",
+         .u32 = 4,
+         .want = STATUS_FORMAT,
+         .expect = "llama.expert_used_count"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        write_bad(base.path, bad.path, &cases[i]);
-        m = (Model *)&err; /* must be reset to NULL */
-        err.msg[0] = 0;
-        Status st = model_load(&m, bad.path, &p, &err);
-        cr_expect(st == cases[i].want, "%s: status %s, want %s (%s)", cases[i].name,
-                  status_name(st), status_name(cases[i].want), err.msg);
-        cr_expect(m == NULL, "%s: *out not NULL on failure", cases[i].name);
-        cr_expect(strstr(err.msg, cases[i].expect) != NULL, "%s: message '%s' lacks '%s'",
-                  cases[i].name, err.msg, cases[i].expect);
-        cr_expect(strstr(err.msg, bad.path) != NULL, "%s: message names the file", cases[i].name);
-        cr_log_info("%s -> %s", cases[i].name, err.msg);
-        unlink(bad.path);
-    }
-    tmp_done(&base);
+    check_bad_cases(&s, cases, sizeof cases / sizeof cases[0]);
+}
+
+Test(model_bad, table_of_bad_moe_models) {
+    RandModelSpec s = {.arch = "qwen3moe",
+                       .n_vocab = 40,
+                       .n_embd = 128,
+                       .n_layers = 2,
+                       .n_heads = 4,
+                       .n_kv_heads = 2,
+                       .head_dim = 32,
+                       .n_ff = 256,
+                       .n_ctx_train = 64,
+                       .wtype = DTYPE_F32,
+                       .seed = 3,
+                       .n_expert = 4,
+                       .n_expert_used = 2,
+                       .n_ff_exp = 64};
+    const BadCase cases[] = {
+        {.name = "expert_used_count > expert_count",
+         .u32_key = "qwen3moe.expert_used_count",
+         .u32 = 5,
+         .want = STATUS_FORMAT,
+         .expect = "'qwen3moe.expert_used_count' = 5 exceeds expert_count 4"},
+        {.name = "expert_used_count 0",
+         .u32_key = "qwen3moe.expert_used_count",
+         .u32 = 0,
+         .want = STATUS_LIMIT,
+         .expect = "'qwen3moe.expert_used_count' = 0 out of range"},
+        {.name = "expert_count 0",
+         .u32_key = "qwen3moe.expert_count",
+         .u32 = 0,
+         .want = STATUS_FORMAT,
+         .expect = "'qwen3moe.expert_count' = 0 but qwen3moe is a mixture of experts"},
+        {.name = "expert_count huge",
+         .u32_key = "qwen3moe.expert_count",
+         .u32 = 100000,
+         .want = STATUS_LIMIT,
+         .expect = "'qwen3moe.expert_count' = 100000 out of range [0, 512]"},
+        {.name = "expert_count disagrees with the router",
+         .u32_key = "qwen3moe.expert_count",
+         .u32 = 3,
+         .want = STATUS_FORMAT,
+         .expect = "tensor 'blk.0.ffn_gate_inp.weight': shape [128, 4] but expected [128, 3]"},
+        {.name = "expert stack short of experts",
+         .tensor = "blk.1.ffn_down_exps.weight",
+         .ne1_delta = -1,
+         .new_type = -1,
+         .want = STATUS_FORMAT,
+         .expect = "tensor 'blk.1.ffn_down_exps.weight': shape [64, 127, 4, 1] but expected "
+                   "[64, 128, 4]"},
+        {.name = "missing expert tensor",
+         .drop_tensor = "blk.1.ffn_up_exps.weight",
+         .want = STATUS_FORMAT,
+         .expect = "missing tensor 'blk.1.ffn_up_exps.weight' (expected shape [128, 64, 4])"},
+        {.name = "missing expert_used_count",
+         .drop_key = "qwen3moe.expert_used_count",
+         .want = STATUS_FORMAT,
+         .expect = "qwen3moe.expert_used_count"},
+        {.name = "missing expert_feed_forward_length",
+         .drop_key = "qwen3moe.expert_feed_forward_length",
+         .want = STATUS_FORMAT,
+         .expect = "qwen3moe.expert_feed_forward_length"},
+    };
+    check_bad_cases(&s, cases, sizeof cases / sizeof cases[0]);
+}
+
+Test(model_bad, table_of_bad_gemma_phi_models) {
+    RandModelSpec g = {.arch = "gemma2",
+                       .n_vocab = 40,
+                       .n_embd = 128,
+                       .n_layers = 2,
+                       .n_heads = 4,
+                       .n_kv_heads = 2,
+                       .head_dim = 32,
+                       .n_ff = 256,
+                       .n_ctx_train = 64,
+                       .wtype = DTYPE_F32,
+                       .seed = 3,
+                       .n_swa = 8};
+    const BadCase gcases[] = {
+        {.name = "window 0",
+         .u32_key = "gemma2.attention.sliding_window",
+         .u32 = 0,
+         .want = STATUS_LIMIT,
+         .expect = "'gemma2.attention.sliding_window' = 0 out of range [1,"},
+        {.name = "window missing",
+         .drop_key = "gemma2.attention.sliding_window",
+         .want = STATUS_FORMAT,
+         .expect = "gemma2.attention.sliding_window"},
+        {.name = "soft-cap NaN",
+         .f32_key = "gemma2.attn_logit_softcapping",
+         .f32 = NAN,
+         .want = STATUS_FORMAT,
+         .expect = "'gemma2.attn_logit_softcapping' = nan must be finite and > 0"},
+        {.name = "final soft-cap negative",
+         .f32_key = "gemma2.final_logit_softcapping",
+         .f32 = -30.0f,
+         .want = STATUS_FORMAT,
+         .expect = "'gemma2.final_logit_softcapping' = -30 must be finite and > 0"},
+        {.name = "soft-cap huge",
+         .f32_key = "gemma2.attn_logit_softcapping",
+         .f32 = 1e30f,
+         .want = STATUS_LIMIT,
+         .expect = "exceeds"},
+        {.name = "missing post-norm",
+         .drop_tensor = "blk.1.post_ffw_norm.weight",
+         .want = STATUS_FORMAT,
+         .expect = "missing tensor 'blk.1.post_ffw_norm.weight'"},
+    };
+    check_bad_cases(&g, gcases, sizeof gcases / sizeof gcases[0]);
+    RandModelSpec p = {.arch = "phi3",
+                       .n_vocab = 40,
+                       .n_embd = 128,
+                       .n_layers = 2,
+                       .n_heads = 4,
+                       .n_kv_heads = 4,
+                       .head_dim = 32,
+                       .n_ff = 256,
+                       .n_ctx_train = 64,
+                       .wtype = DTYPE_F32,
+                       .seed = 3,
+                       .fused_qkv = true,
+                       .longrope_orig_ctx = 32};
+    const BadCase pcases[] = {
+        {.name = "missing fused qkv of a later layer",
+         .drop_tensor = "blk.1.attn_qkv.weight",
+         .want = STATUS_FORMAT,
+         .expect = "missing tensor 'blk.1.attn_qkv.weight' (expected shape [128, 384])"},
+        {.name = "fused up of F rows, not 2F",
+         .tensor = "blk.0.ffn_up.weight",
+         .ne1_delta = -256,
+         .new_type = -1,
+         .want = STATUS_FORMAT,
+         .expect = "tensor 'blk.0.ffn_up.weight': shape [128, 256] but expected [128, 512]"},
+        {.name = "long factors without short",
+         .drop_tensor = "rope_factors_short.weight",
+         .want = STATUS_FORMAT,
+         .expect = "missing tensor 'rope_factors_short.weight'"},
+        {.name = "short factors without long",
+         .drop_tensor = "rope_factors_long.weight",
+         .want = STATUS_FORMAT,
+         .expect = "'rope_factors_short.weight' without 'rope_factors_long.weight'"},
+        {.name = "attn_factor zero",
+         .f32_key = "phi3.rope.scaling.attn_factor",
+         .f32 = 0.0f,
+         .want = STATUS_FORMAT,
+         .expect = "'phi3.rope.scaling.attn_factor' = 0 must be finite and > 0"},
+    };
+    check_bad_cases(&p, pcases, sizeof pcases / sizeof pcases[0]);
 }
 
 Test(model_bad, bad_params) {

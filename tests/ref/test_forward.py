@@ -86,6 +86,26 @@ CASES = [
     ("qwen2-Q5_K", "qwen2", 1001, 256, 2, 2, 1, 128, 512, ["--tied"], "Q5_K"),
     ("gpt2-Q6_K", "gpt2", 1001, 256, 2, 4, 4, 64, 512, [], "Q6_K"),
     ("qwen3-Q4_K", "qwen3", 1001, 256, 2, 4, 2, 128, 768, [], "Q4_K"),
+    # the newer architectures (windows shorter than the 13-row sequence)
+    ("gemma2-gqa2-w4-softcap-tied", "gemma2", 1001, 128, 3, 4, 2, 32, 256,
+     ["--window", "4", "--attn-softcap", "1.5", "--final-softcap", "3", "--tied"], "F32"),
+    ("gemma3-gqa4-hd64-w5-7layers", "gemma3", 1001, 128, 7, 4, 1, 64, 256,
+     ["--window", "5", "--rope-base", "1000000", "--rope-linear", "4"], "F32"),
+    ("phi3-fused-longrope-w6", "phi3", 1001, 128, 2, 4, 4, 32, 256,
+     ["--fused-qkv", "--longrope", "32", "--window", "6"], "F32"),
+    ("phi3-split-gqa2-shortrope", "phi3", 1001, 128, 2, 4, 2, 32, 192, ["--longrope", "64"], "F32"),
+    ("qwen3moe-e8k2", "qwen3moe", 1001, 128, 2, 4, 2, 32, 256,
+     ["--experts", "8", "--experts-used", "2", "--ff-exp", "64"], "F32"),
+    ("qwen2moe-e6k3-shexp", "qwen2moe", 1001, 128, 2, 4, 2, 32, 256,
+     ["--experts", "6", "--experts-used", "3", "--ff-exp", "64", "--ff-shexp", "96"], "F32"),
+    ("mixtral-e4k2-tied", "llama", 1001, 128, 2, 4, 2, 32, 160,
+     ["--experts", "4", "--experts-used", "2", "--tied"], "F32"),
+    ("gemma2-Q8_0", "gemma2", 1001, 128, 2, 4, 2, 32, 256,
+     ["--window", "4", "--attn-softcap", "1.5", "--final-softcap", "3"], "Q8_0"),
+    ("gemma3-F16", "gemma3", 1001, 128, 6, 4, 2, 32, 256, ["--window", "3"], "F16"),
+    ("qwen3moe-Q4_K", "qwen3moe", 1001, 256, 2, 4, 2, 64, 256,
+     ["--experts", "8", "--experts-used", "2", "--ff-exp", "256"], "Q4_K"),
+    ("phi3-Q6_K", "phi3", 1001, 256, 2, 4, 4, 64, 256, ["--fused-qkv", "--longrope", "32"], "Q6_K"),
 ]
 
 

@@ -4,6 +4,9 @@
  *            --head-dim N --ff N [--ctx N] [--rope-base F] [--llama3-rope]
  *            [--tied] [--type F32|F16|Q4_K...] [--seed N] [--std F]
  *            [--vocab-from VOCAB.gguf] -o FILE
+ *            newer architectures: [--experts N --experts-used K] [--ff-exp N]
+ *            [--ff-shexp N] [--window N] [--attn-softcap F] [--final-softcap F]
+ *            [--fused-qkv] [--longrope ORIG_CTX] [--rope-linear FACTOR]
  *
  * --vocab-from takes a real BPE vocabulary (tokenizer.ggml.model "gpt2", as
  * tests/tools/vocab2gguf writes it) instead of the synthetic one: its first
@@ -157,6 +160,10 @@ int main(int argc, char **argv) {
             s.tied = true;
             continue;
         }
+        if (!strcmp(o, "--fused-qkv")) {
+            s.fused_qkv = true;
+            continue;
+        }
         if (i + 1 >= argc)
             die("%s: missing value%s", o, "");
         const char *v = argv[++i];
@@ -191,6 +198,24 @@ int main(int argc, char **argv) {
             s.wtype = (DType)t;
         } else if (!strcmp(o, "--vocab-from"))
             vocab_from = v;
+        else if (!strcmp(o, "--experts"))
+            s.n_expert = (int)parse_int(o, v, 0, 256);
+        else if (!strcmp(o, "--experts-used"))
+            s.n_expert_used = (int)parse_int(o, v, 0, 256);
+        else if (!strcmp(o, "--ff-exp"))
+            s.n_ff_exp = (int)parse_int(o, v, 0, 1 << 20);
+        else if (!strcmp(o, "--ff-shexp"))
+            s.n_ff_shexp = (int)parse_int(o, v, 0, 1 << 20);
+        else if (!strcmp(o, "--window"))
+            s.n_swa = (int)parse_int(o, v, 0, 1 << 20);
+        else if (!strcmp(o, "--attn-softcap"))
+            s.attn_softcap = (float)parse_float(o, v);
+        else if (!strcmp(o, "--final-softcap"))
+            s.final_softcap = (float)parse_float(o, v);
+        else if (!strcmp(o, "--longrope"))
+            s.longrope_orig_ctx = (int)parse_int(o, v, 0, 1 << 20);
+        else if (!strcmp(o, "--rope-linear"))
+            s.rope_scale_linear = (float)parse_float(o, v);
         else if (!strcmp(o, "-o"))
             out = v;
         else
