@@ -60,6 +60,7 @@ TIGHT_TOL = 1e-4          # a row "agrees" with the act-quant reference
 PLAIN_QUANT_TOL = 1e-1    # vs the float reference (8-bit activation error)
 BATCH_TOL = 1e-5
 GREEDY_TIE = 1e-3
+CTX_TRAIN = 64            # the models' context_length; C and reference run at it
 INIT_STD = 0.08           # weights: big enough that attention is not uniform
 
 # (name, arch, vocab, embd, layers, heads, kv_heads, head_dim, ff, flags, type)
@@ -123,7 +124,9 @@ def run(cmd, timeout=300):
 
 
 def c_logits(model, seqs, n_vocab, out, extra):
-    cmd = [LOGITS, "-m", model, "-o", out] + extra
+    # the context the reference assumes (RefModel's n_ctx: context_length,
+    # CTX_TRAIN here), which picks LongRoPE's factors
+    cmd = [LOGITS, "-m", model, "-o", out, "--ctx", str(CTX_TRAIN)] + extra
     for s in seqs:
         cmd += ["--seq", " ".join(map(str, s))]
     r = run(cmd)
@@ -163,7 +166,7 @@ def check_case(case, tmp):
     path = os.path.join(tmp, name + ".gguf")
     cmd = [GENMODEL, "--arch", arch, "--vocab", str(vocab), "--embd", str(embd),
            "--layers", str(layers), "--heads", str(heads), "--kv-heads", str(kvh),
-           "--head-dim", str(hd), "--ff", str(ff), "--ctx", "64", "--type", wtype,
+           "--head-dim", str(hd), "--ff", str(ff), "--ctx", str(CTX_TRAIN), "--type", wtype,
            "--seed", str(zlib.crc32(name.encode()) % 100000), "--std", str(INIT_STD), "-o", path] + flags
     r = run(cmd)
     if r.returncode != 0:

@@ -1,7 +1,10 @@
 /* logits.c - test tool: run token sequences through model_forward, dump logits.
  *
  *   logits -m MODEL --seq "1 2 3" --seq "4 5" ... [--batched] [--chunk N]
- *          [--threads N] -o OUT.bin
+ *          [--threads N] [--ctx N] -o OUT.bin
+ *
+ * The context is --ctx or the longest sequence, whichever is more (it
+ * picks LongRoPE's long or short factors).
  *
  * Every row of every sequence gets logits. OUT.bin holds float32 (host
  * order, little-endian on every machine we run) logits: all rows of seq 0,
@@ -73,6 +76,7 @@ static void parse_seq(Seq *s, const char *v) {
 }
 
 int main(int argc, char **argv) {
+    int n_ctx = 0;
     const char *model_path = NULL, *out_path = NULL;
     Seq seqs[LOGITS_MAX_SEQS] = {{0}};
     int n_seqs = 0, chunk = 0, n_threads = 0;
@@ -92,6 +96,8 @@ int main(int argc, char **argv) {
             out_path = v;
         else if (!strcmp(o, "--chunk"))
             chunk = (int)parse_int(o, v, 1, LOGITS_MAX_TOKENS);
+        else if (!strcmp(o, "--ctx"))
+            n_ctx = (int)parse_int(o, v, 1, 1 << 20);
         else if (!strcmp(o, "--threads"))
             n_threads = (int)parse_int(o, v, 1, 1024);
         else if (!strcmp(o, "--seq")) {
@@ -121,7 +127,7 @@ int main(int argc, char **argv) {
 
     ModelParams mp = {0};
     mp.n_threads = n_threads;
-    mp.n_ctx = max_len;
+    mp.n_ctx = n_ctx > max_len ? n_ctx : max_len;
     mp.n_seq_max = n_seqs;
     mp.n_batch = n_batch;
     Model *m = NULL;
