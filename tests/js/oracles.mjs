@@ -95,5 +95,26 @@ export async function loadOracle(family, vocab, { nfc = false } = {}) {
             pretokenize: (s) => s.match(/'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu) || [],
         };
     }
+    if (family === 'o200k') {
+        // js-tiktoken: tiktoken's algorithm in JS over OpenAI's o200k_base
+        // ranks. Its pattern is tiktoken's o200k pat_str with the (?i:...)
+        // contractions spelled out (JS has no inline flags). Special tokens:
+        // none recognised (text) or all, as the vocabulary's control tokens
+        // (the <|reserved_N|> fillers included, so both sides know them).
+        const { Tiktoken } = await import('js-tiktoken/lite');
+        const ranks = (await import('js-tiktoken/ranks/o200k_base')).default;
+        const extra = {};
+        vocab.token_type.forEach((t, i) => {
+            if (t === T_CONTROL && !(vocab.tokens[i] in ranks.special_tokens)) extra[vocab.tokens[i]] = i;
+        });
+        const enc = new Tiktoken(ranks, extra);
+        const re = new RegExp(ranks.pat_str, 'gu');
+        return {
+            name: 'js-tiktoken o200k_base',
+            supportsSpecial: true,
+            encode: (s, { special = false } = {}) => (special ? enc.encode(s, 'all') : enc.encode(s, [], [])),
+            pretokenize: (s) => s.match(re) || [],
+        };
+    }
     throw new Error(`no oracle for family '${family}'`);
 }

@@ -6,6 +6,8 @@
 //        ORACLE_SHOW=N   mismatches printed per family (default 8, spread over categories)
 //        ORACLE_SEED=N, ORACLE_SCALE=K  another corpus seed / K times the random strings
 //        ORACLE_TOKBATCH=PATH  another tokbatch binary (e.g. an ASan build)
+//        CGPT_BUILD=DIR  the build to test (tools/vocab2gguf, tools/tokbatch; scratch
+//                        files in DIR/tokenizer-oracle); build/ by default
 //
 // For each family: export the package's vocabulary (tests/js/export_vocab.mjs)
 // -> build/tools/vocab2gguf writes a vocabulary-only GGUF -> the corpus
@@ -33,9 +35,10 @@ const { exportFamily, FAMILIES } = await import(path.join(js, 'export_vocab.mjs'
 const { corpus, specialCorpus } = await import(path.join(js, 'corpus.mjs'));
 const { loadOracle } = await import(path.join(js, 'oracles.mjs'));
 
-const OUT = path.join(root, 'build', 'tokenizer-oracle');
-const VOCAB2GGUF = path.join(root, 'build', 'tools', 'vocab2gguf');
-const TOKBATCH = process.env.ORACLE_TOKBATCH || path.join(root, 'build', 'tools', 'tokbatch');
+const BUILD = process.env.CGPT_BUILD ? path.resolve(process.env.CGPT_BUILD) : path.join(root, 'build');
+const OUT = path.join(BUILD, 'tokenizer-oracle');
+const VOCAB2GGUF = path.join(BUILD, 'tools', 'vocab2gguf');
+const TOKBATCH = process.env.ORACLE_TOKBATCH || path.join(BUILD, 'tools', 'tokbatch');
 const SHOW = +(process.env.ORACLE_SHOW || 8);
 const NFC = process.env.ORACLE_NFC === '1';
 const SEED = +(process.env.ORACLE_SEED || 1);
