@@ -13,8 +13,8 @@ static const DTypeInfo TABLE[DTYPE_COUNT] = {
     [DTYPE_Q5_1] = {"Q5_1", 32, 24, true, true},
     [DTYPE_Q8_0] = {"Q8_0", 32, 34, true, true},
     [DTYPE_Q8_1] = {"Q8_1", 32, 36, true, false},
-    [DTYPE_Q2_K] = {"Q2_K", 256, 84, true, false},
-    [DTYPE_Q3_K] = {"Q3_K", 256, 110, true, false},
+    [DTYPE_Q2_K] = {"Q2_K", 256, 84, true, true},
+    [DTYPE_Q3_K] = {"Q3_K", 256, 110, true, true},
     [DTYPE_Q4_K] = {"Q4_K", 256, 144, true, true},
     [DTYPE_Q5_K] = {"Q5_K", 256, 176, true, true},
     [DTYPE_Q6_K] = {"Q6_K", 256, 210, true, true},
@@ -23,10 +23,10 @@ static const DTypeInfo TABLE[DTYPE_COUNT] = {
     [DTYPE_IQ2_XS] = {"IQ2_XS", 256, 74, true, false},
     [DTYPE_IQ3_XXS] = {"IQ3_XXS", 256, 98, true, false},
     [DTYPE_IQ1_S] = {"IQ1_S", 256, 50, true, false},
-    [DTYPE_IQ4_NL] = {"IQ4_NL", 32, 18, true, false},
+    [DTYPE_IQ4_NL] = {"IQ4_NL", 32, 18, true, true},
     [DTYPE_IQ3_S] = {"IQ3_S", 256, 110, true, false},
     [DTYPE_IQ2_S] = {"IQ2_S", 256, 82, true, false},
-    [DTYPE_IQ4_XS] = {"IQ4_XS", 256, 136, true, false},
+    [DTYPE_IQ4_XS] = {"IQ4_XS", 256, 136, true, true},
     [DTYPE_I8] = {"I8", 1, 1, false, false},
     [DTYPE_I16] = {"I16", 1, 2, false, false},
     [DTYPE_I32] = {"I32", 1, 4, false, false},
@@ -36,7 +36,7 @@ static const DTypeInfo TABLE[DTYPE_COUNT] = {
     [DTYPE_BF16] = {"BF16", 1, 2, false, true},
     [DTYPE_TQ1_0] = {"TQ1_0", 256, 54, true, false},
     [DTYPE_TQ2_0] = {"TQ2_0", 256, 66, true, false},
-    [DTYPE_MXFP4] = {"MXFP4", 32, 17, true, false},
+    [DTYPE_MXFP4] = {"MXFP4", 32, 17, true, true},
 };
 
 const DTypeInfo *dtype_info(int t) {

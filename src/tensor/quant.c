@@ -17,6 +17,8 @@ static void build(void) {
             quant_float_fill(TABLES[want], (SimdLevel)l);
             quant_legacy_fill(TABLES[want], (SimdLevel)l);
             quant_k_fill(TABLES[want], (SimdLevel)l);
+            quant_k2_fill(TABLES[want], (SimdLevel)l);
+            quant_iq_fill(TABLES[want], (SimdLevel)l);
             /* a vec_dot4 must give its level's vec_dot bits: one left from
              * a lower level under a new vec_dot goes */
             for (int t = 0; t < DTYPE_COUNT; t++) {

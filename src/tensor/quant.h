@@ -18,7 +18,8 @@
  *                           row; NULL for the K-quants (Q8_K holds floats)
  *   vec_dot_type          - F32 for F32/F16/BF16 (exact float activations),
  *                           Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1,
- *                           Q8_K for the K-quants (as ggml)
+ *                           Q8_K for the K-quants and IQ4_XS, Q8_0 for
+ *                           IQ4_NL and MXFP4 (as ggml)
  * The activation types Q8_0, Q8_1, Q8_K have entries too (quantize, dequant)
  * so matmul can convert activations once per batch.
  *
@@ -66,5 +67,7 @@ const QuantOps *quant_ops_at(DType t, SimdLevel level);
 void quant_float_fill(QuantOps *ops, SimdLevel level);  /* F32 F16 BF16 */
 void quant_legacy_fill(QuantOps *ops, SimdLevel level); /* Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q8_1 */
 void quant_k_fill(QuantOps *ops, SimdLevel level);      /* Q4_K Q5_K Q6_K Q8_K */
+void quant_k2_fill(QuantOps *ops, SimdLevel level);     /* Q2_K Q3_K */
+void quant_iq_fill(QuantOps *ops, SimdLevel level);     /* IQ4_NL IQ4_XS MXFP4 */
 
 #endif

@@ -68,6 +68,17 @@ _Static_assert(sizeof(BlockQ5_K) == 176, "Q5_K block size");
 _Static_assert(sizeof(BlockQ6_K) == 210, "Q6_K block size");
 _Static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block size");
 
+/* Round to nearest, ties to even, for |f| <= 2^22 - 1: adding 1.5*2^23
+ * leaves the integer in the low mantissa bits. Identical to ggml's
+ * nearest_int and to cvtps2dq under the default rounding mode. Shared by
+ * the K-quant and IQ quantizers. */
+static inline int quant_nearest_int(float f) {
+    float v = f + 12582912.f;
+    int32_t i;
+    memcpy(&i, &v, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
 /* Unpack scale and min of sub-block j (0..7) from the 12 packed bytes:
  * bytes 0-3 hold scales 0-3 in their low 6 bits, bytes 4-7 mins 0-3; bytes
  * 8-11 hold the low 4 bits of scale 4+i (low nibble) and min 4+i (high

@@ -26,16 +26,6 @@
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
 
-/* Round to nearest, ties to even, for |f| <= 2^22 - 1: adding 1.5*2^23
- * leaves the integer in the low mantissa bits. Identical to ggml's
- * nearest_int and to cvtps2dq under the default rounding mode. */
-static inline int nearest_int(float f) {
-    float v = f + 12582912.f;
-    int32_t i;
-    memcpy(&i, &v, sizeof i);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
 /* ---- Q4_K / Q5_K: scale + min search ---------------------------------- */
 
 /* Fit x[0..n) ~ scale*L + min with L in 0..nmax, min <= 0, minimising the
@@ -68,7 +58,7 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
     float scale = 1 / iscale;
     float best_error = 0;
     for (int i = 0; i < n; i++) {
-        int l = nearest_int(iscale * (x[i] - min));
+        int l = quant_nearest_int(iscale * (x[i] - min));
         L[i] = (uint8_t)imax(0, imin(nmax, l));
         float diff = scale * L[i] + min - x[i];
         best_error += w[i] * (diff * diff);
@@ -77,7 +67,7 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
         iscale = (rmin + rdelta * is + nmax) / (max - min);
         float sum_l = 0, sum_l2 = 0, sum_xl = 0;
         for (int i = 0; i < n; i++) {
-            int l = imax(0, imin(nmax, nearest_int(iscale * (x[i] - min))));
+            int l = imax(0, imin(nmax, quant_nearest_int(iscale * (x[i] - min))));
             Laux[i] = (uint8_t)l;
             sum_l += w[i] * l;
             sum_l2 += w[i] * l * l;
@@ -136,8 +126,8 @@ static void quantize_k_scales(const float *x, int nmax, float rmin, float rdelta
     float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
     for (int j = 0; j < QK_K / 32; j++) {
         /* the uint8_t truncation is ggml's: a negative fit wraps, then clamps to 63 */
-        uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]);
-        uint8_t lm = (uint8_t)nearest_int(inv_min * mins[j]);
+        uint8_t ls = (uint8_t)quant_nearest_int(inv_scale * scales[j]);
+        uint8_t lm = (uint8_t)quant_nearest_int(inv_min * mins[j]);
         ls = (uint8_t)imin(63, ls);
         lm = (uint8_t)imin(63, lm);
         if (j < 4) {
@@ -159,7 +149,7 @@ static void quantize_k_scales(const float *x, int nmax, float rmin, float rdelta
             continue;
         const float dm = fp16_to_f32(*dmin_out) * m;
         for (int l = 0; l < 32; l++) {
-            int q = nearest_int((x[32 * j + l] + dm) / d);
+            int q = quant_nearest_int((x[32 * j + l] + dm) / d);
             L[32 * j + l] = (uint8_t)imax(0, imin(nmax, q));
         }
     }
@@ -315,7 +305,7 @@ static float fit_scale_sym(int n, int nmax, const float *x, int8_t *L) {
     float iscale = -nmax / max;
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
-        int l = imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i])));
+        int l = imax(-nmax, imin(nmax - 1, quant_nearest_int(iscale * x[i])));
         L[i] = (int8_t)(l + nmax);
         float w = x[i] * x[i];
         sumlx += w * x[i] * l;
@@ -329,14 +319,14 @@ static float fit_scale_sym(int n, int nmax, const float *x, int8_t *L) {
         iscale = -(nmax + 0.1f * is) / max;
         sumlx = suml2 = 0;
         for (int i = 0; i < n; i++) {
-            int l = imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i])));
+            int l = imax(-nmax, imin(nmax - 1, quant_nearest_int(iscale * x[i])));
             float w = x[i] * x[i];
             sumlx += w * x[i] * l;
             suml2 += w * l * l;
         }
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
             for (int i = 0; i < n; i++) {
-                int l = imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i])));
+                int l = imax(-nmax, imin(nmax - 1, quant_nearest_int(iscale * x[i])));
                 L[i] = (int8_t)(nmax + l);
             }
             scale = sumlx / suml2;
@@ -366,13 +356,13 @@ static void q6_k_quantize(const float *src, void *dst, int64_t n) {
         float iscale = -128.f / max_scale;
         y[b].d = fp32_to_f16(1 / iscale);
         for (int ib = 0; ib < QK_K / 16; ib++)
-            y[b].scales[ib] = (int8_t)imin(127, nearest_int(iscale * scales[ib]));
+            y[b].scales[ib] = (int8_t)imin(127, quant_nearest_int(iscale * scales[ib]));
         for (int j = 0; j < QK_K / 16; j++) {
             float d = fp16_to_f32(y[b].d) * y[b].scales[j];
             if (!d)
                 continue;
             for (int l = 0; l < 16; l++) {
-                int q = imax(-32, imin(31, nearest_int(src[16 * j + l] / d)));
+                int q = imax(-32, imin(31, quant_nearest_int(src[16 * j + l] / d)));
                 L[16 * j + l] = (int8_t)(q + 32);
             }
         }
@@ -450,7 +440,7 @@ static void q8_k_quantize(const float *src, void *dst, int64_t n) {
         }
         const float iscale = -127.f / max;
         for (int j = 0; j < QK_K; j++)
-            y[b].qs[j] = (int8_t)imin(127, nearest_int(iscale * src[j]));
+            y[b].qs[j] = (int8_t)imin(127, quant_nearest_int(iscale * src[j]));
         for (int g = 0; g < QK_K / 16; g++) {
             int sum = 0;
             for (int l = 0; l < 16; l++)
@@ -490,11 +480,7 @@ void quant_k_fill(QuantOps *ops, SimdLevel level) {
                                      .vec_dot = NULL,
                                      .vec_dot_type = DTYPE_Q8_K};
         break;
-    case SIMD_AVX2:
-        quant_k_avx2_fill(ops);
-        break;
-    case SIMD_AVX512:
-        quant_k_avx512_fill(ops);
-        break;
+    case SIMD_AVX2: quant_k_avx2_fill(ops); break;
+    case SIMD_AVX512: quant_k_avx512_fill(ops); break;
     }
 }

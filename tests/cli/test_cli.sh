@@ -83,7 +83,8 @@ expect_error "head_count_kv 3 with 8 heads" "$CGPT" info -m "$(brk hkv --set-u32
 expect_error "missing tensor" "$CGPT" info -m "$(brk miss --drop-tensor blk.3.attn_q.weight)"
 expect_error "missing output_norm" "$CGPT" run -m "$(brk miss2 --drop-tensor output_norm.weight)" --tokens 1 --ids
 expect_error "wrong shape" "$CGPT" info -m "$(brk shape --reshape-tensor blk.0.ffn_up.weight 256 100)"
-expect_error "unsupported type" "$CGPT" info -m "$(brk q2k --retype-tensor blk.0.ffn_up.weight Q2_K)"
+expect_error "unsupported type" "$CGPT" info -m "$(brk iq2xxs --retype-tensor blk.0.ffn_up.weight IQ2_XXS)"
+grep -q "IQ2_XXS" "$T/err" && grep -q "blk.0.ffn_up.weight" "$T/err" && ok || bad "unsupported type error does not name the type and the tensor: $(cat "$T/err")"
 expect_error "unknown architecture" "$CGPT" info -m "$(brk arch --set-str general.architecture frobnet)"
 expect_error "vocab disagrees with tokens" "$CGPT" info -m "$(brk vocab --vocab-trim 300)"
 expect_error "layer count huge" "$CGPT" info -m "$(brk layers --set-u32 llama.block_count 100000)"

@@ -28,7 +28,9 @@ DEFAULT_ALIGNMENT = 32
 # ggml_type ids
 F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1 = 0, 1, 2, 3, 6, 7, 8, 9
 Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K = 10, 11, 12, 13, 14, 15
+IQ4_NL, IQ4_XS = 20, 23
 BF16 = 30
+MXFP4 = 39
 
 # type id -> (name, elements per block, bytes per block)
 TYPES = {
@@ -46,6 +48,9 @@ TYPES = {
     Q5_K: ("Q5_K", 256, 176),
     Q6_K: ("Q6_K", 256, 210),
     Q8_K: ("Q8_K", 256, 292),
+    IQ4_NL: ("IQ4_NL", 32, 18),
+    IQ4_XS: ("IQ4_XS", 256, 136),
+    MXFP4: ("MXFP4", 32, 17),
     24: ("I8", 1, 1),
     25: ("I16", 1, 2),
     26: ("I32", 1, 4),
@@ -229,6 +234,26 @@ def _scale_min_k4(sc):
     return d.astype(np.float32), m.astype(np.float32)
 
 
+# 4-bit codebooks (ggml-common.h kvalues_iq4nl, kvalues_mxfp4 = 2 x E2M1)
+IQ4_NL_VALUES = np.array([-127, -104, -83, -65, -49, -35, -22, -10,
+                          1, 13, 25, 38, 53, 69, 89, 113], np.float32)
+MXFP4_VALUES = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], np.float32)
+
+
+def _low2_k(qs):
+    """(nb, 64) bytes of Q2_K/Q3_K qs -> (nb, 256) 2-bit values: element
+    128h + 32j + l is bits 2j..2j+1 of qs[32h + l]."""
+    q = qs.reshape(-1, 2, 1, 32) >> (2 * np.arange(4, dtype=np.uint8))[None, None, :, None]
+    return (q & 3).reshape(-1, 256)
+
+
+def _e8m0_half(e):
+    """E8M0 byte -> 2^(e - 128) as float32 (e < 2: the subnormals)."""
+    e = e.astype(np.uint32)
+    bits = np.where(e < 2, np.uint32(0x00200000) << e, (e - 1) << 23).astype(np.uint32)
+    return bits.view(np.float32)
+
+
 def dequantize(raw, t, n):
     """n elements of type t (raw bytes) -> float32 array."""
     f32 = np.float32
@@ -303,6 +328,48 @@ def dequantize(raw, t, n):
         s = sc[:, :, sidx]                                                   # (nb,2,4,32)
         ds = d[:, None, None, None] * s
         return (ds * q).reshape(-1)
+    if t == Q2_K:
+        # scales[16] (low nibble scale, high nibble min, per 16 elements), qs[64], d, dmin
+        sc = b[:, 0:16]
+        d, dmin = _f16(b, 80), _f16(b, 82)
+        dl = d[:, None] * (sc & 0x0F).astype(f32)          # (nb, 16)
+        ml = dmin[:, None] * (sc >> 4).astype(f32)
+        q = _low2_k(b[:, 16:80]).astype(f32)                # (nb, 256)
+        g = np.arange(256) // 16
+        return (dl[:, g] * q - ml[:, g]).reshape(-1)
+    if t == Q3_K:
+        # hmask[32], qs[64], scales[12], d. Element e: low 2 bits as Q2_K, minus 4
+        # unless bit e // 32 of hmask[e % 32] is set; 6-bit scale j: low 4 bits
+        # from nibble j // 8 of scales[j % 8], top 2 from bits 2 (j // 4) of
+        # scales[8 + j % 4]; value = d * (scale - 32) * q
+        hm, sc, d = b[:, 0:32], b[:, 96:108].astype(np.int32), _f16(b, 108)
+        j = np.arange(16)
+        lo = (sc[:, j % 8] >> (4 * (j // 8))) & 0x0F
+        hi = (sc[:, 8 + j % 4] >> (2 * (j // 4))) & 3
+        s16 = ((lo | (hi << 4)) - 32).astype(f32)           # (nb, 16)
+        hb = ((hm[:, None, :] >> np.arange(8, dtype=np.uint8)[None, :, None]) & 1).reshape(nb, 256)
+        q = (_low2_k(b[:, 32:96]).astype(np.int32) - 4 * (1 - hb.astype(np.int32))).astype(f32)
+        dl = d[:, None] * s16
+        return (dl[:, np.arange(256) // 16] * q).reshape(-1)
+    if t == IQ4_NL:
+        # d, qs[16]: element j < 16 low nibble of qs[j], j + 16 high nibble
+        d = _f16(b, 0)
+        return (d[:, None] * IQ4_NL_VALUES[_nibbles(b[:, 2:18])]).reshape(-1)
+    if t == IQ4_XS:
+        # d, scales_h (u16), scales_l[4], qs[128]: 8 groups of 32, group ib's
+        # 6-bit scale = nibble ib % 2 of scales_l[ib // 2] | bits 2ib of scales_h << 4
+        d = _f16(b, 0)
+        sh = b[:, 2:4].copy().view("<u2").astype(np.int32)          # (nb, 1)
+        sl = b[:, 4:8].astype(np.int32)
+        ib = np.arange(8)
+        ls = ((sl[:, ib // 2] >> (4 * (ib % 2))) & 0x0F) | (((sh >> (2 * ib)) & 3) << 4)
+        dl = d[:, None] * (ls - 32).astype(f32)                      # (nb, 8)
+        idx = _nibbles(b[:, 8:136].reshape(nb * 8, 16)).reshape(nb, 8, 32)
+        return (dl[:, :, None] * IQ4_NL_VALUES[idx]).reshape(-1)
+    if t == MXFP4:
+        # e (E8M0), qs[16]: value = 2^(e - 128) * MXFP4_VALUES[nibble]
+        d = _e8m0_half(b[:, 0])
+        return (d[:, None] * MXFP4_VALUES[_nibbles(b[:, 1:17])]).reshape(-1)
     if t == Q8_K:  # activation type: f32 d, 256 int8, 16 int16 sums
         d = b[:, 0:4].copy().view("<f4")  # (nb, 1)
         q = b[:, 4:260].view(np.int8)

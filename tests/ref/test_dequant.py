@@ -45,14 +45,23 @@ DEQUANT = os.path.join(BUILD, "tools", "dequant")
 VECDOT = os.path.join(BUILD, "tools", "vecdot")
 DOT_TOL = 1e-5
 
-TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"]
+TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K",
+         "Q2_K", "Q3_K", "IQ4_NL", "IQ4_XS", "MXFP4"]
 # byte offsets of fp16 scale fields inside each block (set to finite values)
 F16_FIELDS = {"Q4_0": [0], "Q4_1": [0, 2], "Q5_0": [0], "Q5_1": [0, 2], "Q8_0": [0],
-              "Q4_K": [0, 2], "Q5_K": [0, 2], "Q6_K": [208]}
+              "Q4_K": [0, 2], "Q5_K": [0, 2], "Q6_K": [208], "Q2_K": [80, 82], "Q3_K": [108],
+              "IQ4_NL": [0], "IQ4_XS": [0], "MXFP4": []}
+# byte offsets of E8M0 exponents: kept <= 250 so that 12 * 2^(e - 128) stays finite
+E8M0_FIELDS = {"MXFP4": [0]}
+# ggml's vec_dot_type of the types ref_model does not model
+VEC_DOT_TYPE_ALL = dict(VEC_DOT_TYPE)
+VEC_DOT_TYPE_ALL.update({gguf_np.Q2_K: "Q8_K", gguf_np.Q3_K: "Q8_K", gguf_np.IQ4_XS: "Q8_K",
+                         gguf_np.IQ4_NL: "Q8_0", gguf_np.MXFP4: "Q8_0"})
 # relative RMS error of quantize -> dequantize on Gaussian weights: bounds
 # about 1.5x the measured values, far below the ~1 a layout bug gives
 RT_BOUND = {"F32": 0.0, "F16": 3e-4, "BF16": 3e-3, "Q8_0": 1e-2, "Q6_K": 3e-2,
-            "Q5_0": 6e-2, "Q5_1": 6e-2, "Q5_K": 6e-2, "Q4_0": 0.13, "Q4_1": 0.12, "Q4_K": 0.11}
+            "Q5_0": 6e-2, "Q5_1": 6e-2, "Q5_K": 6e-2, "Q4_0": 0.13, "Q4_1": 0.12, "Q4_K": 0.11,
+            "Q3_K": 0.23, "Q2_K": 0.45, "IQ4_NL": 0.11, "IQ4_XS": 0.11, "MXFP4": 0.17}
 LEVELS = ["scalar", "avx2", "avx512"]
 
 
@@ -74,6 +83,8 @@ def random_blocks(rng, tname, n):
     for off in F16_FIELDS[tname]:
         h = (rng.normal(size=n // bs) * 0.05).astype("<f2")
         b[:, off:off + 2] = h.view(np.uint8).reshape(-1, 2)
+    for off in E8M0_FIELDS.get(tname, []):
+        b[:, off] = rng.integers(0, 251, size=n // bs, dtype=np.uint8)
     return b.tobytes()
 
 
@@ -244,7 +255,7 @@ def main():
         gref.close()
 
         # 3. vec_dot per type and level
-        for t, at in sorted(VEC_DOT_TYPE.items()):
+        for t, at in sorted(VEC_DOT_TYPE_ALL.items()):
             record(*check_vecdot(gguf_np.type_name(t), t, at, levels, tmp))
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0

@@ -148,7 +148,7 @@ Test(matmul, hand_f32) {
     matmul_forward(NULL, o, x, w, DTYPE_F32, b, 2, 2, 3, NULL);
     float want[4] = {1 - 3 + 10, 3 + 20, 4 - 6 + 10, 7.5f + 20};
     cr_expect(check_close("matmul hand", o, want, 4, 0, 1e-7f));
-    cr_expect(!matmul_supported(DTYPE_Q2_K));
+    cr_expect(!matmul_supported(DTYPE_IQ2_XXS));
     cr_expect(!matmul_supported(DTYPE_I32));
 }
 
