@@ -161,6 +161,20 @@ MESSAGE_SETS = {
                       "<|eot_id|><|start_header_id|> <start_of_turn> {{ 7*7 }} {% if %} \\n \"q\" 'a'"}],
     "user-user": [U1, U2],
     "assistant-last": [U1, {"role": "assistant", "content": "Sure."}],
+    "assistant-thinking-last": [SYS, U1, {"role": "assistant", "content": "Sure.",
+                                          "thinking": "The user greets me."}],
+    "developer+user": [{"role": "developer", "content": "Answer in French."}, U1],
+}
+
+# Phi-4-mini takes the tool definitions as a JSON string in the system
+# message's own "tools" key (its model card's format), not as the tools
+# variable.
+SYS_TOOLS = dict(SYS, tools=json.dumps([t["function"] for t in TOOLS], ensure_ascii=False))
+SYSTEM_TOOL_SETS = {
+    "system-tools+user": ([SYS_TOOLS, U1], {}),
+    "system-tools+call(content '')+result": (
+        [SYS_TOOLS] + [dict(m, content="") if m.get("tool_calls") else m for m in TOOL_CONV], {}),
+    "system-tools(null)+user": ([dict(SYS, tools=None), U1], {}),
 }
 
 TOOL_SETS = {
@@ -170,9 +184,44 @@ TOOL_SETS = {
                                         for m in TOOL_CONV], {"tools": TOOLS}),
     "tools+call+result+answer": (TOOL_CONV + [{"role": "assistant", "content": "It is 21 °C and clear."}],
                                  {"tools": TOOLS}),
+    "tools+call(content '')+result+answer": (
+        [dict(m, content="") if m.get("tool_calls") else m for m in TOOL_CONV] +
+        [{"role": "assistant", "content": "It is 21 °C and clear."}], {"tools": TOOLS}),
+    "tools+call(thinking)+result": (
+        [dict(m, content="", thinking="Paris: call the weather tool.") if m.get("tool_calls") else m
+         for m in TOOL_CONV], {"tools": TOOLS, "reasoning_effort": "high"}),
+    "tools(nested schema)+user": ([SYS, U1], {"tools": [TOOLS[0], {
+        "type": "function",
+        "function": {
+            "name": "book",
+            "description": "Book a trip",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "dates": {"type": "array", "items": {"type": "string"},
+                              "description": "ISO dates"},
+                    "party": {"type": "object", "description": "Who travels",
+                              "properties": {"adults": {"type": "integer"},
+                                             "names": {"type": "array",
+                                                       "items": {"type": "string"}}},
+                              "required": ["adults"]},
+                    "class": {"type": "string", "enum": ["economy", "business"],
+                              "default": "economy", "description": "Cabin"},
+                    "seats": {"type": "number", "default": 1, "description": "Seats",
+                              "nullable": True},
+                    "when": {"oneOf": [{"type": "string"}, {"type": "number"}],
+                             "description": "Time"},
+                    "flex": {"type": ["string", "null"], "description": "Flexible"},
+                    "pets": {"type": "boolean", "description": "Pets"},
+                },
+                "required": ["dates"],
+            },
+        },
+    }, {"type": "function", "function": {"name": "ping", "description": "No arguments"}}]}),
 }
 
-# name: (file, bos, eos, supports tools)
+# name: (file, bos, eos, supports tools: True = the tools variable,
+# "system" = a JSON string in the system message's "tools" key)
 TEMPLATES = {
     "llama3": ("llama3.jinja", "<|begin_of_text|>", "<|end_of_text|>", False),
     "llama3-instruct": ("llama3-instruct.jinja", "<|begin_of_text|>", "<|eot_id|>", False),
@@ -192,6 +241,8 @@ TEMPLATES = {
     "deepseek-v2": ("deepseek-v2.jinja", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", False),
     "chatml": ("chatml.jinja", "<s>", "</s>", False),
     "llama2-chat": ("llama2-chat.jinja", "<s>", "</s>", False),
+    "phi4-mini": ("phi4-mini.jinja", "<|endoftext|>", "<|endoftext|>", "system"),
+    "gpt-oss": ("gpt-oss.jinja", "<|startoftext|>", "<|return|>", True),
 }
 
 # built-in name -> the official template it copies
@@ -205,7 +256,8 @@ def cases_for(supports_tools):
         out.append((name, msgs, {"date_string": "26 Jul 2024"}))
     out.append(("system+user/no-date", [SYS, U1], {}))
     if supports_tools:
-        for name, (msgs, extra) in TOOL_SETS.items():
+        sets = SYSTEM_TOOL_SETS if supports_tools == "system" else TOOL_SETS
+        for name, (msgs, extra) in sets.items():
             e = dict(extra)
             e["date_string"] = "26 Jul 2024"
             out.append((name, msgs, e))
