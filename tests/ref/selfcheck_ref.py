@@ -340,6 +340,64 @@ def check_dequant_by_hand(fails):
                           np.array(want, np.float32)):
         fails.append("Q6_K by hand")
 
+    def deq(b, t, n):
+        return gguf_np.dequantize(np.frombuffer(b, np.uint8), t, n)
+
+    def low2(qs, j):
+        # element j = 128 n + 32 k + l: bits 2k..2k+1 of qs[32 n + l]
+        n, r = divmod(j, 128)
+        return (qs[32 * n + r % 32] >> (2 * (r // 32))) & 3
+
+    # Q2_K: scales[16] (scale | min << 4 per 16 elements), qs[64], d, dmin
+    b = rnd(80) + f16b(d_) + f16b(0.125)
+    sc, qs, d, dm = b[0:16], b[16:80], f16(b, 80), f16(b, 82)
+    want = [f32(f32(d) * f32(sc[j // 16] & 15)) * f32(low2(qs, j))
+            - f32(f32(dm) * f32(sc[j // 16] >> 4)) for j in range(256)]
+    if not np.array_equal(deq(b, gguf_np.Q2_K, 256), np.array(want, np.float32)):
+        fails.append("Q2_K by hand")
+    # Q3_K: hmask[32], qs[64], scales[12], d; q = low2 - 4 unless bit j // 32
+    # of hmask[j % 32]; scale k: nibble k // 8 of scales[k % 8] | 2 bits
+    # (2 (k // 4)) of scales[8 + k % 4] << 4, minus 32
+    b = rnd(108) + f16b(d_)
+    hm, qs, s12, d = b[0:32], b[32:96], b[96:108], f16(b, 108)
+    want = []
+    for j in range(256):
+        k = j // 16
+        s6 = ((s12[k % 8] >> (4 * (k // 8))) & 15) | (((s12[8 + k % 4] >> (2 * (k // 4))) & 3) << 4)
+        q = low2(qs, j) - (0 if (hm[j % 32] >> (j // 32)) & 1 else 4)
+        want.append(f32(f32(d) * f32(s6 - 32)) * f32(q))
+    if not np.array_equal(deq(b, gguf_np.Q3_K, 256), np.array(want, np.float32)):
+        fails.append("Q3_K by hand")
+    # IQ4_NL: d, qs[16]; element j: nibble j // 16 of qs[j % 16] indexes the codebook
+    nl = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+    b = f16b(d_) + rnd(16)
+    want = [f32(d_) * f32(nl[(b[2 + j % 16] >> (4 * (j // 16))) & 15]) for j in range(32)]
+    if not np.array_equal(deq(b, gguf_np.IQ4_NL, 32), np.array(want, np.float32)):
+        fails.append("IQ4_NL by hand")
+    # IQ4_XS: d, scales_h (u16), scales_l[4], qs[128]; group g of 32: 6-bit
+    # scale = nibble g % 2 of scales_l[g // 2] | bits 2g of scales_h << 4
+    b = f16b(d_) + rnd(134)
+    sh = struct.unpack("<H", b[2:4])[0]
+    want = []
+    for j in range(256):
+        g, r = divmod(j, 32)
+        ls = ((b[4 + g // 2] >> (4 * (g % 2))) & 15) | (((sh >> (2 * g)) & 3) << 4)
+        q = nl[(b[8 + 16 * g + r % 16] >> (4 * (r // 16))) & 15]
+        want.append(f32(f32(d_) * f32(ls - 32)) * f32(q))
+    if not np.array_equal(deq(b, gguf_np.IQ4_XS, 256), np.array(want, np.float32)):
+        fails.append("IQ4_XS by hand")
+    # MXFP4: e, qs[16]; value = 2^(e - 128) * 2 * E2M1(code): code bit 3 the
+    # sign, bits 0-2 index 0, 0.5, 1, 1.5, 2, 3, 4, 6
+    e2m1 = [0, 0.5, 1, 1.5, 2, 3, 4, 6]
+    for e in (0, 1, 100, 128, 250):
+        b = bytes([e]) + rnd(16)
+        want = []
+        for j in range(32):
+            c = (b[1 + j % 16] >> (4 * (j // 16))) & 15
+            want.append(f32(math.ldexp(1.0, e - 128)) * f32((-2 if c & 8 else 2) * e2m1[c & 7]))
+        if not np.array_equal(deq(b, gguf_np.MXFP4, 32), np.array(want, np.float32)):
+            fails.append(f"MXFP4 by hand (e {e})")
+
 
 # ------------------------------------------------------------ newer architectures
 # gemma2, gemma3, phi3, MoE (llama, qwen2moe, qwen3moe, gpt-oss): each
