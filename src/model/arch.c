@@ -105,6 +105,21 @@ static const ArchInfo ARCHS[ARCH_COUNT] = {
                        .eps_suffix = RMS_EPS,
                        .moe = TENSOR_REQUIRED,
                        .moe_norm_topk = true},
+    [ARCH_GPTOSS] = {.arch = ARCH_GPTOSS,
+                     .name = "gpt-oss",
+                     .rope = ROPE_NEOX,
+                     .norm = NORM_RMS,
+                     .ffn = FFN_SILU_GATED,
+                     .qkv = QKV_SPLIT,
+                     .qkv_bias = TENSOR_REQUIRED,
+                     .out_bias = TENSOR_REQUIRED,
+                     .eps_suffix = RMS_EPS,
+                     .swa_period = 2,
+                     .moe = TENSOR_REQUIRED,
+                     .ffn_norm = TN_ATTN_POST_NORM,
+                     .sinks = true,
+                     .rope_yarn = true,
+                     .moe_oai = true},
 };
 
 const ArchInfo *arch_find(const char *name, size_t len) {
@@ -120,7 +135,7 @@ const ArchInfo *arch_info(Arch a) {
 }
 
 const char *arch_supported_list(void) {
-    return "llama, qwen2, qwen3, gpt2, gemma2, gemma3, phi3, qwen2moe, qwen3moe";
+    return "llama, qwen2, qwen3, gpt2, gemma2, gemma3, phi3, qwen2moe, qwen3moe, gpt-oss";
 }
 
 void arch_blk_name(char *buf, int layer, const char *suffix) {

@@ -9,14 +9,19 @@
  *                             q_norm/k_norm before rope
  *   gpt2    layer+bias  none  fused qkv + bias,     gelu(up + b), down + b learned position_embd
  *                             output + bias
- *   gemma2  rms, post   NEOX  q,k,v; logit soft-cap gelu(gate)*up, down    rope; embd * sqrt(C)
- *                             window on even layers                          final soft-cap
- *   gemma3  rms, post   NEOX  q,k,v, q/k norm;      gelu(gate)*up, down    rope (local layers:
- *                             window on 5 of 6                               base 10000, no
- * scaling) phi3    rms         NEOX  fused qkv or q,k,v;   silu(up[:F])*up[F:]    rope, LongRoPE
- * factors window on all layers   (fused up, 2F rows)    long/short by n_ctx qwen2moe  as qwen2, the
- * FFN a mixture of experts plus a gated shared expert qwen3moe  as qwen3, the FFN a mixture of
- * experts llama with <arch>.expert_count: the FFN a mixture of experts (Mixtral)
+ *   gemma2  rms, post   NEOX  q,k,v; score cap  gelu(gate)*up, down   rope; embd*sqrt(C)
+ *                             window: even layers                        final logit cap
+ *   gemma3  rms, post   NEOX  q,k,v, q/k norm;  gelu(gate)*up, down   rope; sliding layers:
+ *                             window: 5 of 6                             base 1e4, no scale
+ *   phi3    rms         NEOX  fused or split;   silu(up[:F])*up[F:]   rope; LongRoPE long
+ *                             window: all       (up has 2F rows)         or short by n_ctx
+ *   qwen2moe  as qwen2, the FFN a mixture of experts plus a gated shared expert
+ *   qwen3moe  as qwen3, the FFN a mixture of experts
+ *   llama with <arch>.expert_count: the FFN a mixture of experts (Mixtral)
+ *   gpt-oss rms         NEOX  q,k,v,o + biases, experts + biases,    rope, YaRN scaling
+ *                             sinks; window:    clamped swiglu,
+ *                             even layers       softmax of the top-k
+ *           (its FFN pre-norm is named post_attention_norm)
  *
  * "post": the attention and FFN outputs are normed again (post_attention_norm,
  * post_ffw_norm) before they join the residual. A mixture of experts: router
@@ -45,6 +50,7 @@ typedef enum {
     ARCH_PHI3,
     ARCH_QWEN2MOE,
     ARCH_QWEN3MOE,
+    ARCH_GPTOSS,
     ARCH_COUNT
 } Arch;
 
@@ -90,6 +96,12 @@ typedef struct {
     bool moe_shared;     /* a shared expert gated by sigmoid(x . ffn_gate_inp_shexp) */
     int big_layers;      /* layer count of the model whose query scale is 1/sqrt(n_embd/n_head)
                             (gemma's 27B; llama.cpp's rule); 0: none */
+    const char *ffn_norm; /* the FFN pre-norm's tensor suffix; NULL: TN_FFN_NORM */
+    bool sinks;           /* attn_sinks: one logit per head in the softmax's denominator */
+    bool rope_yarn;       /* rope.scaling.type "yarn" is understood */
+    /* gpt-oss's experts: router and expert biases, the top-k chosen on the
+     * logits and weighted by the softmax of those k, clamped swiglu */
+    bool moe_oai;
 } ArchInfo;
 
 /* The entry for a name given as (ptr, len); NULL if unsupported. */
@@ -141,6 +153,11 @@ const char *arch_supported_list(void);
 #define TN_FFN_GATE_SHEXP "ffn_gate_shexp.weight"
 #define TN_FFN_UP_SHEXP "ffn_up_shexp.weight"
 #define TN_FFN_DOWN_SHEXP "ffn_down_shexp.weight"
+#define TN_FFN_GATE_INP_B "ffn_gate_inp.bias"
+#define TN_FFN_GATE_EXPS_B "ffn_gate_exps.bias"
+#define TN_FFN_UP_EXPS_B "ffn_up_exps.bias"
+#define TN_FFN_DOWN_EXPS_B "ffn_down_exps.bias"
+#define TN_ATTN_SINKS "attn_sinks.weight"
 
 #define ARCH_NAME_MAX 128
 

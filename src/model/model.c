@@ -70,6 +70,9 @@ typedef struct {
     Weight gate_inp;
     Weight *gate_exps, *up_exps, *down_exps;
     const float *gate_inp_shexp;             /* (C) */
+    const float *sinks;                      /* (NH) gpt-oss */
+    /* gpt-oss's biases: router (E), experts (E, Fe) (E, Fe) (E, C) */
+    const float *gate_inp_b, *gate_exps_b, *up_exps_b, *down_exps_b;
     Weight gate_shexp, up_shexp, down_shexp; /* (Fs, C) (Fs, C) (C, Fs) */
 } Layer;
 
@@ -196,7 +199,7 @@ static Status bind_tensor(Model *m, const char *name, int64_t ne0, int64_t ne1, 
                            "tensor '%s': shape %s but expected [%" PRId64 ", %" PRId64 ", %" PRId64
                            "]",
                            name, got, ne0, ne1, ne2);
-        if (matrix)
+        if (matrix || ne1 != 1)
             return err_set(err, STATUS_FORMAT,
                            "tensor '%s': shape %s but expected [%" PRId64 ", %" PRId64 "]", name,
                            got, ne0, ne1);
@@ -260,6 +263,18 @@ static Status bind_blk_experts(Model *m, int il, const char *suffix, int64_t n_r
     for (int e = 0; e < E; e++)
         w[e] = (Weight){(const char *)t->data + (size_t)e * bytes, t->type, n_rows, n_cols, {0}};
     return STATUS_OK;
+}
+
+/* The E bias vectors of n floats stacked in the F32 tensor blk.<il>.<suffix>
+ * ([n, E]); expert e's at *b + e * n. */
+static Status bind_blk_biases(Model *m, int il, const char *suffix, int64_t n, int E,
+                              const float **b, Err *err) {
+    char name[ARCH_NAME_MAX];
+    arch_blk_name(name, il, suffix);
+    const GGUFTensor *t;
+    Status st = bind_tensor(m, name, n, E, 1, false, TENSOR_REQUIRED, &t, err);
+    *b = st == STATUS_OK ? t->data : NULL;
+    return st;
 }
 
 static Status bind_blk_vector(Model *m, int il, const char *suffix, int64_t n, TensorNeed need,
@@ -343,7 +358,8 @@ static Status load_hparams_ext(Model *m, Err *err) {
     if (a->rope_local)
         c->rope_local_base = 10000.0f;
     c->rope_attn_factor = 1.0f;
-    c->rope_orig_ctx = c->n_ctx_train;
+    if (!c->rope_yarn)
+        c->rope_orig_ctx = c->n_ctx_train;
     if (a->rope_longshort &&
         ((st = get_dim(m, "rope.scaling.original_context_length", false, (uint32_t)c->n_ctx_train,
                        1, MODEL_MAX_CTX, &c->rope_orig_ctx, err)) ||
@@ -383,6 +399,7 @@ static Status load_hparams_ext(Model *m, Err *err) {
                 return st;
         }
         c->moe_norm_topk = a->moe_norm_topk;
+        c->moe_oai = a->moe_oai;
     }
     return STATUS_OK;
 }
@@ -465,11 +482,28 @@ static Status load_hparams(Model *m, Err *err) {
             if ((st = get_float(m, "rope.scaling.factor", false, 1.0f, &factor, err)))
                 return st;
             c->rope_freq_scale = 1.0f / factor;
+        } else if (stype.ptr && gguf_str_eq(stype, "yarn") && m->ai->rope_yarn) {
+            float factor = 1.0f, beta_fast = 32.0f, beta_slow = 1.0f, attn = 1.0f;
+            if ((st = get_float(m, "rope.scaling.factor", false, 1.0f, &factor, err)) ||
+                (st = get_float(m, "rope.scaling.yarn_beta_fast", false, 32.0f, &beta_fast, err)) ||
+                (st = get_float(m, "rope.scaling.yarn_beta_slow", false, 1.0f, &beta_slow, err)) ||
+                (st = get_float(m, "rope.scaling.attn_factor", false, 1.0f, &attn, err)) ||
+                (st = get_dim(m, "rope.scaling.original_context_length", false,
+                              (uint32_t)c->n_ctx_train, 1, MODEL_MAX_CTX, &c->rope_orig_ctx, err)))
+                return st;
+            if (factor > 1e4f)
+                return err_set(err, STATUS_LIMIT, "rope.scaling.factor %g exceeds 1e4",
+                               (double)factor);
+            c->rope_yarn = true;
+            c->rope_freq_scale = 1.0f / factor;
+            c->rope_yarn_mscale = attn * (factor > 1.0f ? 1.0f + 0.1f * logf(factor) : 1.0f);
+            rope_yarn_corr_dims(c->n_rot, c->rope_orig_ctx, c->rope_freq_base, beta_fast, beta_slow,
+                                c->rope_yarn_corr);
         } else if (stype.ptr && !gguf_str_eq(stype, "none")) {
             int show = stype.len > MODEL_ARCH_NAME_SHOW ? MODEL_ARCH_NAME_SHOW : (int)stype.len;
             return err_set(err, STATUS_UNSUPPORTED,
-                           "'%s' = '%.*s' is not supported (supported: none, linear)", key, show,
-                           stype.ptr);
+                           "'%s' = '%.*s' is not supported (supported: none, linear%s)", key, show,
+                           stype.ptr, m->ai->rope_yarn ? ", yarn" : "");
         }
     }
     return load_hparams_ext(m, err);
@@ -510,7 +544,7 @@ static Status load_vocab(Model *m, Err *err) {
 static Status load_tensors(Model *m, Err *err) {
     const ModelConfig *c = &m->cfg;
     const ArchInfo *a = m->ai;
-    int64_t C = c->n_embd, HD = c->head_dim, QD = (int64_t)c->n_heads * HD;
+    int64_t C = c->n_embd, HD = c->head_dim, QD = (int64_t)c->n_heads * HD, NH = c->n_heads;
     int64_t KD = (int64_t)c->n_kv_heads * HD, F = c->n_ff, V = c->n_vocab;
     TensorNeed norm_b = a->norm == NORM_LAYER ? TENSOR_REQUIRED : TENSOR_ABSENT;
     Status st;
@@ -605,7 +639,10 @@ static Status load_tensors(Model *m, Err *err) {
             (st = bind_blk_matrix(m, il, TN_ATTN_OUT, C, QD, TENSOR_REQUIRED, &L->wo, err)) ||
             (st = bind_blk_vector(m, il, TN_ATTN_OUT_B, C, a->out_bias, &L->bo, err)) ||
             (st = bind_blk_vector(m, il, TN_ATTN_POST_NORM, C, post, &L->attn_post_norm, err)) ||
-            (st = bind_blk_vector(m, il, TN_FFN_NORM, C, TENSOR_REQUIRED, &L->ffn_norm, err)) ||
+            (st = bind_blk_vector(m, il, a->ffn_norm ? a->ffn_norm : TN_FFN_NORM, C,
+                                  TENSOR_REQUIRED, &L->ffn_norm, err)) ||
+            (st = bind_blk_vector(m, il, TN_ATTN_SINKS, NH,
+                                  a->sinks ? TENSOR_REQUIRED : TENSOR_ABSENT, &L->sinks, err)) ||
             (st = bind_blk_vector(m, il, TN_FFN_NORM_B, C, norm_b, &L->ffn_norm_b, err)) ||
             (st = bind_blk_vector(m, il, TN_FFN_POST_NORM, C, post, &L->ffn_post_norm, err)) ||
             (st = bind_blk_matrix(m, il, TN_FFN_GATE, F, C, gate, &L->gate, err)) ||
@@ -624,6 +661,13 @@ static Status load_tensors(Model *m, Err *err) {
                 (st = bind_blk_experts(m, il, TN_FFN_GATE_EXPS, FE, C, E, L->gate_exps, err)) ||
                 (st = bind_blk_experts(m, il, TN_FFN_UP_EXPS, FE, C, E, L->up_exps, err)) ||
                 (st = bind_blk_experts(m, il, TN_FFN_DOWN_EXPS, C, FE, E, L->down_exps, err)))
+                return st;
+            if (a->moe_oai &&
+                ((st = bind_blk_vector(m, il, TN_FFN_GATE_INP_B, E, TENSOR_REQUIRED, &L->gate_inp_b,
+                                       err)) ||
+                 (st = bind_blk_biases(m, il, TN_FFN_GATE_EXPS_B, FE, E, &L->gate_exps_b, err)) ||
+                 (st = bind_blk_biases(m, il, TN_FFN_UP_EXPS_B, FE, E, &L->up_exps_b, err)) ||
+                 (st = bind_blk_biases(m, il, TN_FFN_DOWN_EXPS_B, C, E, &L->down_exps_b, err))))
                 return st;
         }
         if (FS && ((st = bind_blk_vector(m, il, TN_FFN_GATE_INP_SHEXP, C, TENSOR_REQUIRED,
@@ -1098,8 +1142,8 @@ static void attn_task(void *vctx, int ith, int nth) {
     float scale = c->attn_scale;
     float *sc = m->scores + (size_t)ith * OPS_ATTN_MAX_ROWS * group * m->params.n_ctx;
     const Layer *L = &m->layers[a->layer];
-    /* windows and soft-caps: the general kernel (attn_ext.h) */
-    bool ext = L->window > 0 || c->attn_softcap > 0.0f;
+    /* windows, soft-caps and sinks: the general kernel (attn_ext.h) */
+    bool ext = L->window > 0 || c->attn_softcap > 0.0f || L->sinks;
     AttnExtOpts xo = {c->attn_softcap, NULL};
     const char *kbase = kv_k_slab(kv, a->layer, 0), *vbase = kv_v_slab(kv, a->layer, 0);
     long stride = kv->type == KV_Q8_0 ? (long)kv->slab_bytes : (long)kv->block_floats;
@@ -1124,6 +1168,7 @@ static void attn_task(void *vctx, int ith, int nth) {
                 AttnExtCache xc = {kbase + koff,           vbase + koff,  table,
                                    kv->slab_bytes,         kv->row_bytes, bs,
                                    kv_elem_dtype(kv->type)};
+                xo.sinks = L->sinks ? L->sinks + h : NULL;
                 for (int i = 0; i < R; i++) {
                     size_t qoff = (size_t)(r0 + i) * QD + (size_t)h * HD;
                     int lo = L->window && n[i] > L->window ? n[i] - L->window : 0;
@@ -1265,38 +1310,61 @@ static void for_rows(Model *m, const BatchRow *rows, int B, int il, RowsOp op) {
         tpool_run(m->tp, rows_task, &a);
 }
 
-/* silu(gate) * up on row r of hb / hb2, rows of width F (the experts'). */
+/* gpt-oss's clamped swiglu (ggml_swiglu_oai): g = min(gate, 7),
+ * u = clamp(up, -7, 7), g * sigmoid(1.702 g) * (u + 1). */
+#define OAI_LIMIT 7.0f
+#define OAI_ALPHA 1.702f
+static void swiglu_oai(float *out, const float *gate, const float *up, int n) {
+    for (int i = 0; i < n; i++) {
+        float g = gate[i] < OAI_LIMIT ? gate[i] : OAI_LIMIT;
+        float u = up[i] < -OAI_LIMIT ? -OAI_LIMIT : up[i] > OAI_LIMIT ? OAI_LIMIT : up[i];
+        out[i] = g / (1.0f + expf(-OAI_ALPHA * g)) * (u + 1.0f);
+    }
+}
+
+/* The gated activation on row r of hb / hb2, rows of width F (the experts'). */
 typedef struct {
     Model *m;
     int F;
+    bool oai;
 } ExpActCtx;
 
 static void exp_act_prep(void *vctx, int r) {
     const ExpActCtx *a = vctx;
     float *h = a->m->hb + (size_t)r * a->F;
-    swiglu_forward(h, h, a->m->hb2 + (size_t)r * a->F, a->F);
+    if (a->oai)
+        swiglu_oai(h, h, a->m->hb2 + (size_t)r * a->F, a->F);
+    else
+        swiglu_forward(h, h, a->m->hb2 + (size_t)r * a->F, a->F);
 }
 
-/* One silu-gated FFN (gate, up: (F, C); down: (C, F)) over n rows of x
- * into y (n, C). */
-static void expert_ffn(Model *m, const float *x, int n, const MatmulPrep *prep, const Weight *gate,
-                       const Weight *up, const Weight *down, int F, float *y) {
-    matmul3(m, x, n, prep, m->hb, gate, NULL, m->hb2, up, NULL, NULL, NULL, NULL);
-    ExpActCtx ac = {m, F};
+/* One gated FFN (gate, up: (F, C); down: (C, F); biases or NULL) over n
+ * rows of x into y (n, C). */
+typedef struct {
+    const Weight *gate, *up, *down;
+    const float *bgate, *bup, *bdown;
+    int F;
+} ExpertFfn;
+
+static void expert_ffn(Model *m, const float *x, int n, const ExpertFfn *e, float *y) {
+    matmul3(m, x, n, NULL, m->hb, e->gate, e->bgate, m->hb2, e->up, e->bup, NULL, NULL, NULL);
+    ExpActCtx ac = {m, e->F, m->cfg.moe_oai};
     MatmulPrep act = {exp_act_prep, &ac};
-    matmul3(m, m->hb, n, &act, y, down, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    matmul3(m, m->hb, n, &act, y, e->down, e->bdown, NULL, NULL, NULL, NULL, NULL, NULL);
 }
 
 /* Row r's experts: softmax of its router logits, the K largest (the lower
  * index first among equals), their weights renormalised to sum 1 where
- * the model does. */
+ * the model does; gpt-oss: the K largest logits, weighted by their
+ * softmax. */
 static void route_row(Model *m, int r) {
     const ModelConfig *c = &m->cfg;
     int E = c->n_expert, K = c->n_expert_used;
     float *p = m->router + (size_t)r * E;
     int32_t *id = m->topk_id + (size_t)r * K;
     float *w = m->topk_w + (size_t)r * K, sum = 0.0f;
-    softmax_forward(p, E);
+    if (!c->moe_oai)
+        softmax_forward(p, E);
     for (int k = 0; k < K; k++) {
         int best = -1;
         for (int e = 0; e < E; e++) {
@@ -1310,7 +1378,9 @@ static void route_row(Model *m, int r) {
         w[k] = p[best];
         sum += p[best];
     }
-    if (c->moe_norm_topk)
+    if (c->moe_oai)
+        softmax_forward(w, K);
+    else if (c->moe_norm_topk)
         for (int k = 0; k < K; k++)
             w[k] /= sum;
 }
@@ -1325,8 +1395,8 @@ static void forward_moe(Model *m, const Layer *L, int B, const MatmulPrep *prep_
     const ModelConfig *c = &m->cfg;
     const OpsKernels *ok = ops_kernels();
     int C = c->n_embd, E = c->n_expert, K = c->n_expert_used;
-    matmul3(m, m->xb, B, prep_in, m->router, &L->gate_inp, NULL, NULL, NULL, NULL, NULL, NULL,
-            NULL);
+    matmul3(m, m->xb, B, prep_in, m->router, &L->gate_inp, L->gate_inp_b, NULL, NULL, NULL, NULL,
+            NULL, NULL);
     int32_t *off = m->exp_off;
     memset(off, 0, (size_t)(E + 1) * sizeof *off);
     for (int r = 0; r < B; r++) {
@@ -1354,15 +1424,23 @@ static void forward_moe(Model *m, const Layer *L, int B, const MatmulPrep *prep_
         for (int i = 0; i < n; i++)
             memcpy(m->moe_x + (size_t)i * C, m->xb + (size_t)m->exp_row[off[e] + i] * C,
                    (size_t)C * sizeof(float));
-        expert_ffn(m, m->moe_x, n, NULL, &L->gate_exps[e], &L->up_exps[e], &L->down_exps[e],
-                   c->n_ff_exp, m->moe_y);
+        size_t FE = (size_t)c->n_ff_exp;
+        ExpertFfn ef = {&L->gate_exps[e],
+                        &L->up_exps[e],
+                        &L->down_exps[e],
+                        L->gate_exps_b ? L->gate_exps_b + e * FE : NULL,
+                        L->up_exps_b ? L->up_exps_b + e * FE : NULL,
+                        L->down_exps_b ? L->down_exps_b + (size_t)e * C : NULL,
+                        c->n_ff_exp};
+        expert_ffn(m, m->moe_x, n, &ef, m->moe_y);
         for (int i = 0; i < n; i++)
             ok->axpy(C, m->moe_out + (size_t)m->exp_row[off[e] + i] * C, m->exp_w[off[e] + i],
                      m->moe_y + (size_t)i * C);
     }
     if (L->gate_shexp.data) {
-        expert_ffn(m, m->xb, B, NULL, &L->gate_shexp, &L->up_shexp, &L->down_shexp, c->n_ff_shexp,
-                   m->moe_y);
+        ExpertFfn sh = {&L->gate_shexp, &L->up_shexp, &L->down_shexp, NULL,
+                        NULL,           NULL,         c->n_ff_shexp};
+        expert_ffn(m, m->xb, B, &sh, m->moe_y);
         for (int r = 0; r < B; r++) {
             float g = ok->dot(C, m->xb + (size_t)r * C, L->gate_inp_shexp);
             ok->axpy(C, m->moe_out + (size_t)r * C, 1.0f / (1.0f + expf(-g)),
@@ -1511,8 +1589,12 @@ Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, 
         }
         if (c->rope_type != ROPE_NONE) {
             float *cs = m->cs + (size_t)r * c->n_rot;
-            rope_cache(cs, rows[r].pos, c->n_rot, c->rope_freq_base, c->rope_freq_scale,
-                       m->rope_freqs);
+            if (c->rope_yarn)
+                rope_cache_yarn(cs, rows[r].pos, c->n_rot, c->rope_freq_base, c->rope_freq_scale,
+                                c->rope_yarn_corr, c->rope_yarn_mscale);
+            else
+                rope_cache(cs, rows[r].pos, c->n_rot, c->rope_freq_base, c->rope_freq_scale,
+                           m->rope_freqs);
             if (c->rope_attn_factor != 1.0f) /* LongRoPE's attention factor */
                 for (int i = 0; i < c->n_rot; i++)
                     cs[i] *= c->rope_attn_factor;

@@ -2,7 +2,7 @@
  *
  * Architectures (llama.cpp names and conventions; model/arch.h): "llama"
  * (Llama 2/3, Mistral, TinyLlama, SmolLM, Mixtral), "qwen2", "qwen3", "gpt2",
- * "gemma2", "gemma3", "phi3", "qwen2moe", "qwen3moe". Weights stay in the
+ * "gemma2", "gemma3", "phi3", "qwen2moe", "qwen3moe", "gpt-oss". Weights stay in the
  * file's mapping (any supported DType); the KV cache and all scratch buffers
  * are allocated once in model_load() from ModelParams, never per token.
  *
@@ -56,13 +56,19 @@ typedef struct {
      * rope_orig_ctx, else rope_factors_short; cos and sin times
      * rope_attn_factor */
     bool has_rope_longshort;
-    int rope_orig_ctx;
+    int rope_orig_ctx; /* also YaRN's original context */
     float rope_attn_factor;
+    /* YaRN (gpt-oss): rope_cache_yarn with these ramp ends and cos/sin
+     * multiplier (rope.scaling.attn_factor * (1 + 0.1 ln factor)) */
+    bool rope_yarn;
+    float rope_yarn_corr[2];
+    float rope_yarn_mscale;
     /* mixture of experts (0 experts: a dense FFN) */
     int n_expert, n_expert_used;
     int n_ff_exp;   /* each expert's hidden size */
     int n_ff_shexp; /* the shared expert's (0: none) */
     bool moe_norm_topk;
+    bool moe_oai; /* gpt-oss: biases, top-k of the logits then softmax, clamped swiglu */
 } ModelConfig;
 
 typedef struct {

@@ -44,11 +44,13 @@ typedef enum {
     RA_PHI3,
     RA_QWEN2MOE,
     RA_QWEN3MOE,
+    RA_GPTOSS,
     RA_COUNT
 } RArch;
 
-static const char *const RA_NAMES[RA_COUNT] = {"llama",  "qwen2", "qwen3",    "gpt2",    "gemma2",
-                                               "gemma3", "phi3",  "qwen2moe", "qwen3moe"};
+static const char *const RA_NAMES[RA_COUNT] = {"llama",    "qwen2",  "qwen3", "gpt2",
+                                               "gemma2",   "gemma3", "phi3",  "qwen2moe",
+                                               "qwen3moe", "gpt-oss"};
 
 /* Everything the writer borrows, freed after gguf_writer_write(). */
 typedef struct {
@@ -214,9 +216,9 @@ static Status check_spec(const RandModelSpec *s, RArch *arch, Err *err) {
     if (*arch == RA_COUNT)
         return err_set(err, STATUS_INVALID,
                        "randmodel: unknown architecture '%s' (llama, qwen2, qwen3, gpt2, gemma2, "
-                       "gemma3, phi3, qwen2moe, qwen3moe)",
+                       "gemma3, phi3, qwen2moe, qwen3moe, gpt-oss)",
                        s->arch);
-    bool moe = *arch == RA_QWEN2MOE || *arch == RA_QWEN3MOE;
+    bool moe = *arch == RA_QWEN2MOE || *arch == RA_QWEN3MOE || *arch == RA_GPTOSS;
     if (moe && s->n_expert < 1)
         return err_set(err, STATUS_INVALID, "randmodel: %s needs experts", s->arch);
     if (s->n_expert && (*arch != RA_LLAMA && !moe))
@@ -398,7 +400,8 @@ static void write_layers(Builder *b, const RandModelSpec *s, RArch arch) {
      * expert_feed_forward_length) */
     int64_t NE = s->n_expert, FE = s->n_ff_exp && arch != RA_LLAMA ? s->n_ff_exp : F;
     int64_t FS = s->n_ff_shexp ? s->n_ff_shexp : FE;
-    bool biases = arch == RA_QWEN2 || arch == RA_QWEN2MOE;
+    bool biases = arch == RA_QWEN2 || arch == RA_QWEN2MOE || arch == RA_GPTOSS;
+    bool oss = arch == RA_GPTOSS;
     bool qk_norm = arch == RA_QWEN3 || arch == RA_QWEN3MOE || arch == RA_GEMMA3;
     bool gemma = arch == RA_GEMMA2 || arch == RA_GEMMA3;
     for (int il = 0; il < s->n_layers; il++) {
@@ -420,14 +423,26 @@ static void write_layers(Builder *b, const RandModelSpec *s, RArch arch) {
             builder_add_blk(b, il, "attn_k_norm.weight", 1, s->head_dim, 1, INIT_NORM);
         }
         builder_add_blk(b, il, "attn_output.weight", 2, QD, E, INIT_WEIGHT);
-        if (gemma)
+        if (oss) {
+            builder_add_blk(b, il, "attn_output.bias", 1, E, 1, INIT_BIAS);
+            builder_add_blk(b, il, "attn_sinks.weight", 1, s->n_heads, 1, INIT_NORM);
+        }
+        /* gpt-oss's FFN pre-norm is named post_attention_norm */
+        if (gemma || oss)
             builder_add_blk(b, il, "post_attention_norm.weight", 1, E, 1, INIT_NORM);
-        builder_add_blk(b, il, "ffn_norm.weight", 1, E, 1, INIT_NORM);
+        if (!oss)
+            builder_add_blk(b, il, "ffn_norm.weight", 1, E, 1, INIT_NORM);
         if (NE) {
             builder_add_blk3(b, il, "ffn_gate_inp.weight", 2, E, NE, 1, INIT_WEIGHT, true);
             builder_add_blk3(b, il, "ffn_gate_exps.weight", 3, E, FE, NE, INIT_WEIGHT, false);
             builder_add_blk3(b, il, "ffn_up_exps.weight", 3, E, FE, NE, INIT_WEIGHT, false);
             builder_add_blk3(b, il, "ffn_down_exps.weight", 3, FE, E, NE, INIT_WEIGHT, false);
+            if (oss) {
+                builder_add_blk(b, il, "ffn_gate_inp.bias", 1, NE, 1, INIT_BIAS);
+                builder_add_blk3(b, il, "ffn_gate_exps.bias", 2, FE, NE, 1, INIT_BIAS, true);
+                builder_add_blk3(b, il, "ffn_up_exps.bias", 2, FE, NE, 1, INIT_BIAS, true);
+                builder_add_blk3(b, il, "ffn_down_exps.bias", 2, E, NE, 1, INIT_BIAS, true);
+            }
             if (arch == RA_QWEN2MOE) {
                 builder_add_blk(b, il, "ffn_gate_inp_shexp.weight", 1, E, 1, INIT_WEIGHT);
                 builder_add_blk(b, il, "ffn_gate_shexp.weight", 2, E, FS, INIT_WEIGHT);
@@ -451,7 +466,7 @@ static void write_layers(Builder *b, const RandModelSpec *s, RArch arch) {
 static void write_ext_keys(Builder *b, const RandModelSpec *s, RArch arch) {
     const char *a = s->arch;
     bool gemma = arch == RA_GEMMA2 || arch == RA_GEMMA3;
-    if (gemma || (arch == RA_PHI3 && s->n_swa))
+    if (gemma || arch == RA_GPTOSS || (arch == RA_PHI3 && s->n_swa))
         set_key(b->w, a, "attention.sliding_window", (uint32_t)(s->n_swa ? s->n_swa : 4));
     if (arch == RA_GEMMA2) {
         set_key_f32(b->w, a, "attn_logit_softcapping",
@@ -471,6 +486,14 @@ static void write_ext_keys(Builder *b, const RandModelSpec *s, RArch arch) {
         snprintf(key, sizeof key, "%s.rope.scaling.type", a);
         gguf_writer_set_str(b->w, key, "linear");
         set_key_f32(b->w, a, "rope.scaling.factor", s->rope_scale_linear);
+    }
+    if (s->yarn_factor > 0.0f) {
+        char key[RANDMODEL_NAME_MAX];
+        snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+        gguf_writer_set_str(b->w, key, "yarn");
+        set_key_f32(b->w, a, "rope.scaling.factor", s->yarn_factor);
+        set_key(b->w, a, "rope.scaling.original_context_length",
+                (uint32_t)(s->yarn_orig_ctx ? s->yarn_orig_ctx : s->n_ctx_train / 4));
     }
     if (s->n_expert) {
         set_key(b->w, a, "expert_count", (uint32_t)s->n_expert);

@@ -33,7 +33,7 @@ typedef struct {
 
 typedef struct {
     const char *arch; /* "llama", "qwen2", "qwen3", "gpt2", "gemma2", "gemma3", "phi3",
-                         "qwen2moe", "qwen3moe" */
+                         "qwen2moe", "qwen3moe", "gpt-oss" */
     int n_vocab;
     int n_embd;
     int n_layers;
@@ -60,6 +60,8 @@ typedef struct {
     int longrope_orig_ctx;       /* phi3: > 0 writes rope_factors_long/_short, this
                                     original context and an attention factor */
     float rope_scale_linear;     /* > 0: rope.scaling.type linear with this factor */
+    float yarn_factor;           /* gpt-oss: > 0 writes YaRN scaling with this factor */
+    int yarn_orig_ctx;           /* and this original context (0: n_ctx_train / 4) */
 } RandModelSpec;
 
 /* Write a random model to 'path'. STATUS_INVALID for an inconsistent spec. */

@@ -1092,6 +1092,35 @@ void rope_cache(float *cs, int pos, int n_rot, float base, float freq_scale,
     }
 }
 
+/* ggml_rope_yarn_corr_dim: the pair index whose wavelength fits
+ * n_ctx_orig / beta times (float, as ggml). */
+static float yarn_corr_dim(int n_rot, int n_ctx_orig, float beta, float base) {
+    return (float)n_rot * logf((float)n_ctx_orig / (beta * 2.0f * (float)M_PI)) /
+           (2.0f * logf(base));
+}
+
+void rope_yarn_corr_dims(int n_rot, int n_ctx_orig, float base, float beta_fast, float beta_slow,
+                         float dims[2]) {
+    float lo = floorf(yarn_corr_dim(n_rot, n_ctx_orig, beta_fast, base));
+    float hi = ceilf(yarn_corr_dim(n_rot, n_ctx_orig, beta_slow, base));
+    dims[0] = lo > 0.0f ? lo : 0.0f;
+    dims[1] = hi < (float)(n_rot - 1) ? hi : (float)(n_rot - 1);
+}
+
+void rope_cache_yarn(float *cs, int pos, int n_rot, float base, float freq_scale,
+                     const float corr[2], float mscale) {
+    ASSERT(n_rot % 2 == 0 && n_rot <= OPS_MAX_ROT);
+    double span = corr[1] - corr[0] > 0.001f ? (double)(corr[1] - corr[0]) : 0.001;
+    for (int i = 0; i < n_rot / 2; i++) {
+        double extrap = (double)pos * pow((double)base, -2.0 * i / n_rot);
+        double y = (i - (double)corr[0]) / span;
+        double mix = 1.0 - (y < 0.0 ? 0.0 : y > 1.0 ? 1.0 : y); /* ramp: extrapolate fast pairs */
+        double theta = (double)freq_scale * extrap * (1.0 - mix) + extrap * mix;
+        cs[2 * i] = (float)(cos(theta) * mscale);
+        cs[2 * i + 1] = (float)(sin(theta) * mscale);
+    }
+}
+
 void rope_forward(float *x, const float *cs, int n_heads, int head_dim, int n_rot, RopeType type) {
     if (type == ROPE_NONE)
         return;

@@ -114,6 +114,17 @@ void layernorm_ref(float *out, const float *x, const float *w, const float *b, i
  * YaRN. Computed in double, stored as float. n_rot even, <= OPS_MAX_ROT. */
 void rope_cache(float *cs, int pos, int n_rot, float base, float freq_scale,
                 const float *freq_factors);
+/* YaRN (ggml_rope_ext with ext_factor 1): pair i's angle blends the
+ * interpolated pos * freq_scale * theta_i and the extrapolated pos *
+ * theta_i by the ramp 1 - clamp((i - corr[0]) / max(0.001, corr[1] -
+ * corr[0]), 0, 1) (1: extrapolated, the fast pairs); cos and sin times
+ * mscale. corr from rope_yarn_corr_dims (ggml_rope_yarn_corr_dims: the
+ * pairs whose wavelengths fit n_ctx_orig beta_fast / beta_slow times,
+ * floor / ceil, clamped to [0, n_rot - 1], in float as ggml). */
+void rope_yarn_corr_dims(int n_rot, int n_ctx_orig, float base, float beta_fast, float beta_slow,
+                         float dims[2]);
+void rope_cache_yarn(float *cs, int pos, int n_rot, float base, float freq_scale,
+                     const float corr[2], float mscale);
 /* Rotate the first n_rot dims of each of n_heads heads of head_dim floats in
  * x (heads contiguous) by the angles in cs. NORM rotates (x[2i], x[2i+1]),
  * NEOX rotates (x[i], x[i + n_rot/2]). ROPE_NONE leaves x alone. */

@@ -75,7 +75,12 @@ static RandModelSpec spec_for(const char *arch) {
         s.longrope_orig_ctx = 48;
         s.n_swa = 6;
     }
-    if (!strcmp(arch, "qwen3moe") || !strcmp(arch, "qwen2moe") || !strcmp(arch, "mixtral")) {
+    if (!strcmp(arch, "gpt-oss")) {
+        s.n_swa = 4;
+        s.yarn_factor = 4.0f;
+    }
+    if (!strcmp(arch, "qwen3moe") || !strcmp(arch, "qwen2moe") || !strcmp(arch, "mixtral") ||
+        !strcmp(arch, "gpt-oss")) {
         s.n_expert = 6; /* a batch's rows spread over every expert */
         s.n_expert_used = 2;
         s.n_ff_exp = 24;
@@ -246,6 +251,7 @@ Test(model, batching_invisible_phi3) { batching_invisible("phi3", DTYPE_F32); }
 Test(model, batching_invisible_qwen3moe) { batching_invisible("qwen3moe", DTYPE_F32); }
 Test(model, batching_invisible_qwen2moe) { batching_invisible("qwen2moe", DTYPE_Q8_0); }
 Test(model, batching_invisible_mixtral) { batching_invisible("mixtral", DTYPE_F32); }
+Test(model, batching_invisible_gptoss) { batching_invisible("gpt-oss", DTYPE_F32); }
 Test(model, batching_invisible_gemma2_f16_cache) {
     batching_invisible_kv("gemma2", DTYPE_F32, KV_F16);
 }
@@ -758,7 +764,7 @@ Test(model_bad, table_of_bad_models) {
          .str = "mamba9",
          .want = STATUS_UNSUPPORTED,
          .expect = "unknown architecture 'mamba9' (supported: llama, qwen2, qwen3, gpt2, gemma2, "
-                   "gemma3, phi3, qwen2moe, qwen3moe)"},
+                   "gemma3, phi3, qwen2moe, qwen3moe, gpt-oss)"},
         {.name = "vocab disagrees with tokens",
          .vocab_delta = -1,
          .want = STATUS_FORMAT,
@@ -972,6 +978,49 @@ Test(model_bad, table_of_bad_gemma_phi_models) {
          .expect = "'phi3.rope.scaling.attn_factor' = 0 must be finite and > 0"},
     };
     check_bad_cases(&p, pcases, sizeof pcases / sizeof pcases[0]);
+    RandModelSpec o = {.arch = "gpt-oss",
+                       .n_vocab = 40,
+                       .n_embd = 128,
+                       .n_layers = 2,
+                       .n_heads = 4,
+                       .n_kv_heads = 2,
+                       .head_dim = 32,
+                       .n_ff = 256,
+                       .n_ctx_train = 64,
+                       .wtype = DTYPE_F32,
+                       .seed = 3,
+                       .n_expert = 4,
+                       .n_expert_used = 2,
+                       .n_ff_exp = 64,
+                       .n_swa = 4,
+                       .yarn_factor = 8.0f};
+    const BadCase ocases[] = {
+        {.name = "missing sinks",
+         .drop_tensor = "blk.1.attn_sinks.weight",
+         .want = STATUS_FORMAT,
+         .expect = "missing tensor 'blk.1.attn_sinks.weight' (expected shape [4])"},
+        {.name = "expert biases short of experts",
+         .tensor = "blk.0.ffn_down_exps.bias",
+         .ne1_delta = -1,
+         .new_type = -1,
+         .want = STATUS_FORMAT,
+         .expect = "tensor 'blk.0.ffn_down_exps.bias': shape [128, 3] but expected [128, 4]"},
+        {.name = "missing router bias",
+         .drop_tensor = "blk.0.ffn_gate_inp.bias",
+         .want = STATUS_FORMAT,
+         .expect = "missing tensor 'blk.0.ffn_gate_inp.bias'"},
+        {.name = "yarn factor NaN",
+         .f32_key = "gpt-oss.rope.scaling.factor",
+         .f32 = NAN,
+         .want = STATUS_FORMAT,
+         .expect = "'gpt-oss.rope.scaling.factor' = nan must be finite and > 0"},
+        {.name = "unknown scaling",
+         .str_key = "gpt-oss.rope.scaling.type",
+         .str = "longrope",
+         .want = STATUS_UNSUPPORTED,
+         .expect = "'longrope' is not supported (supported: none, linear, yarn)"},
+    };
+    check_bad_cases(&o, ocases, sizeof ocases / sizeof ocases[0]);
 }
 
 Test(model_bad, bad_params) {

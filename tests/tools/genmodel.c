@@ -7,6 +7,7 @@
  *            newer architectures: [--experts N --experts-used K] [--ff-exp N]
  *            [--ff-shexp N] [--window N] [--attn-softcap F] [--final-softcap F]
  *            [--fused-qkv] [--longrope ORIG_CTX] [--rope-linear FACTOR]
+ *            [--yarn FACTOR [--yarn-orig CTX]]
  *
  * --vocab-from takes a real BPE vocabulary (tokenizer.ggml.model "gpt2", as
  * tests/tools/vocab2gguf writes it) instead of the synthetic one: its first
@@ -214,6 +215,10 @@ int main(int argc, char **argv) {
             s.final_softcap = (float)parse_float(o, v);
         else if (!strcmp(o, "--longrope"))
             s.longrope_orig_ctx = (int)parse_int(o, v, 0, 1 << 20);
+        else if (!strcmp(o, "--yarn"))
+            s.yarn_factor = (float)parse_float(o, v);
+        else if (!strcmp(o, "--yarn-orig"))
+            s.yarn_orig_ctx = (int)parse_int(o, v, 0, 1 << 20);
         else if (!strcmp(o, "--rope-linear"))
             s.rope_scale_linear = (float)parse_float(o, v);
         else if (!strcmp(o, "-o"))
