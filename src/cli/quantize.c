@@ -16,7 +16,7 @@ static void on_tensor(void *ctx, int i, int n, const char *name, DType from, DTy
 enum { O_PURE = 1, O_THREADS };
 
 static const ArgOpt QUANTIZE_OPTS[] = {
-    {O_PURE, "--pure", NULL, "every matrix in TYPE (no per-tensor choices of the _M mixes)"},
+    {O_PURE, "--pure", NULL, "every matrix in TYPE (no per-tensor choices of the mixes)"},
     {O_THREADS, "-t|--threads", "N", "threads (default: all CPUs)"},
     {0},
 };
@@ -67,7 +67,8 @@ const CliCommand CLI_QUANTIZE = {
     .synopsis = "IN.gguf OUT.gguf TYPE [--pure]",
     .summary = "convert weights to TYPE: " QUANTIZE_SCHEMES,
     .opts = QUANTIZE_OPTS,
-    .notes = "The _M types mix types per tensor as llama.cpp does (attention V and FFN down\n"
-             "of some layers get more bits); token embeddings and norms keep theirs.\n",
+    .notes = "The _M, _L, Q2_K and IQ4 types mix types per tensor as llama.cpp does (attention\n"
+             "V, attention output and FFN down of some layers get more bits); the output\n"
+             "matrix gets Q6_K; token embeddings and norms keep theirs.\n",
     .main = cmd_quantize,
 };

@@ -19,23 +19,51 @@
 
 #define QUANT_NAME_MAX 256 /* tensor names longer than this are not quantizable */
 
-typedef enum { MIX_NONE, MIX_K_M } Mix;
+/* llama.cpp's llama_ftype values of the schemes: they pick the mixture rules
+ * (llama-quant.cpp llama_tensor_get_type) and go into general.file_type. */
+enum {
+    FT_F16 = 1,
+    FT_Q4_0 = 2,
+    FT_Q8_0 = 7,
+    FT_Q5_0 = 8,
+    FT_Q2_K = 10,
+    FT_Q3_K_S = 11,
+    FT_Q3_K_M = 12,
+    FT_Q3_K_L = 13,
+    FT_Q4_K_S = 14,
+    FT_Q4_K_M = 15,
+    FT_Q5_K_M = 17,
+    FT_Q6_K = 18,
+    FT_IQ4_NL = 25,
+    FT_IQ4_XS = 30,
+};
 
 typedef struct {
     const char *name;
     DType base;
-    Mix mix;
     uint32_t file_type; /* llama_ftype */
 } Scheme;
 
+/* "Q4_K" is llama.cpp's Q4_K_S file type but, as documented in quantize.h,
+ * without its mixture: every matrix in Q4_K. */
 static const Scheme SCHEMES[] = {
-    {"F16", DTYPE_F16, MIX_NONE, 1},     {"Q8_0", DTYPE_Q8_0, MIX_NONE, 7},
-    {"Q4_0", DTYPE_Q4_0, MIX_NONE, 2},   {"Q5_0", DTYPE_Q5_0, MIX_NONE, 8},
-    {"Q4_K", DTYPE_Q4_K, MIX_NONE, 14},  {"Q6_K", DTYPE_Q6_K, MIX_NONE, 18},
-    {"Q4_K_M", DTYPE_Q4_K, MIX_K_M, 15}, {"Q5_K_M", DTYPE_Q5_K, MIX_K_M, 17},
+    {"F16", DTYPE_F16, FT_F16},          {"Q8_0", DTYPE_Q8_0, FT_Q8_0},
+    {"Q4_0", DTYPE_Q4_0, FT_Q4_0},       {"Q5_0", DTYPE_Q5_0, FT_Q5_0},
+    {"Q4_K", DTYPE_Q4_K, FT_Q4_K_S},     {"Q6_K", DTYPE_Q6_K, FT_Q6_K},
+    {"Q4_K_M", DTYPE_Q4_K, FT_Q4_K_M},   {"Q5_K_M", DTYPE_Q5_K, FT_Q5_K_M},
+    {"Q2_K", DTYPE_Q2_K, FT_Q2_K},       {"Q3_K_S", DTYPE_Q3_K, FT_Q3_K_S},
+    {"Q3_K_M", DTYPE_Q3_K, FT_Q3_K_M},   {"Q3_K_L", DTYPE_Q3_K, FT_Q3_K_L},
+    {"IQ4_NL", DTYPE_IQ4_NL, FT_IQ4_NL}, {"IQ4_XS", DTYPE_IQ4_XS, FT_IQ4_XS},
 };
 
-typedef enum { CAT_OTHER, CAT_TOKEN_EMBD, CAT_OUTPUT, CAT_ATTN_V, CAT_FFN_DOWN } Category;
+typedef enum {
+    CAT_OTHER,
+    CAT_TOKEN_EMBD,
+    CAT_OUTPUT,
+    CAT_ATTN_V,
+    CAT_ATTN_OUTPUT,
+    CAT_FFN_DOWN
+} Category;
 
 static bool ends_with(const char *s, const char *suf) {
     size_t n = strlen(s), k = strlen(suf);
@@ -49,6 +77,8 @@ static Category category(const char *name) {
         return CAT_TOKEN_EMBD;
     if (strstr(name, "attn_v.weight") || strstr(name, "attn_qkv.weight"))
         return CAT_ATTN_V;
+    if (strstr(name, "attn_output.weight"))
+        return CAT_ATTN_OUTPUT;
     if (strstr(name, "ffn_down"))
         return CAT_FFN_DOWN;
     return CAT_OTHER;
@@ -64,18 +94,67 @@ static bool more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i -
 
 static bool fits(DType t, int64_t ncols) { return ncols % dtype_info(t)->block_size == 0; }
 
+/* llama.cpp's tensor_type_fallback: a row length the type's block does not
+ * divide takes the named 32-element type, or F16 when 32 does not divide
+ * it either. */
 static DType fallback(DType t, int64_t ncols) {
     if (fits(t, ncols))
         return t;
-    DType f = t == DTYPE_Q4_K ? DTYPE_Q5_0 : t == DTYPE_Q5_K ? DTYPE_Q5_1 : DTYPE_Q8_0;
+    DType f;
+    switch (t) {
+    case DTYPE_IQ4_XS: f = DTYPE_IQ4_NL; break;
+    case DTYPE_Q2_K:
+    case DTYPE_Q3_K: f = DTYPE_Q4_0; break;
+    case DTYPE_Q4_K: f = DTYPE_Q5_0; break;
+    case DTYPE_Q5_K: f = DTYPE_Q5_1; break;
+    default: f = DTYPE_Q8_0; break; /* Q6_K; the 32-element types do not fit it either */
+    }
     return fits(f, ncols) ? f : DTYPE_F16;
 }
 
 typedef struct {
     const Scheme *s;
     bool pure, tied;
+    int n_gqa; /* n_head / n_head_kv; 0 when unknown */
     int n_attn_v, i_attn_v, n_ffn_down, i_ffn_down;
 } Chooser;
+
+/* The mixture's type for an attn_v / attn_qkv matrix (the i-th of n). */
+static DType mix_attn_v(const Chooser *c, DType ty, int i, int n) {
+    switch (c->s->file_type) {
+    case FT_Q2_K: return c->n_gqa >= 4 ? DTYPE_Q4_K : DTYPE_Q3_K;
+    case FT_Q3_K_M: return i < 2 ? DTYPE_Q5_K : DTYPE_Q4_K;
+    case FT_Q3_K_L: return DTYPE_Q5_K;
+    case FT_IQ4_NL:
+    case FT_IQ4_XS: return c->n_gqa >= 4 ? DTYPE_Q5_K : ty;
+    case FT_Q4_K_M:
+    case FT_Q5_K_M: return more_bits(i, n) ? DTYPE_Q6_K : ty;
+    default: return ty;
+    }
+}
+
+/* The mixture's type for an ffn_down matrix (layer i of n). */
+static DType mix_ffn_down(const Chooser *c, DType ty, int i, int n) {
+    switch (c->s->file_type) {
+    case FT_Q2_K: return DTYPE_Q3_K;
+    case FT_Q3_K_M: return i < n / 16 ? DTYPE_Q5_K : DTYPE_Q4_K;
+    case FT_Q3_K_L: return DTYPE_Q5_K;
+    case FT_IQ4_NL:
+    case FT_IQ4_XS: return i < n / 8 ? DTYPE_Q5_K : ty; /* no imatrix */
+    case FT_Q4_K_M:
+    case FT_Q5_K_M: return more_bits(i, n) ? DTYPE_Q6_K : ty;
+    default: return ty;
+    }
+}
+
+static DType mix_attn_output(const Chooser *c, DType ty) {
+    switch (c->s->file_type) {
+    case FT_Q2_K: return DTYPE_Q3_K;
+    case FT_Q3_K_M: return DTYPE_Q4_K;
+    case FT_Q3_K_L: return DTYPE_Q5_K;
+    default: return ty;
+    }
+}
 
 /* Target type of tensor 't' named 'name'; call in file order (counters). */
 static DType choose(Chooser *c, const GGUFTensor *t, const char *name) {
@@ -88,16 +167,35 @@ static DType choose(Chooser *c, const GGUFTensor *t, const char *name) {
         if (cat == CAT_OUTPUT || (c->tied && cat == CAT_TOKEN_EMBD)) {
             ty = !fits(base, t->ne[0]) ? DTYPE_Q8_0 : base != DTYPE_Q8_0 ? DTYPE_Q6_K : base;
         } else if (cat == CAT_ATTN_V) {
-            if (c->s->mix == MIX_K_M && more_bits(c->i_attn_v, c->n_attn_v))
-                ty = DTYPE_Q6_K;
+            ty = mix_attn_v(c, ty, c->i_attn_v, c->n_attn_v);
             c->i_attn_v++;
         } else if (cat == CAT_FFN_DOWN) {
-            if (c->s->mix == MIX_K_M && more_bits(c->i_ffn_down, c->n_ffn_down))
-                ty = DTYPE_Q6_K;
+            ty = mix_ffn_down(c, ty, c->i_ffn_down, c->n_ffn_down);
             c->i_ffn_down++;
+        } else if (cat == CAT_ATTN_OUTPUT) {
+            ty = mix_attn_output(c, ty);
         }
     }
     return quant ? fallback(ty, t->ne[0]) : ty;
+}
+
+/* n_head / n_head_kv of the file's architecture, as llama.cpp's n_gqa(); 0
+ * when the counts are missing or not scalars (then no rule on it fires). */
+static int file_n_gqa(const GGUF *g) {
+    GGUFStr arch = {0};
+    Err e = {0};
+    if (gguf_get_str(g, "general.architecture", false, &arch, &e) || !arch.len || arch.len > 64)
+        return 0;
+    char key[128];
+    uint32_t n_head = 0, n_head_kv = 0;
+    snprintf(key, sizeof key, "%.*s.attention.head_count", (int)arch.len, arch.ptr);
+    if (gguf_get_u32(g, key, false, &n_head, &e) || !n_head)
+        return 0;
+    n_head_kv = n_head;
+    snprintf(key, sizeof key, "%.*s.attention.head_count_kv", (int)arch.len, arch.ptr);
+    if (gguf_get_u32(g, key, false, &n_head_kv, &e) || !n_head_kv)
+        return 0;
+    return (int)(n_head / n_head_kv);
 }
 
 typedef struct {
@@ -151,8 +249,10 @@ Status quantize_file(const char *in, const char *out, const char *scheme, const 
         goto done;
     }
 
-    Chooser c = {
-        .s = s, .pure = opts && opts->pure, .tied = !gguf_find_tensor(&g, "output.weight")};
+    Chooser c = {.s = s,
+                 .pure = opts && opts->pure,
+                 .tied = !gguf_find_tensor(&g, "output.weight"),
+                 .n_gqa = file_n_gqa(&g)};
     int64_t max_cols = 1;
     for (uint64_t i = 0; i < g.n_tensors; i++) {
         GGUFStr n = g.tensors[i].name;

@@ -95,7 +95,7 @@ expect_error "architecture wrong type" "$CGPT" info -m "$(brk archty --set-u32 g
 expect_error "quantize unknown type" "$CGPT" quantize "$M" "$T/q.gguf" Q3_XL
 expect_error "quantize same file" "$CGPT" quantize "$M" "$M" Q8_0
 expect_error "quantize missing input" "$CGPT" quantize "$T/nope.gguf" "$T/q.gguf" Q8_0
-for q in F16 Q8_0 Q4_0 Q5_0 Q4_K Q6_K Q4_K_M Q5_K_M; do
+for q in F16 Q8_0 Q4_0 Q5_0 Q4_K Q6_K Q4_K_M Q5_K_M Q2_K Q3_K_S Q3_K_M Q3_K_L IQ4_NL IQ4_XS; do
   expect_ok "quantize $q" "$CGPT" quantize "$M" "$T/$q.gguf" $q
   expect_ok "run $q" "$CGPT" run -m "$T/$q.gguf" --tokens "5 6 7" -n 3 --temp 0 --ids
 done
@@ -123,6 +123,64 @@ want_type blk.0.ffn_down.weight Q8_0
 want_type blk.1.ffn_down.weight Q5_0
 want_type blk.1.ffn_up.weight Q4_K
 want_type token_embd.weight Q6_K  # tied output: the embedding takes the output's type
+
+# The low-bit mixes (llama.cpp's llama_tensor_get_type) on the same 8 layers, n_head / n_head_kv = 4.
+want_in() { # scheme tensor type
+  local got; got=$(awk -v n="$2" '$1==n {print $2}' "$T/info-$1")
+  [ "$got" = "$3" ] && ok || bad "$1: $2 is '$got', want $3"
+}
+for q in Q2_K Q3_K_S Q3_K_M Q3_K_L IQ4_NL IQ4_XS; do "$CGPT" info -m "$T/$q.gguf" --tensors >"$T/info-$q"; done
+for i in 0 1 2 3 4 5 6 7; do
+  want_in Q2_K "blk.$i.attn_v.weight" Q4_K      # gqa >= 4
+  want_in Q2_K "blk.$i.ffn_down.weight" Q3_K
+  want_in Q2_K "blk.$i.attn_output.weight" Q3_K
+  want_in Q2_K "blk.$i.attn_q.weight" Q2_K
+  want_in Q3_K_S "blk.$i.attn_v.weight" Q3_K
+  want_in Q3_K_S "blk.$i.ffn_down.weight" Q3_K
+  case $i in 0|1) w=Q5_K ;; *) w=Q4_K ;; esac
+  want_in Q3_K_M "blk.$i.attn_v.weight" $w     # the first two
+  want_in Q3_K_M "blk.$i.ffn_down.weight" Q4_K  # 8 / 16 = 0 layers in Q5_K
+  want_in Q3_K_M "blk.$i.attn_output.weight" Q4_K
+  want_in Q3_K_M "blk.$i.ffn_up.weight" Q3_K
+  want_in Q3_K_L "blk.$i.attn_v.weight" Q5_K
+  want_in Q3_K_L "blk.$i.ffn_down.weight" Q5_K
+  want_in Q3_K_L "blk.$i.attn_output.weight" Q5_K
+  want_in Q3_K_L "blk.$i.attn_k.weight" Q3_K
+  case $i in 0) w=Q5_K ;; *) w= ;; esac        # the first eighth
+  for x in IQ4_NL IQ4_XS; do
+    want_in $x "blk.$i.attn_v.weight" Q5_K
+    want_in $x "blk.$i.ffn_down.weight" ${w:-$x}
+    want_in $x "blk.$i.attn_output.weight" $x
+  done
+done
+for q in Q2_K Q3_K_S Q3_K_M Q3_K_L IQ4_NL IQ4_XS; do
+  want_in $q output.weight Q6_K
+  want_in $q blk.0.attn_norm.weight F32
+done
+want_in Q2_K token_embd.weight Q2_K
+want_in IQ4_XS token_embd.weight IQ4_XS
+# n_head / n_head_kv = 1: attn_v stays low (Q2_K: Q3_K; IQ4_XS: IQ4_XS).
+$GEN --arch llama --vocab 301 --embd 256 --layers 8 --heads 8 --kv-heads 8 --head-dim 32 \
+  --ff 512 --ctx 128 --seed 5 -o "$T/mha.gguf"
+for q in Q2_K IQ4_XS; do
+  expect_ok "quantize mha $q" "$CGPT" quantize "$T/mha.gguf" "$T/mha-$q.gguf" $q
+  "$CGPT" info -m "$T/mha-$q.gguf" --tensors >"$T/info-mha-$q"
+done
+want_in mha-Q2_K blk.3.attn_v.weight Q3_K
+want_in mha-IQ4_XS blk.3.attn_v.weight IQ4_XS
+# Rows of 288 (ffn_down): Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, IQ4_XS -> IQ4_NL.
+for q in Q2_K Q3_K_M IQ4_XS; do
+  expect_ok "quantize odd shapes $q" "$CGPT" quantize "$T/odd.gguf" "$T/odd-$q.gguf" $q
+  "$CGPT" info -m "$T/odd-$q.gguf" --tensors >"$T/info-odd-$q"
+  expect_ok "run odd $q" "$CGPT" run -m "$T/odd-$q.gguf" --tokens "5 6 7" -n 3 --temp 0 --ids
+done
+want_in odd-Q2_K blk.2.ffn_down.weight Q4_0
+want_in odd-Q2_K blk.2.ffn_up.weight Q2_K
+want_in odd-Q3_K_M blk.2.ffn_down.weight Q5_0
+want_in odd-IQ4_XS blk.0.ffn_down.weight Q5_1
+want_in odd-IQ4_XS blk.2.ffn_down.weight IQ4_NL
+want_in odd-IQ4_XS blk.2.ffn_up.weight IQ4_XS
+want_in odd-IQ4_XS token_embd.weight Q6_K  # tied output
 
 # Bad input to the text commands: JSON, messages, templates, files, ranges.
 printf '{"messages": [' >"$T/bad.json"
