@@ -6,6 +6,7 @@
  * A file the engine cannot load is an error (exit 1), except a file with no
  * tensors at all (a vocabulary-only file), which is described as such. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -101,7 +102,42 @@ static void print_config(const ModelConfig *c) {
     printf("  norm_eps     %g\n  rope         %s", c->norm_eps, rope_name(c->rope_type));
     if (c->rope_type != ROPE_NONE)
         printf(", n_rot %d, freq_base %g", c->n_rot, c->rope_freq_base);
+    /* the scaling variant in force */
+    if (c->rope_yarn)
+        printf(", YaRN x%g from %d (mscale %g)", 1.0 / c->rope_freq_scale, c->rope_orig_ctx,
+               (double)c->rope_yarn_mscale);
+    else if (c->has_rope_longshort)
+        printf(", LongRoPE factors from %d (attn_factor %g)", c->rope_orig_ctx,
+               (double)c->rope_attn_factor);
+    else if (c->has_rope_freqs)
+        printf(", llama3 frequency factors");
+    else if (c->rope_freq_scale != 1.0f)
+        printf(", linear x%g", 1.0 / c->rope_freq_scale);
+    if (c->rope_local_base > 0.0f)
+        printf("; sliding layers: freq_base %g, unscaled", (double)c->rope_local_base);
     printf("\n  output       %s\n", c->tied_output ? "tied to token_embd" : "separate");
+    if (c->n_swa)
+        printf("  window       %d positions on %s\n", c->n_swa,
+               c->swa_period == 1   ? "every layer"
+               : c->swa_period == 2 ? "every other layer"
+                                    : "5 of 6 layers");
+    if (c->attn_softcap > 0.0f)
+        printf("  soft-caps    attention %g, final %g\n", (double)c->attn_softcap,
+               (double)c->final_softcap);
+    if (c->attn_scale != 1.0f / sqrtf((float)c->head_dim))
+        printf("  attn_scale   %g\n", (double)c->attn_scale);
+    if (c->embd_scale != 1.0f)
+        printf("  embd_scale   %g\n", (double)c->embd_scale);
+    if (c->n_expert) {
+        printf("  experts      %d, %d used per token, n_ff %d%s", c->n_expert, c->n_expert_used,
+               c->n_ff_exp,
+               c->moe_oai         ? ", top-k of the logits then softmax"
+               : c->moe_norm_topk ? ", softmax, top-k renormalised"
+                                  : ", softmax, top-k");
+        if (c->n_ff_shexp)
+            printf("; shared expert n_ff %d", c->n_ff_shexp);
+        putchar('\n');
+    }
 }
 
 enum { O_MODEL = 1, O_TENSORS };
