@@ -46,11 +46,13 @@ typedef struct {
 } BenchOpts;
 
 /* Bytes and parameters of the weights each token's matmuls read (the token
- * embedding is a row lookup unless the output is tied to it), and the
- * commonest matmul weight type. */
+ * embedding is a row lookup unless the output is tied to it; of a mixture
+ * of experts' stacked expert tensors, the share of the experts a token
+ * uses), and the commonest matmul weight type. */
 static void weight_totals(const Model *m, uint64_t *bytes, uint64_t *params, int *type) {
     const GGUF *g = model_gguf(m);
-    bool tied = model_config(m)->tied_output;
+    const ModelConfig *c = model_config(m);
+    bool tied = c->tied_output;
     uint64_t by_type[DTYPE_COUNT] = {0};
     *bytes = *params = 0;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
@@ -58,8 +60,13 @@ static void weight_totals(const Model *m, uint64_t *bytes, uint64_t *params, int
         if (t->n_dims < 2 || gguf_str_eq(t->name, "position_embd.weight") ||
             (gguf_str_eq(t->name, "token_embd.weight") && !tied))
             continue;
-        *bytes += t->n_bytes;
-        *params += t->n_elements;
+        uint64_t nb = t->n_bytes, ne = t->n_elements;
+        if (c->n_expert && t->n_dims == 3) { /* ffn_*_exps: K of E experts per token */
+            nb = nb / (uint64_t)c->n_expert * (uint64_t)c->n_expert_used;
+            ne = ne / (uint64_t)c->n_expert * (uint64_t)c->n_expert_used;
+        }
+        *bytes += nb;
+        *params += ne;
         if ((unsigned)t->type < DTYPE_COUNT)
             by_type[t->type] += t->n_elements;
     }
@@ -288,9 +295,9 @@ static int cmd_bench(int argc, char **argv) {
         free(txt);
         json_decref(j);
     } else {
-        printf("model:     %s (%s, %s, %.1f M matmul params, %.1f MiB of matmul weights)\n",
+        printf("model:     %s (%s, %s, %.1f M matmul params, %.1f MiB of matmul weights%s)\n",
                o.model, c->arch_name, ti ? ti->name : "?", (double)wparams / 1e6,
-               (double)wbytes / (1024.0 * 1024.0));
+               (double)wbytes / (1024.0 * 1024.0), c->n_expert ? " active per token" : "");
         printf("machine:   %d threads, %s, memory read %.1f GB/s, F32 FMA peak %.1f GFLOP/s, "
                "int8 dot peak %.1f GOP/s\n",
                tpool_size(tp), cpu_simd_name(cpu_simd_level()), bw, fma, int8);
