@@ -41,6 +41,9 @@ done
 for t in tests/cli/test_*.py tests/ref/test_*.py tests/chat/test_*.py tests/sample/test_*.py; do
   [ -e "$t" ] && suite "$t" /usr/bin/python3 "$t"
 done
+# the newer architectures' commands under the sanitizers too (serve's batching)
+suite "tests/cli/test_archs.py (ASan+UBSan binary)" /usr/bin/python3 tests/cli/test_archs.py \
+  build/asan/cgpt build/tools
 for t in tests/tokenizer/test_*.sh; do
   [ -e "$t" ] && suite "$t" bash "$t"
 done

@@ -251,20 +251,20 @@ static int32_t int8_avx2(long iters) {
         s = _mm256_add_epi32(s, a[k]);
     int32_t out[8];
     _mm256_storeu_si256((__m256i *)(void *)out, s);
-    return out[0] + out[7];
+    return (int32_t)((uint32_t)out[0] + (uint32_t)out[7]); /* wraps, as the lanes do */
 }
 SIMD_END
 
 static int32_t int8_scalar(long iters) {
-    int32_t acc[12];
+    uint32_t acc[12]; /* wrapping sums: the chains may run past 2^31 */
     for (int k = 0; k < 12; k++)
-        acc[k] = k;
+        acc[k] = (uint32_t)k;
     volatile uint8_t u = 3;
     volatile int8_t v = -2;
     for (long i = 0; i < iters; i++)
         for (int k = 0; k < 12; k++)
-            acc[k] += (int32_t)u * v;
-    return acc[0] + acc[11];
+            acc[k] += (uint32_t)((int32_t)u * v);
+    return (int32_t)(acc[0] + acc[11]);
 }
 
 static void int8_run(void *p, int ith, int nth) {

@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+"""test_archs.py - the newer architectures end to end: for each of gemma2,
+gemma3, phi3, qwen2moe, qwen3moe, a Mixtral-style llama and gpt-oss, a
+random model (build/tools/genmodel, the byte-level vocabulary so any text
+tokenizes and the built-in ChatML template applies) is
+  - described by `cgpt info` (window, soft-caps, experts, RoPE variant);
+  - measured by `cgpt bench --json`, its weight bytes and parameters those
+    tests/ref/gguf_np.py reads from the file (a mixture of experts: the
+    share of the stacked expert tensors a token uses);
+  - run by `cgpt run --temp 0` and by `cgpt serve`, where three clients ask
+    for the same greedy completion at once (so their rows share batches)
+    and must get the same text as one alone.
+The logits themselves are checked against the NumPy reference in
+tests/ref/test_forward.py; this suite checks that every command carries them.
+
+Usage: /usr/bin/python3 tests/cli/test_archs.py [CGPT [TOOLS]]
+Ends with "test_archs: N passed, M failed" (exit 1 if any failed)."""
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CGPT = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build", "cgpt")
+TOOLS = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else os.path.join(ROOT, "build", "tools")
+sys.path.insert(0, os.path.join(ROOT, "tests", "ref"))
+import gguf_np  # noqa: E402
+
+COMMON = ["--vocab", "300", "--embd", "128", "--layers", "3", "--heads", "4", "--head-dim", "32",
+          "--ff", "256", "--ctx", "256", "--std", "0.08"]
+# (name, arch, extra genmodel flags, what `cgpt info` must say)
+ARCHS = [
+    ("gemma2", "gemma2", ["--kv-heads", "2", "--window", "4", "--attn-softcap", "2",
+                          "--final-softcap", "5", "--tied"],
+     ["window       4 positions on every other layer", "soft-caps    attention 2, final 5",
+      "embd_scale"]),
+    ("gemma3", "gemma3", ["--kv-heads", "1", "--window", "5", "--layers", "7", "--rope-base", "1e6",
+                          "--rope-linear", "8"],
+     ["window       5 positions on 5 of 6 layers", "linear x8; sliding layers: freq_base 10000"]),
+    ("phi3", "phi3", ["--kv-heads", "4", "--fused-qkv", "--longrope", "64", "--window", "6"],
+     ["LongRoPE factors from 64", "window       6 positions on every layer"]),
+    ("qwen2moe", "qwen2moe", ["--kv-heads", "2", "--experts", "6", "--experts-used", "2",
+                              "--ff-exp", "64", "--ff-shexp", "96"],
+     ["experts      6, 2 used per token, n_ff 64, softmax, top-k; shared expert n_ff 96"]),
+    ("qwen3moe", "qwen3moe", ["--kv-heads", "2", "--experts", "8", "--experts-used", "2",
+                              "--ff-exp", "64"],
+     ["experts      8, 2 used per token, n_ff 64, softmax, top-k renormalised"]),
+    ("mixtral", "llama", ["--kv-heads", "2", "--experts", "4", "--experts-used", "2"],
+     ["experts      4, 2 used per token, n_ff 256"]),
+    ("gpt-oss", "gpt-oss", ["--kv-heads", "2", "--experts", "8", "--experts-used", "2",
+                            "--ff-exp", "64", "--window", "4", "--yarn", "4"],
+     ["YaRN x4 from 64", "top-k of the logits then softmax", "window       4 positions"]),
+]
+
+passed = failed = 0
+
+
+def check(cond, what, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL: %s: %s" % (what, str(detail)[:800]), flush=True)
+
+
+def run(*args, timeout=300):
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def active_weights(path):
+    """Bytes and parameters a token's matmuls read, from the file (as
+    test_bench.py, with the experts a token uses of the stacked ones)."""
+    g = gguf_np.load(path)
+    arch = g.metadata["general.architecture"]
+    n_exp = int(g.metadata.get(arch + ".expert_count", 0))
+    used = int(g.metadata.get(arch + ".expert_used_count", 0))
+    tied = "output.weight" not in g.tensors
+    nbytes = params = 0
+    for name, t in g.tensors.items():
+        if len(t.ne) < 2 or name == "position_embd.weight" or (name == "token_embd.weight" and not tied):
+            continue
+        b, p = t.nbytes, math.prod(t.ne)
+        if n_exp and len(t.ne) == 3:
+            b, p = b // n_exp * used, p // n_exp * used
+        nbytes += b
+        params += p
+    g.close()
+    return nbytes, params
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def post(port, body):
+    req = urllib.request.Request("http://127.0.0.1:%d/v1/chat/completions" % port,
+                                 data=json.dumps(body).encode(),
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.loads(r.read())
+
+
+def serve_check(name, path, tmp):
+    port = free_port()
+    srv = subprocess.Popen([CGPT, "serve", "-m", path, "--port", str(port), "--no-web",
+                            "--no-moderation", "--data-dir", os.path.join(tmp, "data-" + name),
+                            "-t", "2", "--kv-type", "f32"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        body = {"messages": [{"role": "user", "content": "Tell me about windows and experts."}],
+                "max_tokens": 24, "temperature": 0}
+        alone = post(port, body)["choices"][0]["message"]["content"]
+        outs = [None] * 3
+
+        def ask(i):
+            try:
+                outs[i] = post(port, body)["choices"][0]["message"]["content"]
+            except Exception as e:  # noqa: BLE001 - reported below
+                outs[i] = "error: %s" % e
+
+        ts = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        check(alone and all(o == alone for o in outs),
+              "%s: serve, three clients at once = one alone" % name, (alone, outs))
+    finally:
+        srv.terminate()
+        try:
+            srv.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="cgpt-archs-") as tmp:
+        for name, arch, flags, says in ARCHS:
+            path = os.path.join(tmp, name + ".gguf")
+            p = run(os.path.join(TOOLS, "genmodel"), "--arch", arch, *COMMON, *flags, "-o", path)
+            check(p.returncode == 0, "%s: genmodel" % name, p.stderr)
+            if p.returncode:
+                continue
+            p = run(CGPT, "info", "-m", path)
+            check(p.returncode == 0 and ("(%s" % arch in p.stdout or arch in p.stdout),
+                  "%s: info runs" % name, p.stderr)
+            for s in says:
+                check(s in p.stdout, "%s: info says '%s'" % (name, s), p.stdout[:1500])
+            p = run(CGPT, "bench", "-m", path, "-p", "32", "-n", "8", "-r", "1", "-t", "2", "--json")
+            check(p.returncode == 0, "%s: bench runs" % name, p.stderr)
+            if p.returncode == 0:
+                j = json.loads(p.stdout.strip().splitlines()[-1])
+                wb, wp = active_weights(path)
+                check(j.get("arch") == arch and j.get("weight_bytes") == wb and j.get("params") == wp,
+                      "%s: bench's weights are the active ones" % name,
+                      (j.get("arch"), j.get("weight_bytes"), wb, j.get("params"), wp))
+                check(j.get("prefill", {}).get("tokens_per_s", 0) > 0
+                      and j.get("decode", {}).get("tokens_per_s", 0) > 0,
+                      "%s: bench measures prefill and decode" % name, j)
+            p = run(CGPT, "run", "-m", path, "-p", "Hello there", "-n", "16", "--temp", "0", "-t", "2")
+            check(p.returncode == 0 and "finish:" in p.stderr + p.stdout, "%s: run" % name,
+                  p.stderr[-400:])
+            serve_check(name, path, tmp)
+    print("test_archs: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
