@@ -447,6 +447,9 @@ static int try_admit(Sched *s, SchedReq *r) {
     int k = 0;
     if (s->pc && r->n_hash > 0)
         k = pcache_lookup(s->pc, r->hashes, r->n_hash, s->hit);
+    /* a sliding-window model continues a prefix only where the window
+     * before its end is still there (kvcache.h) */
+    k = kv_window_prefix(s->kv, s->hit, k);
     int64_t need = reservation(s, r->n_prompt, r->n, r->target, k, r->slack);
     int64_t out = outstanding(s);
     int64_t evictable =

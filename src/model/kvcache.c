@@ -95,6 +95,8 @@ void kv_free(KVCache *kv) {
     free(kv->table);
     free(kv->seq_blocks);
     free(kv->seq_len);
+    free(kv->layer_slides);
+    free(kv->dropped);
     memset(kv, 0, sizeof *kv);
 }
 
@@ -104,6 +106,8 @@ int kv_alloc_block(KVCache *kv) {
     int b = kv->free_list[--kv->n_free];
     ASSERT(kv->refcount[b] == 0);
     kv->refcount[b] = 1;
+    if (kv->dropped)
+        kv->dropped[b] = 0; /* its rows are written before they are read */
     return b;
 }
 
@@ -259,4 +263,74 @@ static size_t resident(const void *p, size_t bytes) {
 size_t kv_resident_bytes(const KVCache *kv) {
     size_t bytes = (size_t)kv->n_layers * (size_t)kv->n_blocks * kv->slab_bytes;
     return resident(kv->k, bytes) + resident(kv->v, bytes);
+}
+
+/* ------------------------------------------------------ sliding windows */
+
+Status kv_set_window(KVCache *kv, int window, const uint8_t *layer_slides, Err *err) {
+    if (window < 1 || window > kv->n_ctx)
+        return err_set(err, STATUS_INVALID, "kv cache: window %d out of range 1..%d", window,
+                       kv->n_ctx);
+    kv->layer_slides = malloc((size_t)kv->n_layers);
+    kv->dropped = calloc((size_t)kv->n_blocks, 1);
+    if (!kv->layer_slides || !kv->dropped)
+        return err_set(err, STATUS_NOMEM, "kv cache: out of memory for the window's bookkeeping");
+    memcpy(kv->layer_slides, layer_slides, (size_t)kv->n_layers);
+    kv->window = window;
+    return STATUS_OK;
+}
+
+/* Give the whole pages inside [p, p + bytes) back to the kernel (they read
+ * as zeros if touched again); pages shared with a neighbour stay. */
+static void release_pages(void *p, size_t bytes) {
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t page = pg > 0 ? (uintptr_t)pg : 4096;
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(page - 1);
+    if (hi > lo)
+        (void)madvise((void *)lo, (size_t)(hi - lo), MADV_DONTNEED);
+}
+
+void kv_seq_release_window(KVCache *kv, int seq) {
+    if (!kv->window || seq < 0 || seq >= kv->n_seq_max)
+        return;
+    /* rows at positions >= len read positions >= len - window + 1 */
+    int keep_from = kv->seq_len[seq] - kv->window + 1;
+    int n = keep_from > 0 ? keep_from / kv->block_size : 0;
+    const int32_t *t = seq_table(kv, seq);
+    for (int i = 0; i < n && i < kv->seq_blocks[seq]; i++) {
+        int b = t[i];
+        if (kv->dropped[b] || kv->refcount[b] != 1)
+            continue;
+        for (int l = 0; l < kv->n_layers; l++)
+            if (kv->layer_slides[l]) {
+                release_pages(kv_k_slab(kv, l, b), kv->slab_bytes);
+                release_pages(kv_v_slab(kv, l, b), kv->slab_bytes);
+            }
+        kv->dropped[b] = 1;
+    }
+}
+
+/* Whether blocks [0, n) hold the sliding rows a position at p = n_pos
+ * reads (those at p - window + 1 .. p - 1). */
+static bool window_intact(const KVCache *kv, const int32_t *blocks, int n_pos) {
+    if (!kv->window || n_pos == 0)
+        return true;
+    int from = n_pos - kv->window + 1;
+    for (int i = (from > 0 ? from : 0) / kv->block_size; i <= (n_pos - 1) / kv->block_size; i++)
+        if (kv->dropped[blocks[i]])
+            return false;
+    return true;
+}
+
+bool kv_seq_window_intact(const KVCache *kv, int seq, int pos) {
+    ASSERT(seq >= 0 && seq < kv->n_seq_max && pos >= 0 && pos <= kv->seq_len[seq]);
+    return window_intact(kv, seq_table(kv, seq), pos);
+}
+
+int kv_window_prefix(const KVCache *kv, const int32_t *blocks, int n_blocks) {
+    int k = n_blocks;
+    while (k > 0 && !window_intact(kv, blocks, k * kv->block_size))
+        k--;
+    return k;
 }

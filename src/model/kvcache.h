@@ -24,6 +24,7 @@
 #ifndef CGPT_MODEL_KVCACHE_H
 #define CGPT_MODEL_KVCACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,10 @@ typedef struct {
     int32_t *table;      /* (n_seq_max, max_seq_blocks) block ids, -1 unused */
     int32_t *seq_blocks; /* (n_seq_max) blocks held */
     int32_t *seq_len;    /* (n_seq_max) positions cached */
+    /* sliding-window layers (kv_set_window; 0 / NULL: none) */
+    int window;
+    uint8_t *layer_slides; /* (n_layers) 1: the layer reads only the last 'window' positions */
+    uint8_t *dropped;      /* (n_blocks) 1: the sliding layers' rows were released */
 } KVCache;
 
 /* Allocate the pool. STATUS_LIMIT when a size exceeds the KV_MAX_* limits or
@@ -100,6 +105,27 @@ void kv_seq_free(KVCache *kv, int seq);
  * to share a prompt prefix already computed by another sequence.
  * STATUS_INVALID when seq is not empty or the ids/counts are out of range. */
 Status kv_seq_attach(KVCache *kv, int seq, const int32_t *blocks, int n_pos, Err *err);
+
+/* Sliding windows. A layer with layer_slides[l] set reads, for a row at
+ * position p, only positions p - window + 1 .. p. kv_set_window (once,
+ * after kv_init) says which layers those are. kv_seq_release_window(seq)
+ * then gives back to the kernel the sliding layers' rows of the sequence's
+ * blocks that no later row of it can read (every position below
+ * seq_len - window + 1), so a long conversation's resident cache is the
+ * global layers' plus one window per sliding layer. Only blocks the
+ * sequence alone holds (refcount 1) are released, and only whole pages
+ * (slabs under a page keep theirs); a released block is marked 'dropped'
+ * until it is taken again. The only readers of old positions are rewinds
+ * and prefixes reused by another sequence: kv_seq_window_intact(seq, pos)
+ * says whether a row at pos (a rewind to pos) finds its window whole, and
+ * kv_window_prefix(blocks, n) how many of a prefix's first n blocks a new
+ * sequence can continue from (the largest k <= n whose window before
+ * position k * block_size is whole). Without a window all three are no-ops
+ * / true / n. */
+Status kv_set_window(KVCache *kv, int window, const uint8_t *layer_slides, Err *err);
+void kv_seq_release_window(KVCache *kv, int seq);
+bool kv_seq_window_intact(const KVCache *kv, int seq, int pos);
+int kv_window_prefix(const KVCache *kv, const int32_t *blocks, int n_blocks);
 
 /* Bytes of the K and V storage resident in memory: the pool's pages are
  * mapped lazily (core/mem.h), so this grows with the blocks ever used, up to

@@ -791,6 +791,17 @@ static Status alloc_state(Model *m, Err *err) {
                         p->n_kv_blocks, p->n_seq_max, p->n_ctx, p->kv_type, err);
     if (st)
         return st;
+    if (c->n_swa) { /* the sliding layers' old rows are released as sequences grow */
+        uint8_t *slides = malloc((size_t)c->n_layers);
+        if (!slides)
+            return err_set(err, STATUS_NOMEM, "out of memory");
+        for (int il = 0; il < c->n_layers; il++)
+            slides[il] = m->layers[il].window > 0;
+        st = kv_set_window(&m->kv, c->n_swa < p->n_ctx ? c->n_swa : p->n_ctx, slides, err);
+        free(slides);
+        if (st)
+            return st;
+    }
     /* hb: the widest hidden row (phi3's fused up is 2F; experts, shared expert) */
     int64_t H = m->ai->ffn == FFN_SILU_FUSED ? 2 * F : F;
     H = H > c->n_ff_exp ? H : c->n_ff_exp;
@@ -1523,6 +1534,12 @@ static Status prepare_batch(Model *m, const BatchRow *rows, int n_rows, Err *err
                              "row %d: sequence %" PRId32 " position %" PRId32
                              " leaves a gap (sequence has %d positions)",
                              r, row->seq, row->pos, len);
+            else if (!kv_seq_window_intact(&m->kv, row->seq, row->pos))
+                st = err_set(err, STATUS_INVALID,
+                             "row %d: sequence %" PRId32 " cannot rewind to position %" PRId32
+                             ": the sliding window before it was released (free the sequence "
+                             "and feed it again)",
+                             r, row->seq, row->pos);
             m->touched[n_touched++] = row->seq;
             m->row_seq_first[row->seq] = row->pos;
             m->row_seq_last[row->seq] = row->pos;
@@ -1607,6 +1624,10 @@ Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, 
     for (int il = 0; il < c->n_layers; il++)
         forward_layer(m, rows, B, il, il > 0);
     for_rows(m, rows, B, c->n_layers - 1, ROWS_RESIDUAL);
+    /* the sliding layers' rows no later position reads go back to the kernel */
+    for (int r = 0; m->kv.window && r < B; r++)
+        if (r == 0 || rows[r].seq != rows[r - 1].seq)
+            kv_seq_release_window(&m->kv, rows[r].seq);
 
     if (n_out) {
         /* gather the rows that want logits, normed, into xb */

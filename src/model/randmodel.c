@@ -174,8 +174,11 @@ static uint32_t file_type_of(DType t) {
         return 16; /* Q5_K_S */
     case DTYPE_Q6_K:
         return 18;
+    case DTYPE_IQ4_NL: return 25;
+    case DTYPE_IQ4_XS: return 30;
     case DTYPE_BF16:
         return 32;
+    case DTYPE_MXFP4: return 38; /* MXFP4_MOE */
     default:
         return 0;
     }

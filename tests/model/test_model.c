@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "../testutil.h"
@@ -1046,5 +1047,87 @@ Test(model_bad, bad_params) {
     Model *m = NULL;
     cr_expect(model_load(&m, "/nonexistent/x.gguf", NULL, &err) != STATUS_OK);
     cr_expect(m == NULL && strstr(err.msg, "/nonexistent/x.gguf"));
+    tmp_done(&t);
+}
+
+/* A sliding-window model (gemma3: 5 of 6 layers slide) fed 150 positions
+ * in chunks releases its sliding layers' old rows between chunks (slabs of
+ * one page: 1 kv head x 16 positions x 64 floats) and still gives the
+ * logits of one pass over the whole sequence (where nothing is released
+ * until the end); the released pages leave the resident set; a rewind
+ * into the released part is refused, one inside the window is not. */
+Test(model, sliding_window_releases_rows) {
+    RandModelSpec s = spec_for("gemma3");
+    s.n_kv_heads = 1;
+    s.head_dim = 64;
+    s.n_swa = 8;
+    s.n_ctx_train = 256;
+    TmpModel t;
+    tmp_init(&t, "gemma3-long");
+    Err err = {0};
+    cr_assert(randmodel_write(t.path, &s, &err) == STATUS_OK, "%s", err.msg);
+    ModelParams p = {.n_threads = 2, .n_ctx = 256, .n_seq_max = 4};
+    Model *a = load_or_die(t.path, &p), *b = load_or_die(t.path, &p);
+    if (model_kv(a)->slab_bytes != (size_t)sysconf(_SC_PAGESIZE)) {
+        cr_log_warn("pages are not 4 KiB: nothing to release");
+        model_free(a);
+        model_free(b);
+        tmp_done(&t);
+        return;
+    }
+    enum { N = 150, CH = 7 };
+    int V = model_config(a)->n_vocab;
+    BatchRow rows[N];
+    for (int i = 0; i < N; i++)
+        rows[i] = (BatchRow){(int32_t)((i * 37 + 5) % V), i, 0, true};
+    float *want = malloc((size_t)N * V * sizeof(float)),
+          *got = malloc((size_t)CH * V * sizeof(float));
+    cr_assert(model_forward(a, rows, N, want, &err) == STATUS_OK, "%s", err.msg);
+    for (int at = 0; at < N; at += CH) {
+        int n = N - at < CH ? N - at : CH;
+        cr_assert(model_forward(b, rows + at, n, got, &err) == STATUS_OK, "%s", err.msg);
+        for (int r = 0; r < n; r++) {
+            char name[64];
+            snprintf(name, sizeof name, "chunked with releases, pos %d", at + r);
+            cr_expect(check_close(name, got + (size_t)r * V, want + (size_t)(at + r) * V, V, 1e-6f,
+                                  0.0f));
+        }
+    }
+    /* both released the 8 blocks below position 150 - 8 + 1 = 143 (a at
+     * the end of its one pass): their 5 sliding layers' K and V pages are
+     * out of the resident set, the global layer's (5) are in */
+    for (int which = 0; which < 2; which++) {
+        const KVCache *kv = model_kv(which ? b : a);
+        int n_dropped = 0;
+        for (int i = 0; i < kv->seq_blocks[0]; i++) {
+            int blk = kv_seq_table(kv, 0)[i];
+            n_dropped += kv->dropped[blk];
+            for (int l = 0; l < 6 && kv->dropped[blk]; l++) {
+                unsigned char in[2];
+                cr_assert(mincore(kv_k_slab(kv, l, blk), 4096, in) == 0 &&
+                          mincore(kv_v_slab(kv, l, blk), 4096, in + 1) == 0);
+                bool global = l == 5;
+                cr_expect((in[0] & 1) == global && (in[1] & 1) == global,
+                          "model %d block %d layer %d: resident %d/%d", which, i, l, in[0] & 1,
+                          in[1] & 1);
+            }
+        }
+        cr_expect(n_dropped == 8, "model %d: %d blocks released", which, n_dropped);
+    }
+    /* rewinds: into the released rows refused (nothing changes), inside the window fine */
+    BatchRow back = {1, 20, 0, true};
+    err.msg[0] = 0;
+    cr_expect(model_forward(b, &back, 1, got, &err) == STATUS_INVALID);
+    cr_expect(strstr(err.msg, "cannot rewind to position 20") != NULL, "%s", err.msg);
+    cr_expect(model_seq_len(b, 0) == N);
+    back.pos = N - 3;
+    back.token = rows[N - 3].token;
+    cr_expect(model_forward(b, &back, 1, got, &err) == STATUS_OK, "%s", err.msg);
+    cr_expect(
+        check_close("rewound inside the window", got, want + (size_t)(N - 3) * V, V, 1e-6f, 0.0f));
+    free(want);
+    free(got);
+    model_free(a);
+    model_free(b);
     tmp_done(&t);
 }

@@ -23,7 +23,8 @@ Tolerances, relative to the logit scale S = max|want| of the case:
       within 1e-4 * S - a layout, scale or kernel bug breaks every row.
       The tight per-kernel check is test_dequant.py (vec_dot vs definition).
       The error vs the plain float reference (the cost of 8-bit activations)
-      is reported and bounded by 1e-1 * S.
+      is reported and bounded by 1e-1 * S for dense models (a mixture of
+      experts' router may pick another expert for a rounded activation).
   Batched / chunked vs alone: 1e-5 * S (same kernels, different grouping).
 Greedy: `cgpt run --temp 0 --ids` vs the reference's argmax continuation on
 F32 models; a step whose reference top-2 margin is below 1e-3 * S is a
@@ -106,6 +107,28 @@ CASES = [
      "F32"),
     ("gpt-oss-gqa4-e4k3-noyarn", "gpt-oss", 1001, 128, 2, 8, 2, 16, 256,
      ["--experts", "4", "--experts-used", "3", "--ff-exp", "96", "--window", "6"], "F32"),
+    # "@long": a fourth sequence of 60 tokens, so that with 1 kv head of 64
+    # floats (one 4 KiB page per block and layer) the sliding layers' rows
+    # are released between chunks and batches (model/kvcache.h)
+    ("gemma3-long-released-window", "gemma3", 1001, 128, 6, 2, 1, 64, 256,
+     ["--window", "5", "@long"], "F32"),
+    ("gpt-oss-long-released-window", "gpt-oss", 1001, 128, 2, 4, 1, 64, 256,
+     ["--experts", "4", "--experts-used", "2", "--ff-exp", "64", "--window", "7", "--yarn", "2",
+      "@long"], "F32"),
+    # the low-bit types (K-quant and IQ4_XS rows: multiples of 256)
+    ("qwen3moe-Q2_K", "qwen3moe", 1001, 256, 2, 4, 2, 64, 256,
+     ["--experts", "4", "--experts-used", "2", "--ff-exp", "256"], "Q2_K"),
+    ("gemma3-Q3_K", "gemma3", 1001, 256, 6, 4, 2, 64, 512, ["--window", "4"], "Q3_K"),
+    ("llama-IQ4_NL", "llama", 1001, 256, 2, 4, 1, 64, 512, [], "IQ4_NL"),
+    ("phi3-IQ4_XS", "phi3", 1001, 256, 2, 4, 4, 64, 256, ["--fused-qkv", "--longrope", "32"],
+     "IQ4_XS"),
+    ("gpt-oss-MXFP4", "gpt-oss", 1001, 128, 2, 4, 2, 32, 256,
+     ["--experts", "4", "--experts-used", "2", "--ff-exp", "64", "--window", "4", "--yarn", "4"],
+     "MXFP4"),
+    ("mixtral-Q3_K-tied", "llama", 1001, 256, 2, 4, 2, 64, 256,
+     ["--experts", "4", "--experts-used", "2", "--tied"], "Q3_K"),
+    ("gemma2-Q2_K", "gemma2", 1001, 256, 2, 4, 2, 64, 512,
+     ["--window", "4", "--attn-softcap", "1.5", "--final-softcap", "3"], "Q2_K"),
     ("gemma2-Q8_0", "gemma2", 1001, 128, 2, 4, 2, 32, 256,
      ["--window", "4", "--attn-softcap", "1.5", "--final-softcap", "3"], "Q8_0"),
     ("gemma3-F16", "gemma3", 1001, 128, 6, 4, 2, 32, 256, ["--window", "3"], "F16"),
@@ -166,13 +189,19 @@ def c_greedy(model, prompt, n):
         return None, f"unparsable output {r.stdout[-200:]!r}"
 
 
+def is_moe(g):
+    arch = g.metadata["general.architecture"]
+    return int(g.metadata.get(arch + ".expert_count", 0)) > 0
+
+
 def check_case(case, tmp):
     name, arch, vocab, embd, layers, heads, kvh, hd, ff, flags, wtype = case
     path = os.path.join(tmp, name + ".gguf")
     cmd = [GENMODEL, "--arch", arch, "--vocab", str(vocab), "--embd", str(embd),
            "--layers", str(layers), "--heads", str(heads), "--kv-heads", str(kvh),
            "--head-dim", str(hd), "--ff", str(ff), "--ctx", str(CTX_TRAIN), "--type", wtype,
-           "--seed", str(zlib.crc32(name.encode()) % 100000), "--std", str(INIT_STD), "-o", path] + flags
+           "--seed", str(zlib.crc32(name.encode()) % 100000), "--std", str(INIT_STD),
+           "-o", path] + [f for f in flags if not f.startswith("@")]
     r = run(cmd)
     if r.returncode != 0:
         return False, f"genmodel failed: {r.stderr.strip()}"
@@ -182,6 +211,8 @@ def check_case(case, tmp):
     seqs = [[int(rng.integers(0, vocab))],
             [int(x) for x in rng.integers(0, vocab, 5)],
             [int(x) for x in rng.integers(0, vocab, 12)] + [vocab - 1]]
+    if "@long" in flags:
+        seqs.append([int(x) for x in rng.integers(0, vocab, 60)])
     want_plain = np.concatenate([ref.forward(s) for s in seqs])
     scale = float(np.max(np.abs(want_plain)))
     tol = tol_for(wtype)
@@ -216,7 +247,10 @@ def check_case(case, tmp):
     if quant:
         ep, ip = max_err(alone, want_plain)
         msgs.append(f"plain-ref err {ep / scale:.2e} (bound {PLAIN_QUANT_TOL:.0e})")
-        if ep / scale > PLAIN_QUANT_TOL:
+        # a mixture of experts' top-k is discontinuous: the 8-bit activations
+        # may flip a router's choice, so the plain bound holds for dense
+        # models only (the act-quant agreement above is the exactness check)
+        if ep / scale > PLAIN_QUANT_TOL and not is_moe(g):
             ok = False
             msgs.append(f"MISMATCH vs plain ref at row {ip[0]} token {ip[1]}: got {alone[ip]:.6g} "
                         f"want {want_plain[ip]:.6g}")
