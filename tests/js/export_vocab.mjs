@@ -225,7 +225,7 @@ export async function exportFamily(family) {
     switch (family) {
     case 'llama3': {
         const { tj, tc, tokens, types, merges } = bpeFromHF(family, 'tokenizer-llama3');
-        Object.assign(out, { model: 'gpt2', pre: 'gpt-4o', tokens, token_type: types, merges });
+        Object.assign(out, { model: 'gpt2', pre: 'llama-bpe', tokens, token_type: types, merges });
         out.bos = idOfContent(tj, tc.bos_token);
         out.eos = idOfContent(tj, tc.eos_token);
         // Meta's tokenizer.json has a TemplateProcessing post-processor that
@@ -271,7 +271,7 @@ export async function exportFamily(family) {
         const types = tokens.map((_, i) => (i >= 128000 ? T_CONTROL : T_NORMAL));
         // merges: Map "a b" -> priority (1-based, in file order)
         const merges = [...tk.merges.entries()].sort((a, b) => a[1] - b[1]).map((e) => e[0]);
-        Object.assign(out, { model: 'gpt2', pre: 'gpt-4o', tokens, token_type: types, merges });
+        Object.assign(out, { model: 'gpt2', pre: 'llama-bpe', tokens, token_type: types, merges });
         out.bos = tokens.indexOf('<|begin_of_text|>');
         out.eos = tokens.indexOf('<|end_of_text|>');
         out.add_bos = true;
