@@ -27,6 +27,7 @@
 #ifndef CGPT_TENSOR_QUANT_BLOCKS_K_H
 #define CGPT_TENSOR_QUANT_BLOCKS_K_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -78,6 +79,16 @@ static inline int quant_nearest_int(float f) {
     memcpy(&i, &v, sizeof i);
     return (i & 0x007fffff) - 0x00400000;
 }
+
+/* Fit x[0..n) ~ scale*L + min with L in 0..nmax, min <= 0, minimising the
+ * weighted squared error (mad: the weighted absolute error): start from
+ * the min/max grid, then try nstep+1 grids of nmax + rmin + rdelta*is
+ * levels across the range, refitting scale and min by least squares on
+ * each. Returns scale; *the_min = -min. ggml's make_qkx2_quants (use_mad:
+ * Q2_K; not: Q4_K / Q5_K). In quant_k.c. */
+float quant_fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L,
+                          float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep,
+                          bool mad);
 
 /* Unpack scale and min of sub-block j (0..7) from the 12 packed bytes:
  * bytes 0-3 hold scales 0-3 in their low 6 bits, bytes 4-7 mins 0-3; bytes

@@ -28,13 +28,9 @@ static inline int imax(int a, int b) { return a > b ? a : b; }
 
 /* ---- Q4_K / Q5_K: scale + min search ---------------------------------- */
 
-/* Fit x[0..n) ~ scale*L + min with L in 0..nmax, min <= 0, minimising the
- * weighted squared error: start from the min/max grid, then try nstep+1
- * grids of nmax + rmin + rdelta*is levels across the range, refitting
- * scale and min by least squares on each. Returns scale; *the_min = -min.
- * This is ggml's make_qkx2_quants with use_mad = false. */
-static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L,
-                           float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep) {
+float quant_fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L,
+                          float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep,
+                          bool mad) {
     float min = x[0], max = x[0];
     float sum_w = w[0];
     float sum_x = sum_w * x[0];
@@ -61,7 +57,7 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
         int l = quant_nearest_int(iscale * (x[i] - min));
         L[i] = (uint8_t)imax(0, imin(nmax, l));
         float diff = scale * L[i] + min - x[i];
-        best_error += w[i] * (diff * diff);
+        best_error += w[i] * (mad ? fabsf(diff) : diff * diff);
     }
     for (int is = 0; is <= nstep; is++) {
         iscale = (rmin + rdelta * is + nmax) / (max - min);
@@ -84,7 +80,7 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
             float cur_error = 0;
             for (int i = 0; i < n; i++) {
                 float diff = this_scale * Laux[i] + this_min - x[i];
-                cur_error += w[i] * (diff * diff);
+                cur_error += w[i] * (mad ? fabsf(diff) : diff * diff);
             }
             if (cur_error < best_error) {
                 memcpy(L, Laux, (size_t)n);
@@ -115,8 +111,8 @@ static void quantize_k_scales(const float *x, int nmax, float rmin, float rdelta
         float av_x = sqrtf(sum_x2 / 32);
         for (int l = 0; l < 32; l++)
             weights[l] = av_x + fabsf(xs[l]);
-        scales[j] =
-            fit_scale_min(32, nmax, xs, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep);
+        scales[j] = quant_fit_scale_min(32, nmax, xs, weights, L + 32 * j, &mins[j], Laux, rmin,
+                                        rdelta, nstep, false);
         if (scales[j] > max_scale)
             max_scale = scales[j];
         if (mins[j] > max_min)

@@ -33,76 +33,6 @@ static inline int imax(int a, int b) { return a > b ? a : b; }
 
 /* ---- Q2_K ---------------------------------------------------------------- */
 
-/* Fit x[0..n) ~ scale*L + min, L in 0..nmax, min <= 0, minimising the
- * weighted absolute error: the min/max grid first, then nstep+1 grids of
- * nmax + rmin + rdelta*is levels, each refitted by least squares. Returns
- * scale; *the_min = -min. ggml's make_qkx2_quants with use_mad = true (the
- * K4/K5 quantizers in quant_k.c use the squared error instead). */
-static float fit_scale_min_mad(int n, int nmax, const float *x, const float *w, uint8_t *L,
-                               float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep) {
-    float min = x[0], max = x[0];
-    float sum_w = w[0];
-    float sum_x = sum_w * x[0];
-    for (int i = 1; i < n; i++) {
-        if (x[i] < min)
-            min = x[i];
-        if (x[i] > max)
-            max = x[i];
-        sum_w += w[i];
-        sum_x += w[i] * x[i];
-    }
-    if (min > 0)
-        min = 0;
-    if (max == min) {
-        for (int i = 0; i < n; i++)
-            L[i] = 0;
-        *the_min = -min;
-        return 0.f;
-    }
-    float iscale = nmax / (max - min);
-    float scale = 1 / iscale;
-    float best_error = 0;
-    for (int i = 0; i < n; i++) {
-        int l = quant_nearest_int(iscale * (x[i] - min));
-        L[i] = (uint8_t)imax(0, imin(nmax, l));
-        float diff = fabsf(scale * L[i] + min - x[i]);
-        best_error += w[i] * diff;
-    }
-    for (int is = 0; is <= nstep; is++) {
-        iscale = (rmin + rdelta * is + nmax) / (max - min);
-        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-        for (int i = 0; i < n; i++) {
-            int l = imax(0, imin(nmax, quant_nearest_int(iscale * (x[i] - min))));
-            Laux[i] = (uint8_t)l;
-            sum_l += w[i] * l;
-            sum_l2 += w[i] * l * l;
-            sum_xl += w[i] * l * x[i];
-        }
-        float D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-            if (this_min > 0) {
-                this_min = 0;
-                this_scale = sum_xl / sum_l2;
-            }
-            float cur_error = 0;
-            for (int i = 0; i < n; i++) {
-                float diff = fabsf(this_scale * Laux[i] + this_min - x[i]);
-                cur_error += w[i] * diff;
-            }
-            if (cur_error < best_error) {
-                memcpy(L, Laux, (size_t)n);
-                best_error = cur_error;
-                scale = this_scale;
-                min = this_min;
-            }
-        }
-    }
-    *the_min = -min;
-    return scale;
-}
-
 /* Quants L[0..256) (each 0..3) into the shared 2-bit layout. */
 static void pack_low2(const uint8_t *L, uint8_t *qs) {
     for (int h = 0; h < 2; h++)
@@ -123,8 +53,8 @@ static void q2_k_quantize(const float *src, void *dst, int64_t n) {
         for (int j = 0; j < QK_K / 16; j++) {
             for (int l = 0; l < 16; l++)
                 weights[l] = fabsf(src[16 * j + l]);
-            scales[j] = fit_scale_min_mad(16, 3, src + 16 * j, weights, L + 16 * j, &mins[j], Laux,
-                                          -0.5f, 0.1f, 15);
+            scales[j] = quant_fit_scale_min(16, 3, src + 16 * j, weights, L + 16 * j, &mins[j],
+                                            Laux, -0.5f, 0.1f, 15, true);
             if (scales[j] > max_scale)
                 max_scale = scales[j];
             if (mins[j] > max_min)
