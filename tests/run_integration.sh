@@ -61,6 +61,9 @@ if [ -f build/corpus-tiny/MANIFEST.json ]; then
 else
   fail=$((fail+1)); failed+=("training suites: build/corpus-tiny missing (make corpus-tiny)")
 fi
+# The newer architectures (issue 17) in the real llama.cpp, beside tests/ref.
+suite "tests/model/test_llamacpp_archs.sh (the newer architectures in llama.cpp)" \
+  bash tests/model/test_llamacpp_archs.sh build/cgpt
 # The server (issue 5): the official openai npm client, curl-level SSE framing,
 # hostile input, tenant isolation; all but isolation also on the ASan+UBSan binary.
 scripts/install-node-deps.sh

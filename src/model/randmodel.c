@@ -324,7 +324,8 @@ static int byte_char(int b, char *out) {
  * token per byte) and decodes back:
  *   0 <|pad|>, 1 <|startoftext|> (BOS), 2 <|endoftext|> (EOS),
  *   3..258 the 256 bytes, 259 <|im_start|>, 260 <|im_end|> (so the built-in
- *   ChatML template applies), then "t<i>" fillers.
+ *   ChatML template applies), then "t<i>" fillers (phi3: 261 <|end|>, which
+ *   llama.cpp's loader requires of a phi3 vocabulary).
  * Smaller vocabularies are "t<i>" with 1 = BOS and 2 = EOS. Specials are
  * control tokens (type 3). */
 #define RANDMODEL_BYTE_VOCAB 261
@@ -372,6 +373,10 @@ static Status write_vocab(Builder *b, const RandModelSpec *s, Err *err) {
             buf[k] = '\0';
         } else if (bytes && i < RANDMODEL_BYTE_VOCAB) {
             k = snprintf(buf, sizeof buf, "%s", i == 259 ? "<|im_start|>" : "<|im_end|>");
+            types[i] = 3;
+        } else if (bytes && i == RANDMODEL_BYTE_VOCAB && !strcmp(s->arch, "phi3")) {
+            /* llama.cpp's phi3 vocabulary loader looks this one up */
+            k = snprintf(buf, sizeof buf, "<|end|>");
             types[i] = 3;
         } else {
             k = snprintf(buf, sizeof buf, "t%d", i);
