@@ -83,19 +83,19 @@ typedef struct {
     TensorNeed out_bias; /* attn_output.bias */
     TensorNeed ffn_bias; /* ffn_up/ffn_gate/ffn_down.bias */
     const char
-        *eps_suffix;     /* "attention.layer_norm_rms_epsilon" / "attention.layer_norm_epsilon" */
-    bool embd_scale;     /* token embeddings times sqrt(n_embd) (gemma) */
-    bool post_norms;     /* post_attention_norm, post_ffw_norm */
-    bool softcap;        /* attn_logit_softcapping / final_logit_softcapping (defaults 50, 30) */
-    int swa_period;      /* attention.sliding_window applies to: 0 no layer; 1 every layer;
-                            n > 1 every layer but each n-th (il % n == n - 1 is global) */
-    bool rope_local;     /* sliding layers use rope base 10000 without scaling (gemma3) */
-    bool rope_longshort; /* rope_factors_long / _short may be present (phi3) */
-    TensorNeed moe;      /* expert_count and the expert tensors (OPTIONAL: when the key is set) */
-    bool moe_norm_topk;  /* the chosen experts' weights renormalised to sum 1 */
-    bool moe_shared;     /* a shared expert gated by sigmoid(x . ffn_gate_inp_shexp) */
-    int big_layers;      /* layer count of the model whose query scale is 1/sqrt(n_embd/n_head)
-                            (gemma's 27B; llama.cpp's rule); 0: none */
+        *eps_suffix;      /* "attention.layer_norm_rms_epsilon" / "attention.layer_norm_epsilon" */
+    bool embd_scale;      /* token embeddings times sqrt(n_embd) (gemma) */
+    bool post_norms;      /* post_attention_norm, post_ffw_norm */
+    bool softcap;         /* attn_logit_softcapping / final_logit_softcapping (defaults 50, 30) */
+    int swa_period;       /* attention.sliding_window applies to: 0 no layer; 1 every layer;
+                             n > 1 every layer but each n-th (il % n == n - 1 is global) */
+    bool rope_local;      /* sliding layers use rope base 10000 without scaling (gemma3) */
+    bool rope_longshort;  /* rope_factors_long / _short may be present (phi3) */
+    TensorNeed moe;       /* expert_count and the expert tensors (OPTIONAL: when the key is set) */
+    bool moe_norm_topk;   /* the chosen experts' weights renormalised to sum 1 */
+    bool moe_shared;      /* a shared expert gated by sigmoid(x . ffn_gate_inp_shexp) */
+    int big_layers;       /* layer count of the model whose query scale is 1/sqrt(n_embd/n_head)
+                             (gemma's 27B; llama.cpp's rule); 0: none */
     const char *ffn_norm; /* the FFN pre-norm's tensor suffix; NULL: TN_FFN_NORM */
     bool sinks;           /* attn_sinks: one logit per head in the softmax's denominator */
     bool rope_yarn;       /* rope.scaling.type "yarn" is understood */

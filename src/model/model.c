@@ -69,8 +69,8 @@ typedef struct {
      * each expert's slices of the 3-D tensors, E of each (Fe, C) (Fe, C) (C, Fe) */
     Weight gate_inp;
     Weight *gate_exps, *up_exps, *down_exps;
-    const float *gate_inp_shexp;             /* (C) */
-    const float *sinks;                      /* (NH) gpt-oss */
+    const float *gate_inp_shexp; /* (C) */
+    const float *sinks;          /* (NH) gpt-oss */
     /* gpt-oss's biases: router (E), experts (E, Fe) (E, Fe) (E, C) */
     const float *gate_inp_b, *gate_exps_b, *up_exps_b, *down_exps_b;
     Weight gate_shexp, up_shexp, down_shexp; /* (Fs, C) (Fs, C) (C, Fs) */
