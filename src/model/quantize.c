@@ -84,9 +84,12 @@ static Category category(const char *name) {
     return CAT_OTHER;
 }
 
+/* Matrices only; norms, position embeddings and a mixture of experts'
+ * router (ffn_gate_inp, which llama.cpp keeps as it is: its top-k choice
+ * is what a rounded weight would flip) stay in their type. */
 static bool quantizable(const GGUFTensor *t, const char *name) {
     return t->n_dims >= 2 && ends_with(name, "weight") && !strstr(name, "_norm.weight") &&
-           strcmp(name, "position_embd.weight") != 0;
+           strcmp(name, "position_embd.weight") != 0 && !strstr(name, "ffn_gate_inp");
 }
 
 /* llama.cpp's use_more_bits: first and last eighth of layers, every third between. */
