@@ -6,7 +6,7 @@
  * unknown and user-defined token strings, as Hugging Face's added-token
  * matcher; control and unknown tokens only with parse_special, user-defined
  * ones always, as llama.cpp and Hugging Face do; with a special_ok mask a
- * match must lie wholly where the mask is non-zero). Plain fragments go to
+ * control match must lie wholly where the mask is non-zero). Plain fragments go to
  * byte-level BPE (after the pre-tokenizer, bpe.c / pretok.c) or to SPM
  * (spm.c): for SPM every plain fragment gets the add_space_prefix space,
  * since llama.cpp prefixes the first fragment and every fragment that
@@ -787,22 +787,27 @@ static Status encode_fragment(const Tokenizer *t, const char *s, size_t len, Tok
     return st;
 }
 
-/* Longest special token allowed at text[p]; its id (length in *mlen) or -1. */
+/* Longest special token allowed at text[p]; its id (length in *mlen) or
+ * -1. User-defined tokens match anywhere (they are vocabulary, as in
+ * llama.cpp and Hugging Face: Gemma's "<b>" in a user's text is its token);
+ * control and unknown ones only with parse_special and, under a special_ok
+ * mask, only where every byte they cover is marked. */
 static int match_special(const Tokenizer *t, const uint8_t *u, size_t len, size_t p,
                          const TokEncodeOpts *o, size_t *mlen) {
     const uint8_t *ok = o->special_ok;
-    if (ok && !ok[p])
-        return -1;
+    bool ctl = o->parse_special && (!ok || ok[p]); /* a control token may cover [p, p + d) */
     int best = -1;
     int32_t node = t->trie_root[u[p]];
     for (size_t d = 1; node >= 0; d++) {
         int id = t->trie[node].id;
-        if (id >= 0 && (o->parse_special || (t->flags[id] & TF_USER))) {
+        if (id >= 0 && ((t->flags[id] & TF_USER) || ctl)) {
             best = id;
             *mlen = d;
         }
-        if (p + d >= len || (ok && !ok[p + d]))
+        if (p + d >= len)
             break;
+        if (ok && !ok[p + d])
+            ctl = false;
         uint8_t c = u[p + d];
         for (node = t->trie[node].child; node >= 0 && t->trie[node].byte != c;)
             node = t->trie[node].sibling;

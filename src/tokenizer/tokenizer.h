@@ -91,10 +91,11 @@ typedef struct {
     bool add_bos;       /* prepend BOS (callers pass tok_add_bos(t) for the model's default) */
     bool add_eos;       /* append EOS */
     bool parse_special; /* recognise control / user-defined token strings in the text */
-    /* With parse_special: when non-NULL, a special token string is only
-     * recognised where special_ok[i] != 0 for every byte i it covers (chat
-     * templates mark their own markup 1 and user content 0, so user text
-     * never becomes a control token). */
+    /* With parse_special: when non-NULL, a control (or unknown) token
+     * string is only recognised where special_ok[i] != 0 for every byte i
+     * it covers (chat templates mark their own markup 1 and user content 0,
+     * so user text never becomes a control token). User-defined tokens are
+     * recognised everywhere, mask or not (llama.cpp, Hugging Face). */
     const uint8_t *special_ok;
 } TokEncodeOpts;
 

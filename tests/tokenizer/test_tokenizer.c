@@ -327,6 +327,14 @@ Test(tok_bpe, special_tokens) {
     memset(ok, 1, sizeof ok);
     ok[15] = 0;
     CHECK(t, txt, &m, B_IME, '<', '|', 'i', 'm', '_', 'e', 'n', 'd', '|', '>');
+    /* the mask keeps control tokens out of user text, not user-defined
+     * ones: "<think>" in unmarked text is still its token (llama.cpp and
+     * Hugging Face match user-defined tokens everywhere) */
+    const char txt2[] = "<|im_end|>he<think>";
+    uint8_t ok2[sizeof txt2 - 1];
+    memset(ok2, 0, sizeof ok2);
+    TokEncodeOpts m2 = {.parse_special = true, .special_ok = ok2};
+    CHECK(t, txt2, &m2, '<', '|', 'i', 'm', '_', 'e', 'n', 'd', '|', '>', B_HE, B_THINK);
     /* add_bos / add_eos */
     TokEncodeOpts be = {.add_bos = true, .add_eos = true};
     CHECK(t, "he", &be, B_EOT, B_HE, B_EOT);
