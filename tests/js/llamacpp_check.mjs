@@ -27,8 +27,16 @@
 //     llama.cpp's detokenized continuation (control tokens print as nothing).
 //     A divergence only passes where our logits of the two candidates are
 //     within TIE_RTOL of each other (a tie either side may break).
-// LOGITS_TOOL defaults to tools/logits beside CGPT. Ends with the plain line
-// "N passed, N failed"; exits 1 if any check failed.
+// LOGITS_TOOL defaults to tools/logits beside CGPT. With LLAMACPP_QUANTIZED=1
+// (a model with quantized weights) a prompt's log-probs pass when its first
+// position agrees within QUANT_TIGHT_RTOL (every matrix of every type is
+// used there: a weight layout or dequantisation that differed would break
+// it), the count of agreeing positions is reported, and generation is not
+// compared: llama.cpp's AVX2 activation quantizer takes the block scale as
+// 127 / max where ggml's reference (and cgpt) use 1 / (max / 127), so an
+// occasional activation rounds the other way and the positions after it
+// drift. Ends
+// with the plain line "N passed, N failed"; exits 1 if any check failed.
 import {execFileSync} from "node:child_process";
 import {mkdtempSync, readFileSync, rmSync} from "node:fs";
 import {tmpdir} from "node:os";
@@ -39,6 +47,8 @@ const TIE_RTOL = 1e-4;    // candidates closer than this may swap under rounding
 const GEN_TOKENS = 16;
 const CTX = 256;          // llama.cpp context; prompts + GEN_TOKENS stay below it
 const UNDERFLOW_LOGP = -80; // a log-prob above this must not come back as probability 0
+const QUANTIZED = process.env.LLAMACPP_QUANTIZED === "1";
+const QUANT_TIGHT_RTOL = 1e-5; // a position that agrees (measured: ~5e-7 before any flip)
 // Sampling options under which llama.cpp's "probabilities" are the plain
 // softmax of the logits (no temperature, no truncation).
 const FULL = {temperature: 1, topK: 0, topP: 1, minP: 0};
@@ -160,8 +170,9 @@ for (const text of PROMPTS) await guarded(`log-probs ${JSON.stringify(text).slic
     const ours = ourLogits(prompt);
     await seq.clearHistory();
     const out = await seq.controlledEvaluate(prompt.map((t) => [t, {generateNext: {probabilities: true, options: FULL}}]));
-    let worst = 0, worstAt = -1, argmaxOk = true, sizeOk = true;
+    let worst = 0, worstAt = -1, argmaxOk = true, sizeOk = true, nTight = 0, firstTight = false;
     for (let i = 0; i < prompt.length && sizeOk; i++) {
+        let rowWorst = 0;
         const probs = out[i]?.next?.probabilities;
         if (!probs || probs.size !== ours.V) {
             sizeOk = false;
@@ -182,11 +193,20 @@ for (const text of PROMPTS) await guarded(`log-probs ${JSON.stringify(text).slic
             // float32 probabilities underflow near e^-103: no log to compare there
             const d = q > 0 ? Math.abs(Math.log(q) - want) / scale : (want > UNDERFLOW_LOGP ? Infinity : 0);
             if (d > worst) [worst, worstAt] = [d, i];
+            rowWorst = Math.max(rowWorst, d);
+        }
+        if (rowWorst <= QUANT_TIGHT_RTOL) {
+            nTight++;
+            if (i === 0) firstTight = true;
         }
         if (probs.keys().next().value !== b) argmaxOk = false; // the map is sorted, most likely first
     }
     const label = `log-probs of ${prompt.length} positions, ${JSON.stringify(text).slice(0, 40)}`;
-    if (check(sizeOk, `${label}: llama.cpp gives ${ours.V} probabilities a row`))
+    if (check(sizeOk, `${label}: llama.cpp gives ${ours.V} probabilities a row`) && QUANTIZED)
+        check(firstTight, label,
+              `${nTight} of ${prompt.length} positions within ${QUANT_TIGHT_RTOL} (the first needed), ` +
+              `max |diff|/max|logit| ${worst.toExponential(2)} at ${worstAt}`);
+    else if (sizeOk)
         check(worst <= LOGITS_RTOL && argmaxOk, label,
               `max |diff|/max|logit| ${worst.toExponential(2)} at ${worstAt} (tol ${LOGITS_RTOL})` +
               (argmaxOk ? "" : ", argmax differs"));
@@ -198,7 +218,7 @@ const GEN_PROMPTS = [
     "The cat sat on the",
     "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
 ];
-for (const text of GEN_PROMPTS) await guarded(`greedy ${JSON.stringify(text).slice(0, 40)}`, async () => {
+for (const text of QUANTIZED ? [] : GEN_PROMPTS) await guarded(`greedy ${JSON.stringify(text).slice(0, 40)}`, async () => {
     const prompt = model.tokenize(text, true);
     await seq.clearHistory();
     const got = [];

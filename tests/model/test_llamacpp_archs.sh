@@ -9,12 +9,14 @@
 #
 #   tests/model/test_llamacpp_archs.sh CGPT
 #
-# F32 weights: the layout and the arithmetic are compared, not activation
-# rounding (quantized, llama.cpp's AVX2 activation quantizer computes the
+# The F32 models are compared in full. The quantized ones (the five low-bit
+# types, and MoE experts in them) run in llamacpp_check's quantized mode: the
+# first position of each prompt must agree within 1e-5, which a weight layout
+# or dequantisation that differed from ggml's would break, while later
+# positions may drift (llama.cpp's AVX2 activation quantizer computes the
 # block scale as 127 / max where ggml's reference, ours and tests/ref's use
 # 1 / (max / 127): an occasional activation rounds the other way, and a
-# random model amplifies that to 1e-2 of the logits at some positions; a
-# dense qwen3 Q8_0 shows the same). phi3 is not here: this llama.cpp refuses
+# random model amplifies that; a dense qwen3 Q8_0 shows the same). phi3 is not here: this llama.cpp refuses
 # the synthetic byte-level vocabulary for phi3 (a lookup in its vocabulary
 # loader fails) and ignores phi3's sliding window; tests/ref checks phi3.
 # Exits 1 if any check failed.
@@ -43,16 +45,25 @@ models=(
   "qwen3moe:--arch qwen3moe --kv-heads 2 --experts 8 --experts-used 2 --ff-exp 64"
   "mixtral:--arch llama --kv-heads 2 --experts 4 --experts-used 2"
   "gpt-oss:--arch gpt-oss --kv-heads 2 --experts 8 --experts-used 2 --ff-exp 64 --window 4 --yarn 4"
+  "llama-Q2_K:quantized --arch llama --kv-heads 2 --embd 256 --head-dim 64 --ff 512 --type Q2_K"
+  "llama-Q3_K:quantized --arch llama --kv-heads 2 --embd 256 --head-dim 64 --ff 512 --type Q3_K"
+  "llama-IQ4_NL:quantized --arch llama --kv-heads 2 --embd 256 --head-dim 64 --ff 512 --type IQ4_NL"
+  "llama-IQ4_XS:quantized --arch llama --kv-heads 2 --embd 256 --head-dim 64 --ff 512 --type IQ4_XS"
+  "llama-MXFP4:quantized --arch llama --kv-heads 2 --embd 256 --head-dim 64 --ff 512 --type MXFP4"
+  "gpt-oss-MXFP4:quantized --arch gpt-oss --kv-heads 2 --experts 8 --experts-used 2 --ff-exp 64 --window 4 --yarn 4 --type MXFP4"
+  "qwen3moe-Q3_K:quantized --arch qwen3moe --kv-heads 2 --embd 256 --head-dim 64 --experts 4 --experts-used 2 --ff-exp 256 --type Q3_K"
 )
 pass=0 failn=0
 for spec in "${models[@]}"; do
   name=${spec%%:*}
   # shellcheck disable=SC2206 # the flags are words
   flags=(${spec#*:})
+  quant=0
+  if [ "${flags[0]}" = quantized ]; then quant=1; flags=("${flags[@]:1}"); fi
   "$gen" "${common[@]}" "${flags[@]}" -o "$tmp/$name.gguf" || fail "genmodel $name"
   echo "test_llamacpp_archs: $name"
-  node "$check" "$cgpt" "$tmp/$name.gguf" "$build/tools/logits" >"$tmp/out" 2>&1 || true
-  grep -E "^FAIL|log-probs.*max" "$tmp/out" || true
+  LLAMACPP_QUANTIZED=$quant node "$check" "$cgpt" "$tmp/$name.gguf" "$build/tools/logits" >"$tmp/out" 2>&1 || true
+  grep -E "^FAIL|log-probs.*max|positions within" "$tmp/out" || true
   read -r p f < <(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$tmp/out" | tail -1) ||
     { p=0; f=1; tail -5 "$tmp/out"; }
   pass=$((pass + p)) failn=$((failn + f))
