@@ -1155,7 +1155,6 @@ static void attn_task(void *vctx, int ith, int nth) {
     const Layer *L = &m->layers[a->layer];
     /* windows, soft-caps and sinks: the general kernel (attn_ext.h) */
     bool ext = L->window > 0 || c->attn_softcap > 0.0f || L->sinks;
-    AttnExtOpts xo = {c->attn_softcap, NULL};
     const char *kbase = kv_k_slab(kv, a->layer, 0), *vbase = kv_v_slab(kv, a->layer, 0);
     long stride = kv->type == KV_Q8_0 ? (long)kv->slab_bytes : (long)kv->block_floats;
     long done = 0; /* cost of the units before this tile */
@@ -1174,23 +1173,32 @@ static void attn_task(void *vctx, int ith, int nth) {
             while (h + run < (kvh + 1) * group &&
                    unit_owner(done + (long)(h + run) * cost, cost, m->attn_cost, nth) == owner)
                 run++;
-            if (owner == ith && ext) {
-                size_t koff = (size_t)kvh * bs * kv->row_bytes;
-                AttnExtCache xc = {kbase + koff,           vbase + koff,  table,
-                                   kv->slab_bytes,         kv->row_bytes, bs,
-                                   kv_elem_dtype(kv->type)};
-                xo.sinks = L->sinks ? L->sinks + h : NULL;
-                for (int i = 0; i < R; i++) {
-                    size_t qoff = (size_t)(r0 + i) * QD + (size_t)h * HD;
-                    int lo = L->window && n[i] > L->window ? n[i] - L->window : 0;
-                    attn_ext(m->att + qoff, m->q + qoff, run, HD, &xc, lo, n[i], scale, &xo, sc,
-                             m->ext_row + (size_t)ith * 2 * HD);
-                }
-            } else if (owner == ith) {
-                size_t qoff = (size_t)r0 * QD + (size_t)h * HD;
-                size_t koff = (size_t)kvh * bs * kv->row_bytes;
+            size_t qoff = (size_t)r0 * QD + (size_t)h * HD;
+            size_t koff = (size_t)kvh * bs * kv->row_bytes;
+            if (owner != ith) {
+                /* another thread's unit */
+            } else if (!ext) {
                 K->attn_rows((OpsKvKind)kv->type, m->att + qoff, m->q + qoff, (size_t)QD, R, run,
                              HD, kbase + koff, vbase + koff, table, stride, bs, n, scale, sc);
+            } else {
+                int lo[OPS_ATTN_MAX_ROWS];
+                for (int i = 0; i < R; i++)
+                    lo[i] = L->window && n[i] > L->window ? n[i] - L->window : 0;
+                OpsAttnExtras xx = {lo, c->attn_softcap, L->sinks ? L->sinks + h : NULL};
+                /* the block kernel where it takes the shape, else the general one */
+                if (!K->attn_rows_ext ||
+                    !K->attn_rows_ext((OpsKvKind)kv->type, m->att + qoff, m->q + qoff, (size_t)QD,
+                                      R, run, HD, kbase + koff, vbase + koff, table, stride, bs, n,
+                                      &xx, scale, sc)) {
+                    AttnExtCache xc = {kbase + koff,           vbase + koff,  table,
+                                       kv->slab_bytes,         kv->row_bytes, bs,
+                                       kv_elem_dtype(kv->type)};
+                    AttnExtOpts xo = {c->attn_softcap, xx.sinks};
+                    for (int i = 0; i < R; i++)
+                        attn_ext(m->att + qoff + (size_t)i * QD, m->q + qoff + (size_t)i * QD, run,
+                                 HD, &xc, lo[i], n[i], scale, &xo, sc,
+                                 m->ext_row + (size_t)ith * 2 * HD);
+                }
             }
             h += run;
         }

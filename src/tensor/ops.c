@@ -334,7 +334,7 @@ qk8_avx2(float *sc, const float *q, int nv, const float *krows, int cnt, float s
 
 /* sc[0..n) = exp(sc - max) (0 everywhere when all are -inf); returns 1 /
  * their sum (8 lanes, fixed fold), or 0 for an all -inf row. */
-static float softmax_weights_avx2(float *sc, int n) {
+static float softmax_weights_avx2(float *sc, int n, float sink) {
     __m256 mx = _mm256_set1_ps(-INFINITY);
     int i = 0;
     for (; i + 8 <= n; i += 8)
@@ -346,6 +346,7 @@ static float softmax_weights_avx2(float *sc, int n) {
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     h = _mm_max_ss(h, _mm_movehdup_ps(h));
     m = _mm_cvtss_f32(h) > m ? _mm_cvtss_f32(h) : m;
+    m = sink > m ? sink : m;
     if (m == -INFINITY) {
         for (i = 0; i < n; i++)
             sc[i] = 0.0f;
@@ -364,7 +365,32 @@ static float softmax_weights_avx2(float *sc, int n) {
         _mm256_maskstore_ps(sc + i, msk, e);
         sum = _mm256_add_ps(sum, e);
     }
-    return 1.0f / hsum8(sum);
+    if (sink == -INFINITY)
+        return 1.0f / hsum8(sum);
+    return 1.0f / (hsum8(sum) + expf(sink - m)); /* the sink: in the denominator only */
+}
+
+/* s[i] = cap * tanh(s[i] / cap) for n floats: tanh(x) = sign(x) (1 - e) /
+ * (1 + e) with e = exp(-2|x|) (exp8: within 2 ulp, so the result is within
+ * ~1e-7 of tanh absolutely). Every element goes through the 8-lane path
+ * (the tail through a padded copy), so its bits do not depend on n. */
+static void softcap_avx2(float *s, int n, float cap) {
+    const __m256 c = _mm256_set1_ps(cap), one = _mm256_set1_ps(1.0f);
+    const __m256 sign = _mm256_set1_ps(-0.0f), m2 = _mm256_set1_ps(-2.0f);
+    for (int i = 0; i < n; i += 8) {
+        float tail[8] = {0};
+        int k = n - i < 8 ? n - i : 8;
+        float *p = k == 8 ? s + i : tail;
+        if (k < 8)
+            memcpy(tail, s + i, (size_t)k * sizeof(float));
+        __m256 x = _mm256_div_ps(_mm256_loadu_ps(p), c);
+        __m256 e = exp8(_mm256_mul_ps(m2, _mm256_andnot_ps(sign, x)));
+        __m256 t = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+        t = _mm256_or_ps(t, _mm256_and_ps(sign, x));
+        _mm256_storeu_ps(p, _mm256_mul_ps(c, t));
+        if (k < 8)
+            memcpy(s + i, tail, (size_t)k * sizeof(float));
+    }
 }
 
 /* For GC heads (their weights at w + g * ld), M 8-lane chunks of each
@@ -497,27 +523,35 @@ chunk_rows(const void *blk, int j0, int cnt, int hd, float *buf, int kind) {
 static inline __attribute__((always_inline)) void
 attn_rows_block_avx2(float *out, const float *q, size_t ldq, int R, int G, int hd, const void *k,
                      const void *v, const int32_t *table, long block_stride, int bs, const int *n,
-                     float scale, float *scores, int kind) {
+                     const OpsAttnExtras *x, float scale, float *scores, int kind) {
     float buf[ATTN_AVX2_CHUNK * ATTN_AVX2_MAX_HD];
-    int nv = hd / 8, nmax = 0;
+    int nv = hd / 8, nmax = 0, lmin = 0;
     for (int r = 0; r < R; r++)
         nmax = n[r] > nmax ? n[r] : nmax;
+    if (x) { /* the chunks below every row's window are not read */
+        lmin = nmax;
+        for (int r = 0; r < R; r++)
+            lmin = x->lo[r] < lmin ? x->lo[r] : lmin;
+    }
     size_t esz = kv_stride_unit(kind), rb = kv_row_bytes(hd, kind);
     int pf = (int)(ATTN_PREFETCH_BYTES / ((size_t)bs * rb));
     pf = pf < 1 ? 1 : pf;
-    for (int t0 = 0; t0 < nmax; t0 += bs) {
+    for (int t0 = lmin / bs * bs; t0 < nmax; t0 += bs) {
         const void *kb = (const char *)k + (size_t)table[t0 / bs] * (size_t)block_stride * esz;
         int cnt = nmax - t0 < bs ? nmax - t0 : bs;
         prefetch_ahead(k, table, (size_t)block_stride * esz, bs, nmax, t0, pf, rb);
         for (int j0 = 0; j0 < cnt; j0 += ATTN_AVX2_CHUNK) {
-            int m = cnt - j0 < ATTN_AVX2_CHUNK ? cnt - j0 : ATTN_AVX2_CHUNK;
+            int m = cnt - j0 < ATTN_AVX2_CHUNK ? cnt - j0 : ATTN_AVX2_CHUNK, c0 = t0 + j0;
+            if (c0 + m <= lmin)
+                continue;
             const float *kr = chunk_rows(kb, j0, m, hd, buf, kind);
             for (int r = 0; r < R; r++) {
-                int mr = n[r] - (t0 + j0) < m ? n[r] - (t0 + j0) : m;
+                int mr = n[r] - c0 < m ? n[r] - c0 : m;
+                int a = x && x->lo[r] > c0 ? x->lo[r] - c0 : 0; /* the row's first in the chunk */
                 for (int g = 0; g < G; g++) {
-                    float *sc = scores + ((size_t)r * G + g) * nmax + t0 + j0;
+                    float *sc = scores + ((size_t)r * G + g) * nmax + c0;
                     const float *qg = q + (size_t)r * ldq + (size_t)g * hd;
-                    for (int j = 0; j < mr; j += 8) {
+                    for (int j = a; j < mr; j += 8) {
                         if (mr - j >= 8)
                             qk8_avx2(sc + j, qg, nv, kr + (size_t)j * hd, 8, scale);
                         else
@@ -530,23 +564,31 @@ attn_rows_block_avx2(float *out, const float *q, size_t ldq, int R, int G, int h
     float inv[OPS_ATTN_MAX_ROWS * 64];
     for (int r = 0; r < R; r++)
         for (int g = 0; g < G; g++) {
-            inv[r * G + g] = softmax_weights_avx2(scores + ((size_t)r * G + g) * nmax, n[r]);
+            int l = x ? x->lo[r] : 0;
+            float *sc = scores + ((size_t)r * G + g) * nmax + l;
+            if (x && x->softcap > 0.0f)
+                softcap_avx2(sc, n[r] - l, x->softcap);
+            inv[r * G + g] =
+                softmax_weights_avx2(sc, n[r] - l, x && x->sinks ? x->sinks[g] : -INFINITY);
             float *o = out + (size_t)r * ldq + (size_t)g * hd;
             for (int i = 0; i < hd; i++)
                 o[i] = 0.0f;
         }
-    for (int t0 = 0; t0 < nmax; t0 += bs) {
+    for (int t0 = lmin / bs * bs; t0 < nmax; t0 += bs) {
         const void *vb = (const char *)v + (size_t)table[t0 / bs] * (size_t)block_stride * esz;
         int cnt = nmax - t0 < bs ? nmax - t0 : bs;
         prefetch_ahead(v, table, (size_t)block_stride * esz, bs, nmax, t0, pf, rb);
         for (int j0 = 0; j0 < cnt; j0 += ATTN_AVX2_CHUNK) {
-            int m = cnt - j0 < ATTN_AVX2_CHUNK ? cnt - j0 : ATTN_AVX2_CHUNK;
+            int m = cnt - j0 < ATTN_AVX2_CHUNK ? cnt - j0 : ATTN_AVX2_CHUNK, c0 = t0 + j0;
+            if (c0 + m <= lmin)
+                continue;
             const float *vr = chunk_rows(vb, j0, m, hd, buf, kind);
             for (int r = 0; r < R; r++) {
-                int mr = n[r] - (t0 + j0) < m ? n[r] - (t0 + j0) : m;
-                if (mr > 0)
-                    pv_chunk_avx2(out + (size_t)r * ldq, scores + (size_t)r * G * nmax + t0 + j0,
-                                  (size_t)nmax, G, nv, vr, mr);
+                int mr = n[r] - c0 < m ? n[r] - c0 : m;
+                int a = x && x->lo[r] > c0 ? x->lo[r] - c0 : 0;
+                if (mr > a)
+                    pv_chunk_avx2(out + (size_t)r * ldq, scores + (size_t)r * G * nmax + c0 + a,
+                                  (size_t)nmax, G, nv, vr + (size_t)a * hd, mr - a);
             }
         }
     }
@@ -566,7 +608,7 @@ attn_block_avx2(float *out, const float *q, int G, int hd, const void *k, const 
                 int kind) {
     for (int g0 = 0; g0 < G; g0 += 64)
         attn_rows_block_avx2(out + (size_t)g0 * hd, q + (size_t)g0 * hd, 0, 1,
-                             G - g0 < 64 ? G - g0 : 64, hd, k, v, table, block_stride, bs, &n,
+                             G - g0 < 64 ? G - g0 : 64, hd, k, v, table, block_stride, bs, &n, NULL,
                              scale, scores, kind);
 }
 
@@ -609,14 +651,35 @@ static void attn_rows_avx2(OpsKvKind kind, float *out, const float *q, size_t ld
         return;
     }
     if (kind == OPS_KV_Q8_0)
-        attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, scale, scores,
-                             KV_ROWS_Q8_0);
+        attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, NULL, scale,
+                             scores, KV_ROWS_Q8_0);
     else if (kind == OPS_KV_F16)
-        attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, scale, scores,
-                             KV_ROWS_F16);
+        attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, NULL, scale,
+                             scores, KV_ROWS_F16);
     else
-        attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, scale, scores,
-                             KV_ROWS_F32);
+        attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, NULL, scale,
+                             scores, KV_ROWS_F32);
+}
+
+/* attn_rows with the extras (OpsAttnRowsExtFn): the block kernel, or false
+ * for the shapes it does not take. */
+static bool attn_rows_ext_avx2(OpsKvKind kind, float *out, const float *q, size_t ldq, int R, int G,
+                               int hd, const void *k, const void *v, const int32_t *table,
+                               long block_stride, int bs, const int *n, const OpsAttnExtras *x,
+                               float scale, float *scores) {
+    ASSERT(R >= 1 && R <= OPS_ATTN_MAX_ROWS);
+    if (hd % 8 || hd > ATTN_AVX2_MAX_HD || G > 64 || (kind == OPS_KV_Q8_0 && hd % QK8_0))
+        return false;
+    if (kind == OPS_KV_Q8_0)
+        attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, x, scale,
+                             scores, KV_ROWS_Q8_0);
+    else if (kind == OPS_KV_F16)
+        attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, x, scale,
+                             scores, KV_ROWS_F16);
+    else
+        attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, x, scale,
+                             scores, KV_ROWS_F32);
+    return true;
 }
 
 static void swiglu_avx2(float *out, const float *gate, const float *up, int n) {
@@ -984,14 +1047,16 @@ static void ops_build(void) {
                                       .attn = attn_avx2,
                                       .attn_f16 = attn16_avx2,
                                       .attn_q8 = attn_q8_avx2,
-                                      .attn_rows = attn_rows_avx2};
+                                      .attn_rows = attn_rows_avx2,
+                                      .attn_rows_ext = attn_rows_ext_avx2};
     KERNELS[SIMD_AVX512] = (OpsKernels){.level = SIMD_AVX512,
                                         .dot = dot_avx512,
                                         .axpy = axpy_avx512,
                                         .attn = attn_avx512,
                                         .attn_f16 = attn16_avx2,
                                         .attn_q8 = attn_q8_avx2,
-                                        .attn_rows = attn_rows_avx512};
+                                        .attn_rows = attn_rows_avx512,
+                                        .attn_rows_ext = attn_rows_ext_avx2};
 #endif
 }
 

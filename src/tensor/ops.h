@@ -20,6 +20,7 @@
 #ifndef CGPT_TENSOR_OPS_H
 #define CGPT_TENSOR_OPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,6 +84,27 @@ typedef void (*OpsAttnRowsFn)(OpsKvKind kind, float *out, const float *q, size_t
                               int hd, const void *k, const void *v, const int32_t *table,
                               long block_stride, int bs, const int *n, float scale, float *scores);
 
+/* The extras of the newer architectures for attn_rows_ext: row r attends
+ * positions lo[r]..n[r]-1 (a sliding window; lo[r] < n[r]); softcap > 0:
+ * scores = softcap * tanh(scores / softcap) after scaling (gemma2); sinks:
+ * one logit per head (G of them) that joins each head's softmax
+ * denominator only (gpt-oss), or NULL. */
+typedef struct {
+    const int *lo;
+    float softcap;
+    const float *sinks;
+} OpsAttnExtras;
+
+/* attn_rows with the extras. Returns false (nothing written) for shapes
+ * the level's block kernel does not take (head_dim not a multiple of 8 or
+ * over 256, more than 64 heads per kv head); callers then use attn_ext
+ * (tensor/attn_ext.h). Per row the bits do not depend on R or the other
+ * rows, as attn_rows. */
+typedef bool (*OpsAttnRowsExtFn)(OpsKvKind kind, float *out, const float *q, size_t ldq, int R,
+                                 int G, int hd, const void *k, const void *v, const int32_t *table,
+                                 long block_stride, int bs, const int *n, const OpsAttnExtras *x,
+                                 float scale, float *scores);
+
 typedef struct {
     SimdLevel level;
     OpsDotFn dot;
@@ -91,6 +113,7 @@ typedef struct {
     OpsAttn16Fn attn_f16;
     OpsAttnQ8Fn attn_q8;
     OpsAttnRowsFn attn_rows;
+    OpsAttnRowsExtFn attn_rows_ext; /* NULL: none at this level (scalar) */
 } OpsKernels;
 
 /* The kernels for this CPU (chosen once) / for a given level (levels above

@@ -11,6 +11,7 @@
 #include "../testutil.h"
 #include "core/fp16.h"
 #include "core/rng.h"
+#include "tensor/attn_ext.h"
 #include "tensor/ops.h"
 #include "tensor/quant.h"
 
@@ -325,6 +326,122 @@ Test(attn_gqa, rows_are_each_row_alone) {
             }
         }
         free(q), free(got), free(one), free(sc);
+        rounded_free(&r16);
+        rounded_free(&r8);
+        cache_free(&c);
+    }
+}
+
+/* attn_rows_ext (windows, soft-caps, sinks) and attn_ext, the general
+ * kernel, over every cache kind: with no extras the block kernel gives
+ * attn_rows' bits; with them each row gives the bits of the row alone, and
+ * both kernels agree with attn_ext_ref (double, libm tanh and exp) to 2e-5
+ * of the output scale. */
+Test(attn_gqa, extras_windows_caps_sinks) {
+    Rng r;
+    rng_seed(&r, 81);
+    const int NS[][OPS_ATTN_MAX_ROWS] = {
+        {1, 2, 3, 4}, {70, 71, 72, 73}, {33, 5, 100, 16}, {257, 1, 40, 130}};
+    const int WINDOWS[] = {0, 1, 5, 16, 37, 300};
+    const float CAPS[] = {0.0f, 1.5f, 50.0f};
+    for (int si = 0; si < N_SHAPES; si++) {
+        int G = SHAPES[si].G, hd = SHAPES[si].hd, bs = SHAPES[si].bs, nmax = 257;
+        Cache c;
+        cache_make(&c, &r, 2, 1, bs, hd, nmax);
+        int nb = (nmax + bs - 1) / bs + 2;
+        bool q8ok = hd % 32 == 0 && hd <= 256;
+        Rounded r16, r8 = {0};
+        cache_round(&c, nb, hd, OPS_KV_F16, false, &r16);
+        if (q8ok)
+            cache_round(&c, nb, hd, OPS_KV_Q8_0, false, &r8);
+        int R = 1 + si % OPS_ATTN_MAX_ROWS;
+        size_t ldq = (size_t)G * hd + 3;
+        float *q = malloc(OPS_ATTN_MAX_ROWS * ldq * sizeof(float));
+        for (size_t i = 0; i < OPS_ATTN_MAX_ROWS * ldq; i++)
+            q[i] = rng_normal(&r) * 0.7f;
+        float sinks[64];
+        for (int g = 0; g < G; g++)
+            sinks[g] = rng_normal(&r) * 2.0f;
+        float *got = malloc(OPS_ATTN_MAX_ROWS * ldq * sizeof(float));
+        float *one = malloc(ldq * sizeof(float)), *want = malloc(ldq * sizeof(float));
+        float *plain = malloc(OPS_ATTN_MAX_ROWS * ldq * sizeof(float));
+        float *sc = malloc((size_t)OPS_ATTN_MAX_ROWS * G * nmax * sizeof(float));
+        float *row = malloc(2 * (size_t)hd * sizeof(float));
+        float scale = 1.0f / sqrtf((float)hd);
+        for (int kind = OPS_KV_F32; kind <= OPS_KV_Q8_0; kind++) {
+            if (kind == OPS_KV_Q8_0 && !q8ok)
+                continue;
+            const Rounded *ro = kind == OPS_KV_F16 ? &r16 : &r8;
+            const void *kk = kind == OPS_KV_F32 ? (const void *)(c.k + c.head_off) : ro->k;
+            const void *vv = kind == OPS_KV_F32 ? (const void *)(c.v + c.head_off) : ro->v;
+            long stride = kind == OPS_KV_F32 ? c.stride : ro->stride;
+            DType dt = kind == OPS_KV_F32 ? DTYPE_F32 : kind == OPS_KV_F16 ? DTYPE_F16 : DTYPE_Q8_0;
+            size_t unit = kind == OPS_KV_F32 ? 4 : kind == OPS_KV_F16 ? 2 : 1;
+            AttnExtCache xc = {
+                kk, vv, c.table, (size_t)stride * unit, (size_t)dtype_row_bytes(dt, hd), bs, dt};
+            for (size_t ni = 0; ni < sizeof NS / sizeof NS[0]; ni++) {
+                const int *n = NS[ni];
+                for (size_t wi = 0; wi < sizeof WINDOWS / sizeof WINDOWS[0]; wi++)
+                    for (size_t ci = 0; ci < sizeof CAPS / sizeof CAPS[0]; ci++)
+                        for (int sk = 0; sk < 2; sk++) {
+                            int W = WINDOWS[wi], lo[OPS_ATTN_MAX_ROWS];
+                            for (int i = 0; i < R; i++)
+                                lo[i] = W && n[i] > W ? n[i] - W : 0;
+                            OpsAttnExtras x = {lo, CAPS[ci], sk ? sinks : NULL};
+                            AttnExtOpts xo = {CAPS[ci], sk ? sinks : NULL};
+                            for (int lvl = SIMD_SCALAR; lvl <= SIMD_AVX512; lvl++) {
+                                const OpsKernels *K = ops_kernels_at((SimdLevel)lvl);
+                                if (!K->attn_rows_ext)
+                                    continue;
+                                bool took =
+                                    K->attn_rows_ext((OpsKvKind)kind, got, q, ldq, R, G, hd, kk, vv,
+                                                     c.table, stride, bs, n, &x, scale, sc);
+                                if (!took)
+                                    continue;
+                                if (!W && !CAPS[ci] && !sk) {
+                                    K->attn_rows((OpsKvKind)kind, plain, q, ldq, R, G, hd, kk, vv,
+                                                 c.table, stride, bs, n, scale, sc);
+                                    for (int i = 0; i < R; i++)
+                                        cr_expect(memcmp(plain + i * ldq, got + i * ldq,
+                                                         (size_t)G * hd * sizeof(float)) == 0,
+                                                  "no extras: attn_rows' bits (kind %d G %d hd %d)",
+                                                  kind, G, hd);
+                                }
+                                for (int i = 0; i < R; i++) {
+                                    OpsAttnExtras x1 = {lo + i, CAPS[ci], x.sinks};
+                                    cr_assert(K->attn_rows_ext((OpsKvKind)kind, one, q + i * ldq,
+                                                               ldq, 1, G, hd, kk, vv, c.table,
+                                                               stride, bs, n + i, &x1, scale, sc));
+                                    cr_expect(memcmp(one, got + i * ldq,
+                                                     (size_t)G * hd * sizeof(float)) == 0,
+                                              "kind %d G %d hd %d bs %d W %d cap %g sinks %d: row "
+                                              "%d of %d differs from the row alone",
+                                              kind, G, hd, bs, W, (double)CAPS[ci], sk, i, R);
+                                }
+                            }
+                            for (int i = 0; i < R; i++) {
+                                attn_ext_ref(want, q + i * ldq, G, hd, &xc, lo[i], n[i], scale,
+                                             &xo);
+                                attn_ext(one, q + i * ldq, G, hd, &xc, lo[i], n[i], scale, &xo, sc,
+                                         row);
+                                float big = 0.0f, e1 = 0.0f, e2 = 0.0f;
+                                for (int j = 0; j < G * hd; j++) {
+                                    big = fmaxf(big, fabsf(want[j]));
+                                    e1 = fmaxf(e1, fabsf(one[j] - want[j]));
+                                    if (ops_kernels()->attn_rows_ext && hd % 8 == 0 && hd <= 256)
+                                        e2 = fmaxf(e2, fabsf(got[i * ldq + j] - want[j]));
+                                }
+                                cr_expect(e1 <= 2e-5f * fmaxf(big, 1.0f) &&
+                                              e2 <= 2e-5f * fmaxf(big, 1.0f),
+                                          "kind %d G %d hd %d W %d cap %g sinks %d row %d: "
+                                          "attn_ext err %g, block err %g (scale %g)",
+                                          kind, G, hd, W, (double)CAPS[ci], sk, i, (double)e1,
+                                          (double)e2, (double)big);
+                            }
+                        }
+            }
+        }
+        free(q), free(got), free(one), free(want), free(plain), free(sc), free(row);
         rounded_free(&r16);
         rounded_free(&r8);
         cache_free(&c);
