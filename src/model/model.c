@@ -255,6 +255,15 @@ static Status bind_blk_experts(Model *m, int il, const char *suffix, int64_t n_r
                                int E, Weight *w, Err *err) {
     char name[ARCH_NAME_MAX];
     arch_blk_name(name, il, suffix);
+    char old[ARCH_NAME_MAX]; /* Mixtral files of early 2024: one tensor per expert */
+    int k = snprintf(old, sizeof old, "blk.%d.ffn_gate.0.weight", il);
+    ASSERT(k > 0 && k < (int)sizeof old);
+    if (!find_tensor(m, name) && find_tensor(m, old))
+        return err_set(err, STATUS_UNSUPPORTED,
+                       "tensor '%s' holds one expert: this file stores experts one tensor each "
+                       "(an older llama.cpp layout); convert the model again with a current "
+                       "llama.cpp, which stacks them in '%s'",
+                       old, name);
     const GGUFTensor *t;
     Status st = bind_tensor(m, name, n_cols, n_rows, E, true, TENSOR_REQUIRED, &t, err);
     if (st)

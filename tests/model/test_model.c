@@ -607,6 +607,7 @@ typedef struct {
     int64_t ne1_delta;  /*   its row count */
     int new_type;       /*   its type (-1 keep; data zeroed) */
     int vocab_delta;    /* tokenizer.ggml.tokens length change */
+    const char *rename_to; /* also add a copy of 'tensor' under this name */
     Status want;
     const char *expect; /* substring of the message */
 } BadCase;
@@ -665,6 +666,8 @@ static void write_bad(const char *base, const char *path, const BadCase *bc) {
             }
         }
         gguf_writer_add_tensor(w, name, type, t->n_dims, ne, data);
+        if (bc->rename_to && bc->tensor && !strcmp(name, bc->tensor))
+            gguf_writer_add_tensor(w, bc->rename_to, type, t->n_dims, ne, data);
     }
     cr_assert(gguf_writer_write(w, path, &err) == STATUS_OK, "%s: %s", bc->name, err.msg);
     gguf_writer_free(w);
@@ -888,6 +891,13 @@ Test(model_bad, table_of_bad_moe_models) {
          .drop_key = "qwen3moe.expert_used_count",
          .want = STATUS_FORMAT,
          .expect = "qwen3moe.expert_used_count"},
+        {.name = "experts one tensor each (early Mixtral files)",
+         .drop_tensor = "blk.0.ffn_gate_exps.weight",
+         .tensor = "blk.0.attn_norm.weight",
+         .new_type = -1,
+         .rename_to = "blk.0.ffn_gate.0.weight",
+         .want = STATUS_UNSUPPORTED,
+         .expect = "stores experts one tensor each"},
         {.name = "missing expert_feed_forward_length",
          .drop_key = "qwen3moe.expert_feed_forward_length",
          .want = STATUS_FORMAT,
