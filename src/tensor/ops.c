@@ -641,33 +641,14 @@ static void attn_q8_avx2(float *out, const float *q, int G, int hd, const void *
     attn_block_avx2(out, q, G, hd, k, v, table, block_bytes, bs, n, scale, scores, KV_ROWS_Q8_0);
 }
 
-static void attn_rows_avx2(OpsKvKind kind, float *out, const float *q, size_t ldq, int R, int G,
-                           int hd, const void *k, const void *v, const int32_t *table,
-                           long block_stride, int bs, const int *n, float scale, float *scores) {
-    ASSERT(R >= 1 && R <= OPS_ATTN_MAX_ROWS);
-    if (hd % 8 || hd > ATTN_AVX2_MAX_HD || G > 64) { /* G > 64: unseen in models */
-        attn_rows_each(attn_avx2, attn16_avx2, attn_q8_avx2, kind, out, q, ldq, R, G, hd, k, v,
-                       table, block_stride, bs, n, scale, scores);
-        return;
-    }
-    if (kind == OPS_KV_Q8_0)
-        attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, NULL, scale,
-                             scores, KV_ROWS_Q8_0);
-    else if (kind == OPS_KV_F16)
-        attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, NULL, scale,
-                             scores, KV_ROWS_F16);
-    else
-        attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, NULL, scale,
-                             scores, KV_ROWS_F32);
-}
-
 /* attn_rows with the extras (OpsAttnRowsExtFn): the block kernel, or false
- * for the shapes it does not take. */
+ * for the shapes it does not take. x NULL: none (attn_rows). */
 static bool attn_rows_ext_avx2(OpsKvKind kind, float *out, const float *q, size_t ldq, int R, int G,
                                int hd, const void *k, const void *v, const int32_t *table,
                                long block_stride, int bs, const int *n, const OpsAttnExtras *x,
                                float scale, float *scores) {
     ASSERT(R >= 1 && R <= OPS_ATTN_MAX_ROWS);
+    /* G > 64: unseen in models */
     if (hd % 8 || hd > ATTN_AVX2_MAX_HD || G > 64 || (kind == OPS_KV_Q8_0 && hd % QK8_0))
         return false;
     if (kind == OPS_KV_Q8_0)
@@ -680,6 +661,15 @@ static bool attn_rows_ext_avx2(OpsKvKind kind, float *out, const float *q, size_
         attn_rows_block_avx2(out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, x, scale,
                              scores, KV_ROWS_F32);
     return true;
+}
+
+static void attn_rows_avx2(OpsKvKind kind, float *out, const float *q, size_t ldq, int R, int G,
+                           int hd, const void *k, const void *v, const int32_t *table,
+                           long block_stride, int bs, const int *n, float scale, float *scores) {
+    if (!attn_rows_ext_avx2(kind, out, q, ldq, R, G, hd, k, v, table, block_stride, bs, n, NULL,
+                            scale, scores))
+        attn_rows_each(attn_avx2, attn16_avx2, attn_q8_avx2, kind, out, q, ldq, R, G, hd, k, v,
+                       table, block_stride, bs, n, scale, scores);
 }
 
 static void swiglu_avx2(float *out, const float *gate, const float *up, int n) {
