@@ -1,0 +1,854 @@
+/* grammar.c - GBNF parsing, compilation and the stack matcher (grammar.h).
+ *
+ * Compiled form (as llama.cpp's): all rules in one element array. A rule is
+ * its alternatives, each a sequence ended by E_ALT, the last by E_END. A
+ * terminal is a code-point set: E_CHAR lo (or E_CHAR_NOT for a negated
+ * class, with no range of its own), each range's upper end an E_RNG_UPPER
+ * after its lower end, further ranges E_CHAR_ALT; E_ANY is "."; E_REF
+ * names a rule. A position is an index into the array. */
+#include "sample/grammar.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/utf8.h"
+
+typedef enum { E_END, E_ALT, E_REF, E_CHAR, E_CHAR_NOT, E_RNG_UPPER, E_CHAR_ALT, E_ANY } EType;
+
+typedef struct {
+    uint8_t type;
+    uint32_t value;
+} Elem;
+
+typedef struct {
+    Elem *e;
+    int n, cap;
+} ElemVec;
+
+struct Grammar {
+    Elem *el;       /* all rules, flattened */
+    int32_t *start; /* (n_rules) first element of each rule */
+    int n_rules, root;
+};
+
+/* ------------------------------------------------------------ parsing */
+
+typedef struct {
+    const char *s, *end; /* the text */
+    ElemVec *rules;      /* per rule id */
+    char **names;        /* per rule id: the name, or NULL for a helper rule */
+    bool *defined;
+    int n_rules, cap_rules;
+    int depth;
+    Err *err;
+    Status st;
+} Parser;
+
+static bool vec_push(Parser *p, ElemVec *v, EType t, uint32_t value) {
+    if (p->st)
+        return false;
+    if (v->n == v->cap) {
+        int cap = v->cap ? 2 * v->cap : 16;
+        if (cap > GRAMMAR_MAX_ELEMS) {
+            p->st = err_set(p->err, STATUS_LIMIT, "grammar: a rule over %d elements",
+                            GRAMMAR_MAX_ELEMS);
+            return false;
+        }
+        Elem *e = realloc(v->e, (size_t)cap * sizeof *e);
+        if (!e) {
+            p->st = err_set(p->err, STATUS_NOMEM, "grammar: out of memory");
+            return false;
+        }
+        v->e = e;
+        v->cap = cap;
+    }
+    v->e[v->n++] = (Elem){(uint8_t)t, value};
+    return true;
+}
+
+/* Line and column of at, for messages. */
+static void where(const Parser *p, const char *at, int *line, int *col) {
+    *line = 1;
+    *col = 1;
+    for (const char *c = p->s; c < at && c < p->end; c++) {
+        if (*c == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+static void fail(Parser *p, const char *at, const char *what) {
+    if (p->st)
+        return;
+    int line, col;
+    where(p, at, &line, &col);
+    p->st = err_set(p->err, STATUS_INVALID, "grammar: %s at %d:%d", what, line, col);
+}
+
+/* A new rule id (name NULL: a helper), or -1. */
+static int new_rule(Parser *p, const char *name, size_t len) {
+    if (p->st)
+        return -1;
+    if (p->n_rules == GRAMMAR_MAX_RULES) {
+        p->st = err_set(p->err, STATUS_LIMIT, "grammar: more than %d rules (repetitions included)",
+                        GRAMMAR_MAX_RULES);
+        return -1;
+    }
+    if (p->n_rules == p->cap_rules) {
+        int cap = p->cap_rules ? 2 * p->cap_rules : 32;
+        ElemVec *r = realloc(p->rules, (size_t)cap * sizeof *r);
+        if (r)
+            p->rules = r;
+        char **nm = realloc(p->names, (size_t)cap * sizeof *nm);
+        if (nm)
+            p->names = nm;
+        bool *d = realloc(p->defined, (size_t)cap * sizeof *d);
+        if (d)
+            p->defined = d;
+        if (!r || !nm || !d) {
+            p->st = err_set(p->err, STATUS_NOMEM, "grammar: out of memory");
+            return -1;
+        }
+        p->cap_rules = cap;
+    }
+    int id = p->n_rules++;
+    p->rules[id] = (ElemVec){0};
+    p->defined[id] = name == NULL;
+    p->names[id] = NULL;
+    if (name) {
+        p->names[id] = malloc(len + 1);
+        if (!p->names[id]) {
+            p->st = err_set(p->err, STATUS_NOMEM, "grammar: out of memory");
+            return -1;
+        }
+        memcpy(p->names[id], name, len);
+        p->names[id][len] = 0;
+    }
+    return id;
+}
+
+static int rule_id(Parser *p, const char *name, size_t len) {
+    for (int i = 0; i < p->n_rules; i++)
+        if (p->names[i] && strlen(p->names[i]) == len && !memcmp(p->names[i], name, len))
+            return i;
+    return new_rule(p, name, len);
+}
+
+static bool is_word(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+}
+
+/* Spaces, tabs and comments; newlines too when newline_ok. */
+static const char *space(const Parser *p, const char *s, bool newline_ok) {
+    while (s < p->end) {
+        if (*s == ' ' || *s == '\t' || *s == '\r' || (newline_ok && *s == '\n')) {
+            s++;
+        } else if (*s == '#') {
+            while (s < p->end && *s != '\n')
+                s++;
+        } else {
+            break;
+        }
+    }
+    return s;
+}
+
+static int hexval(char c) {
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* One code point of a literal or class at *s (escapes decoded); advances
+ * *s. Sets p->st on a bad escape or invalid UTF-8. */
+static uint32_t parse_char(Parser *p, const char **s) {
+    const char *c = *s;
+    if (c >= p->end) {
+        fail(p, c, "unexpected end");
+        return 0;
+    }
+    if (*c == '\\') {
+        if (c + 1 >= p->end) {
+            fail(p, c, "unfinished escape");
+            return 0;
+        }
+        char e = c[1];
+        int digits = e == 'x' ? 2 : e == 'u' ? 4 : e == 'U' ? 8 : 0;
+        if (digits) {
+            uint32_t v = 0;
+            for (int i = 0; i < digits; i++) {
+                int h = c + 2 + i < p->end ? hexval(c[2 + i]) : -1;
+                if (h < 0) {
+                    fail(p, c, "bad hex escape");
+                    return 0;
+                }
+                v = v * 16 + (uint32_t)h;
+            }
+            if (v > 0x10FFFF) {
+                fail(p, c, "code point past U+10FFFF");
+                return 0;
+            }
+            *s = c + 2 + digits;
+            return v;
+        }
+        static const char from[] = "nrt\\\"[]-^/'", to[] = "\n\r\t\\\"[]-^/'";
+        const char *k = memchr(from, e, sizeof from - 1);
+        if (!k) {
+            fail(p, c, "unknown escape");
+            return 0;
+        }
+        *s = c + 2;
+        return (uint32_t)(unsigned char)to[k - from];
+    }
+    int n = utf8_seq((const unsigned char *)c, (size_t)(p->end - c));
+    if (n <= 0) {
+        fail(p, c, "invalid UTF-8");
+        return 0;
+    }
+    const unsigned char *u = (const unsigned char *)c;
+    uint32_t cp =
+        n == 1   ? u[0]
+        : n == 2 ? ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F)
+        : n == 3 ? ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F)
+                 : ((uint32_t)(u[0] & 0x07) << 18) | ((uint32_t)(u[1] & 0x3F) << 12) |
+                       ((uint32_t)(u[2] & 0x3F) << 6) | (u[3] & 0x3F);
+    *s = c + n;
+    return cp;
+}
+
+static const char *parse_alternates(Parser *p, const char *s, int rule, bool nested);
+
+/* Append the elements [a, b) of v to dst. */
+static void copy_elems(Parser *p, ElemVec *dst, const Elem *src, int n) {
+    for (int i = 0; i < n && !p->st; i++)
+        vec_push(p, dst, (EType)src[i].type, src[i].value);
+}
+
+/* A helper rule "R ::= x R | empty" (star) or "R ::= x next | empty"
+ * (next < 0: "R ::= x | empty"); returns R. */
+static int helper_rule(Parser *p, const Elem *x, int nx, bool star, int next) {
+    int r = new_rule(p, NULL, 0);
+    if (r < 0)
+        return -1;
+    ElemVec *v = &p->rules[r];
+    copy_elems(p, v, x, nx);
+    if (star)
+        vec_push(p, v, E_REF, (uint32_t)r);
+    else if (next >= 0)
+        vec_push(p, v, E_REF, (uint32_t)next);
+    vec_push(p, v, E_ALT, 0);
+    vec_push(p, v, E_END, 0);
+    return r;
+}
+
+/* Apply a repetition {lo, hi} (hi -1: unbounded) to the last symbol of
+ * rule 'rule', which starts at element 'sym'. */
+static void repeat(Parser *p, int rule, int sym, int lo, int hi) {
+    ElemVec *v = &p->rules[rule];
+    int nx = v->n - sym;
+    Elem *x = malloc((size_t)nx * sizeof *x);
+    if (!x) {
+        p->st = err_set(p->err, STATUS_NOMEM, "grammar: out of memory");
+        return;
+    }
+    memcpy(x, v->e + sym, (size_t)nx * sizeof *x);
+    v->n = sym;
+    for (int i = 0; i < lo && !p->st; i++)
+        copy_elems(p, &p->rules[rule], x, nx);
+    if (hi < 0) {
+        int r = helper_rule(p, x, nx, true, -1);
+        if (r >= 0)
+            vec_push(p, &p->rules[rule], E_REF, (uint32_t)r);
+    } else if (hi > lo) {
+        int r = -1; /* opt_k ::= x opt_{k-1} | empty, innermost first */
+        for (int k = 0; k < hi - lo && !p->st; k++)
+            r = helper_rule(p, x, nx, false, r);
+        if (r >= 0)
+            vec_push(p, &p->rules[rule], E_REF, (uint32_t)r);
+    }
+    free(x);
+}
+
+/* Digits at *s (clamped past GRAMMAR_MAX_REPEAT); -1 when there are none. */
+static int parse_int(const Parser *p, const char **s) {
+    long v = 0;
+    const char *c = *s;
+    if (c >= p->end || *c < '0' || *c > '9')
+        return -1;
+    for (; c < p->end && *c >= '0' && *c <= '9'; c++) {
+        v = v * 10 + (*c - '0');
+        v = v > GRAMMAR_MAX_REPEAT ? GRAMMAR_MAX_REPEAT + 1 : v;
+    }
+    *s = c;
+    return (int)v;
+}
+
+static const char *parse_sequence(Parser *p, const char *s, int rule, bool nested) {
+    int sym = -1; /* where the last symbol starts in the rule */
+    while (s < p->end && !p->st) {
+        ElemVec *v = &p->rules[rule];
+        int here = v->n;
+        char c = *s;
+        if (c == '"') {
+            s++;
+            sym = here;
+            while (s < p->end && *s != '"' && !p->st) {
+                if (*s == '\n') {
+                    fail(p, s, "newline in a literal");
+                    break;
+                }
+                uint32_t cp = parse_char(p, &s);
+                vec_push(p, &p->rules[rule], E_CHAR, cp);
+            }
+            if (s >= p->end)
+                fail(p, s, "unterminated literal");
+            else
+                s++;
+            if (p->rules[rule].n == here) /* "": an empty symbol */
+                sym = -1;
+        } else if (c == '[') {
+            s++;
+            sym = here;
+            bool neg = s < p->end && *s == '^';
+            if (neg) {
+                s++;
+                vec_push(p, &p->rules[rule], E_CHAR_NOT, 0);
+            }
+            bool first = true;
+            while (s < p->end && *s != ']' && !p->st) {
+                uint32_t lo = parse_char(p, &s);
+                vec_push(p, &p->rules[rule], first && !neg ? E_CHAR : E_CHAR_ALT, lo);
+                first = false;
+                if (s + 1 < p->end && *s == '-' && s[1] != ']') {
+                    s++;
+                    uint32_t hi = parse_char(p, &s);
+                    if (hi < lo)
+                        fail(p, s, "range upside down");
+                    vec_push(p, &p->rules[rule], E_RNG_UPPER, hi);
+                }
+            }
+            if (s >= p->end)
+                fail(p, s, "unterminated character class");
+            else if (first && !neg)
+                fail(p, s, "empty character class");
+            else
+                s++;
+        } else if (c == '.') {
+            s++;
+            sym = here;
+            vec_push(p, &p->rules[rule], E_ANY, 0);
+        } else if (is_word(c)) {
+            const char *n0 = s;
+            while (s < p->end && is_word(*s))
+                s++;
+            int id = rule_id(p, n0, (size_t)(s - n0));
+            sym = here;
+            if (id >= 0)
+                vec_push(p, &p->rules[rule], E_REF, (uint32_t)id);
+        } else if (c == '(') {
+            if (++p->depth > GRAMMAR_MAX_NEST) {
+                p->st = err_set(p->err, STATUS_LIMIT, "grammar: groups nested over %d deep",
+                                GRAMMAR_MAX_NEST);
+                break;
+            }
+            int g = new_rule(p, NULL, 0);
+            if (g < 0)
+                break;
+            s = parse_alternates(p, space(p, s + 1, true), g, true);
+            if (p->st)
+                break;
+            if (s >= p->end || *s != ')') {
+                fail(p, s, "expected ')'");
+                break;
+            }
+            s++;
+            p->depth--;
+            sym = p->rules[rule].n;
+            vec_push(p, &p->rules[rule], E_REF, (uint32_t)g);
+        } else if (c == '*' || c == '+' || c == '?' || c == '{') {
+            if (sym < 0) {
+                fail(p, s, "repetition with nothing to repeat");
+                break;
+            }
+            int lo = 0, hi = -1;
+            if (c == '{') {
+                const char *at = s;
+                bool bad = false;
+                s = space(p, s + 1, false);
+                lo = parse_int(p, &s);
+                s = space(p, s, false);
+                hi = lo;
+                if (s < p->end && *s == ',') {
+                    s = space(p, s + 1, false);
+                    if (s < p->end && *s == '}') {
+                        hi = -1;
+                    } else {
+                        hi = parse_int(p, &s);
+                        bad = hi < 0;
+                        s = space(p, s, false);
+                    }
+                }
+                if (bad || lo < 0 || s >= p->end || *s != '}') {
+                    fail(p, at, "bad {m,n} repetition");
+                    break;
+                }
+                if (lo > GRAMMAR_MAX_REPEAT || hi > GRAMMAR_MAX_REPEAT || (hi >= 0 && hi < lo)) {
+                    p->st = err_set(p->err, STATUS_LIMIT,
+                                    "grammar: repetition {%d,%d} out of range (0 <= m <= n <= %d)",
+                                    lo, hi, GRAMMAR_MAX_REPEAT);
+                    break;
+                }
+                s++;
+            } else {
+                s++;
+                lo = c == '+' ? 1 : 0;
+                hi = c == '?' ? 1 : -1;
+            }
+            repeat(p, rule, sym, lo, hi);
+            sym = -1;
+        } else {
+            break; /* '|', ')', a newline or the end */
+        }
+        s = space(p, s, nested);
+    }
+    return s;
+}
+
+static const char *parse_alternates(Parser *p, const char *s, int rule, bool nested) {
+    s = parse_sequence(p, s, rule, nested);
+    while (!p->st && s < p->end && *s == '|') {
+        vec_push(p, &p->rules[rule], E_ALT, 0);
+        s = parse_sequence(p, space(p, s + 1, true), rule, nested);
+    }
+    vec_push(p, &p->rules[rule], E_END, 0);
+    return s;
+}
+
+static void parse_all(Parser *p) {
+    const char *s = space(p, p->s, true);
+    while (s < p->end && !p->st) {
+        const char *n0 = s;
+        while (s < p->end && is_word(*s))
+            s++;
+        if (s == n0) {
+            fail(p, s, "expected a rule name");
+            return;
+        }
+        int id = rule_id(p, n0, (size_t)(s - n0));
+        if (id < 0)
+            return;
+        if (p->defined[id] || p->rules[id].n) {
+            int line, col;
+            where(p, n0, &line, &col);
+            p->st = err_set(p->err, STATUS_INVALID, "grammar: rule '%s' defined twice (at %d:%d)",
+                            p->names[id], line, col);
+            return;
+        }
+        s = space(p, s, false);
+        if (p->end - s < 3 || memcmp(s, "::=", 3)) {
+            fail(p, s, "expected '::='");
+            return;
+        }
+        s = space(p, s + 3, true);
+        s = parse_alternates(p, s, id, false);
+        p->defined[id] = true;
+        if (p->st)
+            return;
+        if (s < p->end && *s != '\n') {
+            fail(p, s, "unexpected character");
+            return;
+        }
+        s = space(p, s, true);
+    }
+}
+
+/* ------------------------------------------------------- compile, check */
+
+static bool end_of_seq(const Elem *e) { return e->type == E_END || e->type == E_ALT; }
+
+/* nullable[r]: rule r can match the empty text (fixpoint). */
+static void nullable_rules(const Grammar *g, bool *nullable) {
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (int r = 0; r < g->n_rules; r++) {
+            if (nullable[r])
+                continue;
+            const Elem *e = g->el + g->start[r];
+            for (;;) { /* each alternative */
+                bool all = true;
+                for (; !end_of_seq(e); e++)
+                    if (e->type != E_REF || !nullable[e->value])
+                        all = false;
+                if (all) {
+                    nullable[r] = changed = true;
+                    break;
+                }
+                if (e->type == E_END)
+                    break;
+                e++;
+            }
+        }
+    }
+}
+
+/* Depth-first over "r can start with a reference to s" (through nullable
+ * prefixes): a cycle is left recursion. 0 white, 1 grey, 2 black. */
+static int left_cycle(const Grammar *g, const bool *nullable, uint8_t *color, int r) {
+    color[r] = 1;
+    const Elem *e = g->el + g->start[r];
+    for (;;) {
+        for (; !end_of_seq(e); e++) {
+            if (e->type != E_REF)
+                break;
+            int s = (int)e->value;
+            if (color[s] == 1)
+                return s;
+            if (color[s] == 0) {
+                int c = left_cycle(g, nullable, color, s);
+                if (c >= 0)
+                    return c;
+            }
+            if (!nullable[s])
+                break;
+        }
+        while (!end_of_seq(e))
+            e++;
+        if (e->type == E_END)
+            break;
+        e++;
+    }
+    color[r] = 2;
+    return -1;
+}
+
+static const char *rule_name(const Parser *p, int r) {
+    return p->names[r] ? p->names[r] : "(group)";
+}
+
+Status grammar_parse(Grammar **out, const char *text, size_t len, const char *root, Err *err) {
+    *out = NULL;
+    if (len > GRAMMAR_MAX_TEXT)
+        return err_set(err, STATUS_LIMIT, "grammar: %zu bytes (limit %d)", len, GRAMMAR_MAX_TEXT);
+    Parser p = {.s = text, .end = text + len, .err = err};
+    parse_all(&p);
+    Grammar *g = NULL;
+    if (!p.st) {
+        for (int r = 0; r < p.n_rules && !p.st; r++)
+            if (!p.defined[r])
+                p.st = err_set(err, STATUS_INVALID, "grammar: rule '%s' is used but not defined",
+                               p.names[r]);
+    }
+    const char *rn = root ? root : "root";
+    int root_id = -1;
+    for (int r = 0; !p.st && r < p.n_rules; r++)
+        if (p.names[r] && !strcmp(p.names[r], rn))
+            root_id = r;
+    if (!p.st && root_id < 0)
+        p.st = err_set(err, STATUS_INVALID, "grammar: no rule '%s' to start from", rn);
+    if (!p.st) {
+        long total = 0;
+        for (int r = 0; r < p.n_rules; r++)
+            total += p.rules[r].n;
+        g = calloc(1, sizeof *g);
+        if (g && total <= GRAMMAR_MAX_ELEMS) {
+            g->el = malloc((size_t)total * sizeof *g->el);
+            g->start = malloc((size_t)p.n_rules * sizeof *g->start);
+        }
+        if (total > GRAMMAR_MAX_ELEMS)
+            p.st = err_set(err, STATUS_LIMIT, "grammar: %ld elements (limit %d)", total,
+                           GRAMMAR_MAX_ELEMS);
+        else if (!g || !g->el || !g->start)
+            p.st = err_set(err, STATUS_NOMEM, "grammar: out of memory");
+    }
+    if (!p.st) {
+        int at = 0;
+        for (int r = 0; r < p.n_rules; r++) {
+            g->start[r] = at;
+            memcpy(g->el + at, p.rules[r].e, (size_t)p.rules[r].n * sizeof *g->el);
+            at += p.rules[r].n;
+        }
+        g->n_rules = p.n_rules;
+        g->root = root_id;
+        size_t nr = (size_t)(g->n_rules > 0 ? g->n_rules : 1);
+        bool *nullable = calloc(nr, sizeof *nullable);
+        uint8_t *color = calloc(nr, 1);
+        if (!nullable || !color) {
+            p.st = err_set(err, STATUS_NOMEM, "grammar: out of memory");
+        } else {
+            nullable_rules(g, nullable);
+            for (int r = 0; r < g->n_rules && !p.st; r++) {
+                int c = color[r] ? -1 : left_cycle(g, nullable, color, r);
+                if (c >= 0)
+                    p.st = err_set(err, STATUS_INVALID,
+                                   "grammar: rule '%s' is left-recursive (it can reach itself "
+                                   "without reading a character)",
+                                   rule_name(&p, c));
+            }
+        }
+        free(nullable);
+        free(color);
+    }
+    for (int r = 0; r < p.n_rules; r++) {
+        free(p.rules[r].e);
+        free(p.names[r]);
+    }
+    free(p.rules);
+    free(p.names);
+    free(p.defined);
+    if (p.st) {
+        grammar_free(g);
+        return p.st;
+    }
+    *out = g;
+    return STATUS_OK;
+}
+
+void grammar_free(Grammar *g) {
+    if (!g)
+        return;
+    free(g->el);
+    free(g->start);
+    free(g);
+}
+
+int grammar_rule_count(const Grammar *g) { return g->n_rules; }
+
+/* ------------------------------------------------------------ matching */
+
+/* The stacks: positions in one pool, stack i at pos[off[i]..off[i+1]). */
+struct GrammarState {
+    const Grammar *g;
+    int n;
+    int32_t *off; /* (n + 1) */
+    int32_t *pos;
+    int cap_n, cap_pos;
+    bool overflow;
+};
+
+static bool st_reserve(GrammarState *s, int n, int npos) {
+    if (n + 1 > s->cap_n) {
+        int cap = s->cap_n ? 2 * s->cap_n : 16;
+        while (cap < n + 1)
+            cap *= 2;
+        int32_t *o = realloc(s->off, (size_t)cap * sizeof *o);
+        if (!o)
+            return false;
+        s->off = o;
+        s->cap_n = cap;
+    }
+    if (npos > s->cap_pos) {
+        int cap = s->cap_pos ? 2 * s->cap_pos : 64;
+        while (cap < npos)
+            cap *= 2;
+        int32_t *q = realloc(s->pos, (size_t)cap * sizeof *q);
+        if (!q)
+            return false;
+        s->pos = q;
+        s->cap_pos = cap;
+    }
+    return true;
+}
+
+/* Add stack st[0..k) to s unless an equal one is there. */
+static void st_add(GrammarState *s, const int32_t *st, int k) {
+    if (s->overflow)
+        return;
+    for (int i = 0; i < s->n; i++)
+        if (s->off[i + 1] - s->off[i] == k &&
+            !memcmp(s->pos + s->off[i], st, (size_t)k * sizeof *st))
+            return;
+    if (s->n == GRAMMAR_MAX_STACKS || !st_reserve(s, s->n + 1, s->off[s->n] + k)) {
+        s->overflow = true;
+        return;
+    }
+    memcpy(s->pos + s->off[s->n], st, (size_t)k * sizeof *st);
+    s->off[s->n + 1] = s->off[s->n] + k;
+    s->n++;
+}
+
+/* Expand st[0..k) (room for GRAMMAR_MAX_DEPTH + 1) until its top is a
+ * terminal or it is empty, adding each result to s. Leaves st[0..k) as it
+ * found it (it writes at k - 1 and above, and restores k - 1). */
+static void expand(GrammarState *s, int32_t *st, int k) {
+    const Grammar *g = s->g;
+    if (k == 0 || g->el[st[k - 1]].type != E_REF) {
+        st_add(s, st, k);
+        return;
+    }
+    int32_t p = st[k - 1];
+    int base = k - 1;
+    if (!end_of_seq(&g->el[p + 1]))
+        st[base++] = p + 1;                        /* the rest of the sequence, after the rule */
+    for (int32_t a = g->start[g->el[p].value];;) { /* each alternative of the rule */
+        if (base >= GRAMMAR_MAX_DEPTH) {
+            s->overflow = true;
+            break;
+        }
+        if (end_of_seq(&g->el[a])) {
+            expand(s, st, base); /* an empty alternative */
+        } else {
+            st[base] = a;
+            expand(s, st, base + 1);
+        }
+        while (!end_of_seq(&g->el[a]))
+            a++;
+        if (g->el[a].type == E_END)
+            break;
+        a++;
+    }
+    st[k - 1] = p;
+}
+
+/* Whether the terminal at p admits cp; *next: the position after it. */
+static bool admits(const Grammar *g, int32_t p, uint32_t cp, int32_t *next) {
+    const Elem *e = g->el + p;
+    if (e->type == E_ANY) {
+        *next = p + 1;
+        return true;
+    }
+    bool neg = e->type == E_CHAR_NOT, hit = false;
+    if (neg)
+        e++;
+    for (bool first = !neg; first || e->type == E_CHAR_ALT; first = false) {
+        uint32_t lo = e->value, hi = lo;
+        e++;
+        if (e->type == E_RNG_UPPER)
+            hi = (e++)->value;
+        hit = hit || (cp >= lo && cp <= hi);
+    }
+    *next = (int32_t)(e - g->el);
+    return neg ? !hit : hit;
+}
+
+static GrammarState *state_alloc(const Grammar *g) {
+    GrammarState *s = calloc(1, sizeof *s);
+    if (!s || !st_reserve(s, 1, 1)) {
+        grammar_state_free(s);
+        return NULL;
+    }
+    s->g = g;
+    s->off[0] = 0;
+    return s;
+}
+
+Status grammar_state_new(const Grammar *g, GrammarState **out, Err *err) {
+    *out = NULL;
+    GrammarState *s = state_alloc(g);
+    int32_t *buf = malloc((GRAMMAR_MAX_DEPTH + 1) * sizeof *buf);
+    if (!s || !buf) {
+        free(buf);
+        grammar_state_free(s);
+        return err_set(err, STATUS_NOMEM, "grammar: out of memory");
+    }
+    int32_t a = g->start[g->root];
+    for (;;) {
+        if (end_of_seq(&g->el[a])) {
+            expand(s, buf, 0);
+        } else {
+            buf[0] = a;
+            expand(s, buf, 1);
+        }
+        while (!end_of_seq(&g->el[a]))
+            a++;
+        if (g->el[a].type == E_END)
+            break;
+        a++;
+    }
+    free(buf);
+    if (s->overflow) {
+        grammar_state_free(s);
+        return err_set(err, STATUS_LIMIT, "grammar: its start needs over %d stacks of at most %d",
+                       GRAMMAR_MAX_STACKS, GRAMMAR_MAX_DEPTH);
+    }
+    *out = s;
+    return STATUS_OK;
+}
+
+void grammar_state_free(GrammarState *s) {
+    if (!s)
+        return;
+    free(s->off);
+    free(s->pos);
+    free(s);
+}
+
+bool grammar_state_copy(GrammarState *dst, const GrammarState *src) {
+    if (!st_reserve(dst, src->n, src->off[src->n]))
+        return false;
+    dst->g = src->g;
+    dst->n = src->n;
+    dst->overflow = false;
+    memcpy(dst->off, src->off, (size_t)(src->n + 1) * sizeof *dst->off);
+    memcpy(dst->pos, src->pos, (size_t)src->off[src->n] * sizeof *dst->pos);
+    return true;
+}
+
+bool grammar_accept(GrammarState *s, uint32_t cp) {
+    GrammarState *t = state_alloc(s->g);
+    int32_t *buf = malloc((GRAMMAR_MAX_DEPTH + 1) * sizeof *buf);
+    if (!t || !buf) {
+        free(buf);
+        grammar_state_free(t);
+        return false;
+    }
+    for (int i = 0; i < s->n; i++) {
+        int k = s->off[i + 1] - s->off[i];
+        const int32_t *st = s->pos + s->off[i];
+        int32_t next;
+        if (k == 0 || !admits(s->g, st[k - 1], cp, &next))
+            continue;
+        memcpy(buf, st, (size_t)(k - 1) * sizeof *buf);
+        int m = k - 1;
+        if (!end_of_seq(&s->g->el[next]))
+            buf[m++] = next;
+        expand(t, buf, m);
+    }
+    free(buf);
+    bool ok = t->n > 0 && !t->overflow && grammar_state_copy(s, t);
+    grammar_state_free(t);
+    return ok;
+}
+
+bool grammar_accept_utf8(GrammarState *s, const char *text, size_t len) {
+    const unsigned char *u = (const unsigned char *)text;
+    for (size_t i = 0; i < len;) {
+        int n = utf8_seq(u + i, len - i);
+        if (n <= 0)
+            return false;
+        uint32_t cp = n == 1   ? u[i]
+                      : n == 2 ? ((uint32_t)(u[i] & 0x1F) << 6) | (u[i + 1] & 0x3F)
+                      : n == 3
+                          ? ((uint32_t)(u[i] & 0x0F) << 12) | ((uint32_t)(u[i + 1] & 0x3F) << 6) |
+                                (u[i + 2] & 0x3F)
+                          : ((uint32_t)(u[i] & 0x07) << 18) | ((uint32_t)(u[i + 1] & 0x3F) << 12) |
+                                ((uint32_t)(u[i + 2] & 0x3F) << 6) | (u[i + 3] & 0x3F);
+        if (!grammar_accept(s, cp))
+            return false;
+        i += (size_t)n;
+    }
+    return true;
+}
+
+bool grammar_complete(const GrammarState *s) {
+    for (int i = 0; i < s->n; i++)
+        if (s->off[i + 1] == s->off[i])
+            return true;
+    return false;
+}
+
+bool grammar_done(const GrammarState *s) { return s->n == 1 && s->off[1] == 0; }
+
+bool grammar_matches(const Grammar *g, const char *text, size_t len) {
+    GrammarState *s = NULL;
+    Err err = {0};
+    if (grammar_state_new(g, &s, &err))
+        return false;
+    bool ok = grammar_accept_utf8(s, text, len) && grammar_complete(s);
+    grammar_state_free(s);
+    return ok;
+}
