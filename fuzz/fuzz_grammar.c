@@ -4,7 +4,8 @@
  * after it are text to match. A grammar must parse or fail with a message;
  * a parsed one is matched against the text code point by code point (a
  * refused step must leave the state as it was: complete/done unchanged),
- * and a copy of the state must agree with the state it was copied from.
+ * and a copy of the state must agree with the state it was copied from;
+ * the text is also fed byte by byte (code points split across calls).
  * No crash, hang or unbounded growth on any input. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -40,6 +41,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             }
         }
         (void)grammar_matches(g, text, tlen < 256 ? tlen : 256);
+        /* bytes, one at a time (unfinished code points kept between) */
+        GrammarState *u = NULL;
+        if (grammar_state_new(g, &u, &err) == STATUS_OK)
+            for (size_t i = 0; i < tlen && i < 256 && grammar_accept_bytes(u, text + i, 1); i++)
+                ;
+        grammar_state_free(u);
     }
     grammar_state_free(s);
     grammar_state_free(t);

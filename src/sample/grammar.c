@@ -628,6 +628,9 @@ struct GrammarState {
     int32_t *pos;
     int cap_n, cap_pos;
     bool overflow;
+    uint8_t pend[4]; /* the bytes of a code point a token left unfinished */
+    int n_pend;
+    int32_t *buf; /* (GRAMMAR_MAX_DEPTH + 1) expand's scratch, or NULL */
 };
 
 static bool st_reserve(GrammarState *s, int n, int npos) {
@@ -772,6 +775,7 @@ Status grammar_state_new(const Grammar *g, GrammarState **out, Err *err) {
 void grammar_state_free(GrammarState *s) {
     if (!s)
         return;
+    free(s->buf);
     free(s->off);
     free(s->pos);
     free(s);
@@ -783,65 +787,161 @@ bool grammar_state_copy(GrammarState *dst, const GrammarState *src) {
     dst->g = src->g;
     dst->n = src->n;
     dst->overflow = false;
+    memcpy(dst->pend, src->pend, sizeof dst->pend);
+    dst->n_pend = src->n_pend;
     memcpy(dst->off, src->off, (size_t)(src->n + 1) * sizeof *dst->off);
     memcpy(dst->pos, src->pos, (size_t)src->off[src->n] * sizeof *dst->pos);
     return true;
 }
 
+/* dst := src advanced by cp (dst's own stacks replaced; pend cleared).
+ * False when no stack admits cp or the limits are passed. */
+static bool step_cp(const GrammarState *src, GrammarState *dst, uint32_t cp) {
+    if (!dst->buf && !(dst->buf = malloc((GRAMMAR_MAX_DEPTH + 1) * sizeof *dst->buf)))
+        return false;
+    dst->g = src->g;
+    dst->n = 0;
+    dst->off[0] = 0;
+    dst->overflow = false;
+    dst->n_pend = 0;
+    for (int i = 0; i < src->n; i++) {
+        int k = src->off[i + 1] - src->off[i];
+        const int32_t *st = src->pos + src->off[i];
+        int32_t next;
+        if (k == 0 || !admits(src->g, st[k - 1], cp, &next))
+            continue;
+        memcpy(dst->buf, st, (size_t)(k - 1) * sizeof *dst->buf);
+        int m = k - 1;
+        if (!end_of_seq(&src->g->el[next]))
+            dst->buf[m++] = next;
+        expand(dst, dst->buf, m);
+    }
+    return dst->n > 0 && !dst->overflow;
+}
+
+/* Whether the terminal at p admits some code point in [lo, hi]: it is a
+ * union of ranges, so trying the ends of [lo, hi] and the points at and
+ * next to each range's ends inside it decides. */
+static bool admits_some(const Grammar *g, int32_t p, uint32_t lo, uint32_t hi) {
+    int32_t next;
+    if (admits(g, p, lo, &next) || admits(g, p, hi, &next))
+        return true;
+    const Elem *e = g->el + p;
+    if (e->type == E_ANY)
+        return true;
+    bool neg = e->type == E_CHAR_NOT;
+    if (neg)
+        e++;
+    for (bool first = !neg; first || e->type == E_CHAR_ALT; first = false) {
+        uint32_t a = e->value, b = a;
+        e++;
+        if (e->type == E_RNG_UPPER)
+            b = (e++)->value;
+        uint32_t c[4] = {a, b, a > 0 ? a - 1 : a, b < 0x10FFFF ? b + 1 : b};
+        for (int i = 0; i < 4; i++)
+            if (c[i] >= lo && c[i] <= hi && admits(g, p, c[i], &next))
+                return true;
+    }
+    return false;
+}
+
+/* Code points whose UTF-8 starts with the n bytes u: [*lo, *hi]; false
+ * when u cannot start one (n >= 1, a lead byte then continuations). */
+static bool prefix_range(const uint8_t *u, int n, uint32_t *lo, uint32_t *hi) {
+    int len = u[0] < 0x80                    ? 1
+              : u[0] >= 0xC2 && u[0] <= 0xDF ? 2
+              : u[0] >= 0xE0 && u[0] <= 0xEF ? 3
+              : u[0] >= 0xF0 && u[0] <= 0xF4 ? 4
+                                             : 0;
+    if (!len || n >= len)
+        return false;
+    uint32_t v = len == 2 ? u[0] & 0x1Fu : len == 3 ? u[0] & 0x0Fu : u[0] & 0x07u;
+    for (int i = 1; i < n; i++) {
+        if ((u[i] & 0xC0) != 0x80)
+            return false;
+        v = v << 6 | (u[i] & 0x3Fu);
+    }
+    int rest = len - n;
+    *lo = v << (6 * rest);
+    *hi = *lo | ((1u << (6 * rest)) - 1);
+    uint32_t min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+    *lo = *lo < min ? min : *lo;
+    *hi = *hi > 0x10FFFF ? 0x10FFFF : *hi;
+    if (len == 3 && *lo >= 0xD800 && *hi <= 0xDFFF)
+        return false; /* surrogates only */
+    return *lo <= *hi;
+}
+
+/* dst := src advanced by one byte: a code point completed is stepped, an
+ * unfinished one kept in pend while some stack admits a code point it can
+ * still become. False on a byte no stack can take (dst then undefined). */
+static bool step_byte(const GrammarState *src, GrammarState *dst, uint8_t b) {
+    uint8_t u[4];
+    int n = src->n_pend;
+    memcpy(u, src->pend, (size_t)n);
+    u[n++] = b;
+    uint32_t lo, hi;
+    int len = u[0] < 0x80                    ? 1
+              : u[0] >= 0xC2 && u[0] <= 0xDF ? 2
+              : u[0] >= 0xE0 && u[0] <= 0xEF ? 3
+              : u[0] >= 0xF0 && u[0] <= 0xF4 ? 4
+                                             : 0;
+    if (len && n == len) {
+        int k = utf8_seq(u, (size_t)n);
+        if (k != n)
+            return false;
+        uint32_t cp = n == 1   ? u[0]
+                      : n == 2 ? ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F)
+                      : n == 3 ? ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) |
+                                     (u[2] & 0x3F)
+                               : ((uint32_t)(u[0] & 0x07) << 18) | ((uint32_t)(u[1] & 0x3F) << 12) |
+                                     ((uint32_t)(u[2] & 0x3F) << 6) | (u[3] & 0x3F);
+        return step_cp(src, dst, cp);
+    }
+    if (!prefix_range(u, n, &lo, &hi))
+        return false;
+    bool some = false;
+    for (int i = 0; i < src->n && !some; i++) {
+        int k = src->off[i + 1] - src->off[i];
+        some = k > 0 && admits_some(src->g, src->pos[src->off[i] + k - 1], lo, hi);
+    }
+    if (!some || !grammar_state_copy(dst, src))
+        return false;
+    memcpy(dst->pend, u, (size_t)n);
+    dst->n_pend = n;
+    return true;
+}
+
 bool grammar_accept(GrammarState *s, uint32_t cp) {
     GrammarState *t = state_alloc(s->g);
-    int32_t *buf = malloc((GRAMMAR_MAX_DEPTH + 1) * sizeof *buf);
-    if (!t || !buf) {
-        free(buf);
-        grammar_state_free(t);
-        return false;
-    }
-    for (int i = 0; i < s->n; i++) {
-        int k = s->off[i + 1] - s->off[i];
-        const int32_t *st = s->pos + s->off[i];
-        int32_t next;
-        if (k == 0 || !admits(s->g, st[k - 1], cp, &next))
-            continue;
-        memcpy(buf, st, (size_t)(k - 1) * sizeof *buf);
-        int m = k - 1;
-        if (!end_of_seq(&s->g->el[next]))
-            buf[m++] = next;
-        expand(t, buf, m);
-    }
-    free(buf);
-    bool ok = t->n > 0 && !t->overflow && grammar_state_copy(s, t);
+    bool ok = t && s->n_pend == 0 && step_cp(s, t, cp) && grammar_state_copy(s, t);
+    grammar_state_free(t);
+    return ok;
+}
+
+bool grammar_accept_bytes(GrammarState *s, const char *bytes, size_t len) {
+    GrammarState *t = state_alloc(s->g);
+    bool ok = t != NULL;
+    for (size_t i = 0; i < len && ok; i++)
+        ok = step_byte(s, t, (uint8_t)bytes[i]) && grammar_state_copy(s, t);
     grammar_state_free(t);
     return ok;
 }
 
 bool grammar_accept_utf8(GrammarState *s, const char *text, size_t len) {
-    const unsigned char *u = (const unsigned char *)text;
-    for (size_t i = 0; i < len;) {
-        int n = utf8_seq(u + i, len - i);
-        if (n <= 0)
-            return false;
-        uint32_t cp = n == 1   ? u[i]
-                      : n == 2 ? ((uint32_t)(u[i] & 0x1F) << 6) | (u[i + 1] & 0x3F)
-                      : n == 3
-                          ? ((uint32_t)(u[i] & 0x0F) << 12) | ((uint32_t)(u[i + 1] & 0x3F) << 6) |
-                                (u[i + 2] & 0x3F)
-                          : ((uint32_t)(u[i] & 0x07) << 18) | ((uint32_t)(u[i + 1] & 0x3F) << 12) |
-                                ((uint32_t)(u[i + 2] & 0x3F) << 6) | (u[i + 3] & 0x3F);
-        if (!grammar_accept(s, cp))
-            return false;
-        i += (size_t)n;
-    }
-    return true;
+    return grammar_accept_bytes(s, text, len) && s->n_pend == 0;
 }
 
 bool grammar_complete(const GrammarState *s) {
+    if (s->n_pend)
+        return false;
     for (int i = 0; i < s->n; i++)
         if (s->off[i + 1] == s->off[i])
             return true;
     return false;
 }
 
-bool grammar_done(const GrammarState *s) { return s->n == 1 && s->off[1] == 0; }
+bool grammar_done(const GrammarState *s) { return !s->n_pend && s->n == 1 && s->off[1] == 0; }
 
 bool grammar_matches(const Grammar *g, const char *text, size_t len) {
     GrammarState *s = NULL;
@@ -851,4 +951,157 @@ bool grammar_matches(const Grammar *g, const char *text, size_t len) {
     bool ok = grammar_accept_utf8(s, text, len) && grammar_complete(s);
     grammar_state_free(s);
     return ok;
+}
+
+/* ---------------------------------------------------------- token masks */
+
+#define GRAMMAR_MAX_PIECE 65536 /* bytes of one piece */
+
+typedef struct {
+    int32_t child, sibling, tok; /* first child, next sibling, first token ending here */
+    uint8_t byte;
+} TrieNode;
+
+struct GrammarVocab {
+    int n;
+    TrieNode *node;
+    int n_nodes, cap_nodes;
+    int32_t *tok_next; /* (n) the next token with the same piece */
+    uint8_t *eog;      /* (n) */
+    int depth;         /* the longest piece */
+};
+
+struct GrammarMasker {
+    const GrammarVocab *v;
+    GrammarState **st; /* (depth + 1) */
+};
+
+static int trie_child(GrammarVocab *v, int node, uint8_t b) {
+    int c = v->node[node].child;
+    for (; c >= 0; c = v->node[c].sibling)
+        if (v->node[c].byte == b)
+            return c;
+    if (v->n_nodes == v->cap_nodes) {
+        int cap = 2 * v->cap_nodes;
+        TrieNode *t = realloc(v->node, (size_t)cap * sizeof *t);
+        if (!t)
+            return -1;
+        v->node = t;
+        v->cap_nodes = cap;
+    }
+    c = v->n_nodes++;
+    v->node[c] = (TrieNode){-1, v->node[node].child, -1, b};
+    v->node[node].child = c;
+    return c;
+}
+
+Status grammar_vocab_new(GrammarVocab **out, int n, const char *const *pieces, const size_t *lens,
+                         const uint8_t *eog, Err *err) {
+    *out = NULL;
+    GrammarVocab *v = calloc(1, sizeof *v);
+    if (v) {
+        v->n = n;
+        v->cap_nodes = 1024;
+        v->node = malloc((size_t)v->cap_nodes * sizeof *v->node);
+        v->tok_next = malloc((size_t)(n > 0 ? n : 1) * sizeof *v->tok_next);
+        v->eog = calloc((size_t)(n > 0 ? n : 1), 1);
+    }
+    if (!v || !v->node || !v->tok_next || !v->eog) {
+        grammar_vocab_free(v);
+        return err_set(err, STATUS_NOMEM, "grammar: out of memory for a vocabulary of %d", n);
+    }
+    v->node[0] = (TrieNode){-1, -1, -1, 0};
+    v->n_nodes = 1;
+    for (int i = 0; i < n; i++) {
+        v->tok_next[i] = -1;
+        v->eog[i] = eog && eog[i];
+        if (v->eog[i] || lens[i] == 0)
+            continue;
+        if (lens[i] > GRAMMAR_MAX_PIECE) {
+            grammar_vocab_free(v);
+            return err_set(err, STATUS_LIMIT, "grammar: token %d's piece of %zu bytes (limit %d)",
+                           i, lens[i], GRAMMAR_MAX_PIECE);
+        }
+        int node = 0;
+        for (size_t k = 0; k < lens[i] && node >= 0; k++)
+            node = trie_child(v, node, (uint8_t)pieces[i][k]);
+        if (node < 0) {
+            grammar_vocab_free(v);
+            return err_set(err, STATUS_NOMEM, "grammar: out of memory for the token trie");
+        }
+        v->tok_next[i] = v->node[node].tok;
+        v->node[node].tok = i;
+        v->depth = (int)lens[i] > v->depth ? (int)lens[i] : v->depth;
+    }
+    *out = v;
+    return STATUS_OK;
+}
+
+void grammar_vocab_free(GrammarVocab *v) {
+    if (!v)
+        return;
+    free(v->node);
+    free(v->tok_next);
+    free(v->eog);
+    free(v);
+}
+
+Status grammar_masker_new(GrammarMasker **out, const GrammarVocab *v, Err *err) {
+    *out = NULL;
+    GrammarMasker *m = calloc(1, sizeof *m);
+    if (m) {
+        m->v = v;
+        m->st = calloc((size_t)v->depth + 1, sizeof *m->st);
+    }
+    for (int d = 0; m && m->st && d <= v->depth; d++)
+        if (!(m->st[d] = state_alloc(NULL))) {
+            grammar_masker_free(m);
+            m = NULL;
+        }
+    if (!m || !m->st) {
+        grammar_masker_free(m);
+        return err_set(err, STATUS_NOMEM, "grammar: out of memory for a masker");
+    }
+    *out = m;
+    return STATUS_OK;
+}
+
+void grammar_masker_free(GrammarMasker *m) {
+    if (!m)
+        return;
+    for (int d = 0; m->st && d <= m->v->depth; d++)
+        grammar_state_free(m->st[d]);
+    free(m->st);
+    free(m);
+}
+
+/* The tokens under 'node' whose pieces continue state st[depth]. */
+static int mask_walk(GrammarMasker *m, int node, int depth, uint8_t *allowed) {
+    const GrammarVocab *v = m->v;
+    int count = 0;
+    for (int c = v->node[node].child; c >= 0; c = v->node[c].sibling) {
+        if (!step_byte(m->st[depth], m->st[depth + 1], v->node[c].byte))
+            continue;
+        for (int t = v->node[c].tok; t >= 0; t = v->tok_next[t]) {
+            allowed[t] = 1;
+            count++;
+        }
+        count += mask_walk(m, c, depth + 1, allowed);
+    }
+    return count;
+}
+
+int grammar_mask(GrammarMasker *m, const GrammarState *s, uint8_t *allowed) {
+    const GrammarVocab *v = m->v;
+    memset(allowed, 0, (size_t)v->n);
+    if (!grammar_state_copy(m->st[0], s))
+        return 0;
+    int count = mask_walk(m, 0, 0, allowed);
+    if (grammar_complete(s))
+        for (int i = 0; i < v->n; i++)
+            if (v->eog[i]) {
+                allowed[i] = 1;
+                count++;
+            }
+    return count;
 }

@@ -25,8 +25,8 @@
  * when some stack is empty. Deterministic; a state is a value (copyable by
  * grammar_state_copy), for trying a token and going back.
  *
- * Not here: token masks (the sampler's job, over this interface), JSON
- * Schema (a compiler to GBNF text). */
+ * Not here: applying a mask to logits (the sampler), JSON Schema (a
+ * compiler to GBNF text). */
 #ifndef CGPT_SAMPLE_GRAMMAR_H
 #define CGPT_SAMPLE_GRAMMAR_H
 
@@ -64,15 +64,43 @@ bool grammar_state_copy(GrammarState *dst, const GrammarState *src);
 /* Advance by code point cp. Returns false (the state unchanged) when no
  * stack admits cp, or when the result would exceed the limits. */
 bool grammar_accept(GrammarState *s, uint32_t cp);
-/* The same over UTF-8 bytes: false at the first code point not admitted
- * or an invalid sequence (the state is then where it stopped). */
+/* Advance by bytes, which may end inside a code point (a token's piece
+ * often does): the unfinished bytes are kept while some stack admits a
+ * code point they can still become, and the next bytes complete it. False
+ * at the first byte no stack can take (the state is then where it
+ * stopped). */
+bool grammar_accept_bytes(GrammarState *s, const char *bytes, size_t len);
+/* grammar_accept_bytes of whole UTF-8 text: false also when it ends inside
+ * a code point. */
 bool grammar_accept_utf8(GrammarState *s, const char *text, size_t len);
-/* Whether the text so far is a complete sentence of the grammar. */
+/* Whether the text so far is a complete sentence of the grammar (never
+ * inside an unfinished code point). */
 bool grammar_complete(const GrammarState *s);
 /* Whether no code point can follow (complete and nothing else open). */
 bool grammar_done(const GrammarState *s);
 
 /* Whether the whole of 'text' is a sentence of g. */
 bool grammar_matches(const Grammar *g, const char *text, size_t len);
+
+/* Token masks. A GrammarVocab is a vocabulary's pieces as a byte trie
+ * (built once per model); a GrammarMasker is one sequence's scratch (a
+ * state per trie depth), so a warm mask allocates nothing. pieces[i]
+ * (lens[i] bytes) is the text token i adds; eog[i] marks the tokens that
+ * end generation (not in the trie: allowed exactly when the state is
+ * complete). An empty piece that does not end generation (a control token)
+ * is never allowed. */
+typedef struct GrammarVocab GrammarVocab;
+typedef struct GrammarMasker GrammarMasker;
+Status grammar_vocab_new(GrammarVocab **out, int n, const char *const *pieces, const size_t *lens,
+                         const uint8_t *eog, Err *err);
+void grammar_vocab_free(GrammarVocab *v);
+Status grammar_masker_new(GrammarMasker **out, const GrammarVocab *v, Err *err);
+void grammar_masker_free(GrammarMasker *m);
+/* allowed[i] = 1 when token i may come next in s (its whole piece is
+ * accepted, an unfinished last code point included, or it ends generation
+ * and s is complete), else 0, for the vocabulary's n tokens. Returns how
+ * many are allowed. Walks the trie once, pruning at the first byte no
+ * stack takes. */
+int grammar_mask(GrammarMasker *m, const GrammarState *s, uint8_t *allowed);
 
 #endif

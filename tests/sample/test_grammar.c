@@ -190,3 +190,119 @@ Test(grammar, limits) {
     grammar_state_free(s);
     grammar_free(g);
 }
+
+/* Tokens whose pieces end inside a code point: allowed while the bytes can
+ * still become a code point the grammar admits (CJK U+4E00..U+9FFF here). */
+Test(grammar, unfinished_code_points) {
+    const char *gb = "root ::= [\\u4e00-\\u9fff]+ \"!\"";
+    Grammar *g = NULL;
+    Err err = {0};
+    cr_assert(grammar_parse(&g, gb, strlen(gb), NULL, &err) == STATUS_OK, "%s", err.msg);
+    static const struct {
+        const char *bytes;
+        bool ok, complete;
+    } STEPS[] = {
+        {"\xe4", true, false},                     /* U+4000..4FFF: meets 4E00 */
+        {"\xe3", false, false},                    /* U+3000..3FFF: no */
+        {"\xe4\xb8", true, false},                 /* U+4E00..4E3F */
+        {"\xe4\xb7", false, false},                /* U+4DC0..4DFF: below 4E00 */
+        {"\xe4\xb8\x80!", true, true},             /* "一!" */
+        {"\xe4\xb8\x80\xe4\xba\x8c", true, false}, /* "一二" */
+        {"!", false, false},
+        {"\xc3", false, false},         /* a 2-byte lead: U+00C0..00FF */
+        {"\xe4\xb8\x41", false, false}, /* not a continuation byte */
+    };
+    for (size_t i = 0; i < sizeof STEPS / sizeof STEPS[0]; i++) {
+        GrammarState *s = NULL;
+        cr_assert(grammar_state_new(g, &s, &err) == STATUS_OK);
+        bool ok = grammar_accept_bytes(s, STEPS[i].bytes, strlen(STEPS[i].bytes));
+        cr_expect(ok == STEPS[i].ok, "step %zu: accepted %d", i, ok);
+        if (ok)
+            cr_expect(grammar_complete(s) == STEPS[i].complete, "step %zu: complete", i);
+        grammar_state_free(s);
+    }
+    /* split anywhere, a sentence still goes through byte by byte */
+    GrammarState *s = NULL;
+    cr_assert(grammar_state_new(g, &s, &err) == STATUS_OK);
+    const char *text = "\xe6\x97\xa5\xe6\x9c\xac!"; /* 日本! */
+    for (size_t i = 0; text[i]; i++)
+        cr_expect(grammar_accept_bytes(s, text + i, 1), "byte %zu", i);
+    cr_expect(grammar_complete(s) && grammar_done(s));
+    grammar_state_free(s);
+    grammar_free(g);
+}
+
+/* grammar_mask (one walk of the vocabulary's trie) against the definition,
+ * token by token: allowed exactly when the piece's bytes are accepted from
+ * the state (end-of-generation tokens: when the state is complete). Random
+ * vocabularies of ASCII, JSON punctuation and multi-byte characters cut at
+ * every byte; states after several prefixes of JSON sentences. */
+Test(grammar, mask_is_each_token_alone) {
+    Grammar *g = NULL;
+    Err err = {0};
+    cr_assert(grammar_parse(&g, JSON_GBNF, strlen(JSON_GBNF), NULL, &err) == STATUS_OK, "%s",
+              err.msg);
+    enum { N = 3000 };
+    static const char *ATOMS[] = {"{",    "}",    "[",        "]",    "\"",  ":",  ",", " ",
+                                  "\n",   "a",    "b",        "1",    "0",   "-",  ".", "e",
+                                  "+",    "true", "null",     "fa",   "lse", "\\", "u", "é",
+                                  "日本", "\xe6", "\x97\xa5", "\xa5", "😀",   "x"};
+    const int NA = (int)(sizeof ATOMS / sizeof ATOMS[0]);
+    char **pieces = malloc(N * sizeof *pieces);
+    size_t *lens = malloc(N * sizeof *lens);
+    uint8_t *eog = calloc(N, 1), *mask = malloc(N), *want = malloc(N);
+    uint64_t x = 12345;
+    for (int i = 0; i < N; i++) {
+        char buf[64];
+        size_t n = 0;
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int k = 1 + (int)((x >> 33) % 4);
+        for (int j = 0; j < k; j++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            const char *a = ATOMS[(x >> 33) % (uint64_t)NA];
+            memcpy(buf + n, a, strlen(a));
+            n += strlen(a);
+        }
+        if (i < 3)
+            n = 0; /* control tokens: empty */
+        pieces[i] = malloc(n + 1);
+        memcpy(pieces[i], buf, n);
+        lens[i] = n;
+    }
+    eog[1] = 1;
+    GrammarVocab *v = NULL;
+    GrammarMasker *m = NULL;
+    cr_assert(grammar_vocab_new(&v, N, (const char *const *)pieces, lens, eog, &err) == STATUS_OK);
+    cr_assert(grammar_masker_new(&m, v, &err) == STATUS_OK);
+    static const char *PREFIXES[] = {"",    "{",      "{\"a", "{\"a\": [1, ",
+                                     "[tr", "\"\xe6", "12",   "{\"a\": 1}"};
+    for (size_t pi = 0; pi < sizeof PREFIXES / sizeof PREFIXES[0]; pi++) {
+        GrammarState *s = NULL, *t = NULL;
+        cr_assert(grammar_state_new(g, &s, &err) == STATUS_OK);
+        cr_assert(grammar_state_new(g, &t, &err) == STATUS_OK);
+        cr_assert(grammar_accept_bytes(s, PREFIXES[pi], strlen(PREFIXES[pi])), "%s", PREFIXES[pi]);
+        int n_allowed = grammar_mask(m, s, mask), n_want = 0;
+        for (int i = 0; i < N; i++) {
+            if (eog[i]) {
+                want[i] = grammar_complete(s);
+            } else {
+                cr_assert(grammar_state_copy(t, s));
+                want[i] = lens[i] > 0 && grammar_accept_bytes(t, pieces[i], lens[i]);
+            }
+            n_want += want[i];
+            cr_expect(mask[i] == want[i], "prefix '%s' token %d ('%.*s'): mask %d, alone %d",
+                      PREFIXES[pi], i, (int)lens[i], pieces[i], mask[i], want[i]);
+        }
+        cr_expect(n_allowed == n_want && n_want > 0, "prefix '%s': %d allowed, %d want",
+                  PREFIXES[pi], n_allowed, n_want);
+        cr_log_info("prefix '%s': %d of %d tokens allowed", PREFIXES[pi], n_want, N);
+        grammar_state_free(s);
+        grammar_state_free(t);
+    }
+    grammar_masker_free(m);
+    grammar_vocab_free(v);
+    for (int i = 0; i < N; i++)
+        free(pieces[i]);
+    free(pieces), free(lens), free(eog), free(mask), free(want);
+    grammar_free(g);
+}
