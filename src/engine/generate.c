@@ -127,6 +127,11 @@ Status gen_generate(GenSession *s, const int32_t *prompt, int n_prompt, const Ge
     int reuse = 0;
     while (reuse < s->n_cached && reuse < n_prompt - 1 && s->cached[reuse] == prompt[reuse])
         reuse++;
+    /* a sliding-window model gives back the rows its window has left: a
+     * prefix that ends before the cache does can only be continued while
+     * the window before its end is whole; else the prompt is fed anew */
+    if (reuse < s->n_cached && !model_seq_resumable(s->m, s->seq, reuse))
+        reuse = 0;
     gs->n_prompt = n_prompt;
     gs->n_reused = reuse;
     double t0 = perf_now();

@@ -1074,6 +1074,12 @@ int model_seq_len(const Model *m, int seq) {
     return m->kv.seq_len[seq];
 }
 
+bool model_seq_resumable(const Model *m, int seq, int pos) {
+    if (seq < 0 || seq >= m->params.n_seq_max || pos < 0 || pos > m->kv.seq_len[seq])
+        return false;
+    return kv_seq_window_intact(&m->kv, seq, pos);
+}
+
 int model_kv_free_blocks(const Model *m) { return m->kv.n_free; }
 int model_kv_total_blocks(const Model *m) { return m->kv.n_blocks; }
 

@@ -149,6 +149,10 @@ Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, 
 void model_seq_free(Model *m, int seq);
 /* Positions currently cached for 'seq' (the next position to feed). */
 int model_seq_len(const Model *m, int seq);
+/* Whether a row of 'seq' may be fed at position pos (<= model_seq_len):
+ * false when pos rewinds into a sliding window whose rows were released
+ * (kvcache.h); the caller then feeds the sequence from 0. */
+bool model_seq_resumable(const Model *m, int seq, int pos);
 /* KV blocks free in the pool / in total. */
 int model_kv_free_blocks(const Model *m);
 int model_kv_total_blocks(const Model *m);

@@ -7,7 +7,8 @@ tokenizes and the built-in ChatML template applies) is
   - measured by `cgpt bench --json`, its weight bytes and parameters those
     tests/ref/gguf_np.py reads from the file (a mixture of experts: the
     share of the stacked expert tensors a token uses);
-  - run by `cgpt run --temp 0` and by `cgpt serve`, where three clients ask
+  - run by `cgpt run --temp 0`, by `cgpt chat` (two turns, greedy, twice:
+    the same replies) and by `cgpt serve`, where three clients ask
     for the same greedy completion at once (so their rows share batches)
     and must get the same text as one alone.
 The logits themselves are checked against the NumPy reference in
@@ -223,6 +224,13 @@ def main():
             p = run(CGPT, "run", "-m", path, "-p", "Hello there", "-n", "16", "--temp", "0", "-t", "2")
             check(p.returncode == 0 and "finish:" in p.stderr + p.stdout, "%s: run" % name,
                   p.stderr[-400:])
+            chat = [subprocess.run([CGPT, "chat", "-m", path, "-n", "12", "--temp", "0", "-t", "2"],
+                                   input="Hello there\nAnd a second turn\n", capture_output=True,
+                                   text=True, errors="replace", timeout=120, cwd=ROOT)
+                    for _ in range(2)]
+            check(chat[0].returncode == 0 and chat[0].stdout.strip() and chat[0].stdout == chat[1].stdout,
+                  "%s: chat (two turns, greedy: the same replies twice)" % name,
+                  (chat[0].returncode, chat[0].stderr[-300:]))
             serve_check(name, path, tmp)
         quantize_moe(tmp)
     print("test_archs: %d passed, %d failed" % (passed, failed))

@@ -1124,6 +1124,9 @@ Test(model, sliding_window_releases_rows) {
         }
         cr_expect(n_dropped == 8, "model %d: %d blocks released", which, n_dropped);
     }
+    cr_expect(!model_seq_resumable(b, 0, 20) && model_seq_resumable(b, 0, N - 3) &&
+              model_seq_resumable(b, 0, N) && model_seq_resumable(b, 0, 0) &&
+              !model_seq_resumable(b, 0, N + 1));
     /* rewinds: into the released rows refused (nothing changes), inside the window fine */
     BatchRow back = {1, 20, 0, true};
     err.msg[0] = 0;
