@@ -2,7 +2,7 @@
  * decoders, and the evaluation's normalisation, share it; no validation:
  * callers pass code points they decoded or built themselves), and
  * measuring how much of a byte string is valid UTF-8 (the store keeps only
- * text that JSON can carry). */
+ * text that JSON can carry), and decoding one character. */
 #ifndef CGPT_CORE_UTF8_H
 #define CGPT_CORE_UTF8_H
 
@@ -33,6 +33,29 @@ static inline int utf8_put(uint32_t cp, char *out) {
     o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
     o[3] = (unsigned char)(0x80 | (cp & 0x3F));
     return 4;
+}
+
+/* The length of the character lead byte b starts (1-4), or 0 for a byte
+ * no character starts with (a continuation byte, C0, C1, F5-FF). */
+static inline int utf8_lead_len(unsigned b) {
+    return b < 0x80                 ? 1
+           : b >= 0xC2 && b <= 0xDF ? 2
+           : b >= 0xE0 && b <= 0xEF ? 3
+           : b >= 0xF0 && b <= 0xF4 ? 4
+                                    : 0;
+}
+
+/* The code point of the whole, valid k-byte character at s (k from
+ * utf8_seq). */
+static inline uint32_t utf8_get(const unsigned char *s, int k) {
+    if (k == 1)
+        return s[0];
+    if (k == 2)
+        return ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+    if (k == 3)
+        return ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+    return ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+           ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
 }
 
 /* The sequence at s[0..n) (n >= 1): its length (1-4) when it is one whole,

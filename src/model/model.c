@@ -1660,9 +1660,9 @@ Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, 
                 norm_row(m, m->xb + (size_t)(j++) * C, m->x + (size_t)r * C, m->out_norm,
                          m->out_norm_b);
         matmul(m, logits, m->xb, &m->output, NULL, n_out);
-        if (c->final_softcap > 0.0f)
-            for (size_t i = 0; i < (size_t)n_out * (size_t)c->n_vocab; i++)
-                logits[i] = c->final_softcap * tanhf(logits[i] / c->final_softcap);
+        if (c->final_softcap > 0.0f) /* a row at a time (n_vocab fits an int) */
+            for (int r = 0; r < n_out; r++)
+                softcap_forward(logits + (size_t)r * c->n_vocab, c->n_vocab, c->final_softcap);
     }
     return STATUS_OK;
 }

@@ -210,13 +210,7 @@ static uint32_t parse_char(Parser *p, const char **s) {
         fail(p, c, "invalid UTF-8");
         return 0;
     }
-    const unsigned char *u = (const unsigned char *)c;
-    uint32_t cp =
-        n == 1   ? u[0]
-        : n == 2 ? ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F)
-        : n == 3 ? ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F)
-                 : ((uint32_t)(u[0] & 0x07) << 18) | ((uint32_t)(u[1] & 0x3F) << 12) |
-                       ((uint32_t)(u[2] & 0x3F) << 6) | (u[3] & 0x3F);
+    uint32_t cp = utf8_get((const unsigned char *)c, n);
     *s = c + n;
     return cp;
 }
@@ -848,11 +842,7 @@ static bool admits_some(const Grammar *g, int32_t p, uint32_t lo, uint32_t hi) {
 /* Code points whose UTF-8 starts with the n bytes u: [*lo, *hi]; false
  * when u cannot start one (n >= 1, a lead byte then continuations). */
 static bool prefix_range(const uint8_t *u, int n, uint32_t *lo, uint32_t *hi) {
-    int len = u[0] < 0x80                    ? 1
-              : u[0] >= 0xC2 && u[0] <= 0xDF ? 2
-              : u[0] >= 0xE0 && u[0] <= 0xEF ? 3
-              : u[0] >= 0xF0 && u[0] <= 0xF4 ? 4
-                                             : 0;
+    int len = utf8_lead_len(u[0]);
     if (!len || n >= len)
         return false;
     uint32_t v = len == 2 ? u[0] & 0x1Fu : len == 3 ? u[0] & 0x0Fu : u[0] & 0x07u;
@@ -881,21 +871,11 @@ static bool step_byte(const GrammarState *src, GrammarState *dst, uint8_t b) {
     memcpy(u, src->pend, (size_t)n);
     u[n++] = b;
     uint32_t lo, hi;
-    int len = u[0] < 0x80                    ? 1
-              : u[0] >= 0xC2 && u[0] <= 0xDF ? 2
-              : u[0] >= 0xE0 && u[0] <= 0xEF ? 3
-              : u[0] >= 0xF0 && u[0] <= 0xF4 ? 4
-                                             : 0;
+    int len = utf8_lead_len(u[0]);
     if (len && n == len) {
-        int k = utf8_seq(u, (size_t)n);
-        if (k != n)
+        if (utf8_seq(u, (size_t)n) != n)
             return false;
-        uint32_t cp = n == 1   ? u[0]
-                      : n == 2 ? ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F)
-                      : n == 3 ? ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) |
-                                     (u[2] & 0x3F)
-                               : ((uint32_t)(u[0] & 0x07) << 18) | ((uint32_t)(u[1] & 0x3F) << 12) |
-                                     ((uint32_t)(u[2] & 0x3F) << 6) | (u[3] & 0x3F);
+        uint32_t cp = utf8_get(u, n);
         return step_cp(src, dst, cp);
     }
     if (!prefix_range(u, n, &lo, &hi))

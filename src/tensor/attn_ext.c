@@ -35,8 +35,7 @@ void attn_ext(float *out, const float *q, int G, int hd, const AttnExtCache *c, 
     for (int g = 0; g < G; g++) {
         float *sc = scores + (size_t)g * len;
         if (o && o->softcap > 0.0f)
-            for (int i = 0; i < len; i++)
-                sc[i] = o->softcap * tanhf(sc[i] / o->softcap);
+            softcap_forward(sc, len, o->softcap);
         float mx = sc[0];
         for (int i = 1; i < len; i++)
             mx = sc[i] > mx ? sc[i] : mx;

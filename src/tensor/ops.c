@@ -1235,6 +1235,17 @@ void ops_exp(float *e, const float *x, int n) {
         e[i] = expf(x[i]);
 }
 
+void softcap_forward(float *x, int n, float cap) {
+#if OPS_X86
+    if (ops_kernels()->level >= SIMD_AVX2) {
+        softcap_avx2(x, n, cap);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++)
+        x[i] = cap * tanhf(x[i] / cap);
+}
+
 void swiglu_forward(float *out, const float *gate, const float *up, int n) {
 #if OPS_X86
     if (ops_kernels()->level == SIMD_AVX512) {

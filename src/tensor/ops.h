@@ -161,6 +161,11 @@ void rope_ref(float *x, int pos, int n_heads, int head_dim, int n_rot, float bas
 void softmax_forward(float *x, int n);
 void softmax_ref(float *x, int n);
 
+/* x[i] = cap * tanh(x[i] / cap) in place (gemma2's soft-caps; cap > 0):
+ * the 8-lane tanh of the attention kernels where the CPU has AVX2 (within
+ * ~1e-7 of tanh), else libm's tanhf. */
+void softcap_forward(float *x, int n, float cap);
+
 /* out[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + exp(-x)); out may alias. */
 void swiglu_forward(float *out, const float *gate, const float *up, int n);
 void swiglu_ref(float *out, const float *gate, const float *up, int n);

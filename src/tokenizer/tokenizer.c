@@ -75,17 +75,6 @@ int tok_utf8_char(const uint8_t *s, size_t n, int *bad, bool *incomplete) {
 
 int tok_utf8_put(uint32_t cp, char *out) { return utf8_put(cp, out); }
 
-static uint32_t utf8_cp(const uint8_t *s, int k) {
-    if (k == 1)
-        return s[0];
-    if (k == 2)
-        return ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
-    if (k == 3)
-        return ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-    return ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
-           ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-}
-
 /* ----------------------------------------------------------- lookups */
 
 static uint64_t hash_bytes(const char *s, size_t len) {
@@ -435,7 +424,7 @@ static size_t make_piece(const Tokenizer *t, int id, char *buf) {
             else
                 memcpy(buf + k, s + i, (size_t)c), k += (size_t)c;
         } else {
-            int b = bpe_cp_to_byte(utf8_cp(u + i, c));
+            int b = bpe_cp_to_byte(utf8_get(u + i, c));
             if (b >= 0)
                 buf[k++] = (char)b;
             else /* not a byte stand-in (added tokens typed normal): as is */

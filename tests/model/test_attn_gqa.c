@@ -270,6 +270,39 @@ Test(attn_gqa, vector_exp) {
     free(e);
 }
 
+/* A random cache for kv head 1 of 2 (ceil(nmax / bs) + 2 blocks) in each
+ * kind: the F32 floats, their halves and, where head_dim allows, their
+ * Q8_0 rows. */
+typedef struct {
+    Cache c;
+    Rounded r16, r8;
+    bool q8ok;
+} Kinds;
+
+static void kinds_make(Kinds *k, Rng *r, int bs, int hd, int nmax) {
+    cache_make(&k->c, r, 2, 1, bs, hd, nmax);
+    int nb = (nmax + bs - 1) / bs + 2;
+    k->q8ok = hd % 32 == 0 && hd <= 256;
+    k->r8 = (Rounded){0};
+    cache_round(&k->c, nb, hd, OPS_KV_F16, false, &k->r16);
+    if (k->q8ok)
+        cache_round(&k->c, nb, hd, OPS_KV_Q8_0, false, &k->r8);
+}
+
+/* The kernels' view of kind's cache: keys, values, block stride. */
+static void kinds_view(const Kinds *k, int kind, const void **kk, const void **vv, long *stride) {
+    const Rounded *ro = kind == OPS_KV_F16 ? &k->r16 : &k->r8;
+    *kk = kind == OPS_KV_F32 ? (const void *)(k->c.k + k->c.head_off) : ro->k;
+    *vv = kind == OPS_KV_F32 ? (const void *)(k->c.v + k->c.head_off) : ro->v;
+    *stride = kind == OPS_KV_F32 ? k->c.stride : ro->stride;
+}
+
+static void kinds_free(Kinds *k) {
+    rounded_free(&k->r16);
+    rounded_free(&k->r8);
+    cache_free(&k->c);
+}
+
 /* attn_rows: R query rows sharing each loaded chunk give, row by row, the
  * bits of the same level's one-row kernel, for every cache kind, causal
  * runs of positions and arbitrary ones. */
@@ -281,14 +314,9 @@ Test(attn_gqa, rows_are_each_row_alone) {
     for (int si = 0; si < N_SHAPES; si++) {
         int G = SHAPES[si].G, hd = SHAPES[si].hd, bs = SHAPES[si].bs;
         int nmax = 257;
-        Cache c;
-        cache_make(&c, &r, 2, 1, bs, hd, nmax);
-        int nb = (nmax + bs - 1) / bs + 2;
-        bool q8ok = hd % 32 == 0 && hd <= 256;
-        Rounded r16, r8 = {0};
-        cache_round(&c, nb, hd, OPS_KV_F16, false, &r16);
-        if (q8ok)
-            cache_round(&c, nb, hd, OPS_KV_Q8_0, false, &r8);
+        Kinds kc;
+        kinds_make(&kc, &r, bs, hd, nmax);
+        bool q8ok = kc.q8ok;
         int R = 1 + si % OPS_ATTN_MAX_ROWS;
         size_t ldq = (size_t)G * hd + 3;
         float *q = malloc(OPS_ATTN_MAX_ROWS * ldq * sizeof(float));
@@ -303,18 +331,17 @@ Test(attn_gqa, rows_are_each_row_alone) {
             for (int kind = OPS_KV_F32; kind <= OPS_KV_Q8_0; kind++) {
                 if (kind == OPS_KV_Q8_0 && !q8ok)
                     continue;
-                const Rounded *ro = kind == OPS_KV_F16 ? &r16 : &r8;
-                const void *kk = kind == OPS_KV_F32 ? (const void *)(c.k + c.head_off) : ro->k;
-                const void *vv = kind == OPS_KV_F32 ? (const void *)(c.v + c.head_off) : ro->v;
-                long stride = kind == OPS_KV_F32 ? c.stride : ro->stride;
+                const void *kk, *vv;
+                long stride;
+                kinds_view(&kc, kind, &kk, &vv, &stride);
                 for (size_t ni = 0; ni < sizeof NS / sizeof NS[0]; ni++) {
                     const int *n = NS[ni];
                     memset(got, 0xff, OPS_ATTN_MAX_ROWS * ldq * sizeof(float));
-                    K->attn_rows((OpsKvKind)kind, got, q, ldq, R, G, hd, kk, vv, c.table, stride,
+                    K->attn_rows((OpsKvKind)kind, got, q, ldq, R, G, hd, kk, vv, kc.c.table, stride,
                                  bs, n, scale, sc);
                     for (int row = 0; row < R; row++) {
                         const float *qr = q + (size_t)row * ldq;
-                        attn_kind(K, kind, one, qr, G, hd, kk, vv, c.table, stride, bs, n[row],
+                        attn_kind(K, kind, one, qr, G, hd, kk, vv, kc.c.table, stride, bs, n[row],
                                   scale, sc);
                         cr_expect(memcmp(one, got + (size_t)row * ldq,
                                          (size_t)G * hd * sizeof(float)) == 0,
@@ -326,9 +353,7 @@ Test(attn_gqa, rows_are_each_row_alone) {
             }
         }
         free(q), free(got), free(one), free(sc);
-        rounded_free(&r16);
-        rounded_free(&r8);
-        cache_free(&c);
+        kinds_free(&kc);
     }
 }
 
@@ -346,14 +371,9 @@ Test(attn_gqa, extras_windows_caps_sinks) {
     const float CAPS[] = {0.0f, 1.5f, 50.0f};
     for (int si = 0; si < N_SHAPES; si++) {
         int G = SHAPES[si].G, hd = SHAPES[si].hd, bs = SHAPES[si].bs, nmax = 257;
-        Cache c;
-        cache_make(&c, &r, 2, 1, bs, hd, nmax);
-        int nb = (nmax + bs - 1) / bs + 2;
-        bool q8ok = hd % 32 == 0 && hd <= 256;
-        Rounded r16, r8 = {0};
-        cache_round(&c, nb, hd, OPS_KV_F16, false, &r16);
-        if (q8ok)
-            cache_round(&c, nb, hd, OPS_KV_Q8_0, false, &r8);
+        Kinds kc;
+        kinds_make(&kc, &r, bs, hd, nmax);
+        bool q8ok = kc.q8ok;
         int R = 1 + si % OPS_ATTN_MAX_ROWS;
         size_t ldq = (size_t)G * hd + 3;
         float *q = malloc(OPS_ATTN_MAX_ROWS * ldq * sizeof(float));
@@ -371,14 +391,13 @@ Test(attn_gqa, extras_windows_caps_sinks) {
         for (int kind = OPS_KV_F32; kind <= OPS_KV_Q8_0; kind++) {
             if (kind == OPS_KV_Q8_0 && !q8ok)
                 continue;
-            const Rounded *ro = kind == OPS_KV_F16 ? &r16 : &r8;
-            const void *kk = kind == OPS_KV_F32 ? (const void *)(c.k + c.head_off) : ro->k;
-            const void *vv = kind == OPS_KV_F32 ? (const void *)(c.v + c.head_off) : ro->v;
-            long stride = kind == OPS_KV_F32 ? c.stride : ro->stride;
+            const void *kk, *vv;
+            long stride;
+            kinds_view(&kc, kind, &kk, &vv, &stride);
             DType dt = kind == OPS_KV_F32 ? DTYPE_F32 : kind == OPS_KV_F16 ? DTYPE_F16 : DTYPE_Q8_0;
             size_t unit = kind == OPS_KV_F32 ? 4 : kind == OPS_KV_F16 ? 2 : 1;
             AttnExtCache xc = {
-                kk, vv, c.table, (size_t)stride * unit, (size_t)dtype_row_bytes(dt, hd), bs, dt};
+                kk, vv, kc.c.table, (size_t)stride * unit, (size_t)dtype_row_bytes(dt, hd), bs, dt};
             for (size_t ni = 0; ni < sizeof NS / sizeof NS[0]; ni++) {
                 const int *n = NS[ni];
                 for (size_t wi = 0; wi < sizeof WINDOWS / sizeof WINDOWS[0]; wi++)
@@ -395,12 +414,12 @@ Test(attn_gqa, extras_windows_caps_sinks) {
                                     continue;
                                 bool took =
                                     K->attn_rows_ext((OpsKvKind)kind, got, q, ldq, R, G, hd, kk, vv,
-                                                     c.table, stride, bs, n, &x, scale, sc);
+                                                     kc.c.table, stride, bs, n, &x, scale, sc);
                                 if (!took)
                                     continue;
                                 if (!W && !CAPS[ci] && !sk) {
                                     K->attn_rows((OpsKvKind)kind, plain, q, ldq, R, G, hd, kk, vv,
-                                                 c.table, stride, bs, n, scale, sc);
+                                                 kc.c.table, stride, bs, n, scale, sc);
                                     for (int i = 0; i < R; i++)
                                         cr_expect(memcmp(plain + i * ldq, got + i * ldq,
                                                          (size_t)G * hd * sizeof(float)) == 0,
@@ -410,7 +429,7 @@ Test(attn_gqa, extras_windows_caps_sinks) {
                                 for (int i = 0; i < R; i++) {
                                     OpsAttnExtras x1 = {lo + i, CAPS[ci], x.sinks};
                                     cr_assert(K->attn_rows_ext((OpsKvKind)kind, one, q + i * ldq,
-                                                               ldq, 1, G, hd, kk, vv, c.table,
+                                                               ldq, 1, G, hd, kk, vv, kc.c.table,
                                                                stride, bs, n + i, &x1, scale, sc));
                                     cr_expect(memcmp(one, got + i * ldq,
                                                      (size_t)G * hd * sizeof(float)) == 0,
@@ -442,8 +461,6 @@ Test(attn_gqa, extras_windows_caps_sinks) {
             }
         }
         free(q), free(got), free(one), free(want), free(plain), free(sc), free(row);
-        rounded_free(&r16);
-        rounded_free(&r8);
-        cache_free(&c);
+        kinds_free(&kc);
     }
 }
