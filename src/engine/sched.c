@@ -42,6 +42,7 @@
 #include "core/perf.h"
 #include "core/tpool.h"
 #include "engine/pcache.h"
+#include "sample/constrain.h"
 #include "sample/stop.h"
 
 #define SCHED_DEFAULT_QUEUE 256
@@ -53,6 +54,7 @@ typedef enum { RQ_QUEUED, RQ_PREFILL, RQ_DECODE } ReqState;
 
 typedef struct {
     Sampler *smp; /* created at admission */
+    Constraint *con; /* the grammar's state, created at admission; NULL without one */
     StopMatcher stop;
     bool stop_ok; /* stop initialised */
     TokStream ts;
@@ -74,8 +76,9 @@ struct SchedReq {
     int n;            /* choices */
     int target;       /* positions reserved per choice */
     int slack;        /* extra block reserved (shared partial block, see top) */
-    SchedReqParams p; /* p.stop NULL; p.sampling.bias -> bias */
+    SchedReqParams p; /* p.stop NULL, p.grammar NULL; p.sampling.bias -> bias */
     LogitBias *bias;
+    Grammar *grammar;   /* parsed at submit; NULL without one */
     PCacheHash *hashes; /* (n_hash) keys of the prompt's cacheable blocks */
     int n_hash;
     SchedOnEvent cb;
@@ -145,6 +148,7 @@ struct Sched {
     int n_draws;
     TPool *tp; /* sampling threads; NULL: the engine thread alone */
     uint64_t step_tokens;
+    GrammarVocab *gvocab; /* the vocabulary's trie, built for the first grammar */
 };
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
@@ -155,6 +159,8 @@ static void req_free_engine_state(SchedReq *r) {
     for (int c = 0; c < r->n; c++) {
         sampler_free(r->ch[c].smp);
         r->ch[c].smp = NULL;
+        constrain_free(r->ch[c].con);
+        r->ch[c].con = NULL;
         if (r->ch[c].stop_ok)
             stop_free(&r->ch[c].stop);
         r->ch[c].stop_ok = false;
@@ -166,6 +172,7 @@ static void req_free(SchedReq *r) {
     free(r->prompt);
     free(r->bias);
     free(r->hashes);
+    grammar_free(r->grammar);
     free(r);
 }
 
@@ -301,13 +308,18 @@ static void sweep_done(Sched *s) {
 static void draw_run(Draw *d) {
     const SchedReqParams *p = &d->r->p;
     Sampler *smp = d->r->ch[d->c].smp;
+    Constraint *con = d->r->ch[d->c].con;
+    const float *logits = d->logits;
     d->lp = 0;
-    d->id = sampler_sample(smp, d->logits, p->logprobs ? &d->lp : NULL);
+    if (con)
+        d->id = constrain_sample(con, smp, d->logits, p->logprobs ? &d->lp : NULL, &logits);
+    else
+        d->id = sampler_sample(smp, d->logits, p->logprobs ? &d->lp : NULL);
     d->n_top = 0;
-    if (p->logprobs && p->top_logprobs > 0) {
+    if (d->id >= 0 && p->logprobs && p->top_logprobs > 0) {
         int32_t ids[SCHED_MAX_TOP_LOGPROBS];
         float lps[SCHED_MAX_TOP_LOGPROBS];
-        d->n_top = sampler_top_logprobs(smp, d->logits, p->top_logprobs, ids, lps);
+        d->n_top = sampler_top_logprobs(smp, logits, p->top_logprobs, ids, lps);
         for (int i = 0; i < d->n_top; i++)
             d->top[i] = (SchedTopLogprob){ids[i], isinf(lps[i]) ? SCHED_LOGPROB_FLOOR : lps[i]};
     }
@@ -328,9 +340,23 @@ static void draw_apply(Sched *s, const Draw *d) {
     int c = d->c;
     Choice *ch = &r->ch[c];
     const SchedReqParams *p = &r->p;
+    if (d->id < 0) { /* constrain_sample: the grammar allows no token */
+        snprintf(r->error, sizeof r->error,
+                 "grammar: no token of the vocabulary can continue the output here (after %d "
+                 "tokens)",
+                 ch->n_gen);
+        finish_choice(s, r, c, GEN_FINISH_ERROR);
+        return;
+    }
     if (!p->ignore_eos && tok_is_eog(s->tok, d->id)) {
         finish_choice(s, r, c, GEN_FINISH_EOG);
         return;
+    }
+    bool grammar_done = false;
+    if (ch->con) {
+        bool ok = constrain_accept(ch->con, d->id);
+        ASSERT(ok); /* constrain_sample drew it */
+        grammar_done = constrain_done(ch->con);
     }
     sampler_accept(ch->smp, d->id);
     ch->n_gen++;
@@ -353,6 +379,8 @@ static void draw_apply(Sched *s, const Draw *d) {
     emit(r, &ev);
     if (hit)
         finish_choice(s, r, c, GEN_FINISH_STOP);
+    else if (grammar_done) /* nothing can follow: end as the end-of-generation token would */
+        finish_choice(s, r, c, GEN_FINISH_EOG);
     else if (ch->n_gen >= p->max_tokens)
         finish_choice(s, r, c, GEN_FINISH_LENGTH);
     else if (r->n_prompt + ch->n_gen - 1 >= s->n_ctx)
@@ -439,6 +467,30 @@ static int64_t reservation(const Sched *s, int n_prompt, int n, int target, int 
 
 /* ---- admission ------------------------------------------------------------- */
 
+/* The trie of the vocabulary's pieces (as the detokenizer writes them;
+ * control tokens are empty, so a grammar never admits them), for every
+ * grammar of this scheduler. */
+static Status grammar_vocab_for(Sched *s, Err *err) {
+    int n = s->n_vocab;
+    const char **pieces = malloc((size_t)n * sizeof *pieces);
+    size_t *lens = malloc((size_t)n * sizeof *lens);
+    uint8_t *eog = malloc((size_t)n);
+    Status st = STATUS_OK;
+    if (!pieces || !lens || !eog) {
+        st = err_set(err, STATUS_NOMEM, "grammar: out of memory for a vocabulary of %d", n);
+    } else {
+        for (int i = 0; i < n; i++) {
+            pieces[i] = tok_piece(s->tok, i, false, &lens[i]);
+            eog[i] = tok_is_eog(s->tok, i);
+        }
+        st = grammar_vocab_new(&s->gvocab, n, pieces, lens, eog, err);
+    }
+    free(pieces);
+    free(lens);
+    free(eog);
+    return st;
+}
+
 /* 1: admitted; 0: not now; -1: failed (r->error set). */
 static int try_admit(Sched *s, SchedReq *r) {
     if (s->n_run >= s->p.max_running || s->n_free_seq < r->n ||
@@ -458,7 +510,16 @@ static int try_admit(Sched *s, SchedReq *r) {
         return 0;
 
     Err err = {0};
+    if (r->grammar && !s->gvocab && grammar_vocab_for(s, &err)) {
+        snprintf(r->error, sizeof r->error, "%s", err.msg);
+        return -1;
+    }
     for (int c = 0; c < r->n; c++) {
+        if (r->grammar && !(r->ch[c].con = constrain_new(r->grammar, s->gvocab, &err))) {
+            snprintf(r->error, sizeof r->error, "%s", err.msg);
+            req_free_engine_state(r);
+            return -1;
+        }
         SamplerParams sp = r->p.sampling;
         sp.seed += (uint64_t)c;
         Choice *ch = &r->ch[c];
@@ -887,6 +948,7 @@ void sched_free(Sched *s) {
     free(s->out);
     free(s->draws);
     tpool_free(s->tp);
+    grammar_vocab_free(s->gvocab);
     free(s);
 }
 
@@ -960,6 +1022,8 @@ Status sched_submit(Sched *s, const int32_t *prompt, int n_prompt, const SchedRe
     r->p = *p;
     r->p.stop = NULL;
     r->p.n_stop = 0;
+    r->p.grammar = NULL;
+    r->p.grammar_len = 0;
     r->cb = on_event;
     r->ctx = ctx;
     r->t_first = -1;
@@ -978,6 +1042,10 @@ Status sched_submit(Sched *s, const int32_t *prompt, int n_prompt, const SchedRe
     if (nb > 0)
         memcpy(r->bias, p->sampling.bias, sizeof *r->bias * (size_t)nb);
     r->p.sampling.bias = r->bias;
+    if (p->grammar && (st = grammar_parse(&r->grammar, p->grammar, p->grammar_len, NULL, err))) {
+        req_free(r);
+        return st;
+    }
     for (int c = 0; c < n; c++) {
         if ((st = stop_init(&r->ch[c].stop, p->stop, p->n_stop, err))) {
             req_free(r);

@@ -91,6 +91,13 @@ typedef struct {
     bool logprobs;              /* report each token's log-probability */
     bool ignore_eos;
     uint8_t tenant[SCHED_TENANT_BYTES];
+    /* A GBNF grammar (sample/grammar.h) every choice's output must follow,
+     * or NULL: parsed at submit (a bad one is STATUS_INVALID / STATUS_LIMIT
+     * with the parser's message), sampled under as sample/constrain.h says.
+     * A choice whose grammar can take nothing more ends as at
+     * end-of-generation (GEN_FINISH_EOG). */
+    const char *grammar;
+    size_t grammar_len;
 } SchedReqParams;
 
 typedef enum { SCHED_EV_TOKEN, SCHED_EV_FINISH, SCHED_EV_END } SchedEvType;

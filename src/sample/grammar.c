@@ -948,6 +948,8 @@ struct GrammarVocab {
     int n_nodes, cap_nodes;
     int32_t *tok_next; /* (n) the next token with the same piece */
     uint8_t *eog;      /* (n) */
+    char *bytes;       /* every piece, token i at bytes[off[i]..off[i + 1]) */
+    size_t *off;       /* (n + 1) */
     int depth;         /* the longest piece */
 };
 
@@ -985,16 +987,24 @@ Status grammar_vocab_new(GrammarVocab **out, int n, const char *const *pieces, c
         v->node = malloc((size_t)v->cap_nodes * sizeof *v->node);
         v->tok_next = malloc((size_t)(n > 0 ? n : 1) * sizeof *v->tok_next);
         v->eog = calloc((size_t)(n > 0 ? n : 1), 1);
+        v->off = malloc((size_t)(n + 1) * sizeof *v->off);
     }
-    if (!v || !v->node || !v->tok_next || !v->eog) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += lens[i] <= GRAMMAR_MAX_PIECE ? lens[i] : 0;
+    if (v)
+        v->bytes = malloc(total ? total : 1);
+    if (!v || !v->node || !v->tok_next || !v->eog || !v->off || !v->bytes) {
         grammar_vocab_free(v);
         return err_set(err, STATUS_NOMEM, "grammar: out of memory for a vocabulary of %d", n);
     }
     v->node[0] = (TrieNode){-1, -1, -1, 0};
     v->n_nodes = 1;
+    v->off[0] = 0;
     for (int i = 0; i < n; i++) {
         v->tok_next[i] = -1;
         v->eog[i] = eog && eog[i];
+        v->off[i + 1] = v->off[i];
         if (v->eog[i] || lens[i] == 0)
             continue;
         if (lens[i] > GRAMMAR_MAX_PIECE) {
@@ -1002,6 +1012,8 @@ Status grammar_vocab_new(GrammarVocab **out, int n, const char *const *pieces, c
             return err_set(err, STATUS_LIMIT, "grammar: token %d's piece of %zu bytes (limit %d)",
                            i, lens[i], GRAMMAR_MAX_PIECE);
         }
+        memcpy(v->bytes + v->off[i], pieces[i], lens[i]);
+        v->off[i + 1] += lens[i];
         int node = 0;
         for (size_t k = 0; k < lens[i] && node >= 0; k++)
             node = trie_child(v, node, (uint8_t)pieces[i][k]);
@@ -1023,6 +1035,8 @@ void grammar_vocab_free(GrammarVocab *v) {
     free(v->node);
     free(v->tok_next);
     free(v->eog);
+    free(v->off);
+    free(v->bytes);
     free(v);
 }
 
@@ -1084,4 +1098,35 @@ int grammar_mask(GrammarMasker *m, const GrammarState *s, uint8_t *allowed) {
                 count++;
             }
     return count;
+}
+
+int grammar_vocab_size(const GrammarVocab *v) { return v->n; }
+
+/* The state after token tok's piece in m->st[len] (len returned), or -1
+ * when the piece is refused. */
+static int try_token(GrammarMasker *m, const GrammarState *s, int32_t tok) {
+    const GrammarVocab *v = m->v;
+    if (tok < 0 || tok >= v->n)
+        return -1;
+    size_t len = v->off[tok + 1] - v->off[tok];
+    if (v->eog[tok])
+        return grammar_complete(s) ? 0 : -1;
+    if (len == 0 || !grammar_state_copy(m->st[0], s))
+        return -1;
+    const uint8_t *b = (const uint8_t *)v->bytes + v->off[tok];
+    for (size_t k = 0; k < len; k++)
+        if (!step_byte(m->st[k], m->st[k + 1], b[k]))
+            return -1;
+    return (int)len;
+}
+
+bool grammar_masker_allows(GrammarMasker *m, const GrammarState *s, int32_t tok) {
+    return try_token(m, s, tok) >= 0;
+}
+
+bool grammar_masker_accept(GrammarMasker *m, GrammarState *s, int32_t tok) {
+    int d = try_token(m, s, tok);
+    if (d < 0)
+        return false;
+    return d == 0 || grammar_state_copy(s, m->st[d]);
 }

@@ -102,5 +102,13 @@ void grammar_masker_free(GrammarMasker *m);
  * many are allowed. Walks the trie once, pruning at the first byte no
  * stack takes. */
 int grammar_mask(GrammarMasker *m, const GrammarState *s, uint8_t *allowed);
+/* Whether token tok may come next in s (as grammar_mask would say for it),
+ * trying its piece alone: the check of a drawn token. Allocates nothing
+ * once the masker and the state are warm. */
+bool grammar_masker_allows(GrammarMasker *m, const GrammarState *s, int32_t tok);
+/* Advance s by token tok's piece (an end-of-generation token leaves it as
+ * it is). False, s unchanged, when the grammar refuses it. */
+bool grammar_masker_accept(GrammarMasker *m, GrammarState *s, int32_t tok);
+int grammar_vocab_size(const GrammarVocab *v);
 
 #endif

@@ -10,6 +10,7 @@
 #include "chat/chat.h"
 #include "core/utf8.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -704,6 +705,180 @@ static Status parse_chat_logprobs(OaiRequest *req, OaiError *e) {
     return STATUS_OK;
 }
 
+/* ------------------------------------------- structured output and tools */
+
+/* A function or schema name: [a-zA-Z0-9_-]{1,64} (OpenAI's rule). */
+static Status check_name(const json_t *v, const char *param, OaiError *e) {
+    if (!json_is_string(v))
+        return v ? bad_type(e, param, "a string", v) : bad(e, param, "required");
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n == 0 || n > OAI_MAX_NAME_BYTES)
+        return bad(e, param, "%zu bytes (a name has 1 to %d)", n, OAI_MAX_NAME_BYTES);
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '-'))
+            return bad(e, param, "'%.64s': only a-z, A-Z, 0-9, '_' and '-' are allowed", s);
+    return STATUS_OK;
+}
+
+/* grammar (llama.cpp's GBNF field) and response_format. */
+static Status parse_format(OaiRequest *req, OaiError *e) {
+    const json_t *g = field(req->root, "grammar");
+    if (g) {
+        if (!json_is_string(g))
+            return bad_type(e, "grammar", "a string", g);
+        if (json_string_length(g) > OAI_MAX_GRAMMAR_BYTES)
+            return bad(e, "grammar", "%zu bytes is above the limit of %d bytes",
+                       json_string_length(g), OAI_MAX_GRAMMAR_BYTES);
+        req->grammar = json_string_value(g);
+        req->grammar_len = json_string_length(g);
+    }
+    const json_t *rf = field(req->root, "response_format");
+    if (!rf)
+        return STATUS_OK;
+    if (!json_is_object(rf))
+        return bad_type(e, "response_format", "an object", rf);
+    const json_t *type = json_object_get(rf, "type");
+    if (!json_is_string(type))
+        return type ? bad_type(e, "response_format.type", "a string", type)
+                    : bad(e, "response_format.type", "required");
+    const char *t = json_string_value(type);
+    if (!strcmp(t, "text"))
+        return STATUS_OK;
+    if (!strcmp(t, "json_object")) {
+        req->format = OAI_FORMAT_JSON_OBJECT;
+    } else if (!strcmp(t, "json_schema")) {
+        const json_t *js = json_object_get(rf, "json_schema");
+        if (!json_is_object(js))
+            return js ? bad_type(e, "response_format.json_schema", "an object", js)
+                      : bad(e, "response_format.json_schema", "required with type json_schema");
+        if (check_name(json_object_get(js, "name"), "response_format.json_schema.name", e))
+            return STATUS_INVALID;
+        const json_t *schema = json_object_get(js, "schema");
+        if (schema && !json_is_object(schema) && !json_is_boolean(schema))
+            return bad_type(e, "response_format.json_schema.schema", "an object", schema);
+        const json_t *strict = json_object_get(js, "strict");
+        if (strict && !json_is_boolean(strict) && !json_is_null(strict))
+            return bad_type(e, "response_format.json_schema.strict", "a boolean", strict);
+        req->format = OAI_FORMAT_JSON_SCHEMA;
+        req->schema = schema; /* NULL: any JSON value (OpenAI makes schema optional) */
+    } else {
+        return bad(e, "response_format.type",
+                   "'%.64s' is not one of 'text', 'json_object', 'json_schema'", t);
+    }
+    if (req->grammar)
+        return bad(e, "grammar", "grammar and a JSON response_format cannot both be given");
+    return STATUS_OK;
+}
+
+static Status parse_tool(const json_t *t, size_t i, OaiError *e) {
+    char param[96];
+    snprintf(param, sizeof param, "tools[%zu]", i);
+    if (!json_is_object(t))
+        return bad_type(e, param, "an object", t);
+    const json_t *type = json_object_get(t, "type");
+    snprintf(param, sizeof param, "tools[%zu].type", i);
+    if (!json_is_string(type) || strcmp(json_string_value(type), "function"))
+        return bad(e, param, "must be 'function' (the only tool type served)");
+    const json_t *f = json_object_get(t, "function");
+    snprintf(param, sizeof param, "tools[%zu].function", i);
+    if (!json_is_object(f))
+        return f ? bad_type(e, param, "an object", f) : bad(e, param, "required");
+    snprintf(param, sizeof param, "tools[%zu].function.name", i);
+    if (check_name(json_object_get(f, "name"), param, e))
+        return STATUS_INVALID;
+    const json_t *d = field(f, "description");
+    snprintf(param, sizeof param, "tools[%zu].function.description", i);
+    if (d && !json_is_string(d))
+        return bad_type(e, param, "a string", d);
+    const json_t *ps = field(f, "parameters");
+    snprintf(param, sizeof param, "tools[%zu].function.parameters", i);
+    if (ps && !json_is_object(ps))
+        return bad_type(e, param, "an object (a JSON Schema)", ps);
+    const json_t *strict = field(f, "strict");
+    snprintf(param, sizeof param, "tools[%zu].function.strict", i);
+    if (strict && !json_is_boolean(strict))
+        return bad_type(e, param, "a boolean", strict);
+    return STATUS_OK;
+}
+
+const char *oai_tool_name(const json_t *tools, size_t i) {
+    return json_string_value(
+        json_object_get(json_object_get(json_array_get(tools, i), "function"), "name"));
+}
+
+/* tools, tool_choice, parallel_tool_calls; and the deprecated functions. */
+static Status parse_tools(OaiRequest *req, OaiError *e) {
+    const json_t *r = req->root;
+    if (field(r, "functions") || field(r, "function_call"))
+        return bad(e, field(r, "functions") ? "functions" : "function_call",
+                   "deprecated and not served: use tools and tool_choice");
+    req->parallel_tool_calls = true;
+    if (field_bool(r, "parallel_tool_calls", &req->parallel_tool_calls, e))
+        return STATUS_INVALID;
+    json_t *tools = field(r, "tools");
+    if (tools) {
+        if (!json_is_array(tools))
+            return bad_type(e, "tools", "an array", tools);
+        size_t n = json_array_size(tools);
+        if (n > OAI_MAX_TOOLS)
+            return bad(e, "tools", "%zu tools is above the limit of %d", n, OAI_MAX_TOOLS);
+        for (size_t i = 0; i < n; i++) {
+            if (parse_tool(json_array_get(tools, i), i, e))
+                return STATUS_INVALID;
+            for (size_t k = 0; k < i; k++)
+                if (!strcmp(oai_tool_name(tools, k), oai_tool_name(tools, i))) {
+                    char param[96];
+                    snprintf(param, sizeof param, "tools[%zu].function.name", i);
+                    return bad(e, param, "'%s' is also the name of tools[%zu]",
+                               oai_tool_name(tools, i), k);
+                }
+        }
+        req->tools = n ? tools : NULL;
+    }
+    req->tool_choice = req->tools ? OAI_TOOLS_AUTO : OAI_TOOLS_NONE;
+    const json_t *tc = field(r, "tool_choice");
+    if (!tc)
+        return STATUS_OK;
+    if (json_is_string(tc)) {
+        const char *s = json_string_value(tc);
+        if (!strcmp(s, "none"))
+            req->tool_choice = OAI_TOOLS_NONE;
+        else if (!strcmp(s, "auto"))
+            req->tool_choice = OAI_TOOLS_AUTO;
+        else if (!strcmp(s, "required"))
+            req->tool_choice = OAI_TOOLS_REQUIRED;
+        else
+            return bad(e, "tool_choice",
+                       "'%.64s' is not one of 'none', 'auto', 'required' or "
+                       "{\"type\":\"function\",\"function\":{\"name\":...}}",
+                       s);
+    } else if (json_is_object(tc)) {
+        const json_t *type = json_object_get(tc, "type");
+        if (!json_is_string(type) || strcmp(json_string_value(type), "function"))
+            return bad(e, "tool_choice.type", "must be 'function'");
+        const json_t *f = json_object_get(tc, "function");
+        if (!json_is_object(f))
+            return bad(e, "tool_choice.function", "required: {\"name\": ...}");
+        const json_t *name = json_object_get(f, "name");
+        if (check_name(name, "tool_choice.function.name", e))
+            return STATUS_INVALID;
+        req->tool_choice = OAI_TOOLS_NAMED;
+        req->tool_named = -1;
+        for (size_t i = 0; i < json_array_size(req->tools); i++)
+            if (!strcmp(oai_tool_name(req->tools, i), json_string_value(name)))
+                req->tool_named = (int)i;
+        if (req->tool_named < 0)
+            return bad(e, "tool_choice.function.name", "'%s' is not the name of a tool in tools",
+                       json_string_value(name));
+    } else {
+        return bad_type(e, "tool_choice", "a string or an object", tc);
+    }
+    if (req->tool_choice != OAI_TOOLS_NONE && !req->tools)
+        return bad(e, "tool_choice", "only allowed when tools are given");
+    return STATUS_OK;
+}
+
 /* prompt as [int] token ids ('param' names it in errors). */
 static Status parse_prompt_ids(OaiRequest *req, const json_t *arr, const char *param, OaiError *e) {
     size_t n = json_array_size(arr);
@@ -797,6 +972,10 @@ static Status parse_request(OaiKind kind, const char *body, size_t len, const Oa
         st = parse_common(req, lim, e);
     if (!st)
         st = kind == OAI_CHAT ? parse_chat_logprobs(req, e) : parse_completion_extra(req, e);
+    if (!st && kind == OAI_CHAT)
+        st = parse_format(req, e);
+    if (!st && kind == OAI_CHAT)
+        st = parse_tools(req, e);
     if (st) {
         oai_request_free(req);
         return STATUS_INVALID;

@@ -49,6 +49,9 @@
 #define OAI_MAX_PARAM_BYTES 128       /* an error's param path */
 #define OAI_MAX_TOOL_CALLS 128        /* tool_calls of one assistant message */
 #define OAI_MAX_ID_BYTES 256          /* a tool call id */
+#define OAI_MAX_TOOLS 128             /* tools per request (OpenAI's limit) */
+#define OAI_MAX_NAME_BYTES 64         /* a function's or a schema's name */
+#define OAI_MAX_GRAMMAR_BYTES (1 << 20) /* the grammar field (GRAMMAR_MAX_TEXT) */
 
 typedef struct {
     size_t max_body_bytes;
@@ -78,6 +81,14 @@ Status oai_error_set(OaiError *e, int status, const char *type, const char *code
 json_t *oai_error_json(const OaiError *e);
 
 typedef enum { OAI_CHAT, OAI_COMPLETION } OaiKind;
+
+/* What the reply must be (response_format): free text, any JSON object, or
+ * JSON valid against a schema. */
+typedef enum { OAI_FORMAT_TEXT, OAI_FORMAT_JSON_OBJECT, OAI_FORMAT_JSON_SCHEMA } OaiFormat;
+
+/* tool_choice: none (the default without tools), auto (the default with
+ * them), required (at least one call), named (a call to that function). */
+typedef enum { OAI_TOOLS_NONE, OAI_TOOLS_AUTO, OAI_TOOLS_REQUIRED, OAI_TOOLS_NAMED } OaiToolChoice;
 
 typedef struct {
     int32_t token;
@@ -123,7 +134,31 @@ typedef struct {
     char *stop[OAI_MAX_STOP]; /* owned, non-empty, <= OAI_MAX_STOP_BYTES each */
     int n_stop;
     char user[OAI_MAX_USER_BYTES + 1];
+
+    /* chat only. grammar: the "grammar" field (llama.cpp's GBNF extension),
+     * borrowed from root, NULL when absent; its syntax is checked later
+     * (sample/grammar.h). A grammar and a JSON response_format together are
+     * a 400. */
+    const char *grammar;
+    size_t grammar_len;
+    OaiFormat format;
+    /* response_format.json_schema.schema (an object or a boolean), borrowed;
+     * NULL when not given (any JSON value). Compiled later (jsonschema.h),
+     * where an unsupported keyword is a 400. */
+    const json_t *schema;
+    /* tools: the validated array (every element {"type":"function",
+     * "function":{"name" [a-zA-Z0-9_-]{1,64} unique, "description"?: str,
+     * "parameters"?: object, "strict"?: bool}}), borrowed; NULL when absent
+     * or empty. tool_choice other than none without tools is a 400, and so
+     * are the deprecated functions / function_call. */
+    json_t *tools;
+    OaiToolChoice tool_choice;
+    int tool_named;           /* OAI_TOOLS_NAMED: the index in tools */
+    bool parallel_tool_calls; /* default true */
 } OaiRequest;
+
+/* The name of tools[i] (a validated tools array). */
+const char *oai_tool_name(const json_t *tools, size_t i);
 
 /* Parse and validate a request body of 'len' bytes (not NUL-terminated).
  * Checks, in order: len against max_body_bytes (413), nesting depth by a

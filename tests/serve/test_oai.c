@@ -787,18 +787,98 @@ Test(oai_valid, max_completion_tokens_wins) {
 
 Test(oai_valid, ignorable_extras) {
     OaiRequest req;
-    field_ok("\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
-             "\"tool_choice\":\"auto\",\"parallel_tool_calls\":true,"
-             "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\","
-             "\"schema\":{\"type\":\"object\"}}},\"functions\":[1],\"function_call\":\"none\","
-             "\"metadata\":{\"a\":\"b\"},\"store\":false,\"service_tier\":\"auto\","
+    field_ok("\"metadata\":{\"a\":\"b\"},\"store\":false,\"service_tier\":\"auto\","
              "\"audio\":null,\"modalities\":[\"text\"],\"prediction\":{},"
              "\"reasoning_effort\":\"low\",\"web_search_options\":{},\"unknown_thing\":[1,{}]",
              &req);
     expect_defaults(&req);
     oai_request_free(&req);
-    field_ok("\"response_format\":{\"type\":\"json_object\"}", &req);
+}
+
+/* ---- structured output and tools (issue 18): honoured, so checked ---- */
+
+#define TOOL(name) "{\"type\":\"function\",\"function\":{\"name\":\"" name "\"}}"
+
+Test(oai_tools, accepted_shapes) {
+    OaiRequest req;
+    field_ok(
+        "\"tools\":[" TOOL(
+            "f") ",{\"type\":\"function\",\"function\":{\"name\":\"get-w_2\","
+                 "\"description\":\"d\",\"parameters\":{\"type\":\"object\"},\"strict\":true}}],"
+                 "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"get-w_2\"}},"
+                 "\"parallel_tool_calls\":false",
+        &req);
+    cr_expect_eq(json_array_size(req.tools), 2);
+    cr_expect_eq(req.tool_choice, OAI_TOOLS_NAMED);
+    cr_expect_eq(req.tool_named, 1);
+    cr_expect_str_eq(oai_tool_name(req.tools, 1), "get-w_2");
+    cr_expect(!req.parallel_tool_calls);
     oai_request_free(&req);
+    field_ok("\"tools\":[" TOOL("f") "]", &req);
+    cr_expect_eq(req.tool_choice, OAI_TOOLS_AUTO, "auto is the default with tools");
+    cr_expect(req.parallel_tool_calls, "parallel by default");
+    oai_request_free(&req);
+    field_ok("\"tools\":[" TOOL("f") "],\"tool_choice\":\"required\"", &req);
+    cr_expect_eq(req.tool_choice, OAI_TOOLS_REQUIRED);
+    oai_request_free(&req);
+    field_ok("\"tools\":[],\"tool_choice\":\"none\"", &req);
+    cr_expect_null(req.tools);
+    cr_expect_eq(req.tool_choice, OAI_TOOLS_NONE);
+    oai_request_free(&req);
+    field_ok("\"response_format\":{\"type\":\"json_object\"}", &req);
+    cr_expect_eq(req.format, OAI_FORMAT_JSON_OBJECT);
+    oai_request_free(&req);
+    field_ok("\"response_format\":{\"type\":\"text\"},\"grammar\":\"root ::= \\\"a\\\"\"", &req);
+    cr_expect_eq(req.format, OAI_FORMAT_TEXT);
+    cr_expect_eq(req.grammar_len, 12);
+    oai_request_free(&req);
+    field_ok("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\","
+             "\"strict\":true,\"schema\":{\"type\":\"object\"}}}",
+             &req);
+    cr_expect_eq(req.format, OAI_FORMAT_JSON_SCHEMA);
+    cr_expect(json_is_object(req.schema));
+    oai_request_free(&req);
+}
+
+Test(oai_tools, rejected_shapes) {
+    expect_field_err("\"tools\":{}", "tools", "an array");
+    expect_field_err("\"tools\":[1]", "tools[0]", "an object");
+    expect_field_err("\"tools\":[{\"type\":\"code\"}]", "tools[0].type", "function");
+    expect_field_err("\"tools\":[{\"type\":\"function\"}]", "tools[0].function", "required");
+    expect_field_err("\"tools\":[" TOOL("f") "," TOOL("a b") "]", "tools[1].function.name",
+                     "only a-z");
+    expect_field_err("\"tools\":[" TOOL("") "]", "tools[0].function.name", "1 to 64");
+    expect_field_err("\"tools\":[" TOOL("f") "," TOOL("f") "]", "tools[1].function.name",
+                     "also the name of tools[0]");
+    expect_field_err("\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
+                     "\"parameters\":[]}}]",
+                     "tools[0].function.parameters", "JSON Schema");
+    expect_field_err("\"tool_choice\":\"auto\"", "tool_choice", "only allowed when tools");
+    expect_field_err("\"tools\":[" TOOL("f") "],\"tool_choice\":\"always\"", "tool_choice",
+                     "not one of");
+    expect_field_err("\"tools\":[" TOOL("f") "],\"tool_choice\":{\"type\":\"function\","
+                                             "\"function\":{\"name\":\"g\"}}",
+                     "tool_choice.function.name", "not the name of a tool");
+    expect_field_err("\"tools\":[" TOOL("f") "],\"parallel_tool_calls\":1", "parallel_tool_calls",
+                     "boolean");
+    expect_field_err("\"functions\":[{\"name\":\"f\"}]", "functions", "use tools");
+    expect_field_err("\"function_call\":\"auto\"", "function_call", "use tools");
+    expect_field_err("\"response_format\":\"json\"", "response_format", "an object");
+    expect_field_err("\"response_format\":{}", "response_format.type", "required");
+    expect_field_err("\"response_format\":{\"type\":\"yaml\"}", "response_format.type",
+                     "not one of");
+    expect_field_err("\"response_format\":{\"type\":\"json_schema\"}",
+                     "response_format.json_schema", "required");
+    expect_field_err("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{"
+                     "\"schema\":{}}}",
+                     "response_format.json_schema.name", "required");
+    expect_field_err("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{"
+                     "\"name\":\"x\",\"schema\":3}}",
+                     "response_format.json_schema.schema", "an object");
+    expect_field_err("\"grammar\":7", "grammar", "a string");
+    expect_field_err("\"grammar\":\"root ::= \\\"a\\\"\",\"response_format\":{\"type\":"
+                     "\"json_object\"}",
+                     "grammar", "cannot both");
 }
 
 /* ---- completions ---- */
