@@ -54,7 +54,43 @@ TARGETS = {
     "decode_135m": 0.8,       # decode over the bandwidth bound, 135M
     "batched_16": 5.0,        # 16 sequences over one, 135M, Q8_0 and Q4_K_M
     "depth_4096": 0.7,        # decode after 4096 tokens over decode at 0, 135M Q4_K_M
+    "grammar_mask": 0.10,     # a full JSON-grammar token mask over a 135M Q8_0 decode step (50k vocab)
 }
+
+# The JSON grammar and a reply the mask is measured along (tests/tools/grammarbench.c).
+JSON_GBNF = r"""root   ::= ws value ws
+value  ::= object | array | string | number | "true" | "false" | "null"
+object ::= "{" ws ( member ( ws "," ws member )* )? ws "}"
+member ::= string ws ":" ws value
+array  ::= "[" ws ( value ( ws "," ws value )* )? ws "]"
+string ::= "\"" ( [^"\\\x00-\x1F] | "\\" escape )* "\""
+escape ::= ["\\/bfnrt] | "u" hex hex hex hex
+hex    ::= [0-9a-fA-F]
+number ::= "-"? int frac? exp?
+int    ::= "0" | [1-9] [0-9]*
+frac   ::= "." [0-9]+
+exp    ::= [eE] [-+]? [0-9]+
+ws     ::= ( [ \t\n\r] )*
+"""
+JSON_REPLY = ('{"name": "Alice Smith", "age": 42, "tags": ["a", "b"], '
+              '"address": {"city": "Paris", "zip": "75001"}, "ok": true}')
+
+
+def grammar_mask(decode_tps):
+    """Mean full-mask microseconds on GPT-2's vocabulary (build/tokenizer-oracle,
+    made by the tokenizer tests) or else the 135M model's own, and its share of
+    a decode step at decode_tps."""
+    vocab = os.path.join(BUILD, "tokenizer-oracle", "gpt2.gguf")
+    if not os.path.exists(vocab):
+        vocab = model("135M", "Q8_0")
+    gpath = os.path.join(OUT, "json.gbnf")
+    with open(gpath, "w") as f:
+        f.write(JSON_GBNF)
+    out = run([os.path.join(BUILD, "tools", "grammarbench"), vocab, gpath, JSON_REPLY])
+    fields = dict(kv.strip().split(" ", 1) for kv in out.strip().split(","))
+    us = float(fields["mean_us"])
+    return {"vocab": os.path.basename(vocab), "n_vocab": int(fields["vocab"]), "mean_us": us,
+            "max_us": float(fields["max_us"]), "share": us * 1e-6 * decode_tps}
 
 
 def run(args, **kw):
@@ -167,6 +203,13 @@ def main():
             extra.append(r)
             print("135M  Q4_K_M decode after 4096 tokens (F16 KV): %.1f tok/s = %.3f of depth 0"
                   % (r["depth"]["tokens_per_s"], r["depth"]["ratio_to_depth0"]), flush=True)
+    q8 = next((r for r in results if r["shape"] == "135M" and r["type_name"] == "Q8_0"), None)
+    if q8:
+        g = grammar_mask(q8["decode"]["tokens_per_s"])
+        g["run"] = "grammar_mask"
+        extra.append(g)
+        print("grammar mask (JSON, %s, %d tokens): %.0f us mean, %.0f us max = %.3f of a 135M Q8_0 decode step"
+              % (g["vocab"], g["n_vocab"], g["mean_us"], g["max_us"], g["share"]), flush=True)
     with open(os.path.join(OUT, "bench.json"), "w") as f:
         json.dump({"runs": results, "extra": extra, "targets": TARGETS}, f, indent=1)
     m = results[0]["machine"] if results else {}
@@ -221,6 +264,10 @@ def main():
         if r.get("run") == "batched16":
             verdict(r["batched"]["ratio_to_one"] >= TARGETS["batched_16"], "135M %s 16 sequences >= %.0fx one (%.2fx)"
                     % (r["type_name"], TARGETS["batched_16"], r["batched"]["ratio_to_one"]))
+        if r.get("run") == "grammar_mask":
+            verdict(r["share"] <= TARGETS["grammar_mask"], "a full JSON grammar mask <= %.2f of a 135M Q8_0 decode "
+                    "step (%.3f; drawn tokens are checked alone first, so most steps pay less)"
+                    % (TARGETS["grammar_mask"], r["share"]))
         if r.get("run") == "depth4096":
             verdict(r["depth"]["ratio_to_depth0"] >= TARGETS["depth_4096"], "135M Q4_K_M decode at depth 4096 >= %.1f "
                     "of depth 0 (%.3f)" % (TARGETS["depth_4096"], r["depth"]["ratio_to_depth0"]))

@@ -949,14 +949,98 @@ struct GrammarVocab {
     int32_t *tok_next; /* (n) the next token with the same piece */
     uint8_t *eog;      /* (n) */
     char *bytes;       /* every piece, token i at bytes[off[i]..off[i + 1]) */
+    /* The trie in preorder, what a mask walks: node k's byte, depth (the
+     * root's children are 1), the first token ending there, and the index
+     * after its subtree. */
+    uint8_t *pre_byte;
+    int32_t *pre_depth, *pre_tok, *pre_end;
+    int n_pre;
     size_t *off;       /* (n + 1) */
     int depth;         /* the longest piece */
 };
 
+/* The masker remembers the states a walk met and their steps by byte (a
+ * small automaton built as it goes): inside a JSON string most bytes lead
+ * back to the same state, so a walk of the trie mostly looks steps up
+ * instead of computing them. At most MASK_CACHE_STATES states; the cache
+ * starts over at a mask that finds it more than half full, and a walk that
+ * fills it goes on computing steps. */
+#define MASK_CACHE_STATES 1024
+#define MASK_MEMO 16 /* whole masks remembered by start state */
+#define MASK_UNKNOWN (-1)
+#define MASK_REFUSED (-2)
+
 struct GrammarMasker {
     const GrammarVocab *v;
     GrammarState **st; /* (depth + 1) */
+    GrammarState **cs; /* (MASK_CACHE_STATES) the states met, allocated as needed */
+    uint64_t *hash;    /* (MASK_CACHE_STATES) */
+    int32_t *trans;    /* (MASK_CACHE_STATES, 256) next state id, MASK_UNKNOWN / MASK_REFUSED */
+    int32_t *table;    /* (2 * MASK_CACHE_STATES) open addressing: state id + 1, 0 empty */
+    int n_cs;
+    const GrammarState **ps; /* (depth + 1) a walk's state per trie depth */
+    int *pid;                /* (depth + 1) its cache id, or -1 */
+    /* Whole masks by start state (a state recurs: every step inside a
+     * string starts from the same one), as bits, least recently used
+     * replaced; emptied with the cache. */
+    uint64_t *memo; /* (MASK_MEMO, words) */
+    size_t words;   /* ceil(n / 64) */
+    int memo_sid[MASK_MEMO], memo_count[MASK_MEMO];
+    unsigned memo_tick[MASK_MEMO], tick;
 };
+
+static uint64_t state_hash(const GrammarState *s) {
+    uint64_t h = 1469598103934665603ull;
+#define MIX(x) (h = (h ^ (uint64_t)(uint32_t)(x)) * 1099511628211ull)
+    MIX(s->n);
+    MIX(s->n_pend);
+    for (int i = 0; i < s->n_pend; i++)
+        MIX(s->pend[i]);
+    for (int i = 1; i <= s->n; i++)
+        MIX(s->off[i]);
+    for (int i = 0; i < s->off[s->n]; i++)
+        MIX(s->pos[i]);
+#undef MIX
+    return h;
+}
+
+static bool state_equal(const GrammarState *a, const GrammarState *b) {
+    return a->n == b->n && a->n_pend == b->n_pend && !memcmp(a->pend, b->pend, (size_t)a->n_pend) &&
+           !memcmp(a->off, b->off, (size_t)(a->n + 1) * sizeof *a->off) &&
+           !memcmp(a->pos, b->pos, (size_t)a->off[a->n] * sizeof *a->pos);
+}
+
+static void cache_reset(GrammarMasker *m) {
+    for (int i = 0; i < MASK_MEMO; i++)
+        m->memo_sid[i] = -1;
+    m->n_cs = 0;
+    memset(m->table, 0, 2 * MASK_CACHE_STATES * sizeof *m->table);
+}
+
+/* The id of a state equal to s in the cache, added when new; -1 when the
+ * cache is full (or out of memory). */
+static int cache_intern(GrammarMasker *m, const GrammarState *s) {
+    uint64_t h = state_hash(s);
+    unsigned mask = 2 * MASK_CACHE_STATES - 1, i = (unsigned)h & mask;
+    for (; m->table[i]; i = (i + 1) & mask) {
+        int id = m->table[i] - 1;
+        if (m->hash[id] == h && state_equal(m->cs[id], s))
+            return id;
+    }
+    if (m->n_cs == MASK_CACHE_STATES)
+        return -1;
+    int id = m->n_cs;
+    if (!m->cs[id] && !(m->cs[id] = state_alloc(s->g)))
+        return -1;
+    if (!grammar_state_copy(m->cs[id], s))
+        return -1;
+    m->hash[id] = h;
+    for (int b = 0; b < 256; b++)
+        m->trans[(size_t)id * 256 + (size_t)b] = MASK_UNKNOWN;
+    m->table[i] = id + 1;
+    m->n_cs++;
+    return id;
+}
 
 static int trie_child(GrammarVocab *v, int node, uint8_t b) {
     int c = v->node[node].child;
@@ -975,6 +1059,45 @@ static int trie_child(GrammarVocab *v, int node, uint8_t b) {
     v->node[c] = (TrieNode){-1, v->node[node].child, -1, b};
     v->node[node].child = c;
     return c;
+}
+
+/* The preorder arrays from the linked trie (an explicit stack: pieces may
+ * be GRAMMAR_MAX_PIECE deep). Non-zero when out of memory. */
+static int preorder(GrammarVocab *v) {
+    int n = v->n_nodes - 1; /* the root is not listed */
+    v->pre_byte = malloc((size_t)(n > 0 ? n : 1));
+    v->pre_depth = malloc((size_t)(n > 0 ? n : 1) * sizeof *v->pre_depth);
+    v->pre_tok = malloc((size_t)(n > 0 ? n : 1) * sizeof *v->pre_tok);
+    v->pre_end = malloc((size_t)(n > 0 ? n : 1) * sizeof *v->pre_end);
+    int32_t *stack = malloc((size_t)(v->depth + 2) * sizeof *stack); /* node per depth */
+    int32_t *at = malloc((size_t)(v->depth + 2) * sizeof *at);       /* its preorder index */
+    if (!v->pre_byte || !v->pre_depth || !v->pre_tok || !v->pre_end || !stack || !at) {
+        free(stack);
+        free(at);
+        return 1;
+    }
+    int k = 0, d = 0;
+    stack[0] = v->node[0].child;
+    while (d >= 0) {
+        int c = stack[d];
+        if (c < 0) { /* depth d done: close the parent's subtree */
+            if (--d >= 0) {
+                v->pre_end[at[d]] = k;
+                stack[d] = v->node[stack[d]].sibling;
+            }
+            continue;
+        }
+        at[d] = k;
+        v->pre_byte[k] = v->node[c].byte;
+        v->pre_depth[k] = d + 1;
+        v->pre_tok[k] = v->node[c].tok;
+        k++;
+        stack[++d] = v->node[c].child;
+    }
+    v->n_pre = k;
+    free(stack);
+    free(at);
+    return 0;
 }
 
 Status grammar_vocab_new(GrammarVocab **out, int n, const char *const *pieces, const size_t *lens,
@@ -1025,6 +1148,10 @@ Status grammar_vocab_new(GrammarVocab **out, int n, const char *const *pieces, c
         v->node[node].tok = i;
         v->depth = (int)lens[i] > v->depth ? (int)lens[i] : v->depth;
     }
+    if (preorder(v)) {
+        grammar_vocab_free(v);
+        return err_set(err, STATUS_NOMEM, "grammar: out of memory for the token trie");
+    }
     *out = v;
     return STATUS_OK;
 }
@@ -1037,6 +1164,10 @@ void grammar_vocab_free(GrammarVocab *v) {
     free(v->eog);
     free(v->off);
     free(v->bytes);
+    free(v->pre_byte);
+    free(v->pre_depth);
+    free(v->pre_tok);
+    free(v->pre_end);
     free(v);
 }
 
@@ -1046,6 +1177,20 @@ Status grammar_masker_new(GrammarMasker **out, const GrammarVocab *v, Err *err) 
     if (m) {
         m->v = v;
         m->st = calloc((size_t)v->depth + 1, sizeof *m->st);
+        m->cs = calloc(MASK_CACHE_STATES, sizeof *m->cs);
+        m->hash = malloc(MASK_CACHE_STATES * sizeof *m->hash);
+        m->trans = malloc((size_t)MASK_CACHE_STATES * 256 * sizeof *m->trans);
+        m->table = calloc(2 * MASK_CACHE_STATES, sizeof *m->table);
+        m->ps = calloc((size_t)v->depth + 1, sizeof *m->ps);
+        m->pid = calloc((size_t)v->depth + 1, sizeof *m->pid);
+        m->words = ((size_t)v->n + 63) / 64;
+        m->memo = malloc(MASK_MEMO * (m->words ? m->words : 1) * sizeof *m->memo);
+        for (int i = 0; i < MASK_MEMO; i++)
+            m->memo_sid[i] = -1;
+        if (!m->cs || !m->hash || !m->trans || !m->table || !m->ps || !m->pid || !m->memo) {
+            grammar_masker_free(m);
+            m = NULL;
+        }
     }
     for (int d = 0; m && m->st && d <= v->depth; d++)
         if (!(m->st[d] = state_alloc(NULL))) {
@@ -1066,21 +1211,57 @@ void grammar_masker_free(GrammarMasker *m) {
     for (int d = 0; m->st && d <= m->v->depth; d++)
         grammar_state_free(m->st[d]);
     free(m->st);
+    for (int i = 0; m->cs && i < MASK_CACHE_STATES; i++)
+        grammar_state_free(m->cs[i]);
+    free(m->cs);
+    free(m->hash);
+    free(m->trans);
+    free(m->table);
+    free(m->ps);
+    free(m->pid);
+    free(m->memo);
     free(m);
 }
 
-/* The tokens under 'node' whose pieces continue state st[depth]. */
-static int mask_walk(GrammarMasker *m, int node, int depth, uint8_t *allowed) {
+/* The tokens whose pieces continue state s0 (the cache's state sid0, or
+ * -1). One pass over the trie in preorder: a node's parent state is the
+ * last one kept at the depth above, and a refused node skips its subtree.
+ * m->ps / m->pid hold the state and cache id per depth (st[depth] when
+ * the state is not in the cache). */
+static int mask_walk(GrammarMasker *m, const GrammarState *s0, int sid0, uint8_t *allowed) {
     const GrammarVocab *v = m->v;
     int count = 0;
-    for (int c = v->node[node].child; c >= 0; c = v->node[c].sibling) {
-        if (!step_byte(m->st[depth], m->st[depth + 1], v->node[c].byte))
+    m->ps[0] = s0;
+    m->pid[0] = sid0;
+    for (int k = 0; k < v->n_pre;) {
+        int d = v->pre_depth[k];
+        uint8_t b = v->pre_byte[k];
+        int sid = m->pid[d - 1];
+        int32_t *tr = sid >= 0 ? &m->trans[(size_t)sid * 256 + b] : NULL;
+        const GrammarState *ns;
+        int nid = -1;
+        if (tr && *tr >= 0) {
+            nid = *tr;
+            ns = m->cs[nid];
+        } else if ((tr && *tr == MASK_REFUSED) || !step_byte(m->ps[d - 1], m->st[d], b)) {
+            if (tr)
+                *tr = MASK_REFUSED;
+            k = v->pre_end[k];
             continue;
-        for (int t = v->node[c].tok; t >= 0; t = v->tok_next[t]) {
+        } else {
+            ns = m->st[d];
+            if (tr && (nid = cache_intern(m, ns)) >= 0) {
+                *tr = nid;
+                ns = m->cs[nid];
+            }
+        }
+        for (int t = v->pre_tok[k]; t >= 0; t = v->tok_next[t]) {
             allowed[t] = 1;
             count++;
         }
-        count += mask_walk(m, c, depth + 1, allowed);
+        m->ps[d] = ns;
+        m->pid[d] = nid;
+        k++;
     }
     return count;
 }
@@ -1088,9 +1269,36 @@ static int mask_walk(GrammarMasker *m, int node, int depth, uint8_t *allowed) {
 int grammar_mask(GrammarMasker *m, const GrammarState *s, uint8_t *allowed) {
     const GrammarVocab *v = m->v;
     memset(allowed, 0, (size_t)v->n);
+    if (m->n_cs > MASK_CACHE_STATES / 2)
+        cache_reset(m);
     if (!grammar_state_copy(m->st[0], s))
         return 0;
-    int count = mask_walk(m, 0, 0, allowed);
+    int sid = cache_intern(m, m->st[0]);
+    int count = -1, slot = 0;
+    for (int i = 0; i < MASK_MEMO && sid >= 0; i++) {
+        if (m->memo_sid[i] == sid) { /* this start state's mask: from the bits */
+            const uint64_t *bits = m->memo + (size_t)i * m->words;
+            for (int t = 0; t < v->n; t++)
+                allowed[t] = (uint8_t)(bits[t >> 6] >> (t & 63) & 1);
+            count = m->memo_count[i];
+            m->memo_tick[i] = ++m->tick;
+            break;
+        }
+        if (m->memo_sid[slot] >= 0 && (m->memo_sid[i] < 0 || m->memo_tick[i] < m->memo_tick[slot]))
+            slot = i; /* the first empty slot, else the least recently used */
+    }
+    if (count < 0) {
+        count = mask_walk(m, sid >= 0 ? m->cs[sid] : m->st[0], sid, allowed);
+        if (sid >= 0) {
+            uint64_t *bits = m->memo + (size_t)slot * m->words;
+            memset(bits, 0, m->words * sizeof *bits);
+            for (int t = 0; t < v->n; t++)
+                bits[t >> 6] |= (uint64_t)(allowed[t] != 0) << (t & 63);
+            m->memo_sid[slot] = sid;
+            m->memo_count[slot] = count;
+            m->memo_tick[slot] = ++m->tick;
+        }
+    }
     if (grammar_complete(s))
         for (int i = 0; i < v->n; i++)
             if (v->eog[i]) {
