@@ -1403,18 +1403,16 @@ static TValue f_default(Ctx *c, TValue v, const Args *a) {
     return v;
 }
 
+/* first/last: Jinja2 iterates an undefined value as empty, so both give
+ * undefined for it, as for an empty sequence. */
 static TValue f_first(Ctx *c, TValue v, const Args *a) {
     (void)a;
-    if (v.kind == V_UNDEF)
-        undef_fail(c, v);
     TList *l = iter_list(c, v);
     return l->n ? l->v[0] : tv_undef(NULL);
 }
 
 static TValue f_last(Ctx *c, TValue v, const Args *a) {
     (void)a;
-    if (v.kind == V_UNDEF)
-        undef_fail(c, v);
     if (v.kind == V_LIST && v.u.l->gen)
         rfail(c, STATUS_INVALID, "'generator' object is not reversible");
     TList *l = iter_list(c, v);
@@ -1471,7 +1469,12 @@ static TValue gen(TList *l) {
     return mk_list(l);
 }
 
+/* map and the select family start with `if value:` in Jinja2: a falsy input
+ * (none, false, 0, "", [], {}, undefined) yields nothing, before the
+ * arguments are even looked at; anything else must be iterable. */
 static TValue f_map(Ctx *c, TValue v, const Args *a) {
+    if (!truthy(v))
+        return gen(tl_new(c->a, c->f, 0));
     TList *l = iter_list(c, v);
     TList *m = tl_new(c->a, c->f, l->n);
     TValue attr;
@@ -1505,6 +1508,8 @@ static TValue f_map(Ctx *c, TValue v, const Args *a) {
 
 /* select/reject/selectattr/rejectattr */
 static TValue select_impl(Ctx *c, TValue v, const Args *a, bool attr, bool want) {
+    if (!truthy(v))
+        return gen(tl_new(c->a, c->f, 0));
     TList *l = iter_list(c, v);
     TList *m = tl_new(c->a, c->f, 0);
     size_t k = 0;
@@ -1744,6 +1749,8 @@ static TValue f_int(Ctx *c, TValue v, const Args *a) {
     TValue def = arg_or(a, 0, "default", tv_int(0));
     int64_t base = arg_int(c, a, 1, "base", 10);
     TValue r;
+    if (v.kind == V_UNDEF) /* int(Undefined) raises in Jinja2 */
+        undef_fail(c, v);
     switch (v.kind) {
     case V_INT:
     case V_BOOL:
@@ -1775,8 +1782,9 @@ static TValue f_int(Ctx *c, TValue v, const Args *a) {
 
 static TValue f_float(Ctx *c, TValue v, const Args *a) {
     TValue def = arg_or(a, 0, "default", tv_float(0.0));
-    (void)c;
     TValue r;
+    if (v.kind == V_UNDEF) /* float(Undefined) raises in Jinja2 */
+        undef_fail(c, v);
     if (is_num(v)) {
         r = tv_float(num_f(v));
     } else if (v.kind == V_STR) {
@@ -1852,7 +1860,13 @@ static TValue f_indent(Ctx *c, TValue v, const Args *a) {
             tb_puts(&b, " ", 1);
         ind = tb_str(&b);
     }
-    TStr s = concat2(c, to_str(c, v).u.s, cstr(c, "\n", 1).u.s).u.s;
+    /* Jinja2's do_indent starts with `s += "\n"`: only a string survives it. */
+    if (v.kind == V_UNDEF)
+        undef_fail(c, v);
+    if (v.kind != V_STR)
+        rfail(c, STATUS_INVALID, "unsupported operand type(s) for +=: '%s' and 'str'",
+              type_name(v));
+    TStr s = concat2(c, v.u.s, cstr(c, "\n", 1).u.s).u.s;
     TList *lines = splitlines(c, s);
     TBuf b = newbuf(c);
     if (first)
@@ -2196,6 +2210,10 @@ static TValue call_func(Ctx *c, int fn, const Args *a) {
     switch (fn) {
     case FN_RANGE: {
         int64_t st = 0, en, sp = 1;
+        for (size_t k = 0; k < a->n_pos; k++)
+            if (!is_intish(a->v[k]))
+                rfail(c, STATUS_INVALID, "'%s' object cannot be interpreted as an integer",
+                      type_name(a->v[k]));
         if (a->n_pos == 1) {
             en = arg_int(c, a, 0, "stop", 0);
         } else if (a->n_pos == 2 || a->n_pos == 3) {

@@ -386,3 +386,72 @@ Test(tmpl_mask, trusted_variables_are_template_text_and_win) {
     json_decref(trusted);
     tmpl_free(t);
 }
+
+/* none / undefined as Jinja2 3.1 treats them (each case checked against
+ * python3-jinja2; tests/chat/test_template_jinja.py holds them too). */
+Test(tmpl_none, select_and_map_of_a_falsy_value_are_empty) {
+    /* Jinja2's select/reject/selectattr/rejectattr/map begin with `if value:` */
+    expect("{{ none | selectattr('x') | list }}", NULL, "[]");
+    expect("{{ none | rejectattr('x', 'none') | list }}", NULL, "[]");
+    expect("{{ none | select | list }}{{ 0 | reject | list }}", NULL, "[][]");
+    expect("{{ none | map(attribute='x') | list }}|{{ false | map('upper') | join(',') }}", NULL,
+           "[]|");
+    /* no filter argument: not looked at */
+    expect("{{ none | map | list }}{{ [] | map | list }}", NULL, "[][]");
+    expect("{{ nope | selectattr('x') | list }}{{ '' | select | list }}", NULL, "[][]");
+    expect("{{ n | selectattr('x') | first is defined }}", "{\"n\":null}", "False");
+    /* anything truthy must still be iterable */
+    expect_err("{{ 5 | selectattr('x') | list }}", NULL, STATUS_INVALID,
+               "'int' object is not iterable");
+    expect_err("{{ true | select | list }}", NULL, STATUS_INVALID, "'bool' object is not iterable");
+    expect_err("{{ [1] | map | list }}", NULL, STATUS_INVALID, "map requires a filter argument");
+}
+
+Test(tmpl_none, first_and_last_of_undefined_are_undefined) {
+    expect("[{{ nope | first }}][{{ nope | last }}]", NULL, "[][]");
+    expect("{{ nope | first is defined }} {{ [] | last is defined }}", NULL, "False False");
+    expect_err("{{ none | first }}", NULL, STATUS_INVALID, "'NoneType' object is not iterable");
+}
+
+Test(tmpl_none, int_and_float_of_undefined_raise) {
+    expect("{{ none | int }} {{ none | float }} {{ 'x' | int(7) }}", NULL, "0 0.0 7");
+    expect_err("{{ nope | int }}", NULL, STATUS_INVALID, "'nope' is undefined");
+    expect_err("{{ nope | float }}", NULL, STATUS_INVALID, "'nope' is undefined");
+}
+
+Test(tmpl_none, indent_takes_only_a_string) {
+    expect("{{ 'a\\nb' | indent(2) }}", NULL, "a\n  b");
+    expect_err("{{ none | indent }}", NULL, STATUS_INVALID,
+               "unsupported operand type(s) for +=: 'NoneType' and 'str'");
+    expect_err("{{ 5 | indent }}", NULL, STATUS_INVALID, "'int' and 'str'");
+    expect_err("{{ nope | indent }}", NULL, STATUS_INVALID, "'nope' is undefined");
+}
+
+Test(tmpl_none, range_takes_only_integers) {
+    expect("{{ range(true) | list }} {{ range(1, 4, 2) | list }}", NULL, "[0] [1, 3]");
+    expect_err("{{ range(none) }}", NULL, STATUS_INVALID,
+               "'NoneType' object cannot be interpreted as an integer");
+    expect_err("{{ range(0, none) }}", NULL, STATUS_INVALID, "'NoneType' object cannot be");
+    expect_err("{{ range(1.5) }}", NULL, STATUS_INVALID, "'float' object cannot be");
+    expect_err("{{ range(nope) }}", NULL, STATUS_INVALID, "cannot be interpreted as an integer");
+}
+
+Test(tmpl_none, tools_patterns) {
+    /* what tool-calling templates do with an absent or null tools variable */
+    const char *src =
+        "{{ tools | default([]) | length }} {{ tools is defined }} {{ tools is none }} "
+        "{% for t in tools %}x{% else %}empty{% endfor %} {{ (tools or []) | length }}";
+    expect(src, NULL, "0 False False empty 0");
+    /* default() replaces only undefined: a null stays None */
+    expect("{{ tools | default([]) }} {{ tools is defined }} {{ tools is none }} "
+           "{{ (tools or []) | length }}",
+           "{\"tools\":null}", "None True True 0");
+    expect_err("{{ tools | default([]) | length }}", "{\"tools\":null}", STATUS_INVALID,
+               "has no len()");
+    expect("{{ tools | tojson }} {{ n | tojson }}", "{\"tools\":null,\"n\":null}", "null null");
+    expect("{% set ns = namespace(name=none) %}{{ ns.name is none }}{% set ns.name = 'f' %}"
+           "{{ ns.name }}",
+           NULL, "Truef");
+    expect_err("{% for t in none %}x{% endfor %}", NULL, STATUS_INVALID,
+               "'NoneType' object is not iterable");
+}

@@ -4,7 +4,7 @@
 Renders every template below with every variable set, once with Jinja2
 configured as transformers configures it (ImmutableSandboxedEnvironment,
 trim_blocks, lstrip_blocks, loopcontrols, transformers' own tojson,
-raise_exception, strftime_now) and once with build/tools/render, and
+raise_exception, strftime_now) and once with build/tools/render (CGPT_BUILD=DIR: DIR/tools/render), and
 requires byte-identical output, or an error from both. Run from the repo
 root after `make build/tools/render`. Exits non-zero on any mismatch; the
 last line is "N passed, N failed".
@@ -20,7 +20,10 @@ import jinja2
 import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-RENDER = os.environ.get("RENDER", "build/tools/render")
+# the build to test: build/ unless CGPT_BUILD names another (make BUILD=...);
+# RENDER names the binary itself
+RENDER = os.environ.get("RENDER") or os.path.join(os.environ.get("CGPT_BUILD") or "build",
+                                                  "tools", "render")
 
 
 def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
@@ -402,6 +405,25 @@ SNIPPETS = [
     "{{ messages | selectattr('role', 'in', ['user', 'system']) | list | length }} {{ messages | selectattr('tool_calls', 'defined') | list | length }} {{ messages | selectattr('tool_calls') | list | length }}",
     "{% if messages|selectattr('role', 'equalto', 'nobody') %}generator is truthy{% endif %}",
     "{{ {'a': {'b': 1}} }}{{ {'a': {'b': {'c': 2}}}['a']['b'] }}",
+    # none and undefined where Jinja2 has quirks: select/map of a falsy value
+    # are empty, first/last of undefined are undefined, int/float/indent of
+    # undefined raise, range() takes integers only
+    "{{ none | selectattr('x') | list }}|{{ none | rejectattr('x') | list }}|{{ none | select | list }}|{{ 0 | reject | list }}|{{ none | map(attribute='x') | list }}|{{ false | map('upper') | list }}|{{ none | map | list }}",
+    "{{ n | selectattr('role') | list }}|{{ n | map(attribute='role') | join(',') }}|{{ nope | selectattr('x') | first is defined }}",
+    "{{ 5 | selectattr('x') | list }}",
+    "[{{ nope | first }}][{{ nope | last }}] {{ nope | first is defined }}",
+    "{{ none | int }} {{ none | float }} {{ n | int }}",
+    "{{ nope | int }}",
+    "{{ nope | float }}",
+    "{{ n | indent }}",
+    "{{ 5 | indent(2) }}",
+    "{{ nope | indent }}",
+    "{{ range(n) }}",
+    "{{ range(0, none) | list }}",
+    "{{ tools | default([]) | length }} {{ tools is defined }} {{ tools is none }} {% for t in tools | default([]) %}{{ t.function.name }}{% endfor %} {{ (tools or []) | length }}",
+    "{% for t in n %}x{% endfor %}",
+    "{% set ns = namespace(name=none, found=false) %}{% for m in messages %}{% if m.tool_calls is defined and m.tool_calls is not none %}{% set ns.found = true %}{% set ns.name = m.tool_calls[0].function.name %}{% endif %}{% endfor %}{{ ns.found }} {{ ns.name }} {{ ns.name is none }}",
+    "{{ messages | selectattr('tool_calls', 'defined') | map(attribute='tool_calls') | list | tojson }} {{ messages | map(attribute='tool_call_id', default='-') | join(',') }}",
     "{{ 0x1F }} {{ 1_000 }} {{ 0o17 }} {{ 0b101 }} {{ 1.5e3 }} {{ 'a' 'b' }} {{ \"\\x41\\u00e9\\U0001F600\" }}",
 ]
 
