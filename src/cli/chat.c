@@ -467,8 +467,14 @@ static int cmd_chat(int argc, char **argv) {
                       .n_batch = 256,
                       .kv_type = kv_type};
     int rc = 1;
-    if (cli_load(&c.cm, path, &mp, tfile, true, &err) ||
-        gen_session_init(&c.gs, c.cm.m, c.cm.tok, 0, &err))
+    if (cli_load(&c.cm, path, &mp, tfile, true, &err))
+        goto done;
+    if (model_config(c.cm.m)->encoder) { /* bert, nomic-bert: embeddings only */
+        err_set(&err, STATUS_UNSUPPORTED, "an embedding model (%s) cannot generate text",
+                model_config(c.cm.m)->arch_name);
+        goto done;
+    }
+    if (gen_session_init(&c.gs, c.cm.m, c.cm.tok, 0, &err))
         goto done;
     cli_sampling_resolve(&c.cm, sp_set, &c.gp.sampling);
     reset(&c, system);

@@ -115,7 +115,19 @@ static void print_config(const ModelConfig *c) {
         printf(", linear x%g", 1.0 / c->rope_freq_scale);
     if (c->rope_local_base > 0.0f)
         printf("; sliding layers: freq_base %g, unscaled", (double)c->rope_local_base);
-    printf("\n  output       %s\n", c->tied_output ? "tied to token_embd" : "separate");
+    static const char *const POOL[] = {"none", "mean", "cls", "last"};
+    if (c->encoder) {
+        printf("\n  output       none: an embedding model (bidirectional encoder)\n");
+        printf("  pooling      %s", POOL[c->pooling]);
+        if (c->pooling_type < 0)
+            printf(" (no pooling_type: mean)");
+        else if (c->pooling_type == 0)
+            printf(" (pooling_type 0, none: pooled as mean)");
+        printf("\n  token_types  %d (segment 0 used)\n", c->n_token_types);
+    } else {
+        printf("\n  output       %s\n", c->tied_output ? "tied to token_embd" : "separate");
+        printf("  pooling      mean of the final hidden states (embeddings)\n");
+    }
     if (c->n_swa)
         printf("  window       %d positions on %s\n", c->n_swa,
                c->swa_period == 1   ? "every layer"

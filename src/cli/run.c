@@ -154,6 +154,11 @@ static Status run_ids(const RunOpts *o, Err *err) {
                       .kv_type = o->kv_type};
     if ((s = model_load(&m, o->model, &mp, err)))
         goto done;
+    if (model_config(m)->encoder) { /* bert, nomic-bert: embeddings only */
+        s = err_set(err, STATUS_UNSUPPORTED, "an embedding model (%s) cannot generate text",
+                    model_config(m)->arch_name);
+        goto done;
+    }
     int V = model_config(m)->n_vocab;
     logits = malloc(sizeof(float) * (size_t)V);
     rows = malloc(sizeof(BatchRow) * RUN_BATCH);
@@ -233,8 +238,14 @@ static Status run_text(const RunOpts *o, Err *err) {
                       .n_seq_max = 1,
                       .n_batch = RUN_BATCH,
                       .kv_type = o->kv_type};
-    if ((s = cli_load(&cm, o->model, &mp, o->tfile, o->chat, err)) ||
-        (s = gen_session_init(&gs, cm.m, cm.tok, 0, err)))
+    if ((s = cli_load(&cm, o->model, &mp, o->tfile, o->chat, err)))
+        goto done;
+    if (model_config(cm.m)->encoder) { /* bert, nomic-bert: embeddings only */
+        s = err_set(err, STATUS_UNSUPPORTED, "an embedding model (%s) cannot generate text",
+                    model_config(cm.m)->arch_name);
+        goto done;
+    }
+    if ((s = gen_session_init(&gs, cm.m, cm.tok, 0, err)))
         goto done;
     if (o->chat) {
         msgs = json_array();

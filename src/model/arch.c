@@ -1,6 +1,6 @@
 /* arch.c - the table behind arch.h. Facts from llama.cpp's llama-arch.cpp
  * and llama-model.cpp (LLM_ARCH_LLAMA, QWEN2, QWEN3, GPT2, GEMMA2,
- * GEMMA3, PHI3, QWEN2MOE, QWEN3MOE). */
+ * GEMMA3, PHI3, QWEN2MOE, QWEN3MOE, BERT, NOMIC_BERT). */
 #include "model/arch.h"
 
 #include <stdio.h>
@@ -120,6 +120,29 @@ static const ArchInfo ARCHS[ARCH_COUNT] = {
                      .sinks = true,
                      .rope_yarn = true,
                      .moe_oai = true},
+    [ARCH_BERT] = {.arch = ARCH_BERT,
+                   .name = "bert",
+                   .rope = ROPE_NONE,
+                   .norm = NORM_LAYER,
+                   .ffn = FFN_GELU_ERF,
+                   .qkv = QKV_EITHER,
+                   .learned_pos = true,
+                   .qkv_bias = TENSOR_OPTIONAL,
+                   .out_bias = TENSOR_OPTIONAL,
+                   .ffn_bias = TENSOR_OPTIONAL,
+                   .eps_suffix = "attention.layer_norm_epsilon",
+                   .encoder = true},
+    [ARCH_NOMIC_BERT] = {.arch = ARCH_NOMIC_BERT,
+                         .name = "nomic-bert",
+                         .rope = ROPE_NEOX,
+                         .norm = NORM_LAYER,
+                         .ffn = FFN_SILU_GATED,
+                         .qkv = QKV_EITHER,
+                         .qkv_bias = TENSOR_OPTIONAL,
+                         .out_bias = TENSOR_OPTIONAL,
+                         .ffn_bias = TENSOR_OPTIONAL,
+                         .eps_suffix = "attention.layer_norm_epsilon",
+                         .encoder = true},
 };
 
 const ArchInfo *arch_find(const char *name, size_t len) {
@@ -135,7 +158,8 @@ const ArchInfo *arch_info(Arch a) {
 }
 
 const char *arch_supported_list(void) {
-    return "llama, qwen2, qwen3, gpt2, gemma2, gemma3, phi3, qwen2moe, qwen3moe, gpt-oss";
+    return "llama, qwen2, qwen3, gpt2, gemma2, gemma3, phi3, qwen2moe, qwen3moe, gpt-oss, bert, "
+           "nomic-bert";
 }
 
 void arch_blk_name(char *buf, int layer, const char *suffix) {

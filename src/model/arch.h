@@ -22,6 +22,14 @@
  *                             sinks; window:    clamped swiglu,
  *                             even layers       softmax of the top-k
  *           (its FFN pre-norm is named post_attention_norm)
+ *   bert    layer+bias  none  q,k,v + biases,      gelu_erf(up + b),      learned position_embd
+ *                             bidirectional        down + b
+ *   nomic-bert layer+bias NEOX fused qkv,          silu(gate)*up, down    rope
+ *                             bidirectional
+ *     encoders: x = token_embd + token_types[0] (+ position_embd), LayerNorm
+ *     token_embd_norm; per layer x = LN(x + attn(x), attn_output_norm),
+ *     x = LN(x + ffn(x), layer_output_norm) (post-norm); no output_norm or
+ *     output: the last layer's rows are pooled (pooling_type) into embeddings.
  *
  * "post": the attention and FFN outputs are normed again (post_attention_norm,
  * post_ffw_norm) before they join the residual. A mixture of experts: router
@@ -51,6 +59,8 @@ typedef enum {
     ARCH_QWEN2MOE,
     ARCH_QWEN3MOE,
     ARCH_GPTOSS,
+    ARCH_BERT,
+    ARCH_NOMIC_BERT,
     ARCH_COUNT
 } Arch;
 
@@ -60,6 +70,7 @@ typedef enum {
     FFN_GELU,       /* gelu(up) */
     FFN_GELU_GATED, /* gelu(gate) * up (gemma) */
     FFN_SILU_FUSED, /* ffn_up holds gate then up (2 F rows): silu(gate) * up (phi3) */
+    FFN_GELU_ERF,   /* gelu(up + b) with the exact erf GELU (bert) */
 } FfnType;
 /* Whether a tensor family is part of the architecture. */
 typedef enum { TENSOR_ABSENT = 0, TENSOR_OPTIONAL, TENSOR_REQUIRED } TensorNeed;
@@ -102,6 +113,10 @@ typedef struct {
     /* gpt-oss's experts: router and expert biases, the top-k chosen on the
      * logits and weighted by the softmax of those k, clamped swiglu */
     bool moe_oai;
+    /* an encoder (bert, nomic-bert): bidirectional attention over one
+     * sequence, post-norm residuals, no output head; embeddings only
+     * (model_embed), model_forward refuses it */
+    bool encoder;
 } ArchInfo;
 
 /* The entry for a name given as (ptr, len); NULL if unsupported. */
@@ -158,6 +173,14 @@ const char *arch_supported_list(void);
 #define TN_FFN_UP_EXPS_B "ffn_up_exps.bias"
 #define TN_FFN_DOWN_EXPS_B "ffn_down_exps.bias"
 #define TN_ATTN_SINKS "attn_sinks.weight"
+/* encoders (bert, nomic-bert) */
+#define TN_TOKEN_TYPES "token_types.weight"
+#define TN_TOKEN_EMBD_NORM "token_embd_norm.weight"
+#define TN_TOKEN_EMBD_NORM_B "token_embd_norm.bias"
+#define TN_ATTN_OUT_NORM "attn_output_norm.weight"
+#define TN_ATTN_OUT_NORM_B "attn_output_norm.bias"
+#define TN_LAYER_OUT_NORM "layer_output_norm.weight"
+#define TN_LAYER_OUT_NORM_B "layer_output_norm.bias"
 
 #define ARCH_NAME_MAX 128
 

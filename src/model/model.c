@@ -21,6 +21,7 @@
  *
  * Not here: sampling, scheduling, prefix-cache policy (engine/). */
 #include "model/model.h"
+#include "model/model_impl.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -42,93 +43,6 @@
 #define MODEL_DEFAULT_BLOCK 16
 #define MODEL_ARCH_NAME_SHOW 64 /* bytes of an unknown architecture name to quote */
 #define MODEL_MAX_PARTS 256     /* files of a split model */
-
-/* A weight matrix in the mapping: N rows of K elements of 'type', and the
- * same matrix prepared for matmul (mw: repacked or borrowing 'data'). */
-typedef struct {
-    const void *data;
-    DType type;
-    int64_t n_rows, n_cols;
-    MatmulWeight mw;
-} Weight;
-
-typedef struct {
-    const float *attn_norm, *attn_norm_b; /* (C) */
-    Weight wq, wk, wv, wqkv;              /* (QD, C) (KD, C) (KD, C) (QD + 2KD, C) */
-    const float *bq, *bk, *bv, *bqkv;     /* (QD) (KD) (KD) (QD + 2KD) */
-    const float *q_norm, *k_norm;         /* (HD) */
-    Weight wo;                            /* (C, QD) */
-    const float *bo;                      /* (C) */
-    const float *ffn_norm, *ffn_norm_b;   /* (C) */
-    Weight gate, up, down;                /* (F, C) (F or 2F, C) (C, F) */
-    const float *bgate, *bup, *bdown;     /* (F) (F) (C) */
-    const float *attn_post_norm, *ffn_post_norm; /* (C), gemma */
-    int window;                                  /* sliding window (0: none) */
-    bool rope_local;                             /* rotated by cs_local */
-    /* a mixture of experts instead of gate/up/down: the router (E, C) and
-     * each expert's slices of the 3-D tensors, E of each (Fe, C) (Fe, C) (C, Fe) */
-    Weight gate_inp;
-    Weight *gate_exps, *up_exps, *down_exps;
-    const float *gate_inp_shexp; /* (C) */
-    const float *sinks;          /* (NH) gpt-oss */
-    /* gpt-oss's biases: router (E), experts (E, Fe) (E, Fe) (E, C) */
-    const float *gate_inp_b, *gate_exps_b, *up_exps_b, *down_exps_b;
-    Weight gate_shexp, up_shexp, down_shexp; /* (Fs, C) (Fs, C) (C, Fs) */
-} Layer;
-
-struct Model {
-    GGUF g;      /* the file, or a split model's first part (all its metadata) */
-    GGUF *parts; /* a split model's other parts (n_parts - 1 of them) */
-    int n_parts; /* 1 for one file */
-    ModelConfig cfg;
-    ModelParams params;
-    const ArchInfo *ai;
-
-    Weight tok_embd;                    /* (V, C) */
-    Weight pos_embd;                    /* (n_ctx_train, C), gpt2 */
-    Weight output;                      /* (V, C): output.weight or token_embd */
-    const float *out_norm, *out_norm_b; /* (C) */
-    const float *rope_freqs;            /* (n_rot/2) or NULL (phi3: long or short, by n_ctx) */
-    const float *rope_long, *rope_short; /* (n_rot/2), phi3 */
-    bool fused_qkv;                      /* attn_qkv */
-    Layer *layers;                      /* (L) */
-    Weight *exps;                       /* (L, 3, E) the expert slices */
-
-    TPool *tp;
-    KVCache kv;
-
-    /* scratch, sized for n_batch rows at load */
-    float *x;        /* (B, C) residual stream */
-    float *xb;       /* (B, C) normed input / projection output */
-    float *q;        /* (B, QD) */
-    float *k, *v;    /* (B, KD) */
-    float *qkv;      /* (B, QD + 2KD), fused-qkv architectures only */
-    float *att;      /* (B, QD) attention output */
-    float *hb, *hb2; /* (B, F) */
-    float *cs;       /* (B, n_rot) rope cos/sin per row */
-    float *cs_local; /* (B, n_rot) the sliding layers' (gemma3), or NULL */
-    float *ext_row;  /* (n_threads, 2 HD) attn_ext's row scratch */
-    /* mixture of experts: router logits, each row's experts and weights,
-     * the rows grouped by expert (exp_off[e]..exp_off[e+1] into exp_row /
-     * exp_w), gathered inputs and outputs, the branch's sum */
-    float *router;        /* (B, E) */
-    int32_t *topk_id;     /* (B, K) */
-    float *topk_w;        /* (B, K) */
-    int32_t *exp_off;     /* (E + 1) */
-    int32_t *exp_row;     /* (B K) */
-    float *exp_w;         /* (B K) */
-    float *moe_x, *moe_y; /* (B, C) */
-    float *moe_out;       /* (B, C) */
-    float *scores;   /* (n_threads, OPS_ATTN_MAX_ROWS * NH / KVH, n_ctx) attention weights */
-    int32_t *tiles;  /* (B + 1) first row of each attention tile, then B */
-    int n_tiles;     /* of this model_forward's batch (attn_tiles) */
-    long attn_cost;  /* positions its heads attend, in all */
-    void *mm_scratch;
-    void *wpack;            /* the repacked matrices (prepare_weights), or NULL */
-    int32_t *row_seq_first; /* (n_seq_max) first position in this batch, -1 if absent */
-    int32_t *row_seq_last;  /* (n_seq_max) */
-    int32_t *touched;       /* (B) sequence ids in this batch */
-};
 
 /* ------------------------------------------------------------- loading */
 
@@ -413,6 +327,45 @@ static Status load_hparams_ext(Model *m, Err *err) {
     return STATUS_OK;
 }
 
+/* The encoders' keys: pooling_type (0..3; 4, rank, is a reranker's head,
+ * not supported) and attention.causal (false; a causal encoder is refused). */
+#define MODEL_POOLING_RANK 4
+static Status load_hparams_encoder(Model *m, Err *err) {
+    ModelConfig *c = &m->cfg;
+    char key[ARCH_NAME_MAX];
+    Status st;
+    c->encoder = true;
+    c->pooling_type = -1;
+    c->pooling = MODEL_POOL_MEAN;
+    arch_key(key, m->ai, "pooling_type");
+    if (gguf_find_key(&m->g, key)) {
+        uint32_t v = 0;
+        if ((st = gguf_get_u32(&m->g, key, true, &v, err)))
+            return st;
+        if (v == MODEL_POOLING_RANK)
+            return err_set(err, STATUS_UNSUPPORTED,
+                           "'%s' = 4 (rank: a reranker's classification head) is not supported "
+                           "(supported: 0 none, 1 mean, 2 cls, 3 last)",
+                           key);
+        if (v > MODEL_POOL_LAST)
+            return err_set(err, STATUS_FORMAT,
+                           "'%s' = %" PRIu32 " out of range [0, 3] (0 none, 1 mean, 2 cls, 3 last)",
+                           key, v);
+        c->pooling_type = (int)v;
+        if (v != 0)
+            c->pooling = (ModelPooling)v;
+    }
+    bool causal = false;
+    arch_key(key, m->ai, "attention.causal");
+    if ((st = gguf_get_bool(&m->g, key, false, &causal, err)))
+        return st;
+    if (causal)
+        return err_set(err, STATUS_UNSUPPORTED,
+                       "'%s' = true: a causal %s encoder is not supported (bidirectional only)",
+                       key, m->ai->name);
+    return STATUS_OK;
+}
+
 static Status load_hparams(Model *m, Err *err) {
     ModelConfig *c = &m->cfg;
     Status st;
@@ -429,6 +382,10 @@ static Status load_hparams(Model *m, Err *err) {
     c->arch = m->ai->arch;
     c->arch_name = m->ai->name;
     c->rope_type = m->ai->rope;
+    c->pooling = MODEL_POOL_MEAN;
+    c->pooling_type = -1;
+    if (m->ai->encoder && (st = load_hparams_encoder(m, err)))
+        return st;
 
     if ((st = get_dim(m, "context_length", true, 0, 1, MODEL_MAX_CTX, &c->n_ctx_train, err)) ||
         (st = get_dim(m, "embedding_length", true, 0, 1, MODEL_MAX_EMBD, &c->n_embd, err)) ||
@@ -550,9 +507,104 @@ static Status load_vocab(Model *m, Err *err) {
     return STATUS_OK;
 }
 
+/* The encoders' tensors (arch.h): token_embd, token_types, position_embd
+ * (bert), token_embd_norm; per layer q/k/v or qkv, attn_output,
+ * attn_output_norm, the FFN, layer_output_norm; LayerNorms with biases,
+ * the matrices' biases where the file has them. No output head. */
+static Status load_tensors_encoder(Model *m, Err *err) {
+    ModelConfig *c = &m->cfg;
+    const ArchInfo *a = m->ai;
+    int64_t C = c->n_embd, HD = c->head_dim, QD = (int64_t)c->n_heads * HD;
+    int64_t KD = (int64_t)c->n_kv_heads * HD, F = c->n_ff, V = c->n_vocab;
+    Status st;
+    if ((st = bind_matrix(m, TN_TOKEN_EMBD, V, C, TENSOR_REQUIRED, &m->tok_embd, err)))
+        return st;
+    const GGUFTensor *tt = find_tensor(m, TN_TOKEN_TYPES);
+    if (!tt)
+        return err_set(err, STATUS_FORMAT,
+                       "missing tensor '%s' (expected shape [%" PRId64 ", n_token_types])",
+                       TN_TOKEN_TYPES, C);
+    if (tt->ne[1] < 1 || tt->ne[1] > MODEL_MAX_TOKEN_TYPES)
+        return err_set(err, STATUS_LIMIT,
+                       "tensor '%s': %" PRId64 " token types out of range [1, %d]", TN_TOKEN_TYPES,
+                       tt->ne[1], MODEL_MAX_TOKEN_TYPES);
+    c->n_token_types = (int)tt->ne[1];
+    const GGUFKV *kv = gguf_find_key(&m->g, "tokenizer.ggml.token_type_count");
+    if (kv && kv->type != GGUF_TYPE_ARRAY && kv->val.u != (uint64_t)c->n_token_types)
+        return err_set(err, STATUS_FORMAT,
+                       "tokenizer.ggml.token_type_count = %llu but '%s' has %d rows",
+                       (unsigned long long)kv->val.u, TN_TOKEN_TYPES, c->n_token_types);
+    if ((st = bind_matrix(m, TN_TOKEN_TYPES, c->n_token_types, C, TENSOR_REQUIRED, &m->tok_types,
+                          err)) ||
+        (a->learned_pos && (st = bind_matrix(m, TN_POS_EMBD, c->n_ctx_train, C, TENSOR_REQUIRED,
+                                             &m->pos_embd, err))) ||
+        (st = bind_vector(m, TN_TOKEN_EMBD_NORM, C, TENSOR_REQUIRED, &m->tok_norm, err)) ||
+        (st = bind_vector(m, TN_TOKEN_EMBD_NORM_B, C, TENSOR_REQUIRED, &m->tok_norm_b, err)))
+        return st;
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->layers)
+        return err_set(err, STATUS_NOMEM, "out of memory for %d layers", c->n_layers);
+    char name[ARCH_NAME_MAX];
+    arch_blk_name(name, 0, TN_ATTN_QKV);
+    m->fused_qkv = find_tensor(m, name) != NULL;
+    bool gated = a->ffn == FFN_SILU_GATED;
+    for (int il = 0; il < c->n_layers; il++) {
+        Layer *L = &m->layers[il];
+        if (m->fused_qkv) {
+            if ((st = bind_blk_matrix(m, il, TN_ATTN_QKV, QD + 2 * KD, C, TENSOR_REQUIRED, &L->wqkv,
+                                      err)) ||
+                (st = bind_blk_vector(m, il, TN_ATTN_QKV_B, QD + 2 * KD, a->qkv_bias, &L->bqkv,
+                                      err)))
+                return st;
+        } else if ((st = bind_blk_matrix(m, il, TN_ATTN_Q, QD, C, TENSOR_REQUIRED, &L->wq, err)) ||
+                   (st = bind_blk_matrix(m, il, TN_ATTN_K, KD, C, TENSOR_REQUIRED, &L->wk, err)) ||
+                   (st = bind_blk_matrix(m, il, TN_ATTN_V, KD, C, TENSOR_REQUIRED, &L->wv, err)) ||
+                   (st = bind_blk_vector(m, il, TN_ATTN_Q_B, QD, a->qkv_bias, &L->bq, err)) ||
+                   (st = bind_blk_vector(m, il, TN_ATTN_K_B, KD, a->qkv_bias, &L->bk, err)) ||
+                   (st = bind_blk_vector(m, il, TN_ATTN_V_B, KD, a->qkv_bias, &L->bv, err))) {
+            return st;
+        }
+        if ((st = bind_blk_matrix(m, il, TN_ATTN_OUT, C, QD, TENSOR_REQUIRED, &L->wo, err)) ||
+            (st = bind_blk_vector(m, il, TN_ATTN_OUT_B, C, a->out_bias, &L->bo, err)) ||
+            (st = bind_blk_vector(m, il, TN_ATTN_OUT_NORM, C, TENSOR_REQUIRED, &L->attn_out_norm,
+                                  err)) ||
+            (st = bind_blk_vector(m, il, TN_ATTN_OUT_NORM_B, C, TENSOR_REQUIRED,
+                                  &L->attn_out_norm_b, err)) ||
+            (st = bind_blk_matrix(m, il, TN_FFN_GATE, F, C, gated ? TENSOR_REQUIRED : TENSOR_ABSENT,
+                                  &L->gate, err)) ||
+            (st = bind_blk_vector(m, il, TN_FFN_GATE_B, F, gated ? a->ffn_bias : TENSOR_ABSENT,
+                                  &L->bgate, err)) ||
+            (st = bind_blk_matrix(m, il, TN_FFN_UP, F, C, TENSOR_REQUIRED, &L->up, err)) ||
+            (st = bind_blk_vector(m, il, TN_FFN_UP_B, F, a->ffn_bias, &L->bup, err)) ||
+            (st = bind_blk_matrix(m, il, TN_FFN_DOWN, C, F, TENSOR_REQUIRED, &L->down, err)) ||
+            (st = bind_blk_vector(m, il, TN_FFN_DOWN_B, C, a->ffn_bias, &L->bdown, err)) ||
+            (st = bind_blk_vector(m, il, TN_LAYER_OUT_NORM, C, TENSOR_REQUIRED, &L->layer_out_norm,
+                                  err)) ||
+            (st = bind_blk_vector(m, il, TN_LAYER_OUT_NORM_B, C, TENSOR_REQUIRED,
+                                  &L->layer_out_norm_b, err)))
+            return st;
+    }
+    return STATUS_OK;
+}
+
+static uint64_t count_params(const Model *m) {
+    uint64_t n = 0;
+    for (int p = 0; p < m->n_parts; p++) {
+        const GGUF *g = p ? &m->parts[p - 1] : &m->g;
+        for (uint64_t i = 0; i < g->n_tensors; i++)
+            n += g->tensors[i].n_elements;
+    }
+    return n;
+}
+
 static Status load_tensors(Model *m, Err *err) {
     const ModelConfig *c = &m->cfg;
     const ArchInfo *a = m->ai;
+    if (a->encoder) {
+        Status st = load_tensors_encoder(m, err);
+        m->cfg.n_params = count_params(m);
+        return st;
+    }
     int64_t C = c->n_embd, HD = c->head_dim, QD = (int64_t)c->n_heads * HD, NH = c->n_heads;
     int64_t KD = (int64_t)c->n_kv_heads * HD, F = c->n_ff, V = c->n_vocab;
     TensorNeed norm_b = a->norm == NORM_LAYER ? TENSOR_REQUIRED : TENSOR_ABSENT;
@@ -693,13 +745,7 @@ static Status load_tensors(Model *m, Err *err) {
         L->window = c->n_swa && (per == 1 || (per > 1 && il % per != per - 1)) ? c->n_swa : 0;
         L->rope_local = L->window && c->rope_local_base > 0.0f;
     }
-    uint64_t n = 0;
-    for (int p = 0; p < m->n_parts; p++) {
-        const GGUF *g = p ? &m->parts[p - 1] : &m->g;
-        for (uint64_t i = 0; i < g->n_tensors; i++)
-            n += g->tensors[i].n_elements;
-    }
-    m->cfg.n_params = n;
+    m->cfg.n_params = count_params(m);
     return STATUS_OK;
 }
 
@@ -732,8 +778,8 @@ static Status resolve_params(Model *m, const ModelParams *in, Err *err) {
                        c->n_ctx_train);
     if (p.n_seq_max == 0)
         p.n_seq_max = 1;
-    if (p.n_batch == 0)
-        p.n_batch = MODEL_DEFAULT_BATCH;
+    if (p.n_batch == 0) /* an encoder's sequence runs whole in one pass */
+        p.n_batch = m->ai->encoder && p.n_ctx > MODEL_DEFAULT_BATCH ? p.n_ctx : MODEL_DEFAULT_BATCH;
     if (p.kv_block_size == 0)
         p.kv_block_size = MODEL_DEFAULT_BLOCK;
     if (p.n_kv_blocks == 0) {
@@ -796,8 +842,11 @@ static Status alloc_state(Model *m, Err *err) {
     if (!m->tp)
         return err_set(err, STATUS_NOMEM, "cannot create a pool of %d threads", p->n_threads);
     m->params.n_threads = tpool_size(m->tp);
-    Status st = kv_init(&m->kv, c->n_layers, c->n_kv_heads, c->head_dim, p->kv_block_size,
-                        p->n_kv_blocks, p->n_seq_max, p->n_ctx, p->kv_type, err);
+    /* encoders attend within the batch's rows: no cache */
+    Status st = m->ai->encoder
+                    ? STATUS_OK
+                    : kv_init(&m->kv, c->n_layers, c->n_kv_heads, c->head_dim, p->kv_block_size,
+                              p->n_kv_blocks, p->n_seq_max, p->n_ctx, p->kv_type, err);
     if (st)
         return st;
     if (c->n_swa) { /* the sliding layers' old rows are released as sequences grow */
@@ -855,7 +904,8 @@ static Status alloc_state(Model *m, Err *err) {
         m->row_seq_last = malloc((size_t)p->n_seq_max * sizeof(int32_t));
         m->touched = malloc((size_t)B * sizeof(int32_t));
         m->tiles = malloc(((size_t)B + 1) * sizeof(int32_t));
-        ok = m->row_seq_first && m->row_seq_last && m->touched && m->tiles;
+        m->embed_rows = malloc((size_t)B * sizeof(BatchRow));
+        ok = m->row_seq_first && m->row_seq_last && m->touched && m->tiles && m->embed_rows;
     }
     if (!ok)
         return err_set(err, STATUS_NOMEM, "out of memory for scratch buffers (n_batch %d)",
@@ -913,8 +963,8 @@ static Status prepare_weights(Model *m, Err *err) {
     }
     free(ws);
     /* the lookup tables, read row by row as they are */
-    Weight *tables[] = {&m->tok_embd, &m->pos_embd};
-    for (int i = 0; i < 2; i++)
+    Weight *tables[] = {&m->tok_embd, &m->pos_embd, &m->tok_types};
+    for (int i = 0; i < 3; i++)
         if (tables[i]->data)
             matmul_weight_init(&tables[i]->mw, tables[i]->data, tables[i]->type,
                                (int)tables[i]->n_rows, (int)tables[i]->n_cols, NULL, NULL);
@@ -1050,6 +1100,7 @@ void model_free(Model *m) {
     free(m->row_seq_last);
     free(m->touched);
     free(m->tiles);
+    free(m->embed_rows);
     free(m->layers);
     for (int i = 0; i < m->n_parts - 1; i++)
         gguf_close(&m->parts[i]);
@@ -1064,18 +1115,19 @@ const ModelParams *model_params(const Model *m) { return &m->params; }
 KVCache *model_kv(Model *m) { return &m->kv; }
 
 void model_seq_free(Model *m, int seq) {
-    if (seq >= 0 && seq < m->params.n_seq_max)
+    if (!m->cfg.encoder && seq >= 0 && seq < m->params.n_seq_max)
         kv_seq_free(&m->kv, seq);
 }
 
 int model_seq_len(const Model *m, int seq) {
-    if (seq < 0 || seq >= m->params.n_seq_max)
+    if (m->cfg.encoder || seq < 0 || seq >= m->params.n_seq_max)
         return 0;
     return m->kv.seq_len[seq];
 }
 
 bool model_seq_resumable(const Model *m, int seq, int pos) {
-    if (seq < 0 || seq >= m->params.n_seq_max || pos < 0 || pos > m->kv.seq_len[seq])
+    if (m->cfg.encoder || seq < 0 || seq >= m->params.n_seq_max || pos < 0 ||
+        pos > m->kv.seq_len[seq])
         return false;
     return kv_seq_window_intact(&m->kv, seq, pos);
 }
@@ -1103,6 +1155,12 @@ static void matmul3(Model *m, const float *x, int M, const MatmulPrep *prep, flo
         matmul_multi(m->tp, x, M, outs + i, j - i, i ? NULL : prep, m->mm_scratch);
         i = j;
     }
+}
+
+void model_matmul3(Model *m, const float *x, int M, const MatmulPrep *prep, float *o0,
+                   const Weight *w0, const float *b0, float *o1, const Weight *w1, const float *b1,
+                   float *o2, const Weight *w2, const float *b2) {
+    matmul3(m, x, M, prep, o0, w0, b0, o1, w1, b1, o2, w2, b2);
 }
 
 static void matmul(Model *m, float *out, const float *x, const Weight *w, const float *bias,
@@ -1297,6 +1355,7 @@ static void act_row(Model *m, int r) {
     case FFN_SILU_FUSED: /* hb rows are 2F: gate then up; the product into hb2 */
         swiglu_forward(h2, m->hb + r * 2 * F, m->hb + r * 2 * F + F, (int)F);
         break;
+    case FFN_GELU_ERF: /* encoders only: encoder.c */ break;
     }
 }
 
@@ -1597,8 +1656,16 @@ static Status prepare_batch(Model *m, const BatchRow *rows, int n_rows, Err *err
     return st;
 }
 
-Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, Err *err) {
+/* model_forward and model_forward_hidden: 'out' gets logits, or with
+ * 'hidden' the normed final rows (n_embd floats each). */
+static Status forward(Model *m, const BatchRow *rows, int n_rows, float *logits, bool hidden,
+                      Err *err) {
     const ModelConfig *c = &m->cfg;
+    if (c->encoder)
+        return err_set(err, STATUS_UNSUPPORTED,
+                       "an embedding model (%s) cannot generate text: it has no output head "
+                       "(embeddings only)",
+                       c->arch_name);
     if (n_rows < 1 || n_rows > m->params.n_batch)
         return err_set(err, STATUS_INVALID, "batch of %d rows out of range [1, %d]", n_rows,
                        m->params.n_batch);
@@ -1607,7 +1674,7 @@ Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, 
     int n_out = 0;
     for (int r = 0; r < n_rows; r++)
         n_out += rows[r].logits ? 1 : 0;
-    if (n_out && !logits)
+    if (n_out && !logits && !hidden)
         return err_set(err, STATUS_INVALID, "%d rows ask for logits but no buffer was given",
                        n_out);
     Status st = prepare_batch(m, rows, n_rows, err);
@@ -1659,10 +1726,31 @@ Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, 
             if (rows[r].logits)
                 norm_row(m, m->xb + (size_t)(j++) * C, m->x + (size_t)r * C, m->out_norm,
                          m->out_norm_b);
+        if (hidden) { /* NULL: model_embed reads them in xb */
+            if (logits)
+                memcpy(logits, m->xb, (size_t)n_out * (size_t)C * sizeof(float));
+            return STATUS_OK;
+        }
         matmul(m, logits, m->xb, &m->output, NULL, n_out);
         if (c->final_softcap > 0.0f) /* a row at a time (n_vocab fits an int) */
             for (int r = 0; r < n_out; r++)
                 softcap_forward(logits + (size_t)r * c->n_vocab, c->n_vocab, c->final_softcap);
     }
     return STATUS_OK;
+}
+
+Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, Err *err) {
+    return forward(m, rows, n_rows, logits, false, err);
+}
+
+Status model_forward_hidden(Model *m, const BatchRow *rows, int n_rows, float *hidden, Err *err) {
+    if (!hidden)
+        return err_set(err, STATUS_INVALID, "no buffer for the hidden states was given");
+    return forward(m, rows, n_rows, hidden, true, err);
+}
+
+Status model_forward_hidden_xb(Model *m, const BatchRow *rows, int n_rows, const float **hidden,
+                               Err *err) {
+    *hidden = m->xb;
+    return forward(m, rows, n_rows, NULL, true, err);
 }

@@ -2,7 +2,8 @@
  *
  * Architectures (llama.cpp names and conventions; model/arch.h): "llama"
  * (Llama 2/3, Mistral, TinyLlama, SmolLM, Mixtral), "qwen2", "qwen3", "gpt2",
- * "gemma2", "gemma3", "phi3", "qwen2moe", "qwen3moe", "gpt-oss". Weights stay in the
+ * "gemma2", "gemma3", "phi3", "qwen2moe", "qwen3moe", "gpt-oss"; the encoders "bert" and
+ * "nomic-bert" (embeddings only: model_embed). Weights stay in the
  * file's mapping (any supported DType); the KV cache and all scratch buffers
  * are allocated once in model_load() from ModelParams, never per token.
  *
@@ -22,9 +23,28 @@
 #include "model/kvcache.h"
 #include "tensor/ops.h" /* RopeType */
 
+/* How model_embed() pools a sequence's final hidden rows into one vector.
+ * The numbers are GGUF's <arch>.pooling_type values (llama.cpp's
+ * LLAMA_POOLING_TYPE_*), where 0 (none) means per-token rows, which
+ * model_embed pools as MEAN. */
+typedef enum {
+    MODEL_POOL_DEFAULT = 0, /* in ModelEmbedOpts: the model's (ModelConfig.pooling) */
+    MODEL_POOL_MEAN = 1,    /* the mean of the sequence's rows */
+    MODEL_POOL_CLS = 2,     /* the first row (BERT's [CLS]) */
+    MODEL_POOL_LAST = 3,    /* the last row */
+} ModelPooling;
+
 typedef struct {
     Arch arch;
     const char *arch_name; /* "llama", ... (static string) */
+    /* an encoder (bert, nomic-bert): embeddings only; model_forward refuses it */
+    bool encoder;
+    /* the file's <arch>.pooling_type (0 none, 1 mean, 2 cls, 3 last), -1
+     * when absent; and the pooling model_embed uses by default (MEAN for
+     * 0 / absent and for every decoder) */
+    int pooling_type;
+    ModelPooling pooling;
+    int n_token_types; /* encoders: rows of token_types.weight (only row 0 is used) */
     int n_vocab;
     int n_ctx_train;
     int n_embd;
@@ -106,6 +126,7 @@ typedef struct {
 #define MODEL_MAX_BATCH 65536
 #define MODEL_MAX_EXPERTS 512
 #define MODEL_MAX_SOFTCAP 1e6f
+#define MODEL_MAX_TOKEN_TYPES 1024 /* rows of an encoder's token_types.weight */
 
 typedef struct Model Model;
 
@@ -144,6 +165,51 @@ typedef struct {
  * pos >= n_ctx, position gap, KV pool exhausted - the cache is then
  * unchanged (nothing is reserved, no sequence is cut). */
 Status model_forward(Model *m, const BatchRow *rows, int n_rows, float *logits, Err *err);
+
+/* model_forward for decoders' final hidden states instead of logits: each
+ * row with .logits set gets its hidden state after the output norm (n_embd
+ * floats, in row order) in 'hidden'. Same contract, errors and cache
+ * effects as model_forward; the logits matmul is skipped. */
+Status model_forward_hidden(Model *m, const BatchRow *rows, int n_rows, float *hidden, Err *err);
+
+/* ---- Embeddings ----
+ *
+ * model_embed(): one pooled vector of n_embd floats per sequence.
+ *
+ * Input: n_seqs sequences packed one after another in 'tokens', sequence i
+ * having lens[i] >= 1 tokens (token ids exactly as the model sees them:
+ * the caller tokenizes, with tok_add_bos/tok_add_eos for BERT's [CLS] ...
+ * [SEP]). Each sequence is one text; its positions are 0..lens[i]-1.
+ * Output: out[i * n_embd ..] for sequence i, pooled by o->pooling (or the
+ * model's), then L2-normalised when o->normalize (a zero vector stays 0).
+ *
+ * Encoders (bert, nomic-bert): attention is bidirectional within each
+ * sequence; as many whole sequences as fit in n_batch rows run in one
+ * forward pass. A sequence may hold at most min(n_ctx, n_batch) tokens
+ * (STATUS_LIMIT otherwise, before anything runs). No KV cache is used.
+ * Decoders (every other architecture): each sequence runs causally through
+ * the KV cache as sequence id o->seq, which must be empty on entry
+ * (model_seq_len 0; STATUS_INVALID otherwise) and is empty again on return
+ * (also on error), in chunks of n_batch rows; the pooled rows are the
+ * final hidden states after the output norm. A sequence must fit n_ctx and
+ * the KV pool's free blocks (STATUS_LIMIT: the caller may retry later).
+ *
+ * A sequence's vector does not depend on the others in the call or on how
+ * they are batched: the same bits as the sequence embedded alone.
+ * Errors: STATUS_INVALID (n_seqs < 1, a length < 1, a token out of range,
+ * a bad seq id or pooling), STATUS_LIMIT (as above); 'out' is then
+ * unspecified. Allocates nothing: it runs in the model's scratch buffers,
+ * so it must not run concurrently with any other call on the same Model
+ * (model_forward, model_seq_*): the engine calls it from the thread that
+ * owns the model, between forward passes. */
+typedef struct {
+    ModelPooling pooling; /* MODEL_POOL_DEFAULT: ModelConfig.pooling */
+    bool normalize;       /* L2-normalise each vector */
+    int seq;              /* decoders: the empty KV sequence id to run in */
+} ModelEmbedOpts;
+
+Status model_embed(Model *m, const int32_t *tokens, const int32_t *lens, int n_seqs,
+                   const ModelEmbedOpts *o, float *out, Err *err);
 
 /* Drop all positions of sequence 'seq' and return its blocks to the pool. */
 void model_seq_free(Model *m, int seq);

@@ -27,6 +27,8 @@
 #define RANDMODEL_MAX_LAYERS 512
 #define RANDMODEL_MAX_ELEMS (1ll << 31) /* elements in one tensor */
 #define RANDMODEL_NAME_MAX 96
+#define RANDMODEL_MAX_POOLING 15 /* pooling_type values written (past 4: bad files for tests) */
+#define RANDMODEL_TOKEN_TYPES 2  /* BERT's segments A and B */
 
 /* Llama 3.1 rope scaling constants (its config.json "rope_scaling"). */
 #define LLAMA3_FACTOR 8.0
@@ -45,12 +47,14 @@ typedef enum {
     RA_QWEN2MOE,
     RA_QWEN3MOE,
     RA_GPTOSS,
+    RA_BERT,
+    RA_NOMIC_BERT,
     RA_COUNT
 } RArch;
 
-static const char *const RA_NAMES[RA_COUNT] = {"llama",    "qwen2",  "qwen3", "gpt2",
-                                               "gemma2",   "gemma3", "phi3",  "qwen2moe",
-                                               "qwen3moe", "gpt-oss"};
+static const char *const RA_NAMES[RA_COUNT] = {"llama",    "qwen2",   "qwen3", "gpt2",
+                                               "gemma2",   "gemma3",  "phi3",  "qwen2moe",
+                                               "qwen3moe", "gpt-oss", "bert",  "nomic-bert"};
 
 /* Everything the writer borrows, freed after gguf_writer_write(). */
 typedef struct {
@@ -219,7 +223,7 @@ static Status check_spec(const RandModelSpec *s, RArch *arch, Err *err) {
     if (*arch == RA_COUNT)
         return err_set(err, STATUS_INVALID,
                        "randmodel: unknown architecture '%s' (llama, qwen2, qwen3, gpt2, gemma2, "
-                       "gemma3, phi3, qwen2moe, qwen3moe, gpt-oss)",
+                       "gemma3, phi3, qwen2moe, qwen3moe, gpt-oss, bert, nomic-bert)",
                        s->arch);
     bool moe = *arch == RA_QWEN2MOE || *arch == RA_QWEN3MOE || *arch == RA_GPTOSS;
     if (moe && s->n_expert < 1)
@@ -272,6 +276,12 @@ static Status check_spec(const RandModelSpec *s, RArch *arch, Err *err) {
                            "randmodel: gpt2 needs n_heads * head_dim (%d) == n_embd (%d)",
                            s->n_heads * s->head_dim, s->n_embd);
     }
+    if ((*arch == RA_BERT || *arch == RA_NOMIC_BERT) && s->vocab)
+        return err_set(err, STATUS_INVALID, "randmodel: %s writes its own WordPiece vocabulary",
+                       s->arch);
+    if (s->pooling_type < 0 || s->pooling_type > RANDMODEL_MAX_POOLING)
+        return err_set(err, STATUS_INVALID, "randmodel: pooling_type %d out of range [0, %d]",
+                       s->pooling_type, RANDMODEL_MAX_POOLING);
     if (s->rope_llama3 && *arch != RA_LLAMA)
         return err_set(err, STATUS_INVALID,
                        "randmodel: llama3 rope scaling is for arch llama only");
@@ -550,6 +560,177 @@ static void write_layers_gpt2(Builder *b, const RandModelSpec *s) {
     }
 }
 
+/* A small WordPiece vocabulary written as llama.cpp's converter writes
+ * BERT's (convert_hf_to_gguf.py: word-initial pieces get the U+2581
+ * prefix, "##" continuations lose it, bracketed specials stay as they are):
+ *   0 [PAD] 1 [UNK] 2 [CLS] 3 [SEP] 4 [MASK] (control), then for every
+ *   character of the alphabet below a word-initial and (letters and
+ *   digits) a continuation piece, some whole words and suffixes, then
+ *   "[unused<i>]" fillers. 'cased' adds capitals (A-Z and some words), as
+ *   a cased vocabulary has them; the tokenizer then keeps case. */
+static const char *const WP_ALPHA[] = {
+    "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s",
+    "t", "u", "v", "w", "x", "y", "z", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
+    /* letters without a decomposition (accent stripping keeps them) */
+    "\xc3\x9f", "\xc3\xb8", "\xc3\xa6", "\xc5\x82", "\xc4\xb1",
+    /* Greek and Cyrillic lower case */
+    "\xce\xb1", "\xce\xb2", "\xce\xb3", "\xce\xb4", "\xce\xb5", "\xce\xbb", "\xce\xbf", "\xcf\x83",
+    "\xcf\x82", "\xd0\xb0", "\xd0\xb1", "\xd0\xb2", "\xd0\xbf", "\xd1\x80", "\xd0\xb8", "\xd0\xb5",
+    "\xd1\x82", "\xd0\xbe", "\xd0\xbc", "\xd0\xbd", NULL};
+#define WP_U "\xe2\x96\x81" /* U+2581, the word-initial mark */
+static const char *const WP_WORDS[] = {WP_U "the",
+                                       WP_U "hello",
+                                       WP_U "world",
+                                       WP_U "play",
+                                       WP_U "token",
+                                       WP_U "un",
+                                       WP_U "cafe",
+                                       WP_U "naive",
+                                       WP_U "embed",
+                                       WP_U "model",
+                                       "ing",
+                                       "ed",
+                                       "er",
+                                       "iz",
+                                       "ation",
+                                       "s",
+                                       "ly",
+                                       "ding",
+                                       "able",
+                                       WP_U "\xe7\x9a\x84",
+                                       WP_U "\xe4\xb8\x80",
+                                       WP_U "\xe6\x98\xaf",
+                                       WP_U "\xe4\xb8\xad",
+                                       WP_U "\xe5\x9b\xbd",
+                                       WP_U "\xe4\xba\xba",
+                                       WP_U "\xe6\x97\xa5",
+                                       WP_U "\xe6\x9c\xac",
+                                       WP_U "\xe3\x81\x82",
+                                       WP_U "\xe3\x81\x97",
+                                       WP_U "\xe1\x84\x92",
+                                       "\xe1\x85\xa1",
+                                       "\xe1\x86\xab",
+                                       NULL};
+static const char *const WP_CASED[] = {WP_U "The",      WP_U "Hello", WP_U "World", WP_U "\xc3\x89",
+                                       WP_U "\xc3\xa9", "\xc3\xa9",   NULL};
+
+static Status write_wordpiece(Builder *b, const RandModelSpec *s, Err *err) {
+    int n = s->n_vocab, k = 0;
+    char **toks = builder_keep(b, calloc((size_t)n, sizeof *toks));
+    int32_t *types = builder_keep(b, malloc((size_t)n * sizeof *types));
+    if (!toks || !types)
+        return err_set(err, STATUS_NOMEM, "randmodel: out of memory for %d tokens", n);
+    char buf[64];
+#define WP_ADD(str, ty)                                                                            \
+    do {                                                                                           \
+        if (k < n) {                                                                               \
+            toks[k] = builder_keep(b, strdup(str));                                                \
+            types[k++] = (ty);                                                                     \
+        } else {                                                                                   \
+            k++;                                                                                   \
+        }                                                                                          \
+    } while (0)
+    static const char *const SPECIAL[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+    for (int i = 0; i < 5; i++)
+        WP_ADD(SPECIAL[i], 3);
+    for (int i = 0; WP_ALPHA[i]; i++) {
+        snprintf(buf, sizeof buf, "\xe2\x96\x81%s", WP_ALPHA[i]);
+        WP_ADD(buf, 1);
+        WP_ADD(WP_ALPHA[i], 1);
+    }
+    for (int c = 0x21; c < 0x7f; c++) /* ASCII punctuation and symbols: whole words */
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
+            snprintf(buf, sizeof buf, "\xe2\x96\x81%c", c);
+            WP_ADD(buf, 1);
+        }
+    for (int i = 0; WP_WORDS[i]; i++)
+        WP_ADD(WP_WORDS[i], 1);
+    if (s->cased) {
+        for (int c = 'A'; c <= 'Z'; c++) {
+            snprintf(buf, sizeof buf, "\xe2\x96\x81%c", c);
+            WP_ADD(buf, 1);
+            snprintf(buf, sizeof buf, "%c", c);
+            WP_ADD(buf, 1);
+        }
+        for (int i = 0; WP_CASED[i]; i++)
+            WP_ADD(WP_CASED[i], 1);
+    }
+    if (k > n)
+        return err_set(err, STATUS_INVALID,
+                       "randmodel: a WordPiece vocabulary needs n_vocab >= %d (got %d)", k, n);
+    for (int i = 0; k < n; i++) {
+        snprintf(buf, sizeof buf, "[unused%d]", i);
+        WP_ADD(buf, 1);
+    }
+#undef WP_ADD
+    for (int i = 0; i < n; i++)
+        if (!toks[i])
+            return err_set(err, STATUS_NOMEM, "randmodel: out of memory for token %d", i);
+    gguf_writer_set_str(b->w, "tokenizer.ggml.model", "bert");
+    gguf_writer_set_arr_str(b->w, "tokenizer.ggml.tokens", (const char *const *)toks, (uint64_t)n);
+    gguf_writer_set_arr_i32(b->w, "tokenizer.ggml.token_type", types, (uint64_t)n);
+    gguf_writer_set_u32(b->w, "tokenizer.ggml.token_type_count", RANDMODEL_TOKEN_TYPES);
+    gguf_writer_set_u32(b->w, "tokenizer.ggml.padding_token_id", 0);
+    gguf_writer_set_u32(b->w, "tokenizer.ggml.unknown_token_id", 1);
+    gguf_writer_set_u32(b->w, "tokenizer.ggml.cls_token_id", 2);
+    gguf_writer_set_u32(b->w, "tokenizer.ggml.seperator_token_id", 3);
+    gguf_writer_set_u32(b->w, "tokenizer.ggml.mask_token_id", 4);
+    return STATUS_OK;
+}
+
+/* bert / nomic-bert (arch.h): the keys and tensors llama.cpp's converter
+ * writes for BertModel / NomicBertModel. */
+static void write_encoder(Builder *b, const RandModelSpec *s, RArch arch) {
+    const char *a = s->arch;
+    int64_t E = s->n_embd, QD = (int64_t)s->n_heads * s->head_dim;
+    int64_t KD = (int64_t)s->n_kv_heads * s->head_dim, F = s->n_ff;
+    bool bert = arch == RA_BERT;
+    set_key_f32(b->w, a, "attention.layer_norm_epsilon", 1e-12f);
+    char key[RANDMODEL_NAME_MAX];
+    snprintf(key, sizeof key, "%s.attention.causal", a);
+    gguf_writer_set_bool(b->w, key, false);
+    set_key(b->w, a, "pooling_type", (uint32_t)s->pooling_type);
+    if (!bert) {
+        set_key_f32(b->w, a, "rope.freq_base",
+                    s->rope_freq_base > 0.0f ? s->rope_freq_base : 1000.0f);
+    }
+    builder_add(b, "token_embd.weight", 2, E, s->n_vocab, INIT_WEIGHT, NULL);
+    builder_add(b, "token_types.weight", 2, E, RANDMODEL_TOKEN_TYPES, INIT_WEIGHT, NULL);
+    if (bert)
+        builder_add(b, "position_embd.weight", 2, E, s->n_ctx_train, INIT_WEIGHT, NULL);
+    builder_add(b, "token_embd_norm.weight", 1, E, 1, INIT_NORM, NULL);
+    builder_add(b, "token_embd_norm.bias", 1, E, 1, INIT_BIAS, NULL);
+    for (int il = 0; il < s->n_layers; il++) {
+        if (bert && !s->fused_qkv) {
+            builder_add_blk(b, il, "attn_q.weight", 2, E, QD, INIT_WEIGHT);
+            builder_add_blk(b, il, "attn_q.bias", 1, QD, 1, INIT_BIAS);
+            builder_add_blk(b, il, "attn_k.weight", 2, E, KD, INIT_WEIGHT);
+            builder_add_blk(b, il, "attn_k.bias", 1, KD, 1, INIT_BIAS);
+            builder_add_blk(b, il, "attn_v.weight", 2, E, KD, INIT_WEIGHT);
+            builder_add_blk(b, il, "attn_v.bias", 1, KD, 1, INIT_BIAS);
+        } else {
+            builder_add_blk(b, il, "attn_qkv.weight", 2, E, QD + 2 * KD, INIT_WEIGHT);
+            if (bert)
+                builder_add_blk(b, il, "attn_qkv.bias", 1, QD + 2 * KD, 1, INIT_BIAS);
+        }
+        builder_add_blk(b, il, "attn_output.weight", 2, QD, E, INIT_WEIGHT);
+        if (bert)
+            builder_add_blk(b, il, "attn_output.bias", 1, E, 1, INIT_BIAS);
+        builder_add_blk(b, il, "attn_output_norm.weight", 1, E, 1, INIT_NORM);
+        builder_add_blk(b, il, "attn_output_norm.bias", 1, E, 1, INIT_BIAS);
+        if (!bert)
+            builder_add_blk(b, il, "ffn_gate.weight", 2, E, F, INIT_WEIGHT);
+        builder_add_blk(b, il, "ffn_up.weight", 2, E, F, INIT_WEIGHT);
+        if (bert)
+            builder_add_blk(b, il, "ffn_up.bias", 1, F, 1, INIT_BIAS);
+        builder_add_blk(b, il, "ffn_down.weight", 2, F, E, INIT_WEIGHT);
+        if (bert)
+            builder_add_blk(b, il, "ffn_down.bias", 1, E, 1, INIT_BIAS);
+        builder_add_blk(b, il, "layer_output_norm.weight", 1, E, 1, INIT_NORM);
+        builder_add_blk(b, il, "layer_output_norm.bias", 1, E, 1, INIT_BIAS);
+    }
+}
+
 Status randmodel_write(const char *path, const RandModelSpec *s, Err *err) {
     RArch arch = RA_LLAMA;
     Status st = check_spec(s, &arch, err);
@@ -580,6 +761,18 @@ Status randmodel_write(const char *path, const RandModelSpec *s, Err *err) {
     set_key(b.w, a, "block_count", (uint32_t)s->n_layers);
     set_key(b.w, a, "feed_forward_length", (uint32_t)s->n_ff);
     set_key(b.w, a, "attention.head_count", (uint32_t)s->n_heads);
+    if (arch == RA_BERT || arch == RA_NOMIC_BERT) {
+        if (s->n_kv_heads != s->n_heads)
+            set_key(b.w, a, "attention.head_count_kv", (uint32_t)s->n_kv_heads);
+        if (s->n_heads * s->head_dim != s->n_embd)
+            set_key(b.w, a, "attention.key_length", (uint32_t)s->head_dim);
+        gguf_writer_set_u32(b.w, "general.file_type", file_type_of(s->wtype));
+        if ((st = write_wordpiece(&b, s, err)) == STATUS_OK) {
+            write_encoder(&b, s, arch);
+            goto write;
+        }
+        goto done;
+    }
     set_key(b.w, a, "attention.head_count_kv", (uint32_t)s->n_kv_heads);
     if (arch == RA_GPT2) {
         set_key_f32(b.w, a, "attention.layer_norm_epsilon", 1e-5f);
@@ -626,6 +819,7 @@ Status randmodel_write(const char *path, const RandModelSpec *s, Err *err) {
     if (!s->tied)
         builder_add(&b, "output.weight", 2, E, s->n_vocab, INIT_WEIGHT, NULL);
 
+write:
     if (b.oom) {
         st = err_set(err, STATUS_NOMEM, "randmodel: out of memory for the weights");
         goto done;

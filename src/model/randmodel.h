@@ -1,6 +1,9 @@
 /* randmodel.h - writes small random models of each architecture as GGUF.
  *
- * For tests, fuzz seeds and `make run` before a real model exists. The file
+ * For tests, fuzz seeds and `make run` before a real model exists. The
+ * encoders (bert: q/k/v with biases or --fused-qkv; nomic-bert: fused qkv,
+ * no biases, rope) get a small WordPiece vocabulary (tokenizer.ggml.model
+ * "bert", written as llama.cpp's converter writes BERT's). The file
  * has exactly the tensor names, shapes and metadata keys llama.cpp's
  * converters write for the architecture (src/llama-arch.cpp), plus a
  * synthetic vocabulary (or the caller's, RandModelVocab): from 261 tokens up a working byte-level
@@ -33,7 +36,7 @@ typedef struct {
 
 typedef struct {
     const char *arch; /* "llama", "qwen2", "qwen3", "gpt2", "gemma2", "gemma3", "phi3",
-                         "qwen2moe", "qwen3moe", "gpt-oss" */
+                         "qwen2moe", "qwen3moe", "gpt-oss", "bert", "nomic-bert" */
     int n_vocab;
     int n_embd;
     int n_layers;
@@ -62,6 +65,10 @@ typedef struct {
     float rope_scale_linear;     /* > 0: rope.scaling.type linear with this factor */
     float yarn_factor;           /* gpt-oss: > 0 writes YaRN scaling with this factor */
     int yarn_orig_ctx;           /* and this original context (0: n_ctx_train / 4) */
+    /* the encoders (bert, nomic-bert): a WordPiece vocabulary of their own
+     * (randmodel.c; n_vocab >= ~210, ~270 cased), token_types of 2 rows */
+    int pooling_type; /* <arch>.pooling_type, written as is (0 none, 1 mean, 2 cls, 3 last) */
+    bool cased;       /* capitals in the vocabulary: the tokenizer keeps case */
 } RandModelSpec;
 
 /* Write a random model to 'path'. STATUS_INVALID for an inconsistent spec. */

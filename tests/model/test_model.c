@@ -768,7 +768,7 @@ Test(model_bad, table_of_bad_models) {
          .str = "mamba9",
          .want = STATUS_UNSUPPORTED,
          .expect = "unknown architecture 'mamba9' (supported: llama, qwen2, qwen3, gpt2, gemma2, "
-                   "gemma3, phi3, qwen2moe, qwen3moe, gpt-oss)"},
+                   "gemma3, phi3, qwen2moe, qwen3moe, gpt-oss, bert, nomic-bert)"},
         {.name = "vocab disagrees with tokens",
          .vocab_delta = -1,
          .want = STATUS_FORMAT,
@@ -833,6 +833,207 @@ Test(model_bad, table_of_bad_models) {
          .expect = "llama.expert_used_count"},
     };
     check_bad_cases(&s, cases, sizeof cases / sizeof cases[0]);
+}
+
+Test(model_bad, table_of_bad_encoders) {
+    RandModelSpec s = {.arch = "bert",
+                       .n_vocab = 300,
+                       .n_embd = 64,
+                       .n_layers = 2,
+                       .n_heads = 4,
+                       .n_kv_heads = 4,
+                       .head_dim = 16,
+                       .n_ff = 128,
+                       .n_ctx_train = 32,
+                       .wtype = DTYPE_F32,
+                       .seed = 5,
+                       .pooling_type = 1};
+    const BadCase cases[] = {
+        {.name = "missing token_types",
+         .drop_tensor = "token_types.weight",
+         .want = STATUS_FORMAT,
+         .expect = "missing tensor 'token_types.weight' (expected shape [64, n_token_types])"},
+        {.name = "token_types of the wrong width",
+         .tensor = "token_types.weight",
+         .ne1_delta = 1,
+         .new_type = -1,
+         .want = STATUS_FORMAT,
+         .expect = "tokenizer.ggml.token_type_count = 2 but 'token_types.weight' has 3 rows"},
+        {.name = "pooling type out of range",
+         .u32_key = "bert.pooling_type",
+         .u32 = 7,
+         .want = STATUS_FORMAT,
+         .expect = "'bert.pooling_type' = 7 out of range [0, 3]"},
+        {.name = "pooling type rank",
+         .u32_key = "bert.pooling_type",
+         .u32 = 4,
+         .want = STATUS_UNSUPPORTED,
+         .expect = "'bert.pooling_type' = 4 (rank: a reranker's classification head) is not "
+                   "supported"},
+        {.name = "missing token_embd_norm bias",
+         .drop_tensor = "token_embd_norm.bias",
+         .want = STATUS_FORMAT,
+         .expect = "missing tensor 'token_embd_norm.bias' (expected shape [64])"},
+        {.name = "missing position_embd",
+         .drop_tensor = "position_embd.weight",
+         .want = STATUS_FORMAT,
+         .expect = "missing tensor 'position_embd.weight' (expected shape [64, 32])"},
+        {.name = "missing attn_output_norm",
+         .drop_tensor = "blk.1.attn_output_norm.weight",
+         .want = STATUS_FORMAT,
+         .expect = "missing tensor 'blk.1.attn_output_norm.weight'"},
+        {.name = "missing layer_output_norm bias",
+         .drop_tensor = "blk.0.layer_output_norm.bias",
+         .want = STATUS_FORMAT,
+         .expect = "missing tensor 'blk.0.layer_output_norm.bias'"},
+        {.name = "missing layer norm epsilon",
+         .drop_key = "bert.attention.layer_norm_epsilon",
+         .want = STATUS_FORMAT,
+         .expect = "bert.attention.layer_norm_epsilon"},
+    };
+    check_bad_cases(&s, cases, sizeof cases / sizeof cases[0]);
+    RandModelSpec nomic = s;
+    nomic.arch = "nomic-bert";
+    const BadCase ncases[] = {
+        {.name = "nomic-bert without ffn_gate",
+         .drop_tensor = "blk.1.ffn_gate.weight",
+         .want = STATUS_FORMAT,
+         .expect = "missing tensor 'blk.1.ffn_gate.weight' (expected shape [64, 128])"},
+        {.name = "nomic-bert pooling type huge",
+         .u32_key = "nomic-bert.pooling_type",
+         .u32 = 12,
+         .want = STATUS_FORMAT,
+         .expect = "'nomic-bert.pooling_type' = 12 out of range [0, 3]"},
+        {.name = "nomic-bert qkv short",
+         .tensor = "blk.0.attn_qkv.weight",
+         .ne1_delta = -1,
+         .new_type = -1,
+         .want = STATUS_FORMAT,
+         .expect = "tensor 'blk.0.attn_qkv.weight': shape [64, 191] but expected [64, 192]"},
+    };
+    check_bad_cases(&nomic, ncases, sizeof ncases / sizeof ncases[0]);
+}
+
+/* bert.attention.causal = true is refused by name. */
+Test(model_bad, causal_encoder) {
+    TmpModel t;
+    tmp_init(&t, "causal");
+    RandModelSpec s = {.arch = "bert",
+                       .n_vocab = 300,
+                       .n_embd = 32,
+                       .n_layers = 1,
+                       .n_heads = 2,
+                       .n_kv_heads = 2,
+                       .head_dim = 16,
+                       .n_ff = 64,
+                       .n_ctx_train = 16,
+                       .wtype = DTYPE_F32,
+                       .seed = 1};
+    Err err = {0};
+    cr_assert(randmodel_write(t.path, &s, &err) == STATUS_OK, "%s", err.msg);
+    GGUF g = {0};
+    cr_assert(gguf_open(&g, t.path, &err) == STATUS_OK, "%s", err.msg);
+    GGUFWriter *w = gguf_writer_new();
+    for (uint64_t i = 0; i < g.n_kv; i++)
+        if (!gguf_str_eq(g.kv[i].key, "bert.attention.causal"))
+            gguf_writer_set_kv(w, &g.kv[i]);
+    gguf_writer_set_bool(w, "bert.attention.causal", true);
+    for (uint64_t i = 0; i < g.n_tensors; i++) {
+        const GGUFTensor *te = &g.tensors[i];
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)te->name.len, te->name.ptr);
+        gguf_writer_add_tensor(w, name, te->type, te->n_dims, te->ne, te->data);
+    }
+    char path[sizeof t.path + 8];
+    snprintf(path, sizeof path, "%s.c.gguf", t.path);
+    cr_assert(gguf_writer_write(w, path, &err) == STATUS_OK, "%s", err.msg);
+    gguf_writer_free(w);
+    gguf_close(&g);
+    Model *m = NULL;
+    Status st = model_load(&m, path, NULL, &err);
+    cr_expect(st == STATUS_UNSUPPORTED && strstr(err.msg, "'bert.attention.causal' = true"), "%s",
+              err.msg);
+    unlink(path);
+    tmp_done(&t);
+}
+
+/* model_embed: batched = alone bit for bit (encoders and a decoder), the
+ * refusals (model_forward on an encoder, a busy sequence, bad input), and
+ * the decoder's sequence is left empty. */
+static void embed_case(const char *arch, bool encoder) {
+    TmpModel t;
+    tmp_init(&t, arch);
+    RandModelSpec s = {.arch = arch,
+                       .n_vocab = 300,
+                       .n_embd = 64,
+                       .n_layers = 2,
+                       .n_heads = 4,
+                       .n_kv_heads = 2,
+                       .head_dim = 16,
+                       .n_ff = 96,
+                       .n_ctx_train = 32,
+                       .wtype = DTYPE_F32,
+                       .seed = 9,
+                       .pooling_type = 2};
+    Err err = {0};
+    cr_assert(randmodel_write(t.path, &s, &err) == STATUS_OK, "%s", err.msg);
+    ModelParams p = {.n_threads = 2, .n_ctx = 32, .n_seq_max = 2, .n_batch = 16};
+    Model *m = load_or_die(t.path, &p);
+    cr_expect(model_config(m)->encoder == encoder);
+    cr_expect(model_config(m)->pooling == (encoder ? MODEL_POOL_CLS : MODEL_POOL_MEAN));
+    int32_t tok[40], lens[4] = {3, 12, 1, 9};
+    for (int i = 0; i < 25; i++)
+        tok[i] = 5 + (i * 37) % 290;
+    float all[4 * 64], one[64];
+    ModelEmbedOpts o = {.normalize = true, .seq = 1};
+    cr_assert(model_embed(m, tok, lens, 4, &o, all, &err) == STATUS_OK, "%s", err.msg);
+    for (int s2 = 0, at = 0; s2 < 4; at += lens[s2++]) {
+        cr_assert(model_embed(m, tok + at, lens + s2, 1, &o, one, &err) == STATUS_OK, "%s",
+                  err.msg);
+        cr_expect(!memcmp(one, all + s2 * 64, sizeof one), "%s: sequence %d batched != alone", arch,
+                  s2);
+        double nn = 0;
+        for (int k = 0; k < 64; k++)
+            nn += (double)one[k] * one[k];
+        cr_expect(fabs(nn - 1.0) < 1e-5, "%s: |v|^2 = %g", arch, nn);
+    }
+    cr_expect(model_seq_len(m, 1) == 0);
+    int32_t bad_len = 0;
+    cr_expect(model_embed(m, tok, &bad_len, 1, &o, one, &err) == STATUS_INVALID);
+    int32_t big = 33;
+    cr_expect(model_embed(m, tok, &big, 1, &o, one, &err) == STATUS_LIMIT, "%s", err.msg);
+    int32_t oob = 300, len1 = 1;
+    cr_expect(model_embed(m, &oob, &len1, 1, &o, one, &err) == STATUS_INVALID);
+    ModelEmbedOpts bp = {.pooling = (ModelPooling)9};
+    cr_expect(model_embed(m, tok, &len1, 1, &bp, one, &err) == STATUS_INVALID);
+    BatchRow r = {5, 0, 0, true};
+    float *lg = malloc(300 * sizeof *lg);
+    if (encoder) {
+        cr_expect(model_forward(m, &r, 1, lg, &err) == STATUS_UNSUPPORTED);
+        cr_expect(strstr(err.msg, "an embedding model (") &&
+                      strstr(err.msg, ") cannot generate text"),
+                  "%s", err.msg);
+    } else {
+        cr_assert(model_forward(m, &r, 1, lg, &err) == STATUS_OK, "%s", err.msg);
+        ModelEmbedOpts busy = {.seq = 0};
+        cr_expect(model_embed(m, tok, lens, 1, &busy, one, &err) == STATUS_INVALID);
+        cr_expect(strstr(err.msg, "in use"), "%s", err.msg);
+        cr_expect(model_seq_len(m, 0) == 1, "the busy sequence was touched");
+        /* the hidden states are the normed rows the logits come from */
+        float h[64];
+        BatchRow r2 = {6, 1, 0, true};
+        cr_assert(model_forward_hidden(m, &r2, 1, h, &err) == STATUS_OK, "%s", err.msg);
+        cr_expect(model_forward_hidden(m, &r2, 1, NULL, &err) == STATUS_INVALID);
+    }
+    free(lg);
+    model_free(m);
+    tmp_done(&t);
+}
+
+Test(model, embed_encoders_and_decoders) {
+    embed_case("bert", true);
+    embed_case("nomic-bert", true);
+    embed_case("qwen3", false);
 }
 
 Test(model_bad, table_of_bad_moe_models) {

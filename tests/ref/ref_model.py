@@ -139,7 +139,8 @@ for _name, _act in (("Q2_K", "Q8_K"),     # 10
         VEC_DOT_TYPE[_t] = _act
 
 ARCHS = ("llama", "qwen2", "qwen3", "gpt2", "gemma2", "gemma3", "phi3",
-         "qwen2moe", "qwen3moe", "gpt-oss")
+         "qwen2moe", "qwen3moe", "gpt-oss", "bert", "nomic-bert")
+ENCODERS = ("bert", "nomic-bert")
 
 
 def _round_away(v):
@@ -240,9 +241,15 @@ class RefModel:
         self.head_dim = int(key("attention.key_length", self.n_embd // self.n_heads))
         self.n_ctx_train = int(key("context_length"))
         self.n_ctx = self.n_ctx_train if n_ctx is None else int(n_ctx)
-        if arch == "gpt2":
+        self.hidden_only = False  # forward() returns the normed final rows
+        if arch == "gpt2" or arch == "bert":
             self.eps = float(key("attention.layer_norm_epsilon"))
             self.rope = None
+        elif arch == "nomic-bert":
+            self.eps = float(key("attention.layer_norm_epsilon"))
+            self.rope = "neox"
+            self.n_rot = int(key("rope.dimension_count", self.head_dim))
+            self.rope_base = float(key("rope.freq_base", 10000.0))
         else:
             self.eps = float(key("attention.layer_norm_rms_epsilon"))
             self.rope = "norm" if arch == "llama" else "neox"
@@ -575,6 +582,8 @@ class RefModel:
             act = gte / (1.0 + np.exp(-gte)) * up
             x = x + self.mm(act, p + "ffn_down.weight")
         x = self.rmsnorm(x, w["output_norm.weight"])
+        if self.hidden_only:
+            return x
         return self.mm(x, self.out_name)
 
     def _rope_for(self, il, pos):
@@ -606,6 +615,8 @@ class RefModel:
             act = gelu_tanh(self.mm(h, p + "ffn_gate.weight")) * self.mm(h, p + "ffn_up.weight")
             x = x + self.rmsnorm(self.mm(act, p + "ffn_down.weight"), w[p + "post_ffw_norm.weight"])
         x = self.rmsnorm(x, w["output_norm.weight"])
+        if self.hidden_only:
+            return x
         lg = self.mm(x, self.out_name)
         if self.softcap_final:
             lg = self.softcap_final * np.tanh(lg / self.softcap_final)
@@ -649,6 +660,8 @@ class RefModel:
             F = up.shape[1] // 2
             x = x + self.mm(silu(up[:, :F]) * up[:, F:], p + "ffn_down.weight")
         x = self.rmsnorm(x, w["output_norm.weight"])
+        if self.hidden_only:
+            return x
         lg = self.mm(x, self.out_name)
         if "output.bias" in w:
             lg = lg + w["output.bias"]
@@ -688,6 +701,8 @@ class RefModel:
             h = self.rmsnorm(x, w[p + "post_attention_norm.weight"])
             x = x + self.moe(h, p)
         x = self.rmsnorm(x, w["output_norm.weight"])
+        if self.hidden_only:
+            return x
         return self.mm(x, self.out_name)
 
     def _forward_gpt2(self, tokens):
@@ -709,7 +724,89 @@ class RefModel:
             u = 0.5 * u * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (u + 0.044715 * u ** 3)))
             x = x + self.mm(u, p + "ffn_down.weight") + w[p + "ffn_down.bias"]
         x = self.layernorm(x, w["output_norm.weight"], w["output_norm.bias"])
+        if self.hidden_only:
+            return x
         return self.mm(x, self.out_name)
+
+    # ------------------------------------------------------------ encoders
+    def encode(self, tokens):
+        """bert / nomic-bert: the final hidden rows (T, E) of one sequence,
+        attention bidirectional (no mask) over all T tokens.
+
+        HF BertModel: embeddings = word[t] + token_type[0] + position[p]
+        (bert only; nomic-bert rotates q and k instead: NEOX RoPE, base
+        rope.freq_base), LayerNorm (token_embd_norm). Per layer, post-norm:
+        x = LN(x + Wo softmax(q k^T / sqrt(D)) v + bo, attn_output_norm);
+        x = LN(x + ffn(x), layer_output_norm), ffn = down(gelu(up x + b)) + b
+        with the exact (erf) GELU for bert, down(silu(gate x) * up x) for
+        nomic-bert. Biases wherever the file has them."""
+        w = self.w
+        tokens = np.asarray(tokens, dtype=np.int64)
+        T = len(tokens)
+        H, KVH, D = self.n_heads, self.n_kv_heads, self.head_dim
+        pos = np.arange(T)
+        x = w["token_embd.weight"][tokens] + w["token_types.weight"][0]
+        if "position_embd.weight" in w:
+            x = x + w["position_embd.weight"][pos]
+        x = self.layernorm(x, w["token_embd_norm.weight"], w["token_embd_norm.bias"])
+
+        def lin(h, name):
+            y = self.mm(h, name + ".weight")
+            return y + w[name + ".bias"] if name + ".bias" in w else y
+        erf = np.vectorize(math.erf)
+        for il in range(self.n_layers):
+            p = f"blk.{il}."
+            if p + "attn_qkv.weight" in w:
+                qkv = lin(x, p + "attn_qkv")
+                q, k, v = (qkv[:, :H * D], qkv[:, H * D:(H + KVH) * D],
+                           qkv[:, (H + KVH) * D:(H + 2 * KVH) * D])
+            else:
+                q, k, v = lin(x, p + "attn_q"), lin(x, p + "attn_k"), lin(x, p + "attn_v")
+            q, k, v = q.reshape(T, H, D), k.reshape(T, KVH, D), v.reshape(T, KVH, D)
+            if self.rope:
+                q, k = self.apply_rope(q, pos), self.apply_rope(k, pos)
+            group = H // KVH
+            a = np.empty((T, H, D))
+            for h in range(H):
+                sc = q[:, h, :] @ k[:, h // group, :].T / math.sqrt(D)
+                sc = np.exp(sc - sc.max(axis=-1, keepdims=True))
+                a[:, h, :] = (sc / sc.sum(axis=-1, keepdims=True)) @ v[:, h // group, :]
+            a = lin(a.reshape(T, H * D), p + "attn_output")
+            x = self.layernorm(x + a, w[p + "attn_output_norm.weight"],
+                               w[p + "attn_output_norm.bias"])
+            if p + "ffn_gate.weight" in w:
+                y = lin(silu(lin(x, p + "ffn_gate")) * lin(x, p + "ffn_up"), p + "ffn_down")
+            else:
+                u = lin(x, p + "ffn_up")
+                y = lin(0.5 * u * (1.0 + erf(u / math.sqrt(2.0))), p + "ffn_down")
+            x = self.layernorm(x + y, w[p + "layer_output_norm.weight"],
+                               w[p + "layer_output_norm.bias"])
+        return x
+
+    def pooling_type(self):
+        """The file's pooling: 1 mean, 2 cls, 3 last (absent or 0: mean)."""
+        v = int(self.g.metadata.get(f"{self.arch}.pooling_type", 0))
+        return v if v in (1, 2, 3) else 1
+
+    def embed(self, tokens, pooling=0, normalize=False):
+        """One sequence's pooled vector (E,): encoders pool their final
+        rows, decoders the final hidden states after output_norm (causal).
+        pooling 0: the file's (pooling_type(); mean for decoders)."""
+        if self.arch in ENCODERS:
+            rows = self.encode(tokens)
+            pool = pooling or self.pooling_type()
+        else:
+            self.hidden_only = True
+            try:
+                rows = self.forward(tokens)
+            finally:
+                self.hidden_only = False
+            pool = pooling or 1
+        v = rows.mean(axis=0) if pool == 1 else rows[0] if pool == 2 else rows[-1]
+        if normalize:
+            n = np.sqrt(np.sum(v * v))
+            v = v / n if n > 0 else v
+        return v
 
     def greedy(self, tokens, n):
         """Greedy continuation: n ids, each argmax of the last row's logits.

@@ -8,6 +8,9 @@
  *            [--ff-shexp N] [--window N] [--attn-softcap F] [--final-softcap F]
  *            [--fused-qkv] [--longrope ORIG_CTX] [--rope-linear FACTOR]
  *            [--yarn FACTOR [--yarn-orig CTX]]
+ *            encoders (bert, nomic-bert): [--pooling N] (pooling_type, written
+ *            as is; default 0) [--cased] (capitals in the WordPiece vocabulary);
+ *            --fused-qkv gives bert an attn_qkv
  *
  * --vocab-from takes a real BPE vocabulary (tokenizer.ggml.model "gpt2", as
  * tests/tools/vocab2gguf writes it) instead of the synthetic one: its first
@@ -165,6 +168,10 @@ int main(int argc, char **argv) {
             s.fused_qkv = true;
             continue;
         }
+        if (!strcmp(o, "--cased")) {
+            s.cased = true;
+            continue;
+        }
         if (i + 1 >= argc)
             die("%s: missing value%s", o, "");
         const char *v = argv[++i];
@@ -219,6 +226,8 @@ int main(int argc, char **argv) {
             s.yarn_factor = (float)parse_float(o, v);
         else if (!strcmp(o, "--yarn-orig"))
             s.yarn_orig_ctx = (int)parse_int(o, v, 0, 1 << 20);
+        else if (!strcmp(o, "--pooling"))
+            s.pooling_type = (int)parse_int(o, v, 0, 15);
         else if (!strcmp(o, "--rope-linear"))
             s.rope_scale_linear = (float)parse_float(o, v);
         else if (!strcmp(o, "-o"))
