@@ -9,9 +9,10 @@
  * text put them.
  *
  * Deliberately not here: the Jinja engine (template.c), tokenization
- * (tokenizer/), parsing tool calls back out of model output, and turning
- * OpenAI tool-call arguments (a JSON string) into objects: messages reach
- * the template as given, apart from the content-part join. */
+ * (tokenizer/) and parsing tool calls back out of model output. Messages
+ * reach the template as given, apart from the content-part join and, when
+ * the format asks for it (ChatArgsMode, chat.h), tool-call arguments parsed
+ * from their JSON text into objects. */
 #include "chat/chat.h"
 
 #include <stdio.h>
@@ -26,6 +27,10 @@ struct ChatFormat {
     char name[CHAT_NAME_MAX];
     char *bos_text; /* owned, NUL-terminated; "" when the model has no BOS */
     char *eos_text; /* owned, NUL-terminated */
+    ChatArgsMode args_mode;
+    bool args_objects; /* CHAT_ARGS_AUTO's verdict, set by chat_format_set_arguments */
+    char *src;         /* owned: the template's source, NUL-terminated */
+    size_t src_len;
 };
 
 /* ---- small helpers ---- */
@@ -110,6 +115,12 @@ static ChatFormat *format_make(const char *src, size_t len, ChatBuiltin b, const
         chat_format_free(f);
         return NULL;
     }
+    if (!(f->src = dup_bytes(src, len))) {
+        err_set(err, STATUS_NOMEM, "chat format: out of memory");
+        chat_format_free(f);
+        return NULL;
+    }
+    f->src_len = len;
     f->tmpl = tmpl_parse(src, len, err);
     if (!f->tmpl) {
         err_prefix(err, "%s", name);
@@ -183,12 +194,18 @@ void chat_format_free(ChatFormat *f) {
     if (!f)
         return;
     tmpl_free(f->tmpl);
+    free(f->src);
     free(f->bos_text);
     free(f->eos_text);
     free(f);
 }
 
 const char *chat_format_name(const ChatFormat *f) { return f ? f->name : "none"; }
+
+const char *chat_format_source(const ChatFormat *f, size_t *len) {
+    *len = f ? f->src_len : 0;
+    return f ? f->src : NULL;
+}
 
 ChatBuiltin chat_format_builtin(const ChatFormat *f) { return f ? f->builtin : CHAT_BUILTIN_NONE; }
 
@@ -267,9 +284,32 @@ static json_t *join_parts(const json_t *parts, size_t i, Err *err) {
     return s;
 }
 
+/* In 'calls' (a message copy's tool_calls, owned), replace each
+ * function.arguments string that parses as a JSON object by that object
+ * (key order and, for a repeated key, the last value kept, as Python's
+ * json.loads). Other strings stay. Returns false when out of memory. */
+static bool parse_arguments(json_t *calls) {
+    size_t k;
+    json_t *c;
+    json_array_foreach(calls, k, c) {
+        json_t *fn = json_object_get(c, "function");
+        json_t *args = json_is_object(fn) ? json_object_get(fn, "arguments") : NULL;
+        if (!json_is_string(args))
+            continue;
+        json_t *obj = json_loadb(json_string_value(args), json_string_length(args), 0, NULL);
+        if (!json_is_object(obj)) {
+            json_decref(obj);
+            continue;
+        }
+        if (json_object_set_new(fn, "arguments", obj) != 0)
+            return false;
+    }
+    return true;
+}
+
 /* Check message 'i' and return the copy the template sees (owned), or NULL
- * with 'err' filled. */
-static json_t *normalize_message(const json_t *m, size_t i, Err *err) {
+ * with 'err' filled. 'objects': tool-call arguments parsed into objects. */
+static json_t *normalize_message(const json_t *m, size_t i, bool objects, Err *err) {
     if (!json_is_object(m)) {
         err_set(err, STATUS_INVALID, "messages[%zu]: expected an object (got %s)", i,
                 chat_json_type_name(m));
@@ -353,7 +393,15 @@ static json_t *normalize_message(const json_t *m, size_t i, Err *err) {
     }
 
     json_t *copy = json_deep_copy(m);
-    if (!copy || (joined && json_object_set_new(copy, "content", joined) != 0)) {
+    if (copy && joined && json_object_set_new(copy, "content", joined) != 0) {
+        json_decref(copy);
+        copy = NULL;
+    }
+    if (copy && objects && has_calls && !parse_arguments(json_object_get(copy, "tool_calls"))) {
+        json_decref(copy);
+        copy = NULL;
+    }
+    if (!copy) {
         json_decref(copy);
         err_set(err, STATUS_NOMEM, "messages[%zu]: out of memory", i);
         return NULL;
@@ -362,7 +410,7 @@ static json_t *normalize_message(const json_t *m, size_t i, Err *err) {
 }
 
 static json_t *build_vars(const ChatFormat *f, const json_t *messages, bool add_generation_prompt,
-                          const json_t *extra, Err *err) {
+                          const json_t *extra, bool objects, Err *err) {
     if (!json_is_array(messages)) {
         err_set(err, STATUS_INVALID, "messages: expected an array (got %s)",
                 messages ? chat_json_type_name(messages) : "nothing");
@@ -391,7 +439,7 @@ static json_t *build_vars(const ChatFormat *f, const json_t *messages, bool add_
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
-        json_t *m = normalize_message(json_array_get(messages, i), i, err);
+        json_t *m = normalize_message(json_array_get(messages, i), i, objects, err);
         if (!m || json_array_append_new(list, m) != 0) {
             if (m)
                 err_set(err, STATUS_NOMEM, "messages: out of memory");
@@ -444,13 +492,14 @@ fail:
     return NULL;
 }
 
-Status chat_render(const ChatFormat *f, const json_t *messages, bool add_generation_prompt,
-                   const json_t *extra, char **out, uint8_t **mask, size_t *len, Err *err) {
+static Status render(const ChatFormat *f, const json_t *messages, bool add_generation_prompt,
+                     const json_t *extra, bool objects, char **out, uint8_t **mask, size_t *len,
+                     Err *err) {
     *out = NULL;
     if (mask)
         *mask = NULL;
     *len = 0;
-    json_t *vars = build_vars(f, messages, add_generation_prompt, extra, err);
+    json_t *vars = build_vars(f, messages, add_generation_prompt, extra, objects, err);
     if (!vars)
         return err->status;
     /* The model's own markup: trusted, so a template that prints it yields
@@ -475,6 +524,60 @@ Status chat_render(const ChatFormat *f, const json_t *messages, bool add_generat
     else
         free(m);
     return STATUS_OK;
+}
+
+Status chat_render(const ChatFormat *f, const json_t *messages, bool add_generation_prompt,
+                   const json_t *extra, char **out, uint8_t **mask, size_t *len, Err *err) {
+    bool objects =
+        f->args_mode == CHAT_ARGS_OBJECT || (f->args_mode == CHAT_ARGS_AUTO && f->args_objects);
+    return render(f, messages, add_generation_prompt, extra, objects, out, mask, len, err);
+}
+
+/* ---- tool-call arguments: what the template needs ---- */
+
+/* Render the probe conversation with the call's arguments as 'args'; true
+ * when the output shows the argument's key as JSON or Python would print an
+ * object's (or as an XML-style parameter), llama.cpp's test. */
+static bool probe_shows_key(const ChatFormat *f, json_t *args) {
+    json_t *msgs = json_pack("[{s:s, s:s}, {s:s, s:s, s:[{s:s, s:s, s:{s:s, s:o}}]}]", "role",
+                             "user", "content", "Hey", "role", "assistant", "content", "",
+                             "tool_calls", "id", "call_1___", "type", "function", "function",
+                             "name", "ipython", "arguments", args);
+    if (!msgs)
+        return false;
+    char *out = NULL;
+    size_t len = 0;
+    Err err = {0};
+    bool shows = false;
+    if (render(f, msgs, false, NULL, false, &out, NULL, &len, &err) == STATUS_OK)
+        shows = strstr(out, "\"argument_needle\":") || strstr(out, "'argument_needle':") ||
+                strstr(out, "<parameter=argument_needle>");
+    free(out);
+    json_decref(msgs);
+    return shows;
+}
+
+bool chat_format_wants_object_arguments(const ChatFormat *f) {
+    if (!f)
+        return false;
+    json_t *obj = json_pack("{s:s}", "argument_needle", "print('Hello, World!')");
+    char *text = obj ? json_dumps(obj, 0) : NULL;
+    bool objects = false;
+    if (text) {
+        bool as_text = probe_shows_key(f, json_string(text));
+        bool as_object = probe_shows_key(f, json_incref(obj));
+        objects = !as_text && as_object;
+    }
+    free(text);
+    json_decref(obj);
+    return objects;
+}
+
+void chat_format_set_arguments(ChatFormat *f, ChatArgsMode mode) {
+    if (!f)
+        return;
+    f->args_mode = mode;
+    f->args_objects = mode == CHAT_ARGS_AUTO && chat_format_wants_object_arguments(f);
 }
 
 Status chat_tokenize(const ChatFormat *f, const Tokenizer *t, const json_t *messages,

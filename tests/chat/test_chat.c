@@ -533,3 +533,166 @@ Test(chat_tokenize, render_errors_pass_through) {
     tok_free(t);
     gguf_close(&g);
 }
+
+/* ---- tool-call arguments (ChatArgsMode) ---- */
+
+static ChatFormat *fmt_file(const char *path) {
+    size_t len;
+    char *src = slurp(path, &len);
+    Err err = {0};
+    ChatFormat *f = chat_format_from_source(src, len, "<s>", "</s>", &err);
+    cr_assert(f, "%s: %s", path, err.msg);
+    free(src);
+    return f;
+}
+
+static char *render_fmt(const ChatFormat *f, const char *messages_js, Status *st, Err *err) {
+    json_t *m = parse(messages_js);
+    json_t *before = json_deep_copy(m);
+    char *out = NULL;
+    size_t len = 0;
+    *st = chat_render(f, m, true, NULL, &out, NULL, &len, err);
+    cr_assert(json_equal(m, before), "chat_render changed the caller's messages");
+    json_decref(before);
+    json_decref(m);
+    return out;
+}
+
+/* One call with 'args_js' (a JSON value as text) as its arguments, then its result. */
+static char *call_conv(const char *args_js) {
+    char *s = NULL;
+    cr_assert(asprintf(&s,
+                       "[{\"role\":\"user\",\"content\":\"Weather?\"},{\"role\":\"assistant\","
+                       "\"content\":null,\"tool_calls\":[{\"id\":\"abc123XYZ\",\"type\":"
+                       "\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":%s}}]},"
+                       "{\"role\":\"tool\",\"tool_call_id\":\"abc123XYZ\",\"name\":\"get_weather\","
+                       "\"content\":\"21\"}]",
+                       args_js) > 0);
+    return s;
+}
+
+#define ARGS_OBJ "{\"city\":\"Zürich\",\"days\":[1,2],\"o\":{\"b\":1,\"a\":null}}"
+#define ARGS_STR                                                                                    \
+    "\"{\\\"city\\\": \\\"Zürich\\\", \\\"days\\\": [1, 2], \\\"o\\\": {\\\"b\\\": 1, \\\"a\\\": " \
+    "null}}\""
+
+Test(chat_args, probe_finds_templates_that_need_objects) {
+    struct {
+        const char *file;
+        bool objects;
+    } cases[] = {
+        {"tests/chat/templates/qwen25.jinja", true},               /* arguments | tojson */
+        {"tests/chat/templates/llama31.jinja", true},              /* arguments | tojson */
+        {"tests/chat/templates/mistral-v3.jinja", true},           /* function | tojson */
+        {"tests/chat/templates/gpt-oss.jinja", true},              /* arguments | tojson */
+        {"tests/chat/templates/hermes2pro-tool_use.jinja", false}, /* a string printed as is */
+        {"tests/chat/templates/qwen3.jinja", false},               /* likewise */
+        {"tests/chat/templates/functionary-v3.2.jinja", false},    /* '\n' + arguments */
+        {"tests/chat/templates/chatml.jinja", false},              /* no tool calls at all */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ChatFormat *f = fmt_file(cases[i].file);
+        cr_expect_eq(chat_format_wants_object_arguments(f), cases[i].objects, "%s: want %d",
+                     cases[i].file, cases[i].objects);
+        chat_format_free(f);
+    }
+}
+
+Test(chat_args, object_mode_parses_json_text) {
+    ChatFormat *f = fmt_file("tests/chat/templates/qwen25.jinja");
+    char *as_obj = call_conv(ARGS_OBJ), *as_str = call_conv(ARGS_STR);
+    Err err = {0};
+    Status st;
+    char *want = render_fmt(f, as_obj, &st, &err);
+    cr_assert(want, "%s", err.msg);
+    /* as given: the text is JSON-quoted a second time */
+    char *given = render_fmt(f, as_str, &st, &err);
+    cr_assert(given, "%s", err.msg);
+    cr_expect(strstr(given, "\"arguments\": \"{\\\"city\\\"") != NULL, "%s", given);
+    cr_expect(strstr(want, "\"arguments\": {\"city\": \"Zürich\", \"days\": [1, 2], \"o\": "
+                           "{\"b\": 1, \"a\": null}}") != NULL,
+              "%s", want);
+    /* parsed: the same bytes as when the caller sent an object (key order kept) */
+    for (int mode = CHAT_ARGS_OBJECT; mode <= CHAT_ARGS_AUTO; mode++) {
+        chat_format_set_arguments(f, (ChatArgsMode)mode);
+        char *got = render_fmt(f, as_str, &st, &err);
+        cr_assert(got, "%s", err.msg);
+        cr_expect_str_eq(got, want, "mode %d", mode);
+        free(got);
+        got = render_fmt(f, as_obj, &st, &err); /* objects stay objects */
+        cr_expect_str_eq(got, want, "mode %d", mode);
+        free(got);
+    }
+    /* text that is not a JSON object stays text */
+    const char *keep[] = {"\"not json {\"", "\"[1, 2]\"", "\"7\"", "\"{\\\"a\\\": 1} trailing\"",
+                          "\"\""};
+    for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) {
+        char *conv = call_conv(keep[i]);
+        chat_format_set_arguments(f, CHAT_ARGS_AS_GIVEN);
+        char *a = render_fmt(f, conv, &st, &err);
+        chat_format_set_arguments(f, CHAT_ARGS_OBJECT);
+        char *b = render_fmt(f, conv, &st, &err);
+        cr_assert(a && b, "%s", err.msg);
+        cr_expect_str_eq(b, a, "arguments %s", keep[i]);
+        free(a);
+        free(b);
+        free(conv);
+    }
+    free(want);
+    free(given);
+    free(as_obj);
+    free(as_str);
+    chat_format_free(f);
+}
+
+Test(chat_args, auto_mode_keeps_text_for_templates_that_print_it) {
+    /* Functionary concatenates the arguments to a string: an object would
+     * make jinja2 (and us) raise, so AUTO keeps the text */
+    ChatFormat *f = fmt_file("tests/chat/templates/functionary-v3.2.jinja");
+    char *as_str = call_conv(ARGS_STR), *as_obj = call_conv(ARGS_OBJ);
+    Err err = {0};
+    Status st;
+    char *want = render_fmt(f, as_str, &st, &err);
+    cr_assert(want, "%s", err.msg);
+    cr_expect(strstr(want, ">>>get_weather\n{\"city\": \"Zürich\"") != NULL, "%s", want);
+    chat_format_set_arguments(f, CHAT_ARGS_AUTO);
+    char *got = render_fmt(f, as_str, &st, &err);
+    cr_assert(got, "%s", err.msg);
+    cr_expect_str_eq(got, want);
+    free(got);
+    chat_format_set_arguments(f, CHAT_ARGS_OBJECT);
+    got = render_fmt(f, as_str, &st, &err);
+    cr_expect_null(got, "an object concatenated to a string must fail");
+    cr_expect(strstr(err.msg, "dict") || strstr(err.msg, "concatenate") || strstr(err.msg, "+"),
+              "%s", err.msg);
+    free(got);
+    got = render_fmt(f, as_obj, &st, &err);
+    cr_expect_null(got);
+    free(got);
+    free(want);
+    free(as_str);
+    free(as_obj);
+    chat_format_free(f);
+}
+
+Test(chat_args, tool_fields_reach_the_template_unchanged) {
+    ChatFormat *f =
+        fmt_src("{% for m in messages %}{{ m.role }}|{{ m.content is none }}|"
+                "{{ m.tool_call_id }}|{{ m.name }}|{{ m.tool_calls | default(none) | tojson }};"
+                "{% endfor %}");
+    char *conv = call_conv(ARGS_STR);
+    Err err = {0};
+    Status st;
+    char *got = render_fmt(f, conv, &st, &err);
+    cr_assert(got, "%s", err.msg);
+    cr_expect_str_eq(got,
+                     "user|False|||null;"
+                     "assistant|True|||[{\"id\": \"abc123XYZ\", \"type\": \"function\", "
+                     "\"function\": {\"name\": \"get_weather\", \"arguments\": \"{\\\"city\\\": "
+                     "\\\"Zürich\\\", \\\"days\\\": [1, 2], \\\"o\\\": {\\\"b\\\": 1, "
+                     "\\\"a\\\": null}}\"}}];"
+                     "tool|False|abc123XYZ|get_weather|null;");
+    free(got);
+    free(conv);
+    chat_format_free(f);
+}
