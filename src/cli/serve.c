@@ -64,7 +64,8 @@ enum {
     O_MAX_LOADED,
     O_MEM_BUDGET,
     O_KEEP_ALIVE,
-    O_KV_TYPE
+    O_KV_TYPE,
+    O_TFILE
 };
 
 static const ArgOpt SERVE_OPTS[] = {
@@ -112,6 +113,7 @@ static const ArgOpt SERVE_OPTS[] = {
     CLI_OPT_MOD_MODEL(O_MOD_MODEL),
     CLI_OPT_MOD_LEXICON(O_MOD_LEXICON),
     CLI_OPT_NO_MODERATION(O_NO_MODERATION),
+    CLI_OPT_TEMPLATE(O_TFILE),
     {0},
 };
 
@@ -133,6 +135,7 @@ typedef struct {
     const char *models_dir;
     PoolConfig pool;
     KVType kv_type;
+    const char *tfile; /* --chat-template-file: every model's template */
 } ServeOpts;
 
 static atomic_int g_stop;
@@ -220,6 +223,7 @@ static Status parse(int argc, char **argv, ServeOpts *o, bool *help, Err *err) {
             o->cfg.port = (int)n;
             break;
         case O_DATA_DIR: o->cfg.data_dir = v; break;
+        case O_TFILE: o->tfile = v; break;
         case O_CTX: s = args_int(a.opt, v, 16, MODEL_MAX_CTX, &o->ctx, err); break;
         case O_PARALLEL: s = args_int(a.opt, v, 1, SERVE_MAX_PARALLEL, &o->parallel, err); break;
         case O_QUEUE: s = args_int(a.opt, v, 1, 1 << 20, &o->queue, err); break;
@@ -319,7 +323,7 @@ static Status start_model(const ServeOpts *o, const char *path, CliModel *cm, Sc
      * running request at full length and as much again for the prefix
      * cache. Its pages are only touched as blocks are used. */
     *sched = NULL;
-    Status st = cli_load(cm, path, &mp, NULL, true, err);
+    Status st = cli_load(cm, path, &mp, o->tfile, true, err);
     if (st)
         return st;
     SchedParams sp = {.max_running = (int)o->parallel,

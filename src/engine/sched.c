@@ -148,7 +148,8 @@ struct Sched {
     int n_draws;
     TPool *tp; /* sampling threads; NULL: the engine thread alone */
     uint64_t step_tokens;
-    GrammarVocab *gvocab; /* the vocabulary's trie, built for the first grammar */
+    GrammarVocab *gvocab[2]; /* the vocabulary's trie, built for the first grammar; [1]: with
+                              * control tokens' text (render_special) */
 };
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
@@ -467,10 +468,11 @@ static int64_t reservation(const Sched *s, int n_prompt, int n, int target, int 
 
 /* ---- admission ------------------------------------------------------------- */
 
-/* The trie of the vocabulary's pieces (as the detokenizer writes them;
- * control tokens are empty, so a grammar never admits them), for every
- * grammar of this scheduler. */
-static Status grammar_vocab_for(Sched *s, Err *err) {
+/* The trie of the vocabulary's pieces as the detokenizer writes them
+ * (control tokens are empty, so a grammar never admits them, unless
+ * 'special': then they are their text), for every grammar of this
+ * scheduler. */
+static Status grammar_vocab_for(Sched *s, bool special, Err *err) {
     int n = s->n_vocab;
     const char **pieces = malloc((size_t)n * sizeof *pieces);
     size_t *lens = malloc((size_t)n * sizeof *lens);
@@ -480,10 +482,10 @@ static Status grammar_vocab_for(Sched *s, Err *err) {
         st = err_set(err, STATUS_NOMEM, "grammar: out of memory for a vocabulary of %d", n);
     } else {
         for (int i = 0; i < n; i++) {
-            pieces[i] = tok_piece(s->tok, i, false, &lens[i]);
+            pieces[i] = tok_piece(s->tok, i, special, &lens[i]);
             eog[i] = tok_is_eog(s->tok, i);
         }
-        st = grammar_vocab_new(&s->gvocab, n, pieces, lens, eog, err);
+        st = grammar_vocab_new(&s->gvocab[special], n, pieces, lens, eog, err);
     }
     free(pieces);
     free(lens);
@@ -510,12 +512,13 @@ static int try_admit(Sched *s, SchedReq *r) {
         return 0;
 
     Err err = {0};
-    if (r->grammar && !s->gvocab && grammar_vocab_for(s, &err)) {
+    bool special = r->p.render_special;
+    if (r->grammar && !s->gvocab[special] && grammar_vocab_for(s, special, &err)) {
         snprintf(r->error, sizeof r->error, "%s", err.msg);
         return -1;
     }
     for (int c = 0; c < r->n; c++) {
-        if (r->grammar && !(r->ch[c].con = constrain_new(r->grammar, s->gvocab, &err))) {
+        if (r->grammar && !(r->ch[c].con = constrain_new(r->grammar, s->gvocab[special], &err))) {
             snprintf(r->error, sizeof r->error, "%s", err.msg);
             req_free_engine_state(r);
             return -1;
@@ -534,7 +537,7 @@ static int try_admit(Sched *s, SchedReq *r) {
     }
     for (int c = 0; c < r->n; c++) {
         Choice *ch = &r->ch[c];
-        tok_stream_init(&ch->ts, s->tok, false);
+        tok_stream_init(&ch->ts, s->tok, r->p.render_special);
         ch->seq = s->free_seq[--s->n_free_seq];
         model_seq_free(s->m, ch->seq); /* nobody else may have left anything there */
         ch->finish = GEN_FINISH_LENGTH;
@@ -948,7 +951,8 @@ void sched_free(Sched *s) {
     free(s->out);
     free(s->draws);
     tpool_free(s->tp);
-    grammar_vocab_free(s->gvocab);
+    grammar_vocab_free(s->gvocab[0]);
+    grammar_vocab_free(s->gvocab[1]);
     free(s);
 }
 

@@ -98,6 +98,9 @@ typedef struct {
      * end-of-generation (GEN_FINISH_EOG). */
     const char *grammar;
     size_t grammar_len;
+    /* Control tokens' text in the output (gpt-oss's <|channel|> ... that a
+     * reply parser reads), and in what a grammar sees. */
+    bool render_special;
 } SchedReqParams;
 
 typedef enum { SCHED_EV_TOKEN, SCHED_EV_FINISH, SCHED_EV_END } SchedEvType;

@@ -57,6 +57,18 @@ struct Job {
      * the draining / answering thread touches them */
     struct JobMod *mod;
     char *mod_context;
+    /* reply parsing (spec.parse), touched only by the draining / answering
+     * thread: a parser per choice for streams, what its events gave since
+     * the last chunk, whether the choice made calls */
+    ToolParser *tp[SCHED_MAX_CHOICES];
+    uint64_t tool_seed;
+    struct JobParsed {
+        char *content, *reasoning;
+        size_t n_content, n_reasoning, cap_content, cap_reasoning;
+        json_t *calls; /* tool-call deltas, or NULL */
+        bool oom;
+    } parsed;
+    bool made_calls[SCHED_MAX_CHOICES];
 };
 
 #define JOB_FINGERPRINT "fp_cgpt"
@@ -84,6 +96,7 @@ Job *job_new(const JobSpec *spec) {
     j->created = (long long)time(NULL);
     j->t_first = -1;
     j->t_submit = perf_now();
+    randombytes_buf(&j->tool_seed, sizeof j->tool_seed);
     if (spec->mod) {
         j->mod = mod_alloc(spec->n_choices);
         j->mod_context = spec->mod_context ? strdup(spec->mod_context) : NULL;
@@ -115,6 +128,11 @@ void job_unref(Job *j) {
     if (j->spec.audit.free)
         j->spec.audit.free(j->spec.audit.ctx);
     free(j->mod_context);
+    for (int c = 0; c < SCHED_MAX_CHOICES; c++)
+        toolcall_free(j->tp[c]);
+    free(j->parsed.content);
+    free(j->parsed.reasoning);
+    json_decref(j->parsed.calls);
     free(j->ev);
     free(j->text);
     free(j->reply);
@@ -461,14 +479,144 @@ static json_t *chunk(const Job *j) {
     return c;
 }
 
-static void sse_choice(const Job *j, int index, bool role, const char *text, size_t len,
-                       json_t *logprobs, const char *finish, char **buf, size_t *n, size_t *cap) {
+static void sse_raw(const Job *j, int index, bool role, const char *text, size_t len,
+                    json_t *logprobs, const char *finish, char **buf, size_t *n, size_t *cap) {
     json_t *c = chunk(j);
     json_t *ch = j->spec.kind == JOB_CHAT
                      ? oai_chat_chunk_choice(index, role, text, len, logprobs, finish)
                      : oai_completion_choice(index, text ? text : "", text ? len : 0, logprobs, finish);
     json_array_append_new(json_object_get(c, "choices"), ch);
     append_event(buf, n, cap, c);
+}
+
+/* ------------------------------------------------------------ reply parsing */
+
+static bool grow(char **p, size_t *n, size_t *cap, const char *s, size_t len) {
+    if (*n + len + 1 > *cap) {
+        size_t c = *cap ? *cap * 2 : 256;
+        while (c < *n + len + 1)
+            c *= 2;
+        char *q = realloc(*p, c);
+        if (!q)
+            return false;
+        *p = q;
+        *cap = c;
+    }
+    memcpy(*p + *n, s, len);
+    *n += len;
+    (*p)[*n] = '\0';
+    return true;
+}
+
+/* A ToolParser's events, gathered into the next chunk's delta. */
+static void on_parsed(void *user, const ToolEvent *ev) {
+    struct JobParsed *p = user;
+    json_t *last;
+    switch (ev->kind) {
+    case TOOLCALL_CONTENT:
+        p->oom |= !grow(&p->content, &p->n_content, &p->cap_content, ev->text, ev->len);
+        break;
+    case TOOLCALL_REASONING:
+        p->oom |= !grow(&p->reasoning, &p->n_reasoning, &p->cap_reasoning, ev->text, ev->len);
+        break;
+    case TOOLCALL_CALL_BEGIN:
+        if (!p->calls)
+            p->calls = json_array();
+        json_array_append_new(p->calls, json_pack("{s:i,s:s,s:s,s:{s:s,s:s}}", "index", ev->index,
+                                                  "id", ev->id, "type", "function", "function",
+                                                  "name", ev->name, "arguments", ""));
+        break;
+    case TOOLCALL_CALL_ARGS:
+        if (!p->calls)
+            p->calls = json_array();
+        last = json_array_get(p->calls, json_array_size(p->calls) - 1);
+        if (!last || json_integer_value(json_object_get(last, "index")) != ev->index)
+            json_array_append_new(p->calls, last = json_pack("{s:i,s:{s:s}}", "index", ev->index,
+                                                             "function", "arguments", ""));
+        if (last) {
+            json_t *f = json_object_get(last, "function");
+            const char *old = json_string_value(json_object_get(f, "arguments"));
+            size_t n = old ? strlen(old) : 0;
+            char *both = malloc(n + ev->len + 1);
+            if (!both) {
+                p->oom = true;
+                break;
+            }
+            memcpy(both, old ? old : "", n);
+            memcpy(both + n, ev->text, ev->len);
+            both[n + ev->len] = '\0';
+            json_object_set_new(f, "arguments", oai_string_bytes(both, n + ev->len));
+            free(both);
+        }
+        break;
+    case TOOLCALL_CALL_END: break;
+    }
+}
+
+/* Choice c's parser, made on first use (NULL when out of memory). */
+static ToolParser *parser_of(Job *j, int c) {
+    if (!j->tp[c])
+        j->tp[c] = toolcall_new(j->spec.tool_format, j->spec.tool_flags, j->tool_seed + (uint64_t)c,
+                                on_parsed, &j->parsed);
+    return j->tp[c];
+}
+
+/* The gathered delta as one chunk (with 'logprobs', taken), then cleared. */
+static void sse_parsed(Job *j, int index, json_t *logprobs, char **buf, size_t *n, size_t *cap) {
+    struct JobParsed *p = &j->parsed;
+    if (p->n_content || p->n_reasoning || p->calls || logprobs) {
+        json_t *c = chunk(j);
+        json_t *ch = oai_chat_chunk_choice(index, false, p->n_content ? p->content : NULL,
+                                           p->n_content, logprobs, NULL);
+        json_t *delta = json_object_get(ch, "delta");
+        if (p->n_reasoning)
+            json_object_set_new(delta, "reasoning_content",
+                                oai_string_bytes(p->reasoning, p->n_reasoning));
+        if (p->calls) {
+            json_object_set_new(delta, "tool_calls", p->calls);
+            p->calls = NULL;
+            j->made_calls[index] = true;
+        }
+        json_array_append_new(json_object_get(c, "choices"), ch);
+        append_event(buf, n, cap, c);
+    }
+    json_decref(p->calls);
+    p->calls = NULL;
+    p->n_content = p->n_reasoning = 0;
+}
+
+/* A stream's text for choice index: through the parser when the job reads
+ * replies, else as it is; a finish chunk when 'finish' (after the
+ * parser's last events; "tool_calls" for a choice that made calls and
+ * ended on its own). */
+static void sse_choice_f(Job *j, int index, bool role, const char *text, size_t len,
+                         json_t *logprobs, GenFinish *finish, char **buf, size_t *n, size_t *cap) {
+    if (!j->spec.parse || j->spec.kind != JOB_CHAT || role) {
+        sse_raw(j, index, role, text, len, logprobs, finish ? finish_reason(*finish) : NULL, buf, n,
+                cap);
+        return;
+    }
+    ToolParser *tp = parser_of(j, index);
+    if (text && len && tp)
+        toolcall_push(tp, text, len);
+    if (finish && tp)
+        toolcall_finish(tp);
+    sse_parsed(j, index, logprobs, buf, n, cap);
+    if (finish) {
+        bool own = *finish == GEN_FINISH_EOG || *finish == GEN_FINISH_STOP;
+        const char *why = own && j->made_calls[index] ? "tool_calls" : finish_reason(*finish);
+        sse_raw(j, index, false, NULL, 0, NULL, why, buf, n, cap);
+    }
+}
+
+/* Text (finish NULL) goes through sse_choice_f; a finish given as text
+ * (content_filter) ends the choice as it is. */
+static void sse_choice(Job *j, int index, bool role, const char *text, size_t len, json_t *logprobs,
+                       const char *finish, char **buf, size_t *n, size_t *cap) {
+    if (finish)
+        sse_raw(j, index, role, text, len, logprobs, finish, buf, n, cap);
+    else
+        sse_choice_f(j, index, role, text, len, logprobs, NULL, buf, n, cap);
 }
 
 /* ------------------------------------------------------------ moderation */
@@ -586,7 +734,7 @@ static void emit_choice(Job *j, int c, ChoiceDelta *d, char **buf, size_t *len, 
             d->logprobs = NULL;
         }
         if (d->finished)
-            sse_choice(j, c, false, NULL, 0, NULL, finish_reason(d->finish), buf, len, cap);
+            sse_choice_f(j, c, false, NULL, 0, NULL, &d->finish, buf, len, cap);
         free(d->text);
         json_decref(d->logprobs);
         return;
@@ -634,7 +782,7 @@ static void emit_choice(Job *j, int c, ChoiceDelta *d, char **buf, size_t *len, 
         m->n_held = 0;
     }
     if (finished && m->n_held == 0)
-        sse_choice(j, c, false, NULL, 0, NULL, finish_reason(finish), buf, len, cap);
+        sse_choice_f(j, c, false, NULL, 0, NULL, &finish, buf, len, cap);
 }
 
 void job_refuse(Job *j, const char *refusal, int n_prompt) {
@@ -651,6 +799,40 @@ void job_refuse(Job *j, const char *refusal, int n_prompt) {
 }
 
 /* ------------------------------------------------------------ answers */
+
+/* A chat choice from the whole reply through the parser: content (null
+ * when there are calls and no text), reasoning_content when there was
+ * any, tool_calls when there were calls. Takes d's logprobs. */
+static json_t *parsed_choice(Job *j, int c, ChoiceDelta *d, GenFinish fin) {
+    ToolResult tr;
+    bool ok = toolcall_parse(j->spec.tool_format, j->spec.tool_flags, j->tool_seed + (uint64_t)c,
+                             d->text ? d->text : "", d->len, &tr) == STATUS_OK;
+    bool own = fin == GEN_FINISH_EOG || fin == GEN_FINISH_STOP;
+    const char *fr = own && ok && tr.n_calls ? "tool_calls" : finish_reason(fin);
+    json_t *ch = ok ? oai_chat_choice(c, tr.content, tr.content_len, d->logprobs, fr)
+                    : oai_chat_choice(c, d->text ? d->text : "", d->len, d->logprobs, fr);
+    d->logprobs = NULL;
+    json_t *msg = json_object_get(ch, "message");
+    if (ok && tr.reasoning_len)
+        json_object_set_new(msg, "reasoning_content",
+                            oai_string_bytes(tr.reasoning, tr.reasoning_len));
+    if (ok && tr.n_calls) {
+        json_t *calls = json_array();
+        for (int i = 0; i < tr.n_calls; i++) {
+            const ToolCall *t = &tr.calls[i];
+            json_array_append_new(
+                calls, json_pack("{s:s,s:s,s:{s:o,s:o}}", "id", t->id, "type", "function",
+                                 "function", "name", oai_string_bytes(t->name, strlen(t->name)),
+                                 "arguments", oai_string_bytes(t->arguments, t->arguments_len)));
+        }
+        json_object_set_new(msg, "tool_calls", calls);
+        if (!tr.content_len)
+            json_object_set_new(msg, "content", json_null());
+    }
+    if (ok)
+        toolcall_result_free(&tr);
+    return ch;
+}
 
 json_t *job_response(Job *j, const char **error) {
     pthread_mutex_lock(&j->mu);
@@ -686,10 +868,13 @@ json_t *job_response(Job *j, const char **error) {
             }
         }
         const char *fr = finish_reason(fin);
-        json_array_append_new(choices, chat ? oai_chat_choice(c, d.text ? d.text : "", d.len,
-                                                              d.logprobs, fr)
-                                            : oai_completion_choice(c, d.text ? d.text : "", d.len,
-                                                                    d.logprobs, fr));
+        if (chat && j->spec.parse)
+            json_array_append_new(choices, parsed_choice(j, c, &d, fin));
+        else
+            json_array_append_new(
+                choices,
+                chat ? oai_chat_choice(c, d.text ? d.text : "", d.len, d.logprobs, fr)
+                     : oai_completion_choice(c, d.text ? d.text : "", d.len, d.logprobs, fr));
         free(d.text);
     }
     json_object_set_new(r, "usage", usage_json(j));

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "chat/toolcall.h"
 #include "engine/sched.h"
 #include "safety/moderate.h"
 #include "tokenizer/tokenizer.h"
@@ -60,6 +61,14 @@ typedef struct {
     Moderator *mod;         /* borrowed */
     const char *mod_context; /* the prompt's last user text, for classifiers that read it; copied */
     JobAudit audit;         /* called for every flag or block (record may be NULL) */
+    /* Chat replies read by chat/toolcall.h's parser: content, reasoning
+     * (message.reasoning_content) and tool calls (message.tool_calls, in
+     * streams as OpenAI's tool-call deltas: index, id, type and name
+     * first, then argument fragments). A choice that made calls and ended
+     * on its own finishes with "tool_calls". */
+    bool parse;
+    ToolFormat tool_format;
+    unsigned tool_flags; /* TOOLCALL_THINK* */
 } JobSpec;
 
 typedef struct Job Job;

@@ -10,6 +10,7 @@
 
 #include "core/perf.h"
 #include "serve/job.h"
+#include "serve/replyfmt.h"
 #include "serve/server_impl.h"
 
 #define ROUTE_POLL_MS 50 /* how often a waiting request looks at its socket */
@@ -18,8 +19,8 @@
 
 /* Render 'messages' through the model's chat template (with the generation
  * prompt) and tokenize. */
-static Status render_messages(const ServerModel *m, json_t *messages, int32_t **ids, int *n,
-                              OaiError *e) {
+static Status render_messages(const ServerModel *m, json_t *messages, const json_t *extra,
+                              int32_t **ids, int *n, OaiError *e) {
     Err err = {0};
     size_t nn = 0;
     /* "developer" is the newer name of "system" (spec 3.3); templates know "system". */
@@ -30,7 +31,7 @@ static Status render_messages(const ServerModel *m, json_t *messages, int32_t **
         if (json_is_string(role) && !strcmp(json_string_value(role), "developer"))
             json_object_set_new(msg, "role", json_string("system"));
     }
-    if (chat_tokenize(m->fmt, m->tok, messages, true, NULL, ids, &nn, &err) != STATUS_OK) {
+    if (chat_tokenize(m->fmt, m->tok, messages, true, extra, ids, &nn, &err) != STATUS_OK) {
         oai_error_set(e, 400, "invalid_request_error", NULL, "messages", "%s", err.msg);
         return STATUS_INVALID;
     }
@@ -72,8 +73,9 @@ static Status completion_prompt(const ServerModel *m, const OaiRequest *r, int32
 
 /* ------------------------------------------------------------ params */
 
-static Status sched_params(const ServerModel *m, const OaiRequest *r, const SrvAuth *auth,
-                           int max_tokens, SchedReqParams *p, LogitBias *bias, OaiError *e) {
+static Status sched_params(const ServerModel *m, const OaiRequest *r, const ReplyFmt *rf,
+                           const SrvAuth *auth, int max_tokens, SchedReqParams *p, LogitBias *bias,
+                           OaiError *e) {
     memset(p, 0, sizeof *p);
     p->n_choices = r->n;
     p->max_tokens = max_tokens;
@@ -117,6 +119,9 @@ static Status sched_params(const ServerModel *m, const OaiRequest *r, const SrvA
     p->top_logprobs = r->logprobs ? r->top_logprobs : 0;
     json_t *ie = json_object_get(r->root, "ignore_eos");
     p->ignore_eos = json_is_true(ie);
+    p->grammar = rf->grammar;
+    p->grammar_len = rf->grammar_len;
+    p->render_special = rf->render_special;
     memcpy(p->tenant, auth->tenant, sizeof p->tenant);
     return STATUS_OK;
 }
@@ -304,16 +309,16 @@ static bool drop_oldest_turn(json_t *messages) {
     return false;
 }
 
-/* srv_generate with the model's reference in hand; *kept: a stream took
- * it (given back when the stream ends), else the caller gives it back. */
-static enum MHD_Result generate(Server *s, SrvReq *q, struct MHD_Connection *c, OaiKind kind,
-                                OaiRequest *rp, SrvHook *hook, const ServerModel *m, bool *kept) {
+/* generate() once the reply's format is known (chat; zeroed otherwise). */
+static enum MHD_Result generate_with(Server *s, SrvReq *q, struct MHD_Connection *c, OaiKind kind,
+                                     OaiRequest *rp, SrvHook *hook, const ServerModel *m,
+                                     bool *kept, const ReplyFmt *rf) {
     OaiRequest r = *rp;
     int32_t *ids = NULL;
     int n = 0;
     Status st;
     ASSERT(!hook || r.stream); /* only streams are stored as they go */
-    if ((kind == OAI_CHAT ? render_messages(m, r.messages, &ids, &n, &q->err)
+    if ((kind == OAI_CHAT ? render_messages(m, rf->messages, rf->extra, &ids, &n, &q->err)
                           : completion_prompt(m, &r, &ids, &n, &q->err)))
         return fail_hook(s, q, c, &r, ids, 0, hook);
     int n_ctx = sched_n_ctx(m->sched);
@@ -322,10 +327,10 @@ static enum MHD_Result generate(Server *s, SrvReq *q, struct MHD_Connection *c, 
      * oldest turn after the system prompt is left out of the prompt (the
      * store keeps it; the newest message always stays). */
     while (hook && kind == OAI_CHAT && n >= n_ctx - page_reply_room(n_ctx) &&
-           drop_oldest_turn(r.messages)) {
+           drop_oldest_turn(rf->messages)) {
         free(ids);
         ids = NULL;
-        if (render_messages(m, r.messages, &ids, &n, &q->err))
+        if (render_messages(m, rf->messages, rf->extra, &ids, &n, &q->err))
             return fail_hook(s, q, c, &r, ids, 0, hook);
     }
     if (n < 1 || n >= n_ctx) {
@@ -369,7 +374,7 @@ static enum MHD_Result generate(Server *s, SrvReq *q, struct MHD_Connection *c, 
     }
     SchedReqParams p;
     LogitBias bias[OAI_MAX_LOGIT_BIAS];
-    if (sched_params(m, &r, &q->auth, max_tokens, &p, bias, &q->err)) {
+    if (sched_params(m, &r, rf, &q->auth, max_tokens, &p, bias, &q->err)) {
         rl_finish(s->rl, q->auth.tenant, (int)cost, 0, perf_now());
         return fail_hook(s, q, c, &r, ids, 0, hook);
     }
@@ -392,7 +397,10 @@ static enum MHD_Result generate(Server *s, SrvReq *q, struct MHD_Connection *c, 
                   .mod_context = context,
                   .audit = s->cfg.mod && s->cfg.moderate && !refuse
                                ? srv_job_audit(s, &q->auth, route)
-                               : (JobAudit){0}};
+                               : (JobAudit){0},
+                  .parse = rf->parser && !refuse,
+                  .tool_format = rf->parse,
+                  .tool_flags = rf->flags};
     Job *job = job_new(&js);
     free(context);
     if (!job) {
@@ -478,6 +486,24 @@ static enum MHD_Result generate(Server *s, SrvReq *q, struct MHD_Connection *c, 
     return res;
 }
 
+/* srv_generate with the model's reference in hand; *kept: a stream took
+ * it (given back when the stream ends), else the caller gives it back.
+ * A chat request's reply format (replyfmt.h) is worked out first: the
+ * messages and tools to render, the grammar, how to read the output. */
+static enum MHD_Result generate(Server *s, SrvReq *q, struct MHD_Connection *c, OaiKind kind,
+                                OaiRequest *rp, SrvHook *hook, const ServerModel *m, bool *kept) {
+    ReplyFmt rf = {0};
+    if (kind == OAI_CHAT) {
+        size_t tlen = 0;
+        const char *tsrc = chat_format_source(m->fmt, &tlen);
+        if (replyfmt_prepare(rp, tsrc, tlen, &rf, &q->err))
+            return fail_hook(s, q, c, rp, NULL, 0, hook);
+    }
+    enum MHD_Result res = generate_with(s, q, c, kind, rp, hook, m, kept, &rf);
+    replyfmt_free(&rf);
+    return res;
+}
+
 enum MHD_Result srv_generate(Server *s, SrvReq *q, struct MHD_Connection *c, OaiKind kind,
                              OaiRequest *rp, SrvHook *hook) {
     /* No model named: the first one served (as llama.cpp does). An
@@ -532,7 +558,7 @@ static enum MHD_Result tokenize(Server *s, SrvReq *q, struct MHD_Connection *c, 
     if (m && json_is_array(messages)) { /* a chat, as the template renders it */
         int32_t *ids = NULL;
         int n = 0;
-        if (render_messages(m, messages, &ids, &n, &q->err)) {
+        if (render_messages(m, messages, NULL, &ids, &n, &q->err)) {
             json_decref(body);
             return srv_respond_error(s, q, c, &q->err, 0);
         }
