@@ -1,6 +1,7 @@
 /* tok_impl.h - the Tokenizer's insides, shared by tokenizer.c (load, special
  * tokens, decoding), pretok.c (regex pre-tokenizers), bpe.c (byte-level BPE)
- * and spm.c (SentencePiece-style BPE by scores). Not a public header. */
+ * spm.c (SentencePiece-style BPE by scores) and wordpiece.c (BERT's
+ * WordPiece). Not a public header. */
 #ifndef CGPT_TOKENIZER_TOK_IMPL_H
 #define CGPT_TOKENIZER_TOK_IMPL_H
 
@@ -94,6 +95,7 @@ struct Tokenizer {
 
     int bos, eos, eot, eom, unk, pad;
     bool add_bos, add_eos, add_space_prefix;
+    bool wpm_lower; /* WordPiece: lower case and strip accents (an uncased vocabulary) */
 };
 
 static inline const char *tok_str(const Tokenizer *t, int id, size_t *len) {
@@ -108,6 +110,11 @@ int tok_lookup(const Tokenizer *t, const char *s, size_t len);
 void bpe_encode_word(const Tokenizer *t, const char *s, size_t len, TokOut *o, void *scratch);
 /* SPM of one text fragment, spaces already escaped to U+2581 (spm.c). */
 Status spm_encode(const Tokenizer *t, const char *s, size_t len, TokOut *o, Err *err);
+
+/* WordPiece of one plain fragment (wordpiece.c); whether the vocabulary
+ * has capitals (then case and accents are kept). */
+Status wpm_encode(const Tokenizer *t, const char *s, size_t len, TokOut *o, Err *err);
+bool wpm_vocab_is_cased(const Tokenizer *t);
 
 /* Scratch for bpe_encode_word, grown as needed; one per encode call. */
 typedef struct {

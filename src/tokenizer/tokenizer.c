@@ -19,7 +19,9 @@
  * trip), and SPM user-defined tokens decode with U+2581 turned into spaces.
  *
  * Deliberately not done: per-token lstrip/rstrip attributes (not in GGUF),
- * NFC normalization (Qwen), WordPiece/Unigram/RWKV vocabularies. */
+ * NFC normalization (Qwen), Unigram/RWKV vocabularies. WordPiece (BERT)
+ * is wordpiece.c: its pieces decode as SPM's (U+2581 -> space, the first
+ * one's space dropped). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -418,7 +420,7 @@ static size_t make_piece(const Tokenizer *t, int id, char *buf) {
             buf[k++] = s[i++];
             continue;
         }
-        if (t->kind == TOK_KIND_SPM) {
+        if (t->kind != TOK_KIND_BPE) {
             if (c == 3 && memcmp(s + i, U2581, 3) == 0)
                 buf[k++] = ' ';
             else
@@ -559,13 +561,13 @@ static Status load_special(Tokenizer *t, const GGUF *g, bool bpe_add_bos, Err *e
         t->bos = t->eos = t->unk = -1;
     }
     t->eot = t->eom = t->pad = -1;
-    int fim[3] = {-1, -1, -1};
+    int fim[3] = {-1, -1, -1}, cls = -1, sep = -1;
     const IdKey keys[] = {
         {"tokenizer.ggml.bos_token_id", &t->bos},     {"tokenizer.ggml.eos_token_id", &t->eos},
         {"tokenizer.ggml.eot_token_id", &t->eot},     {"tokenizer.ggml.eom_token_id", &t->eom},
         {"tokenizer.ggml.unknown_token_id", &t->unk}, {"tokenizer.ggml.padding_token_id", &t->pad},
-        {"tokenizer.ggml.seperator_token_id", NULL},  {"tokenizer.ggml.mask_token_id", NULL},
-        {"tokenizer.ggml.cls_token_id", NULL},        {"tokenizer.ggml.fim_pre_token_id", NULL},
+        {"tokenizer.ggml.seperator_token_id", &sep},  {"tokenizer.ggml.mask_token_id", NULL},
+        {"tokenizer.ggml.cls_token_id", &cls},        {"tokenizer.ggml.fim_pre_token_id", NULL},
         {"tokenizer.ggml.fim_suf_token_id", NULL},    {"tokenizer.ggml.fim_mid_token_id", NULL},
         {"tokenizer.ggml.fim_pad_token_id", &fim[0]}, {"tokenizer.ggml.fim_rep_token_id", &fim[1]},
         {"tokenizer.ggml.fim_sep_token_id", &fim[2]}, {"tokenizer.ggml.prefix_token_id", NULL},
@@ -595,7 +597,22 @@ static Status load_special(Tokenizer *t, const GGUF *g, bool bpe_add_bos, Err *e
     if (t->eom < 0)
         t->eom = tok_lookup(t, "<|eom_id|>", 10);
 
-    bool add_bos = t->kind == TOK_KIND_SPM ? true : bpe_add_bos, add_eos = false;
+    if (t->kind == TOK_KIND_WPM) { /* [CLS] text [SEP], as BERT's post-processor */
+        if (t->bos < 0)
+            t->bos = cls >= 0 ? cls : tok_lookup(t, "[CLS]", 5);
+        if (t->eos < 0)
+            t->eos = sep >= 0 ? sep : tok_lookup(t, "[SEP]", 5);
+        if (t->unk < 0)
+            t->unk = tok_lookup(t, "[UNK]", 5);
+        if (t->unk < 0)
+            return err_set(err, STATUS_FORMAT,
+                           "tokenizer.ggml.model 'bert': no unknown token "
+                           "(tokenizer.ggml.unknown_token_id, or a token '[UNK]')");
+    }
+    bool add_bos = t->kind == TOK_KIND_SPM   ? true
+                   : t->kind == TOK_KIND_WPM ? t->bos >= 0
+                                             : bpe_add_bos;
+    bool add_eos = t->kind == TOK_KIND_WPM && t->eos >= 0;
     Status st = gguf_get_bool(g, "tokenizer.ggml.add_bos_token", false, &add_bos, err);
     if (st == STATUS_OK)
         st = gguf_get_bool(g, "tokenizer.ggml.add_eos_token", false, &add_eos, err);
@@ -655,6 +672,8 @@ Status tok_load(Tokenizer **out, const GGUF *g, Err *err) {
         kind = TOK_KIND_BPE;
     else if (gguf_str_eq(model, "llama"))
         kind = TOK_KIND_SPM;
+    else if (gguf_str_eq(model, "bert"))
+        kind = TOK_KIND_WPM;
     else
         return err_set(err, STATUS_UNSUPPORTED,
                        "tokenizer.ggml.model: unsupported tokenizer '%.*s'",
@@ -692,6 +711,10 @@ Status tok_load(Tokenizer **out, const GGUF *g, Err *err) {
     if (st == STATUS_OK && kind == TOK_KIND_SPM) {
         t->add_space_prefix = true;
         st = gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", false, &t->add_space_prefix, err);
+    }
+    if (st == STATUS_OK && kind == TOK_KIND_WPM) {
+        t->add_space_prefix = true; /* decoding: the first word's mark is no space */
+        t->wpm_lower = !wpm_vocab_is_cased(t);
     }
     if (st == STATUS_OK)
         st = load_special(t, g, bpe_add_bos, err);
@@ -751,6 +774,8 @@ static Status bpe_cb(void *ctx, const char *s, size_t len) {
 
 static Status encode_fragment(const Tokenizer *t, const char *s, size_t len, TokOut *o, BpeCtx *bc,
                               Err *err) {
+    if (t->kind == TOK_KIND_WPM)
+        return wpm_encode(t, s, len, o, err);
     if (t->kind == TOK_KIND_BPE) {
         Status st = pretok_split(t->pre, s, len, bpe_cb, bc, err);
         if (st == STATUS_NOMEM && bc->sc.oom)
@@ -879,7 +904,7 @@ size_t tok_max_piece(const Tokenizer *t) { return t->max_piece; }
  * *at_start telling whether no text came since the start or the last
  * special-token match. Returns the bytes to skip. */
 static int space_rule(const Tokenizer *t, int id, const char *p, int n, bool *at_start) {
-    if (t->kind != TOK_KIND_SPM || !t->add_space_prefix)
+    if (t->kind == TOK_KIND_BPE || !t->add_space_prefix)
         return 0;
     if (t->flags[id] & TF_MATCHABLE) {
         *at_start = true;

@@ -8,6 +8,11 @@
  *   "llama" SentencePiece-style BPE by scores (tokenizer.ggml.scores) with
  *           byte fallback tokens <0xNN>, the U+2581 space marker and
  *           add_space_prefix (Llama 2, Mistral, Phi-3, TinyLlama, Gemma)
+ *   "bert"  WordPiece (BERT and the embedding models built on it): the
+ *           BasicTokenizer's cleaning, CJK splitting, lower case and accent
+ *           stripping for uncased vocabularies, punctuation splitting, then
+ *           greedy longest-match pieces; [CLS] ... [SEP] are its BOS / EOS
+ *           (tok_add_bos / tok_add_eos true by default). wordpiece.c.
  * Special tokens: bos/eos/eot/eom/padding/unknown ids, add_bos_token /
  * add_eos_token, token types (tokenizer.ggml.token_type: 1 normal,
  * 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte).
@@ -48,7 +53,7 @@
 #define TOK_MAX_STREAM_OUT (TOK_MAX_PIECE + 16)
 #define TOK_MAX_TEXT (1u << 30) /* bytes of text one tok_encode() accepts */
 
-typedef enum { TOK_KIND_BPE, TOK_KIND_SPM } TokKind;
+typedef enum { TOK_KIND_BPE, TOK_KIND_SPM, TOK_KIND_WPM } TokKind;
 
 typedef enum {
     TOK_TYPE_NORMAL = 1,

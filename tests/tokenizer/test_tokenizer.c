@@ -856,9 +856,7 @@ static Status lie(Lie l, Err *err) {
     case LIE_PRE:
         gguf_writer_set_str(w, "tokenizer.ggml.pre", "no-such-pre");
         break;
-    case LIE_MODEL:
-        gguf_writer_set_str(w, "tokenizer.ggml.model", "bert");
-        break;
+    case LIE_MODEL: gguf_writer_set_str(w, "tokenizer.ggml.model", "rwkv"); break;
     case LIE_DUP:
         toks[1] = "a";
         gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 3);
@@ -915,7 +913,7 @@ Test(tok_bad, lying_vocabularies) {
     expect_lie(LIE_BOS_RANGE, STATUS_FORMAT, "tokenizer.ggml.bos_token_id = 274");
     expect_lie(LIE_EOS_NEG, STATUS_FORMAT, "tokenizer.ggml.eos_token_id = -2");
     expect_lie(LIE_PRE, STATUS_UNSUPPORTED, "'no-such-pre'");
-    expect_lie(LIE_MODEL, STATUS_UNSUPPORTED, "'bert'");
+    expect_lie(LIE_MODEL, STATUS_UNSUPPORTED, "'rwkv'");
     expect_lie(LIE_DUP, STATUS_FORMAT, "tokenizer.ggml.tokens[1]: duplicate token string 'a'");
     expect_lie(LIE_TYPE_RANGE, STATUS_FORMAT, "tokenizer.ggml.token_type[1] = 9");
     expect_lie(LIE_ADD_BOS_NO_BOS, STATUS_FORMAT, "add_bos_token");
