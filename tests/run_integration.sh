@@ -9,7 +9,8 @@
 #   tests/sample/test_*.py   sampling distributions against NumPy
 #   tests/tokenizer/test_*.sh  tokenizers against npm implementations
 #   tests/train/test_*.py    corpus, BPE trainer, gradients vs PyTorch, MPI, train end to end
-#   tests/serve/test_*       cgpt serve: openai SDK, SSE framing, hostile input, isolation
+#   tests/serve/test_*       cgpt serve: openai SDK, SSE framing, hostile input, isolation,
+#                            structured outputs and tool calls (test_tools.mjs)
 #   tests/web/test_*         the page in chromium, its /api, SIGKILL mid-stream (nothing lost)
 #   tests/safety/test_*      moderation: the labelled sets, /v1/moderations, blocking end to end
 #   tests/hub/test_pull.py   cgpt pull against a mock hub, the library
@@ -71,6 +72,11 @@ for b in build/cgpt build/asan/cgpt; do
   suite "tests/serve/test_sdk.mjs ($b)" node tests/serve/test_sdk.mjs $b
   suite "tests/serve/test_sse.sh ($b)" bash tests/serve/test_sse.sh $b
 done
+# Structured outputs and tool calls (issue 18): the SDK's parse / runTools /
+# stream helpers, ajv and zod as oracles; 1008 random generations per schema
+# (64 under the sanitizers).
+suite tests/serve/test_tools.mjs node tests/serve/test_tools.mjs build/cgpt 1008
+suite "tests/serve/test_tools.mjs (ASan+UBSan binary)" node tests/serve/test_tools.mjs build/asan/cgpt 64
 suite tests/serve/test_hostile.py /usr/bin/python3 tests/serve/test_hostile.py build/cgpt
 suite "tests/serve/test_hostile.py (ASan+UBSan binary)" /usr/bin/python3 tests/serve/test_hostile.py build/asan/cgpt
 suite tests/serve/test_isolation.py /usr/bin/python3 tests/serve/test_isolation.py build/cgpt
