@@ -533,11 +533,20 @@ static void compile_ref(Compiler *c, const json_t *s, Str *e) {
 
 /* ---- strings ---- */
 
+/* ajv-formats' formats of numbers (int32, int64: integers; float, double:
+ * any number); other formats are of strings. */
+static bool number_format(const char *f) {
+    return !strcmp(f, "int32") || !strcmp(f, "int64") || !strcmp(f, "float") ||
+           !strcmp(f, "double");
+}
+
 static void compile_string(Compiler *c, const json_t *s, Str *e) {
     const json_t *f = json_object_get(s, "format");
     long long lo = count_kw(c, s, "minLength"), hi = count_kw(c, s, "maxLength");
     if (c->st)
         return;
+    if (f && json_is_string(f) && number_format(json_string_value(f)))
+        f = NULL; /* a number format: ajv-formats applies it to numbers only */
     if (f) {
         static const struct {
             const char *name, *rule;
@@ -756,6 +765,15 @@ static Bound tighter(Bound a, Bound b, bool lower) {
 
 static void compile_number(Compiler *c, const json_t *s, bool integer, Str *e) {
     Bound lo = {0}, hi = {0}, b;
+    const json_t *f = json_object_get(s, "format");
+    const char *fmt = json_is_string(f) ? json_string_value(f) : "";
+    if (!strcmp(fmt, "int32") || !strcmp(fmt, "int64")) {
+        integer = true; /* ajv-formats: Number.isInteger, and int32's range */
+        if (!strcmp(fmt, "int32")) {
+            lo = (Bound){true, false, -2147483648LL};
+            hi = (Bound){true, false, 2147483647LL};
+        }
+    }
     if (get_bound(c, s, "minimum", true, integer, &b))
         lo = tighter(lo, b, true);
     if (get_bound(c, s, "exclusiveMinimum", true, integer, &b))
