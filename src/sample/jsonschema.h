@@ -40,6 +40,9 @@
  * time, date-time (RFC 3339 with a time zone, leap years exact, no leap
  * second, [Tt ] separator, up to 9 fraction digits), uuid (without urn:),
  * email (ajv-formats' grammar, labels of at most 63 characters), ipv4;
+ * number format int32 / int64 (integers; int32 in its range), float and
+ * double (no constraint); string formats do not constrain numbers and
+ * number formats do not constrain strings, as in ajv-formats;
  * minLength / maxLength; integer minimum / maximum / exclusiveMinimum /
  * exclusiveMaximum (exact digit ranges); number bounds when the bounds are
  * integers (exact, written without an exponent and with at most 15 digits
