@@ -326,6 +326,9 @@ static Status start_model(const ServeOpts *o, const char *path, CliModel *cm, Sc
     Status st = cli_load(cm, path, &mp, o->tfile, true, err);
     if (st)
         return st;
+    /* tool-call arguments reach the template as objects where it needs
+     * them (chat.h, as llama.cpp does) */
+    chat_format_set_arguments(cm->fmt, CHAT_ARGS_AUTO);
     SchedParams sp = {.max_running = (int)o->parallel,
                       .max_queue = (int)o->queue,
                       .prefix_cache = !o->no_prefix_cache};
