@@ -38,8 +38,9 @@ static char *tools_text(const json_t *tools) {
         if (json_object_get(f, "description"))
             json_object_set(o, "description", json_object_get(f, "description"));
         json_t *ps = json_object_get(f, "parameters");
-        json_object_set_new(o, "parameters",
-                            ps ? json_incref(ps) : json_pack("{s:s}", "type", "object"));
+        json_t *p = ps ? json_copy(ps) : json_pack("{s:s}", "type", "object");
+        json_object_del(p, "$schema"); /* noise in a short context */
+        json_object_set_new(o, "parameters", p);
         json_array_append_new(list, o);
     }
     char *s = json_dumps(list, JSON_COMPACT | JSON_ENSURE_ASCII);
