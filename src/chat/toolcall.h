@@ -46,15 +46,21 @@
  *   - Before a call's name and the start of its arguments are known, its
  *     text is held. If the structure breaks (bad JSON, no name, a name that
  *     is not a string, a structure not the format's, a held part over
- *     TOOLCALL_MAX_HELD, or the end of text), the held text is released as
- *     content, literally, and scanning resumes as content at the byte that
- *     broke it (so a later well-formed call is still found).
+ *     TOOLCALL_MAX_HELD, arguments neither an object nor a string, LLAMA3 /
+ *     GENERIC objects without arguments, or the end of text), the held
+ *     text is released as content, literally, and scanning resumes as
+ *     content at the byte that broke it (so a later good call is found).
+ *     Structure that was already consumed after a call (separators, "]")
+ *     is part of that held text. A LLAMA3 builtin call that is not
+ *     complete is Python code (a call to "python").
  *   - CALL_BEGIN comes once the name is known and the arguments start; the
  *     arguments then stream (JSON checked byte by byte). If the JSON breaks,
  *     the call ends there (CALL_END; its arguments are the prefix that was
  *     valid) and the rest is content from the breaking byte.
  *   - Text that ends inside a begun call's arguments ends the call with the
- *     partial arguments (the server reports finish_reason "length").
+ *     partial arguments (the server reports finish_reason "length"). The
+ *     same for a HARMONY call without <|call|> (an end-of-generation token
+ *     that usually is not in the text): its body is the arguments.
  *   - Structure between calls (</tool_call>, ';', ',', ']') that is missing
  *     at the end of text is not an error; the separators are dropped.
  */

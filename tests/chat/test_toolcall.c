@@ -45,7 +45,13 @@ static void rec_put(Rec *r, const char *s, size_t n) {
 static bool utf8_whole(const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
-        int k = u[i] < 0x80 ? 1 : (u[i] & 0xE0) == 0xC0 ? 2 : (u[i] & 0xF0) == 0xE0 ? 3 : 4;
+        int k = u[i] < 0x80                    ? 1
+                : u[i] >= 0xC2 && u[i] <= 0xDF ? 2
+                : u[i] >= 0xE0 && u[i] <= 0xEF ? 3
+                : u[i] >= 0xF0 && u[i] <= 0xF4 ? 4
+                                               : 0;
+        if (k == 0)
+            return false;
         if (i + (size_t)k > n)
             return false;
         for (int j = 1; j < k; j++)
