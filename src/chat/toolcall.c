@@ -1831,7 +1831,7 @@ Status toolcall_grammar(ToolFormat fmt, const char *const *names, const char *co
         close = "]}";
         break;
     }
-    Buf b = {0};
+    Buf b = {0}, r = {0}; /* the calls' rules; root and the content rules */
     bool ok = true;
     /* tc-call: one call to any of the tools */
     ok = ok && gput(&b, "tc-call ::= \"") && glit(&b, pre) && gput(&b, "\" (");
@@ -1855,42 +1855,45 @@ Status toolcall_grammar(ToolFormat fmt, const char *const *names, const char *co
     ok = ok && gput(&b, "\n");
     if (!allow_content) {
         if (fmt == TOOL_FORMAT_HARMONY)
-            ok = ok && gput(&b, "root ::= tc-analysis? tc-calls\n");
+            ok = ok && gput(&r, "root ::= tc-analysis? tc-calls\n");
         else
-            ok = ok && gput(&b, "root ::= tc-calls\n");
+            ok = ok && gput(&r, "root ::= tc-calls\n");
     } else {
         switch (fmt) {
         case TOOL_FORMAT_HERMES:
-            ok = ok && gput(&b, "root ::= tc-text | tc-text? tc-calls\n"
+            ok = ok && gput(&r, "root ::= tc-text | tc-text? tc-calls\n"
                                 "tc-text ::= ([^<] | \"<\" [^t])+\n");
             break;
         case TOOL_FORMAT_MISTRAL:
-            ok = ok && gput(&b, "root ::= tc-text | tc-text? tc-calls\n"
+            ok = ok && gput(&r, "root ::= tc-text | tc-text? tc-calls\n"
                                 "tc-text ::= ([^\\[] | \"[\" [^T])+\n");
             break;
         case TOOL_FORMAT_LLAMA3:
-            ok = ok && gput(&b, "root ::= tc-calls | tc-text\n"
+            ok = ok && gput(&r, "root ::= tc-calls | tc-text\n"
                                 "tc-text ::= [^{<\\x20\\t\\n\\r] .*\n");
             break;
         case TOOL_FORMAT_HARMONY:
-            ok = ok && gput(&b, "root ::= tc-analysis? (tc-calls | tc-final)\n"
+            ok = ok && gput(&r, "root ::= tc-analysis? (tc-calls | tc-final)\n"
                                 "tc-final ::= \"<|channel|>final<|message|>\" .*\n");
             break;
         default:
-            ok = ok && gput(&b, "root ::= tc-calls | \"{\\\"response\\\": \" tc-string \"}\"\n"
+            ok = ok && gput(&r, "root ::= tc-calls | \"{\\\"response\\\": \" tc-string \"}\"\n"
                                 "tc-string ::= \"\\\"\" ([^\"\\\\\\x00-\\x1f] | \"\\\\\" "
                                 "([\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4}))* \"\\\"\"\n");
             break;
         }
     }
     if (fmt == TOOL_FORMAT_HARMONY)
-        ok = ok && gput(&b, "tc-analysis ::= \"<|channel|>analysis<|message|>\" [^<]* "
+        ok = ok && gput(&r, "tc-analysis ::= \"<|channel|>analysis<|message|>\" [^<]* "
                             "\"<|end|><|start|>assistant\"\n");
+    /* root first: callers may rename it */
+    ok = ok && buf_put(&r, b.p, b.n);
+    buf_free(&b);
     if (!ok) {
-        buf_free(&b);
+        buf_free(&r);
         return err_set(err, STATUS_NOMEM, "toolcall grammar: out of memory");
     }
-    *out = b.p;
-    *len = b.n;
+    *out = r.p;
+    *len = r.n;
     return STATUS_OK;
 }

@@ -175,9 +175,9 @@ const char *toolcall_format_name(ToolFormat fmt);
  * 'allow_content' (tool_choice "auto") also admits replies without calls:
  * GENERIC {"response": "<JSON string>"}; HARMONY a final message; LLAMA3
  * text not starting with '{', '<' or whitespace; HERMES and MISTRAL content
- * (without "<t" / "[T") optionally followed by calls. Every rule the text
- * defines is "root" or starts with "tc-". *out is owned (free()), *len its
- * length. STATUS_INVALID for NONE, n < 1, a bad name or rule name. */
+ * (without "<t" / "[T") optionally followed by calls. The text's first
+ * rule is "root" (a caller may rename it); every other starts with "tc-". *out is owned (free()),
+ * *len its length. STATUS_INVALID for NONE, n < 1, a bad name or rule name. */
 Status toolcall_grammar(ToolFormat fmt, const char *const *names, const char *const *arg_rules,
                         int n, bool parallel, bool allow_content, char **out, size_t *len,
                         Err *err);

@@ -624,6 +624,7 @@ static Grammar *tool_grammar(ToolFormat f, bool parallel, bool allow_content) {
         toolcall_grammar(f, g_names, g_rules, 2, parallel, allow_content, &text, &len, &err),
         STATUS_OK, "%s", err.msg);
     cr_assert_eq(strlen(text), len);
+    cr_assert_eq(strncmp(text, "root ::= ", 9), 0, "root comes first: %s", text);
     char *full = malloc(len + sizeof ARG_RULES);
     memcpy(full, text, len);
     memcpy(full + len, ARG_RULES, sizeof ARG_RULES);
