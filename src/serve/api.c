@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "chat/toolcall.h"
 #include "core/perf.h"
 #include "serve/apireq.h"
 #include "serve/gate.h"
@@ -38,6 +39,7 @@
 #define API_IMPORT_MAX 1000                     /* conversations in one import */
 #define API_LOGIN_USER_RPM 10                   /* login attempts per minute for one user name */
 #define API_LOGIN_ADDR_RPM 30                   /* login attempts per minute from one address */
+#define API_CALL_ID_MAX 40                      /* bytes of a call id made for a ChatGPT import */
 
 typedef struct {
     StoreUser user;
@@ -300,14 +302,54 @@ static enum MHD_Result route_conv_write(Server *s, SrvReq *q, struct MHD_Connect
     return res;
 }
 
+/* The page's view of a stored assistant reply (the raw text the model
+ * wrote): "content" the answer and "reasoning" the thinking, split by
+ * chat/toolcall's parser as /v1 splits a reply. The model's own format
+ * flags would need its template, and a GET must not load a model, so the
+ * text's own markers choose: harmony's <|channel|> -> HARMONY; <think> or
+ * </think> -> TOOLCALL_THINK (with TOOLCALL_THINK_OPEN when </think> comes
+ * first: the prompt opened it, as DeepSeek-R1's does; an unclosed <think>
+ * is reasoning, as in a stream); else the text is all answer, untouched. */
+static void split_reply(json_t *m) {
+    const json_t *cv = json_object_get(m, "content");
+    const char *text = json_string_value(cv);
+    size_t len = json_string_length(cv);
+    json_object_set_new(m, "reasoning", json_string(""));
+    if (!text)
+        return;
+    const char *open = memmem(text, len, "<think>", 7), *close = memmem(text, len, "</think>", 8);
+    ToolFormat fmt = TOOL_FORMAT_NONE;
+    unsigned flags = 0;
+    if (memmem(text, len, "<|channel|>", 11))
+        fmt = TOOL_FORMAT_HARMONY;
+    else if (open || close)
+        flags = TOOLCALL_THINK | (close && (!open || close < open) ? TOOLCALL_THINK_OPEN : 0);
+    else
+        return;
+    ToolResult r = {0};
+    if (toolcall_parse(fmt, flags, 0, text, len, &r) == STATUS_OK) {
+        json_object_set_new(m, "content", json_stringn(r.content, r.content_len));
+        json_object_set_new(m, "reasoning", json_stringn(r.reasoning, r.reasoning_len));
+    }
+    toolcall_result_free(&r);
+}
+
 static enum MHD_Result route_conv_get(Server *s, SrvReq *q, struct MHD_Connection *c,
                                       const ApiSession *as, const char *id, bool export) {
     json_t *conv;
     Err err = {0};
     if (store_conv_get(s->store, as->user.id, id, &conv, &err))
         return store_error(s, q, c, &err);
-    if (!export)
+    if (!export) {
+        const json_t *msgs = json_object_get(conv, "messages");
+        for (size_t i = 0; i < json_array_size(msgs); i++) {
+            json_t *m = json_array_get(msgs, i);
+            const char *role = json_string_value(json_object_get(m, "role"));
+            if (role && !strcmp(role, "assistant"))
+                split_reply(m);
+        }
         return reply(s, q, c, 200, conv, NULL);
+    }
     json_object_set_new(conv, "format", json_string(API_EXPORT_FORMAT));
     struct MHD_Response *r = srv_json_response(conv);
     if (!r)
@@ -320,6 +362,196 @@ static enum MHD_Result route_conv_get(Server *s, SrvReq *q, struct MHD_Connectio
 }
 
 /* ------------------------------------------------------------ import */
+
+/* ChatGPT's tool use, which serve/import.c leaves out (it keeps user and
+ * assistant text), put back into its conversion 'ours' of 'cv':
+ *   - an assistant node whose message has a "recipient" other than "all"
+ *     called that tool: an assistant message with one tool call (name: the
+ *     recipient; arguments: its text when that is a JSON object, else
+ *     {"code": text} for content_type "code", else {"input": text}; id:
+ *     "call_" + the node id's letters and digits), content "";
+ *   - a "tool" node is a tool message: content its string parts joined by
+ *     newlines (else content.text, else content.result), name the
+ *     author's name, tool_call_id the call of the nearest call above it.
+ * Every kept message then hangs from its nearest kept ancestor, parents
+ * before children (by depth), and current_leaf is the current node or its
+ * nearest kept ancestor. A conversation without tool use is left as it is. */
+typedef struct {
+    json_t *m; /* the message (a reference) */
+    size_t depth, order;
+} ImportNode;
+
+static int import_node_cmp(const void *a, const void *b) {
+    const ImportNode *x = a, *y = b;
+    if (x->depth != y->depth)
+        return x->depth < y->depth ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* A node's text: string parts joined by newlines, else content.text, else
+ * content.result. Owned ("" when none); NULL when out of memory. */
+static char *chatgpt_text(const json_t *msg) {
+    const json_t *content = json_object_get(msg, "content");
+    const json_t *parts = json_object_get(content, "parts");
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(parts); i++)
+        if (json_is_string(json_array_get(parts, i)))
+            n += json_string_length(json_array_get(parts, i)) + 1;
+    if (!n) {
+        const char *t = json_string_value(json_object_get(content, "text"));
+        if (!t)
+            t = json_string_value(json_object_get(content, "result"));
+        return strdup(t ? t : "");
+    }
+    char *text = malloc(n + 1), *p = text;
+    for (size_t i = 0; text && i < json_array_size(parts); i++) {
+        const json_t *part = json_array_get(parts, i);
+        if (!json_is_string(part))
+            continue;
+        if (p != text)
+            *p++ = '\n';
+        memcpy(p, json_string_value(part), json_string_length(part));
+        p += json_string_length(part);
+    }
+    if (text)
+        *p = '\0';
+    return text;
+}
+
+static void chatgpt_call_id(const char *node, char *out, size_t cap) {
+    size_t n = (size_t)snprintf(out, cap, "call_");
+    for (; *node && n + 1 < cap; node++)
+        if ((*node >= '0' && *node <= '9') || (*node >= 'a' && *node <= 'z') ||
+            (*node >= 'A' && *node <= 'Z'))
+            out[n++] = *node;
+    out[n] = '\0';
+}
+
+/* A tool node or an assistant node that calls one, as our message; NULL
+ * for anything else. Owned. */
+static json_t *chatgpt_tool_message(const char *key, const json_t *node) {
+    const json_t *msg = json_object_get(node, "message");
+    const char *role = json_string_value(json_object_get(json_object_get(msg, "author"), "role"));
+    const char *recipient = json_string_value(json_object_get(msg, "recipient"));
+    bool call = role && !strcmp(role, "assistant") && recipient && *recipient &&
+                strcmp(recipient, "all") != 0;
+    if (!call && !(role && !strcmp(role, "tool")))
+        return NULL;
+    char *text = chatgpt_text(msg);
+    if (!text)
+        return NULL;
+    json_t *m;
+    if (call) {
+        const char *type =
+            json_string_value(json_object_get(json_object_get(msg, "content"), "content_type"));
+        json_t *obj = json_loads(text, JSON_DECODE_ANY, NULL);
+        char *args = NULL;
+        if (json_is_object(obj)) {
+            args = strdup(text);
+        } else {
+            json_decref(obj);
+            obj = json_pack("{s:s}", type && !strcmp(type, "code") ? "code" : "input", text);
+            args = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+        }
+        json_decref(obj);
+        char id[API_CALL_ID_MAX];
+        chatgpt_call_id(key, id, sizeof id);
+        m = args ? json_pack("{s:s, s:s, s:s, s:[{s:s, s:s, s:{s:s, s:s}}]}", "id", key, "role",
+                             "assistant", "content", "", "tool_calls", "id", id, "type", "function",
+                             "function", "name", recipient, "arguments", args)
+                 : NULL;
+        free(args);
+    } else {
+        const char *name =
+            json_string_value(json_object_get(json_object_get(msg, "author"), "name"));
+        m = json_pack("{s:s, s:s, s:s, s:s}", "id", key, "role", "tool", "content", text, "name",
+                      name ? name : "");
+    }
+    free(text);
+    return m;
+}
+
+static const char *chatgpt_parent(const json_t *mapping, const char *key) {
+    return json_string_value(json_object_get(json_object_get(mapping, key), "parent"));
+}
+
+static void chatgpt_tools(const json_t *cv, json_t *ours) {
+    const json_t *mapping = json_object_get(cv, "mapping");
+    json_t *kept = json_object(); /* node id -> our message */
+    const json_t *base = json_object_get(ours, "messages");
+    bool tools = false;
+    const char *key;
+    json_t *node;
+    json_object_foreach((json_t *)mapping, key, node) {
+        json_t *m = chatgpt_tool_message(key, node);
+        if (m) {
+            tools = true;
+            json_object_set_new(kept, key, m);
+        }
+    }
+    if (!tools) {
+        json_decref(kept);
+        return;
+    }
+    for (size_t i = 0; i < json_array_size(base); i++) {
+        json_t *m = json_array_get(base, i);
+        const char *id = json_string_value(json_object_get(m, "id"));
+        if (id && !json_object_get(kept, id))
+            json_object_set(kept, id, m);
+    }
+    size_t cap = json_object_size(mapping), n = 0;
+    ImportNode *nodes = calloc(json_object_size(kept) + 1, sizeof *nodes);
+    json_t *list = json_array();
+    json_object_foreach(kept, key, node) {
+        /* the nearest kept ancestor and the depth; a walk longer than the
+         * mapping is a cycle: the node is left out, as import.c does */
+        const char *up = NULL, *at = key;
+        size_t depth = 0;
+        for (; depth <= cap; depth++) {
+            at = chatgpt_parent(mapping, at);
+            if (!at || !json_object_get(mapping, at))
+                break;
+            if (!up && json_object_get(kept, at))
+                up = at;
+        }
+        if (!nodes || depth > cap)
+            continue;
+        json_object_del(node, "parent");
+        if (up)
+            json_object_set_new(node, "parent", json_string(up));
+        nodes[n] = (ImportNode){.m = node, .depth = depth, .order = n};
+        n++;
+    }
+    if (nodes)
+        qsort(nodes, n, sizeof *nodes, import_node_cmp);
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = nodes[i].m;
+        if (!strcmp(json_string_value(json_object_get(m, "role")), "tool")) {
+            /* the call it answers: the nearest call above, across other results */
+            const json_t *p = m;
+            const char *pid;
+            for (size_t guard = 0;
+                 guard <= n && (pid = json_string_value(json_object_get(p, "parent"))); guard++) {
+                p = json_object_get(kept, pid);
+                const char *role = json_string_value(json_object_get(p, "role"));
+                if (!role || strcmp(role, "tool") != 0)
+                    break;
+            }
+            const json_t *calls = json_object_get(p, "tool_calls");
+            const char *cid = json_string_value(json_object_get(json_array_get(calls, 0), "id"));
+            json_object_set_new(m, "tool_call_id", json_string(p != m && cid ? cid : ""));
+        }
+        json_array_append(list, m);
+    }
+    json_object_set_new(ours, "messages", list);
+    const char *cur = json_string_value(json_object_get(cv, "current_node"));
+    for (size_t guard = 0; cur && guard <= cap && !json_object_get(kept, cur); guard++)
+        cur = chatgpt_parent(mapping, cur);
+    if (cur && json_object_get(kept, cur))
+        json_object_set_new(ours, "current_leaf", json_string(cur));
+    free(nodes);
+    json_decref(kept);
+}
 
 static enum MHD_Result route_import(Server *s, SrvReq *q, struct MHD_Connection *c,
                                     const ApiSession *as) {
@@ -343,6 +575,8 @@ static enum MHD_Result route_import(Server *s, SrvReq *q, struct MHD_Connection 
     for (size_t i = 0; i < n; i++) {
         const json_t *cv = json_array_get(list, i);
         json_t *ours = import_is_chatgpt(cv) ? import_chatgpt(cv) : json_incref((json_t *)cv);
+        if (import_is_chatgpt(cv) && ours)
+            chatgpt_tools(cv, ours);
         char id[STORE_CONV_ID_LEN + 1];
         Err err = {0};
         Status st = store_conv_import(s->store, as->user.id, ours, id, &err);
@@ -409,7 +643,7 @@ static void gen_progress(SrvHook *h, Job *job, bool final) {
     if (!g->reply_id)
         return;
     size_t len = 0;
-    char *text = job_reply(job, &len);
+    char *text = job_reply_page(job, &len);
     Err err = {0};
     if (!final) {
         if (text)
@@ -436,6 +670,65 @@ static void gen_progress(SrvHook *h, Job *job, bool final) {
 
 static void gen_free(SrvHook *h) { free(h); }
 
+/* Append the OpenAI message(s) for path[i] to 'msgs'; returns the index of
+ * the last path entry used. An assistant message with tool_calls goes out
+ * with the tool messages that follow it (content null when it wrote no
+ * text), keeping only the calls answered and each call's first answer, as
+ * OpenAI's rules (and oai.c) require: an import may hold calls nobody
+ * answered, or results of nothing. A call left with no answer is dropped
+ * (its message kept for its text, if any); a result with no call is left
+ * out. */
+static size_t chat_message(json_t *msgs, const json_t *path, size_t i) {
+    const json_t *m = json_array_get(path, i);
+    const char *role = json_string_value(json_object_get(m, "role"));
+    const json_t *content = json_object_get(m, "content");
+    const json_t *calls = json_object_get(m, "tool_calls");
+    if (!strcmp(role, "tool"))
+        return i;
+    if (strcmp(role, "assistant") != 0 || !json_array_size(calls)) {
+        json_array_append_new(msgs, json_pack("{s:s, s:O}", "role", role, "content", content));
+        return i;
+    }
+    size_t end = i + 1; /* the tool messages after it: path[i+1 .. end) */
+    while (end < json_array_size(path) &&
+           !strcmp(json_string_value(json_object_get(json_array_get(path, end), "role")), "tool"))
+        end++;
+    json_t *kept = json_array(), *answers = json_array();
+    for (size_t k = 0; k < json_array_size(calls); k++) {
+        const json_t *call = json_array_get(calls, k);
+        const char *id = json_string_value(json_object_get(call, "id"));
+        bool dup = false;
+        for (size_t d = 0; d < json_array_size(kept) && !dup; d++)
+            dup = !strcmp(id, json_string_value(json_object_get(json_array_get(kept, d), "id")));
+        for (size_t t = i + 1; id && !dup && t < end; t++) {
+            const json_t *tm = json_array_get(path, t);
+            const char *answers_id = json_string_value(json_object_get(tm, "tool_call_id"));
+            if (!answers_id || strcmp(id, answers_id) != 0)
+                continue;
+            json_array_append(kept, (json_t *)call);
+            json_t *a = json_pack("{s:s, s:s, s:O}", "role", "tool", "tool_call_id", id, "content",
+                                  json_object_get(tm, "content"));
+            const char *name = json_string_value(json_object_get(tm, "name"));
+            if (a && name && *name)
+                json_object_set_new(a, "name", json_string(name));
+            json_array_append_new(answers, a);
+            break;
+        }
+    }
+    const char *text = json_string_value(content);
+    if (json_array_size(kept)) {
+        json_t *am = json_pack("{s:s, s:O}", "role", "assistant", "tool_calls", kept);
+        json_object_set_new(am, "content", text && *text ? json_string(text) : json_null());
+        json_array_append_new(msgs, am);
+        json_array_extend(msgs, answers);
+    } else if (text && *text) {
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "assistant", "content", text));
+    }
+    json_decref(kept);
+    json_decref(answers);
+    return end - 1;
+}
+
 /* A chat request body for 'path' (the branch, root first) under the
  * conversation's system prompt, model and settings. Owned. */
 static json_t *chat_request(const json_t *conv, const json_t *path, const char **model) {
@@ -443,11 +736,8 @@ static json_t *chat_request(const json_t *conv, const json_t *path, const char *
     const char *sys = json_string_value(json_object_get(conv, "system"));
     if (sys && *sys)
         json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", sys));
-    for (size_t i = 0; i < json_array_size(path); i++) {
-        const json_t *m = json_array_get(path, i);
-        json_array_append_new(msgs, json_pack("{s:O, s:O}", "role", json_object_get(m, "role"),
-                                              "content", json_object_get(m, "content")));
-    }
+    for (size_t i = 0; i < json_array_size(path); i++)
+        i = chat_message(msgs, path, i);
     json_t *req = json_pack("{s:o, s:b, s:{s:b}}", "messages", msgs, "stream", 1, "stream_options",
                             "include_usage", 1);
     *model = json_string_value(json_object_get(conv, "model"));
@@ -575,7 +865,10 @@ static enum MHD_Result route_regenerate(Server *s, SrvReq *q, struct MHD_Connect
         res = store_error(s, q, c, &err);
     } else {
         const json_t *last = json_array_get(path, json_array_size(path) - 1);
-        bool user = !strcmp(json_string_value(json_object_get(last, "role")), "user");
+        const char *role = json_string_value(json_object_get(last, "role"));
+        /* a user message or a tool's result is answered; an assistant
+         * message is answered again from what it answered */
+        bool user = !strcmp(role, "user") || !strcmp(role, "tool");
         long long answer = user ? msg : json_integer_value(json_object_get(last, "parent"));
         res = answer > 0 ? generate(s, q, c, as, id, answer)
                          : error(s, q, c, 400, NULL, "message", "that message answers nothing");

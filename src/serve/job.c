@@ -315,6 +315,21 @@ char *job_reply(Job *j, size_t *len) {
     return r;
 }
 
+char *job_reply_page(Job *j, size_t *len) {
+    char *r = job_reply(j, len);
+    if (!r || !j->spec.parse || !(j->spec.tool_flags & TOOLCALL_THINK_OPEN))
+        return r;
+    static const char open[] = "<think>";
+    char *t = malloc(sizeof open - 1 + *len + 1);
+    if (t) {
+        memcpy(t, open, sizeof open - 1);
+        memcpy(t + sizeof open - 1, r, *len + 1);
+        *len += sizeof open - 1;
+    }
+    free(r);
+    return t;
+}
+
 void job_outcome(Job *j, JobOutcome *o) {
     memset(o, 0, sizeof *o);
     pthread_mutex_lock(&j->mu);

@@ -107,6 +107,12 @@ json_t *job_response(Job *j, const char **error);
  * NUL-terminated copy (free()), *len its bytes; NULL when out of memory.
  * With moderation, call it from the thread that drains the job. */
 char *job_reply(Job *j, size_t *len);
+/* job_reply() as the page stores it: the text the assistant's turn holds,
+ * so that it alone says where reasoning is. When the prompt opened the
+ * model's thinking (TOOLCALL_THINK_OPEN, DeepSeek-R1's templates), the
+ * model's text starts inside <think> without writing it: "<think>" is put
+ * in front. Owned, as job_reply(). */
+char *job_reply_page(Job *j, size_t *len);
 
 typedef struct {
     bool ended;     /* the engine is done with it */

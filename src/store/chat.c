@@ -250,17 +250,39 @@ Status store_conv_list(Store *s, long long user, const char *query, int limit, j
 
 #define MSG_COLUMNS                                                                                \
     "id, coalesce(parent_id, 0), role, content, status, model, prompt_tokens, "                    \
-    "completion_tokens, seconds, finish, error, created"
+    "completion_tokens, seconds, finish, error, created, tool_calls, tool_call_id, name"
+
+/* The tool fields of a message row (columns 12..14) into 'm': each only
+ * when it is not empty, so messages without tools read as before. */
+static json_t *msg_tools(sqlite3_stmt *st, json_t *m) {
+    const char *calls = col_text(st, 12), *call_id = col_text(st, 13), *name = col_text(st, 14);
+    if (m && *calls) {
+        json_t *a = json_loads(calls, 0, NULL);
+        if (!json_is_array(a)) { /* checked when written: another writer's row */
+            json_decref(a);
+            json_decref(m);
+            return NULL;
+        }
+        json_object_set_new(m, "tool_calls", a);
+    }
+    if (m && *call_id)
+        json_object_set_new(m, "tool_call_id", json_string(call_id));
+    if (m && *name)
+        json_object_set_new(m, "name", json_string(name));
+    return m;
+}
 
 static json_t *msg_json(sqlite3_stmt *st) {
     double sec = sqlite3_column_double(st, 8);
-    return json_pack(
-        "{s:I, s:I, s:s, s:s, s:s, s:s, s:i, s:i, s:f, s:s, s:s, s:I}", "id",
-        (json_int_t)sqlite3_column_int64(st, 0), "parent", (json_int_t)sqlite3_column_int64(st, 1),
-        "role", col_text(st, 2), "content", col_text(st, 3), "status", col_text(st, 4), "model",
-        col_text(st, 5), "prompt_tokens", sqlite3_column_int(st, 6), "completion_tokens",
-        sqlite3_column_int(st, 7), "seconds", isfinite(sec) ? sec : 0.0, "finish", col_text(st, 9),
-        "error", col_text(st, 10), "created", (json_int_t)sqlite3_column_int64(st, 11));
+    return msg_tools(st, json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:i, s:i, s:f, s:s, s:s, s:I}",
+                                   "id", (json_int_t)sqlite3_column_int64(st, 0), "parent",
+                                   (json_int_t)sqlite3_column_int64(st, 1), "role", col_text(st, 2),
+                                   "content", col_text(st, 3), "status", col_text(st, 4), "model",
+                                   col_text(st, 5), "prompt_tokens", sqlite3_column_int(st, 6),
+                                   "completion_tokens", sqlite3_column_int(st, 7), "seconds",
+                                   isfinite(sec) ? sec : 0.0, "finish", col_text(st, 9), "error",
+                                   col_text(st, 10), "created",
+                                   (json_int_t)sqlite3_column_int64(st, 11)));
 }
 
 /* A message row jansson could not take (text that is not UTF-8, written by
@@ -388,14 +410,23 @@ Status store_conv_delete(Store *s, long long user, const char *id, Err *err) {
 
 /* ------------------------------------------------------------ messages */
 
+/* What a message carries about tools (all "" when none). */
+typedef struct {
+    const char *calls;   /* the OpenAI tool_calls array as JSON text */
+    const char *call_id; /* role tool: the call it answers */
+    const char *name;    /* role tool: the tool's name */
+} MsgTools;
+
 static Status msg_insert(Store *s, const char *conv, long long parent, const char *role,
                          const char *content, size_t len, const char *status, const char *model,
-                         const StoreMsgStats *stats, long long *id, Err *err) {
+                         const StoreMsgStats *stats, const MsgTools *tools, long long *id,
+                         Err *err) {
     sqlite3_stmt *st = NULL;
     Status r = store_prepare(s,
                              "INSERT INTO messages(conv_id, parent_id, role, content, status, "
                              "model, prompt_tokens, completion_tokens, seconds, finish, error, "
-                             "created, updated) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             "created, updated, tool_calls, tool_call_id, name) "
+                             "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              &st, err);
     if (r)
         return r;
@@ -416,6 +447,9 @@ static Status msg_insert(Store *s, const char *conv, long long parent, const cha
     sqlite3_bind_text(st, 11, stats && stats->error ? stats->error : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 12, now);
     sqlite3_bind_int64(st, 13, now);
+    sqlite3_bind_text(st, 14, tools && tools->calls ? tools->calls : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 15, tools && tools->call_id ? tools->call_id : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 16, tools && tools->name ? tools->name : "", -1, SQLITE_STATIC);
     if ((r = store_step_done(s, st, "adding a message", err)))
         return r;
     *id = sqlite3_last_insert_rowid(s->db);
@@ -445,9 +479,9 @@ static Status count_messages(Store *s, const char *conv, long long *n, Err *err)
 
 static Status check_msg(const char *role, size_t len, const char *status, const char *model,
                         Err *err) {
-    if (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)
-        return err_set(err, STATUS_INVALID, "role '%.32s': only user and assistant are stored",
-                       role);
+    if (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0 && strcmp(role, "tool") != 0)
+        return err_set(err, STATUS_INVALID,
+                       "role '%.32s': only user, assistant and tool are stored", role);
     if (!is_status(status))
         return err_set(err, STATUS_INVALID,
                        "status '%.32s' is not one of streaming, complete, "
@@ -479,7 +513,7 @@ Status store_msg_add(Store *s, long long user, const char *conv, long long paren
         r = err_set(err, STATUS_LIMIT, "the conversation has %lld messages (limit %d)", n,
                     STORE_MAX_MESSAGES);
     if (!r)
-        r = msg_insert(s, conv, parent, role, content, len, status, model, NULL, id_out, err);
+        r = msg_insert(s, conv, parent, role, content, len, status, model, NULL, NULL, id_out, err);
     if (!r)
         r = store_exec(s, "COMMIT", "adding a message", err);
     if (r) {
@@ -620,6 +654,85 @@ typedef struct {
     long long id;
 } IdMap;
 
+/* A string member of at most 'max' bytes ('' when absent). */
+static Status member_short(const json_t *o, const char *key, size_t max, const char **out,
+                           const char *where, Err *err) {
+    Status r = member_str(o, key, "", out, where, err);
+    if (!r && strlen(*out) > max)
+        r = err_set(err, STATUS_LIMIT, "%s.%s is longer than %zu bytes", where, key, max);
+    return r;
+}
+
+/* An imported message's tool_calls (OpenAI's array) as the compact JSON text
+ * the store keeps: each {"id", "type": "function", "function": {"name",
+ * "arguments"}} with the arguments as text (an object or array given is
+ * written as its JSON; absent: "{}"), a missing id made up. *out owned
+ * (free()); NULL when absent or empty. */
+static Status import_tool_calls(const json_t *v, const char *where, char **out, Err *err) {
+    *out = NULL;
+    if (!v || json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0))
+        return STATUS_OK;
+    if (!json_is_array(v))
+        return err_set(err, STATUS_INVALID, "%s.tool_calls: expected an array", where);
+    if (json_array_size(v) > STORE_TOOL_CALLS_MAX)
+        return err_set(err, STATUS_LIMIT, "%s.tool_calls: %zu calls (limit %d)", where,
+                       json_array_size(v), STORE_TOOL_CALLS_MAX);
+    json_t *calls = json_array();
+    Status r = calls ? STATUS_OK : err_set(err, STATUS_NOMEM, "out of memory");
+    for (size_t i = 0; !r && i < json_array_size(v); i++) {
+        const json_t *c = json_array_get(v, i);
+        char w[96];
+        snprintf(w, sizeof w, "%s.tool_calls[%zu]", where, i);
+        const json_t *fn = json_object_get(c, "function");
+        const json_t *f = json_is_object(fn) ? fn : c; /* {name, arguments} also read */
+        const char *id = "", *type = "function", *name = NULL;
+        if (!json_is_object(c)) {
+            r = err_set(err, STATUS_INVALID, "%s: expected an object", w);
+            break;
+        }
+        if ((r = member_short(c, "id", STORE_TOOL_ID_MAX, &id, w, err)) ||
+            (r = member_str(c, "type", "function", &type, w, err)) ||
+            (r = member_short(f, "name", STORE_TOOL_NAME_MAX, &name, w, err)))
+            break;
+        if (strcmp(type, "function") != 0 || !*name) {
+            r = err_set(err, STATUS_INVALID, "%s: a function call needs a function.name", w);
+            break;
+        }
+        const json_t *args = json_object_get(f, "arguments");
+        char *text = json_is_string(args)                          ? strdup(json_string_value(args))
+                     : json_is_object(args) || json_is_array(args) ? json_dumps(args, JSON_COMPACT)
+                     : !args || json_is_null(args)                 ? strdup("{}")
+                                                                   : NULL;
+        if (!text) {
+            r = err_set(err, STATUS_INVALID, "%s.function.arguments: expected JSON text", w);
+            break;
+        }
+        char made[40];
+        if (!*id) { /* a result answers its call by id: give one */
+            snprintf(made, sizeof made, "call_");
+            store_random_hex(made + 5, 12);
+            id = made;
+        }
+        json_t *call = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", id, "type", "function",
+                                 "function", "name", name, "arguments", text);
+        free(text);
+        if (!call || json_array_append_new(calls, call))
+            r = err_set(err, STATUS_NOMEM, "out of memory");
+    }
+    char *dump = r ? NULL : json_dumps(calls, JSON_COMPACT);
+    json_decref(calls);
+    if (!r && !dump)
+        r = err_set(err, STATUS_NOMEM, "out of memory");
+    if (!r && strlen(dump) > STORE_MESSAGE_MAX)
+        r = err_set(err, STATUS_LIMIT, "%s.tool_calls: %zu bytes (limit %u)", where, strlen(dump),
+                    STORE_MESSAGE_MAX);
+    if (r)
+        free(dump);
+    else
+        *out = dump;
+    return r;
+}
+
 static Status import_messages(Store *s, const char *conv, const json_t *msgs, IdMap *map,
                               long long *last, Err *err) {
     size_t n = json_array_size(msgs);
@@ -668,8 +781,25 @@ static Status import_messages(Store *s, const char *conv, const json_t *msgs, Id
                                                             json_integer_value(tok) < INT32_MAX
                                                         ? (int)json_integer_value(tok)
                                                         : 0};
-        if ((r = msg_insert(s, conv, pid, role, content, strlen(content), status, model, &stats,
-                            &map[i].id, err)))
+        MsgTools tools = {.calls = NULL, .call_id = "", .name = ""};
+        char *calls = NULL;
+        bool tool = !strcmp(role, "tool");
+        if (tool &&
+            ((r = member_short(m, "tool_call_id", STORE_TOOL_ID_MAX, &tools.call_id, where, err)) ||
+             (r = member_short(m, "name", STORE_TOOL_NAME_MAX, &tools.name, where, err))))
+            return r;
+        if ((r = import_tool_calls(json_object_get(m, "tool_calls"), where, &calls, err)))
+            return r;
+        if (calls && strcmp(role, "assistant") != 0) {
+            free(calls);
+            return err_set(err, STATUS_INVALID, "%s.tool_calls: only an assistant message calls",
+                           where);
+        }
+        tools.calls = calls;
+        r = msg_insert(s, conv, pid, role, content, strlen(content), status, model, &stats, &tools,
+                       &map[i].id, err);
+        free(calls);
+        if (r)
             return r;
         *last = map[i].id;
     }

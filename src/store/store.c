@@ -18,7 +18,8 @@
  *
  * Schema version 2 adds users, sessions, conversations and messages (with
  * an FTS5 index) and gives API keys an owner: users.c and chat.c. Version 3
- * adds the moderation audit: audit.c. */
+ * adds the moderation audit: audit.c. Version 4 lets messages hold tool
+ * calls and tool results (role 'tool', tool_calls, tool_call_id, name). */
 #include "store/store.h"
 
 #include <errno.h>
@@ -137,6 +138,57 @@ static const char *const MIGRATIONS[] = {
     "  content_hash TEXT NOT NULL,"
     "  content TEXT);"
     "CREATE INDEX audit_created ON audit(created);",
+    /* 4: tool calls and results in conversations (imports; docs/WEB.md).
+     * Role 'tool' joins the CHECK, which SQLite cannot change in place, so
+     * the table is rebuilt inside the migration's transaction: its FTS
+     * triggers dropped (with foreign keys on, dropping a table that still
+     * has them is "database table is locked"), the table renamed away
+     * (its self-reference follows the rename, so the new table's
+     * references never point at rows being dropped), the rows copied with
+     * their ids (messages_fts keeps its rowids: it stays valid), the old
+     * table dropped, then the indexes and FTS triggers made again.
+     * tool_calls: the OpenAI array as JSON text ('' when none);
+     * tool_call_id, name: what a 'tool' message answers. */
+    "DROP TRIGGER messages_ai;"
+    "DROP TRIGGER messages_ad;"
+    "DROP TRIGGER messages_au;"
+    "ALTER TABLE messages RENAME TO messages_v3;"
+    "CREATE TABLE messages("
+    "  id INTEGER PRIMARY KEY,"
+    "  conv_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    "  parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,"
+    "  role TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'tool')),"
+    "  content TEXT NOT NULL DEFAULT '',"
+    "  status TEXT NOT NULL CHECK (status IN ('streaming', 'complete', 'stopped', 'error')),"
+    "  model TEXT NOT NULL DEFAULT '',"
+    "  prompt_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  completion_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  seconds REAL NOT NULL DEFAULT 0,"
+    "  finish TEXT NOT NULL DEFAULT '',"
+    "  error TEXT NOT NULL DEFAULT '',"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  tool_calls TEXT NOT NULL DEFAULT '',"
+    "  tool_call_id TEXT NOT NULL DEFAULT '',"
+    "  name TEXT NOT NULL DEFAULT '');"
+    "INSERT INTO messages(id, conv_id, parent_id, role, content, status, model, prompt_tokens,"
+    "  completion_tokens, seconds, finish, error, created, updated)"
+    "  SELECT id, conv_id, parent_id, role, content, status, model, prompt_tokens,"
+    "  completion_tokens, seconds, finish, error, created, updated FROM messages_v3 ORDER BY id;"
+    "DROP TABLE messages_v3;"
+    "CREATE INDEX messages_conv ON messages(conv_id, id);"
+    "CREATE INDEX messages_parent ON messages(parent_id);"
+    "CREATE INDEX messages_status ON messages(status) WHERE status = 'streaming';"
+    "CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN"
+    "  INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content); END;"
+    "CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN"
+    "  INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, "
+    "old.content);"
+    "  END;"
+    "CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN"
+    "  INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, "
+    "old.content);"
+    "  INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content); END;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 

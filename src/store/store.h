@@ -55,6 +55,9 @@
 #define STORE_MESSAGE_MAX (4u << 20) /* bytes of one message's text */
 #define STORE_MAX_MESSAGES 10000     /* messages in one conversation */
 #define STORE_LIST_MAX 1000          /* conversations one list call returns */
+#define STORE_TOOL_CALLS_MAX 128     /* tool calls in one message (OpenAI's tool_calls) */
+#define STORE_TOOL_NAME_MAX 256      /* bytes of a tool's name */
+#define STORE_TOOL_ID_MAX 256        /* bytes of a tool call's id */
 
 typedef struct Store Store;
 
@@ -157,10 +160,16 @@ Status store_session_end(Store *s, const char *token, Err *err);
  * leaf of the branch shown (current_leaf), created / updated (unix s).
  * Messages form a tree by parent_id (0 = a root): an edit adds a sibling of
  * the user message, a regeneration a sibling of the reply, and the old
- * branch stays. A message: id, parent, role ("user" / "assistant"),
- * content, status ("streaming" while a reply is written, then "complete",
- * "stopped" or "error"), model, prompt_tokens, completion_tokens, seconds
- * (generation time), finish (finish reason), error (text), created.
+ * branch stays. A message: id, parent, role ("user" / "assistant" /
+ * "tool"), content, status ("streaming" while a reply is written, then
+ * "complete", "stopped" or "error"), model, prompt_tokens,
+ * completion_tokens, seconds (generation time), finish (finish reason),
+ * error (text), created; and, only when not empty, tool_calls (an
+ * assistant's calls: OpenAI's array [{"id", "type": "function",
+ * "function": {"name", "arguments"}}], arguments as JSON text) and, for a
+ * "tool" message (a tool's result), tool_call_id and name. The store
+ * checks the shape of calls, not that results answer them: whoever builds
+ * a chat request from a branch pairs them (serve/api.c).
  *
  * JSON shapes (also the export format, docs/WEB.md):
  *   list:  [{"id","title","created","updated"}, ...] newest first
@@ -192,7 +201,8 @@ Status store_conv_update(Store *s, long long user, const char *id, const char *t
                          long long current_leaf, Err *err);
 Status store_conv_delete(Store *s, long long user, const char *id, Err *err);
 /* Import a conversation in the export shape (messages' ids and parents are
- * remapped; statuses other than complete/stopped/error become "stopped").
+ * remapped; statuses other than complete/stopped/error become "stopped";
+ * tool_calls normalised as above, a call without an id given one).
  * Validates everything before writing; one transaction. */
 Status store_conv_import(Store *s, long long user, const json_t *conv,
                          char id_out[STORE_CONV_ID_LEN + 1], Err *err);

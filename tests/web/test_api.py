@@ -4,7 +4,12 @@ owner, as another user, anonymously, with an expired or ended session,
 without the CSRF token, with two session cookies; session fixation; login
 brute force slowed; keys a user made revoked and refused on /v1; the
 stored conversation equal to what the stream said; /v1 unchanged beside
-the page. Raw HTTP (http.client), so every header is ours to choose.
+the page. Tool calls and reasoning: the schema migration from a version 3
+database (made by the old migrations' own SQL), import / export of tool
+calls and results (ours and ChatGPT's), the conversation's reasoning /
+content split, and the chat request a stored branch with tools makes
+(its prompt tokens equal to /v1's for the same OpenAI messages). Raw HTTP
+(http.client), so every header is ours to choose.
 
 Usage: tests/web/test_api.py [CGPT]   (run with /usr/bin/python3)."""
 import http.client, json, os, re, shutil, signal, sqlite3, subprocess, sys, tempfile, time
@@ -97,11 +102,283 @@ def sse_text(raw):
     return text
 
 
+def sse_usage(raw):
+    for line in raw.decode().splitlines():
+        if line.startswith("data: ") and line != "data: [DONE]":
+            d = json.loads(line[6:])
+            if d.get("usage"):
+                return d["usage"]
+    return None
+
+
+def old_migrations(n):
+    """The first n schema migrations as src/store/store.c runs them (old
+    migrations never change): the SQL of the C string literals."""
+    src = open(os.path.join(ROOT, "src", "store", "store.c")).read()
+    body = src[src.index("MIGRATIONS[] = {"):]
+    body = body[body.index("{") + 1:body.index("\n};")]
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+    elems, cur = [], ""
+    for m in re.finditer(r'"((?:[^"\\]|\\.)*)"|(,)', body):
+        if m.group(2):
+            elems.append(cur)
+            cur = ""
+        else:
+            cur += m.group(1).encode().decode("unicode_escape")
+    if cur:
+        elems.append(cur)
+    return elems[:n]
+
+
+def make_v3(data, pw_hash):
+    """A data directory whose database is schema version 3 (before tool
+    messages), with alice and a conversation of three messages."""
+    os.makedirs(data, mode=0o700)
+    db = sqlite3.connect(os.path.join(data, "cgpt.db"))
+    db.execute("PRAGMA foreign_keys=ON")
+    for sql in old_migrations(3):
+        db.executescript(sql)
+    db.execute("INSERT INTO meta(key, value) VALUES('schema_version', 3)")
+    db.execute("INSERT INTO users(id, name, pw_hash, is_admin, created) VALUES(1, 'alice', ?, 0, 1)", (pw_hash,))
+    db.execute("INSERT INTO conversations(id, user_id, title, created, updated, current_leaf, touched) "
+               "VALUES(?, 1, 'old one', 1, 1, 7, 1)", ("ab" * 16,))
+    for mid, parent, role, text in [(3, None, "user", "Tell me about zebras"),
+                                    (5, 3, "assistant", "Zebras have stripes."),
+                                    (7, 5, "user", "And okapis?")]:
+        db.execute("INSERT INTO messages(id, conv_id, parent_id, role, content, status, created, updated) "
+                   "VALUES(?, ?, ?, ?, ?, 'complete', 1, 1)", (mid, "ab" * 16, parent, role, text))
+    db.commit()
+    db.close()
+
+
+def migration(tmp):
+    """A version 3 database opened by this server: migrated to 4 in place,
+    ids, search, triggers, indexes and the tree kept; role 'tool' accepted."""
+    scratch = os.path.join(tmp, "scratch")
+    user_add(scratch, "alice", "alice-pass-1")
+    db = sqlite3.connect(os.path.join(scratch, "cgpt.db"))
+    pw_hash = db.execute("SELECT pw_hash FROM users WHERE name = 'alice'").fetchone()[0]
+    db.close()
+    data = os.path.join(tmp, "v3")
+    make_v3(data, pw_hash)
+    db = sqlite3.connect(os.path.join(data, "cgpt.db"))
+    check(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == 3,
+          "the old database is schema version 3")
+    try:
+        db.execute("INSERT INTO messages(conv_id, role, content, status, created, updated) "
+                   "VALUES(?, 'tool', 'x', 'complete', 1, 1)", ("ab" * 16,))
+        check(False, "version 3 refuses role 'tool' (the test's old schema is the old one)")
+    except sqlite3.IntegrityError:
+        check(True, "version 3 refuses role 'tool' (the test's old schema is the old one)")
+    db.close()
+    srv = Server(data)
+    try:
+        a = Client(srv)
+        check(a.login("alice", "alice-pass-1") == 200, "login on the migrated database")
+        st, conv, _, _ = a.req("GET", f"/api/conversations/{'ab' * 16}")
+        got = [(m["id"], m["parent"], m["role"], m["content"]) for m in (conv or {}).get("messages", [])]
+        check(st == 200 and got == [(3, 0, "user", "Tell me about zebras"), (5, 3, "assistant", "Zebras have stripes."),
+                                    (7, 5, "user", "And okapis?")] and conv["current_leaf"] == 7,
+              "migrated: every message with its id, parent and text, the branch shown", (st, got))
+        st, j, _, _ = a.req("GET", "/api/conversations?q=zebra")
+        check(st == 200 and [c["id"] for c in j["conversations"]] == ["ab" * 16], "migrated: search finds the old words", j)
+        st, _, raw, r = a.req("POST", f"/api/conversations/{'ab' * 16}/messages", {"content": "What about giraffes?"})
+        check(st == 200 and raw.endswith(b"data: [DONE]\n\n") and int(r.getheader("X-Cgpt-User-Message")) > 7,
+              "migrated: the conversation goes on", (st, raw[:200]))
+        st, j, _, _ = a.req("GET", "/api/conversations?q=giraffes")
+        check(st == 200 and len(j["conversations"]) == 1, "migrated: a new message is indexed (the FTS triggers)", j)
+        st, j, _, _ = a.req("DELETE", f"/api/conversations/{'ab' * 16}")
+        check(st == 200, "migrated: delete", (st, j))
+        st, j, _, _ = a.req("GET", "/api/conversations?q=zebra")
+        check(st == 200 and j["conversations"] == [], "migrated: deleted messages leave the index", j)
+    finally:
+        rc = srv.stop()
+        check(rc == 0, "SIGTERM (migrated): exit 0", rc)
+    db = sqlite3.connect(os.path.join(data, "cgpt.db"))
+    check(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == 4, "schema version 4 after")
+    check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "integrity after the migration")
+    check(db.execute("PRAGMA foreign_key_check").fetchall() == [], "no foreign key broken by the rebuild")
+    fks = db.execute("PRAGMA foreign_key_list(messages)").fetchall()
+    check(sorted(f[2] for f in fks) == ["conversations", "messages"], "messages' references: itself and conversations", fks)
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'messages'")}
+    check({"messages_conv", "messages_parent", "messages_status", "messages_ai", "messages_ad", "messages_au"} <= names,
+          "indexes and FTS triggers on the new table", names)
+    check(db.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE 'messages_v3%'").fetchone()[0] == 0,
+          "the old table is gone")
+    cols = [r[1] for r in db.execute("PRAGMA table_info(messages)")]
+    check(cols[-3:] == ["tool_calls", "tool_call_id", "name"], "the tool columns", cols)
+    db.close()
+
+
+WEATHER = {"title": "weather", "messages": [
+    {"id": "u1", "role": "user", "content": "What is the weather in Paris?"},
+    {"id": "a1", "parent": "u1", "role": "assistant", "content": "",
+     "tool_calls": [{"id": "call_w1", "type": "function",
+                     "function": {"name": "get_weather", "arguments": {"city": "Paris", "unit": "C"}}},
+                    {"id": "call_t1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},
+    {"id": "t1", "parent": "a1", "role": "tool", "tool_call_id": "call_w1", "name": "get_weather",
+     "content": "{\"temp\": 21, \"sky\": \"sunny\"}"},
+    {"id": "t2", "parent": "t1", "role": "tool", "tool_call_id": "call_t1", "name": "get_time", "content": "14:05"},
+    {"id": "a2", "parent": "t2", "role": "assistant", "content": "<think>21 and sunny.</think>It is 21 °C and sunny."},
+    {"id": "a3", "parent": "t2", "role": "assistant", "content": "Pondering the sky.</think>Sunny, 21 °C."},
+    {"id": "a4", "parent": "t2", "role": "assistant", "content": "<think>Still thinking about"},
+    {"id": "a5", "parent": "t2", "role": "assistant", "content": "A plain <b>answer</b>, no thinking."},
+], "current_leaf": "a2"}
+
+CHATGPT_TOOLS = [{
+    "title": "ChatGPT with tools", "current_node": "n5", "mapping": {
+        "root": {"id": "root", "message": None, "parent": None, "children": ["n1"]},
+        "n1": {"id": "n1", "message": {"author": {"role": "user"}, "content": {"content_type": "text", "parts": ["Compute 6*7"]}},
+               "parent": "root", "children": ["n2"]},
+        "n2": {"id": "n2", "message": {"author": {"role": "assistant"}, "recipient": "python",
+                                       "content": {"content_type": "code", "language": "python", "text": "print(6*7)"}},
+               "parent": "n1", "children": ["n3"]},
+        "n3": {"id": "n3", "message": {"author": {"role": "tool", "name": "python"},
+                                       "content": {"content_type": "execution_output", "text": "42"}},
+               "parent": "n2", "children": ["n4"]},
+        "n4": {"id": "n4", "message": {"author": {"role": "assistant"}, "recipient": "Weather.get_weather",
+                                       "content": {"content_type": "text", "parts": ["{\"city\": \"Oslo\"}"]}},
+               "parent": "n3", "children": ["n4r"]},
+        "n4r": {"id": "n4r", "message": {"author": {"role": "tool", "name": "Weather.get_weather"},
+                                         "content": {"content_type": "text", "parts": ["rain"]}},
+                "parent": "n4", "children": ["n5"]},
+        "n5": {"id": "n5", "message": {"author": {"role": "assistant"}, "recipient": "all",
+                                       "content": {"content_type": "text", "parts": ["6*7 = 42, and it rains in Oslo."]}},
+               "parent": "n4r", "children": []},
+    }}]
+
+
+def tools(srv):
+    """Tool calls and results: import, export round trip, the page's view
+    (reasoning split off), the chat request a branch makes."""
+    a = Client(srv)
+    check(a.login("alice", "alice-pass-1") == 200, "alice logs in (tools)")
+    st, j, _, _ = a.req("POST", "/api/import", WEATHER)
+    check(st == 200 and len(j["imported"]) == 1, "import a conversation with tool calls and results", (st, j))
+    cid = j["imported"][0]
+    st, conv, _, _ = a.req("GET", f"/api/conversations/{cid}")
+    ms = conv["messages"]
+    check([m["role"] for m in ms] == ["user", "assistant", "tool", "tool", "assistant", "assistant", "assistant", "assistant"],
+          "roles kept, tool included", [m["role"] for m in ms])
+    calls = ms[1].get("tool_calls")
+    check(calls == [{"id": "call_w1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris","unit":"C"}'}},
+                    {"id": "call_t1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}],
+          "tool_calls stored as OpenAI's, object arguments as JSON text", calls)
+    check(ms[2].get("tool_call_id") == "call_w1" and ms[2].get("name") == "get_weather" and ms[2]["parent"] == ms[1]["id"],
+          "a tool result keeps tool_call_id and name", ms[2])
+    check("tool_calls" not in ms[0] and "tool_call_id" not in ms[0] and "reasoning" not in ms[0],
+          "a user message carries no tool fields", ms[0])
+    split = [(m["reasoning"], m["content"]) for m in ms[4:]]
+    check(split == [("21 and sunny.", "It is 21 °C and sunny."), ("Pondering the sky.", "Sunny, 21 °C."),
+                    ("Still thinking about", ""), ("", "A plain <b>answer</b>, no thinking.")],
+          "the page's view: reasoning split off (<think>, a reply opened inside one, an unclosed one, none)", split)
+    # export: raw text and the tool fields; importing it again gives the same
+    st, ex, _, _ = a.req("GET", f"/api/conversations/{cid}/export")
+    check(st == 200 and ex["messages"][4]["content"] == "<think>21 and sunny.</think>It is 21 °C and sunny." and
+          "reasoning" not in ex["messages"][4], "the export keeps the text as the model wrote it", ex["messages"][4])
+    st, j, _, _ = a.req("POST", "/api/import", ex)
+    st2, ex2, _, _ = a.req("GET", f"/api/conversations/{j['imported'][0]}/export")
+    keys = ("role", "content", "tool_calls", "tool_call_id", "name")
+    strip = lambda e: [{k: m.get(k) for k in keys} for m in e["messages"]]
+    check(st == 200 and st2 == 200 and strip(ex2) == strip(ex), "export -> import -> export keeps the tool fields",
+          (strip(ex2), strip(ex)))
+    # refused shapes
+    for bad, what in [([{"role": "user", "content": "x", "tool_calls": [{"function": {"name": "f"}}]}], "calls on a user message"),
+                      ([{"role": "assistant", "content": "", "tool_calls": {"a": 1}}], "tool_calls not an array"),
+                      ([{"role": "assistant", "content": "", "tool_calls": [{"function": {"arguments": "{}"}}]}], "a call without a name"),
+                      ([{"role": "assistant", "content": "", "tool_calls": [{"type": "web", "function": {"name": "f"}}]}], "a call not a function"),
+                      ([{"role": "tool", "content": "x", "tool_call_id": 5}], "a tool_call_id not a string")]:
+        st, j, _, _ = a.req("POST", "/api/import", {"title": "bad", "messages": bad})
+        check(st == 400, f"import refuses {what}", (st, j))
+
+    # the chat request of a branch with tools: the same prompt as /v1 given the OpenAI messages
+    def v1_prompt(messages):
+        c = http.client.HTTPConnection(srv.host, srv.port, timeout=60)
+        c.request("POST", "/v1/chat/completions", body=json.dumps({"model": "cgpt-mini", "messages": messages, "max_tokens": 1}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        j = json.loads(r.read())
+        return (j.get("usage") or {}).get("prompt_tokens"), j
+    a.req("PATCH", f"/api/conversations/{cid}", {"settings": {"max_tokens": 4}, "current_leaf": ms[4]["id"]})
+    st, _, raw, r = a.req("POST", f"/api/conversations/{cid}/messages", {"content": "And tomorrow?"})
+    page = (sse_usage(raw) or {}).get("prompt_tokens")
+    want, j = v1_prompt([
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "call_w1", "name": "get_weather", "content": "{\"temp\": 21, \"sky\": \"sunny\"}"},
+        {"role": "tool", "tool_call_id": "call_t1", "name": "get_time", "content": "14:05"},
+        {"role": "assistant", "content": "<think>21 and sunny.</think>It is 21 °C and sunny."},
+        {"role": "user", "content": "And tomorrow?"}])
+    check(st == 200 and raw.endswith(b"data: [DONE]\n\n") and sse_text(raw), "a conversation with tool calls goes on", (st, raw[:300]))
+    check(page and page == want, "its chat request sends the calls and results as OpenAI messages (prompt tokens equal)",
+          (page, want, j))
+    without, _ = v1_prompt([{"role": "user", "content": "What is the weather in Paris?"},
+                            {"role": "assistant", "content": "<think>21 and sunny.</think>It is 21 °C and sunny."},
+                            {"role": "user", "content": "And tomorrow?"}])
+    check(without and page and without < page, "and the calls and results are in the prompt", (without, page))
+    # a branch whose call nobody answered: the call is left out, as OpenAI requires
+    st, j, _, _ = a.req("POST", "/api/import", {"title": "unanswered", "settings": {"max_tokens": 4}, "messages": [
+        {"id": 1, "role": "user", "content": "Weather?"},
+        {"id": 2, "parent": 1, "role": "assistant", "content": "Let me look.",
+         "tool_calls": [{"id": "c9", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"id": 3, "parent": 2, "role": "tool", "tool_call_id": "other", "content": "answers nothing"}]})
+    uid = j["imported"][0]
+    st, _, raw, _ = a.req("POST", f"/api/conversations/{uid}/messages", {"content": "Well?"})
+    page = (sse_usage(raw) or {}).get("prompt_tokens")
+    want, _ = v1_prompt([{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": "Let me look."},
+                         {"role": "user", "content": "Well?"}])
+    check(st == 200 and page == want, "an unanswered call and a stray result are left out of the request", (st, page, want, raw[:300]))
+    # regenerate from a tool result: the model answers it
+    st, conv, _, _ = a.req("GET", f"/api/conversations/{cid}")
+    t2 = [m for m in conv["messages"] if m["role"] == "tool"][-1]
+    st, _, raw, r = a.req("POST", f"/api/conversations/{cid}/regenerate", {"message": t2["id"]})
+    check(st == 200 and raw.endswith(b"data: [DONE]\n\n"), "regenerate on a tool result answers it", (st, raw[:300]))
+    st, conv, _, _ = a.req("GET", f"/api/conversations/{cid}")
+    rid = int(r.getheader("X-Cgpt-Assistant-Message") or 0)
+    check(any(m["id"] == rid and m["parent"] == t2["id"] for m in conv["messages"]), "the new reply hangs from the result")
+
+    # ChatGPT's export with tool use
+    st, j, _, _ = a.req("POST", "/api/import", CHATGPT_TOOLS)
+    check(st == 200, "ChatGPT's export with tool use imports", (st, j))
+    st, conv, _, _ = a.req("GET", f"/api/conversations/{j['imported'][0]}")
+    ms = conv["messages"]
+    byid = {m["id"]: m for m in ms}
+    path, m = [], byid.get(conv["current_leaf"])
+    while m:
+        path.append(m)
+        m = byid.get(m["parent"])
+    path.reverse()
+    check([m["role"] for m in path] == ["user", "assistant", "tool", "assistant", "tool", "assistant"],
+          "ChatGPT: calls and results kept in order, the current node shown", [(m["role"], m["content"][:20]) for m in path])
+    if len(path) == 6:
+        c1, c2 = path[1]["tool_calls"][0], path[3]["tool_calls"][0]
+        check(c1["function"] == {"name": "python", "arguments": '{"code":"print(6*7)"}'} and c1["id"] == "call_n2",
+              "ChatGPT: code to a tool is a call with {code}", c1)
+        check(c2["function"] == {"name": "Weather.get_weather", "arguments": '{"city": "Oslo"}'},
+              "ChatGPT: JSON to a tool is a call with those arguments", c2)
+        check(path[2]["tool_call_id"] == c1["id"] and path[2]["content"] == "42" and path[2]["name"] == "python" and
+              path[4]["tool_call_id"] == c2["id"] and path[4]["content"] == "rain",
+              "ChatGPT: each result answers its call", path[2:5:2])
+        check(path[5]["content"] == "6*7 = 42, and it rains in Oslo.", "ChatGPT: the answer after them", path[5])
+    st, j, _, _ = a.req("POST", "/api/import", [{"title": "plain", "current_node": "n2", "mapping": {
+        "n1": {"id": "n1", "message": {"author": {"role": "user"}, "content": {"parts": ["hi"]}}, "parent": None},
+        "n2": {"id": "n2", "message": {"author": {"role": "assistant"}, "content": {"parts": ["hello"]}}, "parent": "n1"}}}])
+    st, conv, _, _ = a.req("GET", f"/api/conversations/{j['imported'][0]}")
+    check([(m["role"], m["content"]) for m in conv["messages"]] == [("user", "hi"), ("assistant", "hello")],
+          "ChatGPT without tools: as before", conv["messages"])
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="cgpt-api-")
     data = os.path.join(tmp, "data")
+    migration(tmp)
     user_add(data, "alice", "alice-pass-1")
     user_add(data, "bob", "bob-pass-22")
+    srv = Server(data, "--ctx", "1024")
+    try:
+        tools(srv)
+    finally:
+        check(srv.stop() == 0, "SIGTERM (tools): exit 0")
     srv = Server(data)
     try:
         run(srv, data)

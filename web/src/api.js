@@ -64,10 +64,14 @@ export const patch = (path, body) => request("PATCH", path, body);
 export const del = (path) => request("DELETE", path);
 
 // Stream a reply: POST 'path' and call onDelta(text) for each piece of the
-// OpenAI-style server-sent events, onUsage(usage) at the end. Resolves with
+// OpenAI-style server-sent events' content, onReasoning(text) for each piece
+// of delta.reasoning_content (a model's thinking), onToolCall(delta) for
+// each of delta.tool_calls (OpenAI's deltas: index, id, type and
+// function.name first, then function.arguments fragments), onUsage(usage)
+// at the end. Resolves with
 // {userId, replyId} from the response headers; rejects with ApiError (a
 // refused request, or 'stream_dropped' when the stream ends before [DONE]).
-export async function stream(path, body, { signal, onStart, onDelta, onUsage }) {
+export async function stream(path, body, { signal, onStart, onDelta, onReasoning, onToolCall, onUsage }) {
   const res = await request("POST", path, body, { signal, raw: true });
   const ids = {
     userId: Number(res.headers.get("X-Cgpt-User-Message")) || null,
@@ -96,8 +100,10 @@ export async function stream(path, body, { signal, onStart, onDelta, onUsage }) 
           }
           const obj = JSON.parse(data);
           if (obj.error) throw new ApiError(500, obj.error.code, obj.error.message);
-          const delta = obj.choices?.[0]?.delta?.content;
-          if (delta) onDelta(delta);
+          const d = obj.choices?.[0]?.delta;
+          if (d?.reasoning_content) onReasoning?.(d.reasoning_content);
+          if (d?.content) onDelta(d.content);
+          if (Array.isArray(d?.tool_calls)) for (const tc of d.tool_calls) onToolCall?.(tc);
           if (obj.usage) onUsage?.(obj.usage);
         }
       }

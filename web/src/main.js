@@ -69,6 +69,7 @@ const state = {
   streaming: null, // {controller, convId, text, replyId, parent}
   error: null, // {message, retry}
   editing: null, // id of the user message being edited
+  thought: new Map(), // reply id -> seconds it was seen thinking while it streamed
 };
 
 const app = () => $("#app");
@@ -468,13 +469,73 @@ function versionSwitcher(m) {
     h("button", { type: "button", class: "icon-btn", "aria-label": "Next version", disabled: at === all.length - 1, onclick: () => pick(at + 1) }, "›"));
 }
 
-function messageEl(m, isLast) {
+// ------------------------------------------------------------------ reasoning and tools
+
+// A model's thinking: a disclosure above the answer, collapsed until opened.
+// Its group is named "Thinking"; the summary says where it stands.
+function thinkingEl(text, label) {
+  return h("details", { class: "thinking", "aria-label": "Thinking" },
+    h("summary", {}, h("span", { class: "thinking-label", text: label })),
+    h("div", { class: "thinking-text" }, renderMarkdown(text, copyText)));
+}
+
+function thoughtLabel(m) {
+  if (m.status === "streaming") return "Thinking…";
+  const secs = state.thought.get(m.id);
+  return secs !== undefined ? `Thought for ${secs} s` : "Thoughts";
+}
+
+// JSON text pretty-printed; other text as it is.
+function pretty(text) {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text;
+  }
+}
+
+// A tool's result (a message with role "tool"): a group named "Result".
+function resultEl(t) {
+  return h("div", { class: "tool-result", role: "group", "aria-label": "Result" },
+    h("div", { class: "tool-label", text: t.name ? `Result · ${t.name}` : "Result" }),
+    h("pre", {}, h("code", { text: pretty(t.content || "") })));
+}
+
+// One tool call of an assistant message, with the result that answered it
+// (by tool_call_id) inside: collapsed to "Called NAME" until opened.
+function toolCallEl(call, result) {
+  const name = call.function?.name || "?";
+  return h("details", { class: "toolcall", "aria-label": `Called ${name}`, dataset: { callId: call.id || "" } },
+    h("summary", {}, "Called ", h("code", { class: "tool-name", text: name })),
+    h("div", { class: "tool-label", text: "Arguments" }),
+    h("pre", { class: "tool-args" }, h("code", { text: pretty(call.function?.arguments || "") })),
+    result && resultEl(result));
+}
+
+// The tool results of a branch that answer a call shown above them:
+// tool_call_id -> the first such result (shown inside its call's block).
+function attachedResults(path) {
+  const calls = new Set();
+  const out = new Map();
+  for (const m of path) {
+    if (m.role === "assistant") for (const c of m.tool_calls || []) calls.add(c.id);
+    else if (m.role === "tool" && calls.has(m.tool_call_id) && !out.has(m.tool_call_id)) out.set(m.tool_call_id, m);
+  }
+  return out;
+}
+
+function messageEl(m, isLast, results) {
   const body = h("div", { class: "body" });
   if (m.role === "assistant") {
-    body.append(renderMarkdown(m.content, copyText));
+    if (m.reasoning) body.append(thinkingEl(m.reasoning, thoughtLabel(m)));
+    body.append(h("div", { class: "answer" }, renderMarkdown(m.content, copyText)));
+    if (m.tool_calls?.length)
+      body.append(h("div", { class: "calls" }, m.tool_calls.map((c) => toolCallEl(c, results?.get(c.id)))));
     if (m.status === "streaming") body.append(h("span", { class: "cursor", "aria-hidden": "true" }));
     if (m.finish === "content_filter")
       body.append(h("p", { class: "filtered", role: "note", text: "Stopped by this server's content policy." }));
+  } else if (m.role === "tool") {
+    body.append(resultEl(m));
   } else if (state.editing === m.id) {
     const ta = h("textarea", { class: "edit", "aria-label": "Edit message", rows: 3 }, m.content);
     body.append(ta, h("div", { class: "row" },
@@ -487,17 +548,18 @@ function messageEl(m, isLast) {
   const busy = !!state.streaming;
   const tools = h("div", { class: "tools" },
     versionSwitcher(m),
-    m.role === "assistant" && m.status !== "streaming" &&
+    m.role === "assistant" && m.status !== "streaming" && (m.content || !m.tool_calls?.length) &&
       h("button", { type: "button", class: "plain", onclick: (ev) => copyText(m.content, ev.currentTarget) }, "Copy"),
     m.role === "assistant" && m.status !== "streaming" &&
       h("button", { type: "button", class: "plain", disabled: busy, onclick: () => regenerate(m.id) }, "Regenerate"),
     m.role === "user" && state.editing !== m.id &&
       h("button", { type: "button", class: "plain", disabled: busy, onclick: () => { state.editing = m.id; renderMessages(); } }, "Edit"),
-    m.role === "user" && isLast && !busy &&
+    (m.role === "user" || m.role === "tool") && isLast && !busy &&
       h("button", { type: "button", class: "plain", onclick: () => regenerate(m.id) }, "Regenerate"),
   );
+  const tag = m.role === "user" ? (state.user?.name || "You")[0].toUpperCase() : m.role === "tool" ? "⚙" : "c";
   return h("article", { class: `message ${m.role}`, dataset: { role: m.role, id: String(m.id), status: m.status } },
-    h("div", { class: "who-tag", "aria-hidden": "true", text: m.role === "user" ? (state.user?.name || "You")[0].toUpperCase() : "c" }),
+    h("div", { class: "who-tag", "aria-hidden": "true", text: tag }),
     h("div", { class: "content" }, body, stats(m), tools));
 }
 
@@ -513,7 +575,10 @@ function renderMessages() {
     return;
   }
   const path = branch(state.tree, state.conv.current_leaf);
-  box.replaceChildren(...path.map((m, i) => messageEl(m, i === path.length - 1)));
+  // a result that answers a call shown above goes inside that call's block
+  const results = attachedResults(path);
+  const shown = path.filter((m) => !(m.role === "tool" && results.get(m.tool_call_id) === m));
+  box.replaceChildren(...shown.map((m, i) => messageEl(m, i === shown.length - 1, results)));
   if (atBottom || state.streaming) box.scrollTop = box.scrollHeight;
 }
 
@@ -572,7 +637,7 @@ async function ensureConversation() {
 async function streamReply(path, body, userText, parent) {
   const convId = state.conv.id;
   const controller = new AbortController();
-  const temp = { id: -1, parent: -2, role: "assistant", content: "", status: "streaming" };
+  const temp = { id: -1, parent: -2, role: "assistant", content: "", reasoning: "", tool_calls: [], status: "streaming" };
   const tempUser = userText !== null ? { id: -2, parent, role: "user", content: userText, status: "complete" } : null;
   state.streaming = { controller, convId };
   clearError();
@@ -590,40 +655,82 @@ async function streamReply(path, body, userText, parent) {
   temp.parent = keep.length ? keep[keep.length - 1].id : 0;
   keep.push(temp);
   const box = $("#messages");
-  box.replaceChildren(...keep.map((m, i) => messageEl(m, i === keep.length - 1)));
+  const results = attachedResults(keep);
+  const shownKeep = keep.filter((m) => !(m.role === "tool" && results.get(m.tool_call_id) === m));
+  box.replaceChildren(...shownKeep.map((m, i) => messageEl(m, i === shownKeep.length - 1, results)));
   box.scrollTop = box.scrollHeight;
   renderComposer();
   let pending = false;
+  let replyId = null;
+  // the thinking's time: from its first piece to the first piece of anything else
+  let thinkStart = 0;
+  let thinkSecs = null;
+  const thinkEnd = () => {
+    if (thinkStart && thinkSecs === null) thinkSecs = Math.max(1, Math.round((performance.now() - thinkStart) / 1000));
+  };
+  // the reply's parts are made once, so an opened disclosure stays open as text arrives
+  const parts = {
+    think: null, answer: h("div", { class: "answer" }), calls: h("div", { class: "calls" }),
+    cursor: h("span", { class: "cursor", "aria-hidden": "true" }),
+  };
   const bodyEl = () => box.querySelector('article[data-id="-1"] .body');
   const repaint = () => {
     pending = false;
     const el = bodyEl();
     if (!el) return;
-    el.replaceChildren(renderMarkdown(temp.content, copyText), h("span", { class: "cursor", "aria-hidden": "true" }));
+    if (temp.reasoning && !parts.think) parts.think = thinkingEl("", "Thinking…");
+    if (parts.think) {
+      parts.think.querySelector(".thinking-label").textContent = thinkSecs === null ? "Thinking…" : `Thought for ${thinkSecs} s`;
+      parts.think.querySelector(".thinking-text").replaceChildren(renderMarkdown(temp.reasoning, copyText));
+    }
+    parts.answer.replaceChildren(renderMarkdown(temp.content, copyText));
+    parts.calls.replaceChildren(...temp.tool_calls.filter(Boolean).map((c) => toolCallEl(c)));
+    el.replaceChildren(...[parts.think, parts.answer, parts.calls, parts.cursor].filter(Boolean));
     box.scrollTop = box.scrollHeight;
+  };
+  const later = () => {
+    if (!pending) {
+      pending = true;
+      requestAnimationFrame(repaint);
+    }
   };
   let failure = null;
   try {
     await api.stream(path, body, {
       signal: controller.signal,
-      onStart: () => {
+      onStart: (ids) => {
+        replyId = ids.replyId;
         loadList();
         if (!state.conv.title && userText) {
           state.conv.title = userText.split("\n")[0].slice(0, 60);
           renderTopbar();
         }
       },
+      onReasoning: (t) => {
+        if (!thinkStart) thinkStart = performance.now();
+        temp.reasoning += t;
+        later();
+      },
       onDelta: (t) => {
+        thinkEnd();
         temp.content += t;
-        if (!pending) {
-          pending = true;
-          requestAnimationFrame(repaint);
-        }
+        later();
+      },
+      onToolCall: (d) => {
+        thinkEnd();
+        const i = Number.isInteger(d.index) ? d.index : temp.tool_calls.length;
+        const c = (temp.tool_calls[i] ||= { id: "", type: "function", function: { name: "", arguments: "" } });
+        if (d.id) c.id = d.id;
+        if (d.function?.name) c.function.name = d.function.name;
+        if (d.function?.arguments) c.function.arguments += d.function.arguments;
+        later();
       },
     });
   } catch (e) {
     if (e.name !== "AbortError") failure = e;
   }
+  thinkEnd();
+  if (replyId !== null && thinkSecs !== null) state.thought.set(replyId, thinkSecs);
   state.streaming = null;
   // the server stored it all; show what it has (a stop is stored a moment later)
   if (controller.signal.aborted) await new Promise((r) => setTimeout(r, 250));
