@@ -7,12 +7,18 @@
  * envelope must serialise; every accepted request must hold its
  * invariants (ranges, owned strings), and a chat request is answered with
  * a choice (text from the input's own bytes, so any bytes reach the
- * builders) and logprobs, dumped to JSON, and freed. */
+ * builders) and logprobs, dumped to JSON, and freed. An accepted chat
+ * request's reply format is worked out for a template of each tool-call
+ * format (serve/replyfmt.c: the generic format's rewritten messages, the
+ * grammar from the grammar field, the schema or the tools), and any grammar
+ * it gives must parse: a failure there is a 4xx, never a crash. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sample/grammar.h"
 #include "serve/oai.h"
+#include "serve/replyfmt.h"
 
 static volatile size_t sink;
 
@@ -84,6 +90,36 @@ static void respond(const OaiRequest *r, const uint8_t *data, size_t size) {
     json_decref(c);
 }
 
+/* Templates that make toolcall_detect pick each format (and <think>). */
+static const char *const TEMPLATES[] = {
+    "{{ messages }}",
+    "<tool_call>{{ tools }}</tool_call><think>",
+    "<|python_tag|>{{ tools }} ipython",
+    "[TOOL_CALLS]{{ tools }}",
+    "<|channel|>{{ tools }}",
+};
+
+static void reply_formats(const OaiRequest *r, const uint8_t *data, size_t size) {
+    size_t k = size ? data[size - 1] % (sizeof TEMPLATES / sizeof *TEMPLATES) : 0;
+    ReplyFmt f;
+    OaiError e = {0};
+    if (replyfmt_prepare(r, TEMPLATES[k], strlen(TEMPLATES[k]), &f, &e)) {
+        check_error(&e);
+        return;
+    }
+    if (!json_is_array(f.messages))
+        abort();
+    if (f.grammar) {
+        Grammar *g = NULL;
+        Err err = {0};
+        Status st = grammar_parse(&g, f.grammar, f.grammar_len, NULL, &err);
+        if (st && st != STATUS_LIMIT)
+            abort(); /* what the server compiles must be a grammar */
+        grammar_free(g);
+    }
+    replyfmt_free(&f);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     OaiLimits lim = oai_default_limits();
     char *body = malloc(size ? size : 1); /* exact size: ASan sees overreads */
@@ -96,6 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (oai_parse_chat(body, size, &lim, &req, &e) == STATUS_OK) {
         check_request(&req, &lim);
         respond(&req, data, size);
+        reply_formats(&req, data, size);
         oai_request_free(&req);
     } else {
         check_error(&e);

@@ -60,7 +60,9 @@ static char *calls_text(const json_t *calls) {
         json_array_append_new(list, json_pack("{s:O,s:o}", "name", json_object_get(f, "name"),
                                               "arguments", a ? a : json_string(args ? args : "")));
     }
-    char *s = json_dumps(json_pack("{s:o}", "tool_calls", list), JSON_COMPACT);
+    json_t *obj = json_pack("{s:o}", "tool_calls", list);
+    char *s = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
     return s;
 }
 
@@ -263,10 +265,10 @@ static Status build_grammar(const OaiRequest *r, ToolFormat fmt, ReplyFmt *out, 
     } else { /* a JSON reply in the format, or calls */
         st = format_grammar(r, &b, rule, sizeof rule, e);
         if (!st)
-            st = tools_grammar(r, fmt, false, "tc-calls", &b, e);
+            st = tools_grammar(r, fmt, false, "calls-root", &b, e);
         if (!st) {
             char root[JSONSCHEMA_MAX_RULE_NAME + 32];
-            int n = snprintf(root, sizeof root, "root ::= %s | tc-calls\n", rule);
+            int n = snprintf(root, sizeof root, "root ::= %s | calls-root\n", rule);
             st = jsonschema_buf_append(&b, root, (size_t)n, &err) ? nomem(e) : STATUS_OK;
         }
     }
