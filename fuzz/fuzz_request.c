@@ -2,7 +2,8 @@
  * (serve/oai.c), exactly what the server runs on a body.
  *
  * The input is a request body. It goes to oai_parse_chat,
- * oai_parse_completion and oai_parse_object with the default limits. Every
+ * oai_parse_completion, oai_parse_embeddings and oai_parse_object with the
+ * default limits. Every
  * rejection must carry a 4xx status, a type and a message, and its error
  * envelope must serialise; every accepted request must hold its
  * invariants (ranges, owned strings), and a chat request is answered with
@@ -143,6 +144,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (oai_parse_completion(body, size, &lim, &req, &e) == STATUS_OK) {
         check_request(&req, &lim);
         oai_request_free(&req);
+    } else {
+        check_error(&e);
+    }
+    memset(&e, 0, sizeof e);
+    OaiEmbedRequest er;
+    if (oai_parse_embeddings(body, size, &lim, &er, &e) == STATUS_OK) {
+        if (er.n_inputs < 1 || er.n_inputs > OAI_MAX_EMBED_INPUTS ||
+            (size_t)er.n_inputs != json_array_size(er.inputs) || er.dimensions < 0)
+            abort();
+        oai_embed_request_free(&er);
     } else {
         check_error(&e);
     }

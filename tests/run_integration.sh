@@ -77,6 +77,10 @@ done
 # (64 under the sanitizers).
 suite tests/serve/test_tools.mjs node tests/serve/test_tools.mjs build/cgpt 1008
 suite "tests/serve/test_tools.mjs (ASan+UBSan binary)" node tests/serve/test_tools.mjs build/asan/cgpt 64
+# Embeddings (issue 18): /v1/embeddings against the NumPy reference and the SDK.
+for b in build/cgpt build/asan/cgpt; do
+  suite "tests/serve/test_embeddings.py ($b)" /usr/bin/python3 tests/serve/test_embeddings.py $b
+done
 suite tests/serve/test_hostile.py /usr/bin/python3 tests/serve/test_hostile.py build/cgpt
 suite "tests/serve/test_hostile.py (ASan+UBSan binary)" /usr/bin/python3 tests/serve/test_hostile.py build/asan/cgpt
 suite tests/serve/test_isolation.py /usr/bin/python3 tests/serve/test_isolation.py build/cgpt

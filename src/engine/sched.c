@@ -52,6 +52,19 @@
 
 typedef enum { RQ_QUEUED, RQ_PREFILL, RQ_DECODE } ReqState;
 
+/* An embedding request (sched_embed): waits in the embed queue, runs on the
+ * engine thread between steps, its caller blocked on 'done'. */
+typedef struct SchedEmbedJob {
+    const int32_t *tokens, *lens; /* the caller's, valid while it waits */
+    int n_seqs;
+    ModelEmbedOpts opts;
+    float *out;
+    Status st;
+    Err err;
+    bool done;
+    struct SchedEmbedJob *next;
+} SchedEmbedJob;
+
 typedef struct {
     Sampler *smp; /* created at admission */
     Constraint *con; /* the grammar's state, created at admission; NULL without one */
@@ -126,6 +139,8 @@ struct Sched {
     bool started, stopping;
     SchedReq *q_head, *q_tail;
     int n_queued;
+    SchedEmbedJob *e_head, *e_tail; /* embedding requests, under mu */
+    pthread_cond_t e_cv;            /* an embedding request is done */
     atomic_uint cancel_gen; /* bumped by sched_cancel */
     unsigned cancel_seen;
     SchedStats st; /* under mu (running/queued/kv filled in by the engine) */
@@ -769,22 +784,74 @@ static void drain(Sched *s) {
     publish_state(s);
 }
 
+/* Run the queued embedding requests (engine thread, between steps). A
+ * decoder's request needs a free sequence id and waits for one; an
+ * encoder's needs none. */
+static void run_embeds(Sched *s) {
+    bool encoder = model_config(s->m)->encoder;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        SchedEmbedJob *j = s->e_head;
+        if (j && (encoder || s->n_free_seq > 0)) {
+            s->e_head = j->next;
+            if (!s->e_head)
+                s->e_tail = NULL;
+        } else {
+            j = NULL;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (!j)
+            return;
+        int seq = encoder ? 0 : s->free_seq[--s->n_free_seq];
+        if (!encoder)
+            model_seq_free(s->m, seq);
+        j->opts.seq = seq;
+        double t0 = now();
+        Status st = model_embed(s->m, j->tokens, j->lens, j->n_seqs, &j->opts, j->out, &j->err);
+        if (!encoder)
+            s->free_seq[s->n_free_seq++] = seq;
+        pthread_mutex_lock(&s->mu);
+        j->st = st;
+        j->done = true;
+        s->st.busy_seconds += now() - t0;
+        s->st.embed_requests++;
+        for (int i = 0; i < j->n_seqs; i++)
+            s->st.tokens_embedded += (uint64_t)j->lens[i];
+        pthread_cond_broadcast(&s->e_cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+/* Fail the embedding requests still queued (the engine stops). */
+static void fail_embeds(Sched *s) {
+    pthread_mutex_lock(&s->mu);
+    for (SchedEmbedJob *j = s->e_head; j; j = j->next) {
+        j->st = err_set(&j->err, STATUS_BUSY, "sched: the engine is stopping");
+        j->done = true;
+    }
+    s->e_head = s->e_tail = NULL;
+    pthread_cond_broadcast(&s->e_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void *engine_main(void *arg) {
     Sched *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!s->stopping && s->n_run == 0 && !s->q_head)
+        while (!s->stopping && s->n_run == 0 && !s->q_head && !s->e_head)
             pthread_cond_wait(&s->cv, &s->mu);
         bool stop = s->stopping;
         pthread_mutex_unlock(&s->mu);
         if (stop)
             break;
+        run_embeds(s);
         reap_cancelled(s);
         admit(s);
         step(s);
         publish_state(s);
     }
     drain(s);
+    fail_embeds(s);
     return NULL;
 }
 
@@ -859,6 +926,7 @@ Status sched_new(Sched **out, Model *m, const Tokenizer *t, const SchedParams *p
     model_identity(s);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->e_cv, NULL);
     atomic_init(&s->cancel_gen, 0);
 
     /* logits rows per step: decode rows (one per running choice, at most
@@ -887,7 +955,7 @@ Status sched_new(Sched **out, Model *m, const Tokenizer *t, const SchedParams *p
     for (int i = 0; i < s->n_seq_max; i++)
         s->free_seq[i] = s->n_seq_max - 1 - i;
     s->n_free_seq = s->n_seq_max;
-    if (p->prefix_cache && !(s->pc = pcache_new(s->kv->n_blocks, err))) {
+    if (p->prefix_cache && !mc->encoder && !(s->pc = pcache_new(s->kv->n_blocks, err))) {
         sched_free(s);
         return err->status;
     }
@@ -938,8 +1006,10 @@ void sched_free(Sched *s) {
         pcache_clear(s->pc, s->kv);
         pcache_free(s->pc);
     }
+    fail_embeds(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->e_cv);
     free(s->run);
     free(s->free_seq);
     free(s->rows);
@@ -1102,3 +1172,51 @@ void sched_stats(Sched *s, SchedStats *st) {
 }
 
 int sched_n_ctx(const Sched *s) { return s->n_ctx; }
+
+/* ---- embeddings ----------------------------------------------------------- */
+
+Status sched_embed(Sched *s, const int32_t *tokens, const int32_t *lens, int n_seqs, bool normalize,
+                   float *out, Err *err) {
+    if (n_seqs < 1 || n_seqs > SCHED_MAX_EMBED_INPUTS)
+        return err_set(err, STATUS_INVALID, "input: %d inputs out of range [1, %d]", n_seqs,
+                       SCHED_MAX_EMBED_INPUTS);
+    const ModelConfig *mc = model_config(s->m);
+    int limit = mc->encoder ? (s->n_batch < s->n_ctx ? s->n_batch : s->n_ctx) : s->n_ctx;
+    long long off = 0;
+    for (int i = 0; i < n_seqs; i++) {
+        if (lens[i] < 1)
+            return err_set(err, STATUS_INVALID, "input[%d]: empty (0 tokens)", i);
+        if (lens[i] > limit)
+            return err_set(err, STATUS_LIMIT,
+                           "context_length_exceeded: input[%d] has %d tokens, the model takes at "
+                           "most %d",
+                           i, lens[i], limit);
+        for (int k = 0; k < lens[i]; k++)
+            if (tokens[off + k] < 0 || tokens[off + k] >= s->n_vocab)
+                return err_set(err, STATUS_INVALID, "input[%d]: token %d out of range [0, %d)", i,
+                               (int)tokens[off + k], s->n_vocab);
+        off += lens[i];
+    }
+    SchedEmbedJob j = {.tokens = tokens,
+                       .lens = lens,
+                       .n_seqs = n_seqs,
+                       .opts = {.pooling = MODEL_POOL_DEFAULT, .normalize = normalize},
+                       .out = out};
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping || !s->started) {
+        pthread_mutex_unlock(&s->mu);
+        return err_set(err, STATUS_BUSY, "sched: the engine is not running");
+    }
+    if (s->e_tail)
+        s->e_tail->next = &j;
+    else
+        s->e_head = &j;
+    s->e_tail = &j;
+    pthread_cond_signal(&s->cv);
+    while (!j.done)
+        pthread_cond_wait(&s->e_cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    if (j.st)
+        *err = j.err;
+    return j.st;
+}

@@ -166,10 +166,27 @@ typedef struct {
     uint64_t prefix_hits;  /* requests that reused at least one cached block */
     uint64_t steps;        /* forward passes */
     uint64_t kv_bytes_resident; /* KV pool bytes in memory (kv_resident_bytes) */
-    double busy_seconds;   /* time spent in steps */
+    double busy_seconds;        /* time spent in steps (and embeddings) */
+    uint64_t embed_requests, tokens_embedded; /* sched_embed */
 } SchedStats;
 
 void sched_stats(Sched *s, SchedStats *st);
+/* Embeddings (the /v1/embeddings route): n_seqs inputs, input i being
+ * lens[i] token ids one after another in 'tokens' (borrowed until the call
+ * returns), each pooled into one vector of n_embd floats in out[i * n_embd]
+ * (model_embed: the file's pooling for bert / nomic-bert, the mean of the
+ * final hidden states for other models), L2-normalised when 'normalize'.
+ * Runs on the engine thread between steps, as one model_embed call (an
+ * encoder's inputs packed into as few passes as n_batch allows; a decoder's
+ * through a free sequence id, waiting for one); the caller blocks until it
+ * is done. Errors: STATUS_INVALID (bad counts or token ids, naming the
+ * input), STATUS_LIMIT "context_length_exceeded: ..." for an input longer
+ * than the model takes, STATUS_BUSY when the engine is not running. Any
+ * thread. */
+#define SCHED_MAX_EMBED_INPUTS 2048 /* inputs per request (OpenAI's limit) */
+Status sched_embed(Sched *s, const int32_t *tokens, const int32_t *lens, int n_seqs, bool normalize,
+                   float *out, Err *err);
+
 /* The model's context per sequence. */
 int sched_n_ctx(const Sched *s);
 

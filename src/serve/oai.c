@@ -993,6 +993,98 @@ Status oai_parse_completion(const char *body, size_t len, const OaiLimits *lim, 
     return parse_request(OAI_COMPLETION, body, len, lim, req, e);
 }
 
+/* ------------------------------------------------------------ embeddings */
+
+static Status embed_ids(const json_t *arr, const char *param, OaiError *e) {
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return bad(e, param, "empty (an input needs at least one token)");
+    if (n > OAI_MAX_PROMPT_IDS)
+        return bad(e, param, "%zu token ids is above the limit of %d", n, OAI_MAX_PROMPT_IDS);
+    size_t i;
+    const json_t *t;
+    json_array_foreach(arr, i, t) {
+        if (!json_is_integer(t) || json_integer_value(t) < 0 || json_integer_value(t) > INT32_MAX)
+            return bad(e, param, "[%zu]: expected a token id (an integer in [0, 2^31))", i);
+    }
+    return STATUS_OK;
+}
+
+Status oai_parse_embeddings(const char *body, size_t len, const OaiLimits *lim,
+                            OaiEmbedRequest *req, OaiError *e) {
+    OaiLimits def = oai_default_limits();
+    memset(req, 0, sizeof *req);
+    if (!(req->root = oai_parse_object(body, len, lim ? lim : &def, e)))
+        return STATUS_INVALID;
+    const json_t *r = req->root;
+    Status st = field_str(r, "model", req->model, OAI_MAX_MODEL_BYTES, e);
+    if (!st)
+        st = field_str(r, "user", req->user, OAI_MAX_USER_BYTES, e);
+    json_t *in = field(r, "input");
+    if (!st && !in)
+        st = bad(e, "input", "required");
+    if (!st && json_is_string(in)) {
+        if (!json_string_length(in))
+            st = bad(e, "input", "empty (OpenAI refuses an empty string too)");
+        req->inputs = json_pack("[O]", in);
+    } else if (!st && json_is_array(in)) {
+        size_t n = json_array_size(in);
+        const json_t *first = json_array_get(in, 0);
+        if (n == 0)
+            st = bad(e, "input", "an empty array");
+        else if (json_is_integer(first)) { /* one input as token ids */
+            st = embed_ids(in, "input", e);
+            req->ids = true;
+            req->inputs = json_pack("[O]", in);
+        } else if (n > OAI_MAX_EMBED_INPUTS) {
+            st = bad(e, "input", "%zu inputs is above the limit of %d", n, OAI_MAX_EMBED_INPUTS);
+        } else {
+            req->ids = json_is_array(first);
+            char param[64];
+            for (size_t i = 0; !st && i < n; i++) {
+                const json_t *x = json_array_get(in, i);
+                snprintf(param, sizeof param, "input[%zu]", i);
+                if (req->ids ? !json_is_array(x) : !json_is_string(x))
+                    st = bad_type(e, param,
+                                  req->ids ? "an array of token ids (as input[0])"
+                                           : "a string (as input[0])",
+                                  x);
+                else if (req->ids)
+                    st = embed_ids(x, param, e);
+                else if (!json_string_length(x))
+                    st = bad(e, param, "an empty string");
+            }
+            req->inputs = json_incref(in);
+        }
+    } else if (!st) {
+        st = bad_type(e, "input", "a string, an array of strings or of token ids", in);
+    }
+    const json_t *fmt = field(r, "encoding_format");
+    if (!st && fmt) {
+        if (!json_is_string(fmt) ||
+            (strcmp(json_string_value(fmt), "float") && strcmp(json_string_value(fmt), "base64")))
+            st = bad(e, "encoding_format", "must be 'float' or 'base64'");
+        else
+            req->base64 = !strcmp(json_string_value(fmt), "base64");
+    }
+    if (!st)
+        st = field_int(r, "dimensions", 1, INT32_MAX, &req->dimensions, e);
+    if (st) {
+        oai_embed_request_free(req);
+        return STATUS_INVALID;
+    }
+    req->n_inputs = (int)json_array_size(req->inputs);
+    return STATUS_OK;
+}
+
+void oai_embed_request_free(OaiEmbedRequest *req) {
+    if (!req)
+        return;
+    json_decref(req->inputs);
+    json_decref(req->root);
+    memset(req, 0, sizeof *req);
+}
+
 void oai_request_free(OaiRequest *req) {
     if (!req)
         return;

@@ -157,6 +157,28 @@ typedef struct {
     bool parallel_tool_calls; /* default true */
 } OaiRequest;
 
+/* An embeddings request (/v1/embeddings): model, input (a string, an
+ * array of strings, an array of token ids, or an array of such arrays;
+ * nothing empty; at most OAI_MAX_EMBED_INPUTS inputs), encoding_format
+ * ("float" or "base64"), dimensions (>= 1; checked against the model
+ * later), user. Token ids are checked to be integers in [0, 2^31) here and
+ * against the vocabulary later. */
+#define OAI_MAX_EMBED_INPUTS 2048 /* inputs per embeddings request (OpenAI's limit) */
+typedef struct {
+    json_t *root;
+    char model[OAI_MAX_MODEL_BYTES + 1];
+    json_t *inputs; /* owned: an array of n_inputs strings or of n_inputs id arrays */
+    int n_inputs;
+    bool ids; /* the inputs are token id arrays */
+    bool base64;
+    int dimensions; /* 0: the model's */
+    char user[OAI_MAX_USER_BYTES + 1];
+} OaiEmbedRequest;
+
+Status oai_parse_embeddings(const char *body, size_t len, const OaiLimits *lim,
+                            OaiEmbedRequest *req, OaiError *e);
+void oai_embed_request_free(OaiEmbedRequest *req);
+
 /* The name of tools[i] (a validated tools array). */
 const char *oai_tool_name(const json_t *tools, size_t i);
 

@@ -493,6 +493,13 @@ static enum MHD_Result generate_with(Server *s, SrvReq *q, struct MHD_Connection
 static enum MHD_Result generate(Server *s, SrvReq *q, struct MHD_Connection *c, OaiKind kind,
                                 OaiRequest *rp, SrvHook *hook, const ServerModel *m, bool *kept) {
     ReplyFmt rf = {0};
+    if (model_config(m->model)->encoder) {
+        oai_error_set(&q->err, 400, "invalid_request_error", "model_not_supported", "model",
+                      "model '%s' is an embedding model (%s): it answers /v1/embeddings, it "
+                      "cannot generate text",
+                      m->id, model_config(m->model)->arch_name);
+        return fail_hook(s, q, c, rp, NULL, 0, hook);
+    }
     if (kind == OAI_CHAT) {
         size_t tlen = 0;
         const char *tsrc = chat_format_source(m->fmt, &tlen);
@@ -587,7 +594,8 @@ static enum MHD_Result tokenize(Server *s, SrvReq *q, struct MHD_Connection *c, 
     int32_t *ids = malloc(sizeof(int32_t) * (len + 3));
     size_t n = 0;
     Err err = {0};
-    TokEncodeOpts o = {.add_bos = json_is_true(as) && tok_add_bos(m->tok)};
+    TokEncodeOpts o = {.add_bos = json_is_true(as) && tok_add_bos(m->tok),
+                       .add_eos = json_is_true(as) && tok_add_eos(m->tok)};
     if (!ids || tok_encode(m->tok, json_string_value(content), len, &o, ids, len + 3, &n, &err)) {
         free(ids);
         json_decref(body);

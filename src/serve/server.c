@@ -396,9 +396,15 @@ const ServerModel *srv_acquire_model(Server *s, SrvReq *q, const char *id, doubl
 }
 
 static const char *route_name(const char *url) {
-    static const char *known[] = {"/v1/chat/completions", "/v1/completions", "/v1/models",
-                                  "/v1/moderations",      "/health",         "/metrics",
-                                  "/tokenize",            "/detokenize"};
+    static const char *known[] = {"/v1/chat/completions",
+                                  "/v1/completions",
+                                  "/v1/models",
+                                  "/v1/moderations",
+                                  "/health",
+                                  "/metrics",
+                                  "/tokenize",
+                                  "/detokenize",
+                                  "/v1/embeddings"};
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (!strcmp(url, known[i]))
             return known[i];
@@ -437,7 +443,7 @@ static enum MHD_Result dispatch(Server *s, SrvReq *q, struct MHD_Connection *c, 
     bool api = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions") ||
                !strcmp(url, "/v1/models") || !strncmp(url, "/v1/models/", 11) ||
                !strcmp(url, "/v1/moderations") || !strcmp(url, "/tokenize") ||
-               !strcmp(url, "/detokenize");
+               !strcmp(url, "/detokenize") || !strcmp(url, "/v1/embeddings");
     if (!api) {
         oai_error_set(&q->err, 404, "invalid_request_error", "unknown_url", NULL,
                       "Unknown request URL: %s %.200s.", method, url);
@@ -465,6 +471,8 @@ static enum MHD_Result dispatch(Server *s, SrvReq *q, struct MHD_Connection *c, 
         return srv_route_generate(s, q, c, OAI_COMPLETION);
     if (!strcmp(url, "/v1/moderations"))
         return srv_route_moderations(s, q, c);
+    if (!strcmp(url, "/v1/embeddings"))
+        return srv_route_embeddings(s, q, c);
     if (!strcmp(url, "/tokenize"))
         return srv_route_tokenize(s, q, c);
     return srv_route_detokenize(s, q, c);

@@ -135,6 +135,8 @@ JobAudit srv_job_audit(Server *s, const SrvAuth *auth, const char *route);
 enum MHD_Result srv_generate(Server *s, SrvReq *q, struct MHD_Connection *c, OaiKind kind,
                              OaiRequest *r, SrvHook *hook);
 enum MHD_Result srv_route_tokenize(Server *s, SrvReq *q, struct MHD_Connection *c);
+/* POST /v1/embeddings (embed.c). */
+enum MHD_Result srv_route_embeddings(Server *s, SrvReq *q, struct MHD_Connection *c);
 /* POST /v1/moderations (modcheck.c). */
 enum MHD_Result srv_route_moderations(Server *s, SrvReq *q, struct MHD_Connection *c);
 enum MHD_Result srv_route_detokenize(Server *s, SrvReq *q, struct MHD_Connection *c);
