@@ -10,7 +10,9 @@
  *   cgpt run -m MODEL --tokens "ID ..." --ids [-n N] [sampling]
  *       the prompt as token ids; prints the generated ids, space-separated,
  *       as the last line of stdout. Exactly N tokens are generated (no
- *       end-of-sequence handling), so tests compare fixed-length output. */
+ *       end-of-sequence handling), so tests compare fixed-length output.
+ *   --grammar-file FILE / --json-schema SCHEMA constrain the text's output
+ *       (a GBNF grammar; a JSON Schema compiled to one), as llama.cpp's. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include "cli/cli.h"
 #include "cli/common.h"
 #include "engine/generate.h"
+#include "sample/jsonschema.h"
 #include "sample/stop.h"
 
 #define RUN_MAX_PROMPT 65536 /* token ids accepted by --tokens */
@@ -39,7 +42,9 @@ enum {
     O_TFILE,
     O_THREADS,
     O_CTX,
-    O_KV_TYPE
+    O_KV_TYPE,
+    O_GRAMMAR_FILE,
+    O_JSON_SCHEMA
 };
 
 static const ArgOpt RUN_OPTS[] = {
@@ -55,13 +60,15 @@ static const ArgOpt RUN_OPTS[] = {
     CLI_OPT_THREADS(O_THREADS),
     {O_CTX, "-c|--ctx", "N", "context size (default: the model's, at most 4096)"},
     CLI_OPT_KV_TYPE(O_KV_TYPE),
+    {O_GRAMMAR_FILE, "--grammar-file", "FILE", "the output follows this GBNF grammar"},
+    {O_JSON_SCHEMA, "--json-schema", "SCHEMA", "the output is JSON valid against this JSON Schema"},
     {O_TOKENS, "--tokens", "IDS", "the prompt as token ids \"1 2 3\" (with --ids)"},
     {O_IDS, "--ids", NULL, "print the generated token ids; exactly -n of them (for tests)"},
     {0},
 };
 
 typedef struct {
-    const char *model, *prompt, *file, *tokens, *system, *tfile;
+    const char *model, *prompt, *file, *tokens, *system, *tfile, *grammar_file, *json_schema;
     const char *stop[STOP_MAX_STRINGS];
     int n_stop;
     long n_new, threads, ctx;
@@ -91,6 +98,8 @@ static Status parse(int argc, char **argv, RunOpts *o, bool *help, Err *err) {
         case O_FILE: o->file = v; break;
         case O_SYSTEM: o->system = v; break;
         case O_TFILE: o->tfile = v; break;
+        case O_GRAMMAR_FILE: o->grammar_file = v; break;
+        case O_JSON_SCHEMA: o->json_schema = v; break;
         case O_STOP:
             if (o->n_stop == STOP_MAX_STRINGS)
                 return err_set(err, STATUS_LIMIT, "more than %d --stop strings", STOP_MAX_STRINGS);
@@ -118,7 +127,33 @@ static Status parse(int argc, char **argv, RunOpts *o, bool *help, Err *err) {
         return err_set(err, STATUS_INVALID, "--ids needs the prompt as --tokens \"ID ...\"");
     if (!o->n_given)
         o->n_new = o->ids ? 16 : 128;
+    if (o->grammar_file && o->json_schema)
+        return err_set(err, STATUS_INVALID, "give --grammar-file or --json-schema, not both");
+    if (o->ids && (o->grammar_file || o->json_schema))
+        return err_set(err, STATUS_INVALID, "--ids generates exactly -n tokens: no grammar");
     return STATUS_OK;
+}
+
+/* The grammar --grammar-file or --json-schema gives (owned), or NULL. */
+static Status run_grammar(const RunOpts *o, char **out, size_t *len, Err *err) {
+    *out = NULL;
+    *len = 0;
+    if (o->grammar_file)
+        return cli_read_file(o->grammar_file, GRAMMAR_MAX_TEXT, out, len, err);
+    if (!o->json_schema)
+        return STATUS_OK;
+    json_error_t je;
+    json_t *schema = json_loads(o->json_schema, JSON_DECODE_ANY, &je);
+    if (!schema)
+        return err_set(err, STATUS_INVALID, "--json-schema: invalid JSON at column %d: %s",
+                       je.column, je.text);
+    Status st = jsonschema_to_gbnf(schema, out, err);
+    json_decref(schema);
+    if (st)
+        err_prefix(err, "--json-schema");
+    else
+        *len = strlen(*out);
+    return st;
 }
 
 /* --tokens/--ids: exactly n_new tokens, printed as ids. */
@@ -225,6 +260,8 @@ static Status run_text(const RunOpts *o, Err *err) {
     int32_t *ids = NULL;
     size_t n = 0;
     json_t *msgs = NULL;
+    char *grammar = NULL;
+    size_t glen = 0;
     if (o->file) {
         if ((s = cli_read_file(o->file, CLI_MAX_FILE, &buf, &len, err)))
             return s;
@@ -246,6 +283,8 @@ static Status run_text(const RunOpts *o, Err *err) {
         goto done;
     }
     if ((s = gen_session_init(&gs, cm.m, cm.tok, 0, err)))
+        goto done;
+    if ((s = run_grammar(o, &grammar, &glen, err)))
         goto done;
     if (o->chat) {
         msgs = json_array();
@@ -279,6 +318,8 @@ static Status run_text(const RunOpts *o, Err *err) {
                 o->n_new, gs.cap, n, room);
     GenParams gp = {.max_tokens = (int)o->n_new, .sampling = o->sp, .stop = o->stop,
                     .n_stop = o->n_stop, .ignore_eos = o->ignore_eos};
+    gp.grammar = grammar;
+    gp.grammar_len = glen;
     cli_sampling_resolve(&cm, o->sp_set, &gp.sampling);
     GenStats st;
     if ((s = gen_generate(&gs, ids, (int)n, &gp, print_text, NULL, NULL, &st, err)))
@@ -292,6 +333,7 @@ static Status run_text(const RunOpts *o, Err *err) {
 done:
     json_decref(msgs);
     free(ids);
+    free(grammar);
     gen_session_free(&gs);
     cli_unload(&cm);
     free(buf);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/perf.h"
+#include "sample/constrain.h"
 #include "sample/stop.h"
 
 #define GEN_TEXT_CAP (TOK_MAX_STREAM_OUT + STOP_MAX_LEN)
@@ -114,6 +115,18 @@ Status gen_generate(GenSession *s, const int32_t *prompt, int n_prompt, const Ge
     Sampler *smp = sampler_new(&p->sampling, model_config(s->m)->n_vocab, err);
     if (!smp)
         return err->status;
+    Grammar *gr = NULL;
+    GrammarVocab *gv = NULL;
+    Constraint *con = NULL;
+    if (p->grammar &&
+        (grammar_parse(&gr, p->grammar, p->grammar_len, NULL, err) ||
+         constrain_vocab_new(s->tok, model_config(s->m)->n_vocab, p->render_special, &gv, err) ||
+         !(con = constrain_new(gr, gv, err)))) {
+        sampler_free(smp);
+        grammar_vocab_free(gv);
+        grammar_free(gr);
+        return err->status;
+    }
     StopMatcher stop;
     Status st = stop_init(&stop, p->stop, p->n_stop, err);
     char *text = malloc(GEN_TEXT_CAP), *out = malloc(GEN_TEXT_CAP);
@@ -152,11 +165,19 @@ Status gen_generate(GenSession *s, const int32_t *prompt, int n_prompt, const Ge
             gs->finish = GEN_FINISH_CANCELLED;
             break;
         }
-        int32_t id = sampler_sample(smp, s->logits, NULL);
+        int32_t id = con ? constrain_sample(con, smp, s->logits, NULL, NULL)
+                         : sampler_sample(smp, s->logits, NULL);
+        if (id < 0) {
+            st = err_set(err, STATUS_INVALID,
+                         "grammar: no token of the vocabulary can continue the output here");
+            break;
+        }
         if (!p->ignore_eos && tok_is_eog(s->tok, id)) {
             gs->finish = GEN_FINISH_EOG;
             break;
         }
+        if (con)
+            constrain_accept(con, id);
         sampler_accept(smp, id);
         if (out_ids)
             out_ids[gs->n_generated] = id;
@@ -166,6 +187,10 @@ Status gen_generate(GenSession *s, const int32_t *prompt, int n_prompt, const Ge
         emit(&sink, out, stop_push(&stop, text, n, out, &hit));
         if (hit) {
             gs->finish = GEN_FINISH_STOP;
+            break;
+        }
+        if (con && constrain_done(con)) { /* nothing can follow */
+            gs->finish = GEN_FINISH_EOG;
             break;
         }
         if (k + 1 == limit)
@@ -192,6 +217,9 @@ Status gen_generate(GenSession *s, const int32_t *prompt, int n_prompt, const Ge
 done:
     stop_free(&stop);
     sampler_free(smp);
+    constrain_free(con);
+    grammar_vocab_free(gv);
+    grammar_free(gr);
     free(text);
     free(out);
     return st;

@@ -36,6 +36,11 @@ typedef struct {
     int n_stop;
     bool ignore_eos;          /* keep going past end-of-generation tokens */
     bool render_special;      /* show control tokens' text in the output */
+    /* A GBNF grammar the output follows (sample/constrain.h), or NULL:
+     * parsed per call (a bad one is gen_generate's error); the generation
+     * ends as at end-of-generation once the grammar can take nothing more. */
+    const char *grammar;
+    size_t grammar_len;
 } GenParams;
 
 typedef struct {

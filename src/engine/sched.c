@@ -483,31 +483,6 @@ static int64_t reservation(const Sched *s, int n_prompt, int n, int target, int 
 
 /* ---- admission ------------------------------------------------------------- */
 
-/* The trie of the vocabulary's pieces as the detokenizer writes them
- * (control tokens are empty, so a grammar never admits them, unless
- * 'special': then they are their text), for every grammar of this
- * scheduler. */
-static Status grammar_vocab_for(Sched *s, bool special, Err *err) {
-    int n = s->n_vocab;
-    const char **pieces = malloc((size_t)n * sizeof *pieces);
-    size_t *lens = malloc((size_t)n * sizeof *lens);
-    uint8_t *eog = malloc((size_t)n);
-    Status st = STATUS_OK;
-    if (!pieces || !lens || !eog) {
-        st = err_set(err, STATUS_NOMEM, "grammar: out of memory for a vocabulary of %d", n);
-    } else {
-        for (int i = 0; i < n; i++) {
-            pieces[i] = tok_piece(s->tok, i, special, &lens[i]);
-            eog[i] = tok_is_eog(s->tok, i);
-        }
-        st = grammar_vocab_new(&s->gvocab[special], n, pieces, lens, eog, err);
-    }
-    free(pieces);
-    free(lens);
-    free(eog);
-    return st;
-}
-
 /* 1: admitted; 0: not now; -1: failed (r->error set). */
 static int try_admit(Sched *s, SchedReq *r) {
     if (s->n_run >= s->p.max_running || s->n_free_seq < r->n ||
@@ -528,7 +503,8 @@ static int try_admit(Sched *s, SchedReq *r) {
 
     Err err = {0};
     bool special = r->p.render_special;
-    if (r->grammar && !s->gvocab[special] && grammar_vocab_for(s, special, &err)) {
+    if (r->grammar && !s->gvocab[special] &&
+        constrain_vocab_new(s->tok, s->n_vocab, special, &s->gvocab[special], &err)) {
         snprintf(r->error, sizeof r->error, "%s", err.msg);
         return -1;
     }

@@ -89,3 +89,30 @@ bool constrain_complete(const Constraint *c) { return grammar_complete(c->st); }
 bool constrain_done(const Constraint *c) { return grammar_done(c->st); }
 
 ConstrainStats constrain_stats(const Constraint *c) { return c->stats; }
+
+Status constrain_vocab_new(const Tokenizer *t, int n_vocab, bool special, GrammarVocab **out,
+                           Err *err) {
+    *out = NULL;
+    int n = n_vocab;
+    const char **pieces = malloc((size_t)(n > 0 ? n : 1) * sizeof *pieces);
+    size_t *lens = malloc((size_t)(n > 0 ? n : 1) * sizeof *lens);
+    uint8_t *eog = malloc((size_t)(n > 0 ? n : 1));
+    Status st;
+    if (!pieces || !lens || !eog) {
+        st = err_set(err, STATUS_NOMEM, "grammar: out of memory for a vocabulary of %d", n);
+    } else {
+        for (int i = 0; i < n; i++) {
+            pieces[i] = tok_piece(t, i, special, &lens[i]); /* "" past the tokenizer's */
+            if (!pieces[i]) {
+                pieces[i] = "";
+                lens[i] = 0;
+            }
+            eog[i] = tok_is_eog(t, i);
+        }
+        st = grammar_vocab_new(out, n, pieces, lens, eog, err);
+    }
+    free(pieces);
+    free(lens);
+    free(eog);
+    return st;
+}

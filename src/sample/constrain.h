@@ -29,6 +29,7 @@
 #include "core/err.h"
 #include "sample/grammar.h"
 #include "sample/sampler.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct Constraint Constraint;
 
@@ -60,5 +61,13 @@ bool constrain_accept(Constraint *c, int32_t tok);
 bool constrain_complete(const Constraint *c);
 bool constrain_done(const Constraint *c);
 ConstrainStats constrain_stats(const Constraint *c);
+
+/* The grammar vocabulary of a model: token i's piece as the detokenizer
+ * writes it (control tokens empty, so never allowed, unless 'special':
+ * then their text), the end-of-generation tokens marked; n_vocab may
+ * exceed the tokenizer's tokens (the rest are empty). Returns owned in
+ * *out (grammar_vocab_free). */
+Status constrain_vocab_new(const Tokenizer *t, int n_vocab, bool special, GrammarVocab **out,
+                           Err *err);
 
 #endif
