@@ -506,33 +506,16 @@ static void sse_raw(const Job *j, int index, bool role, const char *text, size_t
 
 /* ------------------------------------------------------------ reply parsing */
 
-static bool grow(char **p, size_t *n, size_t *cap, const char *s, size_t len) {
-    if (*n + len + 1 > *cap) {
-        size_t c = *cap ? *cap * 2 : 256;
-        while (c < *n + len + 1)
-            c *= 2;
-        char *q = realloc(*p, c);
-        if (!q)
-            return false;
-        *p = q;
-        *cap = c;
-    }
-    memcpy(*p + *n, s, len);
-    *n += len;
-    (*p)[*n] = '\0';
-    return true;
-}
-
 /* A ToolParser's events, gathered into the next chunk's delta. */
 static void on_parsed(void *user, const ToolEvent *ev) {
     struct JobParsed *p = user;
     json_t *last;
     switch (ev->kind) {
     case TOOLCALL_CONTENT:
-        p->oom |= !grow(&p->content, &p->n_content, &p->cap_content, ev->text, ev->len);
+        p->oom |= !append(&p->content, &p->n_content, &p->cap_content, ev->text, ev->len);
         break;
     case TOOLCALL_REASONING:
-        p->oom |= !grow(&p->reasoning, &p->n_reasoning, &p->cap_reasoning, ev->text, ev->len);
+        p->oom |= !append(&p->reasoning, &p->n_reasoning, &p->cap_reasoning, ev->text, ev->len);
         break;
     case TOOLCALL_CALL_BEGIN:
         if (!p->calls)
