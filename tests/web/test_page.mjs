@@ -11,12 +11,18 @@
 // A second user never sees the first one's conversations (by list, by
 // pasted URL, by API id). The XSS corpus: payloads in imported titles and
 // replies and in typed messages open no dialog, break no CSP rule and send
-// no request outside the origin. Screenshots go to build/test/ - look at
-// them.
+// no request outside the origin. Reasoning and tools: a stored conversation
+// (imported) shows its thinking in a collapsed "Thinking" disclosure and
+// its tool calls as "Called NAME" blocks with their results; a random model
+// under a template whose prompt opens <think> (as DeepSeek-R1's) streams its
+// reasoning into the disclosure, never into the answer; a recorded stream
+// (reasoning, content, tool-call deltas) served by route interception.
+// Screenshots go to build/test/ ($CGPT_SHOTS) - look at them.
 //
-// Usage: node tests/web/test_page.mjs [CGPT]   (exit 1 on any failure)
+// Usage: node tests/web/test_page.mjs [CGPT]   (exit 1 on any failure;
+// genmodel is taken from CGPT's build directory when it has one)
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,8 +30,9 @@ import { chromium } from "../js/node_modules/playwright-core/index.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CGPT = resolve(process.argv[2] || join(ROOT, "build", "cgpt"));
-const GEN = join(ROOT, "build", "tools", "genmodel");
-const SHOTS = join(ROOT, "build", "test");
+const GEN = existsSync(join(dirname(CGPT), "tools", "genmodel")) ? join(dirname(CGPT), "tools", "genmodel")
+  : join(ROOT, "build", "tools", "genmodel");
+const SHOTS = process.env.CGPT_SHOTS || join(ROOT, "build", "test");
 const tmp = mkdtempSync(join(tmpdir(), "cgpt-page-"));
 const data = join(tmp, "data");
 let passed = 0;
@@ -56,8 +63,17 @@ function startServer() {
     "--heads", "12", "--kv-heads", "4", "--ff", "2048", "--ctx", "4096", "--type", "F16",
     "--seed", "7", "-o", slow]);
   if (g.status !== 0) throw new Error(`genmodel: ${g.stderr}`);
+  // the same random model under a ChatML template whose prompt opens
+  // <think> (as DeepSeek-R1's newer templates do), so everything it writes
+  // is reasoning
+  const thinker = join(tmp, "thinker.gguf");
+  const tmpl = "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{%- endfor %}" +
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n<think>\n{%- endif %}";
+  const mt = spawnSync(CGPT, ["meta", slow, thinker, "--set-str", `tokenizer.chat_template=${tmpl}`]);
+  if (mt.status !== 0) throw new Error(`cgpt meta: ${mt.stderr}`);
   const srv = spawn(CGPT, ["serve", "--port", "0", "--data-dir", data, "-m",
-    join(ROOT, "models", "cgpt-mini.gguf"), "-m", slow, "--alias", "slow"], { stdio: ["ignore", "pipe", "pipe"] });
+    join(ROOT, "models", "cgpt-mini.gguf"), "-m", slow, "--alias", "slow", "-m", thinker, "--alias", "thinker"],
+  { stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   srv.stderr.on("data", (d) => (log += d));
   return new Promise((res, rej) => {
@@ -273,6 +289,129 @@ async function main() {
       await a.getByLabel("Import conversations").setInputFiles(f);
       await a.getByText("Second answer").waitFor();
       check(await a.getByText("2 / 2").count() === 1, "ChatGPT export: its branches and current node kept");
+    });
+
+    // ---- reasoning and tools
+    await step("reasoning and tool calls in a stored conversation", async () => {
+      const conv = {
+        title: "Weather with tools", current_leaf: "a2", messages: [
+          { id: "u1", role: "user", content: "What is the weather in Paris?" },
+          { id: "a1", parent: "u1", role: "assistant", content: "<think>The user wants the weather. I should call get_weather.</think>",
+            tool_calls: [{ id: "call_w1", type: "function", function: { name: "get_weather", arguments: "{\"city\":\"Paris\",\"unit\":\"celsius\"}" } }] },
+          { id: "t1", parent: "a1", role: "tool", tool_call_id: "call_w1", name: "get_weather", content: "{\"temp\":21,\"sky\":\"sunny\"}" },
+          { id: "a2", parent: "t1", role: "assistant", content: "<think>21 degrees and a clear sky: say so.</think>It is **21 °C** and sunny in Paris." },
+        ],
+      };
+      const f = join(tmp, "tools.json");
+      writeFileSync(f, JSON.stringify(conv));
+      await a.getByLabel("Import conversations").setInputFiles(f);
+      await a.getByText("sunny in Paris").waitFor();
+      const thinking = a.getByRole("group", { name: "Thinking" });
+      check(await thinking.count() === 2, "each reply's reasoning is a disclosure named Thinking", await thinking.count());
+      const first = thinking.first();
+      check(await first.getAttribute("open") === null, "the disclosure is collapsed by default");
+      const thought = first.locator(".thinking-text");
+      check(!(await thought.isVisible()), "its text is hidden until opened");
+      await shot(a, "tools-collapsed");
+      await first.locator("summary").click();
+      await thought.waitFor({ state: "visible" });
+      check((await thought.innerText()).includes("I should call get_weather"), "opened: the reasoning shows", await thought.innerText());
+      const last = msg(a, "assistant").last();
+      const answer = await last.locator(".answer").innerText();
+      check(answer.includes("It is 21 °C and sunny in Paris.") && !answer.includes("clear sky"),
+        "the answer shows without its reasoning", answer);
+      check(await msg(a, "tool").count() === 0 && await msg(a, "user").count() === 1,
+        "the result is not a bubble of its own (it sits in its call)", await msg(a, "user").count());
+      const call = a.getByRole("group", { name: "Called get_weather" });
+      check(await call.count() === 1 && (await call.locator("summary").innerText()).includes("Called get_weather"),
+        "the tool call is a block 'Called get_weather'");
+      await call.locator("summary").click();
+      const args = await call.locator(".tool-args").innerText();
+      check(args.includes('"city": "Paris"') && args.includes("\n"), "its arguments, pretty-printed JSON", args);
+      const result = call.getByRole("group", { name: "Result" });
+      await result.waitFor();
+      check((await result.innerText()).includes('"sky": "sunny"'), "the result block inside the call, by tool_call_id", await result.innerText());
+      await shot(a, "tools");
+      await a.reload();
+      await a.getByText("sunny in Paris").waitFor();
+      check(await a.getByRole("group", { name: "Thinking" }).first().getAttribute("open") === null, "collapsed again after a reload");
+    });
+
+    await step("a recorded stream: reasoning, answer and a tool call", async () => {
+      await a.getByRole("button", { name: "New chat" }).click();
+      await a.getByRole("combobox", { name: "Model" }).selectOption("cgpt-mini");
+      const ev = (delta, finish = null) => `data: ${JSON.stringify({ id: "chatcmpl-rec", object: "chat.completion.chunk", model: "cgpt-mini",
+        choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+      const body = ev({ role: "assistant", content: "" }) + ev({ reasoning_content: "Recorded thought: " }) +
+        ev({ reasoning_content: "look the weather up." }) + ev({ content: "Recorded " }) + ev({ content: "answer." }) +
+        ev({ tool_calls: [{ index: 0, id: "call_rec", type: "function", function: { name: "get_weather", arguments: "" } }] }) +
+        ev({ tool_calls: [{ index: 0, function: { arguments: "{\"city\":" } }] }) +
+        ev({ tool_calls: [{ index: 0, function: { arguments: "\"Rome\"}" } }] }) + ev({}, "tool_calls") + "data: [DONE]\n\n";
+      let release;
+      let streamed = false;
+      const held = new Promise((r) => (release = r));
+      await a.route(/\/api\/conversations\/[0-9a-f]{32}\/messages$/, (r) => {
+        streamed = true;
+        return r.fulfill({
+          status: 200, headers: { "Content-Type": "text/event-stream", "X-Cgpt-User-Message": "1", "X-Cgpt-Assistant-Message": "2" }, body });
+      });
+      // hold the reload that follows the stream, so what the stream drew stays on the screen
+      await a.route(/\/api\/conversations\/[0-9a-f]{32}$/, async (r) => {
+        if (streamed && r.request().method() === "GET") await held;
+        await r.continue();
+      });
+      try {
+      await sendMessage(a, "Weather in Rome?");
+      const reply = a.locator('article[data-id="-1"]');
+      await reply.getByRole("group", { name: "Called get_weather" }).waitFor();
+      await a.waitForTimeout(200);
+      const think = reply.getByRole("group", { name: "Thinking" });
+      check(await think.count() === 1 && (await think.locator(".thinking-text").textContent()).includes("Recorded thought: look the weather up."),
+        "streamed reasoning_content goes into the Thinking disclosure");
+      check(/Thought for \d+ s/.test(await think.locator("summary").innerText()), "its summary says how long it thought", await think.locator("summary").innerText());
+      const ans = await reply.locator(".answer").innerText();
+      check(ans.trim() === "Recorded answer.", "the answer holds the content only", ans);
+      await reply.getByRole("group", { name: "Called get_weather" }).locator("summary").click();
+      const args = await reply.locator(".tool-args").innerText();
+      check(args.includes('"city": "Rome"'), "streamed tool-call deltas assemble into the call's arguments", args);
+      await shot(a, "stream-recorded");
+      } finally {
+        release();
+        await a.unroute(/\/api\/conversations\/[0-9a-f]{32}\/messages$/);
+        await a.unroute(/\/api\/conversations\/[0-9a-f]{32}$/);
+      }
+      await waitIdle(a);
+    });
+
+    await step("a thinking model streams its reasoning into the disclosure", async () => {
+      await a.getByRole("button", { name: "New chat" }).click();
+      await a.getByRole("combobox", { name: "Model" }).selectOption("thinker");
+      await a.getByRole("button", { name: "Settings" }).click();
+      await a.getByLabel("Max tokens").fill("120");
+      await a.getByLabel("Temperature").fill("0");
+      await a.getByRole("button", { name: "Save settings" }).click();
+      await sendMessage(a, "Think it over.");
+      await a.waitForFunction(() => (document.querySelector('article[data-id="-1"] .thinking-text')?.textContent || "").length > 20,
+        null, { timeout: 60000 });
+      const live = a.locator('article[data-id="-1"]');
+      const streaming = await live.count() === 1 && await live.getAttribute("data-status") === "streaming";
+      const label = await live.locator(".thinking summary").innerText().catch(() => "");
+      check(streaming && label.includes("Thinking…"), "while it streams: 'Thinking…'", `${streaming} ${label}`);
+      check((await live.locator(".answer").innerText().catch(() => "x")) === "", "and the reasoning stays out of the answer");
+      await shot(a, "thinking-stream");
+      await waitIdle(a, 120000);
+      const reply = msg(a, "assistant").last();
+      await reply.locator(".stats").waitFor();
+      const think = reply.getByRole("group", { name: "Thinking" });
+      check(await think.count() === 1 && await think.getAttribute("open") === null, "stored: the reasoning in a collapsed disclosure");
+      check(/Thought for \d+ s/.test(await think.locator("summary").innerText()), "summary: Thought for N s", await think.locator("summary").innerText());
+      check((await think.locator(".thinking-text").textContent()).length > 20 && (await reply.locator(".answer").innerText()) === "",
+        "stored as it streamed: all reasoning, no answer");
+      await a.reload();
+      await msg(a, "assistant").last().locator(".stats").waitFor();
+      const again = msg(a, "assistant").last();
+      check(await again.getByRole("group", { name: "Thinking" }).count() === 1 && (await again.locator(".answer").innerText()) === "",
+        "after a reload too (the stored text says where the thinking is)");
     });
 
     // ---- a second user
