@@ -445,7 +445,7 @@ Test(chatstore, import_remaps_ids) {
         "[]",
         "{\"messages\":{}}",
         "{\"messages\":[{\"role\":\"user\"}, 5]}",
-        "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}",
+        "{\"messages\":[{\"role\":\"robot\",\"content\":\"x\"}]}", /* tool is a role since schema 4 */
         "{\"messages\":[{\"content\":\"x\"}]}",
         "{\"messages\":[{\"id\":1,\"parent\":2,\"role\":\"user\",\"content\":\"x\"}]}",
         "{\"title\":5,\"messages\":[]}",
