@@ -284,13 +284,17 @@ static const ModelFamily MODEL_FAMILIES[] = {
     MF_INT("kv_blocks_free", "gauge", "KV cache blocks free.", kv_blocks_free),
     MF_INT("kv_blocks_cached", "gauge", "KV cache blocks held by the prefix cache.",
            kv_blocks_cached),
-    MF_U64("kv_resident_bytes", "gauge",
-           "Bytes of the KV pool resident in memory (its pages are touched as blocks are first used).",
-           kv_bytes_resident),
+    MF_U64(
+        "kv_resident_bytes", "gauge",
+        "Bytes of the KV pool resident in memory (its pages are touched as blocks are first used).",
+        kv_bytes_resident),
     MF_U64("prefix_cache_hits_total", "counter",
            "Requests that reused at least one cached prompt block.", prefix_hits),
     MF_U64("requests_cancelled_total", "counter", "Requests cancelled (client gone or shutdown).",
            requests_cancelled),
+    MF_U64("embedding_requests_total", "counter", "Embedding requests answered (/v1/embeddings).",
+           embed_requests),
+    MF_U64("embedding_tokens_total", "counter", "Input tokens embedded.", tokens_embedded),
 };
 
 static void put_model_family(Buf *b, const ModelFamily *f, const PoolInfo *models, int n_models) {

@@ -40,6 +40,8 @@ FAMILIES = {
     "cgpt_kv_resident_bytes": "gauge",
     "cgpt_prefix_cache_hits_total": "counter",
     "cgpt_requests_cancelled_total": "counter",
+    "cgpt_embedding_requests_total": "counter",
+    "cgpt_embedding_tokens_total": "counter",
     "cgpt_connections_open": "gauge",
     "cgpt_time_to_first_token_seconds": "histogram",
     "cgpt_inter_token_latency_seconds": "histogram",

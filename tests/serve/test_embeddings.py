@@ -207,6 +207,20 @@ def run_checks(base, refs):
           "chat on an embedding model is a 400 that says so", r)
     st, r = post(base, "/v1/embeddings", {"model": "cgpt-mini", "input": ["a chat model embeds too"]})
     check(st == 200 and len(r["data"][0]["embedding"]) > 0, "the built-in model embeds (mean of its hidden states)", r)
+    # /metrics counts the requests and tokens per model
+    with urllib.request.urlopen(base + "/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    before = {}
+    for m in re.finditer(r'^cgpt_embedding_(requests|tokens)_total\{model="cgpt-mini"\} (\d+)', text, re.M):
+        before[m.group(1)] = int(m.group(2))
+    st, r = post(base, "/v1/embeddings", {"model": "cgpt-mini", "input": ["one", "two words"]})
+    with urllib.request.urlopen(base + "/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    after = {m.group(1): int(m.group(2)) for m in
+             re.finditer(r'^cgpt_embedding_(requests|tokens)_total\{model="cgpt-mini"\} (\d+)', text, re.M)}
+    check(st == 200 and after.get("requests") == before.get("requests", -9) + 1 and
+          after.get("tokens") == before.get("tokens", -9) + r["usage"]["prompt_tokens"],
+          "/metrics counts embedding requests and tokens per model", (before, after))
 
 
 if __name__ == "__main__":
