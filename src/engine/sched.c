@@ -46,6 +46,8 @@
 #include "sample/stop.h"
 
 #define SCHED_DEFAULT_QUEUE 256
+#define SCHED_EMBED_MERGE 4096 /* inputs of an encoder's waiting embedding requests run together   \
+                                */
 #define SCHED_TEXT_CAP (TOK_MAX_STREAM_OUT + STOP_MAX_LEN)
 #define SCHED_OUT_CAP (SCHED_TEXT_CAP + 2 * STOP_MAX_LEN)
 #define SCHED_LOGPROB_FLOOR (-9999.0f) /* what -inf is reported as */
@@ -760,41 +762,102 @@ static void drain(Sched *s) {
     publish_state(s);
 }
 
-/* Run the queued embedding requests (engine thread, between steps). A
- * decoder's request needs a free sequence id and waits for one; an
- * encoder's needs none. */
+/* An embedding request ran: its status to its caller, the counts. */
+static void embed_done(Sched *s, SchedEmbedJob *j, Status st, double seconds) {
+    pthread_mutex_lock(&s->mu);
+    j->st = st;
+    j->done = true;
+    s->st.busy_seconds += seconds;
+    s->st.embed_requests++;
+    for (int i = 0; i < j->n_seqs; i++)
+        s->st.tokens_embedded += (uint64_t)j->lens[i];
+    pthread_cond_broadcast(&s->e_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* One model_embed call for the k requests jobs[0..k) (an encoder's, same
+ * options): their inputs packed together, the vectors handed back to each.
+ * False when it could not be done together (out of memory, or an error:
+ * then each runs alone, so one request's failure stays its own). */
+static bool embed_merged(Sched *s, SchedEmbedJob **jobs, int k) {
+    long long n_tok = 0;
+    int n_seq = 0, d = model_config(s->m)->n_embd;
+    for (int i = 0; i < k; i++) {
+        n_seq += jobs[i]->n_seqs;
+        for (int q = 0; q < jobs[i]->n_seqs; q++)
+            n_tok += jobs[i]->lens[q];
+    }
+    int32_t *tokens = malloc(sizeof *tokens * (size_t)n_tok);
+    int32_t *lens = malloc(sizeof *lens * (size_t)n_seq);
+    float *out = malloc(sizeof *out * (size_t)n_seq * (size_t)d);
+    bool ok = tokens && lens && out;
+    long long t = 0;
+    int q0 = 0;
+    for (int i = 0; ok && i < k; i++) {
+        long long nt = 0;
+        for (int q = 0; q < jobs[i]->n_seqs; q++)
+            nt += jobs[i]->lens[q];
+        memcpy(tokens + t, jobs[i]->tokens, sizeof *tokens * (size_t)nt);
+        memcpy(lens + q0, jobs[i]->lens, sizeof *lens * (size_t)jobs[i]->n_seqs);
+        t += nt;
+        q0 += jobs[i]->n_seqs;
+    }
+    Err err = {0};
+    double t0 = now();
+    ok = ok && model_embed(s->m, tokens, lens, n_seq, &jobs[0]->opts, out, &err) == STATUS_OK;
+    double share = (now() - t0) / k;
+    for (int i = 0, q = 0; ok && i < k; q += jobs[i]->n_seqs, i++) {
+        memcpy(jobs[i]->out, out + (size_t)q * (size_t)d,
+               sizeof *out * (size_t)jobs[i]->n_seqs * (size_t)d);
+        embed_done(s, jobs[i], STATUS_OK, share);
+    }
+    free(tokens);
+    free(lens);
+    free(out);
+    return ok;
+}
+
+/* Run the queued embedding requests (engine thread, between steps). An
+ * encoder's requests waiting together (same options, up to
+ * SCHED_EMBED_MERGE inputs) run as one model_embed call, packed into as
+ * few forward passes as n_batch allows. A decoder's request needs a free
+ * sequence id and waits for one; it runs alone (its inputs go through the
+ * KV cache one after another, so packing would gain nothing). */
 static void run_embeds(Sched *s) {
     bool encoder = model_config(s->m)->encoder;
+    SchedEmbedJob *jobs[SCHED_EMBED_MERGE];
     for (;;) {
+        int k = 0, n_seq = 0;
         pthread_mutex_lock(&s->mu);
-        SchedEmbedJob *j = s->e_head;
-        if (j && (encoder || s->n_free_seq > 0)) {
+        while (s->e_head && (encoder || s->n_free_seq > 0) && k < SCHED_EMBED_MERGE) {
+            SchedEmbedJob *j = s->e_head;
+            if (k > 0 && (!encoder || n_seq + j->n_seqs > SCHED_EMBED_MERGE ||
+                          j->opts.pooling != jobs[0]->opts.pooling ||
+                          j->opts.normalize != jobs[0]->opts.normalize))
+                break;
             s->e_head = j->next;
             if (!s->e_head)
                 s->e_tail = NULL;
-        } else {
-            j = NULL;
+            jobs[k++] = j;
+            n_seq += j->n_seqs;
         }
         pthread_mutex_unlock(&s->mu);
-        if (!j)
+        if (k == 0)
             return;
-        int seq = encoder ? 0 : s->free_seq[--s->n_free_seq];
-        if (!encoder)
-            model_seq_free(s->m, seq);
-        j->opts.seq = seq;
-        double t0 = now();
-        Status st = model_embed(s->m, j->tokens, j->lens, j->n_seqs, &j->opts, j->out, &j->err);
-        if (!encoder)
-            s->free_seq[s->n_free_seq++] = seq;
-        pthread_mutex_lock(&s->mu);
-        j->st = st;
-        j->done = true;
-        s->st.busy_seconds += now() - t0;
-        s->st.embed_requests++;
-        for (int i = 0; i < j->n_seqs; i++)
-            s->st.tokens_embedded += (uint64_t)j->lens[i];
-        pthread_cond_broadcast(&s->e_cv);
-        pthread_mutex_unlock(&s->mu);
+        if (k > 1 && embed_merged(s, jobs, k))
+            continue;
+        for (int i = 0; i < k; i++) { /* alone */
+            SchedEmbedJob *j = jobs[i];
+            int seq = encoder ? 0 : s->free_seq[--s->n_free_seq];
+            if (!encoder)
+                model_seq_free(s->m, seq);
+            j->opts.seq = seq;
+            double t0 = now();
+            Status st = model_embed(s->m, j->tokens, j->lens, j->n_seqs, &j->opts, j->out, &j->err);
+            if (!encoder)
+                s->free_seq[s->n_free_seq++] = seq;
+            embed_done(s, j, st, now() - t0);
+        }
     }
 }
 

@@ -184,6 +184,24 @@ def run_checks(base, refs):
             ok = False
         check(ok, f"{alias}: openai client embeddings.create (default base64 and float)", out.stderr[-500:] or out.stdout[-300:])
 
+    # concurrent requests (an encoder's run together when they wait together)
+    import threading
+    reqs = [[[CLS] + [int(t) for t in rng.integers(FIRST_ID, 300, n)] + [SEP] for n in (3 + i, 20 - i)]
+            for i in range(12)]
+    alone = [post(base, "/v1/embeddings", {"model": "bert", "input": r})[1]["data"] for r in reqs]
+    got = [None] * len(reqs)
+
+    def one(i):
+        got[i] = post(base, "/v1/embeddings", {"model": "bert", "input": reqs[i]})[1].get("data")
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(reqs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(all(g is not None and [d["embedding"] for d in g] == [d["embedding"] for d in a] for g, a in zip(got, alone)),
+          "12 concurrent requests: each gets exactly its own vectors (as alone)")
+
     # errors
     bad = [({"model": "bert", "input": []}, "input"),
            ({"model": "bert", "input": ""}, "input"),
