@@ -9,8 +9,7 @@
  * loops nor deepens the C stack. Errors are sticky in the Compiler (the
  * first one wins; later steps return at once).
  *
- * Not here: pattern (a regex compiler), multipleOf, non-integer number
- * bounds: they are errors. */
+ * Not here: multipleOf, non-integer number bounds: they are errors. */
 #include "sample/jsonschema.h"
 
 #include <math.h>
@@ -376,6 +375,7 @@ static const char *const KNOWN[] = {
     "allOf",
     "minLength",
     "maxLength",
+    "pattern",
     "format",
     "minimum",
     "maximum",
@@ -531,6 +531,650 @@ static void compile_ref(Compiler *c, const json_t *s, Str *e) {
     puts_(c, e, ref->name);
 }
 
+/* ---- pattern: an ECMAScript regular expression ----
+ *
+ * ajv compiles a pattern with new RegExp(p, "u"): code points, unanchored
+ * (a string matches when the pattern matches somewhere in it). A pattern
+ * compiles to a rule for the whole string literal: "\"" ( branch | ... )
+ * "\"", each top-level branch wrapped in json-char* where it is not
+ * anchored by a leading '^' / trailing '$'. The matched part writes each
+ * character raw, or with its short escape (\" \\ \/ \b \f \n \r \t) where
+ * it has one; never \uXXXX (a subset: never an invalid text). Parsing is
+ * recursive descent over groups, at most JSONSCHEMA_MAX_DEPTH deep.
+ *
+ * The grammar matcher explores every way to skip what can match the empty
+ * string, so the emitted expression keeps one such way per construct: a
+ * quantifier on a nullable atom is x{n} for x{m,n} (the same language) and
+ * refused when unbounded; an alternation with two nullable branches (below
+ * the top) is refused. Nothing then multiplies with the pattern's length. */
+
+#define RX_MAX_RANGES 512 /* ranges of one character set, after merging */
+#define RX_MAX_CP 0x10FFFF
+
+typedef struct {
+    uint32_t lo, hi;
+} Range;
+
+typedef struct {
+    Range r[RX_MAX_RANGES + 4];
+    int n;
+} CpSet;
+
+typedef struct {
+    Compiler *c;
+    const char *s, *p, *end; /* the pattern, the cursor, its end */
+    int depth;               /* groups open */
+} Rx;
+
+typedef struct {
+    bool nullable; /* can match "" */
+    bool empty;    /* matches "" only (nothing was written) */
+} RxInfo;
+
+__attribute__((format(printf, 3, 4))) static void rx_fail(Rx *r, Status st, const char *fmt, ...) {
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fail(r->c, st, "pattern at %s: %s (offset %td)", where(r->c), msg, r->p - r->s);
+}
+
+static bool rx_ok(const Rx *r) { return !r->c->st; }
+
+static int range_cmp(const void *a, const void *b) {
+    const Range *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Sort and merge overlapping or adjacent ranges. */
+static void set_norm(CpSet *s) {
+    if (s->n < 2)
+        return;
+    qsort(s->r, (size_t)s->n, sizeof *s->r, range_cmp);
+    int k = 0;
+    for (int i = 1; i < s->n; i++) {
+        if (s->r[i].lo <= s->r[k].hi + 1) {
+            if (s->r[i].hi > s->r[k].hi)
+                s->r[k].hi = s->r[i].hi;
+        } else {
+            s->r[++k] = s->r[i];
+        }
+    }
+    s->n = k + 1;
+}
+
+static void set_add(Rx *r, CpSet *s, uint32_t lo, uint32_t hi) {
+    if (s->n >= RX_MAX_RANGES) {
+        set_norm(s);
+        if (s->n >= RX_MAX_RANGES)
+            return rx_fail(r, STATUS_LIMIT, "a character set of over %d ranges", RX_MAX_RANGES);
+    }
+    s->r[s->n++] = (Range){lo, hi};
+}
+
+/* The complement in [0, RX_MAX_CP] (s normalised). */
+static void set_negate(CpSet *s) {
+    set_norm(s);
+    CpSet t = {.n = 0};
+    uint32_t next = 0;
+    for (int i = 0; i < s->n; i++) {
+        if (s->r[i].lo > next)
+            t.r[t.n++] = (Range){next, s->r[i].lo - 1};
+        next = s->r[i].hi + 1;
+    }
+    if (next <= RX_MAX_CP)
+        t.r[t.n++] = (Range){next, RX_MAX_CP};
+    *s = t;
+}
+
+static bool set_has(const CpSet *s, uint32_t cp) {
+    for (int i = 0; i < s->n; i++)
+        if (cp >= s->r[i].lo && cp <= s->r[i].hi)
+            return true;
+    return false;
+}
+
+/* \d \D \w \W \s \S (ECMAScript's WhiteSpace and LineTerminator for \s). */
+static void set_class_escape(Rx *r, CpSet *s, char e) {
+    static const Range D[] = {{'0', '9'}};
+    static const Range W[] = {{'0', '9'}, {'A', 'Z'}, {'_', '_'}, {'a', 'z'}};
+    static const Range S[] = {
+        {0x09, 0x0D},     {0x20, 0x20},     {0xA0, 0xA0},     {0x1680, 0x1680}, {0x2000, 0x200A},
+        {0x2028, 0x2029}, {0x202F, 0x202F}, {0x205F, 0x205F}, {0x3000, 0x3000}, {0xFEFF, 0xFEFF}};
+    const Range *rs = e == 'd' || e == 'D' ? D : e == 'w' || e == 'W' ? W : S;
+    int n = e == 'd' || e == 'D' ? 1 : e == 'w' || e == 'W' ? 4 : 10;
+    CpSet t = {.n = 0};
+    for (int i = 0; i < n; i++)
+        t.r[t.n++] = rs[i];
+    if (e >= 'A' && e <= 'Z')
+        set_negate(&t);
+    for (int i = 0; i < t.n && rx_ok(r); i++)
+        set_add(r, s, t.r[i].lo, t.r[i].hi);
+}
+
+static int hex_digit(char ch) {
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* n hex digits at r->p; -1 if not there. */
+static long rx_hex(Rx *r, int n) {
+    long v = 0;
+    for (int i = 0; i < n; i++) {
+        int h = r->p + i < r->end ? hex_digit(r->p[i]) : -1;
+        if (h < 0)
+            return -1;
+        v = v * 16 + h;
+    }
+    r->p += n;
+    return v;
+}
+
+/* The code point at r->p (the pattern is UTF-8: jansson checked it). */
+static uint32_t rx_utf8(Rx *r) {
+    const unsigned char *u = (const unsigned char *)r->p;
+    size_t left = (size_t)(r->end - r->p);
+    int n = u[0] < 0x80 ? 1 : u[0] < 0xE0 ? 2 : u[0] < 0xF0 ? 3 : 4;
+    if ((size_t)n > left)
+        n = (int)left;
+    uint32_t cp = n == 1 ? u[0] : u[0] & (0x7F >> n);
+    for (int i = 1; i < n; i++)
+        cp = cp << 6 | (u[i] & 0x3F);
+    r->p += n;
+    return cp;
+}
+
+/* \u escape after "\u": HHHH (a surrogate pair \uHHHH\uHHHH is one code
+ * point) or {H...}. */
+static uint32_t rx_unicode(Rx *r) {
+    long v;
+    if (r->p < r->end && *r->p == '{') {
+        r->p++;
+        v = 0;
+        int n = 0;
+        while (r->p < r->end && hex_digit(*r->p) >= 0 && v <= RX_MAX_CP)
+            v = v * 16 + hex_digit(*r->p++), n++;
+        if (n == 0 || v > RX_MAX_CP || r->p >= r->end || *r->p != '}') {
+            rx_fail(r, STATUS_INVALID, "a bad escape '\\u{...}'");
+            return 0;
+        }
+        r->p++;
+    } else if ((v = rx_hex(r, 4)) < 0) {
+        rx_fail(r, STATUS_INVALID, "a bad escape '\\u' (four hex digits)");
+        return 0;
+    }
+    if (v >= 0xD800 && v <= 0xDBFF && r->end - r->p >= 6 && r->p[0] == '\\' && r->p[1] == 'u') {
+        const char *at = r->p;
+        r->p += 2;
+        long lo = rx_hex(r, 4);
+        if (lo >= 0xDC00 && lo <= 0xDFFF)
+            return (uint32_t)(0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00));
+        r->p = at;
+    }
+    if (v >= 0xD800 && v <= 0xDFFF)
+        rx_fail(r, STATUS_UNSUPPORTED, "a lone surrogate '\\u%04lX' is not supported", v);
+    return (uint32_t)v;
+}
+
+/* The escape after '\' at r->p: a class escape (adds to *set, returns
+ * true) or one code point (*cp). */
+static bool rx_escape(Rx *r, bool in_class, CpSet *set, uint32_t *cp) {
+    *cp = 0;
+    if (r->p >= r->end) {
+        rx_fail(r, STATUS_INVALID, "'\\' at the end");
+        return false;
+    }
+    char e = *r->p++;
+    switch (e) {
+    case 'd':
+    case 'D':
+    case 'w':
+    case 'W':
+    case 's':
+    case 'S': set_class_escape(r, set, e); return true;
+    case 't': *cp = '\t'; return false;
+    case 'n': *cp = '\n'; return false;
+    case 'v': *cp = '\v'; return false;
+    case 'f': *cp = '\f'; return false;
+    case 'r': *cp = '\r'; return false;
+    case 'u': *cp = rx_unicode(r); return false;
+    case 'x': {
+        long v = rx_hex(r, 2);
+        if (v < 0)
+            rx_fail(r, STATUS_INVALID, "a bad escape '\\x' (two hex digits)");
+        *cp = v < 0 ? 0 : (uint32_t)v;
+        return false;
+    }
+    case 'c':
+        if (r->p < r->end && ((*r->p >= 'a' && *r->p <= 'z') || (*r->p >= 'A' && *r->p <= 'Z')))
+            *cp = (uint32_t)(*r->p++ % 32);
+        else
+            rx_fail(r, STATUS_INVALID, "a bad escape '\\c' (a letter must follow)");
+        return false;
+    case '0':
+        if (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+            rx_fail(r, STATUS_INVALID, "an octal escape '\\0%c'", *r->p);
+        return false;
+    case 'b':
+        if (in_class) {
+            *cp = '\b';
+            return false;
+        }
+        rx_fail(r, STATUS_UNSUPPORTED, "word boundary '\\b' is not supported");
+        return false;
+    case 'B': rx_fail(r, STATUS_UNSUPPORTED, "word boundary '\\B' is not supported"); return false;
+    case 'k':
+        rx_fail(r, STATUS_UNSUPPORTED, "named backreference '\\k' is not supported");
+        return false;
+    case 'p':
+    case 'P':
+        rx_fail(r, STATUS_UNSUPPORTED, "unicode property escape '\\%c' is not supported", e);
+        return false;
+    default:
+        if (e >= '1' && e <= '9') {
+            rx_fail(r, STATUS_UNSUPPORTED, "backreference '\\%c' is not supported", e);
+        } else if (e && strchr(in_class ? "^$\\.*+?()[]{}|/-" : "^$\\.*+?()[]{}|/", e)) {
+            *cp = (uint32_t)(unsigned char)e;
+        } else {
+            r->p--;
+            rx_fail(r, STATUS_INVALID, "an invalid escape '\\%.*s'", (int)(r->p < r->end ? 1 : 0),
+                    r->p);
+        }
+        return false;
+    }
+}
+
+/* A code point in GBNF (inside a literal or a class): alphanumerics as
+ * they are, anything else escaped. */
+static void put_cp(Compiler *c, Str *s, uint32_t cp) {
+    if ((cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z'))
+        putf(c, s, "%c", (char)cp);
+    else if (cp < 0x80)
+        putf(c, s, "\\x%02X", cp);
+    else if (cp <= 0xFFFF)
+        putf(c, s, "\\u%04X", cp);
+    else
+        putf(c, s, "\\U%08X", cp);
+}
+
+/* The JSON string content of one character of 'set': raw where JSON allows
+ * it, else its short escape. One GBNF symbol. */
+static void rx_put_set(Rx *r, Str *out, const CpSet *set) {
+    static const struct {
+        uint32_t cp;
+        char letter;
+    } ESC[] = {{'"', '"'},  {'\\', '\\'}, {'/', '/'},  {'\b', 'b'},
+               {'\f', 'f'}, {'\n', 'n'},  {'\r', 'r'}, {'\t', 't'}};
+    Compiler *c = r->c;
+    CpSet raw = {.n = 0};
+    for (int i = 0; i < set->n; i++) { /* set minus [0, 0x1F], '"' and '\' */
+        uint32_t lo = set->r[i].lo < 0x20 ? 0x20 : set->r[i].lo, hi = set->r[i].hi;
+        static const uint32_t cut[] = {'"', '\\'};
+        for (int k = 0; k < 2 && lo <= hi; k++) {
+            if (cut[k] < lo || cut[k] > hi)
+                continue;
+            if (cut[k] > lo)
+                raw.r[raw.n++] = (Range){lo, cut[k] - 1};
+            lo = cut[k] + 1;
+        }
+        if (lo <= hi)
+            raw.r[raw.n++] = (Range){lo, hi};
+    }
+    char esc[8];
+    int ne = 0;
+    for (size_t i = 0; i < sizeof ESC / sizeof *ESC; i++)
+        if (set_has(set, ESC[i].cp))
+            esc[ne++] = ESC[i].letter;
+    int nalt = (raw.n > 0) + (ne > 0);
+    if (nalt == 0)
+        return rx_fail(r, STATUS_UNSUPPORTED,
+                       "a character set with no character that is written (only controls "
+                       "without a short escape, or none at all)");
+    if (nalt == 2)
+        puts_(c, out, "( ");
+    if (raw.n == 1 && raw.r[0].lo == raw.r[0].hi) {
+        puts_(c, out, "\"");
+        put_cp(c, out, raw.r[0].lo);
+        puts_(c, out, "\"");
+    } else if (raw.n > 0) {
+        puts_(c, out, "[");
+        for (int i = 0; i < raw.n; i++) {
+            put_cp(c, out, raw.r[i].lo);
+            if (raw.r[i].hi > raw.r[i].lo) {
+                puts_(c, out, "-");
+                put_cp(c, out, raw.r[i].hi);
+            }
+        }
+        puts_(c, out, "]");
+    }
+    if (nalt == 2)
+        puts_(c, out, " | ");
+    if (ne > 0) {
+        puts_(c, out, ne == 1 ? "\"\\x5C" : "\"\\x5C\" [");
+        for (int i = 0; i < ne; i++)
+            put_cp(c, out, (unsigned char)esc[i]);
+        puts_(c, out, ne == 1 ? "\"" : "]");
+    }
+    if (nalt == 2)
+        puts_(c, out, " )");
+}
+
+static RxInfo rx_alt(Rx *r, Str *out, bool top);
+
+/* '[' ... ']' after the '['. */
+static void rx_class(Rx *r, CpSet *set) {
+    bool neg = r->p < r->end && *r->p == '^';
+    if (neg)
+        r->p++;
+    while (rx_ok(r)) {
+        if (r->p >= r->end)
+            return rx_fail(r, STATUS_INVALID, "a character class without ']'");
+        if (*r->p == ']') {
+            r->p++;
+            break;
+        }
+        uint32_t lo, hi;
+        bool lo_set = false, hi_set = false;
+        if (*r->p == '\\') {
+            r->p++;
+            lo_set = rx_escape(r, true, set, &lo);
+        } else {
+            lo = rx_utf8(r);
+        }
+        if (rx_ok(r) && r->end - r->p >= 2 && r->p[0] == '-' && r->p[1] != ']') {
+            r->p++;
+            if (*r->p == '\\') {
+                r->p++;
+                hi_set = rx_escape(r, true, set, &hi);
+            } else {
+                hi = rx_utf8(r);
+            }
+            if (!rx_ok(r))
+                return;
+            if (lo_set || hi_set)
+                return rx_fail(r, STATUS_INVALID, "a class escape in a range");
+            if (lo > hi)
+                return rx_fail(r, STATUS_INVALID, "a range out of order");
+            set_add(r, set, lo, hi);
+        } else if (!lo_set && rx_ok(r)) {
+            set_add(r, set, lo, lo);
+        }
+    }
+    if (neg)
+        set_negate(set);
+    else
+        set_norm(set);
+}
+
+/* One atom (a GBNF symbol, or nothing when it matches "" only). */
+static RxInfo rx_atom(Rx *r, Str *out) {
+    RxInfo in = {false, false};
+    CpSet set = {.n = 0};
+    char ch = *r->p;
+    if (ch == '(') {
+        if (r->depth >= JSONSCHEMA_MAX_DEPTH) {
+            rx_fail(r, STATUS_LIMIT, "groups nested over %d deep (JSONSCHEMA_MAX_DEPTH)",
+                    JSONSCHEMA_MAX_DEPTH);
+            return in;
+        }
+        r->p++;
+        if (r->p < r->end && *r->p == '?') {
+            const char *q = r->p + 1;
+            size_t left = (size_t)(r->end - q);
+            if (left >= 1 && *q == ':')
+                r->p += 2;
+            else if (left >= 1 && (*q == '=' || *q == '!'))
+                rx_fail(r, STATUS_UNSUPPORTED, "lookahead '(?%c' is not supported", *q);
+            else if (left >= 2 && q[0] == '<' && (q[1] == '=' || q[1] == '!'))
+                rx_fail(r, STATUS_UNSUPPORTED, "lookbehind '(?<%c' is not supported", q[1]);
+            else if (left >= 1 && *q == '<')
+                rx_fail(r, STATUS_UNSUPPORTED, "named group '(?<' is not supported");
+            else
+                rx_fail(r, STATUS_UNSUPPORTED, "flags or modifiers '(?' are not supported");
+            if (!rx_ok(r))
+                return in;
+        }
+        r->depth++;
+        Str g = {0};
+        in = rx_alt(r, &g, false);
+        r->depth--;
+        if (rx_ok(r) && (r->p >= r->end || *r->p != ')'))
+            rx_fail(r, STATUS_INVALID, "a group without ')'");
+        if (rx_ok(r)) {
+            r->p++;
+            if (!in.empty) {
+                puts_(r->c, out, "( ");
+                put(r->c, out, g.p, g.n);
+                puts_(r->c, out, " )");
+            }
+        }
+        str_free(&g);
+        return in;
+    }
+    if (ch == '[') {
+        r->p++;
+        rx_class(r, &set);
+    } else if (ch == '.') {
+        r->p++;
+        static const Range DOT[] = {{0, 9}, {0xB, 0xC}, {0xE, 0x2027}, {0x202A, RX_MAX_CP}};
+        for (int i = 0; i < 4; i++)
+            set.r[set.n++] = DOT[i];
+    } else if (ch == '\\') {
+        r->p++;
+        uint32_t cp;
+        if (!rx_escape(r, false, &set, &cp) && rx_ok(r))
+            set_add(r, &set, cp, cp);
+    } else if (ch == '*' || ch == '+' || ch == '?' || ch == '{') {
+        rx_fail(r, STATUS_INVALID, "'%c' with nothing to repeat", ch);
+    } else if (ch == ']' || ch == '}') {
+        rx_fail(r, STATUS_INVALID, "a lone '%c' (escape it)", ch);
+    } else {
+        uint32_t cp = rx_utf8(r);
+        set_add(r, &set, cp, cp);
+    }
+    if (rx_ok(r))
+        rx_put_set(r, out, &set);
+    return in;
+}
+
+/* Digits at r->p, clamped past GRAMMAR_MAX_REPEAT; -1 when none. */
+static long rx_int(Rx *r) {
+    long v = -1;
+    while (r->p < r->end && *r->p >= '0' && *r->p <= '9') {
+        v = (v < 0 ? 0 : v) * 10 + (*r->p++ - '0');
+        if (v > GRAMMAR_MAX_REPEAT)
+            v = GRAMMAR_MAX_REPEAT + 1;
+    }
+    return v;
+}
+
+/* A quantifier at r->p, if any: *lo, *hi (-1: unbounded). */
+static bool rx_quantifier(Rx *r, long *lo, long *hi) {
+    if (r->p >= r->end)
+        return false;
+    char ch = *r->p;
+    if (ch == '*' || ch == '+' || ch == '?') {
+        r->p++;
+        *lo = ch == '+';
+        *hi = ch == '?' ? 1 : -1;
+    } else if (ch == '{') {
+        const char *at = r->p;
+        r->p++;
+        *lo = rx_int(r);
+        *hi = *lo;
+        if (r->p < r->end && *r->p == ',') {
+            r->p++;
+            *hi = rx_int(r);
+        }
+        if (*lo < 0 || r->p >= r->end || *r->p != '}') {
+            r->p = at;
+            rx_fail(r, STATUS_INVALID, "a '{' that is not a quantifier {m}, {m,} or {m,n}");
+            return false;
+        }
+        r->p++;
+        if (*hi >= 0 && *hi < *lo) {
+            rx_fail(r, STATUS_INVALID, "a quantifier {%ld,%ld} out of order", *lo, *hi);
+            return false;
+        }
+        if (*lo > GRAMMAR_MAX_REPEAT) {
+            rx_fail(r, STATUS_LIMIT, "a quantifier {m,...} with m over %d (GRAMMAR_MAX_REPEAT)",
+                    GRAMMAR_MAX_REPEAT);
+            return false;
+        }
+        if (*hi > GRAMMAR_MAX_REPEAT)
+            *hi = GRAMMAR_MAX_REPEAT; /* admits a subset: never a longer match */
+    } else {
+        return false;
+    }
+    if (r->p < r->end && *r->p == '?')
+        r->p++; /* lazy: the same language */
+    if (r->p < r->end && (*r->p == '*' || *r->p == '+' || *r->p == '?' || *r->p == '{'))
+        rx_fail(r, STATUS_INVALID, "'%c' with nothing to repeat", *r->p);
+    return true;
+}
+
+/* Terms up to '|', ')' or the end. At the top, a leading '^' and a
+ * trailing '$' anchor (*anchored: bit 1 start, bit 2 end). */
+static RxInfo rx_seq(Rx *r, Str *out, bool top, int *anchored) {
+    RxInfo in = {true, true};
+    if (top && r->p < r->end && *r->p == '^') {
+        r->p++;
+        *anchored |= 1;
+    }
+    size_t n0 = out->n;
+    while (rx_ok(r) && r->p < r->end && *r->p != '|' && *r->p != ')') {
+        if (*r->p == '^') {
+            rx_fail(r, STATUS_UNSUPPORTED,
+                    "anchor '^' in the middle is not supported (only at the start)");
+            break;
+        }
+        if (*r->p == '$') {
+            if (top && (r->p + 1 == r->end || r->p[1] == '|')) {
+                r->p++;
+                *anchored |= 2;
+                break;
+            }
+            rx_fail(r, STATUS_UNSUPPORTED,
+                    "anchor '$' in the middle is not supported (only at the end)");
+            break;
+        }
+        Str a = {0};
+        RxInfo ai = rx_atom(r, &a);
+        long lo = 1, hi = 1;
+        if (rx_ok(r) && rx_quantifier(r, &lo, &hi) && !ai.empty && hi != 0) {
+            if (ai.nullable && hi < 0)
+                rx_fail(r, STATUS_UNSUPPORTED,
+                        "a '*', '+' or '{m,}' on a part that can match the empty string is "
+                        "not supported");
+            if (ai.nullable)
+                lo = hi; /* x{m,n} is x{n} when x can be empty */
+        }
+        if (rx_ok(r) && !ai.empty && hi != 0) {
+            puts_(r->c, out, out->n > n0 ? " " : "");
+            if (lo == 1 && hi == 1) {
+                put(r->c, out, a.p, a.n);
+            } else {
+                bool group = !(lo <= 1 && (hi == 1 || hi < 0)) && a.p[0] != '(';
+                puts_(r->c, out, group ? "( " : "");
+                put(r->c, out, a.p, a.n);
+                puts_(r->c, out, group ? " )" : "");
+                if (lo == 0 && hi == 1)
+                    puts_(r->c, out, "?");
+                else if (lo == 0 && hi < 0)
+                    puts_(r->c, out, "*");
+                else if (lo == 1 && hi < 0)
+                    puts_(r->c, out, "+");
+                else if (hi < 0)
+                    putf(r->c, out, "{%ld,}", lo);
+                else if (lo == hi)
+                    putf(r->c, out, "{%ld}", lo);
+                else
+                    putf(r->c, out, "{%ld,%ld}", lo, hi);
+            }
+            in.empty = false;
+            in.nullable = in.nullable && (ai.nullable || lo == 0);
+        }
+        str_free(&a);
+    }
+    return in;
+}
+
+/* Alternatives; at the top each branch is wrapped in json-char* where it
+ * is not anchored. */
+static RxInfo rx_alt(Rx *r, Str *out, bool top) {
+    RxInfo in = {false, true};
+    int n_nullable = 0;
+    for (bool first = true; rx_ok(r); first = false) {
+        if (!first)
+            puts_(r->c, out, " | ");
+        int anchored = 0;
+        Str b = {0};
+        RxInfo bi = rx_seq(r, &b, top, &anchored);
+        if (top) {
+            bool open0 = !(anchored & 1), open1 = !(anchored & 2);
+            if (open0)
+                prim(r->c, out, P_CHAR, "json-char*");
+            if (b.n)
+                putf(r->c, out, "%s", open0 ? " " : "");
+            put(r->c, out, b.p, b.n);
+            if (open1)
+                prim(r->c, out, P_CHAR, b.n || open0 ? " json-char*" : "json-char*");
+            if (!open0 && !open1 && !b.n)
+                puts_(r->c, out, "\"\"");
+        } else {
+            put(r->c, out, b.p, b.n);
+            if (!b.n)
+                puts_(r->c, out, "\"\"");
+        }
+        str_free(&b);
+        in.nullable = in.nullable || bi.nullable;
+        in.empty = in.empty && bi.empty;
+        n_nullable += bi.nullable;
+        if (!top && n_nullable > 1 && rx_ok(r))
+            rx_fail(r, STATUS_UNSUPPORTED,
+                    "a group with two alternatives that can match the empty string is not "
+                    "supported");
+        if (r->p >= r->end || *r->p != '|')
+            break;
+        r->p++;
+    }
+    if (top && rx_ok(r) && r->p < r->end)
+        rx_fail(r, STATUS_INVALID, "an unmatched ')'");
+    return in;
+}
+
+/* 'pattern' (a string schema's, borrowed): a rule for the whole string
+ * literal, its name appended to e. */
+static void compile_pattern(Compiler *c, const json_t *pat, Str *e) {
+    size_t old = path_push(c, "pattern");
+    size_t n = json_string_length(pat);
+    if (!json_is_string(pat)) {
+        fail(c, STATUS_INVALID, "'pattern' must be a string at %s", c->path);
+    } else if (n > JSONSCHEMA_MAX_PATTERN) {
+        fail(c, STATUS_LIMIT, "pattern at %s: %zu bytes (limit %d, JSONSCHEMA_MAX_PATTERN)",
+             c->path, n, JSONSCHEMA_MAX_PATTERN);
+    } else {
+        Rx r = {.c = c, .s = json_string_value(pat)};
+        r.p = r.s;
+        r.end = r.s + n;
+        Str body = {0};
+        puts_(c, &body, "\"\\\"\" ( ");
+        rx_alt(&r, &body, true);
+        puts_(c, &body, " ) \"\\\"\"");
+        char name[JSONSCHEMA_MAX_RULE_NAME];
+        new_name(c, name);
+        if (!c->st) {
+            emit_rule(c, name, &body);
+            puts_(c, e, name);
+        }
+        str_free(&body);
+    }
+    path_pop(c, old);
+}
+
 /* ---- strings ---- */
 
 /* ajv-formats' formats of numbers (int32, int64: integers; float, double:
@@ -547,6 +1191,18 @@ static void compile_string(Compiler *c, const json_t *s, Str *e) {
         return;
     if (f && json_is_string(f) && number_format(json_string_value(f)))
         f = NULL; /* a number format: ajv-formats applies it to numbers only */
+    const json_t *pat = json_object_get(s, "pattern");
+    if (pat) {
+        if (f || lo >= 0 || hi >= 0) {
+            size_t old = path_push(c, "pattern");
+            fail(c, STATUS_UNSUPPORTED, "pattern with %s is unsupported at %s",
+                 f ? "format" : "minLength/maxLength", c->path);
+            path_pop(c, old);
+            return;
+        }
+        compile_pattern(c, pat, e);
+        return;
+    }
     if (f) {
         static const struct {
             const char *name, *rule;

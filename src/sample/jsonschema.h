@@ -51,9 +51,31 @@
  * GRAMMAR_MAX_REPEAT (a subset, never an invalid text); minItems /
  * minLength over it are STATUS_LIMIT. Bounds past 15 digits are clamped
  * (integers with 15 digits at most are all that is written).
+ * pattern: an ECMAScript regular expression as ajv reads it (the u flag:
+ * code points), matched anywhere in the string unless anchored. Supported:
+ * literals; escapes \d \D \w \W \s \S, \t \n \v \f \r \0 \cX \xHH
+ * \uHHHH (a surrogate pair is one code point) \u{H...}, and \ before a
+ * syntax character (and '-' in a class); '.' (any code point but \n \r
+ * U+2028 U+2029); classes [a-z0-9_] and [^...] (\b in a class is
+ * backspace); '|'; groups ( ) and (?: ); quantifiers * + ? {m} {m,} {m,n}
+ * and their lazy forms (the same language), m <= GRAMMAR_MAX_REPEAT and n
+ * clamped to it (a subset); '^' at the start and '$' at the end of a
+ * top-level alternative. The matched characters are written raw or with
+ * their short escape (\" \\ \/ \b \f \n \r \t), never \uXXXX; the
+ * unanchored rest is any json-char. STATUS_UNSUPPORTED, naming the
+ * construct and the offset ("pattern at properties.code.pattern: lookahead
+ * '(?=' is not supported (offset 1)"): lookahead and lookbehind, named
+ * groups, flags or modifiers "(?", backreferences \1 \k, \b \B outside a
+ * class, \p{...} \P{...}, anchors elsewhere, a lone surrogate, '*' '+'
+ * {m,} on a part that can match "", a group with two alternatives that can
+ * match "", a set of no writable character, pattern beside minLength /
+ * maxLength / format. STATUS_INVALID: what is not a u-mode regex (a bad
+ * escape, '\-' outside a class, a lone ']' '}' or '{', unbalanced
+ * parentheses). STATUS_LIMIT: over JSONSCHEMA_MAX_PATTERN bytes, groups
+ * nested over JSONSCHEMA_MAX_DEPTH.
  * The annotations $schema, $id (at the root only), title, description,
  * examples, default, $comment, deprecated, readOnly and writeOnly are
- * ignored. Everything else - pattern, multipleOf, non-integer number
+ * ignored. Everything else - multipleOf, non-integer number
  * bounds, not, if/then/else, patternProperties, propertyNames, min/
  * maxProperties, uniqueItems, contains, remote refs, other formats,
  * siblings of $ref/anyOf/enum other than annotations, the false schema - is
@@ -86,6 +108,7 @@
 #define JSONSCHEMA_MAX_PREFIX 64              /* bytes of a rule prefix */
 #define JSONSCHEMA_MAX_RULE_NAME 128          /* bytes of a generated rule name */
 #define JSONSCHEMA_INT_DIGITS 15              /* integer digits written */
+#define JSONSCHEMA_MAX_PATTERN 4096           /* bytes of one pattern */
 
 /* The shared rules every buffer may hold (emitted once, when first used). */
 #define JSONSCHEMA_VALUE_RULE "json-value"   /* any JSON value */

@@ -72,6 +72,15 @@ static const Case CASES[] = {
      "\"items\":false,\"minItems\":1}",
      {"[1]", "[1,\"a\"]"},
      {"[]", "[\"a\"]", "[1,2]", "[1,\"a\",3]"}},
+    {"{\"type\":\"string\",\"pattern\":\"^[A-Z]{2}\\\\d{2}$\"}",
+     {"\"AB12\"", "\"ZZ00\""},
+     {"\"AB1\"", "\"ab12\"", "\"AB123\"", "\" AB12\"", "AB12"}},
+    {"{\"type\":\"string\",\"pattern\":\"b|c$\"}",
+     {"\"b\"", "\"abc\"", "\"xc\"", "\"\\u00e9b\""},
+     {"\"\"", "\"ca\"", "\"a\""}},
+    {"{\"type\":\"string\",\"pattern\":\"^a.\\\\\\\\[^x]$\"}",
+     {"\"a\\\"\\\\y\"", "\"ab\\\\\\n\"", "\"a/\\\\\\/\""},
+     {"\"a\\n\\\\y\"", "\"ab\\\\x\"", "\"ab\\\\\""}},
 };
 
 Test(jsonschema, accepts_and_refuses) {
@@ -96,8 +105,6 @@ Test(jsonschema, errors_name_the_keyword_and_where) {
         {"{\"properties\":{\"address\":{\"patternProperties\":{}}}}",
          "unsupported keyword 'patternProperties' at properties.address.patternProperties",
          STATUS_UNSUPPORTED},
-        {"{\"type\":\"array\",\"items\":{\"type\":\"string\",\"pattern\":\"x\"}}",
-         "unsupported keyword 'pattern' at items.pattern", STATUS_UNSUPPORTED},
         {"{\"anyOf\":[{\"type\":\"string\"},{\"not\":{}}]}", "'not' at anyOf.1.not",
          STATUS_UNSUPPORTED},
         {"{\"type\":\"integer\",\"multipleOf\":2}", "unsupported keyword 'multipleOf'",
@@ -140,6 +147,159 @@ Test(jsonschema, errors_name_the_keyword_and_where) {
         cr_expect(gbnf == NULL, "%s: no grammar on failure", BAD[i].schema);
         json_decref(v);
     }
+}
+
+Test(jsonschema, pattern_refusals_name_the_construct) {
+    static const struct {
+        const char *pattern, *expect;
+        Status st;
+    } BAD[] = {
+        {"(?=a)", "lookahead '(?=' is not supported (offset 1)", STATUS_UNSUPPORTED},
+        {"a(?!b)", "lookahead '(?!' is not supported", STATUS_UNSUPPORTED},
+        {"(?<=a)b", "lookbehind '(?<=' is not supported", STATUS_UNSUPPORTED},
+        {"(?<!a)b", "lookbehind '(?<!' is not supported", STATUS_UNSUPPORTED},
+        {"(?<n>a)", "named group '(?<' is not supported", STATUS_UNSUPPORTED},
+        {"(?i:a)", "flags or modifiers '(?' are not supported", STATUS_UNSUPPORTED},
+        {"(a)\\1", "backreference '\\1' is not supported", STATUS_UNSUPPORTED},
+        {"(?<n>a)\\k<n>", "named group", STATUS_UNSUPPORTED},
+        {"\\k<n>", "named backreference '\\k' is not supported", STATUS_UNSUPPORTED},
+        {"\\bword", "word boundary '\\b' is not supported", STATUS_UNSUPPORTED},
+        {"a\\B", "word boundary '\\B' is not supported", STATUS_UNSUPPORTED},
+        {"\\p{L}", "unicode property escape '\\p' is not supported", STATUS_UNSUPPORTED},
+        {"[\\P{L}]", "unicode property escape '\\P' is not supported", STATUS_UNSUPPORTED},
+        {"a^b", "anchor '^' in the middle", STATUS_UNSUPPORTED},
+        {"(^a)", "anchor '^' in the middle", STATUS_UNSUPPORTED},
+        {"a$b", "anchor '$' in the middle", STATUS_UNSUPPORTED},
+        {"(a$)", "anchor '$' in the middle", STATUS_UNSUPPORTED},
+        {"(a?)*", "on a part that can match the empty string", STATUS_UNSUPPORTED},
+        {"(a|b?|c?)", "two alternatives that can match the empty string", STATUS_UNSUPPORTED},
+        {"\\ud800", "a lone surrogate '\\uD800'", STATUS_UNSUPPORTED},
+        {"[\\x01]", "no character that is written", STATUS_UNSUPPORTED},
+        {"[]", "no character that is written", STATUS_UNSUPPORTED},
+        {"a**", "'*' with nothing to repeat", STATUS_INVALID},
+        {"+a", "'+' with nothing to repeat", STATUS_INVALID},
+        {"a{2", "not a quantifier", STATUS_INVALID},
+        {"a{3,2}", "out of order", STATUS_INVALID},
+        {"[b-a]", "a range out of order", STATUS_INVALID},
+        {"[\\d-z]", "a class escape in a range", STATUS_INVALID},
+        {"(a", "a group without ')'", STATUS_INVALID},
+        {"a)", "an unmatched ')'", STATUS_INVALID},
+        {"[a", "without ']'", STATUS_INVALID},
+        {"a]", "a lone ']'", STATUS_INVALID},
+        {"\\q", "an invalid escape '\\q'", STATUS_INVALID},
+        {"\\-", "an invalid escape '\\-'", STATUS_INVALID},
+        {"\\x4", "a bad escape '\\x'", STATUS_INVALID},
+        {"\\", "'\\' at the end", STATUS_INVALID},
+        {"a{1001}", "over 1000 (GRAMMAR_MAX_REPEAT)", STATUS_LIMIT},
+    };
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        json_t *v = json_pack("{s:s,s:{s:{s:s,s:s}}}", "type", "object", "properties", "code",
+                              "type", "string", "pattern", BAD[i].pattern);
+        char *gbnf = NULL;
+        Err err = {0};
+        Status st = jsonschema_to_gbnf(v, &gbnf, &err);
+        cr_expect(st == BAD[i].st, "%s: status %s, want %s (%s)", BAD[i].pattern, status_name(st),
+                  status_name(BAD[i].st), err.msg);
+        cr_expect(strstr(err.msg, "pattern at properties.code.pattern: "), "%s: '%s'",
+                  BAD[i].pattern, err.msg);
+        cr_expect(strstr(err.msg, BAD[i].expect), "%s: '%s' lacks '%s'", BAD[i].pattern, err.msg,
+                  BAD[i].expect);
+        cr_expect(gbnf == NULL);
+        json_decref(v);
+    }
+    static const struct {
+        const char *schema, *expect;
+    } BESIDE[] = {
+        {"{\"type\":\"string\",\"pattern\":\"a\",\"minLength\":1}",
+         "pattern with minLength/maxLength is unsupported at pattern"},
+        {"{\"type\":\"string\",\"pattern\":\"a\",\"format\":\"date\"}",
+         "pattern with format is unsupported at pattern"},
+        {"{\"type\":\"string\",\"pattern\":1}", "'pattern' must be a string at pattern"},
+    };
+    for (size_t i = 0; i < sizeof BESIDE / sizeof BESIDE[0]; i++) {
+        json_t *v = load(BESIDE[i].schema);
+        char *gbnf = NULL;
+        Err err = {0};
+        cr_expect(jsonschema_to_gbnf(v, &gbnf, &err) != STATUS_OK, "%s", BESIDE[i].schema);
+        cr_expect(strstr(err.msg, BESIDE[i].expect), "'%s' lacks '%s'", err.msg, BESIDE[i].expect);
+        json_decref(v);
+    }
+}
+
+/* A string schema with pattern p (borrowed). */
+static Status pattern_status(const char *p, Err *err) {
+    json_t *v = json_pack("{s:s,s:s}", "type", "string", "pattern", p);
+    char *gbnf = NULL;
+    Status st = jsonschema_to_gbnf(v, &gbnf, err);
+    if (st == STATUS_OK) { /* the compiler promises GBNF the grammar module takes */
+        Grammar *g = NULL;
+        cr_expect(grammar_parse(&g, gbnf, strlen(gbnf), NULL, err) == STATUS_OK, "%s", err->msg);
+        grammar_free(g);
+    }
+    free(gbnf);
+    json_decref(v);
+    return st;
+}
+
+Test(jsonschema, pattern_limits) {
+    Err err = {0};
+    size_t n = JSONSCHEMA_MAX_PATTERN;
+    char *p = malloc(n + 2);
+    memset(p, 'a', n);
+    p[n] = 0;
+    cr_expect(pattern_status(p, &err) == STATUS_OK, "%zu bytes: %s", n, err.msg);
+    p[n] = 'a';
+    p[n + 1] = 0;
+    cr_expect(pattern_status(p, &err) == STATUS_LIMIT);
+    cr_expect(strstr(err.msg, "JSONSCHEMA_MAX_PATTERN"), "%s", err.msg);
+    free(p);
+
+    /* groups: JSONSCHEMA_MAX_DEPTH deep compile, one more is STATUS_LIMIT */
+    char deep[4 * JSONSCHEMA_MAX_DEPTH + 8];
+    for (int d = JSONSCHEMA_MAX_DEPTH; d <= JSONSCHEMA_MAX_DEPTH + 1; d++) {
+        size_t k = 0;
+        for (int i = 0; i < d; i++)
+            deep[k++] = '(';
+        deep[k++] = 'a';
+        for (int i = 0; i < d; i++)
+            deep[k++] = ')';
+        deep[k] = 0;
+        Status want = d > JSONSCHEMA_MAX_DEPTH ? STATUS_LIMIT : STATUS_OK;
+        cr_expect(pattern_status(deep, &err) == want, "%d groups: %s", d, err.msg);
+    }
+    cr_expect(strstr(err.msg, "JSONSCHEMA_MAX_DEPTH"), "%s", err.msg);
+
+    /* counted repetition: m up to GRAMMAR_MAX_REPEAT, n clamped to it */
+    cr_expect(pattern_status("^a{1000}$", &err) == STATUS_OK, "%s", err.msg);
+    cr_expect(pattern_status("^a{1001}$", &err) == STATUS_LIMIT);
+    cr_expect(strstr(err.msg, "GRAMMAR_MAX_REPEAT"), "%s", err.msg);
+    Grammar *g = compile("{\"type\":\"string\",\"pattern\":\"^a{2,99999}$\"}");
+    char text[GRAMMAR_MAX_REPEAT + 8];
+    text[0] = '"';
+    memset(text + 1, 'a', GRAMMAR_MAX_REPEAT + 1);
+    text[GRAMMAR_MAX_REPEAT + 1] = '"';
+    cr_expect(grammar_matches(g, text, GRAMMAR_MAX_REPEAT + 2), "%d a's", GRAMMAR_MAX_REPEAT);
+    text[GRAMMAR_MAX_REPEAT + 2] = '"';
+    cr_expect(!grammar_matches(g, text, GRAMMAR_MAX_REPEAT + 3), "a subset: not more");
+    grammar_free(g);
+
+    /* many nullable parts in a row stay linear (no exponential expansion) */
+    char seq[4 * 400 + 8];
+    size_t k = 0;
+    seq[k++] = '^';
+    for (int i = 0; i < 400; i++)
+        k += (size_t)snprintf(seq + k, sizeof seq - k, "(a|)");
+    seq[k++] = '$';
+    seq[k] = 0;
+    json_t *v = json_pack("{s:s,s:s}", "type", "string", "pattern", seq);
+    char *gbnf = NULL;
+    cr_assert(jsonschema_to_gbnf(v, &gbnf, &err) == STATUS_OK, "%s", err.msg);
+    cr_assert(grammar_parse(&g, gbnf, strlen(gbnf), NULL, &err) == STATUS_OK, "%s", err.msg);
+    cr_expect(grammar_matches(g, "\"aaa\"", 5));
+    cr_expect(!grammar_matches(g, "\"ab\"", 4));
+    grammar_free(g);
+    free(gbnf);
+    json_decref(v);
 }
 
 /* {"properties":{"a":{"properties":{"a":...}}}} n deep */
@@ -237,7 +397,7 @@ Test(jsonschema, schemas_compose_in_one_buffer) {
     json_t *s1 = load("{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"string\"}},"
                       "\"required\":[\"x\"],\"additionalProperties\":false}");
     json_t *s2 = load("{\"type\":\"array\",\"items\":{\"type\":\"string\"}}");
-    json_t *bad = load("{\"type\":\"string\",\"pattern\":\"x\"}");
+    json_t *bad = load("{\"type\":\"string\",\"pattern\":\"(?=x)\"}");
     char r1[JSONSCHEMA_MAX_RULE_NAME], r2[JSONSCHEMA_MAX_RULE_NAME], r3[8];
     Err err = {0};
     cr_assert(jsonschema_compile(&b, s1, "f1-args", r1, sizeof r1, &err) == STATUS_OK, "%s",

@@ -279,8 +279,9 @@ async function main() {
         kind: { anyOf: [{ const: 'line' }, { type: 'null' }, { type: 'integer', exclusiveMinimum: 0, maximum: 9 }] },
         points: { type: 'array', items: { $ref: '#/$defs/point' }, minItems: 1, maxItems: 3 },
         ok: { type: ['boolean', 'null'] },
+        code: { type: 'string', pattern: '^[A-Z]{2}\\d{2}$' },
       },
-      required: ['id', 'points', 'kind'],
+      required: ['id', 'points', 'kind', 'code'],
       additionalProperties: false,
     },
   };
@@ -311,8 +312,8 @@ async function main() {
 
   // ---- unsupported keywords, bad grammars: 400 naming them
   for (const [body, param, needle] of [
-    [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: '^a+$' } } } },
-      'response_format.json_schema.schema', 'pattern'],
+    [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: '^(?=a)a+$' } } } },
+      'response_format.json_schema.schema', "lookahead '(?='"],
     [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', patternProperties: {} } } } },
       'response_format.json_schema.schema', 'patternProperties'],
     [{ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { a: { type: 'number', multipleOf: 2 } } } } }],
