@@ -30,6 +30,7 @@
 #include "engine/generate.h"
 #include "engine/sched.h"
 #include "model/randmodel.h"
+#include "sample/grammar.h"
 #include "sample/stop.h"
 
 #define MAXT 160 /* tokens recorded per choice */
@@ -148,7 +149,9 @@ static void oracle(Fix *f, const int32_t *prompt, int np, const SchedReqParams *
                     .stop = p->stop,
                     .n_stop = p->n_stop,
                     .ignore_eos = p->ignore_eos,
-                    .render_special = false};
+                    .render_special = false,
+                    .grammar = p->grammar,
+                    .grammar_len = p->grammar_len};
     gp.sampling.seed += (uint64_t)c;
     cr_assert(p->max_tokens <= MAXT);
     GenStats st;
@@ -411,7 +414,10 @@ static void run_staggered(Fix *f, int32_t prompts[N_REQ][64], SchedReqParams *ps
         wait_end(recs[i]);
 }
 
-static void batching_invisible(bool sample) {
+/* A grammar for the byte vocabulary: words in parentheses, then the end. */
+static const char WORDS_GBNF[] = "root ::= (\"(\" [a-z]{1,3} \")\" \" \"?){1,4}\n";
+
+static void batching_invisible(bool sample, const char *grammar) {
     Fix f;
     ModelParams mp = model_params_default();
     SchedParams sp = sched_params_default();
@@ -423,6 +429,8 @@ static void batching_invisible(bool sample) {
         rand_prompt(prompts[i], PLEN[i], 100 + (uint64_t)i);
         ps[i] = sample ? sampled(MAXTOK[i], 7000 + (uint64_t)i) : greedy(MAXTOK[i]);
         ps[i].ignore_eos = i % 2 == 1;
+        ps[i].grammar = grammar;
+        ps[i].grammar_len = grammar ? strlen(grammar) : 0;
         oracle(&f, prompts[i], PLEN[i], &ps[i], 0, &want[i]);
     }
     fix_start(&f);
@@ -434,9 +442,23 @@ static void batching_invisible(bool sample) {
     int total = 0, serial_steps = 0;
     for (int i = 0; i < N_REQ; i++) {
         char what[64];
-        snprintf(what, sizeof what, "%s request %d (prompt %d)", sample ? "sampled" : "greedy", i,
-                 PLEN[i]);
+        snprintf(what, sizeof what, "%s%s request %d (prompt %d)", sample ? "sampled" : "greedy",
+                 grammar ? " under a grammar" : "", i, PLEN[i]);
         expect_like(recs[i], 0, &want[i], what);
+        if (grammar) { /* a prefix of a sentence; whole when the grammar ended it */
+            Grammar *g = NULL;
+            GrammarState *gs = NULL;
+            Err err = {0};
+            cr_assert(grammar_parse(&g, grammar, strlen(grammar), NULL, &err) == STATUS_OK);
+            cr_assert(grammar_state_new(g, &gs, &err) == STATUS_OK);
+            const RecChoice *rc = &recs[i]->ch[0];
+            cr_expect(grammar_accept_utf8(gs, rc->text, rc->n_text), "%s: '%.*s' left the grammar",
+                      what, (int)rc->n_text, rc->text);
+            if (rc->finish == GEN_FINISH_EOG)
+                cr_expect(grammar_complete(gs), "%s: ended on an unfinished sentence", what);
+            grammar_state_free(gs);
+            grammar_free(g);
+        }
         cr_expect_eq(recs[i]->end.n_prompt, PLEN[i]);
         cr_expect_eq(recs[i]->end.n_cached, 0);
         cr_expect_eq(recs[i]->end.n_generated, want[i].n);
@@ -462,9 +484,15 @@ static void batching_invisible(bool sample) {
     fix_done(&f);
 }
 
-Test(sched_batching, greedy_equals_single_sequence) { batching_invisible(false); }
+Test(sched_batching, greedy_equals_single_sequence) { batching_invisible(false, NULL); }
 
-Test(sched_batching, seeded_sampling_equals_single_sequence) { batching_invisible(true); }
+Test(sched_batching, seeded_sampling_equals_single_sequence) { batching_invisible(true, NULL); }
+
+/* Under a grammar (sample/constrain.h) too, and every output follows it. */
+Test(sched_batching, grammar_equals_single_sequence) {
+    batching_invisible(false, WORDS_GBNF);
+    batching_invisible(true, WORDS_GBNF);
+}
 
 /* The same sampled requests twice, with different timing: the same tokens. */
 Test(sched_batching, seeded_sampling_reproducible) {
