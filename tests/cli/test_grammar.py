@@ -68,8 +68,11 @@ with tempfile.TemporaryDirectory() as tmp:
     p = run("-p", "x", "--grammar-file", g)
     check(p.returncode != 0 and "'missing'" in p.stderr and len(p.stderr.strip().splitlines()) == 1,
           "an undefined rule is a one-line error naming it", p.stderr)
-    p = run("-p", "x", "--json-schema", '{"type":"string","pattern":"^a"}')
-    check(p.returncode != 0 and "unsupported keyword 'pattern'" in p.stderr, "an unsupported keyword is named", p.stderr)
+    p = run("-p", "x", "--json-schema", '{"type":"integer","multipleOf":2}')
+    check(p.returncode != 0 and "unsupported keyword 'multipleOf'" in p.stderr, "an unsupported keyword is named",
+          p.stderr)
+    p = run("-p", "x", "--json-schema", '{"type":"string","pattern":"^(?=a)"}')
+    check(p.returncode != 0 and "lookahead" in p.stderr, "an unsupported pattern construct is named", p.stderr)
     p = run("-p", "x", "--json-schema", "{oops")
     check(p.returncode != 0 and "--json-schema: invalid JSON" in p.stderr, "bad JSON is named", p.stderr)
     p = run("-p", "x", "--json-schema", "{}", "--grammar-file", g)
