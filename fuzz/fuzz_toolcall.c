@@ -16,6 +16,7 @@
 
 #include "chat/toolcall.h"
 #include "core/rng.h"
+#include "core/utf8.h"
 
 typedef struct {
     char *s; /* records: kind byte, index byte, then text; merged */
@@ -35,25 +36,6 @@ static void put(Rec *r, const void *s, size_t n) {
     r->n += n;
 }
 
-static bool utf8_whole(const unsigned char *u, size_t n) {
-    for (size_t i = 0; i < n;) {
-        int k = u[i] < 0x80                    ? 1
-                : u[i] >= 0xC2 && u[i] <= 0xDF ? 2
-                : u[i] >= 0xE0 && u[i] <= 0xEF ? 3
-                : u[i] >= 0xF0 && u[i] <= 0xF4 ? 4
-                                               : 0;
-        if (k == 0)
-            return false;
-        if (i + (size_t)k > n)
-            return false;
-        for (int j = 1; j < k; j++)
-            if ((u[i + j] & 0xC0) != 0x80)
-                return false;
-        i += (size_t)k;
-    }
-    return true;
-}
-
 static void on_event(void *user, const ToolEvent *ev) {
     Rec *r = user;
     bool text = ev->kind == TOOLCALL_CONTENT || ev->kind == TOOLCALL_REASONING ||
@@ -61,7 +43,7 @@ static void on_event(void *user, const ToolEvent *ev) {
     if (text) {
         if (ev->len == 0)
             abort();
-        if (r->check_utf8 && !utf8_whole((const unsigned char *)ev->text, ev->len))
+        if (r->check_utf8 && utf8_valid_len(ev->text, ev->len, NULL) != ev->len)
             abort();
         if ((ev->kind == TOOLCALL_CALL_ARGS) != (r->open == 1))
             abort(); /* arguments only inside a call; content never inside one */
@@ -128,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint64_t seed = data[2];
     const uint8_t *t = data + 3;
     size_t n = size - 3;
-    bool utf8 = utf8_whole(t, n);
+    bool utf8 = utf8_valid_len((const char *)t, n, NULL) == n;
     bool *cut = calloc(n + 1, 1), *emp = calloc(n + 1, 1);
     Rec whole = stream(f, flags, t, n, cut, NULL, utf8);
     for (size_t i = 0; i < n; i++)

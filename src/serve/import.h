@@ -5,9 +5,11 @@
  * ChatGPT's data export (conversations.json) holds, per conversation, a
  * "mapping" of nodes {id, message: {author: {role}, content: {parts}},
  * parent, children} and a "current_node". User and assistant messages are
- * kept; system and tool nodes are left out here (their children hang from
- * their parent; the page's import in serve/api.c then maps ChatGPT's tool
- * use onto tool calls and results); string parts are joined by newlines (other parts, such as
+ * kept, system nodes left out (their children hang from their parent);
+ * ChatGPT's tool use becomes tool calls and results: an assistant node with
+ * a "recipient" other than "all" an assistant message with one call to it,
+ * a "tool" node a tool message answering the nearest call above it (import.c
+ * says how arguments and ids are made); string parts are joined by newlines (other parts, such as
  * images, are dropped). Node ids stay message ids, so current_node picks the
  * branch shown. Pure: no store, bounded by the input's size. */
 #ifndef CGPT_SERVE_IMPORT_H

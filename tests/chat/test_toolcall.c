@@ -14,6 +14,7 @@
 
 #include "chat/toolcall.h"
 #include "core/rng.h"
+#include "core/utf8.h"
 #include "sample/grammar.h"
 
 /* ---- recording events ---- */
@@ -41,27 +42,6 @@ static void rec_put(Rec *r, const char *s, size_t n) {
     r->s[r->n] = '\0';
 }
 
-/* Whether s[0..n) is whole, valid UTF-8. */
-static bool utf8_whole(const char *s, size_t n) {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        int k = u[i] < 0x80                    ? 1
-                : u[i] >= 0xC2 && u[i] <= 0xDF ? 2
-                : u[i] >= 0xE0 && u[i] <= 0xEF ? 3
-                : u[i] >= 0xF0 && u[i] <= 0xF4 ? 4
-                                               : 0;
-        if (k == 0)
-            return false;
-        if (i + (size_t)k > n)
-            return false;
-        for (int j = 1; j < k; j++)
-            if ((u[i + j] & 0xC0) != 0x80)
-                return false;
-        i += (size_t)k;
-    }
-    return true;
-}
-
 static bool id_ok(const char *id, bool mistral) {
     const char *al = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     if (!mistral) {
@@ -82,7 +62,7 @@ static void rec_event(void *user, const ToolEvent *ev) {
                 ev->kind == TOOLCALL_CALL_ARGS;
     if (text) {
         cr_assert(ev->len > 0, "empty fragment");
-        if (!utf8_whole(ev->text, ev->len))
+        if (utf8_valid_len(ev->text, ev->len, NULL) != ev->len)
             r->bad_utf8 = true;
     }
     if (text && r->last_kind == (int)ev->kind && r->last_index == ev->index) {
