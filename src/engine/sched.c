@@ -46,8 +46,8 @@
 #include "sample/stop.h"
 
 #define SCHED_DEFAULT_QUEUE 256
-#define SCHED_EMBED_MERGE 4096 /* inputs of an encoder's waiting embedding requests run together   \
-                                */
+/* inputs of an encoder's waiting embedding requests that run together */
+#define SCHED_EMBED_MERGE 4096
 #define SCHED_TEXT_CAP (TOK_MAX_STREAM_OUT + STOP_MAX_LEN)
 #define SCHED_OUT_CAP (SCHED_TEXT_CAP + 2 * STOP_MAX_LEN)
 #define SCHED_LOGPROB_FLOOR (-9999.0f) /* what -inf is reported as */

@@ -207,6 +207,29 @@ static Status bind_blk_vector(Model *m, int il, const char *suffix, int64_t n, T
     return bind_vector(m, name, n, need, v, err);
 }
 
+/* Layer il's query, key and value projections: the fused attn_qkv when the
+ * model has it (m->fused_qkv), else attn_q / attn_k / attn_v, with their
+ * biases as 'bias' says. */
+static Status bind_qkv(Model *m, int il, Layer *L, int64_t QD, int64_t KD, int64_t C,
+                       TensorNeed bias, Err *err) {
+    Status st;
+    if (m->fused_qkv) {
+        if ((st = bind_blk_matrix(m, il, TN_ATTN_QKV, QD + 2 * KD, C, TENSOR_REQUIRED, &L->wqkv,
+                                  err)) ||
+            (st = bind_blk_vector(m, il, TN_ATTN_QKV_B, QD + 2 * KD, bias, &L->bqkv, err)))
+            return st;
+        return STATUS_OK;
+    }
+    if ((st = bind_blk_matrix(m, il, TN_ATTN_Q, QD, C, TENSOR_REQUIRED, &L->wq, err)) ||
+        (st = bind_blk_matrix(m, il, TN_ATTN_K, KD, C, TENSOR_REQUIRED, &L->wk, err)) ||
+        (st = bind_blk_matrix(m, il, TN_ATTN_V, KD, C, TENSOR_REQUIRED, &L->wv, err)) ||
+        (st = bind_blk_vector(m, il, TN_ATTN_Q_B, QD, bias, &L->bq, err)) ||
+        (st = bind_blk_vector(m, il, TN_ATTN_K_B, KD, bias, &L->bk, err)) ||
+        (st = bind_blk_vector(m, il, TN_ATTN_V_B, KD, bias, &L->bv, err)))
+        return st;
+    return STATUS_OK;
+}
+
 /* An unsigned hyperparameter "<arch>.<suffix>" in [lo, hi]. */
 static Status get_dim(Model *m, const char *suffix, bool required, uint32_t def, uint32_t lo,
                       uint32_t hi, int *out, Err *err) {
@@ -550,20 +573,8 @@ static Status load_tensors_encoder(Model *m, Err *err) {
     bool gated = a->ffn == FFN_SILU_GATED;
     for (int il = 0; il < c->n_layers; il++) {
         Layer *L = &m->layers[il];
-        if (m->fused_qkv) {
-            if ((st = bind_blk_matrix(m, il, TN_ATTN_QKV, QD + 2 * KD, C, TENSOR_REQUIRED, &L->wqkv,
-                                      err)) ||
-                (st = bind_blk_vector(m, il, TN_ATTN_QKV_B, QD + 2 * KD, a->qkv_bias, &L->bqkv,
-                                      err)))
-                return st;
-        } else if ((st = bind_blk_matrix(m, il, TN_ATTN_Q, QD, C, TENSOR_REQUIRED, &L->wq, err)) ||
-                   (st = bind_blk_matrix(m, il, TN_ATTN_K, KD, C, TENSOR_REQUIRED, &L->wk, err)) ||
-                   (st = bind_blk_matrix(m, il, TN_ATTN_V, KD, C, TENSOR_REQUIRED, &L->wv, err)) ||
-                   (st = bind_blk_vector(m, il, TN_ATTN_Q_B, QD, a->qkv_bias, &L->bq, err)) ||
-                   (st = bind_blk_vector(m, il, TN_ATTN_K_B, KD, a->qkv_bias, &L->bk, err)) ||
-                   (st = bind_blk_vector(m, il, TN_ATTN_V_B, KD, a->qkv_bias, &L->bv, err))) {
+        if ((st = bind_qkv(m, il, L, QD, KD, C, a->qkv_bias, err)))
             return st;
-        }
         if ((st = bind_blk_matrix(m, il, TN_ATTN_OUT, C, QD, TENSOR_REQUIRED, &L->wo, err)) ||
             (st = bind_blk_vector(m, il, TN_ATTN_OUT_B, C, a->out_bias, &L->bo, err)) ||
             (st = bind_blk_vector(m, il, TN_ATTN_OUT_NORM, C, TENSOR_REQUIRED, &L->attn_out_norm,
@@ -680,21 +691,8 @@ static Status load_tensors(Model *m, Err *err) {
         if ((st = bind_blk_vector(m, il, TN_ATTN_NORM, C, TENSOR_REQUIRED, &L->attn_norm, err)) ||
             (st = bind_blk_vector(m, il, TN_ATTN_NORM_B, C, norm_b, &L->attn_norm_b, err)))
             return st;
-        if (m->fused_qkv) {
-            if ((st = bind_blk_matrix(m, il, TN_ATTN_QKV, QD + 2 * KD, C, TENSOR_REQUIRED, &L->wqkv,
-                                      err)) ||
-                (st = bind_blk_vector(m, il, TN_ATTN_QKV_B, QD + 2 * KD, a->qkv_bias, &L->bqkv,
-                                      err)))
-                return st;
-        } else {
-            if ((st = bind_blk_matrix(m, il, TN_ATTN_Q, QD, C, TENSOR_REQUIRED, &L->wq, err)) ||
-                (st = bind_blk_matrix(m, il, TN_ATTN_K, KD, C, TENSOR_REQUIRED, &L->wk, err)) ||
-                (st = bind_blk_matrix(m, il, TN_ATTN_V, KD, C, TENSOR_REQUIRED, &L->wv, err)) ||
-                (st = bind_blk_vector(m, il, TN_ATTN_Q_B, QD, a->qkv_bias, &L->bq, err)) ||
-                (st = bind_blk_vector(m, il, TN_ATTN_K_B, KD, a->qkv_bias, &L->bk, err)) ||
-                (st = bind_blk_vector(m, il, TN_ATTN_V_B, KD, a->qkv_bias, &L->bv, err)))
-                return st;
-        }
+        if ((st = bind_qkv(m, il, L, QD, KD, C, a->qkv_bias, err)))
+            return st;
         if ((st = bind_blk_vector(m, il, TN_ATTN_Q_NORM, HD, qnorm, &L->q_norm, err)) ||
             (st = bind_blk_vector(m, il, TN_ATTN_K_NORM, HD, qnorm, &L->k_norm, err)) ||
             (st = bind_blk_matrix(m, il, TN_ATTN_OUT, C, QD, TENSOR_REQUIRED, &L->wo, err)) ||

@@ -205,6 +205,8 @@ expect_error "perplexity: text shorter than a chunk" "$CGPT" perplexity -m "$M" 
 expect_error "run --chat: bad template" "$CGPT" run -m "$M" --chat -p hi --chat-template-file "$T/bad.jinja"
 expect_error "run: top-p out of range" "$CGPT" run -m "$M" -p hi --top-p 2
 expect_error "chat: bad template" "$CGPT" chat -m "$M" --chat-template-file "$T/bad.jinja"
+expect_error "serve: bad template" "$CGPT" serve --port 0 -m "$M" --chat-template-file "$T/bad.jinja"
+expect_error "serve: missing template" "$CGPT" serve --port 0 -m "$M" --chat-template-file "$T/nope.jinja"
 
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]
